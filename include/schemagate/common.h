@@ -1,0 +1,87 @@
+/*
+ * common.h - exit codes, the error struct every layer fills, small helpers.
+ *
+ * Errors travel upward in a caller-supplied struct sg_error; the layer that
+ * decides what to do logs it once. Only main() turns it into an exit code.
+ */
+#ifndef SCHEMAGATE_COMMON_H
+#define SCHEMAGATE_COMMON_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SG_VERSION "0.1.0"
+
+/* Exit codes, SPEC section 6. */
+enum sg_exit {
+	SG_EXIT_OK = 0,
+	SG_EXIT_MIGRATION = 1,   /* a migration failed; its transaction rolled back */
+	SG_EXIT_USAGE = 2,       /* usage, configuration, migration directory */
+	SG_EXIT_TIMEOUT = 3,     /* connect, lock or wait deadline */
+	SG_EXIT_INTEGRITY = 4,   /* checksum, failed/partial, missing down, strict */
+	SG_EXIT_DATABASE = 5,    /* auth, permission, unknown database */
+	SG_EXIT_PENDING = 6,     /* verify only: migrations pending */
+	SG_EXIT_SIGINT = 130,
+	SG_EXIT_SIGTERM = 143,
+};
+
+/* Why a database call failed, as far as retry logic cares. */
+enum sg_err_kind {
+	SG_ERRK_NONE = 0,
+	SG_ERRK_TRANSIENT,   /* retry: refused, DNS, starting up, too many conns */
+	SG_ERRK_PERMANENT,   /* do not retry: auth, unknown db, permission */
+	SG_ERRK_STATEMENT,   /* the SQL itself failed (syntax, constraint...) */
+	SG_ERRK_LOCK_TIMEOUT,/* statement hit lock_timeout (PostgreSQL 55P03) */
+	SG_ERRK_CANCELED,    /* canceled by a signal or a deadline */
+	SG_ERRK_CONNECTION,  /* connection lost mid-session */
+};
+
+#define SG_ERROR_MSG 1024
+
+struct sg_error {
+	int exit_code;              /* SG_EXIT_*; 0 while no error is set */
+	enum sg_err_kind kind;
+	char sqlstate[8];           /* SQLSTATE or engine error number, "" if none */
+	char msg[SG_ERROR_MSG];     /* one line, never contains a password */
+};
+
+/* Set err (if not NULL) and return -1, so callers can `return sg_fail(...)`. */
+int sg_fail(struct sg_error *err, int exit_code, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* Prefix an existing message with context: "applying X: <old msg>". */
+int sg_error_prefix(struct sg_error *err, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+void sg_error_clear(struct sg_error *err);
+
+/* Allocation that aborts on out-of-memory (a 10 MB CLI has no better plan). */
+void *sg_malloc(size_t n);
+void *sg_calloc(size_t n, size_t size);
+void *sg_realloc(void *p, size_t n);
+char *sg_strdup(const char *s);
+char *sg_strndup(const char *s, size_t n);
+char *sg_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Growable string. Owner calls sg_buf_free(). */
+struct sg_buf {
+	char *data;
+	size_t len, cap;
+};
+void sg_buf_append(struct sg_buf *b, const char *s, size_t n);
+void sg_buf_puts(struct sg_buf *b, const char *s);
+void sg_buf_printf(struct sg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void sg_buf_free(struct sg_buf *b);
+/* Append s as a JSON string literal (quoted, escaped); NULL -> null. */
+void sg_buf_json_string(struct sg_buf *b, const char *s);
+
+/* Read a whole file; returns malloc'd NUL-terminated contents or NULL (errno set). */
+char *sg_read_file(const char *path, size_t *len_out);
+
+/* Monotonic milliseconds. */
+uint64_t sg_now_ms(void);
+
+/* Instance identity: "$POD_NAME or hostname/pid". Static storage. */
+const char *sg_instance_id(void);
+
+#endif

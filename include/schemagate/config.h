@@ -1,0 +1,85 @@
+/*
+ * config.h - command line and environment, SPEC section 2.
+ *
+ * Precedence: flags, then environment variables, then defaults. Parsing
+ * never touches the database or the migration directory.
+ */
+#ifndef SCHEMAGATE_CONFIG_H
+#define SCHEMAGATE_CONFIG_H
+
+#include "schemagate/common.h"
+
+enum sg_command {
+	SG_CMD_NONE = 0,
+	SG_CMD_UP,
+	SG_CMD_WAIT,
+	SG_CMD_VERIFY,
+	SG_CMD_STATUS,
+	SG_CMD_DOWN,
+	SG_CMD_ROLLBACK,
+	SG_CMD_BASELINE,
+	SG_CMD_REPAIR,
+	SG_CMD_NEW,
+	SG_CMD_LINT,
+	SG_CMD_HELP,     /* --help printed; exit 0 */
+	SG_CMD_VERSION,  /* --version printed; exit 0 */
+};
+
+enum sg_lock_mode { SG_LOCK_AUTO = 0, SG_LOCK_TABLE, SG_LOCK_NONE };
+enum sg_log_format { SG_LOG_TEXT = 0, SG_LOG_JSON };
+enum sg_log_level { SG_LOG_DEBUG = 0, SG_LOG_INFO, SG_LOG_WARN, SG_LOG_ERROR, SG_LOG_QUIET };
+
+enum sg_repair_action { SG_REPAIR_NONE = 0, SG_REPAIR_APPLIED, SG_REPAIR_REVERTED, SG_REPAIR_ACCEPT_CHECKSUMS };
+
+/* All strings are owned by the config and freed by sg_config_free(). */
+struct sg_config {
+	enum sg_command command;
+	const char *command_name;      /* "up", ... (static) */
+
+	char *database_url;            /* resolved: flag, env, or the URL file */
+	char *password;                /* from --password-file; NULL if none */
+	char *dir;                     /* default "./migrations" */
+	char *table;                   /* default "schemagate_migrations" */
+	char *target;                  /* NULL = newest in dir */
+
+	uint64_t connect_timeout_ms;   /* 60s */
+	uint64_t lock_timeout_ms;      /* 5m */
+	uint64_t poll_interval_ms;     /* 1s */
+	uint64_t timeout_ms;           /* 0 = none */
+	uint64_t lock_lease_ms;        /* 30s */
+	uint64_t ddl_lock_timeout_ms;  /* 0 = off */
+
+	enum sg_lock_mode lock_mode;
+	bool strict;
+	bool allow_out_of_order;
+	enum sg_log_format log_format;
+	enum sg_log_level log_level;
+	char *termination_log;         /* NULL = /dev/termination-log if writable */
+
+	/* command options */
+	bool json;                     /* status --json, lint --json */
+	char *baseline_version;        /* up --baseline-version, or baseline VERSION */
+	int down_steps;                /* down --steps (default 1) */
+	char *down_to;                 /* down --to VERSION */
+	enum sg_repair_action repair_action;
+	char *repair_version;
+	char *new_name;                /* new NAME */
+	char *new_dialect;             /* new --dialect TAG (optional) */
+	bool new_single_file;          /* new --single-file (dbmate style) */
+
+	/* after "--": execvp(program_argv[0], program_argv) on success */
+	char **program_argv;           /* NULL-terminated; NULL if none */
+};
+
+/*
+ * Parse argv (and the process environment). Returns 0 or -1 with err set
+ * (exit code SG_EXIT_USAGE). --help/--version set command to HELP/VERSION
+ * after printing to stdout.
+ */
+int sg_config_parse(struct sg_config *cfg, int argc, char **argv, struct sg_error *err);
+void sg_config_free(struct sg_config *cfg);
+
+/* "500ms", "30s", "5m", "1h", "2" (seconds). Returns 0 or -1. */
+int sg_parse_duration(const char *text, uint64_t *ms_out);
+
+#endif

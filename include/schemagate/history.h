@@ -1,0 +1,97 @@
+/*
+ * history.h - the history and events tables (SPEC section 4) and the plan:
+ * which migrations are applied, pending, failed, changed or unknown.
+ *
+ * The SQL is written once here over sg_conn_query(); the driver supplies
+ * only its dialect (DDL, quoting, database clock).
+ */
+#ifndef SCHEMAGATE_HISTORY_H
+#define SCHEMAGATE_HISTORY_H
+
+#include "schemagate/driver.h"
+#include "schemagate/migration.h"
+
+struct sg_history_row {
+	char *version;
+	char *name;
+	char *checksum;
+	char *status;          /* "applied", "baselined", "failed", "partial" */
+	long statements_done;
+	char *applied_at;      /* database clock, as text */
+	char *applied_by;
+	long duration_ms;
+	char *error;           /* failed: statement and server error */
+	bool has_down;         /* a down script was recorded */
+};
+
+struct sg_history {
+	bool exists;           /* the table is there at all */
+	struct sg_history_row *rows;  /* sorted by version */
+	size_t count;
+};
+
+/* Never creates anything (wait/verify/status use it). */
+int sg_history_read(struct sg_conn *c, const char *table, struct sg_history *h, struct sg_error *err);
+void sg_history_free(struct sg_history *h);
+const struct sg_history_row *sg_history_find(const struct sg_history *h, const char *version);
+
+/* Create history and events tables if missing (under the lock). */
+int sg_history_ensure(struct sg_conn *c, const char *table, struct sg_error *err);
+
+/* Insert or replace the row for m. status is "applied", "baselined",
+ * "partial" or "failed". error may be NULL. */
+int sg_history_record(struct sg_conn *c, const char *table, const struct sg_migration *m,
+		      const char *status, long statements_done, long duration_ms,
+		      const char *error, struct sg_error *err);
+int sg_history_delete(struct sg_conn *c, const char *table, const char *version, struct sg_error *err);
+/* Stored down script; *down NULL if none recorded. Caller frees. */
+int sg_history_down_sql(struct sg_conn *c, const char *table, const char *version, char **down,
+			struct sg_error *err);
+int sg_history_set_checksum(struct sg_conn *c, const char *table, const char *version,
+			    const char *checksum, struct sg_error *err);
+int sg_history_set_status(struct sg_conn *c, const char *table, const char *version,
+			  const char *status, struct sg_error *err);
+
+/* Audit: event is "apply", "revert", "baseline", "repair", "failure". */
+int sg_event_record(struct sg_conn *c, const char *table, const char *event, const char *version,
+		    const char *outcome, const char *detail, struct sg_error *err);
+
+/* ---- plan -------------------------------------------------------------- */
+
+enum sg_mstate {
+	SG_M_PENDING,      /* in dir, <= target, not applied */
+	SG_M_APPLIED,      /* applied or baselined, checksum matches */
+	SG_M_CHANGED,      /* applied, file checksum differs */
+	SG_M_FAILED,       /* status failed or partial */
+	SG_M_UNKNOWN,      /* in the database, not in the directory */
+	SG_M_BEYOND,       /* in dir, newer than the target, not applied */
+};
+
+struct sg_plan_item {
+	const char *version;
+	const struct sg_migration *m;        /* NULL for UNKNOWN */
+	const struct sg_history_row *row;    /* NULL if not applied */
+	enum sg_mstate state;
+	bool out_of_order;                   /* pending but older than newest applied */
+};
+
+struct sg_plan {
+	struct sg_plan_item *items;   /* union of dir and history, by version */
+	size_t count;
+	size_t npending, nchanged, nfailed, nunknown, nout_of_order, napplied;
+	const char *target;           /* NULL when the directory is empty */
+};
+
+/* target NULL = newest in the directory. Fails (exit 2) if target is not
+ * a version in the directory. */
+int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h, const char *target,
+		  struct sg_plan *plan, struct sg_error *err);
+void sg_plan_free(struct sg_plan *plan);
+/* Integrity check before doing anything (exit 4): failed/partial rows,
+ * changed checksums, unknown versions under strict, out-of-order pending
+ * unless allowed. The message names file, versions and the fix. */
+int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_order,
+		  struct sg_error *err);
+const char *sg_mstate_name(enum sg_mstate s);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * url.h - database URLs (SPEC section 2).
+ *
+ * postgres://, postgresql://, mysql://, mariadb://, sqlite:PATH,
+ * sqlite:///ABS. User and password are percent-decoded.
+ */
+#ifndef SCHEMAGATE_URL_H
+#define SCHEMAGATE_URL_H
+
+#include "schemagate/common.h"
+
+enum sg_engine { SG_ENGINE_NONE = 0, SG_ENGINE_POSTGRES, SG_ENGINE_MYSQL, SG_ENGINE_SQLITE };
+
+struct sg_url_param {
+	char *key, *value;   /* percent-decoded */
+};
+
+/* Everything owned by the struct; sg_url_free() releases it. */
+struct sg_url {
+	enum sg_engine engine;
+	char *scheme;        /* as written: "postgresql" */
+	char *user;          /* NULL if absent */
+	char *password;      /* NULL if absent */
+	char *host;          /* NULL if absent; IPv6 without brackets */
+	int port;            /* 0 if absent */
+	char *database;      /* path without leading '/', NULL if absent */
+	char *path;          /* sqlite: file path; NULL otherwise */
+	struct sg_url_param *params;
+	size_t nparams;
+	char *redacted;      /* "postgres://user:***@host:5432/db" for messages */
+};
+
+int sg_url_parse(const char *text, struct sg_url *url, struct sg_error *err);
+void sg_url_free(struct sg_url *url);
+const char *sg_url_param(const struct sg_url *url, const char *key);  /* NULL if absent */
+const char *sg_engine_name(enum sg_engine e);  /* "postgres", "mysql", "sqlite" */
+/* Percent-decode into a new string; NULL on malformed escapes. */
+char *sg_percent_decode(const char *s, size_t n);
+
+#endif

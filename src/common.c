@@ -1,0 +1,194 @@
+/*
+ * common.c - errors, allocation, buffers, clocks, instance identity.
+ */
+#include "schemagate/common.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void vset(struct sg_error *err, const char *fmt, va_list ap)
+{
+	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
+	/* keep messages on one line: the log is line-oriented */
+	for (char *p = err->msg; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = ' ';
+}
+
+int sg_fail(struct sg_error *err, int exit_code, const char *fmt, ...)
+{
+	if (!err)
+		return -1;
+	va_list ap;
+	va_start(ap, fmt);
+	vset(err, fmt, ap);
+	va_end(ap);
+	err->exit_code = exit_code;
+	return -1;
+}
+
+int sg_error_prefix(struct sg_error *err, const char *fmt, ...)
+{
+	if (!err)
+		return -1;
+	char prefix[SG_ERROR_MSG], old[SG_ERROR_MSG];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(prefix, sizeof(prefix), fmt, ap);
+	va_end(ap);
+	memcpy(old, err->msg, sizeof(old));
+	/* build by hand: snprintf("%s: %s") trips -Wformat-truncation */
+	size_t n = strlen(prefix);
+	if (n > sizeof(err->msg) - 3)
+		n = sizeof(err->msg) - 3;
+	memcpy(err->msg, prefix, n);
+	memcpy(err->msg + n, ": ", 2);
+	size_t rest = sizeof(err->msg) - n - 3;
+	size_t olen = strnlen(old, rest);
+	memcpy(err->msg + n + 2, old, olen);
+	err->msg[n + 2 + olen] = '\0';
+	return -1;
+}
+
+void sg_error_clear(struct sg_error *err)
+{
+	memset(err, 0, sizeof(*err));
+}
+
+static void *check_alloc(void *p)
+{
+	if (!p) {
+		fputs("schemagate: out of memory\n", stderr);
+		abort();
+	}
+	return p;
+}
+
+void *sg_malloc(size_t n) { return check_alloc(malloc(n ? n : 1)); }
+void *sg_calloc(size_t n, size_t size) { return check_alloc(calloc(n ? n : 1, size ? size : 1)); }
+void *sg_realloc(void *p, size_t n) { return check_alloc(realloc(p, n ? n : 1)); }
+char *sg_strdup(const char *s) { return s ? check_alloc(strdup(s)) : NULL; }
+char *sg_strndup(const char *s, size_t n) { return check_alloc(strndup(s, n)); }
+
+char *sg_asprintf(const char *fmt, ...)
+{
+	char *out = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vasprintf(&out, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		check_alloc(NULL);
+	return out;
+}
+
+void sg_buf_append(struct sg_buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 64;
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		b->data = sg_realloc(b->data, cap);
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+void sg_buf_puts(struct sg_buf *b, const char *s) { sg_buf_append(b, s, strlen(s)); }
+
+void sg_buf_printf(struct sg_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	char *s = NULL;
+	int n = vasprintf(&s, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		check_alloc(NULL);
+	sg_buf_append(b, s, (size_t)n);
+	free(s);
+}
+
+void sg_buf_free(struct sg_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+void sg_buf_json_string(struct sg_buf *b, const char *s)
+{
+	if (!s) {
+		sg_buf_puts(b, "null");
+		return;
+	}
+	sg_buf_puts(b, "\"");
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+		switch (*p) {
+		case '"': sg_buf_puts(b, "\\\""); break;
+		case '\\': sg_buf_puts(b, "\\\\"); break;
+		case '\n': sg_buf_puts(b, "\\n"); break;
+		case '\r': sg_buf_puts(b, "\\r"); break;
+		case '\t': sg_buf_puts(b, "\\t"); break;
+		default:
+			if (*p < 0x20)
+				sg_buf_printf(b, "\\u%04x", *p);
+			else
+				sg_buf_append(b, (const char *)p, 1);
+		}
+	}
+	sg_buf_puts(b, "\"");
+}
+
+char *sg_read_file(const char *path, size_t *len_out)
+{
+	FILE *f = fopen(path, "rb");
+	if (!f)
+		return NULL;
+	struct sg_buf b = {0};
+	char chunk[8192];
+	size_t n;
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		sg_buf_append(&b, chunk, n);
+	int failed = ferror(f);
+	int saved = errno;
+	fclose(f);
+	if (failed) {
+		sg_buf_free(&b);
+		errno = saved;
+		return NULL;
+	}
+	if (!b.data)
+		b.data = sg_strdup("");
+	if (len_out)
+		*len_out = b.len;
+	return b.data;
+}
+
+uint64_t sg_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+const char *sg_instance_id(void)
+{
+	static char id[300];
+	if (!id[0]) {
+		const char *pod = getenv("POD_NAME");
+		char host[256] = "unknown";
+		if (pod && *pod)
+			snprintf(host, sizeof(host), "%s", pod);
+		else
+			gethostname(host, sizeof(host) - 1);
+		snprintf(id, sizeof(id), "%s/%ld", host, (long)getpid());
+	}
+	return id;
+}

@@ -1,0 +1,397 @@
+/*
+ * history.c - the history and events tables, and the plan built from them.
+ *
+ * All state-table SQL lives here, written once against sg_conn_query();
+ * drivers contribute only DDL, identifier quoting and the database clock.
+ */
+#include "schemagate/history.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- names --------------------------------------------------------------- */
+
+static void quoted(struct sg_conn *c, const char *name, struct sg_buf *out)
+{
+	c->driver->quote_ident(name, out);
+}
+
+/* The events table lives next to the history table: same schema. */
+static char *events_table_name(const char *table)
+{
+	const char *dot = strrchr(table, '.');
+	if (!dot)
+		return sg_strdup("schemagate_events");
+	return sg_asprintf("%.*s.schemagate_events", (int)(dot - table), table);
+}
+
+/* ---- reading ------------------------------------------------------------- */
+
+static int collect_row(void *ctx, int ncols, const char *const *v)
+{
+	struct sg_history *h = ctx;
+	if (ncols < 10)
+		return 1;
+	h->rows = sg_realloc(h->rows, (h->count + 1) * sizeof(*h->rows));
+	struct sg_history_row *r = &h->rows[h->count++];
+	memset(r, 0, sizeof(*r));
+	r->version = sg_strdup(v[0] ? v[0] : "");
+	r->name = sg_strdup(v[1] ? v[1] : "");
+	r->checksum = sg_strdup(v[2] ? v[2] : "");
+	r->status = sg_strdup(v[3] ? v[3] : "");
+	r->statements_done = v[4] ? atol(v[4]) : 0;
+	r->applied_at = sg_strdup(v[5]);
+	r->applied_by = sg_strdup(v[6]);
+	r->duration_ms = v[7] ? atol(v[7]) : 0;
+	r->error = sg_strdup(v[8]);
+	r->has_down = v[9] && strcmp(v[9], "1") == 0;
+	return 0;
+}
+
+static int row_cmp(const void *a, const void *b)
+{
+	const struct sg_history_row *x = a, *y = b;
+	return sg_version_cmp(x->version, y->version);
+}
+
+int sg_history_read(struct sg_conn *c, const char *table, struct sg_history *h, struct sg_error *err)
+{
+	memset(h, 0, sizeof(*h));
+	if (c->driver->table_exists(c, table, &h->exists, err) != 0)
+		return -1;
+	if (!h->exists)
+		return 0;
+	struct sg_buf sql = {0};
+	sg_buf_puts(&sql, "SELECT version, name, checksum, status, statements_done, applied_at, applied_by, "
+			  "duration_ms, error, CASE WHEN down_sql IS NULL THEN 0 ELSE 1 END FROM ");
+	quoted(c, table, &sql);
+	int rc = sg_conn_query(c, sql.data, 0, NULL, collect_row, h, err);
+	sg_buf_free(&sql);
+	if (rc != 0) {
+		sg_error_prefix(err, "reading history table %s", table);
+		sg_history_free(h);
+		return -1;
+	}
+	if (h->count > 1)
+		qsort(h->rows, h->count, sizeof(*h->rows), row_cmp);
+	return 0;
+}
+
+void sg_history_free(struct sg_history *h)
+{
+	for (size_t i = 0; i < h->count; i++) {
+		struct sg_history_row *r = &h->rows[i];
+		free(r->version);
+		free(r->name);
+		free(r->checksum);
+		free(r->status);
+		free(r->applied_at);
+		free(r->applied_by);
+		free(r->error);
+	}
+	free(h->rows);
+	memset(h, 0, sizeof(*h));
+}
+
+const struct sg_history_row *sg_history_find(const struct sg_history *h, const char *version)
+{
+	for (size_t i = 0; i < h->count; i++)
+		if (sg_version_cmp(h->rows[i].version, version) == 0)
+			return &h->rows[i];
+	return NULL;
+}
+
+/* ---- writing ------------------------------------------------------------- */
+
+static int run_ddl(struct sg_conn *c, const char *fmt, const char *table, struct sg_error *err)
+{
+	/* splice the quoted name in place of the single %s */
+	const char *hole = strstr(fmt, "%s");
+	struct sg_buf sql = {0};
+	sg_buf_append(&sql, fmt, (size_t)(hole - fmt));
+	quoted(c, table, &sql);
+	sg_buf_puts(&sql, hole + 2);
+	int rc = sg_conn_exec(c, sql.data, err);
+	sg_buf_free(&sql);
+	return rc;
+}
+
+int sg_history_ensure(struct sg_conn *c, const char *table, struct sg_error *err)
+{
+	char *events = events_table_name(table);
+	int rc = run_ddl(c, c->driver->history_ddl, table, err);
+	if (rc == 0)
+		rc = run_ddl(c, c->driver->events_ddl, events, err);
+	free(events);
+	if (rc != 0)
+		sg_error_prefix(err, "creating history table %s", table);
+	return rc;
+}
+
+static int found_row(void *ctx, int ncols, const char *const *v)
+{
+	*(bool *)ctx = true;
+	return 0;
+}
+
+static int row_exists(struct sg_conn *c, const char *table, const char *version, bool *exists,
+		      struct sg_error *err)
+{
+	struct sg_buf sql = {0};
+	sg_buf_puts(&sql, "SELECT 1 FROM ");
+	quoted(c, table, &sql);
+	sg_buf_puts(&sql, " WHERE version = $1");
+	const char *p[] = {version};
+	*exists = false;
+	int rc = sg_conn_query(c, sql.data, 1, p, found_row, exists, err);
+	sg_buf_free(&sql);
+	return rc;
+}
+
+int sg_history_record(struct sg_conn *c, const char *table, const struct sg_migration *m,
+		      const char *status, long statements_done, long duration_ms,
+		      const char *error, struct sg_error *err)
+{
+	bool exists;
+	if (row_exists(c, table, m->version, &exists, err) != 0)
+		return -1;
+	char done[32], dur[32];
+	snprintf(done, sizeof(done), "%ld", statements_done);
+	snprintf(dur, sizeof(dur), "%ld", duration_ms);
+	const char *p[] = {m->version, m->name, m->checksum, status, done, sg_instance_id(), dur,
+			   m->down_sql, SG_VERSION, error};
+	struct sg_buf sql = {0};
+	if (exists) {
+		sg_buf_puts(&sql, "UPDATE ");
+		quoted(c, table, &sql);
+		sg_buf_printf(&sql, " SET name = $2, checksum = $3, status = $4, statements_done = $5, "
+				    "applied_at = %s, applied_by = $6, duration_ms = $7, down_sql = $8, "
+				    "tool_version = $9, error = $10 WHERE version = $1",
+			      c->driver->now_sql);
+	} else {
+		sg_buf_puts(&sql, "INSERT INTO ");
+		quoted(c, table, &sql);
+		sg_buf_printf(&sql, " (version, name, checksum, status, statements_done, applied_at, applied_by, "
+				    "duration_ms, down_sql, tool_version, error) "
+				    "VALUES ($1, $2, $3, $4, $5, %s, $6, $7, $8, $9, $10)",
+			      c->driver->now_sql);
+	}
+	int rc = sg_conn_query(c, sql.data, 10, p, NULL, NULL, err);
+	sg_buf_free(&sql);
+	if (rc != 0)
+		sg_error_prefix(err, "recording %s in %s", m->version, table);
+	return rc;
+}
+
+/* UPDATE/DELETE "... WHERE version = $1" with up to two more params. */
+static int simple_update(struct sg_conn *c, const char *table, const char *head, const char *tail,
+			 int n, const char *const *p, struct sg_error *err)
+{
+	struct sg_buf sql = {0};
+	sg_buf_puts(&sql, head);
+	quoted(c, table, &sql);
+	sg_buf_puts(&sql, tail);
+	int rc = sg_conn_query(c, sql.data, n, p, NULL, NULL, err);
+	sg_buf_free(&sql);
+	return rc;
+}
+
+int sg_history_delete(struct sg_conn *c, const char *table, const char *version, struct sg_error *err)
+{
+	const char *p[] = {version};
+	return simple_update(c, table, "DELETE FROM ", " WHERE version = $1", 1, p, err);
+}
+
+int sg_history_set_checksum(struct sg_conn *c, const char *table, const char *version,
+			    const char *checksum, struct sg_error *err)
+{
+	const char *p[] = {version, checksum};
+	return simple_update(c, table, "UPDATE ", " SET checksum = $2 WHERE version = $1", 2, p, err);
+}
+
+int sg_history_set_status(struct sg_conn *c, const char *table, const char *version,
+			  const char *status, struct sg_error *err)
+{
+	const char *p[] = {version, status};
+	return simple_update(c, table, "UPDATE ", " SET status = $2, error = NULL WHERE version = $1", 2, p, err);
+}
+
+static int take_down(void *ctx, int ncols, const char *const *v)
+{
+	char **down = ctx;
+	free(*down);
+	*down = sg_strdup(v[0]);
+	return 0;
+}
+
+int sg_history_down_sql(struct sg_conn *c, const char *table, const char *version, char **down,
+			struct sg_error *err)
+{
+	*down = NULL;
+	struct sg_buf sql = {0};
+	sg_buf_puts(&sql, "SELECT down_sql FROM ");
+	quoted(c, table, &sql);
+	sg_buf_puts(&sql, " WHERE version = $1");
+	const char *p[] = {version};
+	int rc = sg_conn_query(c, sql.data, 1, p, take_down, down, err);
+	sg_buf_free(&sql);
+	return rc;
+}
+
+int sg_event_record(struct sg_conn *c, const char *table, const char *event, const char *version,
+		    const char *outcome, const char *detail, struct sg_error *err)
+{
+	char *events = events_table_name(table);
+	struct sg_buf sql = {0};
+	sg_buf_puts(&sql, "INSERT INTO ");
+	quoted(c, events, &sql);
+	sg_buf_printf(&sql, " (at, instance, history_table, event, version, outcome, detail) "
+			    "VALUES (%s, $1, $2, $3, $4, $5, $6)", c->driver->now_sql);
+	const char *p[] = {sg_instance_id(), table, event, version, outcome, detail};
+	int rc = sg_conn_query(c, sql.data, 6, p, NULL, NULL, err);
+	sg_buf_free(&sql);
+	free(events);
+	return rc;
+}
+
+/* ---- the plan ------------------------------------------------------------ */
+
+const char *sg_mstate_name(enum sg_mstate s)
+{
+	switch (s) {
+	case SG_M_PENDING: return "pending";
+	case SG_M_APPLIED: return "applied";
+	case SG_M_CHANGED: return "changed";
+	case SG_M_FAILED: return "failed";
+	case SG_M_UNKNOWN: return "unknown";
+	case SG_M_BEYOND: return "beyond-target";
+	}
+	return "?";
+}
+
+static bool row_is_done(const struct sg_history_row *r)
+{
+	return strcmp(r->status, "applied") == 0 || strcmp(r->status, "baselined") == 0;
+}
+
+static int item_cmp(const void *a, const void *b)
+{
+	const struct sg_plan_item *x = a, *y = b;
+	return sg_version_cmp(x->version, y->version);
+}
+
+int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h, const char *target,
+		  struct sg_plan *plan, struct sg_error *err)
+{
+	memset(plan, 0, sizeof(*plan));
+	if (target) {
+		const struct sg_migration *t = sg_migration_find(set, target);
+		if (!t && sg_version_cmp(target, "0") != 0)
+			return sg_fail(err, SG_EXIT_USAGE, "target version %s is not in the migration directory %s",
+				       target, set->dir);
+		plan->target = t ? t->version : NULL;
+	} else if (set->count > 0) {
+		plan->target = set->items[set->count - 1].version;
+	}
+	plan->items = sg_calloc(set->count + h->count + 1, sizeof(*plan->items));
+
+	/* newest applied version, for out-of-order detection */
+	const char *newest_applied = NULL;
+	for (size_t i = 0; i < h->count; i++)
+		if (row_is_done(&h->rows[i]) || strcmp(h->rows[i].status, "failed") == 0 ||
+		    strcmp(h->rows[i].status, "partial") == 0)
+			if (!newest_applied || sg_version_cmp(h->rows[i].version, newest_applied) > 0)
+				newest_applied = h->rows[i].version;
+
+	for (size_t i = 0; i < set->count; i++) {
+		const struct sg_migration *m = &set->items[i];
+		struct sg_plan_item *it = &plan->items[plan->count++];
+		it->version = m->version;
+		it->m = m;
+		it->row = sg_history_find(h, m->version);
+		if (it->row && !row_is_done(it->row)) {
+			it->state = SG_M_FAILED;
+			plan->nfailed++;
+		} else if (it->row) {
+			/* a baselined row records the file's checksum at baseline time */
+			if (strcmp(it->row->checksum, m->checksum) != 0) {
+				it->state = SG_M_CHANGED;
+				plan->nchanged++;
+			} else {
+				it->state = SG_M_APPLIED;
+			}
+			plan->napplied++;
+		} else if (!plan->target || sg_version_cmp(m->version, plan->target) > 0) {
+			it->state = SG_M_BEYOND;
+		} else {
+			it->state = SG_M_PENDING;
+			plan->npending++;
+			if (newest_applied && sg_version_cmp(m->version, newest_applied) < 0) {
+				it->out_of_order = true;
+				plan->nout_of_order++;
+			}
+		}
+	}
+	for (size_t i = 0; i < h->count; i++) {
+		const struct sg_history_row *r = &h->rows[i];
+		if (sg_migration_find(set, r->version))
+			continue;
+		struct sg_plan_item *it = &plan->items[plan->count++];
+		it->version = r->version;
+		it->row = r;
+		if (row_is_done(r)) {
+			it->state = SG_M_UNKNOWN;
+			plan->nunknown++;
+			plan->napplied++;
+		} else {
+			it->state = SG_M_FAILED;
+			plan->nfailed++;
+		}
+	}
+	qsort(plan->items, plan->count, sizeof(*plan->items), item_cmp);
+	return 0;
+}
+
+void sg_plan_free(struct sg_plan *plan)
+{
+	free(plan->items);
+	memset(plan, 0, sizeof(*plan));
+}
+
+int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_order, struct sg_error *err)
+{
+	for (size_t i = 0; i < plan->count; i++) {
+		const struct sg_plan_item *it = &plan->items[i];
+		if (it->state == SG_M_FAILED) {
+			const struct sg_history_row *r = it->row;
+			return sg_fail(err, SG_EXIT_INTEGRITY,
+				       "migration %s%s%s is %s after %ld statement(s)%s%s; fix the database by hand, "
+				       "then run `schemagate repair %s --applied` (if its changes are now complete) or "
+				       "`schemagate repair %s --reverted` (if they are undone)",
+				       r->version, r->name[0] ? "_" : "", r->name, r->status, r->statements_done,
+				       r->error ? ": " : "", r->error ? r->error : "", r->version, r->version);
+		}
+		if (it->state == SG_M_CHANGED)
+			return sg_fail(err, SG_EXIT_INTEGRITY,
+				       "checksum mismatch: %s was applied with checksum %s but the file now has %s; "
+				       "restore the file, or run `schemagate repair --accept-checksums` if the edit is "
+				       "intended", it->m->up_file, it->row->checksum, it->m->checksum);
+	}
+	if (strict && plan->nunknown > 0) {
+		for (size_t i = 0; i < plan->count; i++)
+			if (plan->items[i].state == SG_M_UNKNOWN)
+				return sg_fail(err, SG_EXIT_INTEGRITY,
+					       "--strict: the database has applied version %s which this migration "
+					       "directory does not contain (%zu unknown in all)",
+					       plan->items[i].version, plan->nunknown);
+	}
+	if (!allow_out_of_order && plan->nout_of_order > 0) {
+		for (size_t i = 0; i < plan->count; i++)
+			if (plan->items[i].out_of_order)
+				return sg_fail(err, SG_EXIT_INTEGRITY,
+					       "pending migration %s is older than the newest applied version; "
+					       "pass --allow-out-of-order to apply it anyway", plan->items[i].m->up_file);
+	}
+	return 0;
+}

@@ -1,0 +1,166 @@
+/*
+ * loop.c - the libuv loop, signal handling and the sg_io drivers wait on.
+ *
+ * Callbacks only record what happened (a signal, a deadline, a ready
+ * socket); the straight-line code that called sg_io_wait() acts on it.
+ * That keeps every decision at one place and uv_run() never reentered.
+ */
+#include "schemagate/loop.h"
+
+#include <signal.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "schemagate/log.h"
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct sg_loop *l = h->data;
+	if (l->cancel == SG_CANCEL_SIGNAL) {
+		/* Second signal: the operator wants out now. The database
+		 * rolls back an interrupted transaction on disconnect. */
+		_exit(128 + signum);
+	}
+	if (l->cancel == SG_CANCEL_NONE) {
+		l->cancel = SG_CANCEL_SIGNAL;
+		l->signum = signum;
+		sg_warn("signal", "received %s: canceling, rolling back, releasing the lock",
+			signum == SIGTERM ? "SIGTERM" : "SIGINT");
+	}
+}
+
+static void on_deadline(uv_timer_t *h)
+{
+	struct sg_loop *l = h->data;
+	if (l->cancel == SG_CANCEL_NONE)
+		l->cancel = SG_CANCEL_DEADLINE;
+}
+
+static void on_wake(uv_timer_t *h)
+{
+	struct sg_loop *l = h->data;
+	l->woke = true;
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+	struct sg_loop *l = h->data;
+	/* An error on the socket counts as ready: the driver's next read
+	 * reports the real failure. */
+	if (status < 0)
+		events = UV_READABLE | UV_WRITABLE;
+	if (events & UV_READABLE)
+		l->ready_events |= SG_IO_READ;
+	if (events & UV_WRITABLE)
+		l->ready_events |= SG_IO_WRITE;
+}
+
+static int io_wait(struct sg_io *io, int fd, int events, int64_t timeout_ms)
+{
+	struct sg_loop *l = io->data;
+	if (l->cleaning) {
+		uint64_t now = sg_now_ms();
+		if (now >= l->cleanup_deadline_ms)
+			return SG_IO_CANCELED;
+		int64_t left = (int64_t)(l->cleanup_deadline_ms - now);
+		if (timeout_ms < 0 || timeout_ms > left)
+			timeout_ms = left;
+	} else if (sg_loop_canceled(l)) {
+		return SG_IO_CANCELED;
+	}
+	l->ready_events = 0;
+	l->woke = false;
+	bool polling = fd >= 0 && events;
+	if (polling) {
+		int uvev = ((events & SG_IO_READ) ? UV_READABLE : 0) | ((events & SG_IO_WRITE) ? UV_WRITABLE : 0);
+		if (uv_poll_init(&l->uv, &l->poll, fd) != 0)
+			return events; /* let the driver find the error itself */
+		l->poll.data = l;
+		uv_poll_start(&l->poll, uvev, on_poll);
+	}
+	if (timeout_ms >= 0)
+		uv_timer_start(&l->wake, on_wake, (uint64_t)timeout_ms, 0);
+	while (!l->ready_events && !l->woke && (l->cleaning || !sg_loop_canceled(l)))
+		uv_run(&l->uv, UV_RUN_ONCE);
+	uv_timer_stop(&l->wake);
+	if (polling) {
+		uv_poll_stop(&l->poll);
+		uv_close((uv_handle_t *)&l->poll, NULL);
+		/* let the close complete before the fd can be reused */
+		uv_run(&l->uv, UV_RUN_NOWAIT);
+	}
+	if (l->ready_events)
+		return l->ready_events;
+	if (sg_loop_canceled(l) && (!l->cleaning || sg_now_ms() >= l->cleanup_deadline_ms))
+		return SG_IO_CANCELED;
+	return 0;
+}
+
+static int io_check(struct sg_io *io)
+{
+	struct sg_loop *l = io->data;
+	uv_run(&l->uv, UV_RUN_NOWAIT);
+	if (l->cleaning)
+		return sg_now_ms() >= l->cleanup_deadline_ms ? SG_IO_CANCELED : 0;
+	return sg_loop_canceled(l) ? SG_IO_CANCELED : 0;
+}
+
+static int io_sleep(struct sg_io *io, uint64_t ms)
+{
+	int rc = io_wait(io, -1, 0, (int64_t)ms);
+	return rc == SG_IO_CANCELED ? SG_IO_CANCELED : 0;
+}
+
+int sg_loop_init(struct sg_loop *l, uint64_t overall_timeout_ms, struct sg_error *err)
+{
+	memset(l, 0, sizeof(*l));
+	int rc = uv_loop_init(&l->uv);
+	if (rc != 0)
+		return sg_fail(err, SG_EXIT_DATABASE, "libuv: %s", uv_strerror(rc));
+	uv_signal_init(&l->uv, &l->sigint);
+	uv_signal_init(&l->uv, &l->sigterm);
+	uv_timer_init(&l->uv, &l->deadline);
+	uv_timer_init(&l->uv, &l->wake);
+	l->sigint.data = l->sigterm.data = l->deadline.data = l->wake.data = l;
+	uv_signal_start(&l->sigint, on_signal, SIGINT);
+	uv_signal_start(&l->sigterm, on_signal, SIGTERM);
+	/* signal and deadline handles must not keep uv_run(ONCE) from
+	 * returning when nothing else is active */
+	uv_unref((uv_handle_t *)&l->sigint);
+	uv_unref((uv_handle_t *)&l->sigterm);
+	if (overall_timeout_ms > 0) {
+		uv_timer_start(&l->deadline, on_deadline, overall_timeout_ms, 0);
+		uv_unref((uv_handle_t *)&l->deadline);
+	}
+	l->io.wait = io_wait;
+	l->io.check = io_check;
+	l->io.sleep = io_sleep;
+	l->io.data = l;
+	return 0;
+}
+
+void sg_loop_close(struct sg_loop *l)
+{
+	uv_close((uv_handle_t *)&l->sigint, NULL);
+	uv_close((uv_handle_t *)&l->sigterm, NULL);
+	uv_close((uv_handle_t *)&l->deadline, NULL);
+	uv_close((uv_handle_t *)&l->wake, NULL);
+	uv_run(&l->uv, UV_RUN_DEFAULT);
+	if (uv_loop_close(&l->uv) != 0)
+		sg_debug("loop", "loop closed with handles still open");
+}
+
+void sg_loop_begin_cleanup(struct sg_loop *l, uint64_t budget_ms)
+{
+	if (l->cleaning)
+		return;
+	l->cleaning = true;
+	l->cleanup_deadline_ms = sg_now_ms() + budget_ms;
+}
+
+int sg_loop_cancel_exit(const struct sg_loop *l)
+{
+	if (l->cancel == SG_CANCEL_DEADLINE)
+		return SG_EXIT_TIMEOUT;
+	return l->signum == SIGINT ? SG_EXIT_SIGINT : SG_EXIT_SIGTERM;
+}
