@@ -1,0 +1,966 @@
+/*
+ * config.c - the command line and the environment (SPEC sections 1 and 2).
+ *
+ * `schemagate [global options] COMMAND [options] [-- PROGRAM ARGS...]`.
+ * Options are accepted before or after the command word, because the same
+ * image is started from Helm values, compose files and shell scripts that
+ * all put them in different places. Parsing happens in two steps: getopt
+ * collects what was written on the command line, then each setting is
+ * resolved as flag, else environment variable, else default. That order
+ * means a bad environment variable that a flag overrides is never an error.
+ *
+ * Parsing never touches the database or the migration directory; it only
+ * reads the files that hold the URL and the password.
+ */
+#include "schemagate/config.h"
+#include "schemagate/log.h"
+#include "schemagate/url.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define CMD_BIT(c) (1u << (c))
+#define LOCKING (CMD_BIT(SG_CMD_UP) | CMD_BIT(SG_CMD_DOWN) | CMD_BIT(SG_CMD_ROLLBACK) | \
+		 CMD_BIT(SG_CMD_BASELINE) | CMD_BIT(SG_CMD_REPAIR))
+#define WAITING (LOCKING | CMD_BIT(SG_CMD_WAIT))
+#define CHECKING (CMD_BIT(SG_CMD_UP) | CMD_BIT(SG_CMD_WAIT) | CMD_BIT(SG_CMD_VERIFY) | \
+		  CMD_BIT(SG_CMD_STATUS))
+#define DATABASE (WAITING | CMD_BIT(SG_CMD_VERIFY) | CMD_BIT(SG_CMD_STATUS))
+#define EVERY (DATABASE | CMD_BIT(SG_CMD_NEW) | CMD_BIT(SG_CMD_LINT))
+
+/* Durations above this are refused so deadline arithmetic cannot overflow. */
+#define MAX_DURATION_MS ((uint64_t)INT64_MAX / 2)
+
+/* ---- commands ----------------------------------------------------------- */
+
+enum { NEEDS_URL = 1, PROGRAM_ARGS = 2 };
+
+struct command_spec {
+	const char *name;
+	enum sg_command cmd;
+	unsigned flags;
+	const char *synopsis;      /* after "schemagate NAME" */
+	const char *summary;       /* one line for the command list */
+	const char *description;   /* the help page */
+	const char *options;       /* command options, or NULL */
+};
+
+static const struct command_spec commands[] = {
+	{ "up", SG_CMD_UP, NEEDS_URL | PROGRAM_ARGS, "[options] [-- PROGRAM ARGS...]",
+	  "apply pending migrations under the lock, or wait for the instance that holds it",
+	  "Apply every pending migration while holding a lock in the database. When\n"
+	  "another instance holds the lock, wait for it to finish, then verify the\n"
+	  "schema. Exits 0 once the database is at the target; with -- PROGRAM, then\n"
+	  "replaces itself with PROGRAM (same pid, same environment).\n",
+	  "  --baseline-version VERSION\n"
+	  "      when the history table does not exist yet but the database holds\n"
+	  "      tables, record every migration <= VERSION as applied first\n" },
+	{ "wait", SG_CMD_WAIT, NEEDS_URL | PROGRAM_ARGS, "[options] [-- PROGRAM ARGS...]",
+	  "wait until the database reaches the target, verify; never writes",
+	  "Wait until another instance (usually a migration Job) has brought the\n"
+	  "database to the target, verify every checksum and exit 0 (or exec\n"
+	  "PROGRAM). Never writes; needs only SELECT on the history table.\n",
+	  NULL },
+	{ "verify", SG_CMD_VERIFY, NEEDS_URL | PROGRAM_ARGS, "[options] [-- PROGRAM ARGS...]",
+	  "one-shot check: 0 at target, 6 pending, 4 integrity error",
+	  "Check once, without waiting: exit 0 when the database is at the target and\n"
+	  "every checksum matches, 6 when migrations are pending, 4 on integrity\n"
+	  "errors. Suitable for readiness probes and CI gates.\n",
+	  NULL },
+	{ "status", SG_CMD_STATUS, NEEDS_URL, "[--json]",
+	  "list applied, pending, failed, changed and unknown migrations",
+	  "Print every migration with its state: applied, pending, failed, changed\n"
+	  "(checksum differs from the file) and unknown (in the database, not in the\n"
+	  "directory). Output goes to stdout.\n",
+	  "  --json\n"
+	  "      print one JSON document for machines\n" },
+	{ "down", SG_CMD_DOWN, NEEDS_URL, "[--steps N | --to VERSION]",
+	  "revert the newest applied migrations under the lock",
+	  "Revert applied migrations, newest first, under the lock, using the down\n"
+	  "scripts.\n",
+	  "  --steps N\n"
+	  "      revert the N newest migrations (default 1)\n"
+	  "  --to VERSION\n"
+	  "      revert everything newer than VERSION; --to 0 reverts all\n" },
+	{ "rollback", SG_CMD_ROLLBACK, NEEDS_URL, "[options]",
+	  "revert applied migrations this directory does not contain",
+	  "Revert every applied migration that this image's directory does not\n"
+	  "contain, using the down script recorded in the database when it was\n"
+	  "applied. Meant for a Helm pre-rollback hook running the older image.\n",
+	  NULL },
+	{ "baseline", SG_CMD_BASELINE, NEEDS_URL, "VERSION",
+	  "record every migration <= VERSION as applied without running it",
+	  "Record every migration up to and including VERSION as applied without\n"
+	  "running it, to adopt a database that predates schemagate.\n",
+	  NULL },
+	{ "repair", SG_CMD_REPAIR, NEEDS_URL, "VERSION --applied | VERSION --reverted | --accept-checksums",
+	  "resolve a failed migration by hand, or accept changed checksums",
+	  "Resolve a failed or partial non-transactional migration after a human\n"
+	  "has fixed the database, or record the current files' checksums. Every\n"
+	  "repair is written to the audit table.\n",
+	  "  VERSION --applied\n"
+	  "      mark VERSION as applied (the rest of it was finished by hand)\n"
+	  "  VERSION --reverted\n"
+	  "      forget VERSION (its effects were undone by hand)\n"
+	  "  --accept-checksums\n"
+	  "      store the checksums of the current files for every applied migration\n" },
+	{ "new", SG_CMD_NEW, 0, "NAME [--dialect TAG] [--single-file]",
+	  "create the next migration file(s)",
+	  "Create the next migration in the directory, following its existing\n"
+	  "version style, and print the created paths. NAME may hold letters,\n"
+	  "digits, '_' and '-'. Needs no database.\n",
+	  "  --dialect TAG\n"
+	  "      create NAME.TAG.up.sql for one engine (postgres, mysql, sqlite)\n"
+	  "  --single-file\n"
+	  "      one file with -- migrate:up / -- migrate:down sections (dbmate style)\n" },
+	{ "lint", SG_CMD_LINT, 0, "[--json]",
+	  "check the migration directory offline",
+	  "Check the migration directory without a database: file names, duplicate\n"
+	  "versions, dialect tags, single-file sections. Exits 2 on errors.\n",
+	  "  --json\n"
+	  "      print findings as JSON\n" },
+	{ "help", SG_CMD_HELP, 0, "[COMMAND]", "show help for a command",
+	  "Show the help of COMMAND, or the overview.\n", NULL },
+	{ "version", SG_CMD_VERSION, 0, "", "print the version", "Print the version.\n", NULL },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const struct command_spec *find_command(const char *name)
+{
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		if (strcmp(commands[i].name, name) == 0)
+			return &commands[i];
+	return NULL;
+}
+
+/* ---- options ------------------------------------------------------------ */
+
+enum opt_id {
+	OPT_DATABASE_URL = 256,
+	OPT_DATABASE_URL_FILE,
+	OPT_PASSWORD_FILE,
+	OPT_DIR,
+	OPT_TABLE,
+	OPT_TARGET,
+	OPT_CONNECT_TIMEOUT,
+	OPT_LOCK_TIMEOUT,
+	OPT_POLL_INTERVAL,
+	OPT_TIMEOUT,
+	OPT_LOCK,
+	OPT_LOCK_LEASE,
+	OPT_DDL_LOCK_TIMEOUT,
+	OPT_STRICT,
+	OPT_ALLOW_OUT_OF_ORDER,
+	OPT_LOG_FORMAT,
+	OPT_LOG_LEVEL,
+	OPT_TERMINATION_LOG,
+	/* command options */
+	OPT_BASELINE_VERSION,
+	OPT_JSON,
+	OPT_STEPS,
+	OPT_TO,
+	OPT_APPLIED,
+	OPT_REVERTED,
+	OPT_ACCEPT_CHECKSUMS,
+	OPT_DIALECT,
+	OPT_SINGLE_FILE,
+	OPT_END,
+};
+
+static const struct option long_options[] = {
+	{ "database-url", required_argument, NULL, OPT_DATABASE_URL },
+	{ "database-url-file", required_argument, NULL, OPT_DATABASE_URL_FILE },
+	{ "password-file", required_argument, NULL, OPT_PASSWORD_FILE },
+	{ "dir", required_argument, NULL, OPT_DIR },
+	{ "table", required_argument, NULL, OPT_TABLE },
+	{ "target", required_argument, NULL, OPT_TARGET },
+	{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+	{ "lock-timeout", required_argument, NULL, OPT_LOCK_TIMEOUT },
+	{ "poll-interval", required_argument, NULL, OPT_POLL_INTERVAL },
+	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
+	{ "lock", required_argument, NULL, OPT_LOCK },
+	{ "lock-lease", required_argument, NULL, OPT_LOCK_LEASE },
+	{ "ddl-lock-timeout", required_argument, NULL, OPT_DDL_LOCK_TIMEOUT },
+	{ "strict", no_argument, NULL, OPT_STRICT },
+	{ "allow-out-of-order", no_argument, NULL, OPT_ALLOW_OUT_OF_ORDER },
+	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
+	{ "log-level", required_argument, NULL, OPT_LOG_LEVEL },
+	{ "termination-log", required_argument, NULL, OPT_TERMINATION_LOG },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ "baseline-version", required_argument, NULL, OPT_BASELINE_VERSION },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "steps", required_argument, NULL, OPT_STEPS },
+	{ "to", required_argument, NULL, OPT_TO },
+	{ "applied", no_argument, NULL, OPT_APPLIED },
+	{ "reverted", no_argument, NULL, OPT_REVERTED },
+	{ "accept-checksums", no_argument, NULL, OPT_ACCEPT_CHECKSUMS },
+	{ "dialect", required_argument, NULL, OPT_DIALECT },
+	{ "single-file", no_argument, NULL, OPT_SINGLE_FILE },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Options that belong to particular commands. */
+struct command_option {
+	int id;
+	const char *name;
+	unsigned cmds;
+};
+
+static const struct command_option command_options[] = {
+	{ OPT_BASELINE_VERSION, "--baseline-version", CMD_BIT(SG_CMD_UP) },
+	{ OPT_JSON, "--json", CMD_BIT(SG_CMD_STATUS) | CMD_BIT(SG_CMD_LINT) },
+	{ OPT_STEPS, "--steps", CMD_BIT(SG_CMD_DOWN) },
+	{ OPT_TO, "--to", CMD_BIT(SG_CMD_DOWN) },
+	{ OPT_APPLIED, "--applied", CMD_BIT(SG_CMD_REPAIR) },
+	{ OPT_REVERTED, "--reverted", CMD_BIT(SG_CMD_REPAIR) },
+	{ OPT_ACCEPT_CHECKSUMS, "--accept-checksums", CMD_BIT(SG_CMD_REPAIR) },
+	{ OPT_DIALECT, "--dialect", CMD_BIT(SG_CMD_NEW) },
+	{ OPT_SINGLE_FILE, "--single-file", CMD_BIT(SG_CMD_NEW) },
+};
+
+/* The settings table drives the help pages (and documents SPEC section 2). */
+struct setting_doc {
+	const char *flag;
+	const char *env;       /* NULL if none */
+	const char *deflt;
+	const char *what;
+	unsigned cmds;         /* commands whose help lists it */
+};
+
+static const struct setting_doc settings[] = {
+	{ "--database-url URL", "DATABASE_URL", "required",
+	  "postgres://, postgresql://, mysql://, mariadb://, sqlite:PATH, sqlite:///ABS", DATABASE },
+	{ "--database-url-file PATH", "DATABASE_URL_FILE", "-",
+	  "read the URL from a file (a mounted Secret); beats DATABASE_URL", DATABASE },
+	{ "--password-file PATH", "DATABASE_PASSWORD_FILE", "-",
+	  "password kept out of the URL and out of argv", DATABASE },
+	{ "--dir DIR", "SCHEMAGATE_DIR", "./migrations", "migration directory", EVERY },
+	{ "--table NAME", "SCHEMAGATE_TABLE", "schemagate_migrations",
+	  "history table (PostgreSQL: may be schema.table)", DATABASE },
+	{ "--target VERSION", "SCHEMAGATE_TARGET", "newest in dir", "version to reach", CHECKING },
+	{ "--connect-timeout DURATION", "SCHEMAGATE_CONNECT_TIMEOUT", "60s",
+	  "keep retrying until the database answers", DATABASE },
+	{ "--lock-timeout DURATION", "SCHEMAGATE_LOCK_TIMEOUT", "5m",
+	  "longest wait for the lock, or for the instance holding it", WAITING },
+	{ "--poll-interval DURATION", "SCHEMAGATE_POLL_INTERVAL", "1s",
+	  "lock retry period (+-20% jitter)", WAITING },
+	{ "--timeout DURATION", "SCHEMAGATE_TIMEOUT", "0 (none)",
+	  "overall deadline; on expiry roll back, release, exit 3", DATABASE },
+	{ "--lock MODE", "SCHEMAGATE_LOCK", "auto",
+	  "auto (database session lock), table (lease row, safe behind poolers), none", LOCKING },
+	{ "--lock-lease DURATION", "SCHEMAGATE_LOCK_LEASE", "30s",
+	  "lease length for --lock=table (renewed every third of it)", LOCKING },
+	{ "--ddl-lock-timeout DURATION", "SCHEMAGATE_DDL_LOCK_TIMEOUT", "0 (off)",
+	  "PostgreSQL lock_timeout for migration statements; retried with backoff", LOCKING },
+	{ "--strict", "SCHEMAGATE_STRICT", "off",
+	  "refuse when the database has versions this directory does not know", CHECKING },
+	{ "--allow-out-of-order", NULL, "off",
+	  "apply pending versions older than the newest applied one", CHECKING },
+	{ "--log-format FORMAT", "SCHEMAGATE_LOG_FORMAT", "text",
+	  "text, or json (one object per line on stderr)", EVERY },
+	{ "--log-level LEVEL", "SCHEMAGATE_LOG_LEVEL", "info", "debug, info, warn or error", EVERY },
+	{ "-v, --verbose", NULL, "-", "same as --log-level debug", EVERY },
+	{ "-q, --quiet", NULL, "-", "only warnings and errors", EVERY },
+	{ "--termination-log PATH", NULL, "/dev/termination-log if writable",
+	  "one-line failure reason for kubectl describe", EVERY },
+};
+
+/* What the command line said; NULL / false = not given. */
+struct cmdline {
+	const char *database_url, *database_url_file, *password_file, *dir, *table, *target;
+	const char *connect_timeout, *lock_timeout, *poll_interval, *timeout, *lock_lease,
+		*ddl_lock_timeout;
+	const char *lock, *log_format, *log_level, *termination_log;
+	bool strict, allow_out_of_order, help, version;
+
+	const char *baseline_version, *steps, *to, *dialect;
+	bool json, applied, reverted, accept_checksums, single_file;
+	bool seen[OPT_END];           /* command options given */
+
+	char **positional;            /* in order; positional[0] is the command */
+	size_t npositional;
+};
+
+/* Parse state: the first usage error wins, later ones are consequences. */
+struct parse {
+	char error[SG_ERROR_MSG - 64];
+	bool failed;
+};
+
+static void usage_error(struct parse *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void usage_error(struct parse *st, const char *fmt, ...)
+{
+	if (st->failed)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(st->error, sizeof(st->error), fmt, ap);
+	va_end(ap);
+	st->failed = true;
+}
+
+/* ---- help --------------------------------------------------------------- */
+
+static void print_settings(FILE *out, unsigned cmds)
+{
+	for (size_t i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+		const struct setting_doc *s = &settings[i];
+		if (!(s->cmds & cmds))
+			continue;
+		fprintf(out, "  %-28s %s%s(default: %s)\n      %s\n", s->flag, s->env ? s->env : "",
+			s->env ? " " : "", s->deflt, s->what);
+	}
+}
+
+static void print_global_help(FILE *out)
+{
+	fputs("Usage: schemagate [global options] COMMAND [options] [-- PROGRAM ARGS...]\n"
+	      "\n"
+	      "Safe schema migrations when many copies of an application start at once:\n"
+	      "every copy contends on a lock held by the database, the winner applies the\n"
+	      "pending migrations, the others wait, verify and exit 0.\n"
+	      "\n"
+	      "Commands:\n",
+	      out);
+	for (size_t i = 0; i < NCOMMANDS; i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fputs("\nGlobal options (flag, environment variable, default); flags win over the\n"
+	      "environment, which wins over defaults. Options may come before or after\n"
+	      "the command. Durations: 500ms, 30s, 5m, 1h or bare seconds.\n",
+	      out);
+	print_settings(out, EVERY);
+	fputs("\nThere is no default database: without a URL schemagate exits 2.\n"
+	      "\n"
+	      "Exit codes: 0 ready, 1 migration failed, 2 usage or configuration error,\n"
+	      "3 timeout, 4 integrity error, 5 database error, 6 pending (verify),\n"
+	      "130/143 interrupted.\n"
+	      "\n"
+	      "Run 'schemagate COMMAND --help' for the options of one command.\n",
+	      out);
+}
+
+static void print_command_help(FILE *out, const struct command_spec *c)
+{
+	fprintf(out, "Usage: schemagate %s %s\n\n%s", c->name, c->synopsis, c->description);
+	if (c->options)
+		fprintf(out, "\nOptions:\n%s", c->options);
+	if (c->cmd != SG_CMD_HELP && c->cmd != SG_CMD_VERSION) {
+		fputs("\nSettings (flag, environment variable, default):\n", out);
+		print_settings(out, CMD_BIT(c->cmd));
+	}
+	if (c->flags & NEEDS_URL)
+		fputs("\nA database URL is required: --database-url, DATABASE_URL_FILE or\n"
+		      "DATABASE_URL.\n",
+		      out);
+}
+
+/* ---- value checks ------------------------------------------------------- */
+
+static bool is_version(const char *s)
+{
+	if (!s || !*s)
+		return false;
+	for (; *s; s++)
+		if (!isdigit((unsigned char)*s))
+			return false;
+	return true;
+}
+
+static bool is_identifier(const char *s, size_t n)
+{
+	if (n == 0 || n > 63 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
+		return false;
+	for (size_t i = 1; i < n; i++)
+		if (!(isalnum((unsigned char)s[i]) || s[i] == '_'))
+			return false;
+	return true;
+}
+
+/* "table" or "schema.table"; the name ends up inside SQL text. */
+static bool is_table_name(const char *s)
+{
+	const char *dot = strchr(s, '.');
+	if (!dot)
+		return is_identifier(s, strlen(s));
+	return is_identifier(s, (size_t)(dot - s)) && is_identifier(dot + 1, strlen(dot + 1));
+}
+
+static bool is_migration_name(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!(isalnum((unsigned char)*s) || *s == '_' || *s == '-'))
+			return false;
+	return true;
+}
+
+int sg_parse_duration(const char *text, uint64_t *ms_out)
+{
+	if (!text || !isdigit((unsigned char)*text))
+		return -1;   /* empty, negative, leading space or sign */
+	uint64_t n = 0;
+	const char *p = text;
+	for (; isdigit((unsigned char)*p); p++) {
+		uint64_t d = (uint64_t)(*p - '0');
+		if (n > (MAX_DURATION_MS - d) / 10)
+			return -1;
+		n = n * 10 + d;
+	}
+	uint64_t unit;
+	if (*p == '\0' || strcmp(p, "s") == 0)
+		unit = 1000;
+	else if (strcmp(p, "ms") == 0)
+		unit = 1;
+	else if (strcmp(p, "m") == 0)
+		unit = 60 * 1000;
+	else if (strcmp(p, "h") == 0)
+		unit = 60 * 60 * 1000;
+	else
+		return -1;
+	if (n > MAX_DURATION_MS / unit)
+		return -1;
+	*ms_out = n * unit;
+	return 0;
+}
+
+/* ---- resolving settings ------------------------------------------------- */
+
+/* An empty variable counts as unset: Kubernetes manifests often template
+ * `value: ""` for optional settings. */
+static const char *env(const char *name)
+{
+	const char *v = getenv(name);
+	return v && *v ? v : NULL;
+}
+
+/* flag, else env; *source names where the value came from for messages. */
+static const char *pick(const char *flag_value, const char *flag_name, const char *env_name,
+			const char **source)
+{
+	if (flag_value) {
+		*source = flag_name;
+		return flag_value;
+	}
+	*source = env_name;
+	return env_name ? env(env_name) : NULL;
+}
+
+static void resolve_duration(struct parse *st, const char *flag_value, const char *flag_name,
+			     const char *env_name, uint64_t *out)
+{
+	const char *source;
+	const char *v = pick(flag_value, flag_name, env_name, &source);
+	if (v && sg_parse_duration(v, out) < 0)
+		usage_error(st, "%s: invalid duration '%s' (use 500ms, 30s, 5m, 1h or seconds)", source, v);
+}
+
+static void resolve_string(const char *flag_value, const char *env_name, const char *deflt, char **out)
+{
+	const char *source;
+	const char *v = pick(flag_value, NULL, env_name, &source);
+	*out = sg_strdup(v ? v : deflt);
+}
+
+/* Match v against names[i]; returns i or -1. */
+static int choice(const char *v, const char *const *names, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcasecmp(v, names[i]) == 0)
+			return (int)i;
+	return -1;
+}
+
+static void resolve_enums(struct parse *st, const struct cmdline *cl, struct sg_config *cfg)
+{
+	static const char *const lock_names[] = { "auto", "table", "none" };
+	static const char *const format_names[] = { "text", "json" };
+	static const char *const level_names[] = { "debug", "info", "warn", "error", "warning" };
+	static const enum sg_log_level level_values[] = { SG_LOG_DEBUG, SG_LOG_INFO, SG_LOG_WARN,
+							  SG_LOG_ERROR, SG_LOG_WARN };
+	const char *source;
+	const char *v;
+	int i;
+
+	if ((v = pick(cl->lock, "--lock", "SCHEMAGATE_LOCK", &source)) != NULL) {
+		if ((i = choice(v, lock_names, 3)) < 0)
+			usage_error(st, "%s: unknown lock mode '%s' (use auto, table or none)", source, v);
+		else
+			cfg->lock_mode = (enum sg_lock_mode)i;
+	}
+	if ((v = pick(cl->log_format, "--log-format", "SCHEMAGATE_LOG_FORMAT", &source)) != NULL) {
+		if ((i = choice(v, format_names, 2)) < 0)
+			usage_error(st, "%s: unknown log format '%s' (use text or json)", source, v);
+		else
+			cfg->log_format = (enum sg_log_format)i;
+	}
+	if ((v = pick(cl->log_level, "--log-level", "SCHEMAGATE_LOG_LEVEL", &source)) != NULL) {
+		if ((i = choice(v, level_names, 5)) < 0)
+			usage_error(st, "%s: unknown log level '%s' (use debug, info, warn or error)", source, v);
+		else
+			cfg->log_level = level_values[i];
+	}
+	if (cl->strict) {
+		cfg->strict = true;
+	} else if ((v = env("SCHEMAGATE_STRICT")) != NULL) {
+		static const char *const bools[] = { "1", "true", "yes", "on", "0", "false", "no", "off" };
+		if ((i = choice(v, bools, 8)) < 0)
+			usage_error(st, "SCHEMAGATE_STRICT: expected 1/true/yes or 0/false/no, not '%s'", v);
+		else
+			cfg->strict = i < 4;
+	}
+}
+
+/* SPEC section 2; strings are defaulted in resolve_settings(). */
+static void set_defaults(struct sg_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->connect_timeout_ms = 60 * 1000;
+	cfg->lock_timeout_ms = 5 * 60 * 1000;
+	cfg->poll_interval_ms = 1000;
+	cfg->timeout_ms = 0;
+	cfg->lock_lease_ms = 30 * 1000;
+	cfg->ddl_lock_timeout_ms = 0;
+	cfg->lock_mode = SG_LOCK_AUTO;
+	cfg->log_format = SG_LOG_TEXT;
+	cfg->log_level = SG_LOG_INFO;
+	cfg->down_steps = 1;
+}
+
+static void resolve_settings(struct parse *st, const struct cmdline *cl, struct sg_config *cfg)
+{
+	resolve_string(cl->dir, "SCHEMAGATE_DIR", "./migrations", &cfg->dir);
+	resolve_string(cl->table, "SCHEMAGATE_TABLE", "schemagate_migrations", &cfg->table);
+	if (!is_table_name(cfg->table))
+		usage_error(st, "invalid history table name '%s' (use name or schema.name: letters, digits, '_')",
+			    cfg->table);
+	resolve_string(cl->target, "SCHEMAGATE_TARGET", NULL, &cfg->target);
+	if (cfg->target && !is_version(cfg->target))
+		usage_error(st, "invalid target version '%s' (a version is a run of digits)", cfg->target);
+
+	resolve_duration(st, cl->connect_timeout, "--connect-timeout", "SCHEMAGATE_CONNECT_TIMEOUT",
+			 &cfg->connect_timeout_ms);
+	resolve_duration(st, cl->lock_timeout, "--lock-timeout", "SCHEMAGATE_LOCK_TIMEOUT", &cfg->lock_timeout_ms);
+	resolve_duration(st, cl->poll_interval, "--poll-interval", "SCHEMAGATE_POLL_INTERVAL",
+			 &cfg->poll_interval_ms);
+	resolve_duration(st, cl->timeout, "--timeout", "SCHEMAGATE_TIMEOUT", &cfg->timeout_ms);
+	resolve_duration(st, cl->lock_lease, "--lock-lease", "SCHEMAGATE_LOCK_LEASE", &cfg->lock_lease_ms);
+	resolve_duration(st, cl->ddl_lock_timeout, "--ddl-lock-timeout", "SCHEMAGATE_DDL_LOCK_TIMEOUT",
+			 &cfg->ddl_lock_timeout_ms);
+	/* a zero period would spin; a zero lease would expire as it is taken */
+	if (cfg->poll_interval_ms == 0)
+		usage_error(st, "the poll interval must be greater than zero");
+	if (cfg->lock_lease_ms < 1000)
+		usage_error(st, "the lock lease must be at least 1s");
+
+	resolve_enums(st, cl, cfg);
+	cfg->allow_out_of_order = cl->allow_out_of_order;
+	cfg->termination_log = sg_strdup(cl->termination_log);
+}
+
+/* Read a Secret file; trailing whitespace (the newline editors add) goes. */
+static char *read_secret_file(struct parse *st, const char *source, const char *path)
+{
+	char *text = sg_read_file(path, NULL);
+	if (!text) {
+		usage_error(st, "%s: cannot read '%s': %s", source, path, strerror(errno));
+		return NULL;
+	}
+	size_t n = strlen(text);
+	while (n > 0 && isspace((unsigned char)text[n - 1]))
+		text[--n] = '\0';
+	if (n == 0) {
+		usage_error(st, "%s: '%s' is empty", source, path);
+		free(text);
+		return NULL;
+	}
+	return text;
+}
+
+/*
+ * --database-url, else the URL file (flag or DATABASE_URL_FILE), else
+ * DATABASE_URL. There is deliberately no default: a typo must never
+ * "succeed" against a scratch database.
+ */
+static void resolve_database(struct parse *st, const struct cmdline *cl, struct sg_config *cfg)
+{
+	const char *source;
+	const char *file = pick(cl->database_url_file, "--database-url-file", "DATABASE_URL_FILE", &source);
+	const char *url_source = source;
+	if (cl->database_url) {
+		cfg->database_url = sg_strdup(cl->database_url);
+		url_source = "--database-url";
+	} else if (file) {
+		cfg->database_url = read_secret_file(st, source, file);
+	} else if (env("DATABASE_URL")) {
+		cfg->database_url = sg_strdup(env("DATABASE_URL"));
+		url_source = "DATABASE_URL";
+	} else if (!st->failed) {
+		usage_error(st, "no database URL: schemagate has no default database; set --database-url, "
+				"DATABASE_URL or DATABASE_URL_FILE (a file holding the URL)");
+	}
+	if (cfg->database_url) {
+		struct sg_url url;
+		struct sg_error uerr = {0};
+		if (sg_url_parse(cfg->database_url, &url, &uerr) < 0) {
+			usage_error(st, "%s: %s", url_source, uerr.msg);
+		} else {
+			sg_log_add_secret(url.password);
+			sg_url_free(&url);
+		}
+	}
+
+	const char *pw = pick(cl->password_file, "--password-file", "DATABASE_PASSWORD_FILE", &source);
+	if (pw) {
+		cfg->password = read_secret_file(st, source, pw);
+		sg_log_add_secret(cfg->password);
+	}
+}
+
+/* ---- command options ---------------------------------------------------- */
+
+static void check_command_options(struct parse *st, const struct cmdline *cl, const struct command_spec *c)
+{
+	for (size_t i = 0; i < sizeof(command_options) / sizeof(command_options[0]); i++) {
+		const struct command_option *o = &command_options[i];
+		if (cl->seen[o->id] && !(o->cmds & CMD_BIT(c->cmd)))
+			usage_error(st, "option %s does not apply to '%s'", o->name, c->name);
+	}
+}
+
+static void expect_positionals(struct parse *st, const struct cmdline *cl, const struct command_spec *c,
+			       size_t min, size_t max, const char *what)
+{
+	size_t n = cl->npositional - 1;
+	if (n < min)
+		usage_error(st, "'%s' needs %s", c->name, what);
+	else if (n > max)
+		usage_error(st, "unexpected argument '%s' after '%s'", cl->positional[1 + max], c->name);
+}
+
+static void resolve_repair(struct parse *st, const struct cmdline *cl, struct sg_config *cfg)
+{
+	int actions = cl->applied + cl->reverted + cl->accept_checksums;
+	if (actions == 0) {
+		usage_error(st, "'repair' needs VERSION --applied, VERSION --reverted or --accept-checksums");
+		return;
+	}
+	if (actions > 1) {
+		usage_error(st, "--applied, --reverted and --accept-checksums exclude each other");
+		return;
+	}
+	if (cl->accept_checksums) {
+		cfg->repair_action = SG_REPAIR_ACCEPT_CHECKSUMS;
+		if (cl->npositional > 1)
+			usage_error(st, "'repair --accept-checksums' takes no VERSION (it covers every applied migration)");
+		return;
+	}
+	cfg->repair_action = cl->applied ? SG_REPAIR_APPLIED : SG_REPAIR_REVERTED;
+	if (cl->npositional < 2)
+		usage_error(st, "'repair %s' needs the VERSION to repair", cl->applied ? "--applied" : "--reverted");
+	else
+		cfg->repair_version = sg_strdup(cl->positional[1]);
+}
+
+static void resolve_version_arg(struct parse *st, const char *what, const char *v, char **out)
+{
+	if (!is_version(v))
+		usage_error(st, "invalid %s '%s' (a version is a run of digits)", what, v);
+	*out = sg_strdup(v);
+}
+
+/* Positional arguments and command options, per command. */
+static void resolve_command(struct parse *st, const struct cmdline *cl, const struct command_spec *c,
+			    struct sg_config *cfg)
+{
+	check_command_options(st, cl, c);
+	cfg->json = cl->json;
+	switch (c->cmd) {
+	case SG_CMD_UP:
+		expect_positionals(st, cl, c, 0, 0, "");
+		if (cl->baseline_version)
+			resolve_version_arg(st, "--baseline-version", cl->baseline_version, &cfg->baseline_version);
+		break;
+	case SG_CMD_BASELINE:
+		expect_positionals(st, cl, c, 1, 1, "the VERSION to baseline");
+		if (cl->npositional > 1)
+			resolve_version_arg(st, "baseline version", cl->positional[1], &cfg->baseline_version);
+		break;
+	case SG_CMD_DOWN:
+		expect_positionals(st, cl, c, 0, 0, "");
+		if (cl->steps && cl->to) {
+			usage_error(st, "--steps and --to exclude each other");
+		} else if (cl->to) {
+			resolve_version_arg(st, "--to version", cl->to, &cfg->down_to);
+			cfg->down_steps = 0;   /* the target decides how many */
+		} else if (cl->steps) {
+			char *end;
+			errno = 0;
+			long n = strtol(cl->steps, &end, 10);
+			if (!isdigit((unsigned char)cl->steps[0]) || *end || errno || n < 1 || n > INT_MAX)
+				usage_error(st, "--steps: expected a positive number, not '%s'", cl->steps);
+			else
+				cfg->down_steps = (int)n;
+		}
+		break;
+	case SG_CMD_REPAIR:
+		expect_positionals(st, cl, c, 0, 1, "");
+		resolve_repair(st, cl, cfg);
+		if (cfg->repair_version && !is_version(cfg->repair_version))
+			usage_error(st, "invalid version '%s' (a version is a run of digits)", cfg->repair_version);
+		break;
+	case SG_CMD_NEW:
+		expect_positionals(st, cl, c, 1, 1, "a NAME for the migration");
+		if (cl->npositional > 1) {
+			if (!is_migration_name(cl->positional[1]))
+				usage_error(st, "invalid migration name '%s' (use letters, digits, '_' and '-')",
+					    cl->positional[1]);
+			cfg->new_name = sg_strdup(cl->positional[1]);
+		}
+		if (cl->dialect && !*cl->dialect)
+			usage_error(st, "--dialect needs a tag (postgres, mysql, sqlite)");
+		cfg->new_dialect = sg_strdup(cl->dialect);
+		cfg->new_single_file = cl->single_file;
+		break;
+	default:
+		expect_positionals(st, cl, c, 0, 0, "");
+		break;
+	}
+}
+
+/* ---- the command line --------------------------------------------------- */
+
+/* getopt_long accepts unique abbreviations; name the ambiguous ones. */
+static int count_prefix_matches(const char *word)
+{
+	size_t n = strcspn(word, "=");
+	int matches = 0;
+	for (const struct option *o = long_options; o->name; o++)
+		if (strncmp(o->name, word, n) == 0)
+			matches++;
+	return matches;
+}
+
+static void take_option(struct parse *st, struct cmdline *cl, int c, char **argv)
+{
+	switch (c) {
+	case 1: /* a non-option word, in order */
+		cl->positional[cl->npositional++] = optarg;
+		break;
+	case OPT_DATABASE_URL: cl->database_url = optarg; break;
+	case OPT_DATABASE_URL_FILE: cl->database_url_file = optarg; break;
+	case OPT_PASSWORD_FILE: cl->password_file = optarg; break;
+	case OPT_DIR: cl->dir = optarg; break;
+	case OPT_TABLE: cl->table = optarg; break;
+	case OPT_TARGET: cl->target = optarg; break;
+	case OPT_CONNECT_TIMEOUT: cl->connect_timeout = optarg; break;
+	case OPT_LOCK_TIMEOUT: cl->lock_timeout = optarg; break;
+	case OPT_POLL_INTERVAL: cl->poll_interval = optarg; break;
+	case OPT_TIMEOUT: cl->timeout = optarg; break;
+	case OPT_LOCK: cl->lock = optarg; break;
+	case OPT_LOCK_LEASE: cl->lock_lease = optarg; break;
+	case OPT_DDL_LOCK_TIMEOUT: cl->ddl_lock_timeout = optarg; break;
+	case OPT_STRICT: cl->strict = true; break;
+	case OPT_ALLOW_OUT_OF_ORDER: cl->allow_out_of_order = true; break;
+	case OPT_LOG_FORMAT: cl->log_format = optarg; break;
+	case OPT_LOG_LEVEL: cl->log_level = optarg; break;
+	case OPT_TERMINATION_LOG: cl->termination_log = optarg; break;
+	/* -v and -q are spellings of --log-level; the last one given wins */
+	case 'v': cl->log_level = "debug"; break;
+	case 'q': cl->log_level = "warn"; break;
+	case 'h': cl->help = true; break;
+	case 'V': cl->version = true; break;
+	case OPT_BASELINE_VERSION: cl->baseline_version = optarg; break;
+	case OPT_JSON: cl->json = true; break;
+	case OPT_STEPS: cl->steps = optarg; break;
+	case OPT_TO: cl->to = optarg; break;
+	case OPT_APPLIED: cl->applied = true; break;
+	case OPT_REVERTED: cl->reverted = true; break;
+	case OPT_ACCEPT_CHECKSUMS: cl->accept_checksums = true; break;
+	case OPT_DIALECT: cl->dialect = optarg; break;
+	case OPT_SINGLE_FILE: cl->single_file = true; break;
+	case ':':
+		/* only long options take values, so argv names the option */
+		usage_error(st, "option %s needs a value", argv[optind - 1]);
+		break;
+	case '?':
+	default: {
+		const char *arg = argv[optind - 1];
+		bool is_long = arg[0] == '-' && arg[1] == '-';
+		if (optopt && optopt < 256 && !is_long)
+			usage_error(st, "unknown option '-%c'", optopt);
+		else if (optopt && is_long && strchr(arg, '='))
+			usage_error(st, "option %.*s takes no value", (int)strcspn(arg, "="), arg);
+		else if (is_long && count_prefix_matches(arg + 2) > 1)
+			usage_error(st, "ambiguous option '%.*s' (spell it out)", (int)strcspn(arg, "="), arg);
+		else
+			usage_error(st, "unknown option '%.*s'", (int)strcspn(arg, "="), arg);
+		break;
+	}
+	}
+	if (c >= OPT_BASELINE_VERSION && c < OPT_END)
+		cl->seen[c] = true;
+}
+
+/*
+ * getopt stops at "--" but then folds the words before and after it
+ * together, so the split happens here first: argv[0..dash) is ours,
+ * argv[dash+1..] is PROGRAM ARGS untouched (they may look like options).
+ */
+static int find_dash(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++)
+		if (strcmp(argv[i], "--") == 0)
+			return i;
+	return argc;
+}
+
+static void scan_command_line(struct parse *st, struct cmdline *cl, int argc, char **argv)
+{
+	cl->positional = sg_calloc((size_t)argc + 1, sizeof(char *));
+	/* "-" returns words in order as option 1, independent of
+	 * POSIXLY_CORRECT; ":" reports a missing value as ':'. */
+	optind = 0;
+	opterr = 0;
+	int c;
+	while ((c = getopt_long(argc, argv, "-:vqhV", long_options, NULL)) != -1)
+		take_option(st, cl, c, argv);
+}
+
+static void copy_program(struct parse *st, struct sg_config *cfg, const struct command_spec *c, int dash,
+			 int argc, char **argv)
+{
+	if (dash >= argc)
+		return;
+	if (!(c->flags & PROGRAM_ARGS)) {
+		usage_error(st, "'-- PROGRAM' is only accepted after up, wait or verify, not '%s'", c->name);
+		return;
+	}
+	if (dash + 1 >= argc) {
+		usage_error(st, "no PROGRAM after '--'");
+		return;
+	}
+	int n = argc - dash - 1;
+	cfg->program_argv = sg_calloc((size_t)n + 1, sizeof(char *));
+	for (int i = 0; i < n; i++)
+		cfg->program_argv[i] = sg_strdup(argv[dash + 1 + i]);
+}
+
+/* --help / --version / help / version: print and succeed. */
+static bool handle_info(struct parse *st, const struct cmdline *cl, const struct command_spec *c,
+			struct sg_config *cfg)
+{
+	if (cl->help || (c && c->cmd == SG_CMD_HELP)) {
+		const struct command_spec *topic = c;
+		if (c && c->cmd == SG_CMD_HELP) {
+			topic = NULL;
+			if (cl->npositional > 1 && !(topic = find_command(cl->positional[1]))) {
+				usage_error(st, "unknown command '%s'", cl->positional[1]);
+				return false;
+			}
+		}
+		if (topic)
+			print_command_help(stdout, topic);
+		else
+			print_global_help(stdout);
+		fflush(stdout);
+		cfg->command = SG_CMD_HELP;
+		cfg->command_name = "help";
+		return true;
+	}
+	if (cl->version || (c && c->cmd == SG_CMD_VERSION)) {
+		fputs("schemagate " SG_VERSION "\n", stdout);
+		fflush(stdout);
+		cfg->command = SG_CMD_VERSION;
+		cfg->command_name = "version";
+		return true;
+	}
+	return false;
+}
+
+int sg_config_parse(struct sg_config *cfg, int argc, char **argv, struct sg_error *err)
+{
+	set_defaults(cfg);
+	struct parse st = {0};
+	struct cmdline cl = {0};
+	int dash = find_dash(argc, argv);
+
+	scan_command_line(&st, &cl, dash, argv);
+
+	const struct command_spec *c = NULL;
+	if (cl.npositional > 0) {
+		c = find_command(cl.positional[0]);
+		if (!c)
+			usage_error(&st, "unknown command '%s'", cl.positional[0]);
+	} else if (!cl.help && !cl.version) {
+		usage_error(&st, "no command given");
+	}
+
+	/* --help wins over other mistakes on the line: it is how people find
+	 * out what the mistake was. */
+	if ((cl.help || cl.version || (c && (c->cmd == SG_CMD_HELP || c->cmd == SG_CMD_VERSION))) &&
+	    (!cl.npositional || c)) {
+		struct parse info = {0};
+		if (handle_info(&info, &cl, c, cfg)) {
+			free(cl.positional);
+			return 0;
+		}
+		st = info;
+	}
+
+	if (c && !st.failed) {
+		cfg->command = c->cmd;
+		cfg->command_name = c->name;
+		resolve_command(&st, &cl, c, cfg);
+		resolve_settings(&st, &cl, cfg);
+		if (c->flags & NEEDS_URL)
+			resolve_database(&st, &cl, cfg);
+		copy_program(&st, cfg, c, dash, argc, argv);
+	}
+	free(cl.positional);
+
+	if (st.failed) {
+		sg_config_free(cfg);
+		if (c && c->cmd != SG_CMD_HELP && c->cmd != SG_CMD_VERSION)
+			return sg_fail(err, SG_EXIT_USAGE, "%s (see schemagate %s --help)", st.error, c->name);
+		return sg_fail(err, SG_EXIT_USAGE, "%s (see schemagate --help)", st.error);
+	}
+	return 0;
+}
+
+void sg_config_free(struct sg_config *cfg)
+{
+	if (!cfg)
+		return;
+	free(cfg->database_url);
+	if (cfg->password) {
+		/* do not leave the password lying around in freed heap memory */
+		explicit_bzero(cfg->password, strlen(cfg->password));
+		free(cfg->password);
+	}
+	free(cfg->dir);
+	free(cfg->table);
+	free(cfg->target);
+	free(cfg->termination_log);
+	free(cfg->baseline_version);
+	free(cfg->down_to);
+	free(cfg->repair_version);
+	free(cfg->new_name);
+	free(cfg->new_dialect);
+	if (cfg->program_argv) {
+		for (char **a = cfg->program_argv; *a; a++)
+			free(*a);
+		free(cfg->program_argv);
+	}
+	memset(cfg, 0, sizeof(*cfg));
+}
