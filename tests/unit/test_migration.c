@@ -1,0 +1,696 @@
+/*
+ * test_migration.c - the migration directory as SPEC section 3 describes
+ * it: file names, numeric versions, dialect variants, directives,
+ * checksums, `new` and `lint`. Every test builds a real directory.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "schemagate/migration.h"
+#include "sgtest.h"
+
+static const enum sg_engine engines[] = {SG_ENGINE_POSTGRES, SG_ENGINE_MYSQL, SG_ENGINE_SQLITE};
+
+static void load_ok(const char *dir, enum sg_engine engine, struct sg_migration_set *set)
+{
+	struct sg_error err = {0};
+	int rc = sg_migration_load(dir, engine, set, &err);
+	cr_assert_eq(rc, 0, "load failed: %s", err.msg);
+}
+
+static void load_fails(const char *dir, enum sg_engine engine, struct sg_error *err)
+{
+	struct sg_migration_set set;
+	sg_error_clear(err);
+	cr_assert_eq(sg_migration_load(dir, engine, &set, err), -1, "load should fail");
+	cr_assert_eq(err->exit_code, SG_EXIT_USAGE);
+}
+
+static bool file_exists(const char *dir, const char *name)
+{
+	char *p = sgt_path(dir, name);
+	struct stat st;
+	bool ok = stat(p, &st) == 0;
+	free(p);
+	return ok;
+}
+
+static bool notes_mention(const struct sg_migration_set *set, const char *needle)
+{
+	for (size_t i = 0; i < set->nnotes; i++)
+		if (strstr(set->notes[i], needle))
+			return true;
+	return false;
+}
+
+/* Run fn with stdout captured into a malloc'd string. */
+static char *capture_stdout(int (*fn)(void *), void *arg, int *rc)
+{
+	char path[] = "/tmp/sgt-stdout-XXXXXX";
+	int fd = mkstemp(path);
+	cr_assert(fd >= 0);
+	fflush(stdout);
+	int saved = dup(1);
+	dup2(fd, 1);
+	*rc = fn(arg);
+	fflush(stdout);
+	dup2(saved, 1);
+	close(saved);
+	close(fd);
+	char *out = sgt_slurp(path);
+	unlink(path);
+	return out;
+}
+
+/* ---- versions ---- */
+
+Test(version, compares_numerically_at_any_length)
+{
+	cr_assert_eq(sg_version_cmp("0007", "7"), 0);
+	cr_assert_lt(sg_version_cmp("9", "10"), 0);
+	cr_assert_gt(sg_version_cmp("0010", "9"), 0);
+	/* 20 digits: beyond uint64 (18446744073709551615) */
+	cr_assert_lt(sg_version_cmp("20240101120000000001", "20240101120000000002"), 0);
+	cr_assert_gt(sg_version_cmp("99999999999999999999", "18446744073709551615"), 0);
+	cr_assert_gt(sg_version_cmp("20240101120000000001", "20240101120000"), 0);
+	cr_assert_eq(sg_version_cmp("0", "000"), 0);
+	cr_assert(sg_version_valid("0001"));
+	cr_assert(!sg_version_valid(""));
+	cr_assert(!sg_version_valid("12a"));
+}
+
+Test(migration, zero_padded_duplicate_versions_are_rejected)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0007_a.up.sql", "SELECT 1;");
+	sgt_write(dir, "7_b.up.sql", "SELECT 2;");
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_POSTGRES, &err);
+	cr_assert(strstr(err.msg, "0007_a.up.sql") && strstr(err.msg, "7_b.up.sql"), "%s", err.msg);
+	cr_assert(strstr(err.msg, "duplicate") != NULL, "%s", err.msg);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(migration, twenty_digit_versions_sort_numerically)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "20240101120000000002_c.up.sql", "SELECT 3;");
+	sgt_write(dir, "20240101120000000001_b.up.sql", "SELECT 2;");
+	sgt_write(dir, "99999999999999_a.up.sql", "SELECT 1;");   /* 14 digits: older */
+	sgt_write(dir, "100000000000000000000_d.up.sql", "SELECT 4;");   /* 21 digits */
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_SQLITE, &set);
+	cr_assert_eq(set.count, 4);
+	cr_assert_str_eq(set.items[0].name, "a");
+	cr_assert_str_eq(set.items[1].name, "b");
+	cr_assert_str_eq(set.items[2].name, "c");
+	cr_assert_str_eq(set.items[3].name, "d");
+	cr_assert_str_eq(set.items[1].version, "20240101120000000001");
+	const struct sg_migration *m = sg_migration_find(&set, "000020240101120000000002");
+	cr_assert_not_null(m);
+	cr_assert_str_eq(m->name, "c");
+	cr_assert_null(sg_migration_find(&set, "20240101120000000003"));
+	sg_migration_set_free(&set);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(migration, pair_layout_loads_up_and_down)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_init.up.sql", "CREATE TABLE t (a int);\n");
+	sgt_write(dir, "0001_init.down.sql", "DROP TABLE t;\n");
+	sgt_write(dir, "0002_more.up.sql", "ALTER TABLE t ADD b int;\n");
+	sgt_write(dir, ".0003_hidden.up.sql", "garbage");
+	sgt_write(dir, "notes.txt", "not a migration");
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_POSTGRES, &set);
+	cr_assert_eq(set.count, 2);
+	cr_assert_str_eq(set.items[0].version, "0001");
+	cr_assert_str_eq(set.items[0].name, "init");
+	cr_assert_str_eq(set.items[0].up_file, "0001_init.up.sql");
+	cr_assert_str_eq(set.items[0].down_file, "0001_init.down.sql");
+	cr_assert_str_eq(set.items[0].down_sql, "DROP TABLE t;\n");
+	cr_assert_not(set.items[0].no_transaction);
+	cr_assert_str_eq(set.items[0].checksum, "25312a357ba5c43fcf8242755b307bf3c82a057fcc4c030926b979b34cca9bc8");
+	cr_assert_null(set.items[1].down_file);
+	cr_assert_null(set.items[1].down_sql);
+	cr_assert(notes_mention(&set, "notes.txt"));
+	sg_migration_set_free(&set);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(migration, unparseable_sql_file_name_is_an_error)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_init.up.sql", "SELECT 1;");
+	sgt_write(dir, "V2__flyway_style.sql", "SELECT 2;");
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_POSTGRES, &err);
+	cr_assert(strstr(err.msg, "V2__flyway_style.sql") != NULL, "%s", err.msg);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(migration, down_without_up_is_an_error)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_init.up.sql", "SELECT 1;");
+	sgt_write(dir, "0002_gone.down.sql", "SELECT 2;");
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_SQLITE, &err);
+	cr_assert(strstr(err.msg, "0002_gone.down.sql") != NULL, "%s", err.msg);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(migration, missing_directory_is_an_error)
+{
+	struct sg_error err;
+	load_fails("/nonexistent/schemagate-migrations", SG_ENGINE_POSTGRES, &err);
+	cr_assert(strstr(err.msg, "/nonexistent/schemagate-migrations") != NULL, "%s", err.msg);
+}
+
+/* ---- checksums ---- */
+
+Test(checksum, known_sha256_vectors)
+{
+	char out[65];
+	sg_checksum("abc", 3, out);
+	cr_assert_str_eq(out, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+	sg_checksum("", 0, out);
+	cr_assert_str_eq(out, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	sg_checksum("abc\r\n", 5, out);
+	cr_assert_str_eq(out, "edeaaff3f1774ad2888673770c6d64097e391bc362d7d6fb34982ddf0efd18cb");
+	/* a lone CR is content, not a line ending */
+	sg_checksum("abc\r", 4, out);
+	cr_assert_str_neq(out, "edeaaff3f1774ad2888673770c6d64097e391bc362d7d6fb34982ddf0efd18cb");
+}
+
+Test(checksum, crlf_and_lf_files_have_the_same_checksum)
+{
+	char *lf = sgt_tempdir(), *crlf = sgt_tempdir();
+	sgt_write(lf, "0001_t.up.sql", "CREATE TABLE t (a int);\nINSERT INTO t VALUES (1);\n");
+	sgt_write(crlf, "0001_t.up.sql", "CREATE TABLE t (a int);\r\nINSERT INTO t VALUES (1);\r\n");
+	struct sg_migration_set a, b;
+	load_ok(lf, SG_ENGINE_POSTGRES, &a);
+	load_ok(crlf, SG_ENGINE_POSTGRES, &b);
+	cr_assert_str_eq(a.items[0].checksum, b.items[0].checksum);
+	sgt_write(crlf, "0001_t.up.sql", "CREATE TABLE t (a int);\r\nINSERT INTO t VALUES (2);\r\n");
+	struct sg_migration_set c;
+	load_ok(crlf, SG_ENGINE_POSTGRES, &c);
+	cr_assert_str_neq(a.items[0].checksum, c.items[0].checksum);
+	sg_migration_set_free(&a);
+	sg_migration_set_free(&b);
+	sg_migration_set_free(&c);
+	sgt_rmrf(lf);
+	free(lf);
+	sgt_rmrf(crlf);
+	free(crlf);
+}
+
+Test(migration, empty_script_is_a_valid_migration)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_noop.up.sql", "");
+	sgt_write(dir, "0001_noop.down.sql", "");
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_MYSQL, &set);
+	cr_assert_eq(set.count, 1);
+	cr_assert_str_eq(set.items[0].up_sql, "");
+	cr_assert_str_eq(set.items[0].down_sql, "");
+	cr_assert_str_eq(set.items[0].checksum, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+	sg_migration_set_free(&set);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+/* ---- dialects ---- */
+
+Test(dialect, tags_and_aliases)
+{
+	bool known;
+	cr_assert_eq(sg_dialect_engine("pg", &known), SG_ENGINE_POSTGRES);
+	cr_assert(known);
+	cr_assert_eq(sg_dialect_engine("postgresql", &known), SG_ENGINE_POSTGRES);
+	cr_assert_eq(sg_dialect_engine("mariadb", &known), SG_ENGINE_MYSQL);
+	cr_assert_eq(sg_dialect_engine("sqlite3", &known), SG_ENGINE_SQLITE);
+	cr_assert_eq(sg_dialect_engine("cockroach", &known), SG_ENGINE_NONE);
+	cr_assert(known);
+	cr_assert_eq(sg_dialect_engine("postgers", &known), SG_ENGINE_NONE);
+	cr_assert_not(known);
+}
+
+Test(dialect, engine_file_beats_generic_and_other_engines_are_ignored)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_users.up.sql", "CREATE TABLE users (id TEXT);");
+	sgt_write(dir, "0001_users.down.sql", "DROP TABLE users;");
+	sgt_write(dir, "0001_users.pg.up.sql", "CREATE TABLE users (id UUID);");
+	sgt_write(dir, "0001_users.pg.down.sql", "DROP TABLE users CASCADE;");
+	sgt_write(dir, "0001_users.mssql.up.sql", "CREATE TABLE users (id UNIQUEIDENTIFIER);");
+	sgt_write(dir, "0002_only_mysql.mysql.up.sql", "SELECT 2;");
+	sgt_write(dir, "0003_cockroach.cockroach.up.sql", "SELECT 3;");
+
+	struct sg_migration_set pg, my, lite;
+	load_ok(dir, SG_ENGINE_POSTGRES, &pg);
+	load_ok(dir, SG_ENGINE_MYSQL, &my);
+	load_ok(dir, SG_ENGINE_SQLITE, &lite);
+
+	cr_assert_eq(pg.count, 1);
+	cr_assert_str_eq(pg.items[0].up_file, "0001_users.pg.up.sql");
+	cr_assert_str_eq(pg.items[0].up_sql, "CREATE TABLE users (id UUID);");
+	cr_assert_str_eq(pg.items[0].down_file, "0001_users.pg.down.sql");
+	cr_assert(notes_mention(&pg, "0002"));
+
+	cr_assert_eq(my.count, 2);
+	cr_assert_str_eq(my.items[0].up_file, "0001_users.up.sql");
+	/* the generic down belongs to the generic up here */
+	cr_assert_str_eq(my.items[0].down_file, "0001_users.down.sql");
+	cr_assert_str_eq(my.items[1].up_file, "0002_only_mysql.mysql.up.sql");
+	cr_assert_null(my.items[1].down_file);
+
+	cr_assert_eq(lite.count, 1);
+	cr_assert_str_eq(lite.items[0].up_file, "0001_users.up.sql");
+	cr_assert_str_neq(lite.items[0].checksum, pg.items[0].checksum);
+
+	sg_migration_set_free(&pg);
+	sg_migration_set_free(&my);
+	sg_migration_set_free(&lite);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(dialect, shared_generic_down_serves_engine_variants)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_t.postgres.up.sql", "CREATE TABLE t (a JSONB);");
+	sgt_write(dir, "0001_t.sqlite.up.sql", "CREATE TABLE t (a TEXT);");
+	sgt_write(dir, "0001_t.down.sql", "DROP TABLE t;");
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_SQLITE, &set);
+	cr_assert_eq(set.count, 1);
+	cr_assert_str_eq(set.items[0].up_file, "0001_t.sqlite.up.sql");
+	cr_assert_str_eq(set.items[0].down_file, "0001_t.down.sql");
+	sg_migration_set_free(&set);
+	load_ok(dir, SG_ENGINE_MYSQL, &set);
+	cr_assert_eq(set.count, 0);
+	sg_migration_set_free(&set);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(dialect, unknown_tag_is_ignored_and_noted)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_a.up.sql", "SELECT 1;");
+	sgt_write(dir, "0002_b.postgers.up.sql", "SELECT 2;");
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_POSTGRES, &set);
+	cr_assert_eq(set.count, 1);
+	cr_assert(notes_mention(&set, "postgers"));
+	sg_migration_set_free(&set);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(dialect, competing_alias_files_are_an_error)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_a.pg.up.sql", "SELECT 1;");
+	sgt_write(dir, "0001_a.postgres.up.sql", "SELECT 1;");
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_POSTGRES, &err);
+	cr_assert(strstr(err.msg, "0001_a.pg.up.sql") && strstr(err.msg, "0001_a.postgres.up.sql"), "%s", err.msg);
+	/* MySQL does not care about PostgreSQL's files... */
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_MYSQL, &set);
+	cr_assert_eq(set.count, 0);
+	sg_migration_set_free(&set);
+	/* ...but lint and new check every engine */
+	load_fails(dir, SG_ENGINE_NONE, &err);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(dialect, generic_pair_and_single_file_compete)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_a.up.sql", "SELECT 1;");
+	sgt_write(dir, "0001_a.sql", "-- migrate:up\nSELECT 1;\n");
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_SQLITE, &err);
+	cr_assert(strstr(err.msg, "0001_a.up.sql") && strstr(err.msg, "0001_a.sql"), "%s", err.msg);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(dialect, same_version_different_names_is_an_error)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0004_add_x.up.sql", "SELECT 1;");
+	sgt_write(dir, "0004_add_y.mysql.up.sql", "SELECT 1;");
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_POSTGRES, &err);
+	cr_assert(strstr(err.msg, "0004_add_x.up.sql") && strstr(err.msg, "0004_add_y.mysql.up.sql"), "%s", err.msg);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+/* ---- directives and single-file layout ---- */
+
+Test(directive, no_transaction_comment_and_autocommit_marker)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_idx.up.sql", "-- schemagate:no-transaction\nCREATE INDEX CONCURRENTLY i ON t (a);\n");
+	sgt_write(dir, "0002_idx2.autocommit.up.sql", "CREATE INDEX CONCURRENTLY j ON t (b);\n");
+	sgt_write(dir, "0002_idx2.down.sql", "DROP INDEX j;\n");
+	sgt_write(dir, "0003_plain.up.sql", "-- schemagate:no-transactions is not the directive\nSELECT 1;\n");
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_POSTGRES, &set);
+	cr_assert_eq(set.count, 3);
+	cr_assert(set.items[0].no_transaction);
+	cr_assert(set.items[1].no_transaction);
+	cr_assert_str_eq(set.items[1].name, "idx2");
+	cr_assert_str_eq(set.items[1].down_file, "0002_idx2.down.sql");
+	cr_assert_not(set.items[2].no_transaction);
+	sg_migration_set_free(&set);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(single_file, dbmate_sections_and_transaction_false)
+{
+	char *dir = sgt_tempdir();
+	const char *text = "-- migrate:up transaction:false\n"
+			   "CREATE INDEX CONCURRENTLY i ON t (a);\n"
+			   "\n"
+			   "-- migrate:down\n"
+			   "DROP INDEX i;\n";
+	sgt_write(dir, "20240101120000_add_index.sql", text);
+	sgt_write(dir, "20240102120000_plain.postgres.sql", "-- header comment\n-- migrate:up\nSELECT 1;\n");
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_POSTGRES, &set);
+	cr_assert_eq(set.count, 2);
+	const struct sg_migration *m = &set.items[0];
+	cr_assert_str_eq(m->version, "20240101120000");
+	cr_assert_str_eq(m->name, "add_index");
+	cr_assert_str_eq(m->up_sql, "CREATE INDEX CONCURRENTLY i ON t (a);\n\n");
+	cr_assert_str_eq(m->down_sql, "DROP INDEX i;\n");
+	cr_assert_str_eq(m->down_file, "20240101120000_add_index.sql");
+	cr_assert(m->no_transaction);
+	char expect[65];
+	sg_checksum(m->up_sql, strlen(m->up_sql), expect);
+	cr_assert_str_eq(m->checksum, expect);
+	cr_assert_str_eq(set.items[1].up_sql, "SELECT 1;\n");
+	cr_assert_null(set.items[1].down_sql);
+	cr_assert_not(set.items[1].no_transaction);
+	sg_migration_set_free(&set);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(single_file, missing_up_marker_is_an_error)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_a.sql", "CREATE TABLE t (a int);\n-- migrate:down\nDROP TABLE t;\n");
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_SQLITE, &err);
+	cr_assert(strstr(err.msg, "0001_a.sql") != NULL, "%s", err.msg);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+/* ---- new ---- */
+
+struct new_args {
+	const char *dir, *name, *dialect;
+	bool single;
+	struct sg_error err;
+};
+
+static int run_new(void *p)
+{
+	struct new_args *a = p;
+	return sg_migration_new(a->dir, a->name, a->dialect, a->single, &a->err);
+}
+
+static char *new_ok(const char *dir, const char *name, bool single)
+{
+	struct new_args a = {.dir = dir, .name = name, .single = single};
+	int rc;
+	char *out = capture_stdout(run_new, &a, &rc);
+	cr_assert_eq(rc, 0, "new failed: %s", a.err.msg);
+	return out;
+}
+
+Test(new, follows_zero_padded_width)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0003_c.up.sql", "SELECT 3;");
+	sgt_write(dir, "0003_c.down.sql", "SELECT 3;");
+	sgt_write(dir, "0001_a.up.sql", "SELECT 1;");
+	char *out = new_ok(dir, "add_title", false);
+	cr_assert(file_exists(dir, "0004_add_title.up.sql"));
+	cr_assert(file_exists(dir, "0004_add_title.down.sql"));
+	char *expect = sg_asprintf("%s/0004_add_title.up.sql\n%s/0004_add_title.down.sql\n", dir, dir);
+	cr_assert_str_eq(out, expect);
+	free(expect);
+	free(out);
+	/* the new files load as an empty, valid migration */
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_POSTGRES, &set);
+	cr_assert_eq(set.count, 3);
+	cr_assert_str_eq(set.items[2].version, "0004");
+	sg_migration_set_free(&set);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(new, carries_into_a_wider_number)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "099_x.up.sql", "");
+	free(new_ok(dir, "next", false));
+	cr_assert(file_exists(dir, "100_next.up.sql"));
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(new, timestamp_directory_gets_current_utc_timestamp)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "20200101000000_old.sql", "-- migrate:up\nSELECT 1;\n-- migrate:down\n");
+	char before[15];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(before, sizeof(before), "%Y%m%d%H%M%S", &tm);
+	char *out = new_ok(dir, "add-thing", false);
+	/* single-file directory: one file with both sections */
+	cr_assert(strstr(out, "_add-thing.sql\n") != NULL, "%s", out);
+	cr_assert(strstr(out, ".up.sql") == NULL, "%s", out);
+	const char *base = strrchr(out, '/');
+	cr_assert_not_null(base);
+	char version[15] = {0};
+	memcpy(version, base + 1, 14);
+	cr_assert(sg_version_valid(version), "%s", out);
+	cr_assert_geq(sg_version_cmp(version, before), 0, "%s < %s", version, before);
+	char *path = sgt_path(dir, base + 1);
+	path[strlen(path) - 1] = '\0';   /* drop the newline */
+	char *content = sgt_slurp(path);
+	cr_assert_str_eq(content, "-- migrate:up\n\n-- migrate:down\n");
+	free(content);
+	free(path);
+	free(out);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(new, timestamp_is_bumped_above_a_future_newest)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "29990101000000_future.up.sql", "");
+	free(new_ok(dir, "next", false));
+	cr_assert(file_exists(dir, "29990101000001_next.up.sql"));
+	cr_assert(file_exists(dir, "29990101000001_next.down.sql"));
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(new, empty_directory_is_created_with_timestamp_pair)
+{
+	char *base = sgt_tempdir();
+	char *dir = sgt_path(base, "db/migrations");
+	char *out = new_ok(dir, "init", false);
+	const char *slash = strrchr(out, '\n');
+	cr_assert_not_null(slash);
+	cr_assert(strstr(out, "_init.up.sql\n") && strstr(out, "_init.down.sql\n"), "%s", out);
+	const char *name = out + strlen(dir) + 1;
+	for (int i = 0; i < 14; i++)
+		cr_assert(name[i] >= '0' && name[i] <= '9', "%s", out);
+	cr_assert_eq(name[14], '_', "%s", out);
+	free(out);
+	/* single_file in an empty directory */
+	char *dir2 = sgt_path(base, "single");
+	out = new_ok(dir2, "init", true);
+	cr_assert(strstr(out, "_init.sql\n") != NULL, "%s", out);
+	free(out);
+	free(dir);
+	free(dir2);
+	sgt_rmrf(base);
+	free(base);
+}
+
+Test(new, rejects_bad_names_and_broken_directories)
+{
+	char *dir = sgt_tempdir();
+	struct sg_error err = {0};
+	cr_assert_eq(sg_migration_new(dir, "bad name", NULL, false, &err), -1);
+	cr_assert_eq(err.exit_code, SG_EXIT_USAGE);
+	sg_error_clear(&err);
+	cr_assert_eq(sg_migration_new(dir, "x.y", NULL, false, &err), -1);
+	sg_error_clear(&err);
+	cr_assert_eq(sg_migration_new(dir, "ok", "nosuchdb", false, &err), -1);
+	sgt_write(dir, "1_a.up.sql", "");
+	sgt_write(dir, "01_b.up.sql", "");
+	sg_error_clear(&err);
+	cr_assert_eq(sg_migration_new(dir, "ok", NULL, false, &err), -1);
+	cr_assert_eq(err.exit_code, SG_EXIT_USAGE);
+	cr_assert_not(file_exists(dir, "2_ok.up.sql"));
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(new, dialect_variant_name)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_a.up.sql", "");
+	free(new_ok(dir, "b", false));
+	struct new_args a = {.dir = dir, .name = "c", .dialect = "mysql"};
+	int rc;
+	free(capture_stdout(run_new, &a, &rc));
+	cr_assert_eq(rc, 0, "%s", a.err.msg);
+	cr_assert(file_exists(dir, "0003_c.mysql.up.sql"));
+	cr_assert(file_exists(dir, "0003_c.mysql.down.sql"));
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+/* ---- lint ---- */
+
+struct lint_args {
+	const char *dir;
+	struct sg_error err;
+};
+
+static int run_lint(void *p)
+{
+	struct lint_args *a = p;
+	return sg_migration_lint(a->dir, &a->err);
+}
+
+Test(lint, reports_unknown_tags_missing_downs_and_begin_in_no_transaction)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_a.up.sql", "SELECT 1;");
+	sgt_write(dir, "0001_a.down.sql", "SELECT 1;");
+	sgt_write(dir, "0002_b.up.sql", "SELECT 2;");
+	sgt_write(dir, "0003_c.postgers.up.sql", "SELECT 3;");
+	sgt_write(dir, "0004_d.postgres.up.sql", "-- schemagate:no-transaction\nBEGIN;\nCREATE INDEX CONCURRENTLY i ON t (a);\nCOMMIT;\n");
+	sgt_write(dir, "0004_d.postgres.down.sql", "DROP INDEX i;");
+	sgt_write(dir, "README.md", "docs");
+	sgt_write(dir, "seed.csv", "1,2");
+	struct lint_args a = {.dir = dir};
+	int rc;
+	char *out = capture_stdout(run_lint, &a, &rc);
+	cr_assert_eq(rc, 0, "lint failed: %s\n%s", a.err.msg, out);
+	cr_assert(strstr(out, "warning: 0003_c.postgers.up.sql: unknown dialect tag 'postgers'"), "%s", out);
+	cr_assert(strstr(out, "warning: 0002_b.up.sql: no down script"), "%s", out);
+	cr_assert(strstr(out, "0001_a.up.sql: no down") == NULL, "%s", out);
+	cr_assert(strstr(out, "0004_d.postgres.up.sql:2: no-transaction script contains BEGIN"), "%s", out);
+	cr_assert(strstr(out, "0004_d.postgres.up.sql:4: no-transaction script contains COMMIT"), "%s", out);
+	cr_assert(strstr(out, "note: seed.csv") != NULL, "%s", out);
+	cr_assert(strstr(out, "README") == NULL, "%s", out);
+	cr_assert(strstr(out, "note: version 0004") != NULL, "%s", out);
+	cr_assert(strstr(out, "0 errors") != NULL, "%s", out);
+	/* each finding once, although three engines were checked */
+	const char *first = strstr(out, "0002_b.up.sql: no down");
+	cr_assert_null(strstr(first + 1, "0002_b.up.sql: no down"), "%s", out);
+	free(out);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(lint, errors_fail_with_exit_code_2)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0007_a.up.sql", "SELECT 1;");
+	sgt_write(dir, "7_a.up.sql", "SELECT 1;");
+	sgt_write(dir, "bad-name.sql", "SELECT 1;");
+	sgt_write(dir, "0008_m.mysql.up.sql", "SELECT 'unterminated;\n");
+	struct lint_args a = {.dir = dir};
+	int rc;
+	char *out = capture_stdout(run_lint, &a, &rc);
+	cr_assert_eq(rc, -1, "%s", out);
+	cr_assert_eq(a.err.exit_code, SG_EXIT_USAGE);
+	cr_assert(strstr(out, "error: bad-name.sql") != NULL, "%s", out);
+	cr_assert(strstr(out, "error: duplicate version") != NULL, "%s", out);
+	free(out);
+	/* the MySQL script that cannot be split is reported once duplicates are fixed */
+	char *p = sgt_path(dir, "7_a.up.sql");
+	unlink(p);
+	free(p);
+	p = sgt_path(dir, "bad-name.sql");
+	unlink(p);
+	free(p);
+	sg_error_clear(&a.err);
+	out = capture_stdout(run_lint, &a, &rc);
+	cr_assert_eq(rc, -1, "%s", out);
+	cr_assert(strstr(out, "error: 0008_m.mysql.up.sql (mysql): unterminated quoted string") != NULL, "%s", out);
+	free(out);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+/* ---- the example schema shipped in migrations/ ---- */
+
+Test(examples, load_for_every_engine_with_down_scripts)
+{
+	for (size_t k = 0; k < 3; k++) {
+		struct sg_migration_set set;
+		load_ok(SG_SOURCE_DIR "/migrations", engines[k], &set);
+		cr_assert_eq(set.count, 5, "engine %d: %zu migrations", engines[k], set.count);
+		for (size_t i = 0; i < set.count; i++) {
+			char v[24];
+			snprintf(v, sizeof(v), "%04zu", i + 1);
+			cr_assert_str_eq(set.items[i].version, v);
+			cr_assert_not_null(set.items[i].down_sql, "%s has no down script", set.items[i].up_file);
+			cr_assert_neq(strlen(set.items[i].up_sql), 0);
+		}
+		const char *tag = engines[k] == SG_ENGINE_POSTGRES ? ".postgres." :
+				  engines[k] == SG_ENGINE_MYSQL ? ".mysql." : ".sqlite.";
+		cr_assert(strstr(set.items[0].up_file, tag), "%s", set.items[0].up_file);
+		/* 0005 builds an index CONCURRENTLY only on PostgreSQL */
+		cr_assert_eq(set.items[4].no_transaction, engines[k] == SG_ENGINE_POSTGRES);
+		cr_assert_eq(set.nnotes, 0, "unexpected note: %s", set.nnotes ? set.notes[0] : "");
+		sg_migration_set_free(&set);
+	}
+}
+
+Test(examples, lint_is_clean)
+{
+	struct lint_args a = {.dir = SG_SOURCE_DIR "/migrations"};
+	int rc;
+	char *out = capture_stdout(run_lint, &a, &rc);
+	cr_assert_eq(rc, 0, "%s", out);
+	cr_assert(strstr(out, "5 migrations, 0 errors, 0 warnings") != NULL, "%s", out);
+	free(out);
+}
