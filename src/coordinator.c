@@ -171,7 +171,10 @@ static int connect_with_retry(struct coord *c, struct sg_conn **out, const char 
 			return -1;
 		}
 		spent = elapsed_since(t0);
-		if (spent >= cfg->connect_timeout_ms) {
+		/* verify and status are one-shot probes: a Kubernetes probe has
+		 * its own timeout and retry, so they never wait */
+		bool one_shot = cfg->command == SG_CMD_VERIFY || cfg->command == SG_CMD_STATUS;
+		if (spent >= cfg->connect_timeout_ms || one_shot) {
 			*err = e;
 			return sg_fail(err, SG_EXIT_TIMEOUT, "could not connect to %s within %llums (%d attempts): %s",
 				       c->url.redacted, (unsigned long long)cfg->connect_timeout_ms, attempts, e.msg);
@@ -216,6 +219,26 @@ static int ready_check(struct coord *c, const struct sg_plan *p, bool allow_ooo,
 	if (sg_plan_check(p, c->cfg->strict, allow_ooo, err) != 0)
 		return -1;
 	return p->npending == 0 ? 1 : 0;
+}
+
+/*
+ * The same check from a waiter's side. A "partial" row is usually the
+ * winner's work in progress (MySQL, no-transaction scripts), so it means
+ * "not yet", not "broken": only the lock holder may judge it. A "failed"
+ * row is final; `up` waiters still take the lock and report it from
+ * there, `wait` (which never takes the lock) reports it at once.
+ */
+static int waiter_check(struct coord *c, const struct sg_plan *p, bool failed_is_final, struct sg_error *err)
+{
+	for (size_t i = 0; i < p->count; i++) {
+		const struct sg_plan_item *it = &p->items[i];
+		if (it->state != SG_M_FAILED)
+			continue;
+		if (failed_is_final && strcmp(it->row->status, "failed") == 0)
+			return ready_check(c, p, true, err);
+		return 0;
+	}
+	return ready_check(c, p, true, err);
 }
 
 static void warn_if_ahead(const struct sg_plan *p)
@@ -322,7 +345,7 @@ static int contend(struct coord *c, bool recheck, struct sg_error *err)
 			struct sg_plan p;
 			struct sg_error e = {0};
 			if (read_plan(c, &h, &p, &e) == 0) {
-				int ready = ready_check(c, &p, true, &e);
+				int ready = waiter_check(c, &p, false, &e);
 				free_plan(&h, &p);
 				if (ready == 1) {
 					struct sg_log_fields f = {.waited_ms = (int64_t)elapsed_since(t0), .duration_ms = -1};
@@ -497,8 +520,10 @@ static int apply_one(struct coord *c, const struct sg_migration *m, struct sg_er
 			} else {
 				err->exit_code = SG_EXIT_MIGRATION;
 			}
+			char cause[SG_ERROR_MSG];
+			memcpy(cause, err->msg, sizeof(cause));
 			sg_fail(err, err->exit_code, "%s; %ld statement(s) were applied and stay applied; after fixing the "
-				"database run `schemagate repair %s --applied` or `--reverted`", err->msg, done, m->version);
+				"database run `schemagate repair %s --applied` or `--reverted`", cause, done, m->version);
 			return -1;
 		}
 		char dur[32];
@@ -867,8 +892,8 @@ static int cmd_wait(struct coord *c, struct sg_error *err)
 		struct sg_plan p;
 		struct sg_error e = {0};
 		if (read_plan(c, &h, &p, &e) == 0) {
-			int ready = ready_check(c, &p, true, &e);
-			size_t pending = p.npending;
+			int ready = waiter_check(c, &p, true, &e);
+			size_t pending = p.npending + p.nfailed;
 			free_plan(&h, &p);
 			if (ready == 1) {
 				transition(c, ST_READY, "target reached");

@@ -124,14 +124,11 @@ int sg_loop_init(struct sg_loop *l, uint64_t overall_timeout_ms, struct sg_error
 	l->sigint.data = l->sigterm.data = l->deadline.data = l->wake.data = l;
 	uv_signal_start(&l->sigint, on_signal, SIGINT);
 	uv_signal_start(&l->sigterm, on_signal, SIGTERM);
-	/* signal and deadline handles must not keep uv_run(ONCE) from
-	 * returning when nothing else is active */
-	uv_unref((uv_handle_t *)&l->sigint);
-	uv_unref((uv_handle_t *)&l->sigterm);
-	if (overall_timeout_ms > 0) {
+	/* The signal handles stay referenced: uv_run(NOWAIT), which the
+	 * SQLite progress handler calls, only looks at I/O (the signal pipe)
+	 * while the loop has an active handle. */
+	if (overall_timeout_ms > 0)
 		uv_timer_start(&l->deadline, on_deadline, overall_timeout_ms, 0);
-		uv_unref((uv_handle_t *)&l->deadline);
-	}
 	l->io.wait = io_wait;
 	l->io.check = io_check;
 	l->io.sleep = io_sleep;

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# tests/deps.sh - install, from Debian's packages, everything schemagate's
+# build and test suite use. Idempotent: installs only what is missing.
+set -euo pipefail
+
+packages=(
+	build-essential cmake pkg-config file
+	libuv1-dev libsqlite3-dev sqlite3 libpq-dev libssl-dev
+	default-libmysqlclient-dev libmariadb-dev libcriterion-dev
+	postgresql-15 postgresql-client-15 postgresql-server-dev-15
+	mariadb-server mariadb-client pgbouncer
+	python3 python3-yaml docker-compose unzip npm nodejs
+)
+missing=()
+for p in "${packages[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "deps: installing ${missing[*]}" >&2
+	SUDO=""
+	[ "$(id -u)" -eq 0 ] || SUDO=sudo
+	$SUDO apt-get update -q
+	# the server packages must not start system-wide instances: the tests
+	# run private servers in temporary directories
+	echo exit 101 | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+	$SUDO chmod +x /usr/sbin/policy-rc.d
+	DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}" >&2
+fi
