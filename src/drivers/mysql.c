@@ -1,0 +1,929 @@
+/*
+ * mysql.c - the MySQL/MariaDB driver (MariaDB Connector/C, non-blocking API).
+ *
+ * MySQL commits DDL implicitly, so this driver declares no transactional
+ * DDL: the coordinator runs each migration statement by statement and
+ * records its progress. The lock is GET_LOCK() on a dedicated connection;
+ * its name carries the database and the history table because GET_LOCK
+ * names are server-wide.
+ *
+ * Every network wait goes through sg_io_wait(), so the coordinator's loop
+ * (signals, --timeout) keeps running during a statement. When the loop asks
+ * to stop, the running statement is killed with KILL QUERY from a short-
+ * lived second connection and its error is collected before returning
+ * SG_ERRK_CANCELED; the session (and its GET_LOCK) stays usable for the
+ * cleanup that follows (the loop's cleanup window).
+ */
+#include "schemagate/driver.h"
+
+#include <mysql.h>
+#include <errmsg.h>
+#include <mysqld_error.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* GET_LOCK names longer than this are rejected by the server. */
+#define LOCK_NAME_MAX 64
+/* After a cancel, how long the statement gets to stop before the
+ * connection is abandoned (SPEC: exit within 2 s of SIGTERM), and when
+ * KILL QUERY is repeated (the first one can arrive before the server has
+ * started the statement). */
+#define CANCEL_DRAIN_MS 1000
+#define CANCEL_RETRY_MS 300
+
+enum ssl_mode { SSL_UNSET, SSL_DISABLED, SSL_PREFERRED, SSL_REQUIRED, SSL_VERIFY_CA, SSL_VERIFY_IDENTITY };
+
+/* Everything needed to open a connection to the same server again (the
+ * KILL QUERY connection). Owned by the connection. */
+struct my_target {
+	char *host, *user, *password, *database, *socket_path;
+	char *ssl_ca, *ssl_cert, *ssl_key;
+	char *program_name;
+	char *display;          /* redacted URL for messages */
+	int port;
+	enum ssl_mode ssl_mode;
+};
+
+struct my_conn {
+	struct sg_conn base;
+	MYSQL *mysql;
+	struct sg_io *io;
+	struct my_target target;
+	unsigned long thread_id;
+	/* state of the operation in progress */
+	bool connecting;        /* a cancel just abandons the attempt */
+	uint64_t deadline_ms;   /* 0 = none; past it the wait fails */
+	bool canceled;          /* the loop asked to stop during this operation */
+	bool timed_out;         /* deadline_ms passed */
+	uint64_t last_kill_ms;
+	/* the connection was abandoned mid-statement; every later call fails */
+	bool broken;
+};
+
+/* ---- errors ------------------------------------------------------------ */
+
+static int set_error(struct sg_error *err, enum sg_err_kind kind, int exit_code, unsigned errnum,
+		     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int set_error(struct sg_error *err, enum sg_err_kind kind, int exit_code, unsigned errnum,
+		     const char *fmt, ...)
+{
+	if (!err)
+		return -1;
+	char msg[SG_ERROR_MSG];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	sg_fail(err, exit_code, "%s", msg);
+	err->kind = kind;
+	if (errnum)
+		snprintf(err->sqlstate, sizeof(err->sqlstate), "%u", errnum % 10000000u); /* fits: 7 digits */
+	else
+		err->sqlstate[0] = '\0';
+	return -1;
+}
+
+static bool connection_lost(unsigned errnum)
+{
+	return errnum == CR_SERVER_GONE_ERROR || errnum == CR_SERVER_LOST ||
+	       errnum == CR_CONNECTION_ERROR || errnum == CR_CONN_HOST_ERROR ||
+	       errnum == CR_SERVER_LOST_EXTENDED || errnum == ER_CONNECTION_KILLED;
+}
+
+/* The statement (or the session) failed: report the server's error. */
+static int statement_error(struct my_conn *c, struct sg_error *err)
+{
+	unsigned errnum = c->mysql ? mysql_errno(c->mysql) : 0;
+	const char *text = c->mysql ? mysql_error(c->mysql) : "connection closed";
+
+	if (c->canceled)
+		return set_error(err, SG_ERRK_CANCELED, SG_EXIT_MIGRATION, errnum,
+				 "statement canceled with KILL QUERY %lu: mysql %u: %s", c->thread_id, errnum, text);
+	if (c->broken || connection_lost(errnum))
+		return set_error(err, SG_ERRK_CONNECTION, SG_EXIT_DATABASE, errnum,
+				 "lost the connection to %s: mysql %u: %s", c->target.display, errnum, text);
+	return set_error(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, errnum, "mysql %u: %s", errnum, text);
+}
+
+/* SPEC 5.2: which connect failures are worth retrying. */
+static bool connect_error_transient(unsigned errnum)
+{
+	switch (errnum) {
+	case CR_CONNECTION_ERROR:      /* 2002: no socket (server not up yet) */
+	case CR_CONN_HOST_ERROR:       /* 2003: refused */
+	case CR_UNKNOWN_HOST:          /* 2005: DNS */
+	case CR_SERVER_GONE_ERROR:     /* 2006 */
+	case CR_SERVER_LOST:           /* 2013: lost during the handshake */
+	case CR_SERVER_LOST_EXTENDED:
+	case ER_CON_COUNT_ERROR:       /* 1040: too many connections */
+	case ER_TOO_MANY_USER_CONNECTIONS:
+	case ER_SERVER_SHUTDOWN:       /* 1053: restarting */
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* ---- connection targets ------------------------------------------------ */
+
+static void target_free(struct my_target *t)
+{
+	if (t->password)
+		explicit_bzero(t->password, strlen(t->password));
+	free(t->host);
+	free(t->user);
+	free(t->password);
+	free(t->database);
+	free(t->socket_path);
+	free(t->ssl_ca);
+	free(t->ssl_cert);
+	free(t->ssl_key);
+	free(t->program_name);
+	free(t->display);
+	memset(t, 0, sizeof(*t));
+}
+
+static int parse_ssl_mode(const char *s, enum ssl_mode *out)
+{
+	static const struct { const char *name; enum ssl_mode mode; } modes[] = {
+		{ "DISABLED", SSL_DISABLED }, { "PREFERRED", SSL_PREFERRED },
+		{ "REQUIRED", SSL_REQUIRED }, { "VERIFY_CA", SSL_VERIFY_CA },
+		{ "VERIFY_IDENTITY", SSL_VERIFY_IDENTITY },
+	};
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (strcasecmp(s, modes[i].name) == 0) {
+			*out = modes[i].mode;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+/* URL parameters we understand; anything else is a typo we refuse rather
+ * than silently connecting without the TLS the user asked for. */
+static int target_from_opts(const struct sg_conn_opts *opts, struct my_target *t, struct sg_error *err)
+{
+	const struct sg_url *url = opts->url;
+
+	memset(t, 0, sizeof(*t));
+	t->host = sg_strdup(url->host);
+	t->port = url->port;
+	t->user = sg_strdup(url->user);
+	t->password = sg_strdup(opts->password ? opts->password : url->password);
+	t->database = sg_strdup(url->database && *url->database ? url->database : NULL);
+	t->program_name = sg_strdup(opts->application_name);
+	if (url->redacted)
+		t->display = sg_strdup(url->redacted);
+	else
+		t->display = sg_asprintf("mysql://%s@%s:%d/%s", url->user ? url->user : "",
+					 url->host ? url->host : "localhost", url->port ? url->port : 3306,
+					 url->database ? url->database : "");
+
+	for (size_t i = 0; i < url->nparams; i++) {
+		const char *k = url->params[i].key, *v = url->params[i].value;
+		if (strcmp(k, "socket") == 0) {
+			free(t->socket_path);
+			t->socket_path = sg_strdup(v);
+		} else if (strcmp(k, "ssl-mode") == 0 || strcmp(k, "ssl_mode") == 0 || strcmp(k, "sslmode") == 0) {
+			if (parse_ssl_mode(v, &t->ssl_mode) < 0)
+				goto bad_value;
+		} else if (strcmp(k, "ssl-ca") == 0 || strcmp(k, "ssl_ca") == 0) {
+			free(t->ssl_ca);
+			t->ssl_ca = sg_strdup(v);
+		} else if (strcmp(k, "ssl-cert") == 0 || strcmp(k, "ssl_cert") == 0) {
+			free(t->ssl_cert);
+			t->ssl_cert = sg_strdup(v);
+		} else if (strcmp(k, "ssl-key") == 0 || strcmp(k, "ssl_key") == 0) {
+			free(t->ssl_key);
+			t->ssl_key = sg_strdup(v);
+		} else {
+			set_error(err, SG_ERRK_PERMANENT, SG_EXIT_USAGE, 0,
+				  "%s: unknown parameter \"%s\" (known: socket, ssl-mode, ssl-ca, ssl-cert, ssl-key)",
+				  t->display, k);
+			target_free(t);
+			return -1;
+		}
+		continue;
+bad_value:
+		set_error(err, SG_ERRK_PERMANENT, SG_EXIT_USAGE, 0,
+			  "%s: ssl-mode must be DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY, not \"%s\"",
+			  t->display, v);
+		target_free(t);
+		return -1;
+	}
+	/* Like the mysql client: a CA without a mode means "verify against it". */
+	if (t->ssl_mode == SSL_UNSET && t->ssl_ca)
+		t->ssl_mode = SSL_VERIFY_CA;
+	return 0;
+}
+
+static void apply_tls(MYSQL *m, const struct my_target *t)
+{
+	my_bool yes = 1, no = 0;
+
+	if (t->ssl_mode == SSL_UNSET || t->ssl_mode == SSL_DISABLED)
+		return;
+	/* mysql_ssl_set() turns TLS on; ENFORCE decides whether a server
+	 * without TLS is an error (REQUIRED and stricter) or a fallback. */
+	mysql_ssl_set(m, t->ssl_key, t->ssl_cert, t->ssl_ca, NULL, NULL);
+	mysql_options(m, MYSQL_OPT_SSL_ENFORCE, t->ssl_mode >= SSL_REQUIRED ? &yes : &no);
+	/* Connector/C verifies the chain and the host name together; it has
+	 * no chain-only mode, so VERIFY_CA is as strict as VERIFY_IDENTITY. */
+	mysql_options(m, MYSQL_OPT_SSL_VERIFY_SERVER_CERT, t->ssl_mode >= SSL_VERIFY_CA ? &yes : &no);
+}
+
+/* A configured handle for target; nonblocking for the session, blocking
+ * with short timeouts for the KILL QUERY connection. */
+static MYSQL *new_handle(const struct my_target *t, unsigned timeout_s, bool nonblocking)
+{
+	static bool library_ready;
+	if (!library_ready) {
+		/* Single-threaded process: one init, undone at exit so leak
+		 * checkers see a clean heap. */
+		mysql_library_init(0, NULL, NULL);
+		atexit(mysql_library_end);
+		library_ready = true;
+	}
+
+	MYSQL *m = mysql_init(NULL);
+	if (!m)
+		return NULL;
+	if (nonblocking)
+		mysql_options(m, MYSQL_OPT_NONBLOCK, 0);
+	mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
+	mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout_s);
+	if (!nonblocking) {
+		mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &timeout_s);
+		mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &timeout_s);
+	}
+	if (t->socket_path) {
+		unsigned proto = MYSQL_PROTOCOL_SOCKET;
+		mysql_options(m, MYSQL_OPT_PROTOCOL, &proto);
+	} else if (t->host) {
+		unsigned proto = MYSQL_PROTOCOL_TCP;
+		mysql_options(m, MYSQL_OPT_PROTOCOL, &proto);
+	}
+	if (t->program_name)
+		mysql_optionsv(m, MYSQL_OPT_CONNECT_ATTR_ADD, "program_name", t->program_name);
+	apply_tls(m, t);
+	return m;
+}
+
+/* ---- waiting on the socket --------------------------------------------- */
+
+static int to_io_events(int status)
+{
+	int ev = 0;
+	if (status & (MYSQL_WAIT_READ | MYSQL_WAIT_EXCEPT))
+		ev |= SG_IO_READ;
+	if (status & MYSQL_WAIT_WRITE)
+		ev |= SG_IO_WRITE;
+	return ev;
+}
+
+static int from_io_events(int ev)
+{
+	int st = 0;
+	if (ev & SG_IO_READ)
+		st |= MYSQL_WAIT_READ;
+	if (ev & SG_IO_WRITE)
+		st |= MYSQL_WAIT_WRITE;
+	return st;
+}
+
+/* Wait while draining a canceled statement: the loop refuses to wait once
+ * it has been canceled, so poll the socket directly (bounded by the drain
+ * deadline). */
+static int wait_after_cancel(int fd, int events, int64_t timeout_ms)
+{
+	int r;
+	struct pollfd p = { .fd = fd, .events = 0 };
+	if (events & SG_IO_READ)
+		p.events |= POLLIN;
+	if (events & SG_IO_WRITE)
+		p.events |= POLLOUT;
+	r = poll(&p, 1, timeout_ms < 0 ? -1 : (int)timeout_ms);
+	if (r <= 0)
+		return 0;
+	int ready = 0;
+	if (p.revents & (POLLIN | POLLHUP | POLLERR))
+		ready |= SG_IO_READ;
+	if (p.revents & (POLLOUT | POLLHUP | POLLERR))
+		ready |= SG_IO_WRITE;
+	return ready ? ready : events;
+}
+
+/* Ask the server to stop this session's running statement. A failure here
+ * is not reported: the drain deadline abandons the connection instead. */
+static void kill_query(struct my_conn *c)
+{
+	MYSQL *k = new_handle(&c->target, 1, false);
+	if (!k)
+		return;
+	if (mysql_real_connect(k, c->target.host, c->target.user, c->target.password, NULL,
+			       (unsigned)c->target.port, c->target.socket_path, 0)) {
+		char sql[64];
+		snprintf(sql, sizeof(sql), "KILL QUERY %lu", c->thread_id);
+		mysql_real_query(k, sql, strlen(sql));
+	}
+	mysql_close(k);
+	c->last_kill_ms = sg_now_ms();
+}
+
+/* Wait for what the library asked for (status: MYSQL_WAIT_*) and return
+ * the ready status to pass to the _cont call, or -1 when the operation
+ * must be abandoned (canceled connect, drain or connect deadline passed). */
+static int wait_ready(struct my_conn *c, int status)
+{
+	int fd = (int)mysql_get_socket(c->mysql);
+	int events = to_io_events(status);
+
+	for (;;) {
+		int64_t timeout = -1;
+		bool lib_timeout = false;
+		if (status & MYSQL_WAIT_TIMEOUT) {
+			timeout = (int64_t)mysql_get_timeout_value_ms(c->mysql);
+			lib_timeout = true;
+		}
+		if (c->deadline_ms) {
+			uint64_t now = sg_now_ms();
+			if (now >= c->deadline_ms) {
+				c->timed_out = true;
+				return -1;
+			}
+			int64_t left = (int64_t)(c->deadline_ms - now);
+			if (c->canceled) {
+				/* re-send KILL QUERY if the first one missed */
+				int64_t to_retry = (int64_t)(c->last_kill_ms + CANCEL_RETRY_MS) - (int64_t)now;
+				if (to_retry <= 0) {
+					kill_query(c);
+					to_retry = CANCEL_RETRY_MS;
+				}
+				if (to_retry < left)
+					left = to_retry;
+			}
+			if (timeout < 0 || left < timeout) {
+				timeout = left;
+				lib_timeout = false;
+			}
+		}
+
+		int r;
+		if (c->canceled)
+			r = wait_after_cancel(fd, events, timeout);
+		else
+			r = sg_io_wait(c->io, fd, events, timeout);
+
+		if (r == SG_IO_CANCELED) {
+			c->canceled = true;
+			if (c->connecting)
+				return -1;
+			kill_query(c);
+			c->deadline_ms = sg_now_ms() + CANCEL_DRAIN_MS;
+			continue;
+		}
+		if (r > 0)
+			return from_io_events(r);
+		if (lib_timeout)
+			return MYSQL_WAIT_TIMEOUT;
+		/* our own deadline or a KILL retry tick: loop re-checks */
+	}
+}
+
+/* Run one non-blocking call: start it, then wait and continue until done.
+ * `st` ends 0 on completion, -1 when abandoned (see wait_ready). */
+#define MY_RUN(c, st, start_call, cont_call)             \
+	do {                                             \
+		(st) = (start_call);                     \
+		while ((st) > 0) {                       \
+			(st) = wait_ready((c), (st));    \
+			if ((st) < 0)                    \
+				break;                   \
+			(st) = (cont_call);              \
+		}                                        \
+	} while (0)
+
+/* The session cannot be resumed: drop it. Later calls fail cleanly. */
+static void abandon(struct my_conn *c)
+{
+	if (c->mysql) {
+		/* Connector/C allows closing in the middle of a
+		 * non-blocking operation; the server ends the session (and
+		 * releases its GET_LOCK) when the socket closes. */
+		mysql_close(c->mysql);
+		c->mysql = NULL;
+	}
+	c->broken = true;
+}
+
+/* Start of every operation on an open session. A statement is not even
+ * sent once the loop has been canceled (outside its cleanup window). */
+static int begin_op(struct my_conn *c, struct sg_error *err)
+{
+	c->canceled = false;
+	c->timed_out = false;
+	c->deadline_ms = 0;
+	if (c->broken || !c->mysql)
+		return set_error(err, SG_ERRK_CONNECTION, SG_EXIT_DATABASE, 0,
+				 "the connection to %s was abandoned after a statement did not stop",
+				 c->target.display);
+	if (sg_io_check(c->io) == SG_IO_CANCELED)
+		return set_error(err, SG_ERRK_CANCELED, SG_EXIT_MIGRATION, 0, "canceled before the statement was sent");
+	return 0;
+}
+
+static int abandoned_error(struct my_conn *c, struct sg_error *err)
+{
+	abandon(c);
+	return set_error(err, SG_ERRK_CANCELED, SG_EXIT_MIGRATION, 0,
+			 "statement canceled; it did not stop within %d ms of KILL QUERY, connection closed",
+			 CANCEL_DRAIN_MS);
+}
+
+/* ---- connect / close --------------------------------------------------- */
+
+static void drv_close(struct sg_conn *base)
+{
+	struct my_conn *c = (struct my_conn *)base;
+	if (!c)
+		return;
+	if (c->mysql)
+		mysql_close(c->mysql);
+	target_free(&c->target);
+	free(c);
+}
+
+static int drv_connect(const struct sg_conn_opts *opts, struct sg_conn **out, struct sg_error *err)
+{
+	*out = NULL;
+	struct my_conn *c = sg_calloc(1, sizeof(*c));
+	c->base.driver = &sg_driver_mysql;
+	c->io = opts->io;
+	if (target_from_opts(opts, &c->target, err) < 0) {
+		free(c);
+		return -1;
+	}
+
+	uint64_t attempt_ms = opts->attempt_timeout_ms ? opts->attempt_timeout_ms : 10000;
+	c->mysql = new_handle(&c->target, (unsigned)((attempt_ms + 999) / 1000), true);
+	if (!c->mysql) {
+		drv_close(&c->base);
+		return set_error(err, SG_ERRK_TRANSIENT, SG_EXIT_DATABASE, 0, "mysql_init: out of memory");
+	}
+
+	MYSQL *ret = NULL;
+	int st;
+	c->connecting = true;
+	c->deadline_ms = sg_now_ms() + attempt_ms;
+	MY_RUN(c, st,
+	       mysql_real_connect_start(&ret, c->mysql, c->target.host, c->target.user, c->target.password,
+					c->target.database, (unsigned)c->target.port, c->target.socket_path,
+					CLIENT_MULTI_STATEMENTS | CLIENT_MULTI_RESULTS),
+	       mysql_real_connect_cont(&ret, c->mysql, st));
+	c->connecting = false;
+	c->deadline_ms = 0;
+
+	if (st < 0 || !ret) {
+		int rc;
+		if (c->canceled)
+			rc = set_error(err, SG_ERRK_CANCELED, SG_EXIT_DATABASE, 0, "connecting to %s: canceled",
+				       c->target.display);
+		else if (c->timed_out)
+			rc = set_error(err, SG_ERRK_TRANSIENT, SG_EXIT_TIMEOUT, 0,
+				       "connecting to %s: no answer within %llu ms", c->target.display,
+				       (unsigned long long)attempt_ms);
+		else {
+			unsigned errnum = mysql_errno(c->mysql);
+			bool transient = connect_error_transient(errnum);
+			rc = set_error(err, transient ? SG_ERRK_TRANSIENT : SG_ERRK_PERMANENT,
+				       transient ? SG_EXIT_TIMEOUT : SG_EXIT_DATABASE, errnum,
+				       "connecting to %s: mysql %u: %s", c->target.display, errnum,
+				       mysql_error(c->mysql));
+		}
+		drv_close(&c->base);
+		return rc;
+	}
+	/* Connector/C 3.3 falls back to plain text when the server has no TLS
+	 * unless the certificate is verified; REQUIRED must not. */
+	if (c->target.ssl_mode >= SSL_REQUIRED && !mysql_get_ssl_cipher(c->mysql)) {
+		int rc = set_error(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, CR_SSL_CONNECTION_ERROR,
+				   "connecting to %s: ssl-mode requires TLS but the server does not offer it",
+				   c->target.display);
+		drv_close(&c->base);
+		return rc;
+	}
+	c->thread_id = mysql_thread_id(c->mysql);
+	*out = &c->base;
+	return 0;
+}
+
+/* ---- statements -------------------------------------------------------- */
+
+/* Read (and free) every result of the statement just sent; rows go to fn
+ * until it asks to stop. Returns 0, or -1 with the first error. */
+static int collect_results(struct my_conn *c, sg_row_fn fn, void *ctx, struct sg_error *err)
+{
+	bool stop = false;
+	for (;;) {
+		MYSQL_RES *res = NULL;
+		int st;
+		MY_RUN(c, st, mysql_store_result_start(&res, c->mysql), mysql_store_result_cont(&res, c->mysql, st));
+		if (st < 0)
+			return abandoned_error(c, err);
+		if (res) {
+			unsigned ncols = mysql_num_fields(res);
+			MYSQL_ROW row;
+			/* a stored result is in memory: fetching does no I/O */
+			while (!stop && fn && (row = mysql_fetch_row(res)) != NULL)
+				stop = fn(ctx, (int)ncols, (const char *const *)row) != 0;
+			mysql_free_result(res);
+		} else if (mysql_field_count(c->mysql) != 0 || mysql_errno(c->mysql)) {
+			return statement_error(c, err);
+		}
+
+		if (!mysql_more_results(c->mysql))
+			return 0;
+		int more = 0;
+		MY_RUN(c, st, mysql_next_result_start(&more, c->mysql), mysql_next_result_cont(&more, c->mysql, st));
+		if (st < 0)
+			return abandoned_error(c, err);
+		if (more > 0)
+			return statement_error(c, err);
+		if (more < 0)
+			return 0;
+	}
+}
+
+static int run_sql(struct my_conn *c, const char *sql, size_t len, sg_row_fn fn, void *ctx, struct sg_error *err)
+{
+	if (begin_op(c, err) < 0)
+		return -1;
+	int ret = 0, st;
+	MY_RUN(c, st, mysql_real_query_start(&ret, c->mysql, sql, (unsigned long)len),
+	       mysql_real_query_cont(&ret, c->mysql, st));
+	if (st < 0)
+		return abandoned_error(c, err);
+	if (ret != 0)
+		return statement_error(c, err);
+	/* A statement that completed although KILL QUERY was sent (it came
+	 * too late) reports success: its effects are committed, and the
+	 * caller must count it as done to say exactly how far it got. */
+	return collect_results(c, fn, ctx, err);
+}
+
+static int drv_exec(struct sg_conn *base, const char *sql, struct sg_error *err)
+{
+	struct my_conn *c = (struct my_conn *)base;
+	if (sql[strspn(sql, " \t\r\n")] == '\0')
+		return 0;
+	if (run_sql(c, sql, strlen(sql), NULL, NULL, err) < 0) {
+		/* A script of only comments is an empty migration, not an error. */
+		if (err && err->kind == SG_ERRK_STATEMENT && strcmp(err->sqlstate, "1065") == 0) {
+			sg_error_clear(err);
+			return 0;
+		}
+		return -1;
+	}
+	return 0;
+}
+
+static bool ident_char(char ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+	       ch == '_' || ch == '$' || (unsigned char)ch >= 0x80;
+}
+
+/* Length of the quoted section or comment starting at p (0 if none). */
+static size_t skip_quoted(const char *p, bool backslash_escapes)
+{
+	const char *s = p;
+	if (*p == '\'' || *p == '"' || *p == '`') {
+		char q = *p++;
+		while (*p) {
+			if (*p == '\\' && q != '`' && backslash_escapes && p[1]) {
+				p += 2;
+			} else if (*p == q) {
+				if (p[1] == q) { /* doubled quote */
+					p += 2;
+					continue;
+				}
+				return (size_t)(p + 1 - s);
+			} else {
+				p++;
+			}
+		}
+		return (size_t)(p - s);
+	}
+	if (*p == '#' || (p[0] == '-' && p[1] == '-' && (p[2] == '\0' || (unsigned char)p[2] <= ' ')))
+		return strcspn(p, "\n");
+	if (p[0] == '/' && p[1] == '*') {
+		const char *end = strstr(p + 2, "*/");
+		return end ? (size_t)(end + 2 - s) : strlen(s);
+	}
+	return 0;
+}
+
+/* The text protocol has no placeholders: replace each $n outside quotes
+ * and comments by the escaped literal of params[n-1] (NULL -> NULL). */
+static int bind_params(struct my_conn *c, const char *sql, int nparams, const char *const *params,
+		       struct sg_buf *out, struct sg_error *err)
+{
+	bool backslash = !(c->mysql->server_status & SERVER_STATUS_NO_BACKSLASH_ESCAPES);
+	const char *p = sql;
+
+	while (*p) {
+		size_t skip = skip_quoted(p, backslash);
+		if (skip) {
+			sg_buf_append(out, p, skip);
+			p += skip;
+			continue;
+		}
+		if (*p == '$' && p[1] >= '0' && p[1] <= '9' && !(p > sql && ident_char(p[-1]))) {
+			char *end;
+			long n = strtol(p + 1, &end, 10);
+			if (n < 1 || n > nparams)
+				return set_error(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, 0,
+						 "query parameter $%ld out of range (%d given)", n, nparams);
+			const char *v = params[n - 1];
+			if (!v) {
+				sg_buf_puts(out, "NULL");
+			} else {
+				size_t len = strlen(v);
+				char *esc = sg_malloc(len * 2 + 1);
+				unsigned long elen = mysql_real_escape_string(c->mysql, esc, v, (unsigned long)len);
+				sg_buf_puts(out, "'");
+				sg_buf_append(out, esc, elen);
+				sg_buf_puts(out, "'");
+				free(esc);
+			}
+			p = end;
+			continue;
+		}
+		sg_buf_append(out, p, 1);
+		p++;
+	}
+	if (!out->data)
+		sg_buf_puts(out, "");
+	return 0;
+}
+
+static int drv_query(struct sg_conn *base, const char *sql, int nparams, const char *const *params, sg_row_fn fn,
+		    void *ctx, struct sg_error *err)
+{
+	struct my_conn *c = (struct my_conn *)base;
+	if (begin_op(c, err) < 0)
+		return -1;
+	struct sg_buf text = {0};
+	int rc = bind_params(c, sql, nparams, params, &text, err);
+	if (rc == 0)
+		rc = run_sql(c, text.data, text.len, fn, ctx, err);
+	sg_buf_free(&text);
+	return rc;
+}
+
+static int drv_begin(struct sg_conn *c, struct sg_error *err) { return drv_exec(c, "START TRANSACTION", err); }
+static int drv_commit(struct sg_conn *c, struct sg_error *err) { return drv_exec(c, "COMMIT", err); }
+/* ROLLBACK outside a transaction is a no-op in MySQL, as the interface wants. */
+static int drv_rollback(struct sg_conn *c, struct sg_error *err) { return drv_exec(c, "ROLLBACK", err); }
+
+/* ---- single values ----------------------------------------------------- */
+
+struct first_value {
+	bool have_row;
+	char *value;    /* NULL for SQL NULL */
+};
+
+static int keep_first_value(void *ctx, int ncols, const char *const *values)
+{
+	struct first_value *fv = ctx;
+	if (!fv->have_row) {
+		fv->have_row = true;
+		fv->value = ncols > 0 ? sg_strdup(values[0]) : NULL;
+	}
+	return 1;
+}
+
+/* Run a one-value query; *out is malloc'd (NULL for SQL NULL or no row). */
+static int query_value(struct sg_conn *c, const char *sql, int nparams, const char *const *params, char **out,
+		       struct sg_error *err)
+{
+	struct first_value fv = {0};
+	if (drv_query(c, sql, nparams, params, keep_first_value, &fv, err) < 0) {
+		free(fv.value);
+		return -1;
+	}
+	*out = fv.value;
+	return 0;
+}
+
+/* ---- the lock ---------------------------------------------------------- */
+
+/* "schemagate:<db>.<table>", or when that exceeds 64 characters a prefix
+ * of it plus a hash of the whole, so distinct tables stay distinct. */
+static void lock_name(const struct my_conn *c, const char *key, char out[LOCK_NAME_MAX + 1])
+{
+	char full[1024];
+	if (strchr(key, '.'))
+		snprintf(full, sizeof(full), "schemagate:%s", key);
+	else
+		snprintf(full, sizeof(full), "schemagate:%s.%s", c->target.database ? c->target.database : "", key);
+	if (strlen(full) <= LOCK_NAME_MAX) {
+		memcpy(out, full, strlen(full) + 1);
+		return;
+	}
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (const unsigned char *p = (const unsigned char *)full; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	snprintf(out, LOCK_NAME_MAX + 1, "%.*s~%016llx", LOCK_NAME_MAX - 17, full, (unsigned long long)h);
+}
+
+static int drv_try_lock(struct sg_conn *base, const char *key, bool *acquired, struct sg_error *err)
+{
+	char name[LOCK_NAME_MAX + 1], *v = NULL;
+	const char *params[] = { name };
+	lock_name((struct my_conn *)base, key, name);
+	if (query_value(base, "SELECT GET_LOCK($1, 0)", 1, params, &v, err) < 0)
+		return -1;
+	/* NULL means the server could not even try (killed, out of memory). */
+	if (!v) {
+		*acquired = false;
+		return set_error(err, SG_ERRK_STATEMENT, SG_EXIT_DATABASE, 0, "GET_LOCK('%s') returned NULL", name);
+	}
+	*acquired = strcmp(v, "1") == 0;
+	free(v);
+	return 0;
+}
+
+static int drv_unlock(struct sg_conn *base, const char *key, struct sg_error *err)
+{
+	char name[LOCK_NAME_MAX + 1], *v = NULL;
+	const char *params[] = { name };
+	lock_name((struct my_conn *)base, key, name);
+	if (query_value(base, "SELECT RELEASE_LOCK($1)", 1, params, &v, err) < 0)
+		return -1;
+	bool released = v && strcmp(v, "1") == 0;
+	bool someone_else = v && strcmp(v, "0") == 0;
+	free(v);
+	if (released)
+		return 0;
+	/* The lock belongs to the session; losing it means the session was
+	 * swapped under us (a multiplexing proxy) or the server restarted. */
+	return set_error(err, SG_ERRK_STATEMENT, SG_EXIT_DATABASE, 0,
+			 "RELEASE_LOCK('%s'): lock was not held by this connection (%s); "
+			 "a connection-multiplexing proxy (ProxySQL) breaks session locks: use --lock=table",
+			 name, someone_else ? "another session holds it" : "nobody holds it");
+}
+
+struct holder_row {
+	bool found;
+	char id[32];
+	char text[256];
+};
+
+static int describe_holder(void *ctx, int ncols, const char *const *v)
+{
+	struct holder_row *h = ctx;
+	if (ncols < 4 || !v[0])
+		return 1;
+	h->found = true;
+	snprintf(h->id, sizeof(h->id), "%s", v[0]);
+	snprintf(h->text, sizeof(h->text), "connection %s (%s@%s) for %ss", v[0], v[1] ? v[1] : "?",
+		 v[2] ? v[2] : "?", v[3] ? v[3] : "?");
+	return 1;
+}
+
+static int drv_lock_holder(struct sg_conn *base, const char *key, char *out, size_t outsz, struct sg_error *err)
+{
+	char name[LOCK_NAME_MAX + 1];
+	const char *params[] = { name };
+	struct holder_row h = {0};
+
+	lock_name((struct my_conn *)base, key, name);
+	if (outsz)
+		out[0] = '\0';
+	if (drv_query(base,
+		     "SELECT p.ID, p.USER, p.HOST, p.TIME FROM information_schema.PROCESSLIST p"
+		     " WHERE p.ID = IS_USED_LOCK($1)",
+		     1, params, describe_holder, &h, err) < 0)
+		return -1;
+	if (!h.found)
+		return 0;
+
+	/* The holder's program_name (schemagate/<instance>) is visible only
+	 * where performance_schema is on; best effort, errors ignored. */
+	char *program = NULL;
+	struct sg_error ignored = {0};
+	const char *idp[] = { h.id };
+	if (query_value(base,
+			"SELECT ATTR_VALUE FROM performance_schema.session_connect_attrs"
+			" WHERE PROCESSLIST_ID = $1 AND ATTR_NAME = 'program_name'",
+			1, idp, &program, &ignored) < 0)
+		program = NULL;
+	if (program && *program)
+		snprintf(out, outsz, "%s, %s", program, h.text);
+	else
+		snprintf(out, outsz, "%s", h.text);
+	free(program);
+	return 0;
+}
+
+/* ---- catalog ----------------------------------------------------------- */
+
+static int drv_socket(struct sg_conn *base)
+{
+	struct my_conn *c = (struct my_conn *)base;
+	return c->mysql ? (int)mysql_get_socket(c->mysql) : -1;
+}
+
+static int drv_table_exists(struct sg_conn *base, const char *table, bool *exists, struct sg_error *err)
+{
+	const char *dot = strchr(table, '.');
+	char *schema = dot ? sg_strndup(table, (size_t)(dot - table)) : NULL;
+	const char *params[] = { schema, dot ? dot + 1 : table };
+	char *v = NULL;
+	int rc = query_value(base,
+			     "SELECT COUNT(*) FROM information_schema.TABLES"
+			     " WHERE TABLE_SCHEMA = COALESCE($1, DATABASE()) AND TABLE_NAME = $2",
+			     2, params, &v, err);
+	free(schema);
+	if (rc == 0)
+		*exists = v && strcmp(v, "0") != 0;
+	free(v);
+	return rc;
+}
+
+static void quote_part(const char *s, size_t n, struct sg_buf *out)
+{
+	sg_buf_puts(out, "`");
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '`')
+			sg_buf_puts(out, "`");
+		sg_buf_append(out, &s[i], 1);
+	}
+	sg_buf_puts(out, "`");
+}
+
+static void drv_quote_ident(const char *name, struct sg_buf *out)
+{
+	const char *dot = strchr(name, '.');
+	if (dot) {
+		quote_part(name, (size_t)(dot - name), out);
+		sg_buf_puts(out, ".");
+		name = dot + 1;
+	}
+	quote_part(name, strlen(name), out);
+}
+
+/* utf8mb4_bin: versions and checksums compare byte for byte. */
+#define HISTORY_DDL                                                      \
+	"CREATE TABLE IF NOT EXISTS %s (\n"                              \
+	"  version VARCHAR(255) NOT NULL PRIMARY KEY,\n"                 \
+	"  name TEXT NOT NULL,\n"                                        \
+	"  checksum VARCHAR(64) NOT NULL,\n"                             \
+	"  status VARCHAR(16) NOT NULL,\n"                               \
+	"  statements_done INTEGER NOT NULL DEFAULT 0,\n"                \
+	"  applied_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),\n" \
+	"  applied_by TEXT,\n"                                           \
+	"  duration_ms BIGINT,\n"                                        \
+	"  down_sql LONGTEXT,\n"                                         \
+	"  tool_version TEXT,\n"                                         \
+	"  error TEXT\n"                                                 \
+	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+
+#define EVENTS_DDL                                                       \
+	"CREATE TABLE IF NOT EXISTS %s (\n"                              \
+	"  id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,\n"             \
+	"  at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),\n"      \
+	"  instance TEXT,\n"                                             \
+	"  history_table TEXT,\n"                                        \
+	"  event VARCHAR(32),\n"                                         \
+	"  version VARCHAR(255),\n"                                      \
+	"  outcome VARCHAR(32),\n"                                       \
+	"  detail TEXT\n"                                                \
+	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+
+const struct sg_driver sg_driver_mysql = {
+	.name = "mysql",
+	.engine = SG_ENGINE_MYSQL,
+	.caps = SG_CAP_DEDICATED_LOCK_CONN | SG_CAP_CANCEL | SG_CAP_POLLABLE,
+	.connect = drv_connect,
+	.close = drv_close,
+	.exec = drv_exec,
+	.query = drv_query,
+	.begin = drv_begin,
+	.commit = drv_commit,
+	.rollback = drv_rollback,
+	.try_lock = drv_try_lock,
+	.unlock = drv_unlock,
+	.lock_holder = drv_lock_holder,
+	.socket = drv_socket,
+	.table_exists = drv_table_exists,
+	.quote_ident = drv_quote_ident,
+	.history_ddl = HISTORY_DDL,
+	.events_ddl = EVENTS_DDL,
+	.now_sql = "UTC_TIMESTAMP(3)",
+};
