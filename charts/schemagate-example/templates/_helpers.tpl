@@ -1,0 +1,248 @@
+{{/*
+Helpers shared by the Deployment and the hook Jobs. Every schemagate
+container is built by "schemagate-example.schemagateContainer" so the three
+modes differ only in the command and the credentials they use.
+*/}}
+
+{{- define "schemagate-example.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "schemagate-example.selectorLabels" -}}
+app.kubernetes.io/name: {{ .Chart.Name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "schemagate-example.labels" -}}
+{{ include "schemagate-example.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
+{{- end -}}
+
+{{/* The hardened container securityContext, the same for every container. */}}
+{{- define "schemagate-example.containerSecurityContext" -}}
+runAsNonRoot: true
+readOnlyRootFilesystem: true
+allowPrivilegeEscalation: false
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/*
+Pod-level securityContext. fsGroup lets the non-root containers read the
+password files of the Secret volumes (mode 0440, group fsGroup).
+*/}}
+{{- define "schemagate-example.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* The credentials of a role: "migrator" or "app". */}}
+{{- define "schemagate-example.credentials" -}}
+{{- $db := .root.Values.database -}}
+{{- if eq .role "migrator" -}}{{- toYaml $db.migrator -}}{{- else -}}{{- toYaml $db.app -}}{{- end -}}
+{{- end -}}
+
+{{- define "schemagate-example.passwordDir" -}}
+/var/run/secrets/schemagate/{{ .role }}
+{{- end -}}
+
+{{/*
+Database environment for a role. The URL carries the user as $(DB_USER),
+which Kubernetes expands from the secretKeyRef above it; the password stays
+in a mounted file (DATABASE_PASSWORD_FILE), out of the URL, the manifests,
+argv and the environment.
+*/}}
+{{- define "schemagate-example.databaseEnv" -}}
+{{- $db := .root.Values.database -}}
+{{- $cred := include "schemagate-example.credentials" . | fromYaml -}}
+{{- $host := $db.host -}}
+{{- $port := $db.port -}}
+{{- $params := $db.params -}}
+{{- if .root.Values.cloudSqlProxy.enabled -}}
+{{- $host = "127.0.0.1" -}}
+{{- $port = .root.Values.cloudSqlProxy.port -}}
+{{- $params = "" -}}
+{{- end -}}
+- name: DB_USER
+  valueFrom:
+    secretKeyRef:
+      name: {{ $cred.secretName }}
+      key: {{ $cred.usernameKey }}
+- name: DATABASE_URL
+  value: {{ printf "%s://$(DB_USER)@%s:%v/%s%s" $db.scheme $host $port $db.name (ternary (printf "?%s" $params) "" (ne $params "")) | quote }}
+{{- if $cred.passwordKey }}
+- name: DATABASE_PASSWORD_FILE
+  value: {{ include "schemagate-example.passwordDir" . }}/password
+{{- end }}
+{{- end -}}
+
+{{- define "schemagate-example.passwordVolumeMount" -}}
+{{- $cred := include "schemagate-example.credentials" . | fromYaml -}}
+{{- if $cred.passwordKey }}
+- name: db-{{ .role }}-password
+  mountPath: {{ include "schemagate-example.passwordDir" . }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "schemagate-example.passwordVolume" -}}
+{{- $cred := include "schemagate-example.credentials" . | fromYaml -}}
+{{- if $cred.passwordKey }}
+- name: db-{{ .role }}-password
+  secret:
+    secretName: {{ $cred.secretName }}
+    defaultMode: 0440
+    items:
+      - key: {{ $cred.passwordKey }}
+        path: password
+{{- end }}
+{{- end -}}
+
+{{/*
+Cloud SQL Auth Proxy as a native sidecar: an initContainer with
+restartPolicy: Always. The kubelet starts the next initContainer
+(schemagate) only once the startupProbe passes, keeps the proxy running for
+the app, and stops it after the main containers of a Job have finished.
+*/}}
+{{- define "schemagate-example.cloudSqlProxy" -}}
+{{- $p := .Values.cloudSqlProxy -}}
+- name: cloud-sql-proxy
+  image: {{ printf "%s:%s" $p.image.repository $p.image.tag | quote }}
+  imagePullPolicy: {{ $p.image.pullPolicy }}
+  restartPolicy: Always
+  args:
+    - --port={{ $p.port }}
+    - --address=127.0.0.1
+    - --health-check
+    - --http-address=0.0.0.0
+    - --http-port={{ $p.healthPort }}
+    - --structured-logs
+    - --exit-zero-on-sigterm
+    {{- if $p.privateIp }}
+    - --private-ip
+    {{- end }}
+    {{- if $p.autoIamAuthn }}
+    - --auto-iam-authn
+    {{- end }}
+    {{- range $p.extraArgs }}
+    - {{ . | quote }}
+    {{- end }}
+    - {{ $p.instanceConnectionName | quote }}
+  startupProbe:
+    httpGet:
+      path: /startup
+      port: {{ $p.healthPort }}
+    periodSeconds: 1
+    failureThreshold: 60
+  livenessProbe:
+    httpGet:
+      path: /liveness
+      port: {{ $p.healthPort }}
+    periodSeconds: 10
+  resources:
+    {{- toYaml $p.resources | nindent 4 }}
+  securityContext:
+    {{- include "schemagate-example.containerSecurityContext" . | nindent 4 }}
+{{- end -}}
+
+{{/*
+One schemagate container. Arguments: root, role (migrator|app),
+command (up|wait|rollback), name.
+*/}}
+{{- define "schemagate-example.schemagateContainer" -}}
+{{- $s := .root.Values.schemagate -}}
+- name: {{ .name }}
+  image: {{ printf "%s:%s" $s.image.repository $s.image.tag | quote }}
+  imagePullPolicy: {{ $s.image.pullPolicy }}
+  command: ["/schemagate"]
+  args: [{{ .command | quote }}]
+  env:
+    - name: POD_NAME
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.name
+    {{- include "schemagate-example.databaseEnv" . | nindent 4 }}
+    - name: SCHEMAGATE_DIR
+      value: {{ $s.dir | quote }}
+    - name: SCHEMAGATE_LOG_FORMAT
+      value: {{ $s.logFormat | quote }}
+    - name: SCHEMAGATE_LOCK_TIMEOUT
+      value: {{ $s.lockTimeout | quote }}
+    - name: SCHEMAGATE_CONNECT_TIMEOUT
+      value: {{ $s.connectTimeout | quote }}
+    {{- with $s.extraEnv }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- $mounts := include "schemagate-example.passwordVolumeMount" . }}
+  {{- if $mounts }}
+  volumeMounts:
+    {{- $mounts | trim | nindent 4 }}
+  {{- end }}
+  terminationMessagePolicy: FallbackToLogsOnError
+  resources:
+    {{- toYaml $s.resources | nindent 4 }}
+  securityContext:
+    {{- include "schemagate-example.containerSecurityContext" . | nindent 4 }}
+{{- end -}}
+
+{{/* A hook Job running one schemagate command with the migrator's rights. */}}
+{{- define "schemagate-example.hookJob" -}}
+{{- $s := .root.Values.schemagate -}}
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {{ include "schemagate-example.fullname" .root }}-{{ .suffix }}
+  labels:
+    {{- include "schemagate-example.labels" .root | nindent 4 }}
+    app.kubernetes.io/component: {{ .suffix }}
+  annotations:
+    helm.sh/hook: {{ .hook }}
+    helm.sh/hook-weight: {{ .weight | quote }}
+    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+spec:
+  activeDeadlineSeconds: {{ $s.job.activeDeadlineSeconds }}
+  backoffLimit: {{ $s.job.backoffLimit }}
+  ttlSecondsAfterFinished: {{ $s.job.ttlSecondsAfterFinished }}
+  template:
+    metadata:
+      labels:
+        {{- include "schemagate-example.selectorLabels" .root | nindent 8 }}
+        app.kubernetes.io/component: {{ .suffix }}
+    spec:
+      restartPolicy: Never
+      {{- with .root.Values.serviceAccountName }}
+      serviceAccountName: {{ . }}
+      {{- end }}
+      securityContext:
+        {{- include "schemagate-example.podSecurityContext" .root | nindent 8 }}
+      {{- if .root.Values.cloudSqlProxy.enabled }}
+      initContainers:
+        {{- include "schemagate-example.cloudSqlProxy" .root | nindent 8 }}
+      {{- end }}
+      containers:
+        {{- include "schemagate-example.schemagateContainer" (dict "root" .root "role" "migrator" "command" .command "name" "schemagate") | nindent 8 }}
+      {{- with include "schemagate-example.passwordVolume" (dict "root" .root "role" "migrator") | trim }}
+      volumes:
+        {{- . | nindent 8 }}
+      {{- end }}
+      {{- with .root.Values.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with .root.Values.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end -}}

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# helm_run.sh - execute what the chart renders, against a private PostgreSQL.
+#
+# For each mode, `helm template` renders the chart and k8s_run.py runs the
+# schemagate containers with their exact command, args and environment
+# ($(VAR) resolved as Kubernetes does; Secrets supplied here; the password
+# Secret volume written to a temporary directory):
+#   job mode:         the pre-install Job runs "up", then three pods' "wait"
+#                     initContainers at once, with the app's credentials;
+#   pre-rollback:     the rollback Job of an OLDER release (its migrations
+#                     directory lacks version 3) reverts version 3;
+#   initContainer:    three pods' "up" initContainers at once;
+#   Cloud SQL proxy:  the same with the proxy enabled (schemagate must then
+#                     talk to 127.0.0.1:<proxy port>; PostgreSQL stands in).
+# shellcheck source=tests/delivery/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+dlv_init helm_run
+
+helm=$(dlv_helm)
+bin=$(dlv_binary)
+chart="$DLV_SRC/charts/schemagate-example"
+run="$DLV_SRC/tests/delivery/k8s_run.py"
+fullname=rel-schemagate-example
+
+dlv_fixtures "$DLV_WORK/migrations-v3" 3
+dlv_fixtures "$DLV_WORK/migrations-v2" 2
+
+dlv_start_pg
+# Two identities, as in production: the migrator owns the schema, the app
+# may only read (default privileges give it SELECT on the history table).
+dlv_psql postgres "CREATE ROLE dlv_migrator LOGIN PASSWORD 'dlv-migrator-pw'" >/dev/null
+secrets=(--secret app-db-migrator/username=dlv_migrator --secret app-db-migrator/password=dlv-migrator-pw
+	--secret app-db-app/username=sg_app --secret app-db-app/password=sg-app-pw)
+
+new_db() {
+	dlv_psql postgres "CREATE DATABASE $1 OWNER dlv_migrator" >/dev/null
+	dlv_psql "$1" "ALTER DEFAULT PRIVILEGES FOR ROLE dlv_migrator IN SCHEMA public GRANT SELECT ON TABLES TO sg_app" >/dev/null
+}
+
+# render DB OUT [--set ...]: the chart pointed at the private server.
+render() {
+	local db=$1 out=$2
+	shift 2
+	"$helm" template rel "$chart" --set database.host=127.0.0.1 \
+		--set database.port="$SG_TEST_PG_PORT" --set database.name="$db" \
+		--set database.params=sslmode=disable "$@" >"$out" || fail "helm template $*"
+}
+
+# k8s KIND NAME MIGRATIONS_DIR [k8s_run options]
+k8s() {
+	local kind=$1 name=$2 dir=$3
+	shift 3
+	python3 "$run" --manifests "$manifest" --kind "$kind" --name "$name" \
+		"${secrets[@]}" --path /schemagate="$bin" --path /migrations="$dir" \
+		--logs "$DLV_WORK/logs" --json-logs "$@"
+}
+
+count() { dlv_psql "$1" 'SELECT count(*) FROM schemagate_migrations'; }
+
+# ---- job mode
+new_db dlv_job
+manifest="$DLV_WORK/job.yaml"
+render dlv_job "$manifest" --set schemagate.mode=job
+check "job mode: pre-install Job runs up (exit 0)" \
+	k8s Job "$fullname-migrate" "$DLV_WORK/migrations-v3"
+check "job mode: 3 migrations applied" test "$(count dlv_job)" = 3
+check "job mode: applied_by carries POD_NAME from the downward API" \
+	test "$(dlv_psql dlv_job "SELECT count(*) FROM schemagate_migrations WHERE applied_by LIKE '$fullname-migrate-0%'")" = 3
+check "job mode: 3 app pods' wait initContainers at once (exit 0)" \
+	k8s Deployment "$fullname" "$DLV_WORK/migrations-v3" --pods 3
+# A wrong app password must fail authentication (exit 5): proof that wait
+# uses the app's Secret, and reads the password from the mounted file.
+check "job mode: wait with a wrong app password exits 5" \
+	k8s Deployment "$fullname" "$DLV_WORK/migrations-v3" --secret app-db-app/password=wrong --expect 5
+# The app identity cannot migrate: proof that wait used those credentials.
+check "job mode: the app role has no DDL rights" \
+	bash -c "! PGPASSWORD=sg-app-pw '$DLV_PG_BIN/psql' -X -q -h 127.0.0.1 -p $SG_TEST_PG_PORT -U sg_app -d dlv_job -c 'CREATE TABLE x (i int)' 2>/dev/null"
+
+# ---- pre-rollback: the OLD release's Job, whose image has migrations 1-2
+manifest="$DLV_WORK/rollback.yaml"
+render dlv_job "$manifest" --set schemagate.mode=job --set schemagate.image.tag=0.9.0
+check "pre-rollback Job runs rollback with the older directory (exit 0)" \
+	k8s Job "$fullname-rollback" "$DLV_WORK/migrations-v2"
+check "pre-rollback: 2 migrations remain" test "$(count dlv_job)" = 2
+check "pre-rollback: table of migration 3 is gone" \
+	test "$(dlv_psql dlv_job "SELECT to_regclass('dlv_t3') IS NULL")" = t
+check "pre-rollback: the old pods' wait succeeds (exit 0)" \
+	k8s Deployment "$fullname" "$DLV_WORK/migrations-v2" --pods 3
+
+# ---- initContainer mode
+new_db dlv_init
+manifest="$DLV_WORK/init.yaml"
+render dlv_init "$manifest" --set schemagate.mode=initContainer
+check "initContainer mode: 3 pods' up initContainers at once (exit 0)" \
+	k8s Deployment "$fullname" "$DLV_WORK/migrations-v3" --pods 3
+check "initContainer mode: each migration applied once" test "$(count dlv_init)" = 3
+check "initContainer mode: all by one pod" \
+	test "$(dlv_psql dlv_init 'SELECT count(DISTINCT applied_by) FROM schemagate_migrations')" = 1
+
+# ---- Cloud SQL proxy: schemagate must use 127.0.0.1:<proxy port>
+new_db dlv_proxy
+manifest="$DLV_WORK/proxy.yaml"
+render dlv_proxy "$manifest" --set schemagate.mode=initContainer \
+	--set cloudSqlProxy.enabled=true --set cloudSqlProxy.port="$SG_TEST_PG_PORT" \
+	--set database.host=db.unreachable.invalid
+check "proxy mode: 3 pods' up initContainers through the proxy address (exit 0)" \
+	k8s Deployment "$fullname" "$DLV_WORK/migrations-v3" --pods 3
+check "proxy mode: 3 migrations applied" test "$(count dlv_proxy)" = 3
+
+check "no secret value in any rendered manifest" \
+	bash -c "! grep -l -e dlv-migrator-pw -e sg-app-pw -e sg-test-pw '$DLV_WORK'/*.yaml"

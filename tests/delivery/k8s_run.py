@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""k8s_run.py - run a container of a rendered manifest the way the kubelet would.
+
+Takes the output of `helm template`, finds a workload's container and runs
+its exact command and args with its exact environment, resolved as
+Kubernetes resolves them:
+  - env entries in order; $(VAR) in a value expands VARs defined earlier in
+    the list, $$ escapes, an unknown $(VAR) stays as written;
+  - valueFrom.secretKeyRef from --secret NAME/KEY=VALUE (the test's
+    Secrets), valueFrom.fieldRef metadata.name/namespace from the pod;
+  - command and args expand $(VAR) from the container's environment;
+  - Secret volumes are written into a temporary directory, and container
+    paths (mount paths, --path mappings) are rewritten to host paths.
+The environment is exactly the container's (plus nothing): like a container,
+the process inherits nothing from the test.
+
+--pods N runs N pods' copies of the container at once; the exit status is 0
+iff every copy exits with --expect.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import yaml
+
+VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)")
+
+
+def expand(text, env):
+    """Kubernetes' $(VAR) expansion (k8s.io/kubernetes/third_party/forked/golang/expansion)."""
+    def repl(m):
+        if m.group(0) == "$$":
+            return "$"
+        name = m.group(1)
+        return env[name] if name in env else m.group(0)
+    return VAR.sub(repl, text)
+
+
+def find_container(docs, kind, name, container):
+    for doc in docs:
+        if doc and doc.get("kind") == kind and doc["metadata"]["name"] == name:
+            pod = doc["spec"]["template"]["spec"]
+            for c in pod.get("initContainers", []) + pod.get("containers", []):
+                if c["name"] == container:
+                    return doc, pod, c
+            sys.exit(f"k8s_run: {kind}/{name} has no container {container}")
+    sys.exit(f"k8s_run: no {kind}/{name} in the manifests")
+
+
+def secret_value(secrets, name, key):
+    try:
+        return secrets[name][key]
+    except KeyError:
+        sys.exit(f"k8s_run: the test supplied no secret {name}/{key}")
+
+
+def map_path(value, paths):
+    for cpath, hpath in sorted(paths.items(), key=lambda p: -len(p[0])):
+        if value == cpath or value.startswith(cpath.rstrip("/") + "/"):
+            return hpath + value[len(cpath):]
+    return value
+
+
+def prepare(pod, container, secrets, paths, scratch):
+    """Write the Secret volumes the container mounts; extend the path map."""
+    paths = dict(paths)
+    volumes = {v["name"]: v for v in pod.get("volumes") or []}
+    for mount in container.get("volumeMounts") or []:
+        vol = volumes.get(mount["name"])
+        if vol is None:
+            sys.exit(f"k8s_run: volumeMount {mount['name']} has no volume")
+        if "secret" not in vol:
+            sys.exit(f"k8s_run: volume {mount['name']} is not a Secret volume")
+        host = tempfile.mkdtemp(prefix=mount["name"] + ".", dir=scratch)
+        sec = vol["secret"]
+        items = sec.get("items") or [{"key": k, "path": k} for k in secrets.get(sec["secretName"], {})]
+        for item in items:
+            path = os.path.join(host, item["path"])
+            with open(path, "w") as f:
+                f.write(secret_value(secrets, sec["secretName"], item["key"]))
+            os.chmod(path, sec.get("defaultMode", 0o644) & 0o777 | 0o400)
+        paths[mount["mountPath"]] = host
+    return paths
+
+
+def resolve_env(container, secrets, pod_name, namespace, paths):
+    env = {}
+    for e in container.get("env") or []:
+        if "value" in e:
+            val = expand(str(e["value"]), env)
+        elif "valueFrom" in e:
+            src = e["valueFrom"]
+            if "secretKeyRef" in src:
+                ref = src["secretKeyRef"]
+                val = secret_value(secrets, ref["name"], ref["key"])
+            elif "fieldRef" in src:
+                field = src["fieldRef"]["fieldPath"]
+                val = {"metadata.name": pod_name, "metadata.namespace": namespace}.get(field)
+                if val is None:
+                    sys.exit(f"k8s_run: fieldRef {field} is not emulated")
+            else:
+                sys.exit(f"k8s_run: env {e['name']}: unsupported valueFrom {src}")
+        else:
+            val = ""
+        env[e["name"]] = map_path(val, paths)
+    return env
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--manifests", required=True)
+    ap.add_argument("--kind", required=True)
+    ap.add_argument("--name", required=True)
+    ap.add_argument("--container", default="schemagate")
+    ap.add_argument("--secret", action="append", default=[], help="NAME/KEY=VALUE")
+    ap.add_argument("--path", action="append", default=[], help="CONTAINER_PATH=HOST_PATH")
+    ap.add_argument("--pods", type=int, default=1)
+    ap.add_argument("--expect", type=int, default=0)
+    ap.add_argument("--namespace", default="default")
+    ap.add_argument("--logs", help="directory for each pod's stderr")
+    ap.add_argument("--json-logs", action="store_true", help="require JSON log lines")
+    ap.add_argument("--timeout", type=float, default=120)
+    args = ap.parse_args()
+
+    secrets = {}
+    for s in args.secret:
+        ref, _, value = s.partition("=")
+        name, _, key = ref.partition("/")
+        secrets.setdefault(name, {})[key] = value
+    paths = dict(p.split("=", 1) for p in args.path)
+
+    with open(args.manifests) as f:
+        docs = list(yaml.safe_load_all(f))
+    _, pod, container = find_container(docs, args.kind, args.name, args.container)
+    scratch = tempfile.mkdtemp(prefix="k8s_run.")
+    logs = args.logs or scratch
+    os.makedirs(logs, exist_ok=True)
+
+    procs = []
+    for i in range(args.pods):
+        pod_name = f"{args.name}-{i}"
+        pod_paths = prepare(pod, container, secrets, paths, scratch)
+        env = resolve_env(container, secrets, pod_name, args.namespace, pod_paths)
+        argv = [expand(a, env) for a in (container.get("command") or []) + (container.get("args") or [])]
+        if not argv:
+            sys.exit("k8s_run: the container relies on the image ENTRYPOINT; give it a command")
+        argv = [map_path(a, pod_paths) for a in argv]
+        shown = " ".join(argv)
+        print(f"k8s_run: pod {pod_name}: {shown}  (env: {' '.join(sorted(env))})", file=sys.stderr)
+        err = open(os.path.join(logs, pod_name + ".log"), "w")
+        procs.append((pod_name, subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+                                                 stdout=err, stderr=err), err))
+
+    failed = 0
+    for pod_name, proc, err in procs:
+        try:
+            rc = proc.wait(timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            rc = proc.wait()
+        err.close()
+        with open(err.name) as f:
+            text = f.read()
+        bad_json = []
+        if args.json_logs:
+            for line in text.splitlines():
+                try:
+                    obj = json.loads(line)
+                    if not isinstance(obj, dict) or "event" not in obj or "level" not in obj:
+                        bad_json.append(line)
+                except ValueError:
+                    bad_json.append(line)
+        status = "ok" if rc == args.expect and not bad_json else "FAILED"
+        print(f"k8s_run: pod {pod_name}: exit {rc} (expected {args.expect}) {status}", file=sys.stderr)
+        if status != "ok":
+            failed += 1
+            for line in bad_json[:3]:
+                print(f"k8s_run:   not a JSON log line: {line}", file=sys.stderr)
+            sys.stderr.write("".join(text.splitlines(True)[-15:]))
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
