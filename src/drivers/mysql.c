@@ -457,6 +457,8 @@ static void drv_close(struct sg_conn *base)
 	free(c);
 }
 
+static int drv_exec(struct sg_conn *base, const char *sql, struct sg_error *err);
+
 static int drv_connect(const struct sg_conn_opts *opts, struct sg_conn **out, struct sg_error *err)
 {
 	*out = NULL;
@@ -517,6 +519,17 @@ static int drv_connect(const struct sg_conn_opts *opts, struct sg_conn **out, st
 		return rc;
 	}
 	c->thread_id = mysql_thread_id(c->mysql);
+	if (opts->row_lock_wait_ms > 0) {
+		/* the lease connection: a renewal blocked on the lease row must
+		 * fail in time for the holder to notice (InnoDB counts seconds) */
+		char sql[96];
+		snprintf(sql, sizeof(sql), "SET SESSION innodb_lock_wait_timeout = %llu",
+			 (unsigned long long)((opts->row_lock_wait_ms + 999) / 1000));
+		if (drv_exec(&c->base, sql, err) != 0) {
+			drv_close(&c->base);
+			return -1;
+		}
+	}
 	*out = &c->base;
 	return 0;
 }
@@ -926,4 +939,5 @@ const struct sg_driver sg_driver_mysql = {
 	.history_ddl = HISTORY_DDL,
 	.events_ddl = EVENTS_DDL,
 	.now_sql = "UTC_TIMESTAMP(3)",
+	.now_ms_sql = "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)",
 };

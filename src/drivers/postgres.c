@@ -632,11 +632,13 @@ static int pg_connect(const struct sg_conn_opts *opts, struct sg_conn **out, str
 	PQsetNoticeReceiver(pg, on_notice, c);
 	if (PQsetnonblocking(pg, 1) != 0) {
 		rc = connection_lost(c, err);
-	} else if (opts->ddl_lock_timeout_ms > 0) {
+	} else if (opts->ddl_lock_timeout_ms > 0 || opts->row_lock_wait_ms > 0) {
 		/* migrations then give up on a table lock instead of queueing
-		 * live traffic behind them; the coordinator retries on 55P03 */
+		 * live traffic behind them; the coordinator retries on 55P03.
+		 * On the lease connection it bounds a blocked renewal. */
 		char sql[64];
-		snprintf(sql, sizeof(sql), "SET lock_timeout = '%" PRIu64 "ms'", opts->ddl_lock_timeout_ms);
+		uint64_t ms = opts->row_lock_wait_ms ? opts->row_lock_wait_ms : opts->ddl_lock_timeout_ms;
+		snprintf(sql, sizeof(sql), "SET lock_timeout = '%" PRIu64 "ms'", ms);
 		rc = run(c, sql, -1, NULL, NULL, NULL, false, err);
 	}
 	if (rc < 0) {
@@ -783,6 +785,19 @@ static int bool_value(void *ctx, int ncols, const char *const *values)
 	return 1;
 }
 
+struct lock_probe {
+	int got;
+	long pid;
+};
+
+static int take_probe(void *ctx, int ncols, const char *const *values)
+{
+	struct lock_probe *p = ctx;
+	p->got = ncols > 1 && values[0] && values[0][0] == 't';
+	p->pid = ncols > 1 && values[1] ? atol(values[1]) : -1;
+	return 1;
+}
+
 static int pg_try_lock(struct sg_conn *conn, const char *key, bool *acquired, struct sg_error *err)
 {
 	struct pg_conn *c = pg_of(conn);
@@ -793,10 +808,34 @@ static int pg_try_lock(struct sg_conn *conn, const char *key, bool *acquired, st
 	char idtext[24];
 	snprintf(idtext, sizeof(idtext), "%" PRId64, id);
 	const char *params[] = { idtext };
-	int got = 0;
-	if (run(c, "SELECT pg_try_advisory_lock($1::bigint)", 1, params, bool_value, &got, false, err) < 0)
+	struct lock_probe probe = {0};
+	if (run(c, "SELECT pg_try_advisory_lock($1::bigint), pg_backend_pid()", 1, params, take_probe, &probe,
+		false, err) < 0)
 		return -1;
-	*acquired = got != 0;
+	if (!probe.got)
+		return 0;
+	/* A session lock is only a lock if the next statement reaches the
+	 * same backend. Behind a transaction-mode pooler it may not: then
+	 * the "lock" protects nothing, and other instances would race. */
+	struct lock_probe again = {0};
+	if (run(c, "SELECT true, pg_backend_pid()", 0, NULL, take_probe, &again, false, err) < 0)
+		return -1;
+	if (again.pid != probe.pid) {
+		/* free the orphaned lock on whichever pooled backend holds it */
+		for (int i = 0; i < 32; i++) {
+			int released = 0;
+			struct sg_error ignored = {0};
+			if (run(c, "SELECT pg_advisory_unlock($1::bigint)", 1, params, bool_value, &released, true,
+				&ignored) < 0 || released)
+				break;
+		}
+		return fail_kind(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
+				 "the advisory lock was taken by backend %ld but the next statement ran on backend "
+				 "%ld: a transaction-mode pooler (PgBouncer) is between schemagate and PostgreSQL, "
+				 "so a session lock cannot protect the migration; use --lock=table",
+				 probe.pid, again.pid);
+	}
+	*acquired = true;
 	return 0;
 }
 
@@ -1038,4 +1077,5 @@ const struct sg_driver sg_driver_postgres = {
 		      "outcome VARCHAR(32), "
 		      "detail TEXT)",
 	.now_sql = "now()",
+	.now_ms_sql = "(extract(epoch from clock_timestamp()) * 1000)::bigint",
 };

@@ -30,6 +30,7 @@ struct sqlite_conn {
 	bool in_savepoint;
 	bool trying_lock;      /* busy handler off while attempting the lock */
 	bool canceled;
+	uint64_t busy_limit_ms;
 };
 
 #define BUSY_WAIT_LIMIT_MS 10000
@@ -49,7 +50,7 @@ static int busy_handler(void *ctx, int count)
 		sc->canceled = true;
 		return 0;
 	}
-	if ((long)count * BUSY_SLEEP_MS >= BUSY_WAIT_LIMIT_MS)
+	if ((uint64_t)count * BUSY_SLEEP_MS >= sc->busy_limit_ms)
 		return 0;
 	sqlite3_sleep(BUSY_SLEEP_MS);
 	return 1;
@@ -102,6 +103,7 @@ static int sqlite_connect(const struct sg_conn_opts *o, struct sg_conn **out, st
 	struct sqlite_conn *sc = sg_calloc(1, sizeof(*sc));
 	sc->base.driver = &sg_driver_sqlite;
 	sc->io = o->io;
+	sc->busy_limit_ms = o->row_lock_wait_ms ? o->row_lock_wait_ms : BUSY_WAIT_LIMIT_MS;
 	int rc = sqlite3_open_v2(path, &sc->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		/* A missing file for a read-only command may still appear (the
@@ -351,4 +353,5 @@ const struct sg_driver sg_driver_sqlite = {
 		      "id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT, instance TEXT, history_table TEXT, "
 		      "event TEXT, version TEXT, outcome TEXT, detail TEXT)",
 	.now_sql = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+	.now_ms_sql = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
 };

@@ -67,7 +67,9 @@ start() {
 
 	if [ ! -d "$dir/data/mysql" ]; then
 		echo "mariadb.sh: initialising $dir/data" >&2
-		mariadb-install-db --no-defaults --user="$user" --datadir="$dir/data" \
+		# the bootstrap server writes temporary files: keep them in our
+		# own tmp, not in a caller's TMPDIR the server user cannot write
+		TMPDIR="$dir/tmp" mariadb-install-db --no-defaults --user="$user" --datadir="$dir/data" \
 			--skip-test-db --auth-root-authentication-method=socket \
 			>"$dir/install.log" 2>&1 ||
 			{ cat "$dir/install.log" >&2; die "mariadb-install-db failed"; }
