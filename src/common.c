@@ -54,6 +54,28 @@ int sg_error_prefix(struct sg_error *err, const char *fmt, ...)
 	return -1;
 }
 
+int sg_vfail_db(struct sg_error *err, enum sg_err_kind kind, int exit_code, const char *sqlstate,
+		const char *fmt, va_list ap)
+{
+	if (!err)
+		return -1;
+	vset(err, fmt, ap);
+	err->exit_code = exit_code;
+	err->kind = kind;
+	snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate ? sqlstate : "");
+	return -1;
+}
+
+int sg_fail_db(struct sg_error *err, enum sg_err_kind kind, int exit_code, const char *sqlstate,
+	       const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	sg_vfail_db(err, kind, exit_code, sqlstate, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
 void sg_error_clear(struct sg_error *err)
 {
 	memset(err, 0, sizeof(*err));
@@ -144,6 +166,22 @@ void sg_buf_json_string(struct sg_buf *b, const char *s)
 		}
 	}
 	sg_buf_puts(b, "\"");
+}
+
+void sg_quote_ident(const char *name, char q, struct sg_buf *out)
+{
+	for (const char *p = name;; p++) {
+		sg_buf_append(out, &q, 1);
+		for (; *p && *p != '.'; p++) {
+			if (*p == q)
+				sg_buf_append(out, &q, 1);
+			sg_buf_append(out, p, 1);
+		}
+		sg_buf_append(out, &q, 1);
+		if (!*p)
+			break;
+		sg_buf_append(out, ".", 1);
+	}
 }
 
 char *sg_read_file(const char *path, size_t *len_out)

@@ -54,6 +54,11 @@ int sg_fail(struct sg_error *err, int exit_code, const char *fmt, ...)
 int sg_error_prefix(struct sg_error *err, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 void sg_error_clear(struct sg_error *err);
+/* sg_fail for database errors: also sets kind and sqlstate (NULL = none). */
+int sg_fail_db(struct sg_error *err, enum sg_err_kind kind, int exit_code, const char *sqlstate,
+	       const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int sg_vfail_db(struct sg_error *err, enum sg_err_kind kind, int exit_code, const char *sqlstate,
+		const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
 /* Allocation that aborts on out-of-memory (a 10 MB CLI has no better plan). */
 void *sg_malloc(size_t n);
@@ -74,6 +79,10 @@ void sg_buf_printf(struct sg_buf *b, const char *fmt, ...) __attribute__((format
 void sg_buf_free(struct sg_buf *b);
 /* Append s as a JSON string literal (quoted, escaped); NULL -> null. */
 void sg_buf_json_string(struct sg_buf *b, const char *s);
+
+/* Append name quoted with q ('"' or '`'): each dot-separated part is
+ * quoted on its own ("app.t" -> "app"."t") and q is doubled inside. */
+void sg_quote_ident(const char *name, char q, struct sg_buf *out);
 
 /* Read a whole file; returns malloc'd NUL-terminated contents or NULL (errno set). */
 char *sg_read_file(const char *path, size_t *len_out);

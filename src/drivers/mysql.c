@@ -71,19 +71,13 @@ static int set_error(struct sg_error *err, enum sg_err_kind kind, int exit_code,
 static int set_error(struct sg_error *err, enum sg_err_kind kind, int exit_code, unsigned errnum,
 		     const char *fmt, ...)
 {
-	if (!err)
-		return -1;
-	char msg[SG_ERROR_MSG];
+	char num[16] = "";
+	if (errnum)
+		snprintf(num, sizeof(num), "%u", errnum % 10000000u); /* fits sqlstate: 7 digits */
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	sg_vfail_db(err, kind, exit_code, num, fmt, ap);
 	va_end(ap);
-	sg_fail(err, exit_code, "%s", msg);
-	err->kind = kind;
-	if (errnum)
-		snprintf(err->sqlstate, sizeof(err->sqlstate), "%u", errnum % 10000000u); /* fits: 7 digits */
-	else
-		err->sqlstate[0] = '\0';
 	return -1;
 }
 
@@ -869,26 +863,9 @@ static int drv_table_exists(struct sg_conn *base, const char *table, bool *exist
 	return rc;
 }
 
-static void quote_part(const char *s, size_t n, struct sg_buf *out)
-{
-	sg_buf_puts(out, "`");
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '`')
-			sg_buf_puts(out, "`");
-		sg_buf_append(out, &s[i], 1);
-	}
-	sg_buf_puts(out, "`");
-}
-
 static void drv_quote_ident(const char *name, struct sg_buf *out)
 {
-	const char *dot = strchr(name, '.');
-	if (dot) {
-		quote_part(name, (size_t)(dot - name), out);
-		sg_buf_puts(out, ".");
-		name = dot + 1;
-	}
-	quote_part(name, strlen(name), out);
+	sg_quote_ident(name, '`', out);
 }
 
 /* utf8mb4_bin: versions and checksums compare byte for byte. */

@@ -50,30 +50,7 @@ static struct pg_conn *pg_of(struct sg_conn *c) { return (struct pg_conn *)c; }
 
 /* ---- errors ------------------------------------------------------------ */
 
-static void set_sqlstate(struct sg_error *err, const char *state)
-{
-	if (err)
-		snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state ? state : "");
-}
 
-static int fail_kind(struct sg_error *err, enum sg_err_kind kind, int exit_code, const char *sqlstate,
-		     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-
-static int fail_kind(struct sg_error *err, enum sg_err_kind kind, int exit_code, const char *sqlstate,
-		     const char *fmt, ...)
-{
-	if (!err)
-		return -1;
-	char msg[SG_ERROR_MSG];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	sg_fail(err, exit_code, "%s", msg);
-	err->kind = kind;
-	set_sqlstate(err, sqlstate);
-	return -1;
-}
 
 /* libpq messages end in newlines and may span lines; keep the text only. */
 static void trim_message(const char *in, char *out, size_t outsz)
@@ -88,7 +65,7 @@ static int connection_lost(struct pg_conn *c, struct sg_error *err)
 {
 	char msg[512];
 	trim_message(PQerrorMessage(c->pg), msg, sizeof(msg));
-	return fail_kind(err, SG_ERRK_CONNECTION, SG_EXIT_DATABASE, "",
+	return sg_fail_db(err, SG_ERRK_CONNECTION, SG_EXIT_DATABASE, "",
 			 "postgres %s: connection lost: %s", c->where, msg[0] ? msg : "no reason given");
 }
 
@@ -144,7 +121,7 @@ static int result_error(struct pg_conn *c, const PGresult *res, const char *sql,
 		kind = SG_ERRK_CONNECTION;
 		exit_code = SG_EXIT_DATABASE;
 	}
-	return fail_kind(err, kind, exit_code, state, "postgres %s%s%s%s%s%s", state, state[0] ? ": " : "",
+	return sg_fail_db(err, kind, exit_code, state, "postgres %s%s%s%s%s%s", state, state[0] ? ": " : "",
 			 primary, where, detail ? "; " : "", detail ? detail : "");
 }
 
@@ -317,7 +294,7 @@ static int run(struct pg_conn *c, const char *sql, int nparams, const char *cons
 				/* the server did not answer the cleanup in time:
 				 * drop the session, the server rolls back */
 				if (rc == 0)
-					rc = w.canceled ? fail_kind(err, SG_ERRK_CANCELED, SG_EXIT_SIGTERM, "57014",
+					rc = w.canceled ? sg_fail_db(err, SG_ERRK_CANCELED, SG_EXIT_SIGTERM, "57014",
 								    "postgres %s: statement canceled", c->where)
 							: connection_lost(c, err);
 				PQfinish(c->pg);
@@ -545,7 +522,7 @@ static int connect_failed(PGconn *pg, const char *where, bool timed_out, struct 
 		snprintf(msg, sizeof(msg), "no answer within the connection attempt timeout");
 	}
 	bool transient = timed_out || transient_connect_failure(state, msg);
-	return fail_kind(err, transient ? SG_ERRK_TRANSIENT : SG_ERRK_PERMANENT, transient ? SG_EXIT_TIMEOUT : SG_EXIT_DATABASE,
+	return sg_fail_db(err, transient ? SG_ERRK_TRANSIENT : SG_ERRK_PERMANENT, transient ? SG_EXIT_TIMEOUT : SG_EXIT_DATABASE,
 			 state, "connecting to postgres %s: %s%s%s", where, state, state[0] ? " " : "", msg);
 }
 
@@ -581,7 +558,7 @@ static int pg_connect(const struct sg_conn_opts *opts, struct sg_conn **out, str
 	PGconn *pg = PQconnectStartParams(ci.keys, ci.values, 0);
 	sg_buf_free(&ci.options);
 	if (!pg)
-		return fail_kind(err, SG_ERRK_TRANSIENT, SG_EXIT_DATABASE, "", "postgres: out of memory");
+		return sg_fail_db(err, SG_ERRK_TRANSIENT, SG_EXIT_DATABASE, "", "postgres: out of memory");
 	/* verbose: the startup error then carries its SQLSTATE */
 	PQsetErrorVerbosity(pg, PQERRORS_VERBOSE);
 	char *where = describe_target(pg);
@@ -607,7 +584,7 @@ static int pg_connect(const struct sg_conn_opts *opts, struct sg_conn **out, str
 			ready = opts->io ? sg_io_wait(opts->io, fd, events, left) : poll_socket(fd, events, left);
 		}
 		if (ready == SG_IO_CANCELED) {
-			rc = fail_kind(err, SG_ERRK_CANCELED, SG_EXIT_SIGTERM, "", "connecting to postgres %s: canceled",
+			rc = sg_fail_db(err, SG_ERRK_CANCELED, SG_EXIT_SIGTERM, "", "connecting to postgres %s: canceled",
 				       where);
 			break;
 		}
@@ -688,7 +665,7 @@ static int pg_commit(struct sg_conn *conn, struct sg_error *err)
 	if (run(c, "COMMIT", -1, NULL, NULL, NULL, false, err) < 0)
 		return -1;
 	if (aborted)
-		return fail_kind(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, "25P02",
+		return sg_fail_db(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, "25P02",
 				 "postgres %s: the transaction had failed and was rolled back", c->where);
 	return 0;
 }
@@ -704,29 +681,10 @@ static int pg_rollback(struct sg_conn *conn, struct sg_error *err)
 
 /* ---- identifiers and the lock key -------------------------------------- */
 
-static void quote_part(const char *s, size_t n, struct sg_buf *out)
-{
-	sg_buf_append(out, "\"", 1);
-	for (size_t i = 0; i < n; i++) {
-		if (s[i] == '"')
-			sg_buf_append(out, "\"", 1);
-		sg_buf_append(out, &s[i], 1);
-	}
-	sg_buf_append(out, "\"", 1);
-}
-
-/* "app.t" -> "app"."t"; each dot separates a name part. */
+/* "app.t" -> "app"."t" */
 static void pg_quote_ident(const char *name, struct sg_buf *out)
 {
-	const char *p = name;
-	for (;;) {
-		const char *dot = strchr(p, '.');
-		quote_part(p, dot ? (size_t)(dot - p) : strlen(p), out);
-		if (!dot)
-			break;
-		sg_buf_append(out, ".", 1);
-		p = dot + 1;
-	}
+	sg_quote_ident(name, '"', out);
 }
 
 static int first_value(void *ctx, int ncols, const char *const *values)
@@ -767,7 +725,7 @@ static int lock_id(struct pg_conn *c, const char *table, int64_t *id, struct sg_
 	free(material);
 	free(qualified);
 	if (!ok || len < 8)
-		return fail_kind(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "", "SHA-256 failed (OpenSSL)");
+		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "", "SHA-256 failed (OpenSSL)");
 	uint64_t v = 0;
 	for (int i = 0; i < 8; i++)
 		v = (v << 8) | digest[i];
@@ -829,7 +787,7 @@ static int pg_try_lock(struct sg_conn *conn, const char *key, bool *acquired, st
 				&ignored) < 0 || released)
 				break;
 		}
-		return fail_kind(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
+		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
 				 "the advisory lock was taken by backend %ld but the next statement ran on backend "
 				 "%ld: a transaction-mode pooler (PgBouncer) is between schemagate and PostgreSQL, "
 				 "so a session lock cannot protect the migration; use --lock=table",
@@ -852,7 +810,7 @@ static int pg_unlock(struct sg_conn *conn, const char *key, struct sg_error *err
 	if (run(c, "SELECT pg_advisory_unlock($1::bigint)", 1, params, bool_value, &released, true, err) < 0)
 		return -1;
 	if (!released)
-		return fail_kind(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
+		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
 				 "advisory unlock returned false: the lock was not held by this session; a "
 				 "transaction-mode pooler (PgBouncer) is probably between schemagate and "
 				 "PostgreSQL; use --lock=table");
@@ -1023,7 +981,7 @@ static int pg_after_script(struct sg_conn *conn, struct sg_error *err)
 	struct new_invalid ni = { .before = &c->invalid_before };
 	int rc = run(c, INVALID_INDEXES_SQL, 0, NULL, collect_new_invalid, &ni, false, err);
 	if (rc == 0 && ni.count > 0)
-		rc = fail_kind(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, "",
+		rc = sg_fail_db(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, "",
 			       "the script left invalid %s %s (a CREATE INDEX CONCURRENTLY failed or was "
 			       "interrupted); drop it with DROP INDEX CONCURRENTLY and run again",
 			       ni.count > 1 ? "indexes" : "index", ni.names.data);

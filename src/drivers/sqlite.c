@@ -281,24 +281,10 @@ static int found(void *ctx, int ncols, const char *const *v)
 	return 1;
 }
 
-static void quote_part(const char *s, size_t n, struct sg_buf *out)
-{
-	sg_buf_puts(out, "\"");
-	for (size_t i = 0; i < n; i++)
-		sg_buf_append(out, s[i] == '"' ? "\"\"" : &s[i], s[i] == '"' ? 2 : 1);
-	sg_buf_puts(out, "\"");
-}
-
 /* "schema.table" -> "schema"."table" */
 static void sqlite_quote_ident(const char *name, struct sg_buf *out)
 {
-	const char *dot = strchr(name, '.');
-	if (dot) {
-		quote_part(name, (size_t)(dot - name), out);
-		sg_buf_puts(out, ".");
-		name = dot + 1;
-	}
-	quote_part(name, strlen(name), out);
+	sg_quote_ident(name, '"', out);
 }
 
 static int sqlite_table_exists(struct sg_conn *c, const char *table, bool *exists, struct sg_error *err)
