@@ -119,12 +119,12 @@ static const struct command_spec commands[] = {
 	  "      create NAME.TAG.up.sql for one engine (postgres, mysql, sqlite)\n"
 	  "  --single-file\n"
 	  "      one file with -- migrate:up / -- migrate:down sections (dbmate style)\n" },
-	{ "lint", SG_CMD_LINT, 0, "[--json]",
+	{ "lint", SG_CMD_LINT, 0, "",
 	  "check the migration directory offline",
 	  "Check the migration directory without a database: file names, duplicate\n"
-	  "versions, dialect tags, single-file sections. Exits 2 on errors.\n",
-	  "  --json\n"
-	  "      print findings as JSON\n" },
+	  "versions, dialect tags, single-file sections. Findings go to stdout, one\n"
+	  "per line (error:, warning:, note:). Exits 2 on errors.\n",
+	  NULL },
 	{ "help", SG_CMD_HELP, 0, "[COMMAND]", "show help for a command",
 	  "Show the help of COMMAND, or the overview.\n", NULL },
 	{ "version", SG_CMD_VERSION, 0, "", "print the version", "Print the version.\n", NULL },
@@ -218,7 +218,7 @@ struct command_option {
 
 static const struct command_option command_options[] = {
 	{ OPT_BASELINE_VERSION, "--baseline-version", CMD_BIT(SG_CMD_UP) },
-	{ OPT_JSON, "--json", CMD_BIT(SG_CMD_STATUS) | CMD_BIT(SG_CMD_LINT) },
+	{ OPT_JSON, "--json", CMD_BIT(SG_CMD_STATUS) },
 	{ OPT_STEPS, "--steps", CMD_BIT(SG_CMD_DOWN) },
 	{ OPT_TO, "--to", CMD_BIT(SG_CMD_DOWN) },
 	{ OPT_APPLIED, "--applied", CMD_BIT(SG_CMD_REPAIR) },

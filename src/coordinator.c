@@ -181,7 +181,12 @@ static int connect_with_retry(struct coord *c, struct sg_conn **out, const char 
 		/* verify and status are one-shot probes: a Kubernetes probe has
 		 * its own timeout and retry, so they never wait */
 		bool one_shot = cfg->command == SG_CMD_VERIFY || cfg->command == SG_CMD_STATUS;
-		if (spent >= cfg->connect_timeout_ms || one_shot) {
+		if (one_shot) {
+			*err = e;
+			return sg_fail(err, SG_EXIT_TIMEOUT, "could not connect to %s (%s makes one attempt): %s",
+				       c->url.redacted, cfg->command_name, e.msg);
+		}
+		if (spent >= cfg->connect_timeout_ms) {
 			*err = e;
 			return sg_fail(err, SG_EXIT_TIMEOUT, "could not connect to %s within %llums (%d attempts): %s",
 				       c->url.redacted, (unsigned long long)cfg->connect_timeout_ms, attempts, e.msg);
@@ -242,10 +247,10 @@ static int waiter_check(struct coord *c, const struct sg_plan *p, bool failed_is
 		if (it->state != SG_M_FAILED)
 			continue;
 		if (failed_is_final && strcmp(it->row->status, "failed") == 0)
-			return ready_check(c, p, true, err);
+			return ready_check(c, p, c->cfg->allow_out_of_order, err);
 		return 0;
 	}
-	return ready_check(c, p, true, err);
+	return ready_check(c, p, c->cfg->allow_out_of_order, err);
 }
 
 static void warn_if_ahead(const struct sg_plan *p)
@@ -1033,7 +1038,7 @@ static int cmd_verify(struct coord *c, struct sg_error *err)
 	struct sg_plan p;
 	if (read_plan(c, &h, &p, err) != 0)
 		return -1;
-	int ready = ready_check(c, &p, true, err);
+	int ready = ready_check(c, &p, c->cfg->allow_out_of_order, err);
 	if (ready == 0)
 		sg_fail(err, SG_EXIT_PENDING, "not ready: %zu migration(s) pending (target %s)", p.npending,
 			p.target ? p.target : "0");
@@ -1101,10 +1106,10 @@ static void print_status_text(struct coord *c, const struct sg_history *h, const
 		printf("%-16s %-14s %-32s %-26s %s\n", it->version, sg_mstate_name(it->state), name,
 		       it->row && it->row->applied_at ? it->row->applied_at : "-",
 		       it->row && it->row->applied_by ? it->row->applied_by : "-");
-		if (it->state == SG_M_FAILED)
+		if (it->state == SG_M_FAILED && it->row)
 			printf("%16s %s after %ld statement(s): %s\n", "", it->row->status, it->row->statements_done,
 			       it->row->error ? it->row->error : "");
-		if (it->state == SG_M_CHANGED)
+		if (it->state == SG_M_CHANGED && it->row && it->m)
 			printf("%16s checksum recorded %s, file has %s\n", "", it->row->checksum, it->m->checksum);
 	}
 	printf("%s: target %s; %zu applied, %zu pending, %zu failed, %zu changed, %zu unknown%s\n", c->cfg->table,

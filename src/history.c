@@ -26,6 +26,15 @@ static char *events_table_name(const char *table)
 	return sg_asprintf("%.*s.schemagate_events", (int)(dot - table), table);
 }
 
+/* A state-table statement that fails (permission denied, a table in the
+ * way) is a database error outside a migration: exit 5, not 1. */
+static int outside_migration(struct sg_error *err)
+{
+	if (err && err->exit_code == SG_EXIT_MIGRATION)
+		err->exit_code = SG_EXIT_DATABASE;
+	return -1;
+}
+
 /* ---- reading ------------------------------------------------------------- */
 
 static int collect_row(void *ctx, int ncols, const char *const *v)
@@ -59,7 +68,7 @@ int sg_history_read(struct sg_conn *c, const char *table, struct sg_history *h, 
 {
 	memset(h, 0, sizeof(*h));
 	if (c->driver->table_exists(c, table, &h->exists, err) != 0)
-		return -1;
+		return outside_migration(err);
 	if (!h->exists)
 		return 0;
 	struct sg_buf sql = {0};
@@ -71,7 +80,7 @@ int sg_history_read(struct sg_conn *c, const char *table, struct sg_history *h, 
 	if (rc != 0) {
 		sg_error_prefix(err, "reading history table %s", table);
 		sg_history_free(h);
-		return -1;
+		return outside_migration(err);
 	}
 	if (h->count > 1)
 		qsort(h->rows, h->count, sizeof(*h->rows), row_cmp);
@@ -124,9 +133,11 @@ int sg_history_ensure(struct sg_conn *c, const char *table, struct sg_error *err
 	if (rc == 0)
 		rc = run_ddl(c, c->driver->events_ddl, events, err);
 	free(events);
-	if (rc != 0)
+	if (rc != 0) {
 		sg_error_prefix(err, "creating history table %s", table);
-	return rc;
+		return outside_migration(err);
+	}
+	return 0;
 }
 
 static int found_row(void *ctx, int ncols, const char *const *v)
@@ -179,9 +190,11 @@ int sg_history_record(struct sg_conn *c, const char *table, const struct sg_migr
 	}
 	int rc = sg_conn_query(c, sql.data, 10, p, NULL, NULL, err);
 	sg_buf_free(&sql);
-	if (rc != 0)
+	if (rc != 0) {
 		sg_error_prefix(err, "recording %s in %s", m->version, table);
-	return rc;
+		return outside_migration(err);
+	}
+	return 0;
 }
 
 /* UPDATE/DELETE "... WHERE version = $1" with up to two more params. */

@@ -863,6 +863,24 @@ static int drv_table_exists(struct sg_conn *base, const char *table, bool *exist
 	return rc;
 }
 
+/* Any table in the database besides schemagate's own? */
+static int drv_has_user_tables(struct sg_conn *base, const char *table, bool *any, struct sg_error *err)
+{
+	const char *dot = strchr(table, '.');
+	char *schema = dot ? sg_strndup(table, (size_t)(dot - table)) : NULL;
+	const char *params[] = { schema, dot ? dot + 1 : table };
+	char *v = NULL;
+	int rc = query_value(base,
+			     "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = COALESCE($1, DATABASE())"
+			     " AND TABLE_NAME NOT IN ($2, 'schemagate_events', 'schemagate_lock')",
+			     2, params, &v, err);
+	free(schema);
+	if (rc == 0)
+		*any = v && strcmp(v, "0") != 0;
+	free(v);
+	return rc;
+}
+
 static void drv_quote_ident(const char *name, struct sg_buf *out)
 {
 	sg_quote_ident(name, '`', out);
@@ -912,6 +930,7 @@ const struct sg_driver sg_driver_mysql = {
 	.lock_holder = drv_lock_holder,
 	.socket = drv_socket,
 	.table_exists = drv_table_exists,
+	.has_user_tables = drv_has_user_tables,
 	.quote_ident = drv_quote_ident,
 	.history_ddl = HISTORY_DDL,
 	.events_ddl = EVENTS_DDL,

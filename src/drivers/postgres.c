@@ -925,6 +925,22 @@ static int pg_table_exists(struct sg_conn *conn, const char *table, bool *exists
 	return rc;
 }
 
+/* Any table outside the system schemas besides schemagate's own? */
+static int pg_has_user_tables(struct sg_conn *conn, const char *table, bool *any, struct sg_error *err)
+{
+	const char *dot = strrchr(table, '.');
+	const char *params[] = { dot ? dot + 1 : table };
+	int found = 0;
+	int rc = run(pg_of(conn),
+		     "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+		     "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+		     "AND n.nspname NOT LIKE 'pg\\_%' "
+		     "AND c.relname NOT IN ($1, 'schemagate_events', 'schemagate_lock'))",
+		     1, params, bool_value, &found, false, err);
+	*any = found != 0;
+	return rc;
+}
+
 #define INVALID_INDEXES_SQL                                                                      \
 	"SELECT i.indexrelid::bigint, quote_ident(n.nspname) || '.' || quote_ident(c.relname) "  \
 	"FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "                               \
@@ -1010,6 +1026,7 @@ const struct sg_driver sg_driver_postgres = {
 	.consume_notifications = pg_consume_notifications,
 	.socket = pg_socket,
 	.table_exists = pg_table_exists,
+	.has_user_tables = pg_has_user_tables,
 	.quote_ident = pg_quote_ident,
 	.before_script = pg_before_script,
 	.after_script = pg_after_script,

@@ -694,3 +694,59 @@ Test(postgres, example_migrations_apply_verify_and_roll_back, .timeout = 60)
 	free(mdir);
 	pgt_teardown(&t);
 }
+
+Test(postgres, baseline_version_adopts_only_a_database_that_has_tables)
+{
+	struct pgt t;
+	pgt_setup(&t);
+	migration(&t, "1_a.up.sql", "CREATE TABLE a (x int);\n");
+	migration(&t, "2_b.up.sql", "CREATE TABLE b (x int);\n");
+	/* a database that predates schemagate: it already has 1's table */
+	free(db_value(t.url, "CREATE TABLE a (x int)"));
+	struct sgt_result r;
+	run_sg(&r, t.url, t.migrations, "up", "--baseline-version", "1", NULL);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	sgt_result_free(&r);
+	char *st = db_value(t.url, "SELECT string_agg(version || ':' || status, ',' ORDER BY version) "
+				   "FROM schemagate_migrations");
+	cr_expect_str_eq(st, "1:baselined,2:applied");
+	free(st);
+	pgt_teardown(&t);
+
+	/* an empty database is not "pre-existing": everything runs */
+	pgt_setup(&t);
+	migration(&t, "1_a.up.sql", "CREATE TABLE a (x int);\n");
+	run_sg(&r, t.url, t.migrations, "up", "--baseline-version", "1", NULL);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	sgt_result_free(&r);
+	cr_expect_eq(db_long(t.url, "SELECT count(*) FROM schemagate_migrations WHERE status = 'applied'"), 1);
+	cr_expect_eq(db_long(t.url, "SELECT count(*) FROM pg_tables WHERE tablename = 'a'"), 1);
+	pgt_teardown(&t);
+}
+
+Test(postgres, permission_denied_on_the_history_table_exits_5)
+{
+	struct pgt t;
+	pgt_setup(&t);
+	migration(&t, "1_a.up.sql", "CREATE TABLE a (x int);\n");
+	struct sgt_result r;
+	run_sg(&r, t.url, t.migrations, "up", NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	sgt_result_free(&r);
+	/* a role that may connect but was never granted SELECT on the history */
+	char *role = NULL;
+	cr_assert(asprintf(&role, "r_%s", t.name) > 0);
+	free(db_value(t.admin_url, "CREATE ROLE %s LOGIN PASSWORD 'ro-pw-123'", role));
+	char *url = NULL;
+	const char *at = strchr(t.url, '@');
+	cr_assert(asprintf(&url, "postgres://%s:ro-pw-123%s", role, at) > 0);
+	run_sg(&r, url, t.migrations, "verify", NULL);
+	cr_expect_eq(r.status, 5, "%d %s", r.status, r.err);
+	cr_expect(strstr(r.err, "permission denied") != NULL, "%s", r.err);
+	cr_expect(strstr(r.err, "ro-pw-123") == NULL, "password printed: %s", r.err);
+	sgt_result_free(&r);
+	pgt_teardown(&t);
+	free(db_value(t.admin_url, "DROP ROLE %s", role));
+	free(role);
+	free(url);
+}

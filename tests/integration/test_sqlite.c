@@ -486,3 +486,31 @@ Test(sqlite, example_migrations_apply_verify_and_revert)
 	free(left);
 	teardown(&f);
 }
+
+Test(sqlite, out_of_order_pending_is_an_integrity_error_unless_allowed)
+{
+	struct fixture f;
+	setup(&f);
+	sgt_write(f.mig, "0001_a.up.sql", "CREATE TABLE a (x INTEGER);\n");
+	sgt_write(f.mig, "0003_c.up.sql", "CREATE TABLE c (x INTEGER);\n");
+	struct sgt_result r;
+	sg(&r, &f, "up", NULL, NULL, NULL, NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	sgt_result_free(&r);
+	/* a branch merged late: 0002 is older than the newest applied */
+	sgt_write(f.mig, "0002_b.up.sql", "CREATE TABLE b (x INTEGER);\n");
+	sg(&r, &f, "verify", NULL, NULL, NULL, NULL);
+	cr_expect_eq(r.status, 4, "verify: %d %s", r.status, r.err);
+	sgt_result_free(&r);
+	sg(&r, &f, "up", NULL, NULL, NULL, NULL);
+	cr_expect_eq(r.status, 4, "up: %d %s", r.status, r.err);
+	cr_expect(strstr(r.err, "0002_b.up.sql") && strstr(r.err, "--allow-out-of-order"), "%s", r.err);
+	sgt_result_free(&r);
+	sg(&r, &f, "up", "--allow-out-of-order", NULL, NULL, NULL);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	sgt_result_free(&r);
+	char *b = sql1(&f, "SELECT count(*) FROM sqlite_master WHERE name = 'b'");
+	cr_expect_str_eq(b, "1");
+	free(b);
+	teardown(&f);
+}
