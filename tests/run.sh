@@ -43,6 +43,7 @@ labels=${SG_TEST_LABELS:-unit|integration|delivery}
 ctest --test-dir "$BUILD" -L "$labels" --output-on-failure
 if [ "${SG_SKIP_ASAN:-0}" != 1 ]; then
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+	export LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp:print_suppressions=0
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 	ctest --test-dir "$ASAN_BUILD" -L "unit|integration" --output-on-failure
 fi
