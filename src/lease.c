@@ -140,8 +140,10 @@ int sg_lease_renew(struct sg_conn *c, const char *table, const char *holder, uin
 	snprintf(ms, sizeof(ms), "%llu", (unsigned long long)lease_ms);
 	const char *p[] = {table, holder, ms};
 	*still_ours = false;
-	if (run(c, table, "UPDATE @T SET expires_at = @NOW + $3 WHERE lock_key = $1 AND holder = $2 "
-			  "AND expires_at >= @NOW", 3, p, NULL, NULL, err) != 0)
+	/* The holder column is the truth: a takeover rewrites it. A lease
+	 * that ran out while nobody took it is still ours to extend. */
+	if (run(c, table, "UPDATE @T SET expires_at = @NOW + $3 WHERE lock_key = $1 AND holder = $2",
+		3, p, NULL, NULL, err) != 0)
 		return -1;
 	struct lease_row r;
 	if (read_row(c, table, &r, err) != 0)
