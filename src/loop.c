@@ -13,9 +13,24 @@
 
 #include "schemagate/log.h"
 
+static void on_kick(uv_idle_t *h) { (void)h; }
+
+/*
+ * A callback that changed something the waiting code looks at calls
+ * this. libuv 1.44 runs due timers at the start of an iteration and then
+ * polls with a timeout computed afterwards: without an active idle
+ * handle, a flag set by such a timer would sit unseen while the poll
+ * blocks (forever, when no other timer is armed).
+ */
+static void kick(struct sg_loop *l)
+{
+	uv_idle_start(&l->kick, on_kick);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
 	struct sg_loop *l = h->data;
+	kick(l);
 	if (l->cancel == SG_CANCEL_SIGNAL) {
 		/* Second signal: the operator wants out now. The database
 		 * rolls back an interrupted transaction on disconnect. */
@@ -32,6 +47,7 @@ static void on_signal(uv_signal_t *h, int signum)
 static void on_deadline(uv_timer_t *h)
 {
 	struct sg_loop *l = h->data;
+	kick(l);
 	if (l->cancel == SG_CANCEL_NONE)
 		l->cancel = SG_CANCEL_DEADLINE;
 }
@@ -41,6 +57,7 @@ static void on_deadline(uv_timer_t *h)
  * every call has its own handles, on its own stack frame; they are closed
  * and the close completed before the frame goes away. */
 struct wait_call {
+	struct sg_loop *loop;
 	uv_poll_t poll;
 	uv_timer_t timer;
 	int ready_events;
@@ -51,6 +68,7 @@ static void on_wake(uv_timer_t *h)
 {
 	struct wait_call *w = h->data;
 	w->woke = true;
+	kick(w->loop);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
@@ -64,12 +82,14 @@ static void on_poll(uv_poll_t *h, int status, int events)
 		w->ready_events |= SG_IO_READ;
 	if (events & UV_WRITABLE)
 		w->ready_events |= SG_IO_WRITE;
+	kick(w->loop);
 }
 
 static void on_heartbeat(uv_timer_t *h)
 {
 	struct sg_loop *l = h->data;
 	l->tick_due = true;
+	kick(l);
 }
 
 static void run_due_tick(struct sg_loop *l)
@@ -100,7 +120,7 @@ static int io_wait(struct sg_io *io, int fd, int events, int64_t timeout_ms)
 	} else if (sg_loop_canceled(l)) {
 		return SG_IO_CANCELED;
 	}
-	struct wait_call w = {0};
+	struct wait_call w = {.loop = l};
 	bool polling = fd >= 0 && events;
 	if (polling) {
 		int uvev = ((events & SG_IO_READ) ? UV_READABLE : 0) | ((events & SG_IO_WRITE) ? UV_WRITABLE : 0);
@@ -111,10 +131,14 @@ static int io_wait(struct sg_io *io, int fd, int events, int64_t timeout_ms)
 	}
 	uv_timer_init(&l->uv, &w.timer);
 	w.timer.data = &w;
+	/* the loop's clock is only refreshed per iteration; a timer armed
+	 * from a stale clock would fire early */
+	uv_update_time(&l->uv);
 	if (timeout_ms >= 0)
 		uv_timer_start(&w.timer, on_wake, (uint64_t)timeout_ms, 0);
 	while (!w.ready_events && !w.woke && may_continue(l)) {
 		uv_run(&l->uv, UV_RUN_ONCE);
+		uv_idle_stop(&l->kick);
 		run_due_tick(l);
 	}
 	if (polling)
@@ -133,6 +157,7 @@ static int io_check(struct sg_io *io)
 {
 	struct sg_loop *l = io->data;
 	uv_run(&l->uv, UV_RUN_NOWAIT);
+	uv_idle_stop(&l->kick);
 	if (l->cleaning)
 		return sg_now_ms() >= l->cleanup_deadline_ms ? SG_IO_CANCELED : 0;
 	return sg_loop_canceled(l) ? SG_IO_CANCELED : 0;
@@ -154,6 +179,7 @@ int sg_loop_init(struct sg_loop *l, uint64_t overall_timeout_ms, struct sg_error
 	uv_signal_init(&l->uv, &l->sigterm);
 	uv_timer_init(&l->uv, &l->deadline);
 	uv_timer_init(&l->uv, &l->heartbeat);
+	uv_idle_init(&l->uv, &l->kick);
 	l->sigint.data = l->sigterm.data = l->deadline.data = l->heartbeat.data = l;
 	uv_signal_start(&l->sigint, on_signal, SIGINT);
 	uv_signal_start(&l->sigterm, on_signal, SIGTERM);
@@ -175,6 +201,7 @@ void sg_loop_close(struct sg_loop *l)
 	uv_close((uv_handle_t *)&l->sigterm, NULL);
 	uv_close((uv_handle_t *)&l->deadline, NULL);
 	uv_close((uv_handle_t *)&l->heartbeat, NULL);
+	uv_close((uv_handle_t *)&l->kick, NULL);
 	uv_run(&l->uv, UV_RUN_DEFAULT);
 	if (uv_loop_close(&l->uv) != 0)
 		sg_debug("loop", "loop closed with handles still open");

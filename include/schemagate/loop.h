@@ -25,6 +25,7 @@ struct sg_loop {
 	uv_signal_t sigint, sigterm;
 	uv_timer_t deadline;          /* --timeout */
 	uv_timer_t heartbeat;         /* sets tick_due every interval */
+	uv_idle_t kick;               /* makes the current uv_run() return */
 	struct sg_io io;
 	enum sg_cancel_reason cancel; /* set by callbacks only, read by everyone */
 	int signum;                   /* the signal that canceled, if any */
