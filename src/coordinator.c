@@ -669,7 +669,7 @@ static int revert_one(struct coord *c, const struct revert_item *r, struct sg_er
 			sg_event_record(c->work, c->cfg->table, "revert", r->version, "ok", NULL, &e);
 		} else {
 			begin_cleanup_if_canceled(c);
-			sg_error_prefix(err, "reverting %s (%ld statement(s) of the down script ran)", r->version, done);
+			sg_error_prefix(err, "%ld statement(s) of the down script ran", done);
 			struct sg_error e = {0};
 			sg_history_record(c->work, c->cfg->table, &m, "failed", done, 0, err->msg, &e);
 		}
