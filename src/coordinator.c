@@ -266,6 +266,12 @@ static void warn_if_ahead(const struct sg_plan *p)
 		}
 }
 
+static void log_ready(const struct sg_plan *p)
+{
+	warn_if_ahead(p);
+	sg_info("ready", "database is at version %s (%zu applied)", p->target ? p->target : "0", p->napplied);
+}
+
 /* ---- the lock ------------------------------------------------------------ */
 
 static void describe_holder(struct coord *c, char *out, size_t outsz)
@@ -321,6 +327,24 @@ static void start_listening(struct coord *c, struct sg_conn *conn)
 
 static uint64_t lease_ms(const struct coord *c) { return c->cfg->lock_lease_ms; }
 
+/*
+ * The lease is ours until `until` (monotonic ms, measured from when the
+ * renewal was sent). Stop everything a sixth of a lease before that,
+ * whatever a (possibly blocked) renewal is doing: after expiry another
+ * instance may take over, and two must never migrate at once.
+ * In-process engines (SQLite) are exempt: their heartbeat cannot run
+ * during a statement, and while a migration runs its write lock keeps
+ * everyone else from taking the lease over anyway.
+ */
+static void lease_extended(struct coord *c, uint64_t until)
+{
+	c->lease_until = until;
+	if (!sg_conn_can(c->lock, SG_CAP_POLLABLE))
+		return;
+	uint64_t stop_at = until - lease_ms(c) / 6, now = sg_now_ms();
+	sg_loop_arm_expiry(&c->loop, stop_at > now ? stop_at - now : 0);
+}
+
 /* Heartbeat: renew the lease every lease/3. A holder that cannot renew
  * before its lease runs out cancels everything (exit 3): after expiry
  * another instance may take over, and two must never migrate at once. */
@@ -332,7 +356,7 @@ static void renew_tick(void *data)
 	struct sg_error e = {0};
 	int rc = sg_lease_renew(c->lock, c->cfg->table, sg_instance_id(), lease_ms(c), &ours, &e);
 	if (rc == 0 && ours) {
-		c->lease_until = sent + lease_ms(c);
+		lease_extended(c, sent + lease_ms(c));
 		return;
 	}
 	uint64_t margin = lease_ms(c) / 6;
@@ -361,7 +385,7 @@ static int lease_check(struct coord *c, struct sg_error *err)
 	if (!ours)
 		return sg_fail(err, SG_EXIT_TIMEOUT, "the lease on %s expired and was taken by another instance",
 			       c->cfg->table);
-	c->lease_until = sent + lease_ms(c);
+	lease_extended(c, sent + lease_ms(c));
 	return 0;
 }
 
@@ -372,16 +396,50 @@ static int lock_attempt(struct coord *c, bool *acquired, struct sg_error *err)
 	uint64_t sent = sg_now_ms();
 	char previous[256];
 	if (sg_lease_try_acquire(c->lock, c->cfg->table, sg_instance_id(), lease_ms(c), acquired, previous,
-				 sizeof(previous), err) != 0)
-		return -1;
+				 sizeof(previous), err) != 0) {
+		/* SQLite: the holder's migration has the file locked; a miss */
+		if (err->kind != SG_ERRK_TRANSIENT)
+			return -1;
+		sg_error_clear(err);
+		*acquired = false;
+		return 0;
+	}
 	if (*acquired) {
-		c->lease_until = sent + lease_ms(c);
+		lease_extended(c, sent + lease_ms(c));
 		if (previous[0])
 			sg_warn("lease_takeover", "took over the expired lease of %s (it stopped renewing: killed or "
 				"cut off)", previous);
 		sg_loop_start_heartbeat(&c->loop, lease_ms(c) / 3, renew_tick, c);
 	}
 	return 0;
+}
+
+/* Has another instance brought the database to the target? 1 yes (and
+ * the state is READY), 0 not yet, -1 error. */
+static int winner_finished(struct coord *c, uint64_t t0, struct sg_error *err)
+{
+	struct sg_history h;
+	struct sg_plan p;
+	struct sg_error e = {0};
+	if (read_plan(c, &h, &p, &e) != 0) {
+		if (e.kind == SG_ERRK_CANCELED || sg_loop_canceled(&c->loop))
+			return canceled_error(c, err, "waiting for the lock");
+		if (e.kind == SG_ERRK_TRANSIENT)
+			return 0; /* SQLite: the winner is committing */
+		*err = e;
+		return -1;
+	}
+	int ready = waiter_check(c, &p, false, &e);
+	if (ready == 1) {
+		struct sg_log_fields f = {.waited_ms = (int64_t)elapsed_since(t0), .duration_ms = -1};
+		sg_log(SG_LOG_INFO, "winner_finished", &f, "another instance brought the database to the target");
+		log_ready(&p);
+		transition(c, ST_READY, "another instance finished the work");
+	}
+	free_plan(&h, &p);
+	if (ready < 0)
+		*err = e;
+	return ready;
 }
 
 /*
@@ -412,7 +470,15 @@ static int contend(struct coord *c, bool recheck, struct sg_error *err)
 	start_listening(c, c->lock);
 
 	uint64_t t0 = sg_now_ms(), last_log = t0;
-	for (;;) {
+	for (bool first = true;; first = false) {
+		/* After a miss and a wait (or a notification), look at the
+		 * history before trying again: a waiter woken by the winner
+		 * then exits without ever taking the lock. */
+		if (recheck && !first) {
+			int done = winner_finished(c, t0, err);
+			if (done != 0)
+				return done < 0 ? -1 : 0;
+		}
 		bool acquired = false;
 		if (lock_attempt(c, &acquired, err) != 0) {
 			if (err->kind == SG_ERRK_CANCELED || sg_loop_canceled(&c->loop))
@@ -426,31 +492,6 @@ static int contend(struct coord *c, bool recheck, struct sg_error *err)
 			       (unsigned long long)elapsed_since(t0));
 			transition(c, ST_APPLYING, "lock acquired");
 			return 1;
-		}
-		if (recheck) {
-			struct sg_history h;
-			struct sg_plan p;
-			struct sg_error e = {0};
-			if (read_plan(c, &h, &p, &e) == 0) {
-				int ready = waiter_check(c, &p, false, &e);
-				free_plan(&h, &p);
-				if (ready == 1) {
-					struct sg_log_fields f = {.waited_ms = (int64_t)elapsed_since(t0), .duration_ms = -1};
-					sg_log(SG_LOG_INFO, "winner_finished", &f,
-					       "another instance brought the database to the target");
-					transition(c, ST_READY, "another instance finished the work");
-					return 0;
-				}
-				if (ready < 0) {
-					*err = e;
-					return -1;
-				}
-			} else if (e.kind == SG_ERRK_CANCELED || sg_loop_canceled(&c->loop)) {
-				return canceled_error(c, err, "waiting for the lock");
-			} else if (e.kind != SG_ERRK_TRANSIENT) {
-				*err = e;
-				return -1;
-			}
 		}
 		uint64_t waited = elapsed_since(t0);
 		if (waited >= cfg->lock_timeout_ms) {
@@ -480,6 +521,7 @@ static int release(struct coord *c, struct sg_error *err)
 	c->locked = false;
 	if (c->cfg->lock_mode == SG_LOCK_TABLE) {
 		sg_loop_stop_heartbeat(&c->loop);
+		sg_loop_disarm_expiry(&c->loop);
 		if (sg_lease_release(c->lock, c->cfg->table, sg_instance_id(), err) != 0)
 			return sg_error_prefix(err, "releasing the lease");
 	} else if (c->drv->unlock(c->lock, c->cfg->table, err) != 0) {
@@ -671,7 +713,8 @@ static int revert_one(struct coord *c, const struct revert_item *r, struct sg_er
 			begin_cleanup_if_canceled(c);
 			sg_error_prefix(err, "%ld statement(s) of the down script ran", done);
 			struct sg_error e = {0};
-			sg_history_record(c->work, c->cfg->table, &m, "failed", done, 0, err->msg, &e);
+			if (sg_history_set_status(c->work, c->cfg->table, r->version, "failed", err->msg, &e) != 0)
+				sg_warn("history", "could not record the failed revert of %s: %s", r->version, e.msg);
 		}
 	}
 	if (rc != 0) {
@@ -878,7 +921,7 @@ static int work_repair(struct coord *c, struct sg_error *err)
 			bool applied = cfg->repair_action == SG_REPAIR_APPLIED;
 			char *detail = sg_asprintf("was %s after %ld statement(s): %s", r->status, r->statements_done,
 						   r->error ? r->error : "");
-			rc = applied ? sg_history_set_status(c->work, cfg->table, r->version, "applied", err)
+			rc = applied ? sg_history_set_status(c->work, cfg->table, r->version, "applied", NULL, err)
 				     : sg_history_delete(c->work, cfg->table, r->version, err);
 			if (rc == 0)
 				rc = sg_event_record(c->work, cfg->table, "repair", r->version,
@@ -929,6 +972,7 @@ static int under_lock(struct coord *c, bool recheck, int (*work)(struct coord *,
 
 /* ---- commands ------------------------------------------------------------ */
 
+/* After this instance changed the database: read it back and check. */
 static int verify_after(struct coord *c, struct sg_error *err)
 {
 	struct sg_history h;
@@ -938,10 +982,8 @@ static int verify_after(struct coord *c, struct sg_error *err)
 	int ready = ready_check(c, &p, true, err);
 	if (ready == 0)
 		sg_fail(err, SG_EXIT_INTEGRITY, "after applying, %zu migration(s) are still pending", p.npending);
-	if (ready == 1) {
-		warn_if_ahead(&p);
-		sg_info("ready", "database is at version %s (%zu applied)", p.target ? p.target : "0", p.napplied);
-	}
+	if (ready == 1)
+		log_ready(&p);
 	free_plan(&h, &p);
 	return ready == 1 ? 0 : -1;
 }
@@ -956,19 +998,23 @@ static int cmd_up(struct coord *c, struct sg_error *err)
 	 * judge it under the lock */
 	int ready = waiter_check(c, &p, false, err);
 	bool bootstrap = !h.exists && c->cfg->baseline_version;
+	if (ready == 1 && !bootstrap)
+		log_ready(&p);
 	free_plan(&h, &p);
 	if (ready < 0) {
 		transition(c, ST_FAILED, err->msg);
 		return -1;
 	}
 	if (ready == 1 && !bootstrap) {
+		/* the pod-restart path: one read, no lock */
 		transition(c, ST_READY, "fast path: nothing pending, checksums match");
-		return verify_after(c, err);
+		return 0;
 	}
 	if (under_lock(c, true, work_up, err) != 0)
 		return -1;
-	if (c->state == ST_RELEASING)
-		transition(c, ST_READY, "lock released");
+	if (c->state == ST_READY)
+		return 0; /* the winner's work, verified by contend() */
+	transition(c, ST_READY, "lock released");
 	return verify_after(c, err);
 }
 

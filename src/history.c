@@ -103,11 +103,21 @@ void sg_history_free(struct sg_history *h)
 	memset(h, 0, sizeof(*h));
 }
 
+/* Rows are sorted by version (sg_history_read): binary search, since the
+ * plan looks up every migration of the directory. */
 const struct sg_history_row *sg_history_find(const struct sg_history *h, const char *version)
 {
-	for (size_t i = 0; i < h->count; i++)
-		if (sg_version_cmp(h->rows[i].version, version) == 0)
-			return &h->rows[i];
+	size_t lo = 0, hi = h->count;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = sg_version_cmp(h->rows[mid].version, version);
+		if (c == 0)
+			return &h->rows[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
 }
 
@@ -140,33 +150,54 @@ int sg_history_ensure(struct sg_conn *c, const char *table, struct sg_error *err
 	return 0;
 }
 
-static int found_row(void *ctx, int ncols, const char *const *v)
+struct existing_row {
+	bool found;
+	char status[16];
+	char applied_by[300];
+};
+
+static int take_existing(void *ctx, int ncols, const char *const *v)
 {
-	*(bool *)ctx = true;
-	return 0;
+	struct existing_row *r = ctx;
+	r->found = true;
+	snprintf(r->status, sizeof(r->status), "%s", v[0] ? v[0] : "");
+	snprintf(r->applied_by, sizeof(r->applied_by), "%s", v[1] ? v[1] : "");
+	return 1;
 }
 
-static int row_exists(struct sg_conn *c, const char *table, const char *version, bool *exists,
-		      struct sg_error *err)
+static int read_existing(struct sg_conn *c, const char *table, const char *version, struct existing_row *r,
+			 struct sg_error *err)
 {
 	struct sg_buf sql = {0};
-	sg_buf_puts(&sql, "SELECT 1 FROM ");
+	sg_buf_puts(&sql, "SELECT status, applied_by FROM ");
 	quoted(c, table, &sql);
 	sg_buf_puts(&sql, " WHERE version = $1");
 	const char *p[] = {version};
-	*exists = false;
-	int rc = sg_conn_query(c, sql.data, 1, p, found_row, exists, err);
+	memset(r, 0, sizeof(*r));
+	int rc = sg_conn_query(c, sql.data, 1, p, take_existing, r, err);
 	sg_buf_free(&sql);
 	return rc;
 }
 
+/*
+ * A row is only ever inserted, or updated by the instance whose partial
+ * row it is. Anything else means two instances applied the same version
+ * at once, which only happens when the lock did not hold (a session lock
+ * behind a transaction pooler): fail, so a transactional migration is
+ * rolled back instead of being recorded twice.
+ */
 int sg_history_record(struct sg_conn *c, const char *table, const struct sg_migration *m,
 		      const char *status, long statements_done, long duration_ms,
 		      const char *error, struct sg_error *err)
 {
-	bool exists;
-	if (row_exists(c, table, m->version, &exists, err) != 0)
-		return -1;
+	struct existing_row old;
+	if (read_existing(c, table, m->version, &old, err) != 0)
+		return outside_migration(err);
+	if (old.found && (strcmp(old.status, "partial") != 0 || strcmp(old.applied_by, sg_instance_id()) != 0))
+		return sg_fail(err, SG_EXIT_DATABASE, "version %s is already recorded as %s by %s: two instances "
+			       "applied it at once, so the lock did not hold (a transaction-mode pooler in front of "
+			       "the database? use --lock=table)", m->version, old.status, old.applied_by);
+	bool exists = old.found;
 	char done[32], dur[32];
 	snprintf(done, sizeof(done), "%ld", statements_done);
 	snprintf(dur, sizeof(dur), "%ld", duration_ms);
@@ -178,7 +209,8 @@ int sg_history_record(struct sg_conn *c, const char *table, const struct sg_migr
 		quoted(c, table, &sql);
 		sg_buf_printf(&sql, " SET name = $2, checksum = $3, status = $4, statements_done = $5, "
 				    "applied_at = %s, applied_by = $6, duration_ms = $7, down_sql = $8, "
-				    "tool_version = $9, error = $10 WHERE version = $1",
+				    "tool_version = $9, error = $10 "
+				    "WHERE version = $1 AND status = 'partial' AND applied_by = $6",
 			      c->driver->now_sql);
 	} else {
 		sg_buf_puts(&sql, "INSERT INTO ");
@@ -224,10 +256,10 @@ int sg_history_set_checksum(struct sg_conn *c, const char *table, const char *ve
 }
 
 int sg_history_set_status(struct sg_conn *c, const char *table, const char *version,
-			  const char *status, struct sg_error *err)
+			  const char *status, const char *error, struct sg_error *err)
 {
-	const char *p[] = {version, status};
-	return simple_update(c, table, "UPDATE ", " SET status = $2, error = NULL WHERE version = $1", 2, p, err);
+	const char *p[] = {version, status, error};
+	return simple_update(c, table, "UPDATE ", " SET status = $2, error = $3 WHERE version = $1", 3, p, err);
 }
 
 static int take_down(void *ctx, int ncols, const char *const *v)

@@ -112,11 +112,10 @@ int sg_lease_try_acquire(struct sg_conn *c, const char *table, const char *holde
 		return -1;
 	if (!before.found) {
 		/* Two instances may race here: the loser's INSERT fails on the
-		 * primary key (or inserts nothing); either way it re-reads. */
+		 * primary key; either way the row read below decides. */
 		struct sg_error ignored = {0};
 		run(c, table, "INSERT INTO @T (lock_key, holder, acquired_at, expires_at) "
-			      "SELECT $1, $2, @NOW, @NOW + $3 FROM (SELECT 1 AS one) AS x "
-			      "WHERE NOT EXISTS (SELECT 1 FROM @T WHERE lock_key = $1)",
+			      "VALUES ($1, $2, @NOW, @NOW + $3)",
 		    3, p, NULL, NULL, &ignored);
 	} else if (before.remaining_ms < 0 || strcmp(before.holder, holder) == 0) {
 		if (run(c, table, "UPDATE @T SET holder = $2, acquired_at = @NOW, expires_at = @NOW + $3 "

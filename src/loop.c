@@ -92,6 +92,14 @@ static void on_heartbeat(uv_timer_t *h)
 	kick(l);
 }
 
+static void on_expiry(uv_timer_t *h)
+{
+	struct sg_loop *l = h->data;
+	kick(l);
+	if (l->cancel == SG_CANCEL_NONE)
+		l->cancel = SG_CANCEL_LEASE;
+}
+
 static void run_due_tick(struct sg_loop *l)
 {
 	if (!l->tick_due || l->in_tick || !l->tick_fn || l->cleaning || sg_loop_canceled(l))
@@ -180,6 +188,8 @@ int sg_loop_init(struct sg_loop *l, uint64_t overall_timeout_ms, struct sg_error
 	uv_timer_init(&l->uv, &l->deadline);
 	uv_timer_init(&l->uv, &l->heartbeat);
 	uv_idle_init(&l->uv, &l->kick);
+	uv_timer_init(&l->uv, &l->expiry);
+	l->expiry.data = l;
 	l->sigint.data = l->sigterm.data = l->deadline.data = l->heartbeat.data = l;
 	uv_signal_start(&l->sigint, on_signal, SIGINT);
 	uv_signal_start(&l->sigterm, on_signal, SIGTERM);
@@ -202,6 +212,7 @@ void sg_loop_close(struct sg_loop *l)
 	uv_close((uv_handle_t *)&l->deadline, NULL);
 	uv_close((uv_handle_t *)&l->heartbeat, NULL);
 	uv_close((uv_handle_t *)&l->kick, NULL);
+	uv_close((uv_handle_t *)&l->expiry, NULL);
 	uv_run(&l->uv, UV_RUN_DEFAULT);
 	if (uv_loop_close(&l->uv) != 0)
 		sg_debug("loop", "loop closed with handles still open");
@@ -220,6 +231,17 @@ void sg_loop_stop_heartbeat(struct sg_loop *l)
 	uv_timer_stop(&l->heartbeat);
 	l->tick_fn = NULL;
 	l->tick_due = false;
+}
+
+void sg_loop_arm_expiry(struct sg_loop *l, uint64_t delay_ms)
+{
+	uv_update_time(&l->uv);
+	uv_timer_start(&l->expiry, on_expiry, delay_ms, 0);
+}
+
+void sg_loop_disarm_expiry(struct sg_loop *l)
+{
+	uv_timer_stop(&l->expiry);
 }
 
 void sg_loop_cancel(struct sg_loop *l, enum sg_cancel_reason why)

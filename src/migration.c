@@ -65,16 +65,24 @@ void sg_checksum(const char *text, size_t len, char out[65])
 			continue;
 		norm[n++] = text[i];
 	}
+	/* Fetch the algorithm once: EVP_sha256() makes OpenSSL 3 look it up
+	 * again on every call, which cost more than hashing a small file. */
+	static EVP_MD *sha256;
+	if (!sha256)
+		sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	if (EVP_Digest(norm, n, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen != 32) {
+	if (!sha256 || EVP_Digest(norm, n, md, &mdlen, sha256, NULL) != 1 || mdlen != 32) {
 		/* OpenSSL without SHA-256 is a broken build, not a runtime condition. */
 		fputs("schemagate: SHA-256 unavailable\n", stderr);
 		abort();
 	}
 	free(norm);
-	for (unsigned int i = 0; i < mdlen; i++)
-		snprintf(out + 2 * i, 3, "%02x", md[i]);
+	static const char hex[] = "0123456789abcdef";
+	for (unsigned int i = 0; i < mdlen; i++) {
+		out[2 * i] = hex[md[i] >> 4];
+		out[2 * i + 1] = hex[md[i] & 15];
+	}
 	out[64] = '\0';
 }
 

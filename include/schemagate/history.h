@@ -38,8 +38,10 @@ const struct sg_history_row *sg_history_find(const struct sg_history *h, const c
 /* Create history and events tables if missing (under the lock). */
 int sg_history_ensure(struct sg_conn *c, const char *table, struct sg_error *err);
 
-/* Insert or replace the row for m. status is "applied", "baselined",
- * "partial" or "failed". error may be NULL. */
+/* Insert the row for m, or update this instance's own "partial" row.
+ * status is "applied", "baselined", "partial" or "failed"; error may be
+ * NULL. A row written by another instance is never overwritten: that
+ * fails with exit 5 (two instances applied it: the lock did not hold). */
 int sg_history_record(struct sg_conn *c, const char *table, const struct sg_migration *m,
 		      const char *status, long statements_done, long duration_ms,
 		      const char *error, struct sg_error *err);
@@ -49,8 +51,9 @@ int sg_history_down_sql(struct sg_conn *c, const char *table, const char *versio
 			struct sg_error *err);
 int sg_history_set_checksum(struct sg_conn *c, const char *table, const char *version,
 			    const char *checksum, struct sg_error *err);
+/* Set status and error (NULL clears it): repair, and a failed revert. */
 int sg_history_set_status(struct sg_conn *c, const char *table, const char *version,
-			  const char *status, struct sg_error *err);
+			  const char *status, const char *error, struct sg_error *err);
 
 /* Audit: event is "apply", "revert", "baseline", "repair", "failure". */
 int sg_event_record(struct sg_conn *c, const char *table, const char *event, const char *version,

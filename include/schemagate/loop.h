@@ -26,6 +26,7 @@ struct sg_loop {
 	uv_timer_t deadline;          /* --timeout */
 	uv_timer_t heartbeat;         /* sets tick_due every interval */
 	uv_idle_t kick;               /* makes the current uv_run() return */
+	uv_timer_t expiry;            /* the lease runs out: cancel everything */
 	struct sg_io io;
 	enum sg_cancel_reason cancel; /* set by callbacks only, read by everyone */
 	int signum;                   /* the signal that canceled, if any */
@@ -48,6 +49,10 @@ static inline bool sg_loop_canceled(const struct sg_loop *l) { return l->cancel 
  * sg_io_wait/sg_io_sleep). One heartbeat at a time. */
 void sg_loop_start_heartbeat(struct sg_loop *l, uint64_t interval_ms, sg_tick_fn fn, void *data);
 void sg_loop_stop_heartbeat(struct sg_loop *l);
+/* Cancel everything (SG_CANCEL_LEASE) delay_ms from now, unless re-armed
+ * or disarmed first: fires even while a renewal is itself blocked. */
+void sg_loop_arm_expiry(struct sg_loop *l, uint64_t delay_ms);
+void sg_loop_disarm_expiry(struct sg_loop *l);
 /* Cancel everything from straight-line code (e.g. the lease was lost). */
 void sg_loop_cancel(struct sg_loop *l, enum sg_cancel_reason why);
 /* After a cancel, let drivers do I/O for budget_ms more to roll back
