@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
 	build-essential cmake pkg-config file
-	libuv1-dev libsqlite3-dev sqlite3 libpq-dev libssl-dev
+	libuv1-dev libsqlite3-dev sqlite3 libpq-dev libssl-dev zlib1g-dev
 	default-libmysqlclient-dev libmariadb-dev libcriterion-dev
 	postgresql-15 postgresql-client-15 postgresql-server-dev-15
 	mariadb-server mariadb-client pgbouncer
