@@ -44,6 +44,7 @@ struct pg_conn {
 	/* before_script(): oids of the invalid indexes that already existed */
 	struct sg_buf invalid_before;
 	bool have_snapshot;
+	bool pooler_probed;           /* the pre-lock probe ran on this connection */
 };
 
 static struct pg_conn *pg_of(struct sg_conn *c) { return (struct pg_conn *)c; }
@@ -756,11 +757,42 @@ static int take_probe(void *ctx, int ncols, const char *const *values)
 	return 1;
 }
 
+#define POOLER_ADVICE                                                                                   \
+	"a transaction-mode pooler (PgBouncer) is between schemagate and PostgreSQL, so a session lock " \
+	"cannot protect the migration; use --lock=table"
+
+/*
+ * Before the first lock attempt: do consecutive statements reach the same
+ * backend? Behind a transaction-mode pooler they often do not, and then we
+ * can refuse before taking a lock that could be stranded on a pooled
+ * server connection. (It can pass by chance; the check after acquiring
+ * and the unlock check remain.)
+ */
+static int probe_for_pooler(struct pg_conn *c, struct sg_error *err)
+{
+	c->pooler_probed = true;
+	struct lock_probe first = { 0 };
+	for (int i = 0; i < 3; i++) {
+		struct lock_probe p = { 0 };
+		if (run(c, "SELECT true, pg_backend_pid()", 0, NULL, take_probe, &p, false, err) < 0)
+			return -1;
+		if (i == 0)
+			first = p;
+		else if (p.pid != first.pid)
+			return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
+					  "consecutive statements ran on backends %ld and %ld: " POOLER_ADVICE,
+					  first.pid, p.pid);
+	}
+	return 0;
+}
+
 static int pg_try_lock(struct sg_conn *conn, const char *key, bool *acquired, struct sg_error *err)
 {
 	struct pg_conn *c = pg_of(conn);
 	int64_t id;
 	*acquired = false;
+	if (!c->pooler_probed && probe_for_pooler(c, err) < 0)
+		return -1;
 	if (lock_id(c, key, &id, err) < 0)
 		return -1;
 	char idtext[24];
@@ -789,9 +821,7 @@ static int pg_try_lock(struct sg_conn *conn, const char *key, bool *acquired, st
 		}
 		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
 				 "the advisory lock was taken by backend %ld but the next statement ran on backend "
-				 "%ld: a transaction-mode pooler (PgBouncer) is between schemagate and PostgreSQL, "
-				 "so a session lock cannot protect the migration; use --lock=table",
-				 probe.pid, again.pid);
+				 "%ld: " POOLER_ADVICE, probe.pid, again.pid);
 	}
 	*acquired = true;
 	return 0;

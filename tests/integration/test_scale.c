@@ -505,11 +505,15 @@ Test(scale, pgbouncer_transaction_mode_session_lock_fails_loudly, .timeout = 120
 	struct tdb d;
 	bouncer_db(&d);
 	write_migrations(&d, M, "SELECT pg_sleep(0.2);");
-	const char *extra[] = { "--poll-interval", "200ms", "--lock-timeout", "60s", NULL };
+	const char *extra[] = { "--poll-interval", "200ms", "--lock-timeout", "10s", NULL };
 	int codes[N];
 	run_many(&d, N, extra, codes, NULL);
 
-	int zero = 0, five = 0, advised = 0, other = 0;
+	/* An instance whose post-lock probe caught the pooler may be unable
+	 * to free the advisory lock it stranded on a pooled server
+	 * connection; later instances then wait for it and time out (exit 3,
+	 * naming the lock). That is loud, not a race. */
+	int zero = 0, five = 0, advised = 0, timed_out = 0, other = 0;
 	for (int i = 0; i < N; i++) {
 		char name[32];
 		snprintf(name, sizeof(name), "up-%03d.log", i);
@@ -519,11 +523,13 @@ Test(scale, pgbouncer_transaction_mode_session_lock_fails_loudly, .timeout = 120
 			zero++;
 		else if (codes[i] == 5)
 			five++;
+		else if (codes[i] == 3 && log && strstr(log, "lock timeout"))
+			timed_out++;
 		else
 			other++;
 		if (codes[i] == 5 && log && strstr(log, "--lock=table"))
 			advised++;
-		if (codes[i] != 0 && codes[i] != 5)
+		if (codes[i] != 0 && codes[i] != 5 && codes[i] != 3)
 			fprintf(stderr, "---- instance %d exited %d:\n%s\n", i, codes[i], log ? log : "");
 		free(log);
 		free(path);
@@ -532,11 +538,12 @@ Test(scale, pgbouncer_transaction_mode_session_lock_fails_loudly, .timeout = 120
 	long distinct = tdb_long(&d, "SELECT count(DISTINCT v) FROM applied_log");
 	fprintf(stderr,
 		"pgbouncer --lock=auto: instances=%d migrations=%d exit0=%d exit5=%d (with --lock=table advice: %d) "
-		"other=%d counter rows=%ld distinct=%ld\n",
-		N, M, zero, five, advised, other, rows, distinct);
+		"lock-timeout=%d other=%d counter rows=%ld distinct=%ld\n",
+		N, M, zero, five, advised, timed_out, other, rows, distinct);
 	cr_assert_geq(advised, 1, "no instance refused the session lock through PgBouncer with the --lock=table advice");
 	cr_assert_eq(rows, distinct, "a migration was applied twice through PgBouncer with --lock=auto");
-	cr_assert_eq(other, 0, "%d instances exited with neither 0 nor 5 (raced instead of refusing)", other);
+	cr_assert_eq(other, 0, "%d instances exited with neither 0, 5 nor a lock timeout (raced instead of refusing)",
+		     other);
 	if (zero > 0) {
 		/* an instance that said "ready" must have been right */
 		assert_exactly_once(&d, M, "an instance exited 0 through PgBouncer");
