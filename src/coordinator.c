@@ -941,6 +941,8 @@ static int under_lock(struct coord *c, bool recheck, int (*work)(struct coord *,
 		      struct sg_error *err)
 {
 	int got = contend(c, recheck, err);
+	if (got < 0)
+		transition(c, ST_FAILED, err->msg);
 	if (got <= 0)
 		return got;
 	int rc = work(c, err);
