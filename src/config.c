@@ -13,6 +13,7 @@
  * reads the files that hold the URL and the password.
  */
 #include "schemagate/config.h"
+#include "schemagate/migration.h"
 #include "schemagate/log.h"
 #include "schemagate/url.h"
 
@@ -366,16 +367,6 @@ static void print_command_help(FILE *out, const struct command_spec *c)
 
 /* ---- value checks ------------------------------------------------------- */
 
-static bool is_version(const char *s)
-{
-	if (!s || !*s)
-		return false;
-	for (; *s; s++)
-		if (!isdigit((unsigned char)*s))
-			return false;
-	return true;
-}
-
 static bool is_identifier(const char *s, size_t n)
 {
 	if (n == 0 || n > 63 || !(isalpha((unsigned char)s[0]) || s[0] == '_'))
@@ -545,7 +536,7 @@ static void resolve_settings(struct parse *st, const struct cmdline *cl, struct 
 		usage_error(st, "invalid history table name '%s' (use name or schema.name: letters, digits, '_')",
 			    cfg->table);
 	resolve_string(cl->target, "SCHEMAGATE_TARGET", NULL, &cfg->target);
-	if (cfg->target && !is_version(cfg->target))
+	if (cfg->target && !sg_version_valid(cfg->target))
 		usage_error(st, "invalid target version '%s' (a version is a run of digits)", cfg->target);
 
 	resolve_duration(st, cl->connect_timeout, "--connect-timeout", "SCHEMAGATE_CONNECT_TIMEOUT",
@@ -674,7 +665,7 @@ static void resolve_repair(struct parse *st, const struct cmdline *cl, struct sg
 
 static void resolve_version_arg(struct parse *st, const char *what, const char *v, char **out)
 {
-	if (!is_version(v))
+	if (!sg_version_valid(v))
 		usage_error(st, "invalid %s '%s' (a version is a run of digits)", what, v);
 	*out = sg_strdup(v);
 }
@@ -716,7 +707,7 @@ static void resolve_command(struct parse *st, const struct cmdline *cl, const st
 	case SG_CMD_REPAIR:
 		expect_positionals(st, cl, c, 0, 1, "");
 		resolve_repair(st, cl, cfg);
-		if (cfg->repair_version && !is_version(cfg->repair_version))
+		if (cfg->repair_version && !sg_version_valid(cfg->repair_version))
 			usage_error(st, "invalid version '%s' (a version is a run of digits)", cfg->repair_version);
 		break;
 	case SG_CMD_NEW:

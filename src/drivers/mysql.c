@@ -846,39 +846,36 @@ static int drv_socket(struct sg_conn *base)
 	return c->mysql ? (int)mysql_get_socket(c->mysql) : -1;
 }
 
-static int drv_table_exists(struct sg_conn *base, const char *table, bool *exists, struct sg_error *err)
+/* Is there a table in the history table's schema (its qualifier, else
+ * the connection's database) matching `name_test` ($2 is the history
+ * table's bare name)? */
+static int any_table(struct sg_conn *base, const char *table, const char *name_test, bool *found,
+		     struct sg_error *err)
 {
 	const char *dot = strchr(table, '.');
 	char *schema = dot ? sg_strndup(table, (size_t)(dot - table)) : NULL;
 	const char *params[] = { schema, dot ? dot + 1 : table };
+	char *sql = sg_asprintf("SELECT COUNT(*) FROM information_schema.TABLES"
+				" WHERE TABLE_SCHEMA = COALESCE($1, DATABASE()) AND %s", name_test);
 	char *v = NULL;
-	int rc = query_value(base,
-			     "SELECT COUNT(*) FROM information_schema.TABLES"
-			     " WHERE TABLE_SCHEMA = COALESCE($1, DATABASE()) AND TABLE_NAME = $2",
-			     2, params, &v, err);
+	int rc = query_value(base, sql, 2, params, &v, err);
+	free(sql);
 	free(schema);
 	if (rc == 0)
-		*exists = v && strcmp(v, "0") != 0;
+		*found = v && strcmp(v, "0") != 0;
 	free(v);
 	return rc;
+}
+
+static int drv_table_exists(struct sg_conn *base, const char *table, bool *exists, struct sg_error *err)
+{
+	return any_table(base, table, "TABLE_NAME = $2", exists, err);
 }
 
 /* Any table in the database besides schemagate's own? */
 static int drv_has_user_tables(struct sg_conn *base, const char *table, bool *any, struct sg_error *err)
 {
-	const char *dot = strchr(table, '.');
-	char *schema = dot ? sg_strndup(table, (size_t)(dot - table)) : NULL;
-	const char *params[] = { schema, dot ? dot + 1 : table };
-	char *v = NULL;
-	int rc = query_value(base,
-			     "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = COALESCE($1, DATABASE())"
-			     " AND TABLE_NAME NOT IN ($2, 'schemagate_events', 'schemagate_lock')",
-			     2, params, &v, err);
-	free(schema);
-	if (rc == 0)
-		*any = v && strcmp(v, "0") != 0;
-	free(v);
-	return rc;
+	return any_table(base, table, "TABLE_NAME NOT IN ($2, 'schemagate_events', 'schemagate_lock')", any, err);
 }
 
 static void drv_quote_ident(const char *name, struct sg_buf *out)

@@ -453,3 +453,33 @@ Test(mysql, example_migrations_apply_verify_and_roll_back)
 	sgt_result_free(&r);
 	mydb_drop(&d);
 }
+
+Test(mysql, baseline_version_adopts_only_a_database_that_has_tables)
+{
+	struct mydb d;
+	mydb_create(&d);
+	sgt_write(d.migrations, "1_a.up.sql", "CREATE TABLE a (x INT);\n");
+	sgt_write(d.migrations, "2_b.up.sql", "CREATE TABLE b (x INT);\n");
+	/* a database that predates schemagate: 1's table is already there */
+	free(client_sql(d.name, "CREATE TABLE a (x INT);"));
+	struct sgt_result r;
+	run_cmd(&r, &d, "up", "--baseline-version", "1");
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	sgt_result_free(&r);
+	cr_expect_eq(client_long(d.name, "SELECT COUNT(*) FROM schemagate_migrations "
+					 "WHERE version = '1' AND status = 'baselined'"), 1);
+	cr_expect_eq(client_long(d.name, "SELECT COUNT(*) FROM schemagate_migrations "
+					 "WHERE version = '2' AND status = 'applied'"), 1);
+	mydb_drop(&d);
+
+	/* an empty database is not pre-existing: 1 runs for real */
+	mydb_create(&d);
+	sgt_write(d.migrations, "1_a.up.sql", "CREATE TABLE a (x INT);\n");
+	run_cmd(&r, &d, "up", "--baseline-version", "1");
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	sgt_result_free(&r);
+	cr_expect_eq(client_long(d.name, "SELECT COUNT(*) FROM schemagate_migrations WHERE status = 'applied'"), 1);
+	cr_expect_eq(client_long(d.name, "SELECT COUNT(*) FROM information_schema.TABLES "
+					 "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'a'"), 1);
+	mydb_drop(&d);
+}
