@@ -34,7 +34,9 @@ int main(int argc, char **argv)
 	int code = sg_run(&cfg, &err);
 	if (code != 0) {
 		struct sg_log_fields f = {.error = err.msg, .duration_ms = -1, .waited_ms = -1};
-		sg_log(SG_LOG_ERROR, "failed", &f, "%s failed: %s", cfg.command_name, err.msg);
+		/* the reason travels in the error field: once in text, and as
+		 * its own key in JSON */
+		sg_log(SG_LOG_ERROR, "failed", &f, "%s failed", cfg.command_name);
 		sg_write_termination_log(cfg.termination_log, err.msg);
 		sg_config_free(&cfg);
 		return code;
