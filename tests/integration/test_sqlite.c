@@ -70,6 +70,11 @@ static void three_migrations(struct fixture *f)
 	sgt_write(f->mig, "0003_index.down.sql", "DROP INDEX users_email;\n");
 }
 
+static const char *SLOW_SQL =
+	"CREATE TABLE slow (x INTEGER);\n"
+	"INSERT INTO slow WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500000000) "
+	"SELECT count(*) FROM c;\n";
+
 Test(sqlite, ten_processes_at_once_apply_each_migration_once)
 {
 	struct fixture f;
@@ -100,10 +105,7 @@ Test(sqlite, sigterm_during_long_migration_exits_143_and_records_nothing)
 	sg(&r, &f, "up", NULL, NULL, NULL, NULL);
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	sgt_result_free(&r);
-	sgt_write(f.mig, "0002_slow.up.sql",
-		  "CREATE TABLE slow (x INTEGER);\n"
-		  "INSERT INTO slow WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 500000000) "
-		  "SELECT count(*) FROM c;\n");
+	sgt_write(f.mig, "0002_slow.up.sql", SLOW_SQL);
 	char *log = sgt_path(f.dir, "slow.log");
 	const char *argv[] = {"--database-url", f.url, "--dir", f.mig, "up", NULL};
 	pid_t pid = sgt_spawn(NULL, argv, log);
@@ -512,5 +514,80 @@ Test(sqlite, out_of_order_pending_is_an_integrity_error_unless_allowed)
 	char *b = sql1(&f, "SELECT count(*) FROM sqlite_master WHERE name = 'b'");
 	cr_expect_str_eq(b, "1");
 	free(b);
+	teardown(&f);
+}
+
+Test(sqlite, overall_timeout_cancels_rolls_back_and_exits_3)
+{
+	struct fixture f;
+	setup(&f);
+	sgt_write(f.mig, "0001_slow.up.sql", SLOW_SQL);
+	struct sgt_result r;
+	sg(&r, &f, "--timeout", "700ms", "up", NULL, NULL);
+	cr_expect_eq(r.status, 3, "%d %s", r.status, r.err);
+	cr_expect_lt(r.seconds, 3.0, "took %.1fs", r.seconds);
+	cr_expect(strstr(r.err, "--timeout") != NULL, "%s", r.err);
+	sgt_result_free(&r);
+	char *n = sql1(&f, "SELECT count(*) FROM sqlite_master WHERE name = 'slow'");
+	cr_expect_str_eq(n, "0", "the canceled migration left its table");
+	free(n);
+	teardown(&f);
+}
+
+Test(sqlite, sigint_exits_130)
+{
+	struct fixture f;
+	setup(&f);
+	sgt_write(f.mig, "0001_slow.up.sql", SLOW_SQL);
+	const char *argv[] = {"--database-url", f.url, "--dir", f.mig, "up", NULL};
+	pid_t pid = sgt_spawn(NULL, argv, NULL);
+	usleep(700 * 1000);
+	double t0 = sgt_now_ms();
+	kill(pid, SIGINT);
+	cr_expect_eq(sgt_wait(pid), 130);
+	cr_expect_lt(sgt_now_ms() - t0, 2000.0);
+	teardown(&f);
+}
+
+Test(sqlite, lock_none_applies_without_a_lock)
+{
+	struct fixture f;
+	setup(&f);
+	three_migrations(&f);
+	struct sgt_result r;
+	sg(&r, &f, "--lock", "none", "up", NULL, NULL);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.err, "lock_acquired") == NULL, "took a lock: %s", r.err);
+	sgt_result_free(&r);
+	char *hist = sql1(&f, "SELECT count(*) FROM schemagate_migrations WHERE status = 'applied'");
+	cr_expect_str_eq(hist, "3");
+	free(hist);
+	teardown(&f);
+}
+
+Test(sqlite, new_and_lint_through_the_command_line)
+{
+	struct fixture f;
+	setup(&f);
+	three_migrations(&f);
+	const char *nargv[] = {"--dir", f.mig, "new", "add_flags", NULL};
+	struct sgt_result r;
+	sgt_run(&r, NULL, nargv);
+	cr_expect_eq(r.status, 0, "%s", r.err);
+	cr_expect(strstr(r.out, "0004_add_flags.up.sql") && strstr(r.out, "0004_add_flags.down.sql"),
+		  "new must follow the 4-digit style and print the paths: %s", r.out);
+	sgt_result_free(&r);
+	char *p = sgt_path(f.mig, "0004_add_flags.up.sql");
+	cr_expect_eq(access(p, F_OK), 0);
+	free(p);
+	const char *largv[] = {"--dir", f.mig, "lint", NULL};
+	sgt_run(&r, NULL, largv);
+	cr_expect_eq(r.status, 0, "clean directory: %d %s %s", r.status, r.out, r.err);
+	sgt_result_free(&r);
+	sgt_write(f.mig, "3_dup.up.sql", "SELECT 1;\n");
+	sgt_run(&r, NULL, largv);
+	cr_expect_eq(r.status, 2, "duplicate version: %d", r.status);
+	cr_expect(strstr(r.out, "3_dup.up.sql") != NULL, "lint names the file: %s", r.out);
+	sgt_result_free(&r);
 	teardown(&f);
 }
