@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 static void vset(struct sg_error *err, const char *fmt, va_list ap)
@@ -226,7 +227,14 @@ const char *sg_instance_id(void)
 			snprintf(host, sizeof(host), "%s", pod);
 		else
 			gethostname(host, sizeof(host) - 1);
-		snprintf(id, sizeof(id), "%s/%ld", host, (long)getpid());
+		/* Containers run as pid 1 and compose replicas may share a
+		 * hostname: a random tag keeps two processes distinct. */
+		unsigned char tag[3] = {0};
+		if (getrandom(tag, sizeof(tag), 0) != (ssize_t)sizeof(tag)) {
+			uint64_t t = sg_now_ms() ^ ((uint64_t)getpid() << 20);
+			memcpy(tag, &t, sizeof(tag));
+		}
+		snprintf(id, sizeof(id), "%s/%ld/%02x%02x%02x", host, (long)getpid(), tag[0], tag[1], tag[2]);
 	}
 	return id;
 }

@@ -181,10 +181,10 @@ static int read_existing(struct sg_conn *c, const char *table, const char *versi
 
 /*
  * A row is only ever inserted, or updated by the instance whose partial
- * row it is. Anything else means two instances applied the same version
- * at once, which only happens when the lock did not hold (a session lock
- * behind a transaction pooler): fail, so a transactional migration is
- * rolled back instead of being recorded twice.
+ * row it is. Anything else means another instance recorded this version
+ * while this one believed it held the lock: fail with LOCK_LOST, so a
+ * transactional migration is rolled back instead of being recorded twice
+ * and the run goes back to contending.
  */
 int sg_history_record(struct sg_conn *c, const char *table, const struct sg_migration *m,
 		      const char *status, long statements_done, long duration_ms,
@@ -194,9 +194,9 @@ int sg_history_record(struct sg_conn *c, const char *table, const struct sg_migr
 	if (read_existing(c, table, m->version, &old, err) != 0)
 		return outside_migration(err);
 	if (old.found && (strcmp(old.status, "partial") != 0 || strcmp(old.applied_by, sg_instance_id()) != 0))
-		return sg_fail(err, SG_EXIT_DATABASE, "version %s is already recorded as %s by %s: two instances "
-			       "applied it at once, so the lock did not hold (a transaction-mode pooler in front of "
-			       "the database? use --lock=table)", m->version, old.status, old.applied_by);
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL,
+				  "version %s was recorded as %s by %s while this instance applied it: the lock was "
+				  "lost", m->version, old.status, old.applied_by);
 	bool exists = old.found;
 	char done[32], dur[32];
 	snprintf(done, sizeof(done), "%ld", statements_done);
@@ -242,10 +242,22 @@ static int simple_update(struct sg_conn *c, const char *table, const char *head,
 	return rc;
 }
 
-int sg_history_delete(struct sg_conn *c, const char *table, const char *version, struct sg_error *err)
+int sg_history_delete(struct sg_conn *c, const char *table, const char *version, bool failed_row,
+		      struct sg_error *err)
 {
 	const char *p[] = {version};
-	return simple_update(c, table, "DELETE FROM ", " WHERE version = $1", 1, p, err);
+	const char *where = failed_row ? " WHERE version = $1 AND status IN ('failed', 'partial')"
+				       : " WHERE version = $1 AND status IN ('applied', 'baselined')";
+	if (simple_update(c, table, "DELETE FROM ", where, 1, p, err) != 0)
+		return outside_migration(err);
+	/* exactly one row, or someone else reverted (or repaired) it first:
+	 * a revert must never run twice */
+	if (c->affected != 1)
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL,
+				  "version %s was no longer %s in %s when this instance reverted it (%ld rows matched): "
+				  "another instance changed it; the lock was lost", version,
+				  failed_row ? "failed or partial" : "applied", table, c->affected);
+	return 0;
 }
 
 int sg_history_set_checksum(struct sg_conn *c, const char *table, const char *version,

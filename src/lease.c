@@ -5,6 +5,8 @@
  * when no row exists, then an UPDATE that only matches an expired lease
  * (or our own). Row locks serialise concurrent UPDATEs, and both compare
  * against the database clock, so pods with skewed clocks cannot both win.
+ * Writes run in short transactions of their own, so the driver's lock
+ * wait bound applies to them (a blocked renewal fails in time).
  */
 #include "schemagate/lease.h"
 
@@ -92,82 +94,142 @@ static int take_row(void *ctx, int ncols, const char *const *v)
 	return 1;
 }
 
-static int read_row(struct sg_conn *c, const char *table, struct lease_row *r, struct sg_error *err)
+static int read_row(struct sg_conn *c, const char *table, const char *key, struct lease_row *r,
+		    struct sg_error *err)
 {
 	memset(r, 0, sizeof(*r));
-	const char *p[] = {table};
+	const char *p[] = {key};
 	return run(c, table, "SELECT holder, expires_at - @NOW FROM @T WHERE lock_key = $1", 1, p, take_row, r, err);
 }
 
-int sg_lease_try_acquire(struct sg_conn *c, const char *table, const char *holder, uint64_t lease_ms,
-			 bool *acquired, char *took_over_from, size_t n, struct sg_error *err)
+/* A lease statement that fails is a database problem (permission, a
+ * table in the way): exit 5 unless the driver said more. */
+static int lease_error(struct sg_error *err, const char *doing)
+{
+	if (err->exit_code == 0 || err->exit_code == SG_EXIT_MIGRATION)
+		err->exit_code = SG_EXIT_DATABASE;
+	return sg_error_prefix(err, "%s", doing);
+}
+
+/* One statement in its own transaction: the driver's lock wait bound
+ * (PostgreSQL SET LOCAL lock_timeout) applies without leaking a session
+ * setting into a pooled server connection. */
+static int run_in_transaction(struct sg_conn *c, const char *table, const char *tmpl, int n,
+			      const char *const *p, struct sg_error *err)
+{
+	if (sg_conn_begin(c, err) != 0)
+		return -1;
+	if (run(c, table, tmpl, n, p, NULL, NULL, err) != 0 || sg_conn_commit(c, err) != 0) {
+		struct sg_error ignored = {0};
+		sg_conn_rollback(c, &ignored);
+		return -1;
+	}
+	return 0;
+}
+
+int sg_lease_try_acquire(struct sg_conn *c, const char *table, const char *key, const char *holder,
+			 uint64_t lease_ms, bool *acquired, char *took_over_from, size_t n, struct sg_error *err)
 {
 	*acquired = false;
 	took_over_from[0] = '\0';
 	char ms[32];
 	snprintf(ms, sizeof(ms), "%llu", (unsigned long long)lease_ms);
-	const char *p[] = {table, holder, ms};
+	const char *p[] = {key, holder, ms};
 	struct lease_row before;
-	if (read_row(c, table, &before, err) != 0)
-		return -1;
+	if (read_row(c, table, key, &before, err) != 0)
+		return lease_error(err, "reading the lease");
+	struct sg_error insert_err = {0};
+	bool inserted = false;
 	if (!before.found) {
 		/* Two instances may race here: the loser's INSERT fails on the
-		 * primary key; either way the row read below decides. */
-		struct sg_error ignored = {0};
-		run(c, table, "INSERT INTO @T (lock_key, holder, acquired_at, expires_at) "
-			      "VALUES ($1, $2, @NOW, @NOW + $3)",
-		    3, p, NULL, NULL, &ignored);
+		 * primary key; the row read below tells the two failures apart. */
+		inserted = run_in_transaction(c, table, "INSERT INTO @T (lock_key, holder, acquired_at, expires_at) "
+							"VALUES ($1, $2, @NOW, @NOW + $3)",
+					      3, p, &insert_err) == 0;
 	} else if (before.remaining_ms < 0 || strcmp(before.holder, holder) == 0) {
-		if (run(c, table, "UPDATE @T SET holder = $2, acquired_at = @NOW, expires_at = @NOW + $3 "
-				  "WHERE lock_key = $1 AND (expires_at < @NOW OR holder = $2)",
-			3, p, NULL, NULL, err) != 0)
-			return -1;
+		if (run_in_transaction(c, table, "UPDATE @T SET holder = $2, acquired_at = @NOW, expires_at = @NOW + $3 "
+						 "WHERE lock_key = $1 AND (expires_at < @NOW OR holder = $2)",
+				       3, p, err) != 0) {
+			/* SQLite: the holder's migration has the file locked */
+			if (err->kind == SG_ERRK_TRANSIENT || err->kind == SG_ERRK_LOCK_TIMEOUT) {
+				sg_error_clear(err);
+				return 0;
+			}
+			return lease_error(err, "taking over the lease");
+		}
 	}
 	struct lease_row after;
-	if (read_row(c, table, &after, err) != 0)
-		return -1;
+	if (read_row(c, table, key, &after, err) != 0)
+		return lease_error(err, "reading the lease");
+	if (!before.found && !inserted && !after.found) {
+		/* the INSERT failed and nobody else's row is there: not a lost
+		 * race but a real error (permission denied...) */
+		if (insert_err.kind == SG_ERRK_TRANSIENT || insert_err.kind == SG_ERRK_LOCK_TIMEOUT)
+			return 0;
+		*err = insert_err;
+		return lease_error(err, "taking the lease");
+	}
 	*acquired = after.found && strcmp(after.holder, holder) == 0 && after.remaining_ms > 0;
 	if (*acquired && before.found && strcmp(before.holder, holder) != 0)
 		snprintf(took_over_from, n, "%s", before.holder);
 	return 0;
 }
 
-int sg_lease_renew(struct sg_conn *c, const char *table, const char *holder, uint64_t lease_ms,
+int sg_lease_renew(struct sg_conn *c, const char *table, const char *key, const char *holder, uint64_t lease_ms,
 		   bool *still_ours, struct sg_error *err)
 {
 	char ms[32];
 	snprintf(ms, sizeof(ms), "%llu", (unsigned long long)lease_ms);
-	const char *p[] = {table, holder, ms};
+	const char *p[] = {key, holder, ms};
 	*still_ours = false;
 	/* The holder column is the truth: a takeover rewrites it. A lease
 	 * that ran out while nobody took it is still ours to extend. */
-	if (run(c, table, "UPDATE @T SET expires_at = @NOW + $3 WHERE lock_key = $1 AND holder = $2",
-		3, p, NULL, NULL, err) != 0)
+	if (run_in_transaction(c, table, "UPDATE @T SET expires_at = @NOW + $3 WHERE lock_key = $1 AND holder = $2",
+			       3, p, err) != 0)
 		return -1;
 	struct lease_row r;
-	if (read_row(c, table, &r, err) != 0)
+	if (read_row(c, table, key, &r, err) != 0)
 		return -1;
 	*still_ours = r.found && strcmp(r.holder, holder) == 0 && r.remaining_ms > 0;
 	return 0;
 }
 
-int sg_lease_release(struct sg_conn *c, const char *table, const char *holder, struct sg_error *err)
+int sg_lease_verify(struct sg_conn *c, const char *table, const char *key, const char *holder,
+		    uint64_t min_left_ms, struct sg_error *err)
 {
 	struct lease_row r;
-	if (read_row(c, table, &r, err) != 0)
+	if (read_row(c, table, key, &r, err) != 0)
+		return -1;
+	if (r.found && strcmp(r.holder, holder) == 0 && r.remaining_ms > (long long)min_left_ms)
+		return 0;
+	if (r.found && strcmp(r.holder, holder) == 0)
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL,
+				  "the lease on %s runs out in %lldms: too close to trust it for this commit", key,
+				  r.remaining_ms);
+	return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL, "the lease on %s is now held by %s", key,
+			  r.found ? r.holder : "nobody");
+}
+
+int sg_lease_release(struct sg_conn *c, const char *table, const char *key, const char *holder,
+		     struct sg_error *err)
+{
+	struct lease_row r;
+	if (read_row(c, table, key, &r, err) != 0)
 		return -1;
 	if (!r.found || strcmp(r.holder, holder) != 0)
-		return sg_fail(err, SG_EXIT_TIMEOUT, "the lease on %s was no longer ours at release (now held by %s)",
-			       table, r.found ? r.holder : "nobody");
-	const char *p[] = {table, holder};
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL,
+				  "the lease on %s was no longer ours at release (now held by %s)", key,
+				  r.found ? r.holder : "nobody");
+	const char *p[] = {key, holder};
 	return run(c, table, "DELETE FROM @T WHERE lock_key = $1 AND holder = $2", 2, p, NULL, NULL, err);
 }
 
-int sg_lease_describe(struct sg_conn *c, const char *table, char *out, size_t n, struct sg_error *err)
+int sg_lease_describe(struct sg_conn *c, const char *table, const char *key, char *out, size_t n,
+		      struct sg_error *err)
 {
 	out[0] = '\0';
 	struct lease_row r;
-	if (read_row(c, table, &r, err) != 0)
+	if (read_row(c, table, key, &r, err) != 0)
 		return -1;
 	if (r.found)
 		snprintf(out, n, "%s (lease %s %llds)", r.holder, r.remaining_ms >= 0 ? "expires in" : "expired",

@@ -382,6 +382,9 @@ static void format_json(struct sg_buf *b, enum sg_log_level level, const char *e
 		json_field(b, "name", f->name);
 		json_field(b, "holder", f->holder);
 		json_field(b, "error", f->error);
+		json_field(b, "from", f->from);
+		json_field(b, "to", f->to);
+		json_field(b, "reason", f->reason);
 		if (f->duration_ms >= 0)
 			sg_buf_printf(b, ",\"duration_ms\":%lld", (long long)f->duration_ms);
 		if (f->waited_ms >= 0)

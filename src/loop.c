@@ -1,17 +1,126 @@
 /*
- * loop.c - the libuv loop, signal handling and the sg_io drivers wait on.
+ * loop.c - the libuv loop, the signal handlers, and the one way to stop.
  *
  * Callbacks only record what happened (a signal, a deadline, a ready
  * socket); the straight-line code that called sg_io_wait() acts on it.
- * That keeps every decision at one place and uv_run() never reentered.
+ * The exception is stopping itself, which must not depend on the code
+ * that is waiting: stop() cancels every statement in flight through the
+ * drivers' cancel() and opens the cleanup window, wherever it is called.
  */
 #include "schemagate/loop.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "schemagate/log.h"
+
+/* ---- process-wide signal state ------------------------------------------
+ * Written by the handlers (async-signal-safe only: volatile flags,
+ * timer_settime, uv_async_send, write, _exit) and read by the loop. */
+
+static volatile sig_atomic_t signals_seen;
+static volatile sig_atomic_t first_signal;
+static volatile sig_atomic_t grace_open_ms;   /* mirror of loop->grace_ms for the handler */
+static volatile sig_atomic_t hard_exit_code;
+static uv_async_t *volatile wake_handle;
+static timer_t hard_timer;
+static bool hard_timer_ready;
+static char hard_message[160] = "schemagate: cleanup did not finish in time; exiting\n";
+static size_t hard_message_len = 52;
+
+void sg_loop_set_hard_exit_message(const char *line)
+{
+	size_t n = strlen(line);
+	if (n >= sizeof(hard_message) - 1)
+		n = sizeof(hard_message) - 2;
+	memcpy(hard_message, line, n);
+	hard_message[n++] = '\n';
+	hard_message[n] = '\0';
+	hard_message_len = n;
+}
+
+static void arm_hard_exit(long ms, int code)
+{
+	if (!hard_timer_ready)
+		return;
+	hard_exit_code = code;
+	struct itimerspec its = {0};
+	its.it_value.tv_sec = ms / 1000;
+	its.it_value.tv_nsec = (ms % 1000) * 1000000L;
+	timer_settime(hard_timer, 0, &its, NULL);
+}
+
+static void on_hard_exit(int signum)
+{
+	(void)signum;
+	ssize_t ignored = write(STDERR_FILENO, hard_message, hard_message_len);
+	(void)ignored;
+	_exit(hard_exit_code ? hard_exit_code : 143);
+}
+
+static void on_stop_signal(int signum)
+{
+	int saved = errno;
+	signals_seen++;
+	if (signals_seen == 1) {
+		first_signal = signum;
+		/* inside a grace window the statement may take the grace, then
+		 * the cleanup; otherwise only the cleanup */
+		arm_hard_exit(grace_open_ms + SG_CLEANUP_BUDGET_MS + SG_HARD_EXIT_MARGIN_MS, 128 + signum);
+	} else if (signals_seen == 2 && grace_open_ms > 0) {
+		/* second signal during a graceful stop: cancel now, clean up fast */
+		arm_hard_exit(SG_CLEANUP_BUDGET_MS + SG_HARD_EXIT_MARGIN_MS, 128 + signum);
+	} else {
+		/* the operator wants out now; the database rolls back an open
+		 * transaction and releases session locks when we disconnect */
+		_exit(128 + signum);
+	}
+	if (wake_handle)
+		uv_async_send(wake_handle);
+	errno = saved;
+}
+
+static void install_handlers(void)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = on_stop_signal;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sa.sa_handler = on_hard_exit;
+	sigaction(SIGALRM, &sa, NULL);
+	if (!hard_timer_ready) {
+		struct sigevent sev;
+		memset(&sev, 0, sizeof(sev));
+		sev.sigev_notify = SIGEV_SIGNAL;
+		sev.sigev_signo = SIGALRM;
+		hard_timer_ready = timer_create(CLOCK_MONOTONIC, &sev, &hard_timer) == 0;
+	}
+	/* a write to a dead peer must be an error, not a silent death */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static void restore_handlers(void)
+{
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	if (hard_timer_ready) {
+		/* disarm; a later exec must not inherit a pending SIGALRM */
+		struct itimerspec off = {0};
+		timer_settime(hard_timer, 0, &off, NULL);
+	}
+	signal(SIGALRM, SIG_DFL);
+}
+
+/* ---- stopping ------------------------------------------------------------ */
 
 static void on_kick(uv_idle_t *h) { (void)h; }
 
@@ -27,33 +136,101 @@ static void kick(struct sg_loop *l)
 	uv_idle_start(&l->kick, on_kick);
 }
 
-static void on_signal(uv_signal_t *h, int signum)
+/* The one place a run stops: record why, cancel what is running, and
+ * give the cleanup a bounded window. */
+static void stop(struct sg_loop *l, enum sg_cancel_reason why)
+{
+	kick(l);
+	if (l->cancel != SG_CANCEL_NONE)
+		return;
+	l->cancel = why;
+	l->cleanup_deadline_ms = sg_now_ms() + SG_CLEANUP_BUDGET_MS;
+	if (why != SG_CANCEL_SIGNAL)
+		arm_hard_exit(SG_CLEANUP_BUDGET_MS + SG_HARD_EXIT_MARGIN_MS, SG_EXIT_TIMEOUT);
+	uv_timer_stop(&l->grace);
+	for (int i = 0; i < SG_LOOP_MAX_BUSY; i++)
+		if (l->busy[i])
+			sg_conn_cancel(l->busy[i]);
+}
+
+static const char *signal_name(int signum)
+{
+	return signum == SIGINT ? "SIGINT" : "SIGTERM";
+}
+
+static void on_grace_over(uv_timer_t *h)
+{
+	struct sg_loop *l = h->data;
+	sg_warn("signal", "the statement did not finish within --stop-grace; canceling it");
+	stop(l, SG_CANCEL_SIGNAL);
+}
+
+static void on_wake(uv_async_t *h)
 {
 	struct sg_loop *l = h->data;
 	kick(l);
-	if (l->cancel == SG_CANCEL_SIGNAL) {
-		/* Second signal: the operator wants out now. The database
-		 * rolls back an interrupted transaction on disconnect. */
-		_exit(128 + signum);
+	int seen = signals_seen, signum = first_signal;
+	if (seen == 0 || l->cancel != SG_CANCEL_NONE)
+		return;
+	l->signum = signum;
+	if (l->grace_ms > 0 && seen == 1) {
+		if (!l->stopping) {
+			l->stopping = true;
+			sg_warn("signal", "received %s during a non-transactional statement: letting it finish "
+				"(up to %llus), then stopping", signal_name(signum),
+				(unsigned long long)(l->grace_ms / 1000));
+			uv_update_time(&l->uv);
+			uv_timer_start(&l->grace, on_grace_over, l->grace_ms, 0);
+		}
+		return;
 	}
-	if (l->cancel == SG_CANCEL_NONE) {
-		l->cancel = SG_CANCEL_SIGNAL;
-		l->signum = signum;
-		sg_warn("signal", "received %s: canceling, rolling back, releasing the lock",
-			signum == SIGTERM ? "SIGTERM" : "SIGINT");
-	}
+	sg_warn("signal", "received %s: stopping", signal_name(signum));
+	stop(l, SG_CANCEL_SIGNAL);
 }
 
 static void on_deadline(uv_timer_t *h)
 {
-	struct sg_loop *l = h->data;
-	kick(l);
-	if (l->cancel == SG_CANCEL_NONE)
-		l->cancel = SG_CANCEL_DEADLINE;
+	stop(h->data, SG_CANCEL_DEADLINE);
 }
 
+static void on_expiry(uv_timer_t *h)
+{
+	stop(h->data, SG_CANCEL_LEASE);
+}
+
+static void on_heartbeat(uv_timer_t *h)
+{
+	struct sg_loop *l = h->data;
+	l->tick_due = true;
+	kick(l);
+}
+
+void sg_loop_cancel(struct sg_loop *l, enum sg_cancel_reason why)
+{
+	stop(l, why);
+}
+
+void sg_loop_grace_begin(struct sg_loop *l, uint64_t grace_ms)
+{
+	l->grace_ms = grace_ms;
+	grace_open_ms = (sig_atomic_t)(grace_ms > 600000 ? 600000 : grace_ms);
+	if (l->stopping && l->cancel == SG_CANCEL_NONE) {
+		uv_update_time(&l->uv);
+		uv_timer_start(&l->grace, on_grace_over, grace_ms, 0);
+	}
+}
+
+void sg_loop_grace_end(struct sg_loop *l)
+{
+	l->grace_ms = 0;
+	grace_open_ms = 0;
+	uv_timer_stop(&l->grace);
+}
+
+/* ---- waiting ------------------------------------------------------------- */
+
 /* One sg_io_wait() call. Waits nest (a heartbeat renews the lease on the
- * lock connection while the work connection waits for a statement), so
+ * lease connection while the work connection waits for a statement), so
  * every call has its own handles, on its own stack frame; they are closed
  * and the close completed before the frame goes away. */
 struct wait_call {
@@ -64,7 +241,7 @@ struct wait_call {
 	bool woke;
 };
 
-static void on_wake(uv_timer_t *h)
+static void on_wait_timer(uv_timer_t *h)
 {
 	struct wait_call *w = h->data;
 	w->woke = true;
@@ -85,24 +262,9 @@ static void on_poll(uv_poll_t *h, int status, int events)
 	kick(w->loop);
 }
 
-static void on_heartbeat(uv_timer_t *h)
-{
-	struct sg_loop *l = h->data;
-	l->tick_due = true;
-	kick(l);
-}
-
-static void on_expiry(uv_timer_t *h)
-{
-	struct sg_loop *l = h->data;
-	kick(l);
-	if (l->cancel == SG_CANCEL_NONE)
-		l->cancel = SG_CANCEL_LEASE;
-}
-
 static void run_due_tick(struct sg_loop *l)
 {
-	if (!l->tick_due || l->in_tick || !l->tick_fn || l->cleaning || sg_loop_canceled(l))
+	if (!l->tick_due || l->in_tick || !l->tick_fn || sg_loop_canceled(l))
 		return;
 	l->tick_due = false;
 	l->in_tick = true;
@@ -110,23 +272,33 @@ static void run_due_tick(struct sg_loop *l)
 	l->in_tick = false;
 }
 
-static bool may_continue(const struct sg_loop *l)
+static bool any_busy(const struct sg_loop *l)
 {
-	return l->cleaning || !sg_loop_canceled(l);
+	for (int i = 0; i < SG_LOOP_MAX_BUSY; i++)
+		if (l->busy[i])
+			return true;
+	return false;
+}
+
+/* After a stop, a statement in flight (or a cleanup statement) may still
+ * be waited for until the cleanup deadline; anything else ends now. */
+static bool stopped_for(const struct sg_loop *l, bool statement)
+{
+	if (!sg_loop_canceled(l))
+		return false;
+	return !statement || sg_now_ms() >= l->cleanup_deadline_ms;
 }
 
 static int io_wait(struct sg_io *io, int fd, int events, int64_t timeout_ms)
 {
 	struct sg_loop *l = io->data;
-	if (l->cleaning) {
-		uint64_t now = sg_now_ms();
-		if (now >= l->cleanup_deadline_ms)
-			return SG_IO_CANCELED;
-		int64_t left = (int64_t)(l->cleanup_deadline_ms - now);
+	bool statement = any_busy(l);
+	if (stopped_for(l, statement))
+		return SG_IO_CANCELED;
+	if (sg_loop_canceled(l)) {
+		int64_t left = (int64_t)(l->cleanup_deadline_ms - sg_now_ms());
 		if (timeout_ms < 0 || timeout_ms > left)
 			timeout_ms = left;
-	} else if (sg_loop_canceled(l)) {
-		return SG_IO_CANCELED;
 	}
 	struct wait_call w = {.loop = l};
 	bool polling = fd >= 0 && events;
@@ -143,8 +315,8 @@ static int io_wait(struct sg_io *io, int fd, int events, int64_t timeout_ms)
 	 * from a stale clock would fire early */
 	uv_update_time(&l->uv);
 	if (timeout_ms >= 0)
-		uv_timer_start(&w.timer, on_wake, (uint64_t)timeout_ms, 0);
-	while (!w.ready_events && !w.woke && may_continue(l)) {
+		uv_timer_start(&w.timer, on_wait_timer, (uint64_t)timeout_ms, 0);
+	while (!w.ready_events && !w.woke && !stopped_for(l, statement)) {
 		uv_run(&l->uv, UV_RUN_ONCE);
 		uv_idle_stop(&l->kick);
 		run_due_tick(l);
@@ -156,7 +328,7 @@ static int io_wait(struct sg_io *io, int fd, int events, int64_t timeout_ms)
 	uv_run(&l->uv, UV_RUN_NOWAIT);
 	if (w.ready_events)
 		return w.ready_events;
-	if (sg_loop_canceled(l) && (!l->cleaning || sg_now_ms() >= l->cleanup_deadline_ms))
+	if (sg_loop_canceled(l) && (!statement || sg_now_ms() >= l->cleanup_deadline_ms))
 		return SG_IO_CANCELED;
 	return 0;
 }
@@ -166,16 +338,113 @@ static int io_check(struct sg_io *io)
 	struct sg_loop *l = io->data;
 	uv_run(&l->uv, UV_RUN_NOWAIT);
 	uv_idle_stop(&l->kick);
-	if (l->cleaning)
-		return sg_now_ms() >= l->cleanup_deadline_ms ? SG_IO_CANCELED : 0;
-	return sg_loop_canceled(l) ? SG_IO_CANCELED : 0;
+	return stopped_for(l, true) ? SG_IO_CANCELED : 0;
 }
 
 static int io_sleep(struct sg_io *io, uint64_t ms)
 {
+	struct sg_loop *l = io->data;
+	/* a sleep is never a statement: it ends at once on a stop */
+	if (sg_loop_canceled(l))
+		return SG_IO_CANCELED;
+	struct sg_conn *saved[SG_LOOP_MAX_BUSY];
+	memcpy(saved, l->busy, sizeof(saved));
+	memset(l->busy, 0, sizeof(l->busy));
 	int rc = io_wait(io, -1, 0, (int64_t)ms);
+	memcpy(l->busy, saved, sizeof(saved));
 	return rc == SG_IO_CANCELED ? SG_IO_CANCELED : 0;
 }
+
+static void io_busy(struct sg_io *io, struct sg_conn *c, bool busy)
+{
+	struct sg_loop *l = io->data;
+	for (int i = 0; i < SG_LOOP_MAX_BUSY; i++) {
+		if (busy && !l->busy[i]) {
+			l->busy[i] = c;
+			return;
+		}
+		if (!busy && l->busy[i] == c) {
+			l->busy[i] = NULL;
+			return;
+		}
+	}
+}
+
+/* ---- resolving ----------------------------------------------------------
+ * getaddrinfo() runs on libuv's thread pool. The request lives on the
+ * heap: when we stop waiting for it (timeout, stop) the callback, which
+ * libuv always calls, frees it. */
+
+struct resolve_req {
+	uv_getaddrinfo_t req;
+	struct sg_loop *loop;
+	bool done, abandoned;
+	int status;
+	char addr[INET6_ADDRSTRLEN];
+};
+
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct resolve_req *r = req->data;
+	r->done = true;
+	r->status = status;
+	if (status == 0 && res) {
+		const void *a = res->ai_family == AF_INET6 ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+							    : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
+		if (!inet_ntop(res->ai_family, a, r->addr, sizeof(r->addr)))
+			r->status = UV_EAI_FAIL;
+	}
+	uv_freeaddrinfo(res);
+	if (r->abandoned)
+		free(r);
+	else
+		kick(r->loop);
+}
+
+static int io_resolve(struct sg_io *io, const char *host, char *addr, size_t addrsz, int64_t timeout_ms)
+{
+	struct sg_loop *l = io->data;
+	if (sg_loop_canceled(l))
+		return SG_IO_CANCELED;
+	struct resolve_req *r = calloc(1, sizeof(*r));
+	if (!r)
+		abort();
+	r->loop = l;
+	r->req.data = r;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
+	int rc = uv_getaddrinfo(&l->uv, &r->req, on_resolved, host, NULL, &hints);
+	if (rc != 0) {
+		free(r);
+		snprintf(addr, addrsz, "%s", uv_strerror(rc));
+		return -1;
+	}
+	uint64_t until = timeout_ms < 0 ? UINT64_MAX : sg_now_ms() + (uint64_t)timeout_ms;
+	while (!r->done && !sg_loop_canceled(l) && sg_now_ms() < until) {
+		uint64_t left = until - sg_now_ms();
+		io_sleep(io, left > 50 ? 50 : left);
+	}
+	if (!r->done) {
+		bool canceled = sg_loop_canceled(l);
+		/* libuv calls the callback either way (UV_ECANCELED for a
+		 * request not started yet, the answer whenever the resolver
+		 * gives one); it frees the request */
+		r->abandoned = true;
+		uv_cancel((uv_req_t *)&r->req);
+		if (canceled)
+			return SG_IO_CANCELED;
+		snprintf(addr, addrsz, "no answer from the resolver within %lldms", (long long)timeout_ms);
+		return -1;
+	}
+	rc = r->status;
+	if (rc == 0)
+		snprintf(addr, addrsz, "%s", r->addr);
+	else
+		snprintf(addr, addrsz, "%s", uv_strerror(rc));
+	free(r);
+	return rc == 0 ? 0 : -1;
+}
+
+/* ---- life cycle ---------------------------------------------------------- */
 
 int sg_loop_init(struct sg_loop *l, uint64_t overall_timeout_ms, struct sg_error *err)
 {
@@ -183,39 +452,45 @@ int sg_loop_init(struct sg_loop *l, uint64_t overall_timeout_ms, struct sg_error
 	int rc = uv_loop_init(&l->uv);
 	if (rc != 0)
 		return sg_fail(err, SG_EXIT_DATABASE, "libuv: %s", uv_strerror(rc));
-	uv_signal_init(&l->uv, &l->sigint);
-	uv_signal_init(&l->uv, &l->sigterm);
+	uv_async_init(&l->uv, &l->wake, on_wake);
 	uv_timer_init(&l->uv, &l->deadline);
 	uv_timer_init(&l->uv, &l->heartbeat);
-	uv_idle_init(&l->uv, &l->kick);
 	uv_timer_init(&l->uv, &l->expiry);
-	l->expiry.data = l;
-	l->sigint.data = l->sigterm.data = l->deadline.data = l->heartbeat.data = l;
-	uv_signal_start(&l->sigint, on_signal, SIGINT);
-	uv_signal_start(&l->sigterm, on_signal, SIGTERM);
-	/* The signal handles stay referenced: uv_run(NOWAIT), which the
-	 * SQLite progress handler calls, only looks at I/O (the signal pipe)
-	 * while the loop has an active handle. */
+	uv_timer_init(&l->uv, &l->grace);
+	uv_idle_init(&l->uv, &l->kick);
+	l->wake.data = l->deadline.data = l->heartbeat.data = l->expiry.data = l->grace.data = l;
+	signals_seen = 0;
+	first_signal = 0;
+	grace_open_ms = 0;
+	wake_handle = &l->wake;
+	install_handlers();
 	if (overall_timeout_ms > 0)
 		uv_timer_start(&l->deadline, on_deadline, overall_timeout_ms, 0);
 	l->io.wait = io_wait;
 	l->io.check = io_check;
 	l->io.sleep = io_sleep;
+	l->io.busy = io_busy;
+	l->io.resolve = io_resolve;
 	l->io.data = l;
 	return 0;
 }
 
 void sg_loop_close(struct sg_loop *l)
 {
-	uv_close((uv_handle_t *)&l->sigint, NULL);
-	uv_close((uv_handle_t *)&l->sigterm, NULL);
+	wake_handle = NULL;
+	restore_handlers();
+	uv_close((uv_handle_t *)&l->wake, NULL);
 	uv_close((uv_handle_t *)&l->deadline, NULL);
 	uv_close((uv_handle_t *)&l->heartbeat, NULL);
-	uv_close((uv_handle_t *)&l->kick, NULL);
 	uv_close((uv_handle_t *)&l->expiry, NULL);
-	uv_run(&l->uv, UV_RUN_DEFAULT);
+	uv_close((uv_handle_t *)&l->grace, NULL);
+	uv_close((uv_handle_t *)&l->kick, NULL);
+	/* NOWAIT, not DEFAULT: an abandoned resolver request must not keep
+	 * the process from exiting */
+	for (int i = 0; i < 4; i++)
+		uv_run(&l->uv, UV_RUN_NOWAIT);
 	if (uv_loop_close(&l->uv) != 0)
-		sg_debug("loop", "loop closed with handles still open");
+		sg_debug("loop", "loop closed with requests still open (a resolver that did not answer)");
 }
 
 void sg_loop_start_heartbeat(struct sg_loop *l, uint64_t interval_ms, sg_tick_fn fn, void *data)
@@ -223,6 +498,7 @@ void sg_loop_start_heartbeat(struct sg_loop *l, uint64_t interval_ms, sg_tick_fn
 	l->tick_fn = fn;
 	l->tick_data = data;
 	l->tick_due = false;
+	uv_update_time(&l->uv);
 	uv_timer_start(&l->heartbeat, on_heartbeat, interval_ms, interval_ms);
 }
 
@@ -244,23 +520,11 @@ void sg_loop_disarm_expiry(struct sg_loop *l)
 	uv_timer_stop(&l->expiry);
 }
 
-void sg_loop_cancel(struct sg_loop *l, enum sg_cancel_reason why)
-{
-	if (l->cancel == SG_CANCEL_NONE)
-		l->cancel = why;
-}
-
-void sg_loop_begin_cleanup(struct sg_loop *l, uint64_t budget_ms)
-{
-	if (l->cleaning)
-		return;
-	l->cleaning = true;
-	l->cleanup_deadline_ms = sg_now_ms() + budget_ms;
-}
-
 int sg_loop_cancel_exit(const struct sg_loop *l)
 {
 	if (l->cancel == SG_CANCEL_DEADLINE || l->cancel == SG_CANCEL_LEASE)
 		return SG_EXIT_TIMEOUT;
+	if (l->cancel == SG_CANCEL_NONE && !l->stopping)
+		return 0;
 	return l->signum == SIGINT ? SG_EXIT_SIGINT : SG_EXIT_SIGTERM;
 }

@@ -36,6 +36,7 @@ enum sg_err_kind {
 	SG_ERRK_LOCK_TIMEOUT,/* statement hit lock_timeout (PostgreSQL 55P03) */
 	SG_ERRK_CANCELED,    /* canceled by a signal or a deadline */
 	SG_ERRK_CONNECTION,  /* connection lost mid-session */
+	SG_ERRK_LOCK_LOST,   /* the migration lock is no longer ours */
 };
 
 #define SG_ERROR_MSG 1024

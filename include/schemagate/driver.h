@@ -5,10 +5,16 @@
  * driver can do (capabilities) and calls the table below through the
  * sg_conn_* wrappers. A driver that has to wait for its socket calls
  * io->wait(), which runs the coordinator's libuv loop (timers, signals,
- * deadlines) until the socket is ready. When io->wait() or io->check()
- * returns SG_IO_CANCELED the driver cancels the running statement
- * (PQcancel, KILL QUERY, sqlite3_interrupt), collects the error and
- * returns -1 with err->kind = SG_ERRK_CANCELED.
+ * deadlines) until the socket is ready, and it reports each statement it
+ * has in flight with sg_io_busy(). Stopping is the loop's business: when
+ * it stops, it calls the driver's cancel() on every busy connection; the
+ * driver then collects the statement's error as usual. When io->wait()
+ * returns SG_IO_CANCELED the cleanup window is over: the driver abandons
+ * the connection and fails with err->kind = SG_ERRK_CANCELED.
+ *
+ * Drivers report what happened (canceled, connection lost, SQLSTATE);
+ * they never decide exit codes beyond a default the coordinator may
+ * override.
  *
  * Ownership: connect() allocates the connection; close() frees it and is
  * safe on NULL. Strings passed in are borrowed for the call only.
@@ -24,16 +30,26 @@
 enum { SG_IO_READ = 1, SG_IO_WRITE = 2 };
 #define SG_IO_CANCELED (-125)
 
+struct sg_conn;
+
 struct sg_io {
 	/* Wait for fd to become ready (SG_IO_READ/WRITE) while the loop runs.
 	 * timeout_ms < 0 waits forever. Returns the ready events (>0), 0 on
-	 * timeout, SG_IO_CANCELED when a signal or deadline asks to stop. */
+	 * timeout, SG_IO_CANCELED once the loop has stopped and (for a
+	 * statement in flight) the cleanup window is over. */
 	int (*wait)(struct sg_io *io, int fd, int events, int64_t timeout_ms);
 	/* Run due timers and signals without blocking (for in-process
-	 * engines); returns SG_IO_CANCELED or 0. */
+	 * engines); returns SG_IO_CANCELED past the cleanup window, else 0. */
 	int (*check)(struct sg_io *io);
-	/* Sleep on the loop; returns 0 or SG_IO_CANCELED. */
+	/* Sleep on the loop; returns 0 or SG_IO_CANCELED (at once on a stop). */
 	int (*sleep)(struct sg_io *io, uint64_t ms);
+	/* A statement is in flight on c (busy) or has finished: the loop
+	 * cancels busy connections when it stops. */
+	void (*busy)(struct sg_io *io, struct sg_conn *c, bool busy);
+	/* Resolve host to one numeric address (text) off the loop's thread,
+	 * so a hanging resolver neither blocks signals nor outlives the
+	 * connect timeout. 0, SG_IO_CANCELED, or -1 with the reason in addr. */
+	int (*resolve)(struct sg_io *io, const char *host, char *addr, size_t addrsz, int64_t timeout_ms);
 	void *data;
 };
 
@@ -43,6 +59,15 @@ static inline int sg_io_wait(struct sg_io *io, int fd, int events, int64_t timeo
 }
 static inline int sg_io_check(struct sg_io *io) { return io->check(io); }
 static inline int sg_io_sleep(struct sg_io *io, uint64_t ms) { return io->sleep(io, ms); }
+static inline int sg_io_resolve(struct sg_io *io, const char *host, char *addr, size_t n, int64_t timeout_ms)
+{
+	return io->resolve(io, host, addr, n, timeout_ms);
+}
+static inline void sg_io_busy(struct sg_io *io, struct sg_conn *c, bool busy)
+{
+	if (io && io->busy)
+		io->busy(io, c, busy);
+}
 
 /* ---- capabilities ------------------------------------------------------ */
 
@@ -51,16 +76,15 @@ enum sg_driver_caps {
 	 * commit together. Without it every script runs statement by
 	 * statement with recorded progress. */
 	SG_CAP_TRANSACTIONAL_DDL = 1u << 0,
-	/* The lock belongs to a session and needs its own connection
-	 * (advisory lock, GET_LOCK). Without it the lock lives on the work
-	 * connection (SQLite's write transaction). */
-	SG_CAP_DEDICATED_LOCK_CONN = 1u << 1,
 	/* LISTEN/NOTIFY: waiters wake when the winner commits. */
 	SG_CAP_NOTIFY = 1u << 2,
-	/* A running statement can be canceled from the loop. */
-	SG_CAP_CANCEL = 1u << 3,
-	/* sg_conn_socket() returns an fd the loop can poll. */
+	/* sg_conn_socket() returns an fd the loop can poll; the server runs
+	 * in another process, so a second connection (the lease's) can act
+	 * while this one waits for a statement. */
 	SG_CAP_POLLABLE = 1u << 4,
+	/* try_lock() can wait in the server for the holder to let go
+	 * (GET_LOCK with a timeout): waiters wake the moment it does. */
+	SG_CAP_LOCK_WAIT = 1u << 5,
 };
 
 /* ---- connections ------------------------------------------------------- */
@@ -70,6 +94,9 @@ struct sg_driver;
 /* Every driver's connection struct starts with this. */
 struct sg_conn {
 	const struct sg_driver *driver;
+	/* rows changed by the last statement that reported a count (INSERT,
+	 * UPDATE, DELETE); -1 when unknown */
+	long affected;
 };
 
 struct sg_conn_opts {
@@ -77,13 +104,17 @@ struct sg_conn_opts {
 	const char *password;           /* --password-file; overrides the URL's */
 	const char *application_name;   /* "schemagate/<instance>" */
 	uint64_t attempt_timeout_ms;    /* one connection attempt */
-	uint64_t ddl_lock_timeout_ms;   /* PostgreSQL lock_timeout; 0 = off */
+	/* Transactions started with begin() give up on a row or table lock
+	 * after this long (PostgreSQL SET LOCAL lock_timeout, InnoDB lock
+	 * wait, SQLite busy wait); 0 = the engine's default. Migrations use
+	 * --ddl-lock-timeout; the lease connection a third of the lease, so a
+	 * blocked renewal is noticed. */
+	uint64_t lock_wait_ms;
+	/* In-process engines (SQLite): how long a statement waits for another
+	 * process's write lock before failing TRANSIENT; 0 = 10 s. */
+	uint64_t busy_wait_ms;
 	struct sg_io *io;               /* borrowed for the connection's life */
 	bool read_only;                 /* wait/verify/status: never create or write */
-	/* Lease connection: a statement blocked on a row lock fails after
-	 * this long (PostgreSQL lock_timeout, InnoDB lock wait, SQLite busy
-	 * wait) so a blocked renewal is noticed. 0 = engine default. */
-	uint64_t row_lock_wait_ms;
 };
 
 /* Called per result row; values are text or NULL. Return non-zero to stop. */
@@ -93,12 +124,19 @@ struct sg_driver {
 	const char *name;               /* "postgres" */
 	enum sg_engine engine;
 	unsigned caps;                  /* enum sg_driver_caps */
+	/* Waiters without notifications re-read the history at least this
+	 * often (cheap in-process reads); 0 = the poll interval. */
+	uint32_t wake_poll_ms;
 
 	/* One attempt. Fails with err->kind TRANSIENT (retry: refused, DNS,
 	 * starting up, too many connections) or PERMANENT (auth, unknown
 	 * database, permission; exit 5). The coordinator does the retrying. */
 	int (*connect)(const struct sg_conn_opts *opts, struct sg_conn **out, struct sg_error *err);
 	void (*close)(struct sg_conn *c);
+	/* Ask the server to stop the statement in flight on c. Never blocks
+	 * (a detached thread or a flag); called by the loop when it stops.
+	 * The statement then fails with kind CANCELED through the usual path. */
+	void (*cancel)(struct sg_conn *c);
 
 	/* Run a script of one or more statements; results discarded. */
 	int (*exec)(struct sg_conn *c, const char *sql, struct sg_error *err);
@@ -110,11 +148,19 @@ struct sg_driver {
 	int (*begin)(struct sg_conn *c, struct sg_error *err);
 	int (*commit)(struct sg_conn *c, struct sg_error *err);
 	int (*rollback)(struct sg_conn *c, struct sg_error *err);   /* no-op outside a transaction */
+	/* Is a transaction open on c? The last check before a history row is
+	 * written inside a migration's transaction: a script that committed
+	 * behind our back must not be recorded as atomic. */
+	bool (*in_transaction)(struct sg_conn *c);
 
-	/* Non-blocking lock attempt; key is the history table name as
+	/* The session lock (--lock=auto). key is the history table as
 	 * configured; the driver derives its lock id from it (and the
-	 * database). unlock() checks that the release took effect. */
-	int (*try_lock)(struct sg_conn *c, const char *key, bool *acquired, struct sg_error *err);
+	 * database). try_lock may wait in the server up to wait_ms for a
+	 * holder to let go (GET_LOCK); 0 never waits. verify() fails with
+	 * kind LOCK_LOST unless the session running the current transaction
+	 * holds the lock; unlock() checks that the release took effect. */
+	int (*try_lock)(struct sg_conn *c, const char *key, uint64_t wait_ms, bool *acquired, struct sg_error *err);
+	int (*verify_lock)(struct sg_conn *c, const char *key, struct sg_error *err);
 	int (*unlock)(struct sg_conn *c, const char *key, struct sg_error *err);
 	/* Describe who holds the lock ("schemagate/pod-1/42 since 12:00:01
 	 * (31s)"); "" when unknown. Optional (NULL). */
@@ -128,9 +174,12 @@ struct sg_driver {
 	/* SG_CAP_POLLABLE only; -1 otherwise. */
 	int (*socket)(struct sg_conn *c);
 
+	/* The table name as the server resolves it ("t" -> "public.t"), so
+	 * two spellings of one table share one lock. Caller frees *out. */
+	int (*qualify)(struct sg_conn *c, const char *table, char **out, struct sg_error *err);
 	int (*table_exists)(struct sg_conn *c, const char *table, bool *exists, struct sg_error *err);
-	/* Does the database hold any table besides schemagate's? (for
-	 * up --baseline-version). Optional (NULL = assume yes). */
+	/* Does the history table's schema hold any table besides
+	 * schemagate's? (for up --baseline-version). Optional (NULL = yes). */
 	int (*has_user_tables)(struct sg_conn *c, const char *table, bool *any, struct sg_error *err);
 	/* Append the quoted (possibly schema-qualified) identifier to out. */
 	void (*quote_ident)(const char *name, struct sg_buf *out);
@@ -161,6 +210,7 @@ const struct sg_driver *sg_driver_for(enum sg_engine engine);
 
 static inline bool sg_conn_can(const struct sg_conn *c, unsigned cap) { return (c->driver->caps & cap) != 0; }
 static inline void sg_conn_close(struct sg_conn *c) { if (c) c->driver->close(c); }
+static inline void sg_conn_cancel(struct sg_conn *c) { if (c && c->driver->cancel) c->driver->cancel(c); }
 static inline int sg_conn_exec(struct sg_conn *c, const char *sql, struct sg_error *err) { return c->driver->exec(c, sql, err); }
 static inline int sg_conn_query(struct sg_conn *c, const char *sql, int n, const char *const *p,
 				sg_row_fn fn, void *ctx, struct sg_error *err)
@@ -170,5 +220,6 @@ static inline int sg_conn_query(struct sg_conn *c, const char *sql, int n, const
 static inline int sg_conn_begin(struct sg_conn *c, struct sg_error *err) { return c->driver->begin(c, err); }
 static inline int sg_conn_commit(struct sg_conn *c, struct sg_error *err) { return c->driver->commit(c, err); }
 static inline int sg_conn_rollback(struct sg_conn *c, struct sg_error *err) { return c->driver->rollback(c, err); }
+static inline bool sg_conn_in_transaction(struct sg_conn *c) { return c->driver->in_transaction(c); }
 
 #endif

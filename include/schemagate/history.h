@@ -41,11 +41,15 @@ int sg_history_ensure(struct sg_conn *c, const char *table, struct sg_error *err
 /* Insert the row for m, or update this instance's own "partial" row.
  * status is "applied", "baselined", "partial" or "failed"; error may be
  * NULL. A row written by another instance is never overwritten: that
- * fails with exit 5 (two instances applied it: the lock did not hold). */
+ * fails with kind LOCK_LOST (someone else recorded it: the lock was lost). */
 int sg_history_record(struct sg_conn *c, const char *table, const struct sg_migration *m,
 		      const char *status, long statements_done, long duration_ms,
 		      const char *error, struct sg_error *err);
-int sg_history_delete(struct sg_conn *c, const char *table, const char *version, struct sg_error *err);
+/* Delete the row of version, which must be exactly one row in the expected
+ * state (applied/baselined, or with failed_row failed/partial); anything
+ * else fails with kind LOCK_LOST, so a revert can never apply twice. */
+int sg_history_delete(struct sg_conn *c, const char *table, const char *version, bool failed_row,
+		      struct sg_error *err);
 /* Stored down script; *down NULL if none recorded. Caller frees. */
 int sg_history_down_sql(struct sg_conn *c, const char *table, const char *version, char **down,
 			struct sg_error *err);

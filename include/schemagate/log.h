@@ -15,6 +15,9 @@ struct sg_log_fields {
 	const char *name;
 	const char *holder;
 	const char *error;
+	/* a state transition (event "transition"): JSON fields only, the text
+	 * message already says them */
+	const char *from, *to, *reason;
 	int64_t duration_ms;   /* -1 = absent */
 	int64_t waited_ms;     /* -1 = absent */
 };

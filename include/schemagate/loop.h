@@ -1,11 +1,27 @@
 /*
- * loop.h - the libuv loop every command runs on.
+ * loop.h - the libuv loop every command runs on, and the one way to stop.
  *
- * It owns the signal watchers (SIGINT/SIGTERM: first one cancels, second
- * exits at once), the overall --timeout deadline, and the sg_io a driver
- * uses to wait on its socket. The coordinator calls into drivers from
- * straight-line code; while a driver waits, the loop runs, so timers and
- * signals act during a connect or a long statement.
+ * The loop owns every reason to stop (SIGTERM/SIGINT, the --timeout
+ * deadline, a lost lease) and the single cleanup deadline that follows.
+ * When a stop is decided, the loop itself cancels the statements in
+ * flight by calling the driver's cancel() on every connection that is busy
+ * (drivers report busy/idle through sg_io_busy()), then lets I/O continue
+ * until the cleanup deadline so the coordinator can roll back and release
+ * the lock. Past that deadline every wait fails at once and drivers
+ * abandon their connections.
+ *
+ * Signals are real sigaction handlers, so they act even while the process
+ * is stuck in a blocking call: the first one asks the loop to stop (through
+ * a uv_async wake-up) and arms a hard exit timer; a second one exits at
+ * once. The hard timer makes "exit within 2 s of SIGTERM" hold whatever
+ * the server or the resolver does.
+ *
+ * During a non-transactional statement the coordinator opens a grace
+ * window (sg_loop_grace_begin): a signal then only marks the run as
+ * stopping, the statement may finish, and the cancel comes when the grace
+ * runs out or a second signal arrives.
+ *
+ * One loop per process (the signal handlers are process-wide).
  */
 #ifndef SCHEMAGATE_LOOP_H
 #define SCHEMAGATE_LOOP_H
@@ -16,49 +32,72 @@
 
 enum sg_cancel_reason { SG_CANCEL_NONE = 0, SG_CANCEL_SIGNAL, SG_CANCEL_DEADLINE, SG_CANCEL_LEASE };
 
+/* How long statements get to stop and cleanup statements (ROLLBACK,
+ * unlock, the failure record) get to run once the loop stops. */
+#define SG_CLEANUP_BUDGET_MS 1500
+/* After the first signal the process ends this long after the cleanup
+ * budget (or the grace) at the latest, wherever it is stuck. */
+#define SG_HARD_EXIT_MARGIN_MS 400
+
 /* Runs between loop iterations, never inside a libuv callback, so it may
  * itself call a driver (which waits on the loop again). */
 typedef void (*sg_tick_fn)(void *data);
 
+#define SG_LOOP_MAX_BUSY 4
+
 struct sg_loop {
 	uv_loop_t uv;
-	uv_signal_t sigint, sigterm;
+	uv_async_t wake;              /* the signal handler's way in */
 	uv_timer_t deadline;          /* --timeout */
 	uv_timer_t heartbeat;         /* sets tick_due every interval */
+	uv_timer_t expiry;            /* the lease runs out: stop */
+	uv_timer_t grace;             /* a graceful stop ran out of time */
 	uv_idle_t kick;               /* makes the current uv_run() return */
-	uv_timer_t expiry;            /* the lease runs out: cancel everything */
 	struct sg_io io;
-	enum sg_cancel_reason cancel; /* set by callbacks only, read by everyone */
-	int signum;                   /* the signal that canceled, if any */
+	enum sg_cancel_reason cancel; /* set by the loop only, read by everyone */
+	int signum;                   /* the signal that stopped us, if any */
+	uint64_t cleanup_deadline_ms; /* set with cancel */
+	/* graceful stop of a non-transactional statement */
+	uint64_t grace_ms;            /* 0 = no grace window open */
+	bool stopping;                /* a signal arrived inside the grace window */
+	/* connections with a statement in flight, canceled on stop */
+	struct sg_conn *busy[SG_LOOP_MAX_BUSY];
 	/* heartbeat (lease renewal) */
 	sg_tick_fn tick_fn;
 	void *tick_data;
 	bool tick_due, in_tick;
-	/* after a cancel: I/O is allowed again until this deadline, so the
-	 * coordinator can roll back and release the lock */
-	bool cleaning;
-	uint64_t cleanup_deadline_ms;
 };
 
-/* overall_timeout_ms 0 = none. Returns 0 or -1 with err (libuv failure). */
+/* overall_timeout_ms 0 = none. Installs the signal handlers. Returns 0 or
+ * -1 with err (libuv failure). */
 int sg_loop_init(struct sg_loop *l, uint64_t overall_timeout_ms, struct sg_error *err);
-/* Close every handle and the loop (asserts the loop closes). */
+/* Close every handle and the loop; restores default signal handling. */
 void sg_loop_close(struct sg_loop *l);
+/* Message written (raw, from the signal handler) when the hard exit timer
+ * fires; main sets it once the log format is known. */
+void sg_loop_set_hard_exit_message(const char *line);
+
 static inline bool sg_loop_canceled(const struct sg_loop *l) { return l->cancel != SG_CANCEL_NONE; }
+/* A signal asked to stop while a graceful statement runs: finish it, do
+ * not start another. */
+static inline bool sg_loop_stopping(const struct sg_loop *l) { return l->stopping || l->cancel != SG_CANCEL_NONE; }
+
 /* Call fn every interval_ms while the program waits on the loop (inside
  * sg_io_wait/sg_io_sleep). One heartbeat at a time. */
 void sg_loop_start_heartbeat(struct sg_loop *l, uint64_t interval_ms, sg_tick_fn fn, void *data);
 void sg_loop_stop_heartbeat(struct sg_loop *l);
-/* Cancel everything (SG_CANCEL_LEASE) delay_ms from now, unless re-armed
+/* Stop everything (SG_CANCEL_LEASE) delay_ms from now, unless re-armed
  * or disarmed first: fires even while a renewal is itself blocked. */
 void sg_loop_arm_expiry(struct sg_loop *l, uint64_t delay_ms);
 void sg_loop_disarm_expiry(struct sg_loop *l);
-/* Cancel everything from straight-line code (e.g. the lease was lost). */
+/* Stop from straight-line code (the lease was found taken). */
 void sg_loop_cancel(struct sg_loop *l, enum sg_cancel_reason why);
-/* After a cancel, let drivers do I/O for budget_ms more to roll back
- * and release the lock (SPEC: exit within 2 s of the signal). */
-void sg_loop_begin_cleanup(struct sg_loop *l, uint64_t budget_ms);
-/* Exit code for a cancellation: 130, 143 or 3 (deadline). */
+
+/* Open / close the grace window around a non-transactional statement. */
+void sg_loop_grace_begin(struct sg_loop *l, uint64_t grace_ms);
+void sg_loop_grace_end(struct sg_loop *l);
+
+/* Exit code for a stop: 130, 143 or 3 (deadline, lease). */
 int sg_loop_cancel_exit(const struct sg_loop *l);
 
 #endif

@@ -8,18 +8,21 @@
  * names are server-wide.
  *
  * Every network wait goes through sg_io_wait(), so the coordinator's loop
- * (signals, --timeout) keeps running during a statement. When the loop asks
- * to stop, the running statement is killed with KILL QUERY from a short-
- * lived second connection and its error is collected before returning
- * SG_ERRK_CANCELED; the session (and its GET_LOCK) stays usable for the
- * cleanup that follows (the loop's cleanup window).
+ * (signals, --timeout) keeps running during a statement. When the loop
+ * stops, drv_cancel() sends KILL QUERY from a detached thread over a short-
+ * lived second connection, and the statement's error is collected as
+ * usual; the session (and its GET_LOCK) stays usable for the cleanup that
+ * follows. Past the loop's cleanup deadline the session is abandoned.
  */
 #include "schemagate/driver.h"
 
 #include <mysql.h>
 #include <errmsg.h>
 #include <mysqld_error.h>
+#include <arpa/inet.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,12 +30,10 @@
 
 /* GET_LOCK names longer than this are rejected by the server. */
 #define LOCK_NAME_MAX 64
-/* After a cancel, how long the statement gets to stop before the
- * connection is abandoned (SPEC: exit within 2 s of SIGTERM), and when
- * KILL QUERY is repeated (the first one can arrive before the server has
- * started the statement). */
-#define CANCEL_DRAIN_MS 1000
-#define CANCEL_RETRY_MS 300
+/* KILL QUERY is sent again this often while the statement runs on (the
+ * first one can arrive before the server has started the statement). */
+#define KILL_ATTEMPTS 3
+#define KILL_RETRY_MS 300
 
 enum ssl_mode { SSL_UNSET, SSL_DISABLED, SSL_PREFERRED, SSL_REQUIRED, SSL_VERIFY_CA, SSL_VERIFY_IDENTITY };
 
@@ -54,11 +55,9 @@ struct my_conn {
 	struct my_target target;
 	unsigned long thread_id;
 	/* state of the operation in progress */
-	bool connecting;        /* a cancel just abandons the attempt */
-	uint64_t deadline_ms;   /* 0 = none; past it the wait fails */
-	bool canceled;          /* the loop asked to stop during this operation */
+	uint64_t deadline_ms;   /* 0 = none; past it the wait fails (connect) */
 	bool timed_out;         /* deadline_ms passed */
-	uint64_t last_kill_ms;
+	bool abandoned;         /* the loop's cleanup window closed */
 	/* the connection was abandoned mid-statement; every later call fails */
 	bool broken;
 };
@@ -94,7 +93,7 @@ static int statement_error(struct my_conn *c, struct sg_error *err)
 	unsigned errnum = c->mysql ? mysql_errno(c->mysql) : 0;
 	const char *text = c->mysql ? mysql_error(c->mysql) : "connection closed";
 
-	if (c->canceled)
+	if (errnum == ER_QUERY_INTERRUPTED)
 		return set_error(err, SG_ERRK_CANCELED, SG_EXIT_MIGRATION, errnum,
 				 "statement canceled with KILL QUERY %lu: mysql %u: %s", c->thread_id, errnum, text);
 	if (c->broken || connection_lost(errnum))
@@ -289,48 +288,77 @@ static int from_io_events(int ev)
 	return st;
 }
 
-/* Wait while draining a canceled statement: the loop refuses to wait once
- * it has been canceled, so poll the socket directly (bounded by the drain
- * deadline). */
-static int wait_after_cancel(int fd, int events, int64_t timeout_ms)
+struct kill_request {
+	struct my_target target;
+	unsigned long thread_id;
+};
+
+static void *kill_thread(void *arg)
 {
-	int r;
-	struct pollfd p = { .fd = fd, .events = 0 };
-	if (events & SG_IO_READ)
-		p.events |= POLLIN;
-	if (events & SG_IO_WRITE)
-		p.events |= POLLOUT;
-	r = poll(&p, 1, timeout_ms < 0 ? -1 : (int)timeout_ms);
-	if (r <= 0)
-		return 0;
-	int ready = 0;
-	if (p.revents & (POLLIN | POLLHUP | POLLERR))
-		ready |= SG_IO_READ;
-	if (p.revents & (POLLOUT | POLLHUP | POLLERR))
-		ready |= SG_IO_WRITE;
-	return ready ? ready : events;
+	struct kill_request *k = arg;
+	mysql_thread_init();
+	for (int attempt = 0; attempt < KILL_ATTEMPTS; attempt++) {
+		MYSQL *m = new_handle(&k->target, 1, false);
+		if (!m)
+			break;
+		bool sent = false;
+		if (mysql_real_connect(m, k->target.host, k->target.user, k->target.password, NULL,
+				       (unsigned)k->target.port, k->target.socket_path, 0)) {
+			char sql[64];
+			snprintf(sql, sizeof(sql), "KILL QUERY %lu", k->thread_id);
+			sent = mysql_real_query(m, sql, strlen(sql)) == 0;
+		}
+		mysql_close(m);
+		if (!sent)
+			break;
+		struct timespec ts = {0, KILL_RETRY_MS * 1000000L};
+		nanosleep(&ts, NULL);
+	}
+	target_free(&k->target);
+	free(k);
+	mysql_thread_end();
+	return NULL;
 }
 
-/* Ask the server to stop this session's running statement. A failure here
- * is not reported: the drain deadline abandons the connection instead. */
-static void kill_query(struct my_conn *c)
+static char *dup_or_null(const char *s) { return s ? sg_strdup(s) : NULL; }
+
+/* The loop stops: KILL QUERY this session's statement from a detached
+ * thread (a blocking connect of its own), repeated a few times in case
+ * the first kill lands before the statement starts. The statement then
+ * fails with ER_QUERY_INTERRUPTED through the normal path. */
+static void drv_cancel(struct sg_conn *base)
 {
-	MYSQL *k = new_handle(&c->target, 1, false);
-	if (!k)
+	struct my_conn *c = (struct my_conn *)base;
+	if (!c->mysql || c->broken || !c->thread_id)
 		return;
-	if (mysql_real_connect(k, c->target.host, c->target.user, c->target.password, NULL,
-			       (unsigned)c->target.port, c->target.socket_path, 0)) {
-		char sql[64];
-		snprintf(sql, sizeof(sql), "KILL QUERY %lu", c->thread_id);
-		mysql_real_query(k, sql, strlen(sql));
+	struct kill_request *k = sg_calloc(1, sizeof(*k));
+	const struct my_target *t = &c->target;
+	k->target = (struct my_target){
+		.host = dup_or_null(t->host), .user = dup_or_null(t->user), .password = dup_or_null(t->password),
+		.socket_path = dup_or_null(t->socket_path), .ssl_ca = dup_or_null(t->ssl_ca),
+		.ssl_cert = dup_or_null(t->ssl_cert), .ssl_key = dup_or_null(t->ssl_key),
+		.port = t->port, .ssl_mode = t->ssl_mode,
+	};
+	k->thread_id = c->thread_id;
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_t tid;
+	if (pthread_create(&tid, &attr, kill_thread, k) != 0) {
+		target_free(&k->target);
+		free(k);
 	}
-	mysql_close(k);
-	c->last_kill_ms = sg_now_ms();
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* Wait for what the library asked for (status: MYSQL_WAIT_*) and return
  * the ready status to pass to the _cont call, or -1 when the operation
- * must be abandoned (canceled connect, drain or connect deadline passed). */
+ * must be abandoned (the loop's cleanup window closed, or the connect
+ * deadline passed). */
 static int wait_ready(struct my_conn *c, int status)
 {
 	int fd = (int)mysql_get_socket(c->mysql);
@@ -350,41 +378,21 @@ static int wait_ready(struct my_conn *c, int status)
 				return -1;
 			}
 			int64_t left = (int64_t)(c->deadline_ms - now);
-			if (c->canceled) {
-				/* re-send KILL QUERY if the first one missed */
-				int64_t to_retry = (int64_t)(c->last_kill_ms + CANCEL_RETRY_MS) - (int64_t)now;
-				if (to_retry <= 0) {
-					kill_query(c);
-					to_retry = CANCEL_RETRY_MS;
-				}
-				if (to_retry < left)
-					left = to_retry;
-			}
 			if (timeout < 0 || left < timeout) {
 				timeout = left;
 				lib_timeout = false;
 			}
 		}
-
-		int r;
-		if (c->canceled)
-			r = wait_after_cancel(fd, events, timeout);
-		else
-			r = sg_io_wait(c->io, fd, events, timeout);
-
+		int r = sg_io_wait(c->io, fd, events, timeout);
 		if (r == SG_IO_CANCELED) {
-			c->canceled = true;
-			if (c->connecting)
-				return -1;
-			kill_query(c);
-			c->deadline_ms = sg_now_ms() + CANCEL_DRAIN_MS;
-			continue;
+			c->abandoned = true;
+			return -1;
 		}
 		if (r > 0)
 			return from_io_events(r);
 		if (lib_timeout)
 			return MYSQL_WAIT_TIMEOUT;
-		/* our own deadline or a KILL retry tick: loop re-checks */
+		/* our own deadline: the loop re-checks it */
 	}
 }
 
@@ -414,19 +422,16 @@ static void abandon(struct my_conn *c)
 	c->broken = true;
 }
 
-/* Start of every operation on an open session. A statement is not even
- * sent once the loop has been canceled (outside its cleanup window). */
+/* Start of every operation on an open session. */
 static int begin_op(struct my_conn *c, struct sg_error *err)
 {
-	c->canceled = false;
 	c->timed_out = false;
+	c->abandoned = false;
 	c->deadline_ms = 0;
 	if (c->broken || !c->mysql)
 		return set_error(err, SG_ERRK_CONNECTION, SG_EXIT_DATABASE, 0,
 				 "the connection to %s was abandoned after a statement did not stop",
 				 c->target.display);
-	if (sg_io_check(c->io) == SG_IO_CANCELED)
-		return set_error(err, SG_ERRK_CANCELED, SG_EXIT_MIGRATION, 0, "canceled before the statement was sent");
 	return 0;
 }
 
@@ -434,8 +439,7 @@ static int abandoned_error(struct my_conn *c, struct sg_error *err)
 {
 	abandon(c);
 	return set_error(err, SG_ERRK_CANCELED, SG_EXIT_MIGRATION, 0,
-			 "statement canceled; it did not stop within %d ms of KILL QUERY, connection closed",
-			 CANCEL_DRAIN_MS);
+			 "statement canceled; it did not stop in time after KILL QUERY, connection closed");
 }
 
 /* ---- connect / close --------------------------------------------------- */
@@ -453,6 +457,31 @@ static void drv_close(struct sg_conn *base)
 
 static int drv_exec(struct sg_conn *base, const char *sql, struct sg_error *err);
 
+/*
+ * Connector/C resolves host names inside mysql_real_connect_start(),
+ * synchronously: a hanging resolver would hold the process past its
+ * connect timeout. Resolve on the loop and connect to the address, unless
+ * TLS must verify the server's name (then the library needs the name).
+ */
+static int resolve_host(struct my_conn *c, uint64_t budget_ms, struct sg_error *err)
+{
+	const char *host = c->target.host;
+	unsigned char buf[sizeof(struct in6_addr)];
+	if (!c->io || !host || !*host || c->target.socket_path || c->target.ssl_mode >= SSL_VERIFY_CA ||
+	    strcmp(host, "localhost") == 0 || inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1)
+		return 0;
+	char addr[128];
+	int rc = sg_io_resolve(c->io, host, addr, sizeof(addr), (int64_t)budget_ms);
+	if (rc == SG_IO_CANCELED)
+		return set_error(err, SG_ERRK_CANCELED, SG_EXIT_DATABASE, 0, "resolving %s: canceled", host);
+	if (rc != 0)
+		return set_error(err, SG_ERRK_TRANSIENT, SG_EXIT_TIMEOUT, 0, "connecting to %s: could not resolve host "
+				 "\"%s\": %s", c->target.display, host, addr);
+	free(c->target.host);
+	c->target.host = sg_strdup(addr);
+	return 0;
+}
+
 static int drv_connect(const struct sg_conn_opts *opts, struct sg_conn **out, struct sg_error *err)
 {
 	*out = NULL;
@@ -465,6 +494,10 @@ static int drv_connect(const struct sg_conn_opts *opts, struct sg_conn **out, st
 	}
 
 	uint64_t attempt_ms = opts->attempt_timeout_ms ? opts->attempt_timeout_ms : 10000;
+	if (resolve_host(c, attempt_ms, err) < 0) {
+		drv_close(&c->base);
+		return -1;
+	}
 	c->mysql = new_handle(&c->target, (unsigned)((attempt_ms + 999) / 1000), true);
 	if (!c->mysql) {
 		drv_close(&c->base);
@@ -473,19 +506,17 @@ static int drv_connect(const struct sg_conn_opts *opts, struct sg_conn **out, st
 
 	MYSQL *ret = NULL;
 	int st;
-	c->connecting = true;
 	c->deadline_ms = sg_now_ms() + attempt_ms;
 	MY_RUN(c, st,
 	       mysql_real_connect_start(&ret, c->mysql, c->target.host, c->target.user, c->target.password,
 					c->target.database, (unsigned)c->target.port, c->target.socket_path,
 					CLIENT_MULTI_STATEMENTS | CLIENT_MULTI_RESULTS),
 	       mysql_real_connect_cont(&ret, c->mysql, st));
-	c->connecting = false;
 	c->deadline_ms = 0;
 
 	if (st < 0 || !ret) {
 		int rc;
-		if (c->canceled)
+		if (c->abandoned)
 			rc = set_error(err, SG_ERRK_CANCELED, SG_EXIT_DATABASE, 0, "connecting to %s: canceled",
 				       c->target.display);
 		else if (c->timed_out)
@@ -513,12 +544,13 @@ static int drv_connect(const struct sg_conn_opts *opts, struct sg_conn **out, st
 		return rc;
 	}
 	c->thread_id = mysql_thread_id(c->mysql);
-	if (opts->row_lock_wait_ms > 0) {
+	c->base.affected = -1;
+	if (opts->lock_wait_ms > 0) {
 		/* the lease connection: a renewal blocked on the lease row must
 		 * fail in time for the holder to notice (InnoDB counts seconds) */
 		char sql[96];
 		snprintf(sql, sizeof(sql), "SET SESSION innodb_lock_wait_timeout = %llu",
-			 (unsigned long long)((opts->row_lock_wait_ms + 999) / 1000));
+			 (unsigned long long)((opts->lock_wait_ms + 999) / 1000));
 		if (drv_exec(&c->base, sql, err) != 0) {
 			drv_close(&c->base);
 			return -1;
@@ -550,6 +582,8 @@ static int collect_results(struct my_conn *c, sg_row_fn fn, void *ctx, struct sg
 			mysql_free_result(res);
 		} else if (mysql_field_count(c->mysql) != 0 || mysql_errno(c->mysql)) {
 			return statement_error(c, err);
+		} else {
+			c->base.affected = (long)mysql_affected_rows(c->mysql);
 		}
 
 		if (!mysql_more_results(c->mysql))
@@ -565,10 +599,8 @@ static int collect_results(struct my_conn *c, sg_row_fn fn, void *ctx, struct sg
 	}
 }
 
-static int run_sql(struct my_conn *c, const char *sql, size_t len, sg_row_fn fn, void *ctx, struct sg_error *err)
+static int run_busy(struct my_conn *c, const char *sql, size_t len, sg_row_fn fn, void *ctx, struct sg_error *err)
 {
-	if (begin_op(c, err) < 0)
-		return -1;
 	int ret = 0, st;
 	MY_RUN(c, st, mysql_real_query_start(&ret, c->mysql, sql, (unsigned long)len),
 	       mysql_real_query_cont(&ret, c->mysql, st));
@@ -580,6 +612,17 @@ static int run_sql(struct my_conn *c, const char *sql, size_t len, sg_row_fn fn,
 	 * too late) reports success: its effects are committed, and the
 	 * caller must count it as done to say exactly how far it got. */
 	return collect_results(c, fn, ctx, err);
+}
+
+static int run_sql(struct my_conn *c, const char *sql, size_t len, sg_row_fn fn, void *ctx, struct sg_error *err)
+{
+	if (begin_op(c, err) < 0)
+		return -1;
+	c->base.affected = -1;
+	sg_io_busy(c->io, &c->base, true);
+	int rc = run_busy(c, sql, len, fn, ctx, err);
+	sg_io_busy(c->io, &c->base, false);
+	return rc;
 }
 
 static int drv_exec(struct sg_conn *base, const char *sql, struct sg_error *err)
@@ -748,12 +791,15 @@ static void lock_name(const struct my_conn *c, const char *key, char out[LOCK_NA
 	snprintf(out, LOCK_NAME_MAX + 1, "%.*s~%016llx", LOCK_NAME_MAX - 17, full, (unsigned long long)h);
 }
 
-static int drv_try_lock(struct sg_conn *base, const char *key, bool *acquired, struct sg_error *err)
+/* Waiters wait inside the server: GET_LOCK returns the moment the holder
+ * lets go, so they wake at once instead of at the next poll. */
+static int drv_try_lock(struct sg_conn *base, const char *key, uint64_t wait_ms, bool *acquired, struct sg_error *err)
 {
-	char name[LOCK_NAME_MAX + 1], *v = NULL;
-	const char *params[] = { name };
+	char name[LOCK_NAME_MAX + 1], secs[24], *v = NULL;
+	snprintf(secs, sizeof(secs), "%llu", (unsigned long long)((wait_ms + 999) / 1000));
+	const char *params[] = { name, secs };
 	lock_name((struct my_conn *)base, key, name);
-	if (query_value(base, "SELECT GET_LOCK($1, 0)", 1, params, &v, err) < 0)
+	if (query_value(base, "SELECT GET_LOCK($1, $2)", 2, params, &v, err) < 0)
 		return -1;
 	/* NULL means the server could not even try (killed, out of memory). */
 	if (!v) {
@@ -783,6 +829,24 @@ static int drv_unlock(struct sg_conn *base, const char *key, struct sg_error *er
 			 "RELEASE_LOCK('%s'): lock was not held by this connection (%s); "
 			 "a connection-multiplexing proxy (ProxySQL) breaks session locks: use --lock=table",
 			 name, someone_else ? "another session holds it" : "nobody holds it");
+}
+
+/* Is the lock held by the session running this statement? A proxy that
+ * multiplexes sessions (ProxySQL) could have moved us elsewhere. */
+static int drv_verify_lock(struct sg_conn *base, const char *key, struct sg_error *err)
+{
+	char name[LOCK_NAME_MAX + 1], *v = NULL;
+	const char *params[] = { name };
+	lock_name((struct my_conn *)base, key, name);
+	if (query_value(base, "SELECT IS_USED_LOCK($1) = CONNECTION_ID()", 1, params, &v, err) < 0)
+		return -1;
+	bool held = v && strcmp(v, "1") == 0;
+	free(v);
+	if (!held)
+		return set_error(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, 0,
+				 "GET_LOCK('%s') is not held by the connection running this migration; a "
+				 "connection-multiplexing proxy (ProxySQL) breaks session locks: use --lock=table", name);
+	return 0;
 }
 
 struct holder_row {
@@ -839,6 +903,28 @@ static int drv_lock_holder(struct sg_conn *base, const char *key, char *out, siz
 }
 
 /* ---- catalog ----------------------------------------------------------- */
+
+static bool drv_in_transaction(struct sg_conn *base)
+{
+	struct my_conn *c = (struct my_conn *)base;
+	return c->mysql && !c->broken && (c->mysql->server_status & SERVER_STATUS_IN_TRANS);
+}
+
+/* "t" -> "db.t": MySQL puts an unqualified table in the current database. */
+static int drv_qualify(struct sg_conn *base, const char *table, char **out, struct sg_error *err)
+{
+	*out = NULL;
+	if (strchr(table, '.')) {
+		*out = sg_strdup(table);
+		return 0;
+	}
+	char *db = NULL;
+	if (query_value(base, "SELECT DATABASE()", 0, NULL, &db, err) < 0)
+		return -1;
+	*out = sg_asprintf("%s.%s", db ? db : "", table);
+	free(db);
+	return 0;
+}
 
 static int drv_socket(struct sg_conn *base)
 {
@@ -914,18 +1000,22 @@ static void drv_quote_ident(const char *name, struct sg_buf *out)
 const struct sg_driver sg_driver_mysql = {
 	.name = "mysql",
 	.engine = SG_ENGINE_MYSQL,
-	.caps = SG_CAP_DEDICATED_LOCK_CONN | SG_CAP_CANCEL | SG_CAP_POLLABLE,
+	.caps = SG_CAP_POLLABLE | SG_CAP_LOCK_WAIT,
 	.connect = drv_connect,
 	.close = drv_close,
+	.cancel = drv_cancel,
 	.exec = drv_exec,
 	.query = drv_query,
 	.begin = drv_begin,
 	.commit = drv_commit,
 	.rollback = drv_rollback,
+	.in_transaction = drv_in_transaction,
 	.try_lock = drv_try_lock,
+	.verify_lock = drv_verify_lock,
 	.unlock = drv_unlock,
 	.lock_holder = drv_lock_holder,
 	.socket = drv_socket,
+	.qualify = drv_qualify,
 	.table_exists = drv_table_exists,
 	.has_user_tables = drv_has_user_tables,
 	.quote_ident = drv_quote_ident,

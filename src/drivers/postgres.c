@@ -3,34 +3,36 @@
  *
  * Every wait for the server (connecting, sending, reading results) goes
  * through sg_io_wait() on PQsocket, so timers, deadlines and signals keep
- * acting while a statement runs. When the loop reports a cancellation the
- * running statement is canceled server-side (PQcancel) and its error
- * collected, so the transaction can be rolled back and the lock released.
+ * acting while a statement runs. When the loop stops it calls pg_cancel(),
+ * which sends the cancel request from a detached thread (PQcancel blocks
+ * on a connect of its own), and the statement's error is collected as
+ * usual; past the loop's cleanup deadline the session is dropped and the
+ * server rolls back.
  *
- * The lock is a session advisory lock on a dedicated connection; its key
- * is derived from the qualified history table name, so two applications
- * sharing a database with different tables never contend. Waiters LISTEN
- * on a channel derived from the same key and the winner NOTIFYs after its
- * last commit.
+ * The lock is a session advisory lock taken on the same connection that
+ * runs the migrations, so it cannot outlive the work or be lost while the
+ * work goes on; its key is derived from the qualified history table name,
+ * so two applications sharing a database with different tables never
+ * contend. Waiters LISTEN on a channel derived from the same key and the
+ * winner NOTIFYs after its last commit.
  */
 #include "schemagate/driver.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "schemagate/log.h"
 
-/* Cleanup statements (ROLLBACK, unlock) and draining a canceled statement
- * must finish even though the loop already reports a cancellation; they
- * poll the socket directly, bounded so SIGTERM still exits within 2 s. */
-#define CLEANUP_TIMEOUT_MS 1000
 #define DEFAULT_ATTEMPT_TIMEOUT_MS 10000
 
 struct pg_conn {
@@ -38,6 +40,7 @@ struct pg_conn {
 	PGconn *pg;
 	struct sg_io *io;             /* borrowed; NULL = plain poll() */
 	char *where;                  /* "host:port/db as user", for messages */
+	uint64_t lock_wait_ms;        /* SET LOCAL lock_timeout in begin(); 0 = off */
 	/* lock key cache: history table as configured -> advisory lock id */
 	char *lock_table;
 	int64_t lock_id;
@@ -65,7 +68,7 @@ static void trim_message(const char *in, char *out, size_t outsz)
 static int connection_lost(struct pg_conn *c, struct sg_error *err)
 {
 	char msg[512];
-	trim_message(PQerrorMessage(c->pg), msg, sizeof(msg));
+	trim_message(c->pg ? PQerrorMessage(c->pg) : "connection closed", msg, sizeof(msg));
 	return sg_fail_db(err, SG_ERRK_CONNECTION, SG_EXIT_DATABASE, "",
 			 "postgres %s: connection lost: %s", c->where, msg[0] ? msg : "no reason given");
 }
@@ -92,8 +95,7 @@ static bool is_connection_sqlstate(const char *state)
 }
 
 /* Turn an error result into err: `postgres 42P07: relation "x" already exists (line 3)`. */
-static int result_error(struct pg_conn *c, const PGresult *res, const char *sql, bool canceled,
-			struct sg_error *err)
+static int result_error(struct pg_conn *c, const PGresult *res, const char *sql, struct sg_error *err)
 {
 	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 	const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
@@ -115,9 +117,10 @@ static int result_error(struct pg_conn *c, const PGresult *res, const char *sql,
 	int exit_code = SG_EXIT_MIGRATION;
 	if (strcmp(state, "55P03") == 0) {
 		kind = SG_ERRK_LOCK_TIMEOUT;
-	} else if (canceled && strcmp(state, "57014") == 0) {
+	} else if (strcmp(state, "57014") == 0) {
+		/* ours (the loop stopped) or statement_timeout: the
+		 * coordinator knows which */
 		kind = SG_ERRK_CANCELED;
-		exit_code = SG_EXIT_SIGTERM;   /* the coordinator knows the real reason */
 	} else if (is_connection_sqlstate(state) || PQstatus(c->pg) == CONNECTION_BAD) {
 		kind = SG_ERRK_CONNECTION;
 		exit_code = SG_EXIT_DATABASE;
@@ -128,7 +131,7 @@ static int result_error(struct pg_conn *c, const PGresult *res, const char *sql,
 
 /* ---- waiting on the socket --------------------------------------------- */
 
-/* Plain poll(): for cleanup after the loop has been canceled. */
+/* Plain poll(), when there is no loop (never in the product). */
 static int poll_socket(int fd, int events, int64_t timeout_ms)
 {
 	struct pollfd p = { .fd = fd, .events = 0 };
@@ -150,79 +153,71 @@ static int poll_socket(int fd, int events, int64_t timeout_ms)
 	return ready ? ready : events;
 }
 
-/*
- * One statement's way through the wait states. Normal waits run the loop
- * and can be canceled; after a cancellation (or for cleanup statements)
- * waits poll the socket directly until `deadline`.
- */
-struct pg_wait {
-	bool cleanup;       /* not cancelable; bounded by deadline */
-	bool canceled;      /* we sent PQcancel for this statement */
-	uint64_t deadline;  /* sg_now_ms() bound while cleanup */
-};
-
-static void enter_cleanup(struct pg_wait *w)
-{
-	if (!w->cleanup) {
-		w->cleanup = true;
-		w->deadline = sg_now_ms() + CLEANUP_TIMEOUT_MS;
-	}
-}
-
-/* Ask the server to cancel what this connection is running. */
-static void send_cancel(struct pg_conn *c)
-{
-	char errbuf[256];
-	PGcancel *cancel = PQgetCancel(c->pg);
-	if (!cancel)
-		return;
-	if (!PQcancel(cancel, errbuf, sizeof(errbuf)))
-		sg_debug("pg_cancel", "postgres %s: cancel request failed: %s", c->where, errbuf);
-	PQfreeCancel(cancel);
-}
-
-/* Returns ready events (>0) or 0 when the cleanup deadline passed. A
- * cancellation from the loop cancels the statement and switches to
- * cleanup waiting. */
-static int wait_socket(struct pg_conn *c, struct pg_wait *w, int events)
+/* Ready events, or SG_IO_CANCELED once the loop's cleanup window is over. */
+static int wait_socket(struct pg_conn *c, int events)
 {
 	int fd = PQsocket(c->pg);
 	if (fd < 0)
 		return events;   /* libpq will report the broken connection */
-	if (!w->cleanup && c->io) {
-		int rc = sg_io_wait(c->io, fd, events, -1);
-		if (rc != SG_IO_CANCELED)
-			return rc > 0 ? rc : events;
-		send_cancel(c);
-		w->canceled = true;
-		enter_cleanup(w);
-	} else if (w->cleanup && c->io) {
-		/* let timers run while the loop still allows it */
-		uint64_t now = sg_now_ms();
-		if (now >= w->deadline)
-			return 0;
-		int rc = sg_io_wait(c->io, fd, events, (int64_t)(w->deadline - now));
-		if (rc != SG_IO_CANCELED)
-			return rc;
-	}
-	if (!w->cleanup)
-		return poll_socket(fd, events, -1);   /* no loop at all */
-	uint64_t now = sg_now_ms();
-	if (now >= w->deadline)
-		return 0;
-	return poll_socket(fd, events, (int64_t)(w->deadline - now));
+	if (!c->io)
+		return poll_socket(fd, events, -1);
+	int rc = sg_io_wait(c->io, fd, events, -1);
+	return rc == 0 ? events : rc;
+}
+
+static void *cancel_thread(void *arg)
+{
+	PGcancel *cancel = arg;
+	char errbuf[256];
+	/* blocks on a connect of its own; the process may exit meanwhile */
+	PQcancel(cancel, errbuf, sizeof(errbuf));
+	PQfreeCancel(cancel);
+	return NULL;
+}
+
+/* The loop stops: ask the server to cancel what this session runs. */
+static void pg_cancel(struct sg_conn *conn)
+{
+	struct pg_conn *c = pg_of(conn);
+	PGcancel *cancel = c->pg ? PQgetCancel(c->pg) : NULL;
+	if (!cancel)
+		return;
+	/* the thread starts with every signal blocked: they belong to the
+	 * main thread's handlers */
+	sigset_t all, old;
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	pthread_attr_t attr;
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_t t;
+	if (pthread_create(&t, &attr, cancel_thread, cancel) != 0)
+		PQfreeCancel(cancel);
+	pthread_attr_destroy(&attr);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* The cleanup window closed with a statement still running: drop the
+ * session (the server rolls back) and say so. */
+static int abandon(struct pg_conn *c, struct sg_error *err)
+{
+	if (c->pg)
+		PQfinish(c->pg);
+	c->pg = NULL;
+	return sg_fail_db(err, SG_ERRK_CANCELED, SG_EXIT_SIGTERM, "57014",
+			  "postgres %s: the statement did not stop in time; connection closed", c->where);
 }
 
 /* ---- running statements ------------------------------------------------ */
 
 /* Push the whole query to the server (non-blocking mode). */
-static int flush_query(struct pg_conn *c, struct pg_wait *w, struct sg_error *err)
+static int flush_query(struct pg_conn *c, struct sg_error *err)
 {
 	int rc;
 	while ((rc = PQflush(c->pg)) == 1) {
-		int ready = wait_socket(c, w, SG_IO_READ | SG_IO_WRITE);
-		if (ready == 0)
-			return connection_lost(c, err);
+		int ready = wait_socket(c, SG_IO_READ | SG_IO_WRITE);
+		if (ready == SG_IO_CANCELED)
+			return abandon(c, err);
 		/* the server may answer (an error) before we finished sending */
 		if ((ready & SG_IO_READ) && !PQconsumeInput(c->pg))
 			return connection_lost(c, err);
@@ -230,7 +225,7 @@ static int flush_query(struct pg_conn *c, struct pg_wait *w, struct sg_error *er
 	return rc == 0 ? 0 : connection_lost(c, err);
 }
 
-static void drain_copy(struct pg_conn *c, PGresult *res, struct pg_wait *w)
+static void drain_copy(struct pg_conn *c, PGresult *res)
 {
 	if (PQresultStatus(res) == PGRES_COPY_IN) {
 		/* there is no client-side data: end the COPY with an error */
@@ -247,7 +242,7 @@ static void drain_copy(struct pg_conn *c, PGresult *res, struct pg_wait *w)
 			PQfreemem(buf);
 			continue;
 		}
-		if (wait_socket(c, w, SG_IO_READ) == 0 || !PQconsumeInput(c->pg))
+		if (wait_socket(c, SG_IO_READ) == SG_IO_CANCELED || !PQconsumeInput(c->pg))
 			return;
 	}
 }
@@ -267,41 +262,26 @@ static int deliver_rows(const PGresult *res, sg_row_fn fn, void *ctx)
 }
 
 /*
- * Send sql (a script when params is NULL and nparams < 0, else one
- * statement with text parameters), wait for every result, hand rows to
- * fn, and report the first error. Every PGresult is cleared here.
+ * Send sql (a script when nparams < 0, else one statement with text
+ * parameters), wait for every result, hand rows to fn, and report the
+ * first error. Every PGresult is cleared here.
  */
-static int run(struct pg_conn *c, const char *sql, int nparams, const char *const *params, sg_row_fn fn,
-	       void *ctx, bool cleanup, struct sg_error *err)
+static int run_busy(struct pg_conn *c, const char *sql, int nparams, const char *const *params, sg_row_fn fn,
+		    void *ctx, struct sg_error *err)
 {
-	if (!c->pg || PQstatus(c->pg) != CONNECTION_OK)
-		return connection_lost(c, err);
-
-	struct pg_wait w = { 0 };
-	if (cleanup)
-		enter_cleanup(&w);
 	int sent = nparams < 0 ? PQsendQuery(c->pg, sql)
 			       : PQsendQueryParams(c->pg, sql, nparams, NULL, params, NULL, NULL, 0);
 	if (!sent)
 		return connection_lost(c, err);
-	if (flush_query(c, &w, err) < 0)
+	if (flush_query(c, err) < 0)
 		return -1;
 
 	int rc = 0;
 	bool stopped = false;
 	for (;;) {
 		while (PQisBusy(c->pg)) {
-			if (wait_socket(c, &w, SG_IO_READ) == 0) {
-				/* the server did not answer the cleanup in time:
-				 * drop the session, the server rolls back */
-				if (rc == 0)
-					rc = w.canceled ? sg_fail_db(err, SG_ERRK_CANCELED, SG_EXIT_SIGTERM, "57014",
-								    "postgres %s: statement canceled", c->where)
-							: connection_lost(c, err);
-				PQfinish(c->pg);
-				c->pg = NULL;
-				return rc;
-			}
+			if (wait_socket(c, SG_IO_READ) == SG_IO_CANCELED)
+				return rc == 0 ? abandon(c, err) : (abandon(c, &(struct sg_error){0}), rc);
 			if (!PQconsumeInput(c->pg)) {
 				if (rc == 0)
 					rc = connection_lost(c, err);
@@ -317,17 +297,21 @@ static int run(struct pg_conn *c, const char *sql, int nparams, const char *cons
 				stopped = deliver_rows(res, fn, ctx) != 0;
 			break;
 		case PGRES_COMMAND_OK:
-		case PGRES_EMPTY_QUERY:
+		case PGRES_EMPTY_QUERY: {
+			const char *n = PQcmdTuples(res);
+			if (n && *n)
+				c->base.affected = atol(n);
 			break;
+		}
 		case PGRES_COPY_IN:
 		case PGRES_COPY_OUT:
-			drain_copy(c, res, &w);
+			drain_copy(c, res);
 			break;
 		default:
 			/* only the first error counts: later results of a
 			 * script are consequences of it */
 			if (rc == 0)
-				rc = result_error(c, res, sql, w.canceled, err);
+				rc = result_error(c, res, sql, err);
 			break;
 		}
 		PQclear(res);
@@ -337,6 +321,18 @@ static int run(struct pg_conn *c, const char *sql, int nparams, const char *cons
 			break;
 		}
 	}
+	return rc;
+}
+
+static int run(struct pg_conn *c, const char *sql, int nparams, const char *const *params, sg_row_fn fn,
+	       void *ctx, struct sg_error *err)
+{
+	if (!c->pg || PQstatus(c->pg) != CONNECTION_OK)
+		return connection_lost(c, err);
+	c->base.affected = -1;
+	sg_io_busy(c->io, &c->base, true);
+	int rc = run_busy(c, sql, nparams, params, fn, ctx, err);
+	sg_io_busy(c->io, &c->base, false);
 	return rc;
 }
 
@@ -365,6 +361,7 @@ struct conninfo {
 	const char *values[64];
 	int n;
 	char port[16], timeout[24];
+	char hostaddr[128];           /* resolved on the loop, "" = let libpq */
 	struct sg_buf options;
 };
 
@@ -385,6 +382,7 @@ static int build_conninfo(const struct sg_conn_opts *opts, struct conninfo *ci, 
 	PQconninfoOption *known = PQconndefaults();
 
 	conninfo_add(ci, "host", url->host);
+	conninfo_add(ci, "hostaddr", ci->hostaddr);
 	if (url->port > 0) {
 		snprintf(ci->port, sizeof(ci->port), "%d", url->port);
 		conninfo_add(ci, "port", ci->port);
@@ -548,10 +546,41 @@ static char *describe_target(PGconn *pg)
 			   db && *db ? db : "(default)", user && *user ? user : "(default)");
 }
 
+/*
+ * libpq resolves host names inside PQconnectStartParams, synchronously: a
+ * hanging resolver (a DNS outage in a cluster) would hold the process past
+ * its connect timeout. Resolve on the loop instead and hand libpq the
+ * address (it still uses the name for TLS verification).
+ */
+static int resolve_host(const struct sg_conn_opts *opts, char *addr, size_t n, uint64_t budget_ms,
+			struct sg_error *err)
+{
+	const char *host = opts->url->host;
+	unsigned char buf[sizeof(struct in6_addr)];
+	addr[0] = '\0';
+	if (!opts->io || !host || !*host || host[0] == '/' || strchr(host, ',') ||
+	    sg_url_param(opts->url, "hostaddr") || inet_pton(AF_INET, host, buf) == 1 ||
+	    inet_pton(AF_INET6, host, buf) == 1)
+		return 0;
+	char result[128];
+	int rc = sg_io_resolve(opts->io, host, result, sizeof(result), (int64_t)budget_ms);
+	if (rc == SG_IO_CANCELED)
+		return sg_fail_db(err, SG_ERRK_CANCELED, SG_EXIT_SIGTERM, "", "resolving %s: canceled", host);
+	if (rc != 0)
+		return sg_fail_db(err, SG_ERRK_TRANSIENT, SG_EXIT_TIMEOUT, "",
+				  "connecting to postgres: could not resolve host \"%s\": %s", host, result);
+	snprintf(addr, n, "%s", result);
+	return 0;
+}
+
 static int pg_connect(const struct sg_conn_opts *opts, struct sg_conn **out, struct sg_error *err)
 {
 	*out = NULL;
 	struct conninfo ci = { .n = 0 };
+	uint64_t budget = opts->attempt_timeout_ms ? opts->attempt_timeout_ms : DEFAULT_ATTEMPT_TIMEOUT_MS;
+	uint64_t deadline = sg_now_ms() + budget;
+	if (resolve_host(opts, ci.hostaddr, sizeof(ci.hostaddr), budget, err) < 0)
+		return -1;
 	if (build_conninfo(opts, &ci, err) < 0) {
 		sg_buf_free(&ci.options);
 		return -1;
@@ -564,8 +593,6 @@ static int pg_connect(const struct sg_conn_opts *opts, struct sg_conn **out, str
 	PQsetErrorVerbosity(pg, PQERRORS_VERBOSE);
 	char *where = describe_target(pg);
 
-	uint64_t budget = opts->attempt_timeout_ms ? opts->attempt_timeout_ms : DEFAULT_ATTEMPT_TIMEOUT_MS;
-	uint64_t deadline = sg_now_ms() + budget;
 	PostgresPollingStatusType st = PQstatus(pg) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
 	int rc = 0;
 	while (st != PGRES_POLLING_OK) {
@@ -606,19 +633,12 @@ static int pg_connect(const struct sg_conn_opts *opts, struct sg_conn **out, str
 	c->pg = pg;
 	c->io = opts->io;
 	c->where = where;
+	c->lock_wait_ms = opts->lock_wait_ms;
+	c->base.affected = -1;
 	PQsetErrorVerbosity(pg, PQERRORS_DEFAULT);
 	PQsetNoticeReceiver(pg, on_notice, c);
-	if (PQsetnonblocking(pg, 1) != 0) {
+	if (PQsetnonblocking(pg, 1) != 0)
 		rc = connection_lost(c, err);
-	} else if (opts->ddl_lock_timeout_ms > 0 || opts->row_lock_wait_ms > 0) {
-		/* migrations then give up on a table lock instead of queueing
-		 * live traffic behind them; the coordinator retries on 55P03.
-		 * On the lease connection it bounds a blocked renewal. */
-		char sql[64];
-		uint64_t ms = opts->row_lock_wait_ms ? opts->row_lock_wait_ms : opts->ddl_lock_timeout_ms;
-		snprintf(sql, sizeof(sql), "SET lock_timeout = '%" PRIu64 "ms'", ms);
-		rc = run(c, sql, -1, NULL, NULL, NULL, false, err);
-	}
 	if (rc < 0) {
 		sg_driver_postgres.close(&c->base);
 		return -1;
@@ -644,18 +664,45 @@ static void pg_close(struct sg_conn *conn)
 
 static int pg_exec(struct sg_conn *conn, const char *sql, struct sg_error *err)
 {
-	return run(pg_of(conn), sql, -1, NULL, NULL, NULL, false, err);
+	return run(pg_of(conn), sql, -1, NULL, NULL, NULL, err);
 }
 
 static int pg_query(struct sg_conn *conn, const char *sql, int nparams, const char *const *params, sg_row_fn fn,
 		    void *ctx, struct sg_error *err)
 {
-	return run(pg_of(conn), sql, nparams < 0 ? 0 : nparams, params, fn, ctx, false, err);
+	return run(pg_of(conn), sql, nparams < 0 ? 0 : nparams, params, fn, ctx, err);
 }
 
+/*
+ * Settings for the transaction only (SET LOCAL ends with it, so nothing
+ * leaks into a pooled server connection):
+ * - with a lock wait bound, give up on a table or row lock instead of
+ *   queueing live traffic behind it (the coordinator retries on 55P03);
+ * - check twice a second that we are still there (PostgreSQL 14+): a
+ *   migration whose client was killed is canceled and rolled back, and its
+ *   advisory lock freed, at once instead of when the statement ends.
+ */
 static int pg_begin(struct sg_conn *conn, struct sg_error *err)
 {
-	return run(pg_of(conn), "BEGIN", -1, NULL, NULL, NULL, false, err);
+	struct pg_conn *c = pg_of(conn);
+	struct sg_buf sql = { 0 };
+	sg_buf_puts(&sql, "BEGIN");
+	if (c->pg && PQserverVersion(c->pg) >= 140000)
+		sg_buf_puts(&sql, "; SET LOCAL client_connection_check_interval = '500ms'");
+	if (c->lock_wait_ms > 0)
+		sg_buf_printf(&sql, "; SET LOCAL lock_timeout = '%" PRIu64 "ms'", c->lock_wait_ms);
+	int rc = run(c, sql.data, -1, NULL, NULL, NULL, err);
+	sg_buf_free(&sql);
+	return rc;
+}
+
+static bool pg_in_transaction(struct sg_conn *conn)
+{
+	struct pg_conn *c = pg_of(conn);
+	if (!c->pg)
+		return false;
+	PGTransactionStatusType st = PQtransactionStatus(c->pg);
+	return st == PQTRANS_INTRANS || st == PQTRANS_INERROR || st == PQTRANS_ACTIVE;
 }
 
 static int pg_commit(struct sg_conn *conn, struct sg_error *err)
@@ -663,7 +710,7 @@ static int pg_commit(struct sg_conn *conn, struct sg_error *err)
 	struct pg_conn *c = pg_of(conn);
 	/* COMMIT of an aborted transaction "succeeds" as ROLLBACK */
 	bool aborted = c->pg && PQtransactionStatus(c->pg) == PQTRANS_INERROR;
-	if (run(c, "COMMIT", -1, NULL, NULL, NULL, false, err) < 0)
+	if (run(c, "COMMIT", -1, NULL, NULL, NULL, err) < 0)
 		return -1;
 	if (aborted)
 		return sg_fail_db(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, "25P02",
@@ -677,7 +724,7 @@ static int pg_rollback(struct sg_conn *conn, struct sg_error *err)
 	/* no session, no transaction: the server rolled it back already */
 	if (!c->pg || PQstatus(c->pg) != CONNECTION_OK || PQtransactionStatus(c->pg) == PQTRANS_IDLE)
 		return 0;
-	return run(c, "ROLLBACK", -1, NULL, NULL, NULL, true, err);
+	return run(c, "ROLLBACK", -1, NULL, NULL, NULL, err);
 }
 
 /* ---- identifiers and the lock key -------------------------------------- */
@@ -696,6 +743,23 @@ static int first_value(void *ctx, int ncols, const char *const *values)
 	return 1;
 }
 
+/* "t" -> "public.t": the schema PostgreSQL would put an unqualified name in. */
+static int pg_qualify(struct sg_conn *conn, const char *table, char **out, struct sg_error *err)
+{
+	struct pg_conn *c = pg_of(conn);
+	*out = NULL;
+	if (strchr(table, '.')) {
+		*out = sg_strdup(table);
+		return 0;
+	}
+	char *schema = NULL;
+	if (run(c, "SELECT coalesce(current_schema(), 'public')", 0, NULL, first_value, &schema, err) < 0)
+		return -1;
+	*out = sg_asprintf("%s.%s", schema ? schema : "public", table);
+	free(schema);
+	return 0;
+}
+
 /*
  * The advisory lock id of a history table: the first 8 bytes of
  * SHA-256("schemagate:" + schema.table). An unqualified name is resolved
@@ -710,15 +774,8 @@ static int lock_id(struct pg_conn *c, const char *table, int64_t *id, struct sg_
 		return 0;
 	}
 	char *qualified = NULL;
-	if (strchr(table, '.')) {
-		qualified = sg_strdup(table);
-	} else {
-		char *schema = NULL;
-		if (run(c, "SELECT coalesce(current_schema(), 'public')", 0, NULL, first_value, &schema, false, err) < 0)
-			return -1;
-		qualified = sg_asprintf("%s.%s", schema ? schema : "public", table);
-		free(schema);
-	}
+	if (pg_qualify(&c->base, table, &qualified, err) < 0)
+		return -1;
 	char *material = sg_asprintf("schemagate:%s", qualified);
 	unsigned char digest[EVP_MAX_MD_SIZE];
 	unsigned int len = 0;
@@ -734,6 +791,30 @@ static int lock_id(struct pg_conn *c, const char *table, int64_t *id, struct sg_
 	c->lock_table = sg_strdup(table);
 	c->lock_id = (int64_t)v;
 	*id = c->lock_id;
+	return 0;
+}
+
+/* pg_locks shows a bigint advisory key split in two: classid holds the
+ * high 32 bits, objid the low 32 bits, objsubid 1. */
+#define ADVISORY_LOCK_ROW                                                        \
+	"l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "                 \
+	"AND l.classid = $1::oid AND l.objid = $2::oid "                            \
+	"AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+
+struct lock_key_params {
+	char high[16], low[16];
+	const char *values[2];
+};
+
+static int lock_key_params(struct pg_conn *c, const char *table, struct lock_key_params *k, struct sg_error *err)
+{
+	int64_t id;
+	if (lock_id(c, table, &id, err) < 0)
+		return -1;
+	snprintf(k->high, sizeof(k->high), "%" PRIu32, (uint32_t)((uint64_t)id >> 32));
+	snprintf(k->low, sizeof(k->low), "%" PRIu32, (uint32_t)((uint64_t)id & 0xffffffffu));
+	k->values[0] = k->high;
+	k->values[1] = k->low;
 	return 0;
 }
 
@@ -774,7 +855,7 @@ static int probe_for_pooler(struct pg_conn *c, struct sg_error *err)
 	struct lock_probe first = { 0 };
 	for (int i = 0; i < 3; i++) {
 		struct lock_probe p = { 0 };
-		if (run(c, "SELECT true, pg_backend_pid()", 0, NULL, take_probe, &p, false, err) < 0)
+		if (run(c, "SELECT true, pg_backend_pid()", 0, NULL, take_probe, &p, err) < 0)
 			return -1;
 		if (i == 0)
 			first = p;
@@ -786,7 +867,8 @@ static int probe_for_pooler(struct pg_conn *c, struct sg_error *err)
 	return 0;
 }
 
-static int pg_try_lock(struct sg_conn *conn, const char *key, bool *acquired, struct sg_error *err)
+/* wait_ms is not used: waiters sleep on LISTEN and the winner's NOTIFY. */
+static int pg_try_lock(struct sg_conn *conn, const char *key, uint64_t wait_ms, bool *acquired, struct sg_error *err)
 {
 	struct pg_conn *c = pg_of(conn);
 	int64_t id;
@@ -800,7 +882,7 @@ static int pg_try_lock(struct sg_conn *conn, const char *key, bool *acquired, st
 	const char *params[] = { idtext };
 	struct lock_probe probe = {0};
 	if (run(c, "SELECT pg_try_advisory_lock($1::bigint), pg_backend_pid()", 1, params, take_probe, &probe,
-		false, err) < 0)
+		err) < 0)
 		return -1;
 	if (!probe.got)
 		return 0;
@@ -808,14 +890,14 @@ static int pg_try_lock(struct sg_conn *conn, const char *key, bool *acquired, st
 	 * same backend. Behind a transaction-mode pooler it may not: then
 	 * the "lock" protects nothing, and other instances would race. */
 	struct lock_probe again = {0};
-	if (run(c, "SELECT true, pg_backend_pid()", 0, NULL, take_probe, &again, false, err) < 0)
+	if (run(c, "SELECT true, pg_backend_pid()", 0, NULL, take_probe, &again, err) < 0)
 		return -1;
 	if (again.pid != probe.pid) {
 		/* free the orphaned lock on whichever pooled backend holds it */
 		for (int i = 0; i < 32; i++) {
 			int released = 0;
 			struct sg_error ignored = {0};
-			if (run(c, "SELECT pg_advisory_unlock($1::bigint)", 1, params, bool_value, &released, true,
+			if (run(c, "SELECT pg_advisory_unlock($1::bigint)", 1, params, bool_value, &released,
 				&ignored) < 0 || released)
 				break;
 		}
@@ -837,13 +919,36 @@ static int pg_unlock(struct sg_conn *conn, const char *key, struct sg_error *err
 	snprintf(idtext, sizeof(idtext), "%" PRId64, id);
 	const char *params[] = { idtext };
 	int released = 0;
-	if (run(c, "SELECT pg_advisory_unlock($1::bigint)", 1, params, bool_value, &released, true, err) < 0)
+	if (run(c, "SELECT pg_advisory_unlock($1::bigint)", 1, params, bool_value, &released, err) < 0)
 		return -1;
 	if (!released)
 		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
 				 "advisory unlock returned false: the lock was not held by this session; a "
 				 "transaction-mode pooler (PgBouncer) is probably between schemagate and "
 				 "PostgreSQL; use --lock=table");
+	return 0;
+}
+
+/*
+ * Inside the migration's transaction: does the backend running it hold
+ * the advisory lock? The lock was taken on this very session, so the
+ * only way to fail is a transaction-mode pooler that handed this
+ * transaction to another server connection.
+ */
+static int pg_verify_lock(struct sg_conn *conn, const char *key, struct sg_error *err)
+{
+	struct pg_conn *c = pg_of(conn);
+	struct lock_key_params k;
+	if (lock_key_params(c, key, &k, err) < 0)
+		return -1;
+	int held = 0;
+	if (run(c, "SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = pg_backend_pid() AND " ADVISORY_LOCK_ROW ")",
+		2, k.values, bool_value, &held, err) < 0)
+		return -1;
+	if (!held)
+		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
+				  "the server connection running this migration does not hold the advisory lock: "
+				  POOLER_ADVICE);
 	return 0;
 }
 
@@ -855,41 +960,29 @@ struct holder {
 static int holder_row(void *ctx, int ncols, const char *const *v)
 {
 	struct holder *h = ctx;
-	if (ncols < 3)
+	if (ncols < 4)
 		return 1;
-	if (v[2])
-		snprintf(h->out, h->outsz, "%s (pid %s) for %ss", v[0] ? v[0] : "?", v[1] ? v[1] : "?", v[2]);
-	else
-		snprintf(h->out, h->outsz, "%s (pid %s)", v[0] ? v[0] : "?", v[1] ? v[1] : "?");
+	snprintf(h->out, h->outsz, "%s (pid %s, %s for %ss)", v[0] ? v[0] : "?", v[1] ? v[1] : "?",
+		 v[2] ? v[2] : "?", v[3] ? v[3] : "?");
 	return 1;
 }
 
-/* pg_locks shows a bigint advisory key split in two: classid holds the
- * high 32 bits, objid the low 32 bits, objsubid 1. */
+/* The holder works on its lock session, so what that session is doing
+ * (and since when) is what a waiting operator wants to see. */
 static int pg_lock_holder(struct sg_conn *conn, const char *key, char *out, size_t outsz, struct sg_error *err)
 {
 	struct pg_conn *c = pg_of(conn);
-	int64_t id;
 	if (outsz)
 		out[0] = '\0';
-	if (lock_id(c, key, &id, err) < 0)
+	struct lock_key_params k;
+	if (lock_key_params(c, key, &k, err) < 0)
 		return -1;
-	char high[16], low[16];
-	snprintf(high, sizeof(high), "%" PRIu32, (uint32_t)((uint64_t)id >> 32));
-	snprintf(low, sizeof(low), "%" PRIu32, (uint32_t)((uint64_t)id & 0xffffffffu));
-	const char *params[] = { high, low };
 	struct holder h = { out, outsz };
-	/* state_change of the idle lock session is when its successful
-	 * pg_try_advisory_lock finished: close to when it took the lock */
 	return run(c,
-		   "SELECT coalesce(nullif(a.application_name, ''), a.usename, '?'), l.pid, "
+		   "SELECT coalesce(nullif(a.application_name, ''), a.usename, '?'), l.pid, coalesce(a.state, '?'), "
 		   "extract(epoch FROM now() - coalesce(a.state_change, a.backend_start))::bigint "
-		   "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid "
-		   "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-		   "AND l.classid = $1::oid AND l.objid = $2::oid "
-		   "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-		   "LIMIT 1",
-		   2, params, holder_row, &h, false, err);
+		   "FROM pg_locks l LEFT JOIN pg_stat_activity a ON a.pid = l.pid WHERE " ADVISORY_LOCK_ROW " LIMIT 1",
+		   2, k.values, holder_row, &h, err);
 }
 
 /* ---- notifications ----------------------------------------------------- */
@@ -909,7 +1002,7 @@ static int pg_listen(struct sg_conn *conn, const char *key, struct sg_error *err
 	char sql[64];
 	if (channel_sql(pg_of(conn), "LISTEN", key, sql, sizeof(sql), err) < 0)
 		return -1;
-	return run(pg_of(conn), sql, -1, NULL, NULL, NULL, false, err);
+	return run(pg_of(conn), sql, -1, NULL, NULL, NULL, err);
 }
 
 static int pg_notify(struct sg_conn *conn, const char *key, struct sg_error *err)
@@ -917,7 +1010,7 @@ static int pg_notify(struct sg_conn *conn, const char *key, struct sg_error *err
 	char sql[64];
 	if (channel_sql(pg_of(conn), "NOTIFY", key, sql, sizeof(sql), err) < 0)
 		return -1;
-	return run(pg_of(conn), sql, -1, NULL, NULL, NULL, false, err);
+	return run(pg_of(conn), sql, -1, NULL, NULL, NULL, err);
 }
 
 static int pg_consume_notifications(struct sg_conn *conn, bool *got, struct sg_error *err)
@@ -949,24 +1042,29 @@ static int pg_table_exists(struct sg_conn *conn, const char *table, bool *exists
 	pg_quote_ident(table, &quoted);
 	const char *params[] = { quoted.data };
 	int found = 0;
-	int rc = run(pg_of(conn), "SELECT to_regclass($1) IS NOT NULL", 1, params, bool_value, &found, false, err);
+	int rc = run(pg_of(conn), "SELECT to_regclass($1) IS NOT NULL", 1, params, bool_value, &found, err);
 	sg_buf_free(&quoted);
 	*exists = found != 0;
 	return rc;
 }
 
-/* Any table outside the system schemas besides schemagate's own? */
+/* Any table in the history table's schema besides schemagate's own? A
+ * table in another schema says nothing about this application's state. */
 static int pg_has_user_tables(struct sg_conn *conn, const char *table, bool *any, struct sg_error *err)
 {
-	const char *dot = strrchr(table, '.');
-	const char *params[] = { dot ? dot + 1 : table };
+	char *qualified = NULL;
+	if (pg_qualify(conn, table, &qualified, err) < 0)
+		return -1;
+	char *dot = strrchr(qualified, '.');
+	*dot = '\0';
+	const char *params[] = { qualified, dot + 1 };
 	int found = 0;
 	int rc = run(pg_of(conn),
 		     "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-		     "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
-		     "AND n.nspname NOT LIKE 'pg\\_%' "
-		     "AND c.relname NOT IN ($1, 'schemagate_events', 'schemagate_lock'))",
-		     1, params, bool_value, &found, false, err);
+		     "WHERE c.relkind IN ('r', 'p') AND n.nspname = $1 "
+		     "AND c.relname NOT IN ($2, 'schemagate_events', 'schemagate_lock'))",
+		     2, params, bool_value, &found, err);
+	free(qualified);
 	*any = found != 0;
 	return rc;
 }
@@ -993,7 +1091,7 @@ static int pg_before_script(struct sg_conn *conn, struct sg_error *err)
 	sg_buf_free(&c->invalid_before);
 	sg_buf_puts(&c->invalid_before, " ");
 	c->have_snapshot = false;
-	if (run(c, INVALID_INDEXES_SQL, 0, NULL, collect_oid, &c->invalid_before, false, err) < 0)
+	if (run(c, INVALID_INDEXES_SQL, 0, NULL, collect_oid, &c->invalid_before, err) < 0)
 		return -1;
 	c->have_snapshot = true;
 	return 0;
@@ -1025,7 +1123,7 @@ static int pg_after_script(struct sg_conn *conn, struct sg_error *err)
 	if (!c->have_snapshot)
 		return 0;
 	struct new_invalid ni = { .before = &c->invalid_before };
-	int rc = run(c, INVALID_INDEXES_SQL, 0, NULL, collect_new_invalid, &ni, false, err);
+	int rc = run(c, INVALID_INDEXES_SQL, 0, NULL, collect_new_invalid, &ni, err);
 	if (rc == 0 && ni.count > 0)
 		rc = sg_fail_db(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, "",
 			       "the script left invalid %s %s (a CREATE INDEX CONCURRENTLY failed or was "
@@ -1039,22 +1137,25 @@ static int pg_after_script(struct sg_conn *conn, struct sg_error *err)
 const struct sg_driver sg_driver_postgres = {
 	.name = "postgres",
 	.engine = SG_ENGINE_POSTGRES,
-	.caps = SG_CAP_TRANSACTIONAL_DDL | SG_CAP_DEDICATED_LOCK_CONN | SG_CAP_NOTIFY | SG_CAP_CANCEL |
-		SG_CAP_POLLABLE,
+	.caps = SG_CAP_TRANSACTIONAL_DDL | SG_CAP_NOTIFY | SG_CAP_POLLABLE,
 	.connect = pg_connect,
 	.close = pg_close,
+	.cancel = pg_cancel,
 	.exec = pg_exec,
 	.query = pg_query,
 	.begin = pg_begin,
 	.commit = pg_commit,
 	.rollback = pg_rollback,
+	.in_transaction = pg_in_transaction,
 	.try_lock = pg_try_lock,
+	.verify_lock = pg_verify_lock,
 	.unlock = pg_unlock,
 	.lock_holder = pg_lock_holder,
 	.listen = pg_listen,
 	.notify = pg_notify,
 	.consume_notifications = pg_consume_notifications,
 	.socket = pg_socket,
+	.qualify = pg_qualify,
 	.table_exists = pg_table_exists,
 	.has_user_tables = pg_has_user_tables,
 	.quote_ident = pg_quote_ident,

@@ -1,22 +1,28 @@
 /*
  * sqlite.c - the SQLite driver.
  *
- * The lock is the database file's own write lock: the winner holds a
- * BEGIN IMMEDIATE transaction, so the OS releases it if the process dies
- * and nothing can ever be left "locked". Because the lock is a
- * transaction, each migration runs in a SAVEPOINT inside it: a migration
- * and its history row are released together, and everything the run did
- * commits when the lock is released. A process killed mid-run leaves the
- * database exactly as it was before the run.
+ * The lock is a lock on the database file itself: an exclusive flock()
+ * on it, held by the winner; the kernel drops it when the process dies,
+ * so nothing can ever be left "locked". It is separate from SQLite's own
+ * (fcntl) locks, so each migration runs in a BEGIN IMMEDIATE transaction
+ * of its own, committing with its history row as on PostgreSQL, and a
+ * no-transaction script (VACUUM, PRAGMA foreign_keys) runs outside any
+ * transaction while other instances stay excluded. (flock needs a local
+ * file system, as SQLite itself does.)
  *
  * SQLite runs in-process, so there is no socket to poll: a progress
- * handler runs the loop every few thousand VM steps and interrupts the
- * statement when a signal or deadline asks to stop.
+ * handler runs the loop every few thousand VM steps; when the loop stops,
+ * cancel() interrupts the statement. Waiters have no notifications and
+ * re-read the history every wake_poll_ms instead (a cheap local read).
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include "schemagate/driver.h"
 #include "schemagate/log.h"
@@ -25,10 +31,10 @@
 struct sqlite_conn {
 	struct sg_conn base;
 	sqlite3 *db;
+	char *path;
 	struct sg_io *io;
-	bool in_lock_txn;      /* BEGIN IMMEDIATE held as the lock */
-	bool in_savepoint;
-	bool trying_lock;      /* busy handler off while attempting the lock */
+	int lock_fd;           /* flock()ed while the lock is held; -1 until first tried */
+	bool locked;
 	bool canceled;
 	uint64_t busy_limit_ms;
 };
@@ -44,9 +50,7 @@ static struct sqlite_conn *conn_of(struct sg_conn *c) { return (struct sqlite_co
 static int busy_handler(void *ctx, int count)
 {
 	struct sqlite_conn *sc = ctx;
-	if (sc->trying_lock)
-		return 0;
-	if (sg_io_check(sc->io) == SG_IO_CANCELED) {
+	if (sg_io_check(sc->io) == SG_IO_CANCELED || sc->canceled) {
 		sc->canceled = true;
 		return 0;
 	}
@@ -59,7 +63,7 @@ static int busy_handler(void *ctx, int count)
 static int progress_handler(void *ctx)
 {
 	struct sqlite_conn *sc = ctx;
-	if (sg_io_check(sc->io) == SG_IO_CANCELED) {
+	if (sg_io_check(sc->io) == SG_IO_CANCELED || sc->canceled) {
 		sc->canceled = true;
 		return 1;
 	}
@@ -103,7 +107,10 @@ static int sqlite_connect(const struct sg_conn_opts *o, struct sg_conn **out, st
 	struct sqlite_conn *sc = sg_calloc(1, sizeof(*sc));
 	sc->base.driver = &sg_driver_sqlite;
 	sc->io = o->io;
-	sc->busy_limit_ms = o->row_lock_wait_ms ? o->row_lock_wait_ms : BUSY_WAIT_LIMIT_MS;
+	sc->busy_limit_ms = o->busy_wait_ms ? o->busy_wait_ms : BUSY_WAIT_LIMIT_MS;
+	sc->lock_fd = -1;
+	sc->base.affected = -1;
+	sc->path = sg_strdup(path);
 	int rc = sqlite3_open_v2(path, &sc->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		/* A missing file for a read-only command may still appear (the
@@ -112,6 +119,7 @@ static int sqlite_connect(const struct sg_conn_opts *o, struct sg_conn **out, st
 			sc->db ? sqlite3_errmsg(sc->db) : sqlite3_errstr(rc));
 		err->kind = (o->read_only && (rc & 0xff) == SQLITE_CANTOPEN) ? SG_ERRK_TRANSIENT : SG_ERRK_PERMANENT;
 		sqlite3_close_v2(sc->db);
+		free(sc->path);
 		free(sc);
 		return -1;
 	}
@@ -129,13 +137,47 @@ static void sqlite_close(struct sg_conn *c)
 		return;
 	/* closing with an open transaction rolls it back */
 	sqlite3_close_v2(sc->db);
+	/* only now: closing any descriptor of the file drops the process's
+	 * fcntl locks on it, which SQLite may have been holding */
+	if (sc->lock_fd >= 0)
+		close(sc->lock_fd);
+	free(sc->path);
 	free(sc);
 }
+
+/* The loop may stop (and call cancel) while a statement runs. */
+static void busy(struct sqlite_conn *sc, bool on)
+{
+	sg_io_busy(sc->io, &sc->base, on);
+	if (on) {
+		sc->canceled = false;
+		sc->base.affected = -1;
+	}
+	else if (sc->db)
+		sc->base.affected = sqlite3_changes(sc->db);
+}
+
+static void sqlite_cancel(struct sg_conn *c)
+{
+	struct sqlite_conn *sc = conn_of(c);
+	sc->canceled = true;
+	sqlite3_interrupt(sc->db);
+}
+
+static int exec_busy(struct sqlite_conn *sc, const char *sql, struct sg_error *err);
 
 /* Run every statement of sql; rows are discarded. */
 static int sqlite_exec(struct sg_conn *c, const char *sql, struct sg_error *err)
 {
 	struct sqlite_conn *sc = conn_of(c);
+	busy(sc, true);
+	int rc = exec_busy(sc, sql, err);
+	busy(sc, false);
+	return rc;
+}
+
+static int exec_busy(struct sqlite_conn *sc, const char *sql, struct sg_error *err)
+{
 	const char *tail = sql;
 	while (tail && *tail) {
 		sqlite3_stmt *st = NULL;
@@ -156,10 +198,22 @@ static int sqlite_exec(struct sg_conn *c, const char *sql, struct sg_error *err)
 	return 0;
 }
 
+static int query_busy(struct sqlite_conn *sc, const char *sql, int nparams, const char *const *params,
+		      sg_row_fn fn, void *ctx, struct sg_error *err);
+
 static int sqlite_query(struct sg_conn *c, const char *sql, int nparams, const char *const *params,
 			sg_row_fn fn, void *ctx, struct sg_error *err)
 {
 	struct sqlite_conn *sc = conn_of(c);
+	busy(sc, true);
+	int rc = query_busy(sc, sql, nparams, params, fn, ctx, err);
+	busy(sc, false);
+	return rc;
+}
+
+static int query_busy(struct sqlite_conn *sc, const char *sql, int nparams, const char *const *params,
+		      sg_row_fn fn, void *ctx, struct sg_error *err)
+{
 	sqlite3_stmt *st = NULL;
 	int rc = sqlite3_prepare_v2(sc->db, sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
@@ -203,75 +257,85 @@ static int run(struct sqlite_conn *sc, const char *sql, struct sg_error *err)
 	return sqlite_exec(&sc->base, sql, err);
 }
 
+/* IMMEDIATE: take the write lock now, waiting (busy handler) for a
+ * writer that holds it, rather than fail half-way through a migration. */
 static int sqlite_begin(struct sg_conn *c, struct sg_error *err)
 {
-	struct sqlite_conn *sc = conn_of(c);
-	if (sc->in_lock_txn) {
-		if (run(sc, "SAVEPOINT schemagate_migration", err) != 0)
-			return -1;
-		sc->in_savepoint = true;
-		return 0;
-	}
-	return run(sc, "BEGIN IMMEDIATE", err);
+	return run(conn_of(c), "BEGIN IMMEDIATE", err);
 }
 
 static int sqlite_commit(struct sg_conn *c, struct sg_error *err)
 {
-	struct sqlite_conn *sc = conn_of(c);
-	if (sc->in_savepoint) {
-		sc->in_savepoint = false;
-		return run(sc, "RELEASE schemagate_migration", err);
-	}
-	return run(sc, "COMMIT", err);
+	return run(conn_of(c), "COMMIT", err);
 }
 
 static int sqlite_rollback(struct sg_conn *c, struct sg_error *err)
 {
 	struct sqlite_conn *sc = conn_of(c);
-	if (sc->in_savepoint) {
-		sc->in_savepoint = false;
-		if (run(sc, "ROLLBACK TO schemagate_migration", err) != 0)
-			return -1;
-		return run(sc, "RELEASE schemagate_migration", err);
-	}
 	if (sqlite3_get_autocommit(sc->db))
 		return 0;
 	return run(sc, "ROLLBACK", err);
 }
 
-static int sqlite_try_lock(struct sg_conn *c, const char *key, bool *acquired, struct sg_error *err)
+static bool sqlite_in_transaction(struct sg_conn *c)
+{
+	return !sqlite3_get_autocommit(conn_of(c)->db);
+}
+
+static bool in_memory(const struct sqlite_conn *sc)
+{
+	return !sc->path[0] || strcmp(sc->path, ":memory:") == 0 || strncmp(sc->path, "file::memory:", 13) == 0;
+}
+
+/* key is unused: the file is the lock, whatever the history table. */
+static int sqlite_try_lock(struct sg_conn *c, const char *key, uint64_t wait_ms, bool *acquired, struct sg_error *err)
 {
 	struct sqlite_conn *sc = conn_of(c);
 	*acquired = false;
-	sc->trying_lock = true;
-	struct sg_error e = {0};
-	int rc = run(sc, "BEGIN IMMEDIATE", &e);
-	sc->trying_lock = false;
-	if (rc == 0) {
-		sc->in_lock_txn = true;
-		*acquired = true;
+	if (in_memory(sc)) {
+		/* a private database: nobody else can reach it */
+		sc->locked = *acquired = true;
 		return 0;
 	}
-	if (e.kind == SG_ERRK_TRANSIENT)
-		return 0; /* another process holds the write lock */
-	*err = e;
-	return -1;
+	if (sc->lock_fd < 0) {
+		sc->lock_fd = open(sc->path, O_RDONLY | O_CLOEXEC);
+		if (sc->lock_fd < 0)
+			return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, NULL, "sqlite: cannot open %s to lock it: %s",
+					  sc->path, strerror(errno));
+	}
+	if (flock(sc->lock_fd, LOCK_EX | LOCK_NB) == 0) {
+		sc->locked = *acquired = true;
+		return 0;
+	}
+	if (errno == EWOULDBLOCK || errno == EINTR)
+		return 0;
+	return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, NULL, "sqlite: locking %s: %s", sc->path,
+			  strerror(errno));
+}
+
+static int sqlite_verify_lock(struct sg_conn *c, const char *key, struct sg_error *err)
+{
+	if (!conn_of(c)->locked)
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_DATABASE, NULL, "sqlite: the file lock is not held");
+	return 0;
 }
 
 static int sqlite_unlock(struct sg_conn *c, const char *key, struct sg_error *err)
 {
 	struct sqlite_conn *sc = conn_of(c);
-	if (!sc->in_lock_txn)
-		return sg_fail(err, SG_EXIT_DATABASE, "sqlite: unlock without the lock held");
-	sc->in_lock_txn = false;
-	sc->in_savepoint = false;
-	if (sqlite3_get_autocommit(sc->db))
-		return sg_fail(err, SG_EXIT_DATABASE, "sqlite: the lock transaction ended early; nothing was committed");
-	if (run(sc, "COMMIT", err) != 0) {
-		struct sg_error ignored = {0};
-		run(sc, "ROLLBACK", &ignored);
-		return sg_error_prefix(err, "committing and releasing the lock");
-	}
+	if (!sc->locked)
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_DATABASE, NULL, "sqlite: unlock without the lock held");
+	sc->locked = false;
+	if (sc->lock_fd >= 0 && flock(sc->lock_fd, LOCK_UN) != 0)
+		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, NULL, "sqlite: unlocking %s: %s", sc->path,
+				  strerror(errno));
+	return 0;
+}
+
+/* "t" -> "main.t" */
+static int sqlite_qualify(struct sg_conn *c, const char *table, char **out, struct sg_error *err)
+{
+	*out = strchr(table, '.') ? sg_strdup(table) : sg_asprintf("main.%s", table);
 	return 0;
 }
 
@@ -317,17 +381,22 @@ static int sqlite_has_user_tables(struct sg_conn *c, const char *table, bool *an
 const struct sg_driver sg_driver_sqlite = {
 	.name = "sqlite",
 	.engine = SG_ENGINE_SQLITE,
-	.caps = SG_CAP_TRANSACTIONAL_DDL | SG_CAP_CANCEL,
+	.caps = SG_CAP_TRANSACTIONAL_DDL,
+	.wake_poll_ms = 100,
 	.connect = sqlite_connect,
 	.close = sqlite_close,
+	.cancel = sqlite_cancel,
 	.exec = sqlite_exec,
 	.query = sqlite_query,
 	.begin = sqlite_begin,
 	.commit = sqlite_commit,
 	.rollback = sqlite_rollback,
+	.in_transaction = sqlite_in_transaction,
 	.try_lock = sqlite_try_lock,
+	.verify_lock = sqlite_verify_lock,
 	.unlock = sqlite_unlock,
 	.socket = NULL,
+	.qualify = sqlite_qualify,
 	.table_exists = sqlite_table_exists,
 	.has_user_tables = sqlite_has_user_tables,
 	.quote_ident = sqlite_quote_ident,

@@ -265,9 +265,11 @@ Test(postgres, killed_winner_lock_taken_over_and_migration_applied_once, .timeou
 	double killed_at = sgt_now_ms();
 	cr_assert_eq(sgt_wait(winner), 128 + SIGKILL);
 
-	/* the server notices the dead lock session at once; the next
-	 * instance's timer takes the lock within one poll interval (1s
-	 * +20% jitter) */
+	/* the lock lives on the session running the migration: the server
+	 * notices its client is gone within client_connection_check_interval
+	 * (500ms, set per transaction), rolls back and frees the lock; the
+	 * next instance's timer takes it within one poll interval (1s +20%
+	 * jitter) */
 	PGconn *c = db_open(t.admin_url);
 	char *new_holder = NULL;
 	while (sgt_now_ms() - killed_at < 5000) {
@@ -283,7 +285,7 @@ Test(postgres, killed_winner_lock_taken_over_and_migration_applied_once, .timeou
 	fprintf(stderr, "lock taken over by %s %.0f ms after SIGKILL of %s\n", new_holder ? new_holder : "nobody",
 		takeover_ms, old_holder);
 	cr_assert(new_holder, "nobody took the lock after the winner died");
-	cr_assert_lt(takeover_ms, 1600.0, "takeover took %.0f ms with a 1s poll interval", takeover_ms);
+	cr_assert_lt(takeover_ms, 3000.0, "takeover took %.0f ms with a 1s poll interval", takeover_ms);
 
 	for (int i = 0; i < N; i++) {
 		if (i == winner_index)

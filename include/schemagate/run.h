@@ -1,0 +1,122 @@
+/*
+ * run.h - one command's run, as the coordinator's modules share it.
+ *
+ *   coordinator.c  the state machine: a table of transitions, one step
+ *                  function, the activity of each state
+ *   session.c      connecting and retrying, reading the database's state
+ *   apply.c        applying or reverting one migration
+ *   commands.c     what each command decides when checking and does
+ *                  under the lock
+ *   status.c       status and readiness output
+ *
+ * The run owns everything in it; coordinator.c creates and frees it.
+ */
+#ifndef SCHEMAGATE_RUN_H
+#define SCHEMAGATE_RUN_H
+
+#include "schemagate/config.h"
+#include "schemagate/driver.h"
+#include "schemagate/history.h"
+#include "schemagate/lock.h"
+#include "schemagate/loop.h"
+#include "schemagate/migration.h"
+#include "schemagate/url.h"
+
+enum sg_state {
+	SG_ST_INIT,
+	SG_ST_CONNECTING,
+	SG_ST_CHECKING,
+	SG_ST_WAITING,
+	SG_ST_CONTENDING,
+	SG_ST_APPLYING,
+	SG_ST_RELEASING,
+	SG_ST_READY,
+	SG_ST_FAILED,
+};
+
+struct sg_run;
+
+/* What one command decides and does (commands.c). */
+struct sg_command_plan {
+	enum sg_command cmd;
+	bool one_shot;        /* one connection attempt, no reconnect (probes) */
+	bool recheck;         /* contending: a winner that finished ends the run */
+	/* CHECKING, with r->hist and r->plan read: where to go next (READY,
+	 * CONTENDING, WAITING, FAILED with err). A question: writes nothing. */
+	enum sg_state (*check)(struct sg_run *r, const char **reason, struct sg_error *err);
+	/* APPLYING: the command's work, under the lock. */
+	int (*work)(struct sg_run *r, struct sg_error *err);
+	/* Entering READY: say so (log "ready", print status...), and verify
+	 * what must hold. A failure turns the run to FAILED. */
+	int (*report)(struct sg_run *r, struct sg_error *err);
+};
+
+const struct sg_command_plan *sg_command_plan_for(enum sg_command cmd);
+
+struct sg_run {
+	const struct sg_config *cfg;
+	const struct sg_command_plan *cmd;
+	struct sg_loop loop;
+	struct sg_url url;
+	const struct sg_driver *drv;
+	struct sg_migration_set set;
+	struct sg_conn *conn;          /* the run's one connection; NULL while disconnected */
+	struct sg_lock *lock;
+	bool listening;
+	enum sg_state state;
+	/* the latest view of the database (session.c) */
+	struct sg_history hist;
+	struct sg_plan plan;
+	bool have_view;
+	/* clocks, monotonic ms */
+	uint64_t contend_started_ms;   /* --lock-timeout counts from the first attempt */
+	uint64_t lock_waited_ms;       /* how long the lock took */
+	int changed;                   /* migrations applied or reverted by this run */
+	/* down --steps N, fixed to a version at the first plan, so a retry
+	 * after a lost lock reverts the same migrations, not N more */
+	char *down_to;
+	struct sg_error work_err;      /* a failed work, reported after RELEASING */
+	bool work_failed;
+	char app_name[320];
+};
+
+/* ---- session.c ------------------------------------------------------------ */
+
+/* Connect r->conn, retrying transient failures with backoff (100 ms -> 2 s,
+ * jitter) for up to --connect-timeout; one attempt for one-shot commands. */
+int sg_session_connect(struct sg_run *r, struct sg_error *err);
+/* Open another connection like r->conn (the lease's renewal connection). */
+int sg_session_open_extra(void *run, uint64_t lock_wait_ms, struct sg_conn **out, struct sg_error *err);
+/* Close r->conn and forget everything tied to it (the lock, LISTEN). */
+void sg_session_drop(struct sg_run *r);
+/* Read the history and build the plan into r->hist / r->plan. */
+int sg_session_read(struct sg_run *r, struct sg_error *err);
+void sg_session_forget_view(struct sg_run *r);
+/* ms * (0.8 .. 1.2): 200 pods polling in lockstep would hit the server together. */
+uint64_t sg_jitter(uint64_t ms);
+/* Is this error a lost connection (reconnect) rather than a failure? */
+bool sg_connection_lost(const struct sg_error *err);
+/* Fill err for a stopped run (signal 130/143, --timeout or lease 3). */
+int sg_stopped_error(struct sg_run *r, struct sg_error *err, const char *doing);
+
+/* ---- apply.c -------------------------------------------------------------- */
+
+/* Apply m under the lock. On failure err->kind tells the coordinator what
+ * happened: LOCK_LOST (rolled back), CONNECTION, CANCELED, or a failure. */
+int sg_apply_one(struct sg_run *r, const struct sg_migration *m, struct sg_error *err);
+
+/* One migration to revert, with the down script to run. */
+struct sg_revert_item {
+	char *version, *name, *checksum, *down_sql;
+	bool no_transaction;
+};
+int sg_revert_one(struct sg_run *r, const struct sg_revert_item *it, struct sg_error *err);
+void sg_revert_items_free(struct sg_revert_item *items, size_t n);
+
+/* ---- status.c ------------------------------------------------------------- */
+
+void sg_status_print(const struct sg_run *r);
+/* "ready: database is at version X" and the database-ahead warning. */
+void sg_status_log_ready(const struct sg_run *r, const char *suffix);
+
+#endif

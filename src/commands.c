@@ -1,0 +1,357 @@
+/*
+ * commands.c - what each command decides when it has read the database,
+ * and what it does under the lock (SPEC section 1).
+ *
+ * The state machine (coordinator.c) is the same for every command; a
+ * command plugs in three functions: check (where to go after reading the
+ * history), work (under the lock) and report (on reaching READY).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schemagate/log.h"
+#include "schemagate/run.h"
+
+/* ---- judging the plan ---------------------------------------------------- */
+
+/* At target, nothing failed or changed. 1 ready, 0 not yet, -1 integrity error. */
+static int ready_check(struct sg_run *r, bool allow_out_of_order, struct sg_error *err)
+{
+	if (sg_plan_check(&r->plan, r->cfg->strict, allow_out_of_order, err) != 0)
+		return -1;
+	return r->plan.npending == 0 ? 1 : 0;
+}
+
+/*
+ * The same check from a waiter's side. A "partial" row is usually the
+ * winner's work in progress (MySQL, no-transaction scripts), so it means
+ * "not yet", not "broken": only the lock holder may judge it. A "failed"
+ * row is final; `up` waiters still take the lock and report it from
+ * there, `wait` (which never takes the lock) reports it at once.
+ */
+static int waiter_check(struct sg_run *r, bool failed_is_final, struct sg_error *err)
+{
+	const struct sg_plan *p = &r->plan;
+	for (size_t i = 0; i < p->count; i++) {
+		const struct sg_plan_item *it = &p->items[i];
+		if (it->state != SG_M_FAILED)
+			continue;
+		if (failed_is_final && strcmp(it->row->status, "failed") == 0)
+			return ready_check(r, r->cfg->allow_out_of_order, err);
+		return 0;
+	}
+	return ready_check(r, r->cfg->allow_out_of_order, err);
+}
+
+/* ---- up ------------------------------------------------------------------ */
+
+static enum sg_state check_up(struct sg_run *r, const char **reason, struct sg_error *err)
+{
+	/* a failed or partial row may be a winner at work: contend, and
+	 * judge it under the lock */
+	int ready = waiter_check(r, false, err);
+	if (ready < 0)
+		return SG_ST_FAILED;
+	if (ready == 1 && !(!r->hist.exists && r->cfg->baseline_version)) {
+		*reason = "fast path: nothing pending, checksums match";
+		return SG_ST_READY;
+	}
+	*reason = ready == 1 ? "the history table does not exist yet (--baseline-version)" : "migrations are pending";
+	return SG_ST_CONTENDING;
+}
+
+static int baseline_upto(struct sg_run *r, const char *upto, struct sg_error *err)
+{
+	int n = 0;
+	for (size_t i = 0; i < r->set.count; i++) {
+		const struct sg_migration *m = &r->set.items[i];
+		if (sg_version_cmp(m->version, upto) > 0)
+			break;
+		if (sg_history_find(&r->hist, m->version))
+			continue;
+		if (sg_history_record(r->conn, r->cfg->table, m, "baselined", 0, 0, NULL, err) != 0 ||
+		    sg_event_record(r->conn, r->cfg->table, "baseline", m->version, "ok", NULL, err) != 0)
+			return -1;
+		n++;
+	}
+	sg_info("baselined", "recorded %d migration(s) up to %s as applied without running them", n, upto);
+	return 0;
+}
+
+/* Under the lock, before any work: the state tables exist, and the view of
+ * the history is re-read (the previous holder may have done part). */
+static int prepare(struct sg_run *r, struct sg_error *err)
+{
+	bool existed = false;
+	if (r->drv->table_exists(r->conn, r->cfg->table, &existed, err) != 0 ||
+	    sg_history_ensure(r->conn, r->cfg->table, err) != 0 || sg_session_read(r, err) != 0)
+		return -1;
+	if (existed || !r->cfg->baseline_version || r->cfg->command != SG_CMD_UP)
+		return 0;
+	/* up --baseline-version: a database that predates schemagate */
+	bool any = true;
+	if (r->drv->has_user_tables && r->drv->has_user_tables(r->conn, r->cfg->table, &any, err) != 0)
+		return -1;
+	if (any && (baseline_upto(r, r->cfg->baseline_version, err) != 0 || sg_session_read(r, err) != 0))
+		return -1;
+	return 0;
+}
+
+static int work_up(struct sg_run *r, struct sg_error *err)
+{
+	if (prepare(r, err) != 0 || sg_plan_check(&r->plan, r->cfg->strict, r->cfg->allow_out_of_order, err) != 0)
+		return -1;
+	for (size_t i = 0; i < r->plan.count; i++) {
+		if (r->plan.items[i].state != SG_M_PENDING)
+			continue;
+		if (sg_loop_stopping(&r->loop))
+			return sg_stopped_error(r, err, "between two migrations");
+		if (sg_apply_one(r, r->plan.items[i].m, err) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static int report_ready(struct sg_run *r, struct sg_error *err)
+{
+	/* after changing the database, read it back */
+	if (r->changed > 0 && sg_session_read(r, err) != 0)
+		return -1;
+	int ready = ready_check(r, true, err);
+	if (ready < 0)
+		return -1;
+	if (ready == 0)
+		return sg_fail(err, SG_EXIT_INTEGRITY, "after applying, %zu migration(s) are still pending",
+			       r->plan.npending);
+	sg_status_log_ready(r, "");
+	return 0;
+}
+
+/* ---- wait, verify, status ------------------------------------------------ */
+
+static enum sg_state check_wait(struct sg_run *r, const char **reason, struct sg_error *err)
+{
+	int ready = waiter_check(r, true, err);
+	if (ready < 0)
+		return SG_ST_FAILED;
+	*reason = ready ? "already at the target" : "waiting for another instance to migrate";
+	return ready ? SG_ST_READY : SG_ST_WAITING;
+}
+
+static enum sg_state check_verify(struct sg_run *r, const char **reason, struct sg_error *err)
+{
+	int ready = ready_check(r, r->cfg->allow_out_of_order, err);
+	if (ready < 0)
+		return SG_ST_FAILED;
+	if (ready == 0) {
+		sg_fail(err, SG_EXIT_PENDING, "not ready: %zu migration(s) pending (target %s)", r->plan.npending,
+			r->plan.target ? r->plan.target : "0");
+		return SG_ST_FAILED;
+	}
+	*reason = "verified: at the target, checksums match";
+	return SG_ST_READY;
+}
+
+static int report_verified(struct sg_run *r, struct sg_error *err)
+{
+	sg_status_log_ready(r, ", checksums match");
+	return 0;
+}
+
+static enum sg_state check_status(struct sg_run *r, const char **reason, struct sg_error *err)
+{
+	*reason = "status read";
+	return SG_ST_READY;
+}
+
+static int report_status(struct sg_run *r, struct sg_error *err)
+{
+	sg_status_print(r);
+	return 0;
+}
+
+/* ---- down, rollback ------------------------------------------------------ */
+
+static enum sg_state check_writes(struct sg_run *r, const char **reason, struct sg_error *err)
+{
+	*reason = "this command writes";
+	return SG_ST_CONTENDING;
+}
+
+static bool script_is_no_transaction(const char *sql)
+{
+	return sql && (strstr(sql, "schemagate:no-transaction") || strstr(sql, "transaction:false"));
+}
+
+/* down --steps N: the version to go down to, fixed once. */
+static void fix_down_target(struct sg_run *r)
+{
+	if (r->down_to || r->cfg->down_to || r->cfg->command != SG_CMD_DOWN)
+		return;
+	size_t n = 0;
+	for (size_t i = r->hist.count; i-- > 0;) {
+		if (++n > (size_t)r->cfg->down_steps) {
+			r->down_to = sg_strdup(r->hist.rows[i].version);
+			return;
+		}
+	}
+	r->down_to = sg_strdup("0");
+}
+
+/*
+ * What `down` or `rollback` reverts, newest first, with the down script
+ * to run: rollback uses the script stored at apply time (the old image
+ * does not have the newer files); down prefers the directory's file and
+ * falls back to the stored one.
+ */
+static int collect_reverts(struct sg_run *r, struct sg_revert_item **out, size_t *nout, struct sg_error *err)
+{
+	const struct sg_config *cfg = r->cfg;
+	const struct sg_history *h = &r->hist;
+	fix_down_target(r);
+	const char *down_to = cfg->down_to ? cfg->down_to : r->down_to;
+	struct sg_revert_item *items = sg_calloc(h->count + 1, sizeof(*items));
+	size_t n = 0;
+	for (size_t i = h->count; i-- > 0;) {
+		const struct sg_history_row *row = &h->rows[i];
+		const struct sg_migration *m = sg_migration_find(&r->set, row->version);
+		if (cfg->command == SG_CMD_DOWN && sg_version_cmp(row->version, down_to) <= 0)
+			break;
+		if (cfg->command == SG_CMD_ROLLBACK && m)
+			continue;
+		if (strcmp(row->status, "applied") != 0 && strcmp(row->status, "baselined") != 0) {
+			sg_revert_items_free(items, n);
+			return sg_fail(err, SG_EXIT_INTEGRITY, "migration %s is %s; repair it first with `schemagate "
+				       "repair %s --applied|--reverted`", row->version, row->status, row->version);
+		}
+		struct sg_revert_item *it = &items[n++];
+		it->version = sg_strdup(row->version);
+		it->name = sg_strdup(row->name);
+		it->checksum = sg_strdup(row->checksum);
+		if (cfg->command == SG_CMD_DOWN && m && m->down_sql) {
+			it->down_sql = sg_strdup(m->down_sql);
+		} else if (sg_history_down_sql(r->conn, cfg->table, row->version, &it->down_sql, err) != 0) {
+			sg_revert_items_free(items, n);
+			return -1;
+		}
+		if (!it->down_sql) {
+			sg_revert_items_free(items, n);
+			return sg_fail(err, SG_EXIT_INTEGRITY, "cannot revert %s: no down script in the directory or "
+				       "recorded in %s when it was applied", row->version, cfg->table);
+		}
+		it->no_transaction = script_is_no_transaction(it->down_sql);
+	}
+	*out = items;
+	*nout = n;
+	return 0;
+}
+
+static int work_revert(struct sg_run *r, struct sg_error *err)
+{
+	if (sg_session_read(r, err) != 0)
+		return -1;
+	struct sg_revert_item *items = NULL;
+	size_t n = 0;
+	if (collect_reverts(r, &items, &n, err) != 0)
+		return -1;
+	if (n == 0)
+		sg_info("nothing_to_revert", "nothing to revert");
+	int rc = 0;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (sg_loop_stopping(&r->loop))
+			rc = sg_stopped_error(r, err, "between two migrations");
+		else
+			rc = sg_revert_one(r, &items[i], err);
+	}
+	sg_revert_items_free(items, n);
+	return rc;
+}
+
+/* ---- baseline, repair ---------------------------------------------------- */
+
+static int work_baseline(struct sg_run *r, struct sg_error *err)
+{
+	if (sg_history_ensure(r->conn, r->cfg->table, err) != 0 || sg_session_read(r, err) != 0)
+		return -1;
+	return baseline_upto(r, r->cfg->baseline_version, err);
+}
+
+static int repair_checksums(struct sg_run *r, struct sg_error *err)
+{
+	const struct sg_config *cfg = r->cfg;
+	int n = 0, rc = 0;
+	for (size_t i = 0; rc == 0 && i < r->hist.count; i++) {
+		const struct sg_history_row *row = &r->hist.rows[i];
+		const struct sg_migration *m = sg_migration_find(&r->set, row->version);
+		if (!m || strcmp(m->checksum, row->checksum) == 0)
+			continue;
+		char *detail = sg_asprintf("checksum %s -> %s (%s)", row->checksum, m->checksum, m->up_file);
+		rc = sg_history_set_checksum(r->conn, cfg->table, row->version, m->checksum, err);
+		if (rc == 0)
+			rc = sg_event_record(r->conn, cfg->table, "repair", row->version, "accept-checksum", detail, err);
+		if (rc == 0)
+			sg_info("repaired", "accepted the current checksum of %s", m->up_file);
+		free(detail);
+		n++;
+	}
+	if (rc == 0 && n == 0)
+		sg_info("repaired", "every checksum already matches");
+	return rc;
+}
+
+static int repair_version(struct sg_run *r, struct sg_error *err)
+{
+	const struct sg_config *cfg = r->cfg;
+	const struct sg_history_row *row = sg_history_find(&r->hist, cfg->repair_version);
+	if (!row)
+		return sg_fail(err, SG_EXIT_USAGE, "nothing to repair: version %s is not in %s", cfg->repair_version,
+			       cfg->table);
+	if (strcmp(row->status, "failed") != 0 && strcmp(row->status, "partial") != 0)
+		return sg_fail(err, SG_EXIT_USAGE, "version %s is %s, not failed or partial: nothing to repair",
+			       row->version, row->status);
+	bool applied = cfg->repair_action == SG_REPAIR_APPLIED;
+	char *detail = sg_asprintf("was %s after %ld statement(s)%s%s", row->status, row->statements_done,
+				   row->error ? ": " : "", row->error ? row->error : "");
+	int rc = applied ? sg_history_set_status(r->conn, cfg->table, row->version, "applied", NULL, err)
+			 : sg_history_delete(r->conn, cfg->table, row->version, true, err);
+	if (rc == 0)
+		rc = sg_event_record(r->conn, cfg->table, "repair", row->version,
+				     applied ? "marked-applied" : "marked-reverted", detail, err);
+	if (rc == 0)
+		sg_info("repaired", "version %s marked %s", row->version, applied ? "applied" : "reverted");
+	free(detail);
+	return rc;
+}
+
+static int work_repair(struct sg_run *r, struct sg_error *err)
+{
+	if (sg_session_read(r, err) != 0)
+		return -1;
+	if (!r->hist.exists)
+		return sg_fail(err, SG_EXIT_USAGE, "nothing to repair: history table %s does not exist", r->cfg->table);
+	return r->cfg->repair_action == SG_REPAIR_ACCEPT_CHECKSUMS ? repair_checksums(r, err) : repair_version(r, err);
+}
+
+static int report_nothing(struct sg_run *r, struct sg_error *err) { return 0; }
+
+/* ---- the table ----------------------------------------------------------- */
+
+static const struct sg_command_plan plans[] = {
+	{.cmd = SG_CMD_UP, .recheck = true, .check = check_up, .work = work_up, .report = report_ready},
+	{.cmd = SG_CMD_WAIT, .check = check_wait, .report = report_ready},
+	{.cmd = SG_CMD_VERIFY, .one_shot = true, .check = check_verify, .report = report_verified},
+	{.cmd = SG_CMD_STATUS, .one_shot = true, .check = check_status, .report = report_status},
+	{.cmd = SG_CMD_DOWN, .check = check_writes, .work = work_revert, .report = report_nothing},
+	{.cmd = SG_CMD_ROLLBACK, .check = check_writes, .work = work_revert, .report = report_nothing},
+	{.cmd = SG_CMD_BASELINE, .check = check_writes, .work = work_baseline, .report = report_nothing},
+	{.cmd = SG_CMD_REPAIR, .check = check_writes, .work = work_repair, .report = report_nothing},
+};
+
+const struct sg_command_plan *sg_command_plan_for(enum sg_command cmd)
+{
+	for (size_t i = 0; i < sizeof(plans) / sizeof(plans[0]); i++)
+		if (plans[i].cmd == cmd)
+			return &plans[i];
+	return NULL;
+}

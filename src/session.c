@@ -1,0 +1,163 @@
+/*
+ * session.c - the run's connection: connecting, retrying, reconnecting
+ * after an outage, and reading the database's state through it.
+ *
+ * A run holds one connection at a time. Waiters use it to read the
+ * history, attempt the lock and listen; the winner runs its migrations on
+ * the same session that holds the lock. When the connection is lost the
+ * run drops it (the server rolled back whatever it was doing and released
+ * its session lock) and the state machine connects again.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schemagate/log.h"
+#include "schemagate/run.h"
+
+#define CONNECT_ATTEMPT_MAX_MS 15000
+#define RETRY_LOG_INTERVAL_MS 10000
+
+uint64_t sg_jitter(uint64_t ms)
+{
+	return ms * (uint64_t)(80 + rand() % 41) / 100;
+}
+
+static uint64_t elapsed_since(uint64_t t0) { return sg_now_ms() - t0; }
+
+bool sg_connection_lost(const struct sg_error *err)
+{
+	return err->kind == SG_ERRK_CONNECTION;
+}
+
+int sg_stopped_error(struct sg_run *r, struct sg_error *err, const char *doing)
+{
+	const struct sg_loop *l = &r->loop;
+	err->kind = SG_ERRK_CANCELED;
+	if (l->cancel == SG_CANCEL_DEADLINE)
+		return sg_fail(err, SG_EXIT_TIMEOUT, "--timeout %llums expired while %s",
+			       (unsigned long long)r->cfg->timeout_ms, doing);
+	if (l->cancel == SG_CANCEL_LEASE)
+		return sg_fail(err, SG_EXIT_TIMEOUT, "lost the lease on %s while %s", r->cfg->table, doing);
+	return sg_fail(err, sg_loop_cancel_exit(l), "interrupted by %s while %s",
+		       l->signum == 2 ? "SIGINT" : "SIGTERM", doing);
+}
+
+static bool read_only(const struct sg_config *cfg)
+{
+	return cfg->command == SG_CMD_WAIT || cfg->command == SG_CMD_VERIFY || cfg->command == SG_CMD_STATUS;
+}
+
+static struct sg_conn_opts conn_opts(struct sg_run *r, uint64_t lock_wait_ms)
+{
+	return (struct sg_conn_opts){
+		.url = &r->url,
+		.password = r->cfg->password,
+		.application_name = r->app_name,
+		.lock_wait_ms = lock_wait_ms,
+		/* SQLite: readers and the migration's BEGIN IMMEDIATE wait for
+		 * another writer as long as the lock may be waited for */
+		.busy_wait_ms = r->cfg->lock_timeout_ms,
+		.io = &r->loop.io,
+		.read_only = read_only(r->cfg),
+	};
+}
+
+/* Connect with retries: transient failures (refused, DNS, starting up,
+ * too many connections) are retried with backoff until --connect-timeout
+ * has passed since this outage began; permanent ones fail at once. */
+static int connect_with_retry(struct sg_run *r, struct sg_conn **out, uint64_t lock_wait_ms, const char *role,
+			      struct sg_error *err)
+{
+	const struct sg_config *cfg = r->cfg;
+	struct sg_conn_opts opts = conn_opts(r, lock_wait_ms);
+	uint64_t t0 = sg_now_ms(), backoff = 100, last_log = 0;
+	int attempts = 0;
+	for (;;) {
+		uint64_t spent = elapsed_since(t0);
+		uint64_t left = cfg->connect_timeout_ms > spent ? cfg->connect_timeout_ms - spent : 0;
+		opts.attempt_timeout_ms = left < CONNECT_ATTEMPT_MAX_MS ? (left ? left : 1000) : CONNECT_ATTEMPT_MAX_MS;
+		struct sg_error e = {0};
+		attempts++;
+		if (r->drv->connect(&opts, out, &e) == 0) {
+			if (attempts > 1)
+				sg_info("connected", "connected to %s (%s) after %d attempts, %llums", r->url.redacted, role,
+					attempts, (unsigned long long)elapsed_since(t0));
+			return 0;
+		}
+		if (sg_loop_canceled(&r->loop) || e.kind == SG_ERRK_CANCELED)
+			return sg_stopped_error(r, err, "connecting to the database");
+		if (e.kind != SG_ERRK_TRANSIENT) {
+			*err = e;
+			if (!err->exit_code || err->exit_code == SG_EXIT_MIGRATION)
+				err->exit_code = SG_EXIT_DATABASE;
+			return -1;
+		}
+		spent = elapsed_since(t0);
+		/* verify and status are probes: a Kubernetes probe has its own
+		 * timeout and retry, so they never wait */
+		if (r->cmd->one_shot) {
+			*err = e;
+			return sg_fail(err, SG_EXIT_TIMEOUT, "could not connect to %s (%s makes one attempt): %s",
+				       r->url.redacted, cfg->command_name, e.msg);
+		}
+		if (spent >= cfg->connect_timeout_ms) {
+			*err = e;
+			return sg_fail(err, SG_EXIT_TIMEOUT, "could not connect to %s within %llums (%d attempts): %s",
+				       r->url.redacted, (unsigned long long)cfg->connect_timeout_ms, attempts, e.msg);
+		}
+		if (last_log == 0 || elapsed_since(last_log) >= RETRY_LOG_INTERVAL_MS) {
+			sg_info("connect_retry", "database not ready (%s); retrying for up to %llus", e.msg,
+				(unsigned long long)((cfg->connect_timeout_ms - spent) / 1000));
+			last_log = sg_now_ms();
+		}
+		uint64_t nap = sg_jitter(backoff);
+		if (nap > cfg->connect_timeout_ms - spent)
+			nap = cfg->connect_timeout_ms - spent;
+		if (sg_io_sleep(&r->loop.io, nap) == SG_IO_CANCELED)
+			return sg_stopped_error(r, err, "waiting to reconnect");
+		backoff = backoff * 2 > 2000 ? 2000 : backoff * 2;
+	}
+}
+
+int sg_session_connect(struct sg_run *r, struct sg_error *err)
+{
+	return connect_with_retry(r, &r->conn, r->cfg->ddl_lock_timeout_ms, "work connection", err);
+}
+
+int sg_session_open_extra(void *run, uint64_t lock_wait_ms, struct sg_conn **out, struct sg_error *err)
+{
+	return connect_with_retry(run, out, lock_wait_ms, "lease connection", err);
+}
+
+void sg_session_drop(struct sg_run *r)
+{
+	if (r->lock)
+		sg_lock_forget(r->lock);
+	sg_conn_close(r->conn);
+	r->conn = NULL;
+	r->listening = false;
+	sg_session_forget_view(r);
+}
+
+void sg_session_forget_view(struct sg_run *r)
+{
+	if (!r->have_view)
+		return;
+	sg_plan_free(&r->plan);
+	sg_history_free(&r->hist);
+	r->have_view = false;
+}
+
+int sg_session_read(struct sg_run *r, struct sg_error *err)
+{
+	sg_session_forget_view(r);
+	if (sg_history_read(r->conn, r->cfg->table, &r->hist, err) != 0)
+		return -1;
+	if (sg_plan_build(&r->set, &r->hist, r->cfg->target, &r->plan, err) != 0) {
+		sg_history_free(&r->hist);
+		return -1;
+	}
+	r->have_view = true;
+	return 0;
+}

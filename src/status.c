@@ -1,0 +1,108 @@
+/*
+ * status.c - what the run tells the operator about the schema: the
+ * `status` table (text or JSON on stdout) and the "ready" log line.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schemagate/log.h"
+#include "schemagate/run.h"
+
+static void print_status_json(const struct sg_run *r)
+{
+	const struct sg_history *h = &r->hist;
+	const struct sg_plan *p = &r->plan;
+	struct sg_buf b = {0};
+	sg_buf_puts(&b, "{\"database\":");
+	sg_buf_json_string(&b, r->url.redacted);
+	sg_buf_puts(&b, ",\"table\":");
+	sg_buf_json_string(&b, r->cfg->table);
+	sg_buf_printf(&b, ",\"history_exists\":%s,\"target\":", h->exists ? "true" : "false");
+	sg_buf_json_string(&b, p->target);
+	sg_buf_printf(&b, ",\"at_target\":%s,\"counts\":{\"applied\":%zu,\"pending\":%zu,\"failed\":%zu,"
+			  "\"changed\":%zu,\"unknown\":%zu},\"migrations\":[",
+		      p->npending == 0 && p->nfailed == 0 && p->nchanged == 0 ? "true" : "false", p->napplied,
+		      p->npending, p->nfailed, p->nchanged, p->nunknown);
+	for (size_t i = 0; i < p->count; i++) {
+		const struct sg_plan_item *it = &p->items[i];
+		sg_buf_puts(&b, i ? ",{\"version\":" : "{\"version\":");
+		sg_buf_json_string(&b, it->version);
+		sg_buf_puts(&b, ",\"name\":");
+		sg_buf_json_string(&b, it->m ? it->m->name : it->row->name);
+		sg_buf_puts(&b, ",\"state\":");
+		sg_buf_json_string(&b, sg_mstate_name(it->state));
+		sg_buf_puts(&b, ",\"file\":");
+		sg_buf_json_string(&b, it->m ? it->m->up_file : NULL);
+		sg_buf_puts(&b, ",\"status\":");
+		sg_buf_json_string(&b, it->row ? it->row->status : NULL);
+		sg_buf_puts(&b, ",\"applied_at\":");
+		sg_buf_json_string(&b, it->row ? it->row->applied_at : NULL);
+		sg_buf_puts(&b, ",\"applied_by\":");
+		sg_buf_json_string(&b, it->row ? it->row->applied_by : NULL);
+		sg_buf_puts(&b, ",\"checksum_recorded\":");
+		sg_buf_json_string(&b, it->row ? it->row->checksum : NULL);
+		sg_buf_puts(&b, ",\"checksum_file\":");
+		sg_buf_json_string(&b, it->m ? it->m->checksum : NULL);
+		if (it->row)
+			sg_buf_printf(&b, ",\"statements_done\":%ld,\"duration_ms\":%ld", it->row->statements_done,
+				      it->row->duration_ms);
+		sg_buf_puts(&b, ",\"error\":");
+		sg_buf_json_string(&b, it->row ? it->row->error : NULL);
+		sg_buf_printf(&b, ",\"out_of_order\":%s}", it->out_of_order ? "true" : "false");
+	}
+	sg_buf_puts(&b, "]}\n");
+	fwrite(b.data, 1, b.len, stdout);
+	sg_buf_free(&b);
+}
+
+static void print_status_text(const struct sg_run *r)
+{
+	const struct sg_history *h = &r->hist;
+	const struct sg_plan *p = &r->plan;
+	printf("%-16s %-14s %-32s %-26s %s\n", "VERSION", "STATE", "NAME", "APPLIED AT", "APPLIED BY");
+	for (size_t i = 0; i < p->count; i++) {
+		const struct sg_plan_item *it = &p->items[i];
+		const char *name = it->m ? it->m->name : it->row->name;
+		printf("%-16s %-14s %-32s %-26s %s\n", it->version, sg_mstate_name(it->state), name,
+		       it->row && it->row->applied_at ? it->row->applied_at : "-",
+		       it->row && it->row->applied_by ? it->row->applied_by : "-");
+		if (it->state == SG_M_FAILED && it->row)
+			printf("%16s %s after %ld statement(s): %s\n", "", it->row->status, it->row->statements_done,
+			       it->row->error ? it->row->error : "");
+		if (it->state == SG_M_CHANGED && it->row && it->m)
+			printf("%16s checksum recorded %s, file has %s\n", "", it->row->checksum, it->m->checksum);
+	}
+	printf("%s: target %s; %zu applied, %zu pending, %zu failed, %zu changed, %zu unknown%s\n", r->cfg->table,
+	       p->target ? p->target : "-", p->napplied, p->npending, p->nfailed, p->nchanged, p->nunknown,
+	       h->exists ? "" : " (history table does not exist yet)");
+}
+
+void sg_status_print(const struct sg_run *r)
+{
+	if (r->cfg->json)
+		print_status_json(r);
+	else
+		print_status_text(r);
+	fflush(stdout);
+}
+
+/* The newest applied (or baselined) version, "0" when none. */
+static const char *newest_applied(const struct sg_plan *p)
+{
+	for (size_t i = p->count; i-- > 0;)
+		if (p->items[i].state == SG_M_APPLIED || p->items[i].state == SG_M_CHANGED ||
+		    p->items[i].state == SG_M_UNKNOWN)
+			return p->items[i].version;
+	return "0";
+}
+
+void sg_status_log_ready(const struct sg_run *r, const char *suffix)
+{
+	const struct sg_plan *p = &r->plan;
+	if (p->nunknown > 0)
+		sg_warn("database_ahead", "the database has %zu applied version(s) this directory does not know "
+			"(newest %s): a newer release migrated it; accepted because every known migration is "
+			"applied (use --strict to refuse)", p->nunknown, newest_applied(p));
+	sg_info("ready", "database is at version %s (%zu applied)%s", newest_applied(p), p->napplied, suffix);
+}
