@@ -316,10 +316,20 @@ static int io_wait(struct sg_io *io, int fd, int events, int64_t timeout_ms)
 	uv_update_time(&l->uv);
 	if (timeout_ms >= 0)
 		uv_timer_start(&w.timer, on_wait_timer, (uint64_t)timeout_ms, 0);
+	bool bounded = sg_loop_canceled(l);
 	while (!w.ready_events && !w.woke && !stopped_for(l, statement)) {
 		uv_run(&l->uv, UV_RUN_ONCE);
 		uv_idle_stop(&l->kick);
 		run_due_tick(l);
+		if (!bounded && sg_loop_canceled(l)) {
+			/* stopped during the wait: the statement gets until the
+			 * cleanup deadline, not a moment longer */
+			bounded = true;
+			uint64_t now = sg_now_ms();
+			uv_update_time(&l->uv);
+			uv_timer_start(&w.timer, on_wait_timer,
+				       l->cleanup_deadline_ms > now ? l->cleanup_deadline_ms - now : 0, 0);
+		}
 	}
 	if (polling)
 		uv_close((uv_handle_t *)&w.poll, NULL);

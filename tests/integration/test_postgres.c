@@ -163,7 +163,7 @@ static char *wait_for_value(const char *url, const char *sql, double timeout_ms)
 }
 
 /* pid of the schemagate process whose backend runs a pg_sleep in db:
- * application_name is "schemagate/<host>/<pid>". */
+ * application_name is "schemagate/<host>/<pid>/<tag>". */
 static pid_t sleeping_instance(struct pgt *t, double timeout_ms)
 {
 	char *sql = NULL;
@@ -175,8 +175,7 @@ static pid_t sleeping_instance(struct pgt *t, double timeout_ms)
 	char *app = wait_for_value(t->admin_url, sql, timeout_ms);
 	free(sql);
 	cr_assert(app, "no schemagate backend started the slow migration");
-	const char *slash = strrchr(app, '/');
-	pid_t pid = slash ? (pid_t)atoi(slash + 1) : 0;
+	pid_t pid = sgt_instance_pid(app);
 	free(app);
 	cr_assert(pid > 0);
 	return pid;

@@ -194,3 +194,15 @@ char *sgt_sh(const char *cmd, int *status)
 		*status = decode_status(st);
 	return out;
 }
+
+pid_t sgt_instance_pid(const char *id)
+{
+	/* the pid is the component before the last: HOST/PID/TAG */
+	const char *last = id ? strrchr(id, '/') : NULL;
+	if (!last || last == id)
+		return 0;
+	const char *p = last - 1;
+	while (p > id && p[-1] != '/')
+		p--;
+	return (pid_t)atoi(p);
+}

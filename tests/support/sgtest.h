@@ -46,6 +46,10 @@ const char *sgt_require_server(const char *env_name);
 /* Run a shell command and capture stdout (malloc'd); *status gets the exit code. */
 char *sgt_sh(const char *cmd, int *status);
 
+/* The pid inside an instance id or application_name:
+ * "[schemagate/]HOST/PID/TAG" -> PID; 0 when there is none. */
+pid_t sgt_instance_pid(const char *id);
+
 /* Milliseconds since an arbitrary point (monotonic). */
 double sgt_now_ms(void);
 
