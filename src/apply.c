@@ -126,88 +126,83 @@ static int apply_transactional(struct sg_run *r, const struct sg_migration *m, c
 	return -1;
 }
 
-/*
- * Run a script statement by statement. With progress (apply), the history
- * row says "partial" and how many statements are done after each one, so
- * a crash leaves an exact record. Returns 0 or -1; *done = statements run.
- */
-static int run_statements(struct sg_run *r, const struct sg_migration *m, const char *script, bool progress,
-			  long *done, struct sg_error *err)
+/* The statements of a script that runs statement by statement. */
+static int statements_of(struct sg_run *r, const char *script, struct sg_statement_list *list, struct sg_error *err)
 {
-	struct sg_statement_list list = {0};
-	*done = 0;
-	if (sg_sql_split(script, r->url.engine, &list, err) != 0)
-		return -1;
-	int rc = 0;
-	if (r->drv->before_script && r->drv->before_script(r->conn, err) != 0)
-		rc = -1;
-	if (rc == 0 && progress)
-		rc = sg_history_record(r->conn, r->cfg->table, m, "partial", 0, 0, NULL, err);
-	for (size_t i = 0; rc == 0 && i < list.count; i++) {
-		if (sg_loop_stopping(&r->loop)) {
-			rc = sg_stopped_error(r, err, "between two statements");
-			break;
-		}
-		if ((rc = sg_lock_verify(r->lock, r->conn, err)) != 0)
-			break;
-		if (sg_conn_exec(r->conn, list.items[i].sql, err) != 0) {
-			char head[160];
-			sg_statement_head(list.items[i].sql, head, sizeof(head));
-			sg_error_prefix(err, "statement %zu (line %d: %s)", i + 1, list.items[i].line, head);
-			rc = -1;
-			break;
-		}
-		*done = (long)i + 1;
-		if (progress)
-			rc = sg_history_record(r->conn, r->cfg->table, m, "partial", *done, 0, NULL, err);
-	}
-	if (rc == 0 && r->drv->after_script && r->drv->after_script(r->conn, err) != 0)
-		rc = -1;
-	sg_statement_list_free(&list);
-	return rc;
+	return sg_sql_split(script, r->url.engine, list, err);
 }
 
-static int apply_statements(struct sg_run *r, const struct sg_migration *m, struct sg_error *err)
+/*
+ * A statement-by-statement migration (MySQL; no-transaction scripts). A
+ * fresh one starts with its partial row (which also stores the down
+ * script: if the server cannot take it, nothing has run yet); resuming,
+ * this instance takes over the row of a writer that is gone and goes on
+ * from the first statement not known to be done.
+ */
+static int apply_statements(struct sg_run *r, const struct sg_migration *m, const struct sg_history_row *resume,
+			    struct sg_error *err)
 {
 	uint64_t t0 = sg_now_ms();
-	long done = 0;
-	int rc = run_statements(r, m, m->up_sql, true, &done, err);
+	struct sg_statement_list list = {0};
+	if (statements_of(r, m->up_sql, &list, err) != 0)
+		return sg_error_prefix(err, "%s", m->up_file);
+	struct sg_steps steps = {.version = m->version, .file = m->up_file, .list = &list, .progress = true};
+	int rc;
+	if (resume) {
+		steps.start = (size_t)resume->statements_done;
+		steps.start_in_doubt = true;
+		rc = sg_history_take_over(r->conn, r->cfg->table, resume, err);
+		if (rc == 0)
+			sg_warn("resume", "resuming %s at statement %zu of %zu (the previous run, by %s, stopped there)",
+				m->up_file, steps.start + 1, list.count, resume->applied_by ? resume->applied_by : "?");
+	} else {
+		rc = sg_history_record(r->conn, r->cfg->table, m, "partial", 0, 0, NULL, err);
+		if (rc != 0 && err->kind != SG_ERRK_LOCK_LOST)
+			sg_error_prefix(err, "nothing of %s ran", m->up_file);
+	}
+	size_t done = steps.start;
 	if (rc == 0)
-		rc = sg_history_record(r->conn, r->cfg->table, m, "applied", done, (long)elapsed_since(t0), NULL, err);
+		rc = sg_steps_run(r, &steps, &done, err);
+	if (rc == 0)
+		rc = sg_history_progress(r->conn, r->cfg->table, m->version, "applied", (long)list.count,
+					 (long)elapsed_since(t0), NULL, err);
+	sg_statement_list_free(&list);
 	if (rc == 0) {
 		char dur[32];
 		snprintf(dur, sizeof(dur), "%llums", (unsigned long long)elapsed_since(t0));
 		struct sg_error e = {0};
-		if (sg_event_record(r->conn, r->cfg->table, "apply", m->version, "ok", dur, &e) != 0)
+		if (sg_event_record(r->conn, r->cfg->table, resume ? "resume" : "apply", m->version, "ok", dur, &e) != 0)
 			sg_warn("event", "could not record the apply event: %s", e.msg);
 		return 0;
 	}
-	if (err->kind == SG_ERRK_LOCK_LOST || (sg_connection_lost(err) && !sg_loop_canceled(&r->loop)))
-		return -1; /* nothing more can be recorded here; the next holder resumes */
-	bool stopped = sg_loop_stopping(&r->loop);
+	/* stopped, lock or connection lost: the row says exactly where this
+	 * run got; the next holder resumes from there */
+	if (err->kind == SG_ERRK_CANCELED || err->kind == SG_ERRK_LOCK_LOST || sg_connection_lost(err) ||
+	    sg_loop_stopping(&r->loop))
+		return -1;
 	sg_error_prefix(err, "applying %s", m->up_file);
 	struct sg_error e = {0};
-	/* the statements before the failing one are committed: say so precisely */
-	if (sg_history_record(r->conn, r->cfg->table, m, "failed", done, (long)elapsed_since(t0), err->msg, &e) != 0)
+	if (sg_history_progress(r->conn, r->cfg->table, m->version, "failed", (long)done, (long)elapsed_since(t0),
+				err->msg, &e) != 0)
 		sg_warn("history", "could not record the failure of %s: %s", m->version, e.msg);
 	record_failure_event(r, m->version, err->msg);
+	if (!err->exit_code || err->exit_code == SG_EXIT_DATABASE)
+		err->exit_code = SG_EXIT_MIGRATION;
 	char cause[SG_ERROR_MSG];
 	memcpy(cause, err->msg, sizeof(cause));
-	int code = stopped ? sg_loop_cancel_exit(&r->loop) : SG_EXIT_MIGRATION;
-	sg_fail(err, code, "%s; %ld statement(s) were applied and stay applied; after fixing the database run "
-		"`schemagate repair %s --applied` or `--reverted`", cause, done, m->version);
-	if (stopped)
-		err->kind = SG_ERRK_CANCELED;
+	sg_fail(err, err->exit_code, "%s; %zu statement(s) before it are applied and stay applied; see `schemagate "
+		"repair --help`", cause, done);
 	return -1;
 }
 
-int sg_apply_one(struct sg_run *r, const struct sg_migration *m, struct sg_error *err)
+int sg_apply_one(struct sg_run *r, const struct sg_migration *m, const struct sg_history_row *resume,
+		 struct sg_error *err)
 {
 	struct sg_log_fields f = {.version = m->version, .name = m->name, .duration_ms = -1, .waited_ms = -1};
 	sg_log(SG_LOG_INFO, "apply_start", &f, "applying %s%s", m->up_file, m->no_transaction ? " (no transaction)" : "");
 	uint64_t t0 = sg_now_ms();
 	bool transactional = sg_conn_can(r->conn, SG_CAP_TRANSACTIONAL_DDL) && !m->no_transaction;
-	int rc = transactional ? apply_transactional(r, m, &f, err) : apply_statements(r, m, err);
+	int rc = transactional && !resume ? apply_transactional(r, m, &f, err) : apply_statements(r, m, resume, err);
 	if (rc != 0)
 		return -1;
 	f.duration_ms = (int64_t)elapsed_since(t0);
@@ -232,10 +227,15 @@ static int revert_in_transaction(struct sg_run *r, const struct sg_revert_item *
 
 static int revert_statements(struct sg_run *r, const struct sg_revert_item *it, struct sg_error *err)
 {
-	struct sg_migration m = {.version = it->version, .name = it->name, .down_sql = it->down_sql};
-	snprintf(m.checksum, sizeof(m.checksum), "%s", it->checksum);
-	long done = 0;
-	int rc = run_statements(r, &m, it->down_sql, false, &done, err);
+	struct sg_statement_list list = {0};
+	if (statements_of(r, it->down_sql, &list, err) != 0)
+		return sg_error_prefix(err, "the down script of %s", it->version);
+	char file[96];
+	snprintf(file, sizeof(file), "the down script of %s", it->version);
+	struct sg_steps steps = {.version = it->version, .file = file, .list = &list};
+	size_t done = 0;
+	int rc = sg_steps_run(r, &steps, &done, err);
+	sg_statement_list_free(&list);
 	if (rc == 0)
 		rc = sg_history_delete(r->conn, r->cfg->table, it->version, false, err);
 	if (rc == 0) {
@@ -245,7 +245,7 @@ static int revert_statements(struct sg_run *r, const struct sg_revert_item *it, 
 	}
 	if (err->kind == SG_ERRK_LOCK_LOST || (sg_connection_lost(err) && !sg_loop_canceled(&r->loop)))
 		return -1;
-	sg_error_prefix(err, "%ld statement(s) of the down script ran", done);
+	sg_error_prefix(err, "reverting: %zu statement(s) of the down script ran", done);
 	struct sg_error e = {0};
 	if (sg_history_set_status(r->conn, r->cfg->table, it->version, "failed", err->msg, &e) != 0)
 		sg_warn("history", "could not record the failed revert of %s: %s", it->version, e.msg);

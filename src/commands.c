@@ -15,32 +15,30 @@
 
 /* ---- judging the plan ---------------------------------------------------- */
 
-/* At target, nothing failed or changed. 1 ready, 0 not yet, -1 integrity error. */
+/* At target, nothing failed, interrupted or changed. 1 ready, 0 not yet,
+ * -1 integrity error. A partial row is "not yet": it is a migration in
+ * progress, or one the next lock holder resumes. */
 static int ready_check(struct sg_run *r, bool allow_out_of_order, struct sg_error *err)
 {
 	if (sg_plan_check(&r->plan, r->cfg->strict, allow_out_of_order, err) != 0)
 		return -1;
-	return r->plan.npending == 0 ? 1 : 0;
+	return r->plan.npending == 0 && r->plan.npartial == 0 ? 1 : 0;
 }
 
-/*
- * The same check from a waiter's side. A "partial" row is usually the
- * winner's work in progress (MySQL, no-transaction scripts), so it means
- * "not yet", not "broken": only the lock holder may judge it. A "failed"
- * row is final; `up` waiters still take the lock and report it from
- * there, `wait` (which never takes the lock) reports it at once.
- */
-static int waiter_check(struct sg_run *r, bool failed_is_final, struct sg_error *err)
+static const struct sg_plan_item *first_in_state(const struct sg_plan *p, enum sg_mstate state)
 {
-	const struct sg_plan *p = &r->plan;
-	for (size_t i = 0; i < p->count; i++) {
-		const struct sg_plan_item *it = &p->items[i];
-		if (it->state != SG_M_FAILED)
-			continue;
-		if (failed_is_final && strcmp(it->row->status, "failed") == 0)
-			return ready_check(r, r->cfg->allow_out_of_order, err);
+	for (size_t i = 0; i < p->count; i++)
+		if (p->items[i].state == state)
+			return &p->items[i];
+	return NULL;
+}
+
+/* `up` before the lock: a failed row is judged under the lock (the
+ * message comes from the holder's plan check), so contend. */
+static int waiter_check(struct sg_run *r, struct sg_error *err)
+{
+	if (first_in_state(&r->plan, SG_M_FAILED))
 		return 0;
-	}
 	return ready_check(r, r->cfg->allow_out_of_order, err);
 }
 
@@ -50,7 +48,7 @@ static enum sg_state check_up(struct sg_run *r, const char **reason, struct sg_e
 {
 	/* a failed or partial row may be a winner at work: contend, and
 	 * judge it under the lock */
-	int ready = waiter_check(r, false, err);
+	int ready = waiter_check(r, err);
 	if (ready < 0)
 		return SG_ST_FAILED;
 	if (ready == 1 && !(!r->hist.exists && r->cfg->baseline_version)) {
@@ -98,16 +96,32 @@ static int prepare(struct sg_run *r, struct sg_error *err)
 	return 0;
 }
 
+/* Under the lock, a partial row's writer is gone: this holder resumes it,
+ * unless this directory does not know it (a newer release's migration). */
+static int check_resumable(struct sg_run *r, struct sg_error *err)
+{
+	for (size_t i = 0; i < r->plan.count; i++) {
+		const struct sg_plan_item *it = &r->plan.items[i];
+		if (it->state == SG_M_PARTIAL && !it->m)
+			return sg_fail(err, SG_EXIT_INTEGRITY, "migration %s is partial (%s) and this directory does "
+				       "not have it: only a release that has it can resume it", it->version,
+				       it->row->error ? it->row->error : "interrupted");
+	}
+	return 0;
+}
+
 static int work_up(struct sg_run *r, struct sg_error *err)
 {
-	if (prepare(r, err) != 0 || sg_plan_check(&r->plan, r->cfg->strict, r->cfg->allow_out_of_order, err) != 0)
+	if (prepare(r, err) != 0 || sg_plan_check(&r->plan, r->cfg->strict, r->cfg->allow_out_of_order, err) != 0 ||
+	    check_resumable(r, err) != 0)
 		return -1;
 	for (size_t i = 0; i < r->plan.count; i++) {
-		if (r->plan.items[i].state != SG_M_PENDING)
+		const struct sg_plan_item *it = &r->plan.items[i];
+		if (it->state != SG_M_PENDING && it->state != SG_M_PARTIAL)
 			continue;
 		if (sg_loop_stopping(&r->loop))
 			return sg_stopped_error(r, err, "between two migrations");
-		if (sg_apply_one(r, r->plan.items[i].m, err) != 0)
+		if (sg_apply_one(r, it->m, it->state == SG_M_PARTIAL ? it->row : NULL, err) != 0)
 			return -1;
 	}
 	return 0;
@@ -123,18 +137,35 @@ static int report_ready(struct sg_run *r, struct sg_error *err)
 		return -1;
 	if (ready == 0)
 		return sg_fail(err, SG_EXIT_INTEGRITY, "after applying, %zu migration(s) are still pending",
-			       r->plan.npending);
+			       r->plan.npending + r->plan.npartial);
 	sg_status_log_ready(r, "");
 	return 0;
 }
 
 /* ---- wait, verify, status ------------------------------------------------ */
 
+/*
+ * `wait` never takes the lock, so it judges what it sees: a failed row is
+ * final (exit 4 at once), and so is a partial row that nobody is working
+ * on (its writer died and no `up` has taken the lock to resume it yet).
+ */
 static enum sg_state check_wait(struct sg_run *r, const char **reason, struct sg_error *err)
 {
-	int ready = waiter_check(r, true, err);
+	int ready = ready_check(r, r->cfg->allow_out_of_order, err);
 	if (ready < 0)
 		return SG_ST_FAILED;
+	const struct sg_plan_item *partial = first_in_state(&r->plan, SG_M_PARTIAL);
+	if (partial) {
+		bool held = true;
+		if (sg_lock_probe(r->lock, r->conn, &held, err) != 0)
+			return SG_ST_FAILED;
+		if (!held) {
+			sg_fail(err, SG_EXIT_INTEGRITY, "migration %s is partial (%s) and no instance holds the lock: it "
+				"was interrupted; the next `schemagate up` resumes it", partial->version,
+				partial->row->error ? partial->row->error : "interrupted");
+			return SG_ST_FAILED;
+		}
+	}
 	*reason = ready ? "already at the target" : "waiting for another instance to migrate";
 	return ready ? SG_ST_READY : SG_ST_WAITING;
 }
@@ -145,8 +176,8 @@ static enum sg_state check_verify(struct sg_run *r, const char **reason, struct 
 	if (ready < 0)
 		return SG_ST_FAILED;
 	if (ready == 0) {
-		sg_fail(err, SG_EXIT_PENDING, "not ready: %zu migration(s) pending (target %s)", r->plan.npending,
-			r->plan.target ? r->plan.target : "0");
+		sg_fail(err, SG_EXIT_PENDING, "not ready: %zu migration(s) pending%s (target %s)", r->plan.npending,
+			r->plan.npartial ? ", one partly applied" : "", r->plan.target ? r->plan.target : "0");
 		return SG_ST_FAILED;
 	}
 	*reason = "verified: at the target, checksums match";
@@ -324,13 +355,43 @@ static int repair_version(struct sg_run *r, struct sg_error *err)
 	return rc;
 }
 
+/* repair VERSION --resume: a human completed the statement that failed
+ * (or was in doubt); count it as done and run the rest, under this lock. */
+static int repair_resume(struct sg_run *r, struct sg_error *err)
+{
+	const struct sg_config *cfg = r->cfg;
+	const struct sg_history_row *row = sg_history_find(&r->hist, cfg->repair_version);
+	const struct sg_migration *m = sg_migration_find(&r->set, cfg->repair_version);
+	if (!row || (strcmp(row->status, "failed") != 0 && strcmp(row->status, "partial") != 0))
+		return sg_fail(err, SG_EXIT_USAGE, "nothing to resume: version %s is %s", cfg->repair_version,
+			       row ? row->status : "not in the history");
+	if (!m)
+		return sg_fail(err, SG_EXIT_USAGE, "cannot resume %s: this directory does not have it", row->version);
+	long done = row->statements_done + 1;
+	char *note = sg_asprintf("statement %ld completed by hand (repair --resume)", done);
+	int rc = sg_history_take_over(r->conn, cfg->table, row, err);
+	if (rc == 0)
+		rc = sg_history_progress(r->conn, cfg->table, row->version, "partial", done, 0, note, err);
+	if (rc == 0)
+		rc = sg_event_record(r->conn, cfg->table, "repair", row->version, "resume", note, err);
+	free(note);
+	if (rc != 0 || sg_session_read(r, err) != 0)
+		return -1;
+	sg_info("repaired", "version %s: statement %ld counted as done by hand; running the rest", m->version, done);
+	return sg_apply_one(r, m, sg_history_find(&r->hist, m->version), err);
+}
+
 static int work_repair(struct sg_run *r, struct sg_error *err)
 {
 	if (sg_session_read(r, err) != 0)
 		return -1;
 	if (!r->hist.exists)
 		return sg_fail(err, SG_EXIT_USAGE, "nothing to repair: history table %s does not exist", r->cfg->table);
-	return r->cfg->repair_action == SG_REPAIR_ACCEPT_CHECKSUMS ? repair_checksums(r, err) : repair_version(r, err);
+	switch (r->cfg->repair_action) {
+	case SG_REPAIR_ACCEPT_CHECKSUMS: return repair_checksums(r, err);
+	case SG_REPAIR_RESUME: return repair_resume(r, err);
+	default: return repair_version(r, err);
+	}
 }
 
 static int report_nothing(struct sg_run *r, struct sg_error *err) { return 0; }

@@ -238,3 +238,63 @@ const char *sg_instance_id(void)
 	}
 	return id;
 }
+
+/* Length of the valid UTF-8 sequence at p (1-4), or 0 if invalid. */
+static size_t utf8_len(const unsigned char *p)
+{
+	if (p[0] < 0x80)
+		return 1;
+	size_t n;
+	uint32_t cp;
+	if ((p[0] & 0xE0) == 0xC0) {
+		n = 2;
+		cp = p[0] & 0x1F;
+	} else if ((p[0] & 0xF0) == 0xE0) {
+		n = 3;
+		cp = p[0] & 0x0F;
+	} else if ((p[0] & 0xF8) == 0xF0) {
+		n = 4;
+		cp = p[0] & 0x07;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3F);
+	}
+	/* overlong forms, surrogates and values past U+10FFFF are invalid */
+	static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
+	if (cp < min[n] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
+		return 0;
+	return n;
+}
+
+char *sg_utf8_sanitize(const char *s, size_t max)
+{
+	struct sg_buf b = {0};
+	const unsigned char *p = (const unsigned char *)s;
+	if (max < 8)
+		max = 8;
+	while (*p) {
+		size_t n = utf8_len(p);
+		char esc[8];
+		const char *piece = (const char *)p;
+		size_t len = n;
+		if (n == 0) {
+			snprintf(esc, sizeof(esc), "\\x%02x", *p);
+			piece = esc;
+			len = 4;
+			n = 1;
+		}
+		if (b.len + len > max - 3) {
+			sg_buf_puts(&b, "...");
+			break;
+		}
+		sg_buf_append(&b, piece, len);
+		p += n;
+	}
+	if (!b.data)
+		sg_buf_puts(&b, "");
+	return b.data;
+}

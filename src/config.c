@@ -100,15 +100,22 @@ static const struct command_spec commands[] = {
 	  "Record every migration up to and including VERSION as applied without\n"
 	  "running it, to adopt a database that predates schemagate.\n",
 	  NULL },
-	{ "repair", SG_CMD_REPAIR, NEEDS_URL, "VERSION --applied | VERSION --reverted | --accept-checksums",
+	{ "repair", SG_CMD_REPAIR, NEEDS_URL,
+	  "VERSION --applied | VERSION --reverted | VERSION --resume | --accept-checksums",
 	  "resolve a failed migration by hand, or accept changed checksums",
 	  "Resolve a failed or partial non-transactional migration after a human\n"
 	  "has fixed the database, or record the current files' checksums. Every\n"
 	  "repair is written to the audit table.\n",
 	  "  VERSION --applied\n"
-	  "      mark VERSION as applied (the rest of it was finished by hand)\n"
+	  "      the effects of VERSION's up script are all in the database (an\n"
+	  "      interrupted revert: its down script's changes were undone by hand);\n"
+	  "      record it as applied\n"
 	  "  VERSION --reverted\n"
-	  "      forget VERSION (its effects were undone by hand)\n"
+	  "      none of the effects of VERSION's up script are in the database (you\n"
+	  "      undid what ran); forget it, so the next up runs it from the start\n"
+	  "  VERSION --resume\n"
+	  "      you completed by hand the one statement that failed or was in doubt;\n"
+	  "      count it as done and run the rest of VERSION now\n"
 	  "  --accept-checksums\n"
 	  "      store the checksums of the current files for every applied migration\n" },
 	{ "new", SG_CMD_NEW, 0, "NAME [--dialect TAG] [--single-file]",
@@ -157,6 +164,7 @@ enum opt_id {
 	OPT_LOCK,
 	OPT_LOCK_LEASE,
 	OPT_DDL_LOCK_TIMEOUT,
+	OPT_STOP_GRACE,
 	OPT_STRICT,
 	OPT_ALLOW_OUT_OF_ORDER,
 	OPT_LOG_FORMAT,
@@ -170,6 +178,7 @@ enum opt_id {
 	OPT_APPLIED,
 	OPT_REVERTED,
 	OPT_ACCEPT_CHECKSUMS,
+	OPT_RESUME,
 	OPT_DIALECT,
 	OPT_SINGLE_FILE,
 	OPT_END,
@@ -189,6 +198,7 @@ static const struct option long_options[] = {
 	{ "lock", required_argument, NULL, OPT_LOCK },
 	{ "lock-lease", required_argument, NULL, OPT_LOCK_LEASE },
 	{ "ddl-lock-timeout", required_argument, NULL, OPT_DDL_LOCK_TIMEOUT },
+	{ "stop-grace", required_argument, NULL, OPT_STOP_GRACE },
 	{ "strict", no_argument, NULL, OPT_STRICT },
 	{ "allow-out-of-order", no_argument, NULL, OPT_ALLOW_OUT_OF_ORDER },
 	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
@@ -205,6 +215,7 @@ static const struct option long_options[] = {
 	{ "applied", no_argument, NULL, OPT_APPLIED },
 	{ "reverted", no_argument, NULL, OPT_REVERTED },
 	{ "accept-checksums", no_argument, NULL, OPT_ACCEPT_CHECKSUMS },
+	{ "resume", no_argument, NULL, OPT_RESUME },
 	{ "dialect", required_argument, NULL, OPT_DIALECT },
 	{ "single-file", no_argument, NULL, OPT_SINGLE_FILE },
 	{ NULL, 0, NULL, 0 },
@@ -225,6 +236,7 @@ static const struct command_option command_options[] = {
 	{ OPT_APPLIED, "--applied", CMD_BIT(SG_CMD_REPAIR) },
 	{ OPT_REVERTED, "--reverted", CMD_BIT(SG_CMD_REPAIR) },
 	{ OPT_ACCEPT_CHECKSUMS, "--accept-checksums", CMD_BIT(SG_CMD_REPAIR) },
+	{ OPT_RESUME, "--resume", CMD_BIT(SG_CMD_REPAIR) },
 	{ OPT_DIALECT, "--dialect", CMD_BIT(SG_CMD_NEW) },
 	{ OPT_SINGLE_FILE, "--single-file", CMD_BIT(SG_CMD_NEW) },
 };
@@ -263,6 +275,8 @@ static const struct setting_doc settings[] = {
 	  "lease length for --lock=table (renewed every third of it)", LOCKING },
 	{ "--ddl-lock-timeout DURATION", "SCHEMAGATE_DDL_LOCK_TIMEOUT", "0 (off)",
 	  "PostgreSQL lock_timeout for migration statements; retried with backoff", LOCKING },
+	{ "--stop-grace DURATION", "SCHEMAGATE_STOP_GRACE", "20s",
+	  "on SIGTERM, let a running non-transactional statement finish this long", LOCKING },
 	{ "--strict", "SCHEMAGATE_STRICT", "off",
 	  "refuse when the database has versions this directory does not know", CHECKING },
 	{ "--allow-out-of-order", NULL, "off",
@@ -280,12 +294,12 @@ static const struct setting_doc settings[] = {
 struct cmdline {
 	const char *database_url, *database_url_file, *password_file, *dir, *table, *target;
 	const char *connect_timeout, *lock_timeout, *poll_interval, *timeout, *lock_lease,
-		*ddl_lock_timeout;
+		*ddl_lock_timeout, *stop_grace;
 	const char *lock, *log_format, *log_level, *termination_log;
 	bool strict, allow_out_of_order, help, version;
 
 	const char *baseline_version, *steps, *to, *dialect;
-	bool json, applied, reverted, accept_checksums, single_file;
+	bool json, applied, reverted, accept_checksums, resume, single_file;
 	bool seen[OPT_END];           /* command options given */
 
 	char **positional;            /* in order; positional[0] is the command */
@@ -522,6 +536,7 @@ static void set_defaults(struct sg_config *cfg)
 	cfg->timeout_ms = 0;
 	cfg->lock_lease_ms = 30 * 1000;
 	cfg->ddl_lock_timeout_ms = 0;
+	cfg->stop_grace_ms = 20 * 1000;
 	cfg->lock_mode = SG_LOCK_AUTO;
 	cfg->log_format = SG_LOG_TEXT;
 	cfg->log_level = SG_LOG_INFO;
@@ -548,6 +563,10 @@ static void resolve_settings(struct parse *st, const struct cmdline *cl, struct 
 	resolve_duration(st, cl->lock_lease, "--lock-lease", "SCHEMAGATE_LOCK_LEASE", &cfg->lock_lease_ms);
 	resolve_duration(st, cl->ddl_lock_timeout, "--ddl-lock-timeout", "SCHEMAGATE_DDL_LOCK_TIMEOUT",
 			 &cfg->ddl_lock_timeout_ms);
+	resolve_duration(st, cl->stop_grace, "--stop-grace", "SCHEMAGATE_STOP_GRACE", &cfg->stop_grace_ms);
+	if (cfg->stop_grace_ms > 10 * 60 * 1000)
+		usage_error(st, "--stop-grace: %llus is longer than any termination grace period; use at most 10m",
+			    (unsigned long long)(cfg->stop_grace_ms / 1000));
 	/* a zero period would spin; a zero lease would expire as it is taken */
 	if (cfg->poll_interval_ms == 0)
 		usage_error(st, "the poll interval must be greater than zero");
@@ -641,13 +660,14 @@ static void expect_positionals(struct parse *st, const struct cmdline *cl, const
 
 static void resolve_repair(struct parse *st, const struct cmdline *cl, struct sg_config *cfg)
 {
-	int actions = cl->applied + cl->reverted + cl->accept_checksums;
+	int actions = cl->applied + cl->reverted + cl->resume + cl->accept_checksums;
 	if (actions == 0) {
-		usage_error(st, "'repair' needs VERSION --applied, VERSION --reverted or --accept-checksums");
+		usage_error(st, "'repair' needs VERSION --applied, VERSION --reverted, VERSION --resume or "
+				"--accept-checksums");
 		return;
 	}
 	if (actions > 1) {
-		usage_error(st, "--applied, --reverted and --accept-checksums exclude each other");
+		usage_error(st, "--applied, --reverted, --resume and --accept-checksums exclude each other");
 		return;
 	}
 	if (cl->accept_checksums) {
@@ -656,9 +676,10 @@ static void resolve_repair(struct parse *st, const struct cmdline *cl, struct sg
 			usage_error(st, "'repair --accept-checksums' takes no VERSION (it covers every applied migration)");
 		return;
 	}
-	cfg->repair_action = cl->applied ? SG_REPAIR_APPLIED : SG_REPAIR_REVERTED;
+	cfg->repair_action = cl->applied ? SG_REPAIR_APPLIED : cl->resume ? SG_REPAIR_RESUME : SG_REPAIR_REVERTED;
 	if (cl->npositional < 2)
-		usage_error(st, "'repair %s' needs the VERSION to repair", cl->applied ? "--applied" : "--reverted");
+		usage_error(st, "'repair %s' needs the VERSION to repair",
+			    cl->applied ? "--applied" : cl->resume ? "--resume" : "--reverted");
 	else
 		cfg->repair_version = sg_strdup(cl->positional[1]);
 }
@@ -761,6 +782,7 @@ static void take_option(struct parse *st, struct cmdline *cl, int c, char **argv
 	case OPT_LOCK: cl->lock = optarg; break;
 	case OPT_LOCK_LEASE: cl->lock_lease = optarg; break;
 	case OPT_DDL_LOCK_TIMEOUT: cl->ddl_lock_timeout = optarg; break;
+	case OPT_STOP_GRACE: cl->stop_grace = optarg; break;
 	case OPT_STRICT: cl->strict = true; break;
 	case OPT_ALLOW_OUT_OF_ORDER: cl->allow_out_of_order = true; break;
 	case OPT_LOG_FORMAT: cl->log_format = optarg; break;
@@ -778,6 +800,7 @@ static void take_option(struct parse *st, struct cmdline *cl, int c, char **argv
 	case OPT_APPLIED: cl->applied = true; break;
 	case OPT_REVERTED: cl->reverted = true; break;
 	case OPT_ACCEPT_CHECKSUMS: cl->accept_checksums = true; break;
+	case OPT_RESUME: cl->resume = true; break;
 	case OPT_DIALECT: cl->dialect = optarg; break;
 	case OPT_SINGLE_FILE: cl->single_file = true; break;
 	case ':':

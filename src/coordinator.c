@@ -264,7 +264,7 @@ static enum sg_state do_waiting(struct sg_run *r, const char **reason, struct sg
 		if (deadline_left(r) == 0) {
 			sg_fail(err, SG_EXIT_TIMEOUT, "wait timeout: the database did not reach version %s within %llums "
 				"(%zu migration(s) pending)", r->plan.target ? r->plan.target : "0",
-				(unsigned long long)r->cfg->lock_timeout_ms, r->plan.npending + r->plan.nfailed);
+				(unsigned long long)r->cfg->lock_timeout_ms, r->plan.npending + r->plan.npartial);
 			return SG_ST_FAILED;
 		}
 		log_waiting(r, &last_log, "waiting for the target");

@@ -179,12 +179,16 @@ static int read_existing(struct sg_conn *c, const char *table, const char *versi
 	return rc;
 }
 
+/* Text for the error column and audit details: valid UTF-8 whatever the
+ * server or the script said, and short enough for any engine's column. */
+#define STORED_TEXT_MAX 4000
+
 /*
- * A row is only ever inserted, or updated by the instance whose partial
- * row it is. Anything else means another instance recorded this version
- * while this one believed it held the lock: fail with LOCK_LOST, so a
- * transactional migration is rolled back instead of being recorded twice
- * and the run goes back to contending.
+ * A row is only ever inserted here. One that is already there means
+ * another instance recorded this version while this one believed it held
+ * the lock: fail with LOCK_LOST, so a transactional migration is rolled
+ * back instead of being recorded twice and the run goes back to
+ * contending.
  */
 int sg_history_record(struct sg_conn *c, const char *table, const struct sg_migration *m,
 		      const char *status, long statements_done, long duration_ms,
@@ -193,40 +197,87 @@ int sg_history_record(struct sg_conn *c, const char *table, const struct sg_migr
 	struct existing_row old;
 	if (read_existing(c, table, m->version, &old, err) != 0)
 		return outside_migration(err);
-	if (old.found && (strcmp(old.status, "partial") != 0 || strcmp(old.applied_by, sg_instance_id()) != 0))
+	if (old.found)
 		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL,
 				  "version %s was recorded as %s by %s while this instance applied it: the lock was "
 				  "lost", m->version, old.status, old.applied_by);
-	bool exists = old.found;
 	char done[32], dur[32];
 	snprintf(done, sizeof(done), "%ld", statements_done);
 	snprintf(dur, sizeof(dur), "%ld", duration_ms);
+	char *safe = error ? sg_utf8_sanitize(error, STORED_TEXT_MAX) : NULL;
 	const char *p[] = {m->version, m->name, m->checksum, status, done, sg_instance_id(), dur,
-			   m->down_sql, SG_VERSION, error};
+			   m->down_sql, SG_VERSION, safe};
 	struct sg_buf sql = {0};
-	if (exists) {
-		sg_buf_puts(&sql, "UPDATE ");
-		quoted(c, table, &sql);
-		sg_buf_printf(&sql, " SET name = $2, checksum = $3, status = $4, statements_done = $5, "
-				    "applied_at = %s, applied_by = $6, duration_ms = $7, down_sql = $8, "
-				    "tool_version = $9, error = $10 "
-				    "WHERE version = $1 AND status = 'partial' AND applied_by = $6",
-			      c->driver->now_sql);
-	} else {
-		sg_buf_puts(&sql, "INSERT INTO ");
-		quoted(c, table, &sql);
-		sg_buf_printf(&sql, " (version, name, checksum, status, statements_done, applied_at, applied_by, "
-				    "duration_ms, down_sql, tool_version, error) "
-				    "VALUES ($1, $2, $3, $4, $5, %s, $6, $7, $8, $9, $10)",
-			      c->driver->now_sql);
-	}
+	sg_buf_puts(&sql, "INSERT INTO ");
+	quoted(c, table, &sql);
+	sg_buf_printf(&sql, " (version, name, checksum, status, statements_done, applied_at, applied_by, "
+			    "duration_ms, down_sql, tool_version, error) "
+			    "VALUES ($1, $2, $3, $4, $5, %s, $6, $7, $8, $9, $10)",
+		      c->driver->now_sql);
 	int rc = sg_conn_query(c, sql.data, 10, p, NULL, NULL, err);
 	sg_buf_free(&sql);
+	free(safe);
 	if (rc != 0) {
 		sg_error_prefix(err, "recording %s in %s", m->version, table);
 		return outside_migration(err);
 	}
 	return 0;
+}
+
+/* The row must still be this instance's partial row. */
+static int expect_one_row(struct sg_conn *c, const char *table, const char *version, const char *doing,
+			  struct sg_error *err)
+{
+	if (c->affected == 1)
+		return 0;
+	return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL,
+			  "%s %s in %s: the row is no longer this instance's partial row (another instance took it "
+			  "over): the lock was lost", doing, version, table);
+}
+
+int sg_history_progress(struct sg_conn *c, const char *table, const char *version, const char *status,
+			long statements_done, long duration_ms, const char *note, struct sg_error *err)
+{
+	char done[32], dur[32];
+	snprintf(done, sizeof(done), "%ld", statements_done);
+	snprintf(dur, sizeof(dur), "%ld", duration_ms);
+	char *safe = note ? sg_utf8_sanitize(note, STORED_TEXT_MAX) : NULL;
+	const char *p[] = {version, status, done, dur, safe, sg_instance_id()};
+	struct sg_buf sql = {0};
+	sg_buf_puts(&sql, "UPDATE ");
+	quoted(c, table, &sql);
+	sg_buf_puts(&sql, " SET status = $2, statements_done = $3, duration_ms = $4, error = $5");
+	if (strcmp(status, "partial") != 0)
+		sg_buf_printf(&sql, ", applied_at = %s", c->driver->now_sql);
+	sg_buf_puts(&sql, " WHERE version = $1 AND status = 'partial' AND applied_by = $6");
+	int rc = sg_conn_query(c, sql.data, 6, p, NULL, NULL, err);
+	sg_buf_free(&sql);
+	free(safe);
+	if (rc != 0) {
+		sg_error_prefix(err, "recording the progress of %s in %s", version, table);
+		return outside_migration(err);
+	}
+	return expect_one_row(c, table, version, "recording the progress of", err);
+}
+
+int sg_history_take_over(struct sg_conn *c, const char *table, const struct sg_history_row *row,
+			 struct sg_error *err)
+{
+	char done[32];
+	snprintf(done, sizeof(done), "%ld", row->statements_done);
+	const char *p[] = {row->version, row->applied_by ? row->applied_by : "", done, row->status, sg_instance_id()};
+	struct sg_buf sql = {0};
+	sg_buf_puts(&sql, "UPDATE ");
+	quoted(c, table, &sql);
+	sg_buf_puts(&sql, " SET applied_by = $5, status = 'partial' WHERE version = $1 AND coalesce(applied_by, '') "
+			  "= $2 AND statements_done = $3 AND status = $4");
+	int rc = sg_conn_query(c, sql.data, 5, p, NULL, NULL, err);
+	sg_buf_free(&sql);
+	if (rc != 0) {
+		sg_error_prefix(err, "taking over %s in %s", row->version, table);
+		return outside_migration(err);
+	}
+	return expect_one_row(c, table, row->version, "taking over", err);
 }
 
 /* UPDATE/DELETE "... WHERE version = $1" with up to two more params. */
@@ -270,8 +321,11 @@ int sg_history_set_checksum(struct sg_conn *c, const char *table, const char *ve
 int sg_history_set_status(struct sg_conn *c, const char *table, const char *version,
 			  const char *status, const char *error, struct sg_error *err)
 {
-	const char *p[] = {version, status, error};
-	return simple_update(c, table, "UPDATE ", " SET status = $2, error = $3 WHERE version = $1", 3, p, err);
+	char *safe = error ? sg_utf8_sanitize(error, STORED_TEXT_MAX) : NULL;
+	const char *p[] = {version, status, safe};
+	int rc = simple_update(c, table, "UPDATE ", " SET status = $2, error = $3 WHERE version = $1", 3, p, err);
+	free(safe);
+	return rc;
 }
 
 static int take_down(void *ctx, int ncols, const char *const *v)
@@ -305,9 +359,11 @@ int sg_event_record(struct sg_conn *c, const char *table, const char *event, con
 	quoted(c, events, &sql);
 	sg_buf_printf(&sql, " (at, instance, history_table, event, version, outcome, detail) "
 			    "VALUES (%s, $1, $2, $3, $4, $5, $6)", c->driver->now_sql);
-	const char *p[] = {sg_instance_id(), table, event, version, outcome, detail};
+	char *safe = detail ? sg_utf8_sanitize(detail, STORED_TEXT_MAX) : NULL;
+	const char *p[] = {sg_instance_id(), table, event, version, outcome, safe};
 	int rc = sg_conn_query(c, sql.data, 6, p, NULL, NULL, err);
 	sg_buf_free(&sql);
+	free(safe);
 	free(events);
 	return rc;
 }
@@ -321,6 +377,7 @@ const char *sg_mstate_name(enum sg_mstate s)
 	case SG_M_APPLIED: return "applied";
 	case SG_M_CHANGED: return "changed";
 	case SG_M_FAILED: return "failed";
+	case SG_M_PARTIAL: return "partial";
 	case SG_M_UNKNOWN: return "unknown";
 	case SG_M_BEYOND: return "beyond-target";
 	}
@@ -367,7 +424,10 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 		it->version = m->version;
 		it->m = m;
 		it->row = sg_history_find(h, m->version);
-		if (it->row && !row_is_done(it->row)) {
+		if (it->row && strcmp(it->row->status, "partial") == 0) {
+			it->state = SG_M_PARTIAL;
+			plan->npartial++;
+		} else if (it->row && !row_is_done(it->row)) {
 			it->state = SG_M_FAILED;
 			plan->nfailed++;
 		} else if (it->row) {
@@ -401,6 +461,11 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 			it->state = SG_M_UNKNOWN;
 			plan->nunknown++;
 			plan->napplied++;
+		} else if (strcmp(r->status, "partial") == 0) {
+			/* a newer release's migration, interrupted: still its
+			 * business, but nobody here can resume it */
+			it->state = SG_M_PARTIAL;
+			plan->npartial++;
 		} else {
 			it->state = SG_M_FAILED;
 			plan->nfailed++;
@@ -423,11 +488,12 @@ int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_ord
 		if (it->state == SG_M_FAILED) {
 			const struct sg_history_row *r = it->row;
 			return sg_fail(err, SG_EXIT_INTEGRITY,
-				       "migration %s%s%s is %s after %ld statement(s)%s%s; fix the database by hand, "
-				       "then run `schemagate repair %s --applied` (if its changes are now complete) or "
-				       "`schemagate repair %s --reverted` (if they are undone)",
-				       r->version, r->name[0] ? "_" : "", r->name, r->status, r->statements_done,
-				       r->error ? ": " : "", r->error ? r->error : "", r->version, r->version);
+				       "migration %s%s%s failed after %ld statement(s)%s%s; fix the database by hand, "
+				       "then run `schemagate repair %s --applied` if all of its changes are now in the "
+				       "database, `--reverted` if none of them are, or `--resume` if you completed the "
+				       "failed statement and the rest should run",
+				       r->version, r->name[0] ? "_" : "", r->name, r->statements_done,
+				       r->error ? ": " : "", r->error ? r->error : "", r->version);
 		}
 		if (it->state == SG_M_CHANGED)
 			return sg_fail(err, SG_EXIT_INTEGRITY,

@@ -195,12 +195,12 @@ int sg_lease_renew(struct sg_conn *c, const char *table, const char *key, const 
 }
 
 int sg_lease_verify(struct sg_conn *c, const char *table, const char *key, const char *holder,
-		    uint64_t min_left_ms, struct sg_error *err)
+		    uint64_t min_left_ms, bool timed, struct sg_error *err)
 {
 	struct lease_row r;
 	if (read_row(c, table, key, &r, err) != 0)
 		return -1;
-	if (r.found && strcmp(r.holder, holder) == 0 && r.remaining_ms > (long long)min_left_ms)
+	if (r.found && strcmp(r.holder, holder) == 0 && (!timed || r.remaining_ms > (long long)min_left_ms))
 		return 0;
 	if (r.found && strcmp(r.holder, holder) == 0)
 		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL,
@@ -228,6 +228,13 @@ int sg_lease_describe(struct sg_conn *c, const char *table, const char *key, cha
 		      struct sg_error *err)
 {
 	out[0] = '\0';
+	/* read-only callers (wait) never create the table: no table, no lease */
+	char *lock_table = lock_table_name(table);
+	bool exists = false;
+	int rc = c->driver->table_exists(c, lock_table, &exists, err);
+	free(lock_table);
+	if (rc != 0 || !exists)
+		return rc;
 	struct lease_row r;
 	if (read_row(c, table, key, &r, err) != 0)
 		return -1;

@@ -18,6 +18,7 @@
 struct lock_kind {
 	const char *name;
 	bool stable_session;   /* no pooler in between: LISTEN works */
+	int (*probe)(struct sg_lock *l, struct sg_conn *session, bool *held, struct sg_error *err);
 	int (*acquire)(struct sg_lock *l, struct sg_conn *session, uint64_t wait_ms, bool *acquired,
 		       struct sg_error *err);
 	int (*keepalive)(struct sg_lock *l, struct sg_error *err);
@@ -71,9 +72,21 @@ static void session_describe(struct sg_lock *l, struct sg_conn *session, char *o
 		out[0] = '\0';
 }
 
+static int session_probe(struct sg_lock *l, struct sg_conn *session, bool *held, struct sg_error *err)
+{
+	char holder[256] = "";
+	if (!session->driver->lock_holder)
+		return sg_fail(err, SG_EXIT_DATABASE, "%s cannot tell who holds its lock", session->driver->name);
+	if (session->driver->lock_holder(session, l->p.table, holder, sizeof(holder), err) != 0)
+		return -1;
+	*held = holder[0] != '\0';
+	return 0;
+}
+
 static const struct lock_kind session_kind = {
 	.name = "session",
 	.stable_session = true,
+	.probe = session_probe,
 	.acquire = session_acquire,
 	.keepalive = session_keepalive,
 	.verify = session_verify,
@@ -140,15 +153,13 @@ static int lease_key(struct sg_lock *l, struct sg_conn *session, struct sg_error
 {
 	if (l->key)
 		return 0;
-	if (sg_lease_ensure(session, l->p.table, err) != 0)
-		return -1;
 	return session->driver->qualify(session, l->p.table, &l->key, err);
 }
 
 static int lease_acquire(struct sg_lock *l, struct sg_conn *session, uint64_t wait_ms, bool *acquired,
 			 struct sg_error *err)
 {
-	if (lease_key(l, session, err) != 0)
+	if (lease_key(l, session, err) != 0 || sg_lease_ensure(session, l->p.table, err) != 0)
 		return -1;
 	uint64_t sent = sg_now_ms();
 	char previous[256];
@@ -187,8 +198,12 @@ static int lease_keepalive(struct sg_lock *l, struct sg_error *err)
 
 static int lease_verify(struct sg_lock *l, struct sg_conn *work, struct sg_error *err)
 {
-	/* the commit that follows must land inside the lease */
-	return sg_lease_verify(work, l->p.table, l->key, sg_instance_id(), safety_margin(l), err);
+	/* Out-of-process servers: the commit that follows must land inside
+	 * the lease. SQLite cannot renew during a statement, but the
+	 * migration's write transaction keeps anyone from taking the row
+	 * over until it commits: the row still naming us is enough. */
+	bool timed = sg_conn_can(work, SG_CAP_POLLABLE);
+	return sg_lease_verify(work, l->p.table, l->key, sg_instance_id(), timed ? safety_margin(l) : 0, timed, err);
 }
 
 static int lease_release(struct sg_lock *l, struct sg_error *err)
@@ -210,8 +225,18 @@ static void lease_describe(struct sg_lock *l, struct sg_conn *session, char *out
 		out[0] = '\0';
 }
 
+static int lease_probe(struct sg_lock *l, struct sg_conn *session, bool *held, struct sg_error *err)
+{
+	char holder[256] = "";
+	if (lease_key(l, session, err) != 0 || sg_lease_describe(session, l->p.table, l->key, holder, sizeof(holder), err) != 0)
+		return -1;
+	*held = holder[0] != '\0' && !strstr(holder, "(lease expired");
+	return 0;
+}
+
 static const struct lock_kind lease_kind = {
 	.name = "lease",
+	.probe = lease_probe,
 	.acquire = lease_acquire,
 	.keepalive = lease_keepalive,
 	.verify = lease_verify,
@@ -230,12 +255,20 @@ static int none_acquire(struct sg_lock *l, struct sg_conn *session, uint64_t wai
 }
 
 static int none_ok(struct sg_lock *l, struct sg_error *err) { return 0; }
+/* without a lock nobody can be known to hold one: say "held", so an
+ * interrupted-looking migration is never declared orphaned */
+static int none_probe(struct sg_lock *l, struct sg_conn *session, bool *held, struct sg_error *err)
+{
+	*held = true;
+	return 0;
+}
 static int none_verify(struct sg_lock *l, struct sg_conn *work, struct sg_error *err) { return 0; }
 static void none_describe(struct sg_lock *l, struct sg_conn *session, char *out, size_t n) { out[0] = '\0'; }
 
 static const struct lock_kind none_kind = {
 	.name = "none",
 	.stable_session = true,
+	.probe = none_probe,
 	.acquire = none_acquire,
 	.keepalive = none_ok,
 	.verify = none_verify,
@@ -332,6 +365,12 @@ void sg_lock_forget(struct sg_lock *l)
 }
 
 bool sg_lock_held(const struct sg_lock *l) { return l && l->held; }
+
+int sg_lock_probe(struct sg_lock *l, struct sg_conn *session, bool *held, struct sg_error *err)
+{
+	*held = false;
+	return l->kind->probe(l, session, held, err);
+}
 
 void sg_lock_describe(struct sg_lock *l, struct sg_conn *session, char *out, size_t n)
 {

@@ -21,9 +21,9 @@ static void print_status_json(const struct sg_run *r)
 	sg_buf_printf(&b, ",\"history_exists\":%s,\"target\":", h->exists ? "true" : "false");
 	sg_buf_json_string(&b, p->target);
 	sg_buf_printf(&b, ",\"at_target\":%s,\"counts\":{\"applied\":%zu,\"pending\":%zu,\"failed\":%zu,"
-			  "\"changed\":%zu,\"unknown\":%zu},\"migrations\":[",
-		      p->npending == 0 && p->nfailed == 0 && p->nchanged == 0 ? "true" : "false", p->napplied,
-		      p->npending, p->nfailed, p->nchanged, p->nunknown);
+			  "\"partial\":%zu,\"changed\":%zu,\"unknown\":%zu},\"migrations\":[",
+		      p->npending == 0 && p->nfailed == 0 && p->npartial == 0 && p->nchanged == 0 ? "true" : "false",
+		      p->napplied, p->npending, p->nfailed, p->npartial, p->nchanged, p->nunknown);
 	for (size_t i = 0; i < p->count; i++) {
 		const struct sg_plan_item *it = &p->items[i];
 		sg_buf_puts(&b, i ? ",{\"version\":" : "{\"version\":");
@@ -67,15 +67,15 @@ static void print_status_text(const struct sg_run *r)
 		printf("%-16s %-14s %-32s %-26s %s\n", it->version, sg_mstate_name(it->state), name,
 		       it->row && it->row->applied_at ? it->row->applied_at : "-",
 		       it->row && it->row->applied_by ? it->row->applied_by : "-");
-		if (it->state == SG_M_FAILED && it->row)
-			printf("%16s %s after %ld statement(s): %s\n", "", it->row->status, it->row->statements_done,
-			       it->row->error ? it->row->error : "");
+		if ((it->state == SG_M_FAILED || it->state == SG_M_PARTIAL) && it->row)
+			printf("%16s %s after %ld statement(s)%s%s\n", "", it->row->status, it->row->statements_done,
+			       it->row->error ? ": " : "", it->row->error ? it->row->error : "");
 		if (it->state == SG_M_CHANGED && it->row && it->m)
 			printf("%16s checksum recorded %s, file has %s\n", "", it->row->checksum, it->m->checksum);
 	}
-	printf("%s: target %s; %zu applied, %zu pending, %zu failed, %zu changed, %zu unknown%s\n", r->cfg->table,
-	       p->target ? p->target : "-", p->napplied, p->npending, p->nfailed, p->nchanged, p->nunknown,
-	       h->exists ? "" : " (history table does not exist yet)");
+	printf("%s: target %s; %zu applied, %zu pending, %zu partial, %zu failed, %zu changed, %zu unknown%s\n",
+	       r->cfg->table, p->target ? p->target : "-", p->napplied, p->npending, p->npartial, p->nfailed,
+	       p->nchanged, p->nunknown, h->exists ? "" : " (history table does not exist yet)");
 }
 
 void sg_status_print(const struct sg_run *r)

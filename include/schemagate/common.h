@@ -85,6 +85,11 @@ void sg_buf_json_string(struct sg_buf *b, const char *s);
  * quoted on its own ("app.t" -> "app"."t") and q is doubled inside. */
 void sg_quote_ident(const char *name, char q, struct sg_buf *out);
 
+/* A copy of s that is valid UTF-8 (invalid bytes written as \xNN) and at
+ * most max bytes long (cut on a character boundary, "..." appended).
+ * Malloc'd. */
+char *sg_utf8_sanitize(const char *s, size_t max);
+
 /* Read a whole file; returns malloc'd NUL-terminated contents or NULL (errno set). */
 char *sg_read_file(const char *path, size_t *len_out);
 

@@ -29,7 +29,13 @@ enum sg_lock_mode { SG_LOCK_AUTO = 0, SG_LOCK_TABLE, SG_LOCK_NONE };
 enum sg_log_format { SG_LOG_TEXT = 0, SG_LOG_JSON };
 enum sg_log_level { SG_LOG_DEBUG = 0, SG_LOG_INFO, SG_LOG_WARN, SG_LOG_ERROR, SG_LOG_QUIET };
 
-enum sg_repair_action { SG_REPAIR_NONE = 0, SG_REPAIR_APPLIED, SG_REPAIR_REVERTED, SG_REPAIR_ACCEPT_CHECKSUMS };
+enum sg_repair_action {
+	SG_REPAIR_NONE = 0,
+	SG_REPAIR_APPLIED,         /* the up script's effects are all in the database */
+	SG_REPAIR_REVERTED,        /* none of them are */
+	SG_REPAIR_RESUME,          /* the failed/in-doubt statement was done by hand; run the rest */
+	SG_REPAIR_ACCEPT_CHECKSUMS,
+};
 
 /* All strings are owned by the config and freed by sg_config_free(). */
 struct sg_config {
@@ -48,6 +54,7 @@ struct sg_config {
 	uint64_t timeout_ms;           /* 0 = none */
 	uint64_t lock_lease_ms;        /* 30s */
 	uint64_t ddl_lock_timeout_ms;  /* 0 = off */
+	uint64_t stop_grace_ms;        /* 20s: a non-transactional statement may finish */
 
 	enum sg_lock_mode lock_mode;
 	bool strict;

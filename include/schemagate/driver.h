@@ -85,6 +85,25 @@ enum sg_driver_caps {
 	/* try_lock() can wait in the server for the holder to let go
 	 * (GET_LOCK with a timeout): waiters wake the moment it does. */
 	SG_CAP_LOCK_WAIT = 1u << 5,
+	/* Statement-by-statement scripts: consecutive statements that do not
+	 * commit implicitly share one transaction with their progress record
+	 * (MySQL, for speed); without it each runs in its own (PostgreSQL and
+	 * SQLite no-transaction scripts keep their commit-per-statement
+	 * meaning). */
+	SG_CAP_GROUP_STATEMENTS = 1u << 6,
+};
+
+/* How one statement of a statement-by-statement script may run. */
+enum sg_stmt_kind {
+	/* can run inside a transaction and does not end one: it commits
+	 * atomically with its progress record, so it is never in doubt */
+	SG_STMT_TRANSACTIONAL = 0,
+	/* commits implicitly (MySQL DDL) or cannot run in a transaction
+	 * (CREATE INDEX CONCURRENTLY, VACUUM): run alone, progress recorded
+	 * before and after; a kill in between leaves it in doubt */
+	SG_STMT_STANDALONE,
+	/* the script's own BEGIN/COMMIT/ROLLBACK/SAVEPOINT */
+	SG_STMT_TX_CONTROL,
 };
 
 /* ---- connections ------------------------------------------------------- */
@@ -183,12 +202,22 @@ struct sg_driver {
 	int (*has_user_tables)(struct sg_conn *c, const char *table, bool *any, struct sg_error *err);
 	/* Append the quoted (possibly schema-qualified) identifier to out. */
 	void (*quote_ident)(const char *name, struct sg_buf *out);
-	/* Engine-specific checks around a no-transaction script: before_script
-	 * may snapshot state, after_script fails the migration if the script
-	 * left damage (invalid indexes after CREATE INDEX CONCURRENTLY).
-	 * Optional (NULL). */
-	int (*before_script)(struct sg_conn *c, struct sg_error *err);
-	int (*after_script)(struct sg_conn *c, struct sg_error *err);
+	/* Statement-by-statement scripts (MySQL; no-transaction scripts). */
+	enum sg_stmt_kind (*classify)(const char *sql);
+	/* Re-running sql after an interruption failed with err: does the
+	 * error prove that sql had taken effect ("already exists" after a
+	 * CREATE, "does not exist" after a DROP)? A documented table per
+	 * engine. Optional (NULL = never). */
+	bool (*already_done)(const char *sql, const struct sg_error *err);
+	/* Around a standalone statement: repair what an interrupted earlier
+	 * run left (an invalid index of a CREATE INDEX CONCURRENTLY), and fail
+	 * if the statement left damage. Optional (NULL). */
+	int (*before_statement)(struct sg_conn *c, const char *sql, struct sg_error *err);
+	int (*after_statement)(struct sg_conn *c, const char *sql, struct sg_error *err);
+	/* Run n statements in as few round trips as the engine allows; *done
+	 * = how many succeeded before the first error. Optional (NULL = one
+	 * exec each). */
+	int (*exec_batch)(struct sg_conn *c, const char *const *sql, size_t n, size_t *done, struct sg_error *err);
 
 	/* Dialect for the state tables: printf formats whose single %s is the
 	 * quoted table name; now_sql is the database clock as text. */

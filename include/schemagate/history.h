@@ -38,16 +38,28 @@ const struct sg_history_row *sg_history_find(const struct sg_history *h, const c
 /* Create history and events tables if missing (under the lock). */
 int sg_history_ensure(struct sg_conn *c, const char *table, struct sg_error *err);
 
-/* Insert the row for m, or update this instance's own "partial" row.
- * status is "applied", "baselined", "partial" or "failed"; error may be
- * NULL. A row written by another instance is never overwritten: that
- * fails with kind LOCK_LOST (someone else recorded it: the lock was lost). */
+/* Insert the row for m: status is "applied", "baselined" or "partial"
+ * (a statement-by-statement migration about to start); error may be NULL.
+ * A row that is already there is never overwritten: that fails with kind
+ * LOCK_LOST (someone else recorded it: the lock was lost). */
 int sg_history_record(struct sg_conn *c, const char *table, const struct sg_migration *m,
 		      const char *status, long statements_done, long duration_ms,
 		      const char *error, struct sg_error *err);
 /* Delete the row of version, which must be exactly one row in the expected
  * state (applied/baselined, or with failed_row failed/partial); anything
  * else fails with kind LOCK_LOST, so a revert can never apply twice. */
+/* A statement-by-statement migration's own row as it goes: status
+ * "partial" (note says which statement runs next), "applied" or "failed"
+ * (note is the error). Only this instance's partial row is updated;
+ * anything else fails with kind LOCK_LOST. Text is stored as valid UTF-8,
+ * truncated. */
+int sg_history_progress(struct sg_conn *c, const char *table, const char *version, const char *status,
+			long statements_done, long duration_ms, const char *note, struct sg_error *err);
+/* Make this instance the owner of a partial (or, for repair --resume,
+ * failed) row whose writer is gone, if the row still says what the
+ * caller read; it becomes partial. Else kind LOCK_LOST. */
+int sg_history_take_over(struct sg_conn *c, const char *table, const struct sg_history_row *row,
+			 struct sg_error *err);
 int sg_history_delete(struct sg_conn *c, const char *table, const char *version, bool failed_row,
 		      struct sg_error *err);
 /* Stored down script; *down NULL if none recorded. Caller frees. */
@@ -69,7 +81,8 @@ enum sg_mstate {
 	SG_M_PENDING,      /* in dir, <= target, not applied */
 	SG_M_APPLIED,      /* applied or baselined, checksum matches */
 	SG_M_CHANGED,      /* applied, file checksum differs */
-	SG_M_FAILED,       /* status failed or partial */
+	SG_M_FAILED,       /* status failed: a human must look (repair) */
+	SG_M_PARTIAL,      /* status partial: being applied, or interrupted and resumable */
 	SG_M_UNKNOWN,      /* in the database, not in the directory */
 	SG_M_BEYOND,       /* in dir, newer than the target, not applied */
 };
@@ -85,7 +98,7 @@ struct sg_plan_item {
 struct sg_plan {
 	struct sg_plan_item *items;   /* union of dir and history, by version */
 	size_t count;
-	size_t npending, nchanged, nfailed, nunknown, nout_of_order, napplied;
+	size_t npending, nchanged, nfailed, npartial, nunknown, nout_of_order, napplied;
 	const char *target;           /* NULL when the directory is empty */
 };
 
@@ -94,9 +107,10 @@ struct sg_plan {
 int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h, const char *target,
 		  struct sg_plan *plan, struct sg_error *err);
 void sg_plan_free(struct sg_plan *plan);
-/* Integrity check before doing anything (exit 4): failed/partial rows,
- * changed checksums, unknown versions under strict, out-of-order pending
- * unless allowed. The message names file, versions and the fix. */
+/* Integrity check before doing anything (exit 4): failed rows, changed
+ * checksums, unknown versions under strict, out-of-order pending unless
+ * allowed. Partial rows are not errors: the next lock holder resumes
+ * them. The message names file, versions and the fix. */
 int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_order,
 		  struct sg_error *err);
 const char *sg_mstate_name(enum sg_mstate s);

@@ -33,10 +33,10 @@ int sg_lease_try_acquire(struct sg_conn *c, const char *table, const char *key, 
 int sg_lease_renew(struct sg_conn *c, const char *table, const char *key, const char *holder, uint64_t lease_ms,
 		   bool *still_ours, struct sg_error *err);
 
-/* Inside a transaction on c: the row names holder and has at least
- * min_left_ms to run; else err->kind LOCK_LOST. */
+/* Inside a transaction on c: the row names holder and (timed) has at
+ * least min_left_ms to run; else err->kind LOCK_LOST. */
 int sg_lease_verify(struct sg_conn *c, const char *table, const char *key, const char *holder,
-		    uint64_t min_left_ms, struct sg_error *err);
+		    uint64_t min_left_ms, bool timed, struct sg_error *err);
 
 /* Delete our row; fails if the lease is no longer ours. */
 int sg_lease_release(struct sg_conn *c, const char *table, const char *key, const char *holder,

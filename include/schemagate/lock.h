@@ -68,6 +68,9 @@ int sg_lock_release(struct sg_lock *l, struct sg_error *err);
  * release, the database already did. */
 void sg_lock_forget(struct sg_lock *l);
 bool sg_lock_held(const struct sg_lock *l);
+/* Does anybody hold the lock right now? (`wait` tells an interrupted
+ * migration from one in progress.) -1 when the database cannot say. */
+int sg_lock_probe(struct sg_lock *l, struct sg_conn *session, bool *held, struct sg_error *err);
 /* Who holds it, for "still waiting" logs and timeouts; "" when unknown
  * or free. Errors are swallowed (it is only a description). */
 void sg_lock_describe(struct sg_lock *l, struct sg_conn *session, char *out, size_t n);

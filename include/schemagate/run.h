@@ -101,9 +101,11 @@ int sg_stopped_error(struct sg_run *r, struct sg_error *err, const char *doing);
 
 /* ---- apply.c -------------------------------------------------------------- */
 
-/* Apply m under the lock. On failure err->kind tells the coordinator what
+/* Apply m under the lock; with resume, continue the partial row of a
+ * writer that is gone. On failure err->kind tells the coordinator what
  * happened: LOCK_LOST (rolled back), CONNECTION, CANCELED, or a failure. */
-int sg_apply_one(struct sg_run *r, const struct sg_migration *m, struct sg_error *err);
+int sg_apply_one(struct sg_run *r, const struct sg_migration *m, const struct sg_history_row *resume,
+		 struct sg_error *err);
 
 /* One migration to revert, with the down script to run. */
 struct sg_revert_item {
@@ -112,6 +114,26 @@ struct sg_revert_item {
 };
 int sg_revert_one(struct sg_run *r, const struct sg_revert_item *it, struct sg_error *err);
 void sg_revert_items_free(struct sg_revert_item *items, size_t n);
+
+/* ---- stepwise.c ----------------------------------------------------------- */
+
+struct sg_statement_list;
+
+/* A script run statement by statement with exact progress. */
+struct sg_steps {
+	const char *version;
+	const char *file;              /* for messages */
+	const struct sg_statement_list *list;
+	bool progress;                 /* keep the history row's count (apply); reverts keep none */
+	size_t start;                  /* statements known done before this run */
+	bool start_in_doubt;           /* resuming: statement `start` may have run already */
+};
+
+/* Run list->items[start..]. *done ends at the number of statements known
+ * done (all of them on success). A stop lets a statement that runs alone
+ * finish within --stop-grace; err->exit_code is 4 when a statement in
+ * doubt neither succeeds nor proves it had run. */
+int sg_steps_run(struct sg_run *r, const struct sg_steps *s, size_t *done, struct sg_error *err);
 
 /* ---- status.c ------------------------------------------------------------- */
 

@@ -15,6 +15,7 @@
  * follows. Past the loop's cleanup deadline the session is abandoned.
  */
 #include "schemagate/driver.h"
+#include "schemagate/sqlwords.h"
 
 #include <mysql.h>
 #include <errmsg.h>
@@ -510,7 +511,9 @@ static int drv_connect(const struct sg_conn_opts *opts, struct sg_conn **out, st
 	MY_RUN(c, st,
 	       mysql_real_connect_start(&ret, c->mysql, c->target.host, c->target.user, c->target.password,
 					c->target.database, (unsigned)c->target.port, c->target.socket_path,
-					CLIENT_MULTI_STATEMENTS | CLIENT_MULTI_RESULTS),
+					/* FOUND_ROWS: affected rows count the rows an
+					 * UPDATE matched, as the history checks expect */
+					CLIENT_MULTI_STATEMENTS | CLIENT_MULTI_RESULTS | CLIENT_FOUND_ROWS),
 	       mysql_real_connect_cont(&ret, c->mysql, st));
 	c->deadline_ms = 0;
 
@@ -562,12 +565,13 @@ static int drv_connect(const struct sg_conn_opts *opts, struct sg_conn **out, st
 
 /* ---- statements -------------------------------------------------------- */
 
-/* Read (and free) every result of the statement just sent; rows go to fn
- * until it asks to stop. Returns 0, or -1 with the first error. */
-static int collect_results(struct my_conn *c, sg_row_fn fn, void *ctx, struct sg_error *err)
+/* Read (and free) every result of the statement(s) just sent; rows go to
+ * fn until it asks to stop. *ok counts the statements that succeeded
+ * before the first error. Returns 0, or -1 with that error. */
+static int collect_results(struct my_conn *c, sg_row_fn fn, void *ctx, size_t *ok, struct sg_error *err)
 {
 	bool stop = false;
-	for (;;) {
+	for (;; (*ok)++) {
 		MYSQL_RES *res = NULL;
 		int st;
 		MY_RUN(c, st, mysql_store_result_start(&res, c->mysql), mysql_store_result_cont(&res, c->mysql, st));
@@ -586,20 +590,27 @@ static int collect_results(struct my_conn *c, sg_row_fn fn, void *ctx, struct sg
 			c->base.affected = (long)mysql_affected_rows(c->mysql);
 		}
 
-		if (!mysql_more_results(c->mysql))
+		if (!mysql_more_results(c->mysql)) {
+			(*ok)++;
 			return 0;
+		}
 		int more = 0;
 		MY_RUN(c, st, mysql_next_result_start(&more, c->mysql), mysql_next_result_cont(&more, c->mysql, st));
 		if (st < 0)
 			return abandoned_error(c, err);
-		if (more > 0)
+		if (more > 0) {
+			(*ok)++;
 			return statement_error(c, err);
-		if (more < 0)
+		}
+		if (more < 0) {
+			(*ok)++;
 			return 0;
+		}
 	}
 }
 
-static int run_busy(struct my_conn *c, const char *sql, size_t len, sg_row_fn fn, void *ctx, struct sg_error *err)
+static int run_busy(struct my_conn *c, const char *sql, size_t len, sg_row_fn fn, void *ctx, size_t *ok,
+		    struct sg_error *err)
 {
 	int ret = 0, st;
 	MY_RUN(c, st, mysql_real_query_start(&ret, c->mysql, sql, (unsigned long)len),
@@ -611,18 +622,26 @@ static int run_busy(struct my_conn *c, const char *sql, size_t len, sg_row_fn fn
 	/* A statement that completed although KILL QUERY was sent (it came
 	 * too late) reports success: its effects are committed, and the
 	 * caller must count it as done to say exactly how far it got. */
-	return collect_results(c, fn, ctx, err);
+	return collect_results(c, fn, ctx, ok, err);
 }
 
-static int run_sql(struct my_conn *c, const char *sql, size_t len, sg_row_fn fn, void *ctx, struct sg_error *err)
+static int run_counted(struct my_conn *c, const char *sql, size_t len, sg_row_fn fn, void *ctx, size_t *ok,
+		       struct sg_error *err)
 {
+	*ok = 0;
 	if (begin_op(c, err) < 0)
 		return -1;
 	c->base.affected = -1;
 	sg_io_busy(c->io, &c->base, true);
-	int rc = run_busy(c, sql, len, fn, ctx, err);
+	int rc = run_busy(c, sql, len, fn, ctx, ok, err);
 	sg_io_busy(c->io, &c->base, false);
 	return rc;
+}
+
+static int run_sql(struct my_conn *c, const char *sql, size_t len, sg_row_fn fn, void *ctx, struct sg_error *err)
+{
+	size_t ok;
+	return run_counted(c, sql, len, fn, ctx, &ok, err);
 }
 
 static int drv_exec(struct sg_conn *base, const char *sql, struct sg_error *err)
@@ -739,6 +758,99 @@ static int drv_begin(struct sg_conn *c, struct sg_error *err) { return drv_exec(
 static int drv_commit(struct sg_conn *c, struct sg_error *err) { return drv_exec(c, "COMMIT", err); }
 /* ROLLBACK outside a transaction is a no-op in MySQL, as the interface wants. */
 static int drv_rollback(struct sg_conn *c, struct sg_error *err) { return drv_exec(c, "ROLLBACK", err); }
+
+/* ---- statement by statement ------------------------------------------- */
+
+/* Up to this much SQL per round trip (max_allowed_packet is 16 MiB by
+ * default; 1 MiB keeps far from it and from long single writes). */
+#define BATCH_MAX_BYTES (1u << 20)
+
+/*
+ * Statements joined into multi-statement round trips. The separator
+ * starts on a new line, so a statement ending in a "-- comment" cannot
+ * swallow it. *done counts the statements that succeeded.
+ */
+static int drv_exec_batch(struct sg_conn *base, const char *const *sql, size_t n, size_t *done, struct sg_error *err)
+{
+	struct my_conn *c = (struct my_conn *)base;
+	*done = 0;
+	size_t i = 0;
+	while (i < n) {
+		struct sg_buf b = {0};
+		size_t first = i;
+		do {
+			if (b.len)
+				sg_buf_puts(&b, "\n;\n");
+			sg_buf_puts(&b, sql[i++]);
+		} while (i < n && b.len < BATCH_MAX_BYTES);
+		size_t ok = 0;
+		int rc = run_counted(c, b.data, b.len, NULL, NULL, &ok, err);
+		sg_buf_free(&b);
+		*done = first + (ok < i - first ? ok : i - first);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * Which statements may share a transaction with their progress record:
+ * those MySQL does not end a transaction for (its list of statements that
+ * cause an implicit commit is long; what is not plainly data manipulation
+ * is treated as committing). CREATE/DROP TEMPORARY TABLE do not commit.
+ */
+static enum sg_stmt_kind drv_classify(const char *sql)
+{
+	static const char *const dml[] = { "INSERT", "UPDATE", "DELETE", "REPLACE", "SELECT", "DO", "WITH",
+					   "VALUES", "TABLE", NULL };
+	static const char *const tx_control[] = { "START", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "XA", NULL };
+	char w[3][SG_SQL_WORD_MAX];
+	size_t n = sg_sql_words(sql, w, 3);
+	if (n == 0)
+		return SG_STMT_TRANSACTIONAL;
+	if (sg_sql_word_in(w[0], dml))
+		return SG_STMT_TRANSACTIONAL;
+	if (!strcmp(w[0], "BEGIN"))   /* BEGIN NOT ATOMIC is a compound statement */
+		return n > 1 && !strcmp(w[1], "NOT") ? SG_STMT_STANDALONE : SG_STMT_TX_CONTROL;
+	if (sg_sql_word_in(w[0], tx_control))
+		return SG_STMT_TX_CONTROL;
+	if (!strcmp(w[0], "SET")) {
+		static const char *const commits[] = { "PASSWORD", "AUTOCOMMIT", "TRANSACTION", "ROLE", "DEFAULT", NULL };
+		return n > 1 && sg_sql_word_in(w[1], commits) ? SG_STMT_STANDALONE : SG_STMT_TRANSACTIONAL;
+	}
+	if ((!strcmp(w[0], "CREATE") || !strcmp(w[0], "DROP")) && n > 1 && !strcmp(w[1], "TEMPORARY"))
+		return SG_STMT_TRANSACTIONAL;
+	return SG_STMT_STANDALONE;
+}
+
+/*
+ * Re-running a statement that was in doubt: these errors prove it had
+ * taken effect. Each says the object the statement creates is there, or
+ * the one it drops is gone.
+ */
+static bool drv_already_done(const char *sql, const struct sg_error *err)
+{
+	static const char *const proof[] = {
+		"1007", /* ER_DB_CREATE_EXISTS */
+		"1008", /* ER_DB_DROP_EXISTS: database does not exist */
+		"1022", /* ER_DUP_KEY: duplicate key (a constraint added twice) */
+		"1050", /* ER_TABLE_EXISTS_ERROR */
+		"1051", /* ER_BAD_TABLE_ERROR: unknown table (DROP TABLE) */
+		"1060", /* ER_DUP_FIELDNAME: duplicate column */
+		"1061", /* ER_DUP_KEYNAME: duplicate key name */
+		"1068", /* ER_MULTIPLE_PRI_KEY */
+		"1091", /* ER_CANT_DROP_FIELD_OR_KEY: check that it exists */
+		"1304", /* ER_SP_ALREADY_EXISTS: procedure/function */
+		"1305", /* ER_SP_DOES_NOT_EXIST (DROP PROCEDURE) */
+		"1359", /* ER_TRG_ALREADY_EXISTS */
+		"1360", /* ER_TRG_DOES_NOT_EXIST */
+		"1537", /* ER_EVENT_ALREADY_EXISTS */
+		"1539", /* ER_EVENT_DOES_NOT_EXIST */
+		"1826", /* ER_FK_DUP_NAME: duplicate foreign key constraint name */
+		NULL,
+	};
+	return err->kind == SG_ERRK_STATEMENT && sg_sql_word_in(err->sqlstate, proof);
+}
 
 /* ---- single values ----------------------------------------------------- */
 
@@ -1000,7 +1112,7 @@ static void drv_quote_ident(const char *name, struct sg_buf *out)
 const struct sg_driver sg_driver_mysql = {
 	.name = "mysql",
 	.engine = SG_ENGINE_MYSQL,
-	.caps = SG_CAP_POLLABLE | SG_CAP_LOCK_WAIT,
+	.caps = SG_CAP_POLLABLE | SG_CAP_LOCK_WAIT | SG_CAP_GROUP_STATEMENTS,
 	.connect = drv_connect,
 	.close = drv_close,
 	.cancel = drv_cancel,
@@ -1015,6 +1127,9 @@ const struct sg_driver sg_driver_mysql = {
 	.unlock = drv_unlock,
 	.lock_holder = drv_lock_holder,
 	.socket = drv_socket,
+	.classify = drv_classify,
+	.already_done = drv_already_done,
+	.exec_batch = drv_exec_batch,
 	.qualify = drv_qualify,
 	.table_exists = drv_table_exists,
 	.has_user_tables = drv_has_user_tables,

@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "schemagate/log.h"
+#include "schemagate/sqlwords.h"
 
 #define DEFAULT_ATTEMPT_TIMEOUT_MS 10000
 
@@ -44,9 +45,6 @@ struct pg_conn {
 	/* lock key cache: history table as configured -> advisory lock id */
 	char *lock_table;
 	int64_t lock_id;
-	/* before_script(): oids of the invalid indexes that already existed */
-	struct sg_buf invalid_before;
-	bool have_snapshot;
 	bool pooler_probed;           /* the pre-lock probe ran on this connection */
 };
 
@@ -656,7 +654,6 @@ static void pg_close(struct sg_conn *conn)
 		PQfinish(c->pg);
 	free(c->where);
 	free(c->lock_table);
-	sg_buf_free(&c->invalid_before);
 	free(c);
 }
 
@@ -1069,69 +1066,194 @@ static int pg_has_user_tables(struct sg_conn *conn, const char *table, bool *any
 	return rc;
 }
 
-#define INVALID_INDEXES_SQL                                                                      \
-	"SELECT i.indexrelid::bigint, quote_ident(n.nspname) || '.' || quote_ident(c.relname) "  \
-	"FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "                               \
-	"JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT i.indisvalid ORDER BY 1"
+/* ---- statement by statement ------------------------------------------- */
 
-static int collect_oid(void *ctx, int ncols, const char *const *v)
+static enum sg_stmt_kind pg_classify(const char *sql)
 {
-	struct sg_buf *b = ctx;
-	if (ncols >= 1 && v[0])
-		sg_buf_printf(b, " %s ", v[0]);
-	return 0;
+	static const char *const tx_control[] = { "BEGIN", "START", "COMMIT", "END", "ROLLBACK", "ABORT",
+						  "SAVEPOINT", "RELEASE", NULL };
+	char w[6][SG_SQL_WORD_MAX];
+	size_t n = sg_sql_words(sql, w, 6);
+	if (n == 0)
+		return SG_STMT_TRANSACTIONAL;
+	if (sg_sql_word_in(w[0], tx_control))
+		return SG_STMT_TX_CONTROL;
+	/* what PostgreSQL refuses inside a transaction block, or must see
+	 * committed before the next statement uses it */
+	for (size_t i = 1; i < n; i++)
+		if (strcmp(w[i], "CONCURRENTLY") == 0)
+			return SG_STMT_STANDALONE;   /* CREATE/DROP/REINDEX ... CONCURRENTLY */
+	if (!strcmp(w[0], "VACUUM") || !strcmp(w[0], "CLUSTER") ||
+	    ((!strcmp(w[0], "CREATE") || !strcmp(w[0], "DROP") || !strcmp(w[0], "ALTER")) && n > 1 &&
+	     (!strcmp(w[1], "DATABASE") || !strcmp(w[1], "TABLESPACE") || !strcmp(w[1], "SUBSCRIPTION") ||
+	      !strcmp(w[1], "SYSTEM"))) ||
+	    (!strcmp(w[0], "ALTER") && n > 4 && !strcmp(w[1], "TYPE") && !strcmp(w[3], "ADD") && !strcmp(w[4], "VALUE")))
+		return SG_STMT_STANDALONE;
+	return SG_STMT_TRANSACTIONAL;
 }
 
-/* A failed or interrupted CREATE INDEX CONCURRENTLY leaves an invalid
- * index behind that PostgreSQL keeps maintaining but never uses:
- * remember the ones that were there before the script. */
-static int pg_before_script(struct sg_conn *conn, struct sg_error *err)
+/*
+ * Re-running a statement that was in doubt: these SQLSTATEs prove it had
+ * taken effect. "Already exists" for anything that creates; "does not
+ * exist" only for a DROP (elsewhere it means something else is wrong).
+ */
+static bool pg_already_done(const char *sql, const struct sg_error *err)
 {
-	struct pg_conn *c = pg_of(conn);
-	sg_buf_free(&c->invalid_before);
-	sg_buf_puts(&c->invalid_before, " ");
-	c->have_snapshot = false;
-	if (run(c, INVALID_INDEXES_SQL, 0, NULL, collect_oid, &c->invalid_before, err) < 0)
-		return -1;
-	c->have_snapshot = true;
-	return 0;
+	static const char *const exists[] = {
+		"42P07", /* duplicate_table: relation (table, index, sequence, view) exists */
+		"42701", /* duplicate_column */
+		"42710", /* duplicate_object: constraint, trigger, type, enum label... */
+		"42P06", /* duplicate_schema */
+		"42723", /* duplicate_function */
+		"42P04", /* duplicate_database */
+		NULL,
+	};
+	static const char *const missing[] = {
+		"42P01", /* undefined_table */
+		"42703", /* undefined_column */
+		"42704", /* undefined_object */
+		"42883", /* undefined_function */
+		"3F000", /* invalid_schema_name */
+		"3D000", /* invalid_catalog_name (DROP DATABASE) */
+		NULL,
+	};
+	if (sg_sql_word_in(err->sqlstate, exists))
+		return true;
+	char w[1][SG_SQL_WORD_MAX];
+	return sg_sql_words(sql, w, 1) == 1 && !strcmp(w[0], "DROP") && sg_sql_word_in(err->sqlstate, missing);
 }
 
-struct new_invalid {
-	const struct sg_buf *before;
-	struct sg_buf names;
-	int count;
+/* One token of sql as written: an identifier (quoted or not, possibly
+ * qualified) or a keyword. Returns the position after it. */
+static const char *raw_token(const char *p, char *out, size_t outsz)
+{
+	while (*p && isspace((unsigned char)*p))
+		p++;
+	size_t n = 0;
+	while (*p && !isspace((unsigned char)*p) && *p != '(' && *p != ';') {
+		if (*p == '"') {
+			do {
+				if (n + 1 < outsz)
+					out[n++] = *p;
+				p++;
+			} while (*p && *p != '"');
+			if (*p == '"' && n + 1 < outsz)
+				out[n++] = *p;
+			if (*p)
+				p++;
+			continue;
+		}
+		if (n + 1 < outsz)
+			out[n++] = *p;
+		p++;
+	}
+	out[n] = '\0';
+	return p;
+}
+
+/*
+ * CREATE [UNIQUE] INDEX CONCURRENTLY [IF NOT EXISTS] name ON [ONLY] table:
+ * the index name and the table, as written. false for anything else, or
+ * an index without a name.
+ */
+static bool cic_target(const char *sql, char *index, size_t isz, char *table, size_t tsz)
+{
+	char w[4][SG_SQL_WORD_MAX];
+	size_t n = sg_sql_words(sql, w, 4);
+	size_t at = n > 2 && !strcmp(w[1], "UNIQUE") ? 2 : 1;
+	if (n < at + 2 || strcmp(w[0], "CREATE") || strcmp(w[at], "INDEX") || strcmp(w[at + 1], "CONCURRENTLY"))
+		return false;
+	const char *p = strcasestr(sql, "CONCURRENTLY") + strlen("CONCURRENTLY");
+	char tok[256];
+	p = raw_token(p, tok, sizeof(tok));
+	if (!strcasecmp(tok, "IF")) {
+		p = raw_token(p, tok, sizeof(tok));   /* NOT */
+		p = raw_token(p, tok, sizeof(tok));   /* EXISTS */
+		p = raw_token(p, tok, sizeof(tok));
+	}
+	if (!strcasecmp(tok, "ON") || !tok[0])
+		return false;
+	snprintf(index, isz, "%s", tok);
+	p = raw_token(p, tok, sizeof(tok));
+	if (strcasecmp(tok, "ON"))
+		return false;
+	p = raw_token(p, tok, sizeof(tok));
+	if (!strcasecmp(tok, "ONLY"))
+		raw_token(p, tok, sizeof(tok));
+	snprintf(table, tsz, "%s", tok);
+	return tok[0] != '\0';
+}
+
+struct index_state {
+	bool found, valid;
+	char qualified[300];
 };
 
-static int collect_new_invalid(void *ctx, int ncols, const char *const *v)
+static int take_index_state(void *ctx, int ncols, const char *const *v)
 {
-	struct new_invalid *ni = ctx;
-	if (ncols < 2 || !v[0] || !v[1])
-		return 0;
-	char needle[40];
-	snprintf(needle, sizeof(needle), " %s ", v[0]);
-	if (ni->before->data && strstr(ni->before->data, needle))
-		return 0;
-	sg_buf_printf(&ni->names, "%s%s", ni->count ? ", " : "", v[1]);
-	ni->count++;
-	return 0;
+	struct index_state *s = ctx;
+	s->found = true;
+	s->valid = v[0] && v[0][0] == 't';
+	snprintf(s->qualified, sizeof(s->qualified), "%s", v[1] ? v[1] : "");
+	return 1;
 }
 
-static int pg_after_script(struct sg_conn *conn, struct sg_error *err)
+/* The index an unqualified name in a CREATE INDEX on table names: it lives
+ * in the table's schema. The name folds like any identifier. */
+static int index_state(struct pg_conn *c, const char *index, const char *table, struct index_state *st,
+		       struct sg_error *err)
+{
+	memset(st, 0, sizeof(*st));
+	const char *params[] = { index, table };
+	return run(c,
+		   "SELECT i.indisvalid, quote_ident(n.nspname) || '.' || quote_ident(x.relname) "
+		   "FROM pg_index i JOIN pg_class x ON x.oid = i.indexrelid JOIN pg_namespace n ON n.oid = "
+		   "x.relnamespace WHERE i.indrelid = to_regclass($2) AND x.relname = "
+		   "CASE WHEN left($1, 1) = '\"' THEN replace(substr($1, 2, length($1) - 2), '\"\"', '\"') "
+		   "ELSE lower($1) END",
+		   2, params, take_index_state, st, err);
+}
+
+/* An invalid index named like the one this statement creates is what an
+ * interrupted CREATE INDEX CONCURRENTLY leaves: PostgreSQL keeps
+ * maintaining it but never uses it, and IF NOT EXISTS would keep it.
+ * Drop it so the statement builds it again. */
+static int pg_before_statement(struct sg_conn *conn, const char *sql, struct sg_error *err)
 {
 	struct pg_conn *c = pg_of(conn);
-	if (!c->have_snapshot)
+	char index[256], table[256];
+	if (!cic_target(sql, index, sizeof(index), table, sizeof(table)))
 		return 0;
-	struct new_invalid ni = { .before = &c->invalid_before };
-	int rc = run(c, INVALID_INDEXES_SQL, 0, NULL, collect_new_invalid, &ni, err);
-	if (rc == 0 && ni.count > 0)
-		rc = sg_fail_db(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, "",
-			       "the script left invalid %s %s (a CREATE INDEX CONCURRENTLY failed or was "
-			       "interrupted); drop it with DROP INDEX CONCURRENTLY and run again",
-			       ni.count > 1 ? "indexes" : "index", ni.names.data);
-	sg_buf_free(&ni.names);
-	c->have_snapshot = false;
+	struct index_state st;
+	if (index_state(c, index, table, &st, err) < 0)
+		return -1;
+	if (!st.found || st.valid)
+		return 0;
+	sg_warn("invalid_index", "dropping the invalid index %s left by an interrupted CREATE INDEX CONCURRENTLY, to "
+		"build it again", st.qualified);
+	char *drop = sg_asprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", st.qualified);
+	int rc = run(c, drop, -1, NULL, NULL, NULL, err);
+	free(drop);
 	return rc;
+}
+
+/* A CREATE INDEX CONCURRENTLY that "succeeded" must have left a valid
+ * index: catches one that was invalid before (IF NOT EXISTS kept it). */
+static int pg_after_statement(struct sg_conn *conn, const char *sql, struct sg_error *err)
+{
+	struct pg_conn *c = pg_of(conn);
+	char index[256], table[256];
+	if (!cic_target(sql, index, sizeof(index), table, sizeof(table)))
+		return 0;
+	struct index_state st;
+	if (index_state(c, index, table, &st, err) < 0)
+		return -1;
+	if (st.found && st.valid)
+		return 0;
+	return sg_fail_db(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, "",
+			  st.found ? "index %s is invalid after CREATE INDEX CONCURRENTLY; drop it with DROP INDEX "
+				     "CONCURRENTLY and run again"
+				   : "index %s does not exist after CREATE INDEX CONCURRENTLY", st.found ? st.qualified : index);
 }
 
 const struct sg_driver sg_driver_postgres = {
@@ -1159,8 +1281,10 @@ const struct sg_driver sg_driver_postgres = {
 	.table_exists = pg_table_exists,
 	.has_user_tables = pg_has_user_tables,
 	.quote_ident = pg_quote_ident,
-	.before_script = pg_before_script,
-	.after_script = pg_after_script,
+	.classify = pg_classify,
+	.already_done = pg_already_done,
+	.before_statement = pg_before_statement,
+	.after_statement = pg_after_statement,
 	.history_ddl = "CREATE TABLE IF NOT EXISTS %s ("
 		       "version TEXT PRIMARY KEY, "
 		       "name TEXT NOT NULL, "

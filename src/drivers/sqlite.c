@@ -27,6 +27,7 @@
 #include "schemagate/driver.h"
 #include "schemagate/log.h"
 #include "schemagate/sqlsplit.h"
+#include "schemagate/sqlwords.h"
 
 struct sqlite_conn {
 	struct sg_conn base;
@@ -287,6 +288,17 @@ static bool in_memory(const struct sqlite_conn *sc)
 	return !sc->path[0] || strcmp(sc->path, ":memory:") == 0 || strncmp(sc->path, "file::memory:", 13) == 0;
 }
 
+static int open_lock_fd(struct sqlite_conn *sc, struct sg_error *err)
+{
+	if (sc->lock_fd >= 0)
+		return 0;
+	sc->lock_fd = open(sc->path, O_RDONLY | O_CLOEXEC);
+	if (sc->lock_fd < 0)
+		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, NULL, "sqlite: cannot open %s to lock it: %s",
+				  sc->path, strerror(errno));
+	return 0;
+}
+
 /* key is unused: the file is the lock, whatever the history table. */
 static int sqlite_try_lock(struct sg_conn *c, const char *key, uint64_t wait_ms, bool *acquired, struct sg_error *err)
 {
@@ -297,12 +309,8 @@ static int sqlite_try_lock(struct sg_conn *c, const char *key, uint64_t wait_ms,
 		sc->locked = *acquired = true;
 		return 0;
 	}
-	if (sc->lock_fd < 0) {
-		sc->lock_fd = open(sc->path, O_RDONLY | O_CLOEXEC);
-		if (sc->lock_fd < 0)
-			return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, NULL, "sqlite: cannot open %s to lock it: %s",
-					  sc->path, strerror(errno));
-	}
+	if (open_lock_fd(sc, err) != 0)
+		return -1;
 	if (flock(sc->lock_fd, LOCK_EX | LOCK_NB) == 0) {
 		sc->locked = *acquired = true;
 		return 0;
@@ -311,6 +319,27 @@ static int sqlite_try_lock(struct sg_conn *c, const char *key, uint64_t wait_ms,
 		return 0;
 	return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, NULL, "sqlite: locking %s: %s", sc->path,
 			  strerror(errno));
+}
+
+/* A shared flock succeeds only while nobody holds the exclusive one; it
+ * is given back at once. The kernel does not say who holds it. */
+static int sqlite_lock_holder(struct sg_conn *c, const char *key, char *out, size_t outsz, struct sg_error *err)
+{
+	struct sqlite_conn *sc = conn_of(c);
+	out[0] = '\0';
+	if (in_memory(sc) || sc->locked)
+		return 0;
+	if (open_lock_fd(sc, err) != 0)
+		return -1;
+	if (flock(sc->lock_fd, LOCK_SH | LOCK_NB) == 0) {
+		flock(sc->lock_fd, LOCK_UN);
+		return 0;
+	}
+	if (errno != EWOULDBLOCK)
+		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, NULL, "sqlite: probing the lock on %s: %s",
+				  sc->path, strerror(errno));
+	snprintf(out, outsz, "another process (it holds the lock on %s)", sc->path);
+	return 0;
 }
 
 static int sqlite_verify_lock(struct sg_conn *c, const char *key, struct sg_error *err)
@@ -330,6 +359,20 @@ static int sqlite_unlock(struct sg_conn *c, const char *key, struct sg_error *er
 		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, NULL, "sqlite: unlocking %s: %s", sc->path,
 				  strerror(errno));
 	return 0;
+}
+
+/* The few statements SQLite will not run (or ignores) inside a
+ * transaction: VACUUM, PRAGMA foreign_keys, ATTACH, DETACH. */
+static enum sg_stmt_kind sqlite_classify(const char *sql)
+{
+	static const char *const tx_control[] = { "BEGIN", "COMMIT", "END", "ROLLBACK", "SAVEPOINT", "RELEASE", NULL };
+	static const char *const alone[] = { "VACUUM", "PRAGMA", "ATTACH", "DETACH", NULL };
+	char w[1][SG_SQL_WORD_MAX];
+	if (sg_sql_words(sql, w, 1) == 0)
+		return SG_STMT_TRANSACTIONAL;
+	if (sg_sql_word_in(w[0], tx_control))
+		return SG_STMT_TX_CONTROL;
+	return sg_sql_word_in(w[0], alone) ? SG_STMT_STANDALONE : SG_STMT_TRANSACTIONAL;
 }
 
 /* "t" -> "main.t" */
@@ -395,7 +438,9 @@ const struct sg_driver sg_driver_sqlite = {
 	.try_lock = sqlite_try_lock,
 	.verify_lock = sqlite_verify_lock,
 	.unlock = sqlite_unlock,
+	.lock_holder = sqlite_lock_holder,
 	.socket = NULL,
+	.classify = sqlite_classify,
 	.qualify = sqlite_qualify,
 	.table_exists = sqlite_table_exists,
 	.has_user_tables = sqlite_has_user_tables,

@@ -203,10 +203,10 @@ Test(mysql, two_databases_on_one_server_do_not_wait_on_each_other)
 	mydb_drop(&b);
 }
 
-/* The winner dies between two DDL statements; the database keeps the
- * first one. Nobody may guess: the next `up` names the version and the
- * statement and refuses until an operator repairs it. */
-static void killed_mid_migration(bool repair_as_applied)
+/* The winner dies in the middle of a migration whose first DDL statement
+ * has committed. The history row says how far it got; the instances that
+ * were waiting take the lock and resume from there, with no human. */
+Test(mysql, winner_killed_mid_migration_is_resumed_by_a_waiter)
 {
 	struct mydb d;
 	mydb_create(&d);
@@ -225,104 +225,29 @@ static void killed_mid_migration(bool repair_as_applied)
 	usleep(300 * 1000);
 	cr_assert_eq(kill(winner, SIGKILL), 0);
 	cr_assert_eq(sgt_wait(winner), 128 + SIGKILL);
+	cr_assert_eq(client_long(d.name, "SELECT statements_done FROM schemagate_migrations WHERE version = '2'"), 1,
+		     "the killed winner's row does not say that k1 is done");
 
-	/* the waiters take the lock, find the half-applied migration, refuse */
 	int s1 = sgt_wait(w1), s2 = sgt_wait(w2);
-	char *o1 = sgt_slurp(log1);
-	cr_assert_eq(s1, 4, "waiter exited %d:\n%s", s1, o1);
-	cr_assert_eq(s2, 4);
-	cr_assert(strstr(o1, "repair 2"), "no repair command in:\n%s", o1);
+	char *o1 = sgt_slurp(log1), *o2 = sgt_slurp(log2);
+	cr_assert_eq(s1, 0, "waiter exited %d:\n%s", s1, o1);
+	cr_assert_eq(s2, 0, "waiter exited %d:\n%s", s2, o2);
+	cr_assert((strstr(o1, "resuming 2_split") != NULL) + (strstr(o2, "resuming 2_split") != NULL) == 1,
+		  "exactly one waiter should resume:\n%s\n%s", o1, o2);
+	cr_assert(!strstr(o1, "repair") && !strstr(o2, "repair"), "a waiter asked for a repair");
 	free(o1);
-
-	struct sgt_result r;
-	run_cmd(&r, &d, "up", NULL, NULL);
-	cr_assert_eq(r.status, 4, "up after the kill exited %d:\n%s", r.status, r.err);
-	/* names the version, how far it got, and the exact commands */
-	cr_assert(strstr(r.err, "partial after 1 statement"), "stderr does not say how far it got:\n%s", r.err);
-	cr_assert(strstr(r.err, "schemagate repair 2 --applied"), "stderr:\n%s", r.err);
-	cr_assert(strstr(r.err, "schemagate repair 2 --reverted"), "stderr:\n%s", r.err);
-	sgt_result_free(&r);
-	cr_assert_eq(client_long(d.name, "SELECT statements_done FROM schemagate_migrations WHERE version = '2'"), 1);
-	cr_assert_eq(client_long(d.name, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-					 "AND TABLE_NAME IN ('k1', 'k2')"), 1);
-
-	if (repair_as_applied) {
-		/* the operator finishes the migration by hand */
-		free(client_sql(d.name, "CREATE TABLE k2 (id INT);"));
-		run_cmd(&r, &d, "repair", "2", "--applied");
-	} else {
-		/* the operator undoes the partial DDL; `up` runs it again */
-		free(client_sql(d.name, "DROP TABLE k1;"));
-		run_cmd(&r, &d, "repair", "2", "--reverted");
-	}
-	cr_assert_eq(r.status, 0, "repair exited %d:\n%s", r.status, r.err);
-	sgt_result_free(&r);
-
-	pid_t again[3];
-	for (int i = 0; i < 3; i++)
-		again[i] = spawn_up(&d, NULL);
-	for (int i = 0; i < 3; i++)
-		cr_assert_eq(sgt_wait(again[i]), 0);
+	free(o2);
 	cr_assert_eq(client_long(d.name, "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
 					 "AND TABLE_NAME IN ('k1', 'k2')"), 2);
 	cr_assert_eq(client_long(d.name, "SELECT COUNT(*) FROM schemagate_migrations WHERE status = 'applied'"), 2);
+	cr_assert_eq(client_long(d.name, "SELECT COUNT(*) FROM schemagate_events WHERE event = 'resume'"), 1);
+	struct sgt_result r;
 	run_cmd(&r, &d, "verify", NULL, NULL);
 	cr_assert_eq(r.status, 0, "verify: %s", r.err);
 	sgt_result_free(&r);
-
 	free(wlog);
 	free(log1);
 	free(log2);
-	mydb_drop(&d);
-}
-
-Test(mysql, winner_killed_mid_ddl_then_repair_reverted)
-{
-	killed_mid_migration(false);
-}
-
-Test(mysql, winner_killed_mid_ddl_then_repair_applied)
-{
-	killed_mid_migration(true);
-}
-
-Test(mysql, failing_third_statement_records_failed_with_statement_and_error)
-{
-	struct mydb d;
-	mydb_create(&d);
-	sgt_write(d.migrations, "1_three.up.sql",
-		  "CREATE TABLE f1 (id INT);\n"
-		  "INSERT INTO f1 VALUES (1);\n"
-		  "INSERT INTO no_such_table VALUES (1);\n"
-		  "CREATE TABLE f2 (id INT);\n");
-
-	struct sgt_result r;
-	run_cmd(&r, &d, "up", NULL, NULL);
-	cr_assert_eq(r.status, 1, "up exited %d:\n%s", r.status, r.err);
-	cr_assert(strstr(r.err, "statement 3"), "stderr:\n%s", r.err);
-	cr_assert(strstr(r.err, "mysql 1146"), "no MariaDB error number in:\n%s", r.err);
-	cr_assert(strstr(r.err, "no_such_table' doesn't exist"), "no MariaDB error text in:\n%s", r.err);
-	cr_assert(strstr(r.err, "2 statement(s) were applied"), "stderr:\n%s", r.err);
-	sgt_result_free(&r);
-
-	/* statements 1-2 stay applied and the history says exactly that */
-	cr_assert_eq(client_long(d.name, "SELECT COUNT(*) FROM f1"), 1);
-	char *row = client_sql(d.name, "SELECT status, statements_done FROM schemagate_migrations WHERE version = '1';");
-	cr_assert_str_eq(row, "failed\t2");
-	free(row);
-	char *error = client_sql(d.name, "SELECT error FROM schemagate_migrations WHERE version = '1';");
-	cr_assert(strstr(error, "statement 3") && strstr(error, "1146"), "history error: %s", error);
-	free(error);
-
-	run_cmd(&r, &d, "status", NULL, NULL);
-	cr_assert(strstr(r.out, "failed"), "status output:\n%s", r.out);
-	sgt_result_free(&r);
-
-	run_cmd(&r, &d, "up", NULL, NULL);
-	cr_assert_eq(r.status, 4, "second up exited %d:\n%s", r.status, r.err);
-	cr_assert(strstr(r.err, "schemagate repair 1 --applied"), "stderr:\n%s", r.err);
-	cr_assert(strstr(r.err, "schemagate repair 1 --reverted"), "stderr:\n%s", r.err);
-	sgt_result_free(&r);
 	mydb_drop(&d);
 }
 
@@ -332,8 +257,10 @@ Test(mysql, sigterm_during_statement_kills_query_and_frees_lock)
 	mydb_create(&d);
 	sgt_write(d.migrations, "1_sleep.up.sql", "SELECT SLEEP(30);\n");
 
+	/* no grace: the statement is canceled at once */
 	char *log = sgt_path(d.dir, "up.log");
-	pid_t pid = spawn_up(&d, log);
+	const char *argv[] = { "--database-url", d.url, "up", "--dir", d.migrations, "--stop-grace", "0", NULL };
+	pid_t pid = sgt_spawn(NULL, argv, log);
 	wait_for_statement(&d, "SELECT SLEEP(30)");
 	double t0 = sgt_now_ms();
 	cr_assert_eq(kill(pid, SIGTERM), 0);

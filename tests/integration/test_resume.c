@@ -1,0 +1,375 @@
+/*
+ * test_resume.c - statement-by-statement migrations (MySQL; no-transaction
+ * scripts) stopped by a signal, a kill or a lost connection are resumed
+ * by the next instance, exactly once, with no human.
+ *
+ * The random rounds are seeded (SG_RESUME_SEED, printed) so a failure can
+ * be replayed.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <libpq-fe.h>
+#include <mysql.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sgdb.h"
+#include "sgtest.h"
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+static unsigned seed(void)
+{
+	const char *s = getenv("SG_RESUME_SEED");
+	unsigned v = s && *s ? (unsigned)strtoul(s, NULL, 10) : (unsigned)time(NULL);
+	fprintf(stderr, "SG_RESUME_SEED=%u\n", v);
+	return v;
+}
+
+static void dump(const char *what, const char *path)
+{
+	char *s = sgt_slurp(path);
+	fprintf(stderr, "---- %s (%s)\n%s\n", what, path, s ? s : "(missing)");
+	free(s);
+}
+
+static int up(struct tdb *d, const char *log, double *seconds)
+{
+	const char *argv[] = {"--database-url", d->url, "--dir", d->mig, "--poll-interval", "200ms", "up", NULL};
+	struct sgt_result r;
+	sgt_run(&r, NULL, argv);
+	if (log) {
+		FILE *f = fopen(log, "a");
+		if (f) {
+			fputs(r.err, f);
+			fclose(f);
+		}
+	}
+	if (seconds)
+		*seconds = r.seconds;
+	int st = r.status;
+	if (st != 0)
+		fprintf(stderr, "up exited %d:\n%s\n", st, r.err);
+	sgt_result_free(&r);
+	return st;
+}
+
+static pid_t spawn_up(struct tdb *d, const char *log, const char *extra1, const char *extra2)
+{
+	const char *argv[] = {"--database-url", d->url, "--dir", d->mig, "--poll-interval", "200ms", "up", extra1, extra2,
+			      NULL};
+	return sgt_spawn(NULL, argv, log);
+}
+
+static long tables_named_t(struct tdb *d)
+{
+	if (d->eng == ENG_MY)
+		return tdb_long(d, "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND "
+				   "TABLE_NAME LIKE 't_'");
+	return tdb_long(d, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename LIKE 't_'");
+}
+
+/* ---- SIGTERM: stop at a statement boundary -------------------------------- */
+
+/*
+ * Five DDL statements with a one-second statement between each. SIGTERM
+ * at a random moment: the running statement finishes (well inside the
+ * grace), its completion is recorded, the lock goes back, exit 143; the
+ * next `up` finishes the migration with every table exactly once.
+ */
+Test(resume, mariadb_sigterm_at_random_moments_needs_no_human, .timeout = 600)
+{
+	srand(seed());
+	const char *url = sgt_require_server("SG_TEST_MYSQL_URL");
+	int stopped = 0;
+	for (int round = 0; round < 10; round++) {
+		struct tdb d;
+		tdb_create(&d, ENG_MY, url);
+		sgt_write(d.mig, "0001_five.up.sql",
+			  "CREATE TABLE t1 (id INT);\nSELECT SLEEP(1);\nCREATE TABLE t2 (id INT);\nSELECT SLEEP(1);\n"
+			  "CREATE TABLE t3 (id INT);\nSELECT SLEEP(1);\nCREATE TABLE t4 (id INT);\nSELECT SLEEP(1);\n"
+			  "CREATE TABLE t5 (id INT);\n");
+		char *log = sgt_path(d.dir, "up.log");
+		pid_t pid = spawn_up(&d, log, NULL, NULL);
+		long at = 200 + rand() % 3800;
+		sleep_ms(at);
+		double t0 = sgt_now_ms();
+		kill(pid, SIGTERM);
+		int st = sgt_wait(pid);
+		double ms = sgt_now_ms() - t0;
+		fprintf(stderr, "round %d: SIGTERM at %ld ms -> exit %d after %.0f ms\n", round, at, st, ms);
+		if (st != 0 && st != 143)
+			dump("stopped instance", log);
+		cr_expect(st == 143 || st == 0, "round %d: exit %d", round, st);
+		cr_expect_lt(ms, 5000.0, "round %d: %.0f ms to stop: a 1 s statement should have finished", round, ms);
+		stopped += st == 143;
+		char *after = sgt_path(d.dir, "after.log");
+		cr_expect_eq(up(&d, after, NULL), 0, "round %d: the next up failed", round);
+		char *text = sgt_slurp(after);
+		cr_expect(!text || !strstr(text, "repair"), "round %d: asked for a repair:\n%s", round, text);
+		free(text);
+		cr_expect_eq(tables_named_t(&d), 5, "round %d: tables t1..t5", round);
+		cr_expect_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_migrations WHERE status = 'applied' AND "
+					  "statements_done = 9"), 1, "round %d: history", round);
+		free(after);
+		free(log);
+		tdb_drop(&d);
+	}
+	cr_expect_geq(stopped, 5, "only %d of 10 rounds were stopped mid-migration: the test did not test", stopped);
+}
+
+/* ---- SIGKILL: at most one statement in doubt, resolved automatically ------ */
+
+/*
+ * Each DDL statement takes half a second (CREATE TABLE ... AS SELECT
+ * SLEEP), so a kill often lands inside one: the server finishes it, the
+ * row still names it as the next statement, and the next `up` runs it
+ * again, sees "table exists" and counts it as done.
+ */
+Test(resume, mariadb_sigkill_at_random_moments_next_up_always_finishes, .timeout = 900)
+{
+	srand(seed());
+	const char *url = sgt_require_server("SG_TEST_MYSQL_URL");
+	int resolved = 0;
+	for (int round = 0; round < 20; round++) {
+		struct tdb d;
+		tdb_create(&d, ENG_MY, url);
+		sgt_write(d.mig, "0001_five.up.sql",
+			  "CREATE TABLE t1 AS SELECT SLEEP(0.5) AS x;\nINSERT INTO applied_log (v) VALUES ('a');\n"
+			  "CREATE TABLE t2 AS SELECT SLEEP(0.5) AS x;\nINSERT INTO applied_log (v) VALUES ('b');\n"
+			  "CREATE TABLE t3 AS SELECT SLEEP(0.5) AS x;\nINSERT INTO applied_log (v) VALUES ('c');\n"
+			  "CREATE TABLE t4 AS SELECT SLEEP(0.5) AS x;\nINSERT INTO applied_log (v) VALUES ('d');\n"
+			  "CREATE TABLE t5 AS SELECT SLEEP(0.5) AS x;\n");
+		pid_t pid = spawn_up(&d, NULL, NULL, NULL);
+		long at = 100 + rand() % 2600;
+		sleep_ms(at);
+		kill(pid, SIGKILL);
+		sgt_wait(pid);
+		char *after = sgt_path(d.dir, "after.log");
+		int st = up(&d, after, NULL);
+		char *text = sgt_slurp(after);
+		bool in_doubt = text && strstr(text, "in_doubt_resolved");
+		resolved += in_doubt;
+		fprintf(stderr, "round %d: SIGKILL at %ld ms -> next up %d%s\n", round, at, st,
+			in_doubt ? " (statement in doubt, resolved)" : "");
+		cr_expect_eq(st, 0, "round %d: the next up failed:\n%s", round, text);
+		free(text);
+		cr_expect_eq(tables_named_t(&d), 5, "round %d", round);
+		cr_expect_eq(tdb_long(&d, "SELECT count(*) FROM applied_log"), 4, "round %d: an INSERT ran twice or "
+			     "never", round);
+		cr_expect_eq(tdb_long(&d, "SELECT count(DISTINCT v) FROM applied_log"), 4, "round %d", round);
+		free(after);
+		tdb_drop(&d);
+	}
+	fprintf(stderr, "in-doubt statements resolved: %d of 20 rounds\n", resolved);
+	cr_expect_geq(resolved, 1, "no kill ever left a statement in doubt: the resolution was not exercised");
+}
+
+/* ---- wait never hangs behind an orphan ------------------------------------ */
+
+static void orphan_row(struct tdb *d)
+{
+	sgt_write(d->mig, "0001_a.up.sql", "CREATE TABLE a (id INT);\n");
+	cr_assert_eq(up(d, NULL, NULL), 0);
+	sgt_write(d->mig, "0002_b.up.sql", "CREATE TABLE b1 (id INT);\nCREATE TABLE b2 (id INT);\n");
+	/* what a writer killed after its first statement leaves behind */
+	free(tdb_value(d, "INSERT INTO schemagate_migrations (version, name, checksum, status, statements_done, "
+			  "applied_by, error) VALUES ('0002', 'b', 'x', 'partial', 1, 'gone/1/abcdef', 'next: "
+			  "statement 2 of 2')"));
+}
+
+static void wait_against_orphan(enum eng eng, const char *url)
+{
+	struct tdb d;
+	tdb_create(&d, eng, url);
+	orphan_row(&d);
+	const char *argv[] = {"--database-url", d.url, "--dir", d.mig, "--poll-interval", "500ms", "wait", NULL};
+	struct sgt_result r;
+	sgt_run(&r, NULL, argv);
+	cr_expect_eq(r.status, 4, "wait exited %d: %s", r.status, r.err);
+	cr_expect_lt(r.seconds, 3.0, "wait took %.1f s", r.seconds);
+	cr_expect(strstr(r.err, "0002") && strstr(r.err, "no instance holds the lock"), "%s", r.err);
+	sgt_result_free(&r);
+	tdb_drop(&d);
+}
+
+Test(resume, wait_exits_4_at_once_behind_an_orphaned_partial_row_mariadb, .timeout = 60)
+{
+	wait_against_orphan(ENG_MY, sgt_require_server("SG_TEST_MYSQL_URL"));
+}
+
+Test(resume, wait_exits_4_at_once_behind_an_orphaned_partial_row_sqlite, .timeout = 60)
+{
+	wait_against_orphan(ENG_LITE, NULL);
+}
+
+/* A partial row whose writer is alive is work in progress: wait waits. */
+Test(resume, wait_waits_behind_a_partial_row_whose_writer_is_alive, .timeout = 60)
+{
+	struct tdb d;
+	tdb_create(&d, ENG_MY, sgt_require_server("SG_TEST_MYSQL_URL"));
+	sgt_write(d.mig, "0001_slow.up.sql", "CREATE TABLE t1 (id INT);\nCREATE TABLE t2 AS SELECT SLEEP(3) AS x;\n");
+	char *log = sgt_path(d.dir, "up.log");
+	pid_t pid = spawn_up(&d, log, NULL, NULL);
+	double t0 = sgt_now_ms();
+	while (tdb_long(&d, "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND "
+			    "TABLE_NAME = 'schemagate_migrations'") == 0 && sgt_now_ms() - t0 < 10000)
+		sleep_ms(50);
+	while (tdb_long(&d, "SELECT count(*) FROM schemagate_migrations WHERE status = 'partial'") == 0 &&
+	       sgt_now_ms() - t0 < 10000)
+		sleep_ms(50);
+	const char *argv[] = {"--database-url", d.url, "--dir", d.mig, "--poll-interval", "300ms", "wait", NULL};
+	struct sgt_result r;
+	sgt_run(&r, NULL, argv);
+	cr_expect_eq(r.status, 0, "wait exited %d: %s", r.status, r.err);
+	sgt_result_free(&r);
+	cr_expect_eq(sgt_wait(pid), 0);
+	free(log);
+	tdb_drop(&d);
+}
+
+/* ---- a failure is always recorded ------------------------------------------ */
+
+/* The failing statement holds bytes that are not UTF-8; the server's error
+ * quotes it. The failed row and the audit event are still written, with
+ * the statement number and the bytes escaped. */
+static void invalid_utf8_failure(enum eng eng, const char *url, const char *header)
+{
+	struct tdb d;
+	tdb_create(&d, eng, url);
+	char *script = NULL;
+	cr_assert(asprintf(&script, "%sCREATE TABLE ok1 (id INT);\nSELEC 'caf\xe9 \xff\xfe' AS broken;\n", header) > 0);
+	sgt_write(d.mig, "0001_bad.up.sql", script);
+	free(script);
+	int st = up(&d, NULL, NULL);
+	cr_expect_eq(st, 1, "up exited %d", st);
+	char *row = tdb_value(&d, "SELECT concat(status, '/', statements_done) FROM schemagate_migrations WHERE "
+				  "version = '0001'");
+	cr_expect(row && strcmp(row, "failed/1") == 0, "history row: %s", row ? row : "(none)");
+	free(row);
+	char *error = tdb_value(&d, "SELECT error FROM schemagate_migrations WHERE version = '0001'");
+	cr_expect(error && strstr(error, "statement 2 of 2") && strstr(error, "\\x"), "stored error: %s",
+		  error ? error : "(none)");
+	free(error);
+	cr_expect_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_events WHERE event = 'failure' AND version = '0001'"),
+		     1, "no audit event for the failure");
+	tdb_drop(&d);
+}
+
+Test(resume, invalid_utf8_in_a_failing_statement_is_recorded_mariadb, .timeout = 60)
+{
+	invalid_utf8_failure(ENG_MY, sgt_require_server("SG_TEST_MYSQL_URL"), "");
+}
+
+Test(resume, invalid_utf8_in_a_failing_statement_is_recorded_postgres, .timeout = 60)
+{
+	/* statement by statement, so a failure leaves a failed row */
+	invalid_utf8_failure(ENG_PG, sgt_require_server("SG_TEST_PG_URL"), "-- schemagate:no-transaction\n");
+}
+
+/* ---- PostgreSQL: CREATE INDEX CONCURRENTLY interrupted ---------------------- */
+
+/* A table big enough, and an index expression slow enough (about 3 s),
+ * that the build can be interrupted. */
+static void cic_setup(struct tdb *d)
+{
+	sgt_write(d->mig, "0001_table.up.sql",
+		  "CREATE TABLE items (id int);\nINSERT INTO items SELECT generate_series(1, 300);\n"
+		  "CREATE FUNCTION slow_id(int) RETURNS int IMMUTABLE LANGUAGE sql AS "
+		  "'SELECT $1 FROM pg_sleep(0.01)';\n");
+	cr_assert_eq(up(d, NULL, NULL), 0);
+	sgt_write(d->mig, "0002_index.up.sql",
+		  "-- schemagate:no-transaction\nCREATE INDEX CONCURRENTLY IF NOT EXISTS items_slow ON items "
+		  "(slow_id(id));\n");
+}
+
+static bool index_valid(struct tdb *d)
+{
+	return tdb_long(d, "SELECT count(*) FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid WHERE c.relname = "
+			   "'items_slow' AND i.indisvalid") == 1;
+}
+
+static void wait_for_cic(struct tdb *d)
+{
+	double t0 = sgt_now_ms();
+	while (tdb_long(d, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE "
+			   "'CREATE INDEX CONCURRENTLY%' AND state = 'active'") == 0 && sgt_now_ms() - t0 < 15000)
+		sleep_ms(20);
+	sleep_ms(500);
+}
+
+Test(resume, postgres_create_index_concurrently_after_sigterm, .timeout = 120)
+{
+	struct tdb d;
+	tdb_create(&d, ENG_PG, sgt_require_server("SG_TEST_PG_URL"));
+	cic_setup(&d);
+	char *log = sgt_path(d.dir, "up.log");
+	/* no grace: the build is canceled and leaves an invalid index */
+	pid_t pid = spawn_up(&d, log, "--stop-grace", "0");
+	wait_for_cic(&d);
+	kill(pid, SIGTERM);
+	int st = sgt_wait(pid);
+	if (st != 143)
+		dump("up", log);
+	cr_expect_eq(st, 143);
+	cr_expect(!index_valid(&d), "the canceled build left a valid index: nothing to test");
+	char *after = sgt_path(d.dir, "after.log");
+	cr_expect_eq(up(&d, after, NULL), 0);
+	cr_expect(index_valid(&d), "the index is not valid after the next up");
+	char *text = sgt_slurp(after);
+	cr_expect(text && strstr(text, "invalid_index"), "the invalid index was not rebuilt:\n%s", text);
+	free(text);
+	free(after);
+	free(log);
+	tdb_drop(&d);
+}
+
+Test(resume, postgres_create_index_concurrently_after_sigkill, .timeout = 120)
+{
+	struct tdb d;
+	tdb_create(&d, ENG_PG, sgt_require_server("SG_TEST_PG_URL"));
+	cic_setup(&d);
+	pid_t pid = spawn_up(&d, NULL, NULL, NULL);
+	wait_for_cic(&d);
+	kill(pid, SIGKILL);
+	sgt_wait(pid);
+	/* the node is gone with its connection: the build dies with it */
+	free(tdb_value(&d, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() "
+			   "AND query LIKE 'CREATE INDEX CONCURRENTLY%%'"));
+	sleep_ms(300);
+	cr_expect_eq(up(&d, NULL, NULL), 0);
+	cr_expect(index_valid(&d), "the index is not valid after the next up");
+	cr_expect_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_migrations WHERE version = '0002' AND status = "
+				  "'applied'"), 1);
+	tdb_drop(&d);
+}
+
+/* The check after the script catches an index that was already invalid
+ * before the script ran (IF NOT EXISTS would keep it): it is rebuilt. */
+Test(resume, postgres_invalid_index_from_before_is_rebuilt, .timeout = 120)
+{
+	struct tdb d;
+	tdb_create(&d, ENG_PG, sgt_require_server("SG_TEST_PG_URL"));
+	sgt_write(d.mig, "0001_table.up.sql", "CREATE TABLE items (id int);\nINSERT INTO items VALUES (1), (1);\n");
+	cr_assert_eq(up(&d, NULL, NULL), 0);
+	/* a failed unique build leaves an invalid index */
+	PGresult *res = PQexec(d.pg, "CREATE UNIQUE INDEX CONCURRENTLY items_slow ON items (id)");
+	PQclear(res);
+	cr_assert(!index_valid(&d));
+	free(tdb_value(&d, "DELETE FROM items WHERE ctid = (SELECT max(ctid) FROM items)"));
+	sgt_write(d.mig, "0002_index.up.sql",
+		  "-- schemagate:no-transaction\nCREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS items_slow ON items (id);\n");
+	cr_expect_eq(up(&d, NULL, NULL), 0);
+	cr_expect(index_valid(&d), "the invalid index from before survived");
+	tdb_drop(&d);
+}
