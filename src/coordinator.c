@@ -533,11 +533,6 @@ static int release(struct coord *c, struct sg_error *err)
 
 /* ---- applying ------------------------------------------------------------ */
 
-static bool script_is_no_transaction(const char *sql)
-{
-	return sql && (strstr(sql, "schemagate:no-transaction") || strstr(sql, "transaction:false"));
-}
-
 static void record_failure_event(struct coord *c, const char *event, const char *version, const char *error)
 {
 	struct sg_error e = {0};
@@ -550,23 +545,20 @@ static void record_failure_event(struct coord *c, const char *event, const char 
  * row says "partial" and how many statements are done after each one, so
  * a crash leaves an exact record. Returns 0 or -1; *done = statements run.
  */
-static int run_statements(struct coord *c, const struct sg_migration *m, const char *script, bool progress,
-			  long *done, struct sg_error *err)
+static int run_statements(struct coord *c, const struct sg_migration *m, const struct sg_statement_list *list,
+			  bool progress, long *done, struct sg_error *err)
 {
-	struct sg_statement_list list = {0};
 	*done = 0;
-	if (sg_sql_split(script, c->url.engine, &list, err) != 0)
-		return -1;
 	int rc = 0;
 	if (c->drv->before_script && c->drv->before_script(c->work, err) != 0)
 		rc = -1;
 	if (rc == 0 && progress)
 		rc = sg_history_record(c->work, c->cfg->table, m, "partial", 0, 0, NULL, err);
-	for (size_t i = 0; rc == 0 && i < list.count; i++) {
-		if (sg_conn_exec(c->work, list.items[i].sql, err) != 0) {
+	for (size_t i = 0; rc == 0 && i < list->count; i++) {
+		if (sg_conn_exec(c->work, list->items[i].sql, err) != 0) {
 			char head[160];
-			sg_statement_head(list.items[i].sql, head, sizeof(head));
-			sg_error_prefix(err, "statement %zu (line %d: %s)", i + 1, list.items[i].line, head);
+			sg_statement_head(list->items[i].sql, head, sizeof(head));
+			sg_error_prefix(err, "statement %zu (line %d: %s)", i + 1, list->items[i].line, head);
 			rc = -1;
 			break;
 		}
@@ -576,7 +568,6 @@ static int run_statements(struct coord *c, const struct sg_migration *m, const c
 	}
 	if (rc == 0 && c->drv->after_script && c->drv->after_script(c->work, err) != 0)
 		rc = -1;
-	sg_statement_list_free(&list);
 	return rc;
 }
 
@@ -602,9 +593,10 @@ static int apply_one(struct coord *c, const struct sg_migration *m, struct sg_er
 {
 	struct sg_log_fields f = {.version = m->version, .name = m->name, .duration_ms = -1, .waited_ms = -1};
 	sg_log(SG_LOG_INFO, "apply_start", &f, "applying %s%s", m->up_file,
-	       m->no_transaction ? " (no transaction)" : "");
+	       m->up_no_tx ? " (no transaction)" : "");
 	uint64_t t0 = sg_now_ms();
-	bool transactional = sg_conn_can(c->work, SG_CAP_TRANSACTIONAL_DDL) && !m->no_transaction;
+	/* the loader decided (MySQL, no-transaction scripts) and split it offline */
+	bool transactional = !m->up_split;
 	int rc;
 	if (transactional) {
 		uint64_t backoff = 500;
@@ -634,7 +626,7 @@ static int apply_one(struct coord *c, const struct sg_migration *m, struct sg_er
 		}
 	} else {
 		long done = 0;
-		rc = run_statements(c, m, m->up_sql, true, &done, err);
+		rc = run_statements(c, m, &m->up_statements, true, &done, err);
 		if (rc == 0)
 			rc = sg_history_record(c->work, c->cfg->table, m, "applied", done, (long)elapsed_since(t0), NULL, err);
 		if (rc != 0) {
@@ -674,8 +666,14 @@ static int apply_one(struct coord *c, const struct sg_migration *m, struct sg_er
 
 /* ---- reverting ----------------------------------------------------------- */
 
+/* The down script comes from the directory (prepared by the loader) or
+ * from the history table (prepared here, by the loader's rules). */
 struct revert_item {
-	char *version, *name, *checksum, *down_sql;
+	char *version, *name, *checksum;
+	const char *down_sql;
+	bool split;
+	const struct sg_statement_list *statements;
+	struct sg_script stored;   /* owns a stored script's text and statements */
 };
 
 static int revert_one(struct coord *c, const struct revert_item *r, struct sg_error *err)
@@ -683,10 +681,10 @@ static int revert_one(struct coord *c, const struct revert_item *r, struct sg_er
 	struct sg_log_fields f = {.version = r->version, .name = r->name, .duration_ms = -1, .waited_ms = -1};
 	sg_log(SG_LOG_INFO, "revert_start", &f, "reverting %s_%s", r->version, r->name);
 	uint64_t t0 = sg_now_ms();
-	struct sg_migration m = {.version = r->version, .name = r->name, .down_sql = r->down_sql};
+	struct sg_migration m = {.version = r->version, .name = r->name, .down_sql = (char *)r->down_sql};
 	snprintf(m.checksum, sizeof(m.checksum), "%s", r->checksum);
 	int rc;
-	if (sg_conn_can(c->work, SG_CAP_TRANSACTIONAL_DDL) && !script_is_no_transaction(r->down_sql)) {
+	if (!r->split) {
 		rc = sg_conn_begin(c->work, err);
 		if (rc == 0) {
 			if (sg_conn_exec(c->work, r->down_sql, err) == 0 &&
@@ -703,7 +701,7 @@ static int revert_one(struct coord *c, const struct revert_item *r, struct sg_er
 		}
 	} else {
 		long done = 0;
-		rc = run_statements(c, &m, r->down_sql, false, &done, err);
+		rc = run_statements(c, &m, r->statements, false, &done, err);
 		if (rc == 0)
 			rc = sg_history_delete(c->work, c->cfg->table, r->version, err);
 		if (rc == 0) {
@@ -737,7 +735,7 @@ static void free_revert_items(struct revert_item *items, size_t n)
 		free(items[i].version);
 		free(items[i].name);
 		free(items[i].checksum);
-		free(items[i].down_sql);
+		sg_script_free(&items[i].stored);
 	}
 	free(items);
 }
@@ -775,16 +773,33 @@ static int collect_reverts(struct coord *c, const struct sg_history *h, struct r
 		it->name = sg_strdup(r->name);
 		it->checksum = sg_strdup(r->checksum);
 		if (cfg->command == SG_CMD_DOWN && m && m->down_sql) {
-			it->down_sql = sg_strdup(m->down_sql);
-		} else if (sg_history_down_sql(c->work, cfg->table, r->version, &it->down_sql, err) != 0) {
+			it->down_sql = m->down_sql;
+			it->split = m->down_split;
+			it->statements = &m->down_statements;
+			continue;
+		}
+		char *stored = NULL;
+		if (sg_history_down_sql(c->work, cfg->table, r->version, &stored, err) != 0) {
 			free_revert_items(items, n);
 			return -1;
 		}
-		if (!it->down_sql) {
+		if (!stored) {
 			free_revert_items(items, n);
 			return sg_fail(err, SG_EXIT_INTEGRITY, "cannot revert %s: no down script in the directory or "
 				       "recorded in %s when it was applied", r->version, cfg->table);
 		}
+		/* the rules the loader applies to a file, before anything runs */
+		char *what = sg_asprintf("the down script of %s stored in %s", r->version, cfg->table);
+		int prc = sg_script_prepare(stored, false, c->set.dialect, what, &it->stored, err);
+		free(what);
+		free(stored);
+		if (prc != 0) {
+			free_revert_items(items, n);
+			return -1;
+		}
+		it->down_sql = it->stored.sql;
+		it->split = it->stored.split;
+		it->statements = &it->stored.statements;
 	}
 	*out = items;
 	*nout = n;
@@ -1189,6 +1204,9 @@ static int dispatch(struct coord *c, struct sg_error *err)
 		return -1;
 	}
 	transition(c, ST_CHECKING, "connected");
+	/* MariaDB behind a mysql:// URL: its own files, validated offline too */
+	if (c->drv->dialect)
+		sg_migration_select(&c->set, c->drv->dialect(c->work));
 	switch (c->cfg->command) {
 	case SG_CMD_UP: return cmd_up(c, err);
 	case SG_CMD_WAIT: return cmd_wait(c, err);
@@ -1208,7 +1226,7 @@ int sg_run(const struct sg_config *cfg, struct sg_error *err)
 		return sg_migration_new(cfg->dir, cfg->new_name, cfg->new_dialect, cfg->new_single_file, err) == 0
 			       ? SG_EXIT_OK : (err->exit_code ? err->exit_code : SG_EXIT_USAGE);
 	if (cfg->command == SG_CMD_LINT)
-		return sg_migration_lint(cfg->dir, err) == 0 ? SG_EXIT_OK : SG_EXIT_USAGE;
+		return sg_migration_lint(cfg->dir, cfg->strict, cfg->json, err) == 0 ? SG_EXIT_OK : SG_EXIT_USAGE;
 
 	srand((unsigned)(time(NULL) ^ (getpid() << 8)));
 	struct coord c = {.cfg = cfg, .state = ST_INIT};

@@ -137,7 +137,8 @@ Test(migration, pair_layout_loads_up_and_down)
 	cr_assert_str_eq(set.items[0].up_file, "0001_init.up.sql");
 	cr_assert_str_eq(set.items[0].down_file, "0001_init.down.sql");
 	cr_assert_str_eq(set.items[0].down_sql, "DROP TABLE t;\n");
-	cr_assert_not(set.items[0].no_transaction);
+	cr_assert_not(set.items[0].up_no_tx);
+	cr_assert_not(set.items[0].up_split);
 	cr_assert_str_eq(set.items[0].checksum, "25312a357ba5c43fcf8242755b307bf3c82a057fcc4c030926b979b34cca9bc8");
 	cr_assert_null(set.items[1].down_file);
 	cr_assert_null(set.items[1].down_sql);
@@ -147,14 +148,26 @@ Test(migration, pair_layout_loads_up_and_down)
 	free(dir);
 }
 
-Test(migration, unparseable_sql_file_name_is_an_error)
+/* A name that starts like a migration (digits, .sql) must parse; one that
+ * does not (seed.sql, V2__flyway_style.sql) is not a migration at all,
+ * as golang-migrate and dbmate read a directory. (Until issue 10 every
+ * .sql name had to parse.) */
+Test(migration, names_that_start_like_a_migration_must_parse)
 {
 	char *dir = sgt_tempdir();
 	sgt_write(dir, "0001_init.up.sql", "SELECT 1;");
 	sgt_write(dir, "V2__flyway_style.sql", "SELECT 2;");
+	sgt_write(dir, "seed.sql", "INSERT INTO t VALUES (1);");
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_POSTGRES, &set);
+	cr_assert_eq(set.count, 1);
+	cr_assert(notes_mention(&set, "V2__flyway_style.sql"));
+	cr_assert(notes_mention(&set, "seed.sql"));
+	sg_migration_set_free(&set);
+	sgt_write(dir, "0002-fix.up.sql", "SELECT 2;");
 	struct sg_error err;
 	load_fails(dir, SG_ENGINE_POSTGRES, &err);
-	cr_assert(strstr(err.msg, "V2__flyway_style.sql") != NULL, "%s", err.msg);
+	cr_assert(strstr(err.msg, "0002-fix.up.sql") != NULL, "%s", err.msg);
 	sgt_rmrf(dir);
 	free(dir);
 }
@@ -237,14 +250,20 @@ Test(migration, empty_script_is_a_valid_migration)
 Test(dialect, tags_and_aliases)
 {
 	bool known;
-	cr_assert_eq(sg_dialect_engine("pg", &known), SG_ENGINE_POSTGRES);
+	cr_assert_eq(sg_dialect_tag("pg", &known), SG_DIALECT_POSTGRES);
 	cr_assert(known);
-	cr_assert_eq(sg_dialect_engine("postgresql", &known), SG_ENGINE_POSTGRES);
-	cr_assert_eq(sg_dialect_engine("mariadb", &known), SG_ENGINE_MYSQL);
-	cr_assert_eq(sg_dialect_engine("sqlite3", &known), SG_ENGINE_SQLITE);
-	cr_assert_eq(sg_dialect_engine("cockroach", &known), SG_ENGINE_NONE);
-	cr_assert(known);
-	cr_assert_eq(sg_dialect_engine("postgers", &known), SG_ENGINE_NONE);
+	cr_assert_eq(sg_dialect_tag("postgresql", &known), SG_DIALECT_POSTGRES);
+	cr_assert_eq(sg_dialect_tag("pgx", &known), SG_DIALECT_POSTGRES);
+	cr_assert_eq(sg_dialect_tag("mariadb", &known), SG_DIALECT_MARIADB);
+	cr_assert_eq(sg_dialect_tag("MySQL", &known), SG_DIALECT_MYSQL);
+	cr_assert_eq(sg_dialect_tag("sqlite3", &known), SG_DIALECT_SQLITE);
+	cr_assert_eq(sg_dialect_engine(SG_DIALECT_MARIADB), SG_ENGINE_MYSQL);
+	const char *others[] = {"cockroach", "cockroachdb", "mssql", "sqlserver", "clickhouse", "spanner"};
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		cr_assert_eq(sg_dialect_tag(others[i], &known), SG_DIALECT_NONE);
+		cr_assert(known, "%s", others[i]);
+	}
+	cr_assert_eq(sg_dialect_tag("postgers", &known), SG_DIALECT_NONE);
 	cr_assert_not(known);
 }
 
@@ -279,6 +298,7 @@ Test(dialect, engine_file_beats_generic_and_other_engines_are_ignored)
 
 	cr_assert_eq(lite.count, 1);
 	cr_assert_str_eq(lite.items[0].up_file, "0001_users.up.sql");
+	cr_assert(notes_mention(&lite, "0002"));
 	cr_assert_str_neq(lite.items[0].checksum, pg.items[0].checksum);
 
 	sg_migration_set_free(&pg);
@@ -300,23 +320,39 @@ Test(dialect, shared_generic_down_serves_engine_variants)
 	cr_assert_str_eq(set.items[0].up_file, "0001_t.sqlite.up.sql");
 	cr_assert_str_eq(set.items[0].down_file, "0001_t.down.sql");
 	sg_migration_set_free(&set);
-	load_ok(dir, SG_ENGINE_MYSQL, &set);
-	cr_assert_eq(set.count, 0);
-	sg_migration_set_free(&set);
+	/* nothing at all for MySQL: refused (until issue 10 this loaded as an
+	 * empty set, and `up` reported "ready at version 0") */
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_MYSQL, &err);
+	cr_assert(strstr(err.msg, "none of the migrations") && strstr(err.msg, "mysql"), "%s", err.msg);
 	sgt_rmrf(dir);
 	free(dir);
 }
 
-Test(dialect, unknown_tag_is_ignored_and_noted)
+/* Only known tags are tags; any other dotted word is part of the name, as
+ * golang-migrate reads it (until issue 10 an unknown word was a tag and
+ * the file was skipped silently). */
+Test(dialect, unknown_word_is_part_of_the_name)
 {
 	char *dir = sgt_tempdir();
 	sgt_write(dir, "0001_a.up.sql", "SELECT 1;");
 	sgt_write(dir, "0002_b.postgers.up.sql", "SELECT 2;");
+	sgt_write(dir, "0120_2.9.0_schema.up.sql", "SELECT 3;");
+	sgt_write(dir, "0120_2.9.0_schema.down.sql", "SELECT 4;");
+	sgt_write(dir, "0121_release.final.up.sql", "SELECT 5;");
 	struct sg_migration_set set;
 	load_ok(dir, SG_ENGINE_POSTGRES, &set);
-	cr_assert_eq(set.count, 1);
-	cr_assert(notes_mention(&set, "postgers"));
+	cr_assert_eq(set.count, 4);
+	cr_assert_str_eq(set.items[1].name, "b.postgers");
+	cr_assert_str_eq(set.items[2].name, "2.9.0_schema");
+	cr_assert_str_eq(set.items[2].down_file, "0120_2.9.0_schema.down.sql");
+	cr_assert_str_eq(set.items[3].name, "release.final");
 	sg_migration_set_free(&set);
+	/* next to a generic file of the same version it names a different migration */
+	sgt_write(dir, "0001_a.postgers.up.sql", "SELECT 1;");
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_SQLITE, &err);
+	cr_assert(strstr(err.msg, "'postgers' is not a dialect tag"), "%s", err.msg);
 	sgt_rmrf(dir);
 	free(dir);
 }
@@ -330,9 +366,10 @@ Test(dialect, competing_alias_files_are_an_error)
 	load_fails(dir, SG_ENGINE_POSTGRES, &err);
 	cr_assert(strstr(err.msg, "0001_a.pg.up.sql") && strstr(err.msg, "0001_a.postgres.up.sql"), "%s", err.msg);
 	/* MySQL does not care about PostgreSQL's files... */
+	sgt_write(dir, "0002_b.up.sql", "SELECT 2;");
 	struct sg_migration_set set;
 	load_ok(dir, SG_ENGINE_MYSQL, &set);
-	cr_assert_eq(set.count, 0);
+	cr_assert_eq(set.count, 1);
 	sg_migration_set_free(&set);
 	/* ...but lint and new check every engine */
 	load_fails(dir, SG_ENGINE_NONE, &err);
@@ -376,11 +413,16 @@ Test(directive, no_transaction_comment_and_autocommit_marker)
 	struct sg_migration_set set;
 	load_ok(dir, SG_ENGINE_POSTGRES, &set);
 	cr_assert_eq(set.count, 3);
-	cr_assert(set.items[0].no_transaction);
-	cr_assert(set.items[1].no_transaction);
+	cr_assert(set.items[0].up_no_tx);
+	cr_assert(set.items[0].up_split);
+	cr_assert_eq(set.items[0].up_statements.count, 1);
+	cr_assert(set.items[1].up_no_tx);
 	cr_assert_str_eq(set.items[1].name, "idx2");
 	cr_assert_str_eq(set.items[1].down_file, "0002_idx2.down.sql");
-	cr_assert_not(set.items[2].no_transaction);
+	/* the marker is on the up file only: the down script is transactional */
+	cr_assert_not(set.items[1].down_no_tx);
+	cr_assert_not(set.items[2].up_no_tx);
+	cr_assert_not(set.items[2].up_split);
 	sg_migration_set_free(&set);
 	sgt_rmrf(dir);
 	free(dir);
@@ -405,13 +447,14 @@ Test(single_file, dbmate_sections_and_transaction_false)
 	cr_assert_str_eq(m->up_sql, "CREATE INDEX CONCURRENTLY i ON t (a);\n\n");
 	cr_assert_str_eq(m->down_sql, "DROP INDEX i;\n");
 	cr_assert_str_eq(m->down_file, "20240101120000_add_index.sql");
-	cr_assert(m->no_transaction);
+	cr_assert(m->up_no_tx);
+	cr_assert_not(m->down_no_tx);
 	char expect[65];
 	sg_checksum(m->up_sql, strlen(m->up_sql), expect);
 	cr_assert_str_eq(m->checksum, expect);
 	cr_assert_str_eq(set.items[1].up_sql, "SELECT 1;\n");
 	cr_assert_null(set.items[1].down_sql);
-	cr_assert_not(set.items[1].no_transaction);
+	cr_assert_not(set.items[1].up_no_tx);
 	sg_migration_set_free(&set);
 	sgt_rmrf(dir);
 	free(dir);
@@ -588,13 +631,14 @@ Test(new, dialect_variant_name)
 
 struct lint_args {
 	const char *dir;
+	bool strict, json;
 	struct sg_error err;
 };
 
 static int run_lint(void *p)
 {
 	struct lint_args *a = p;
-	return sg_migration_lint(a->dir, &a->err);
+	return sg_migration_lint(a->dir, a->strict, a->json, &a->err);
 }
 
 Test(lint, reports_unknown_tags_missing_downs_and_begin_in_no_transaction)
@@ -612,14 +656,17 @@ Test(lint, reports_unknown_tags_missing_downs_and_begin_in_no_transaction)
 	int rc;
 	char *out = capture_stdout(run_lint, &a, &rc);
 	cr_assert_eq(rc, 0, "lint failed: %s\n%s", a.err.msg, out);
-	cr_assert(strstr(out, "warning: 0003_c.postgers.up.sql: unknown dialect tag 'postgers'"), "%s", out);
+	/* a misspelled tag is part of the name, so the file runs everywhere */
+	cr_assert(strstr(out, "warning: 0003_c.postgers.up.sql: 'postgers' is not a dialect tag (did you mean 'postgres'?)"),
+		  "%s", out);
 	cr_assert(strstr(out, "warning: 0002_b.up.sql: no down script"), "%s", out);
 	cr_assert(strstr(out, "0001_a.up.sql: no down") == NULL, "%s", out);
 	cr_assert(strstr(out, "0004_d.postgres.up.sql:2: no-transaction script contains BEGIN"), "%s", out);
 	cr_assert(strstr(out, "0004_d.postgres.up.sql:4: no-transaction script contains COMMIT"), "%s", out);
-	cr_assert(strstr(out, "note: seed.csv") != NULL, "%s", out);
-	cr_assert(strstr(out, "README") == NULL, "%s", out);
-	cr_assert(strstr(out, "note: version 0004") != NULL, "%s", out);
+	/* unknown files are warnings, a README only a note */
+	cr_assert(strstr(out, "warning: seed.csv: not a migration file") != NULL, "%s", out);
+	cr_assert(strstr(out, "note: README.md: not a migration file") != NULL, "%s", out);
+	cr_assert(strstr(out, "note: 0004_d.postgres.up.sql: version 0004 exists only for postgres") != NULL, "%s", out);
 	cr_assert(strstr(out, "0 errors") != NULL, "%s", out);
 	/* each finding once, although three engines were checked */
 	const char *first = strstr(out, "0002_b.up.sql: no down");
@@ -634,27 +681,20 @@ Test(lint, errors_fail_with_exit_code_2)
 	char *dir = sgt_tempdir();
 	sgt_write(dir, "0007_a.up.sql", "SELECT 1;");
 	sgt_write(dir, "7_a.up.sql", "SELECT 1;");
-	sgt_write(dir, "bad-name.sql", "SELECT 1;");
+	sgt_write(dir, "8-bad-name.sql", "SELECT 1;");
 	sgt_write(dir, "0008_m.mysql.up.sql", "SELECT 'unterminated;\n");
 	struct lint_args a = {.dir = dir};
 	int rc;
 	char *out = capture_stdout(run_lint, &a, &rc);
 	cr_assert_eq(rc, -1, "%s", out);
 	cr_assert_eq(a.err.exit_code, SG_EXIT_USAGE);
-	cr_assert(strstr(out, "error: bad-name.sql") != NULL, "%s", out);
+	cr_assert(strstr(out, "error: 8-bad-name.sql: cannot parse") != NULL, "%s", out);
 	cr_assert(strstr(out, "error: duplicate version") != NULL, "%s", out);
-	free(out);
-	/* the MySQL script that cannot be split is reported once duplicates are fixed */
-	char *p = sgt_path(dir, "7_a.up.sql");
-	unlink(p);
-	free(p);
-	p = sgt_path(dir, "bad-name.sql");
-	unlink(p);
-	free(p);
-	sg_error_clear(&a.err);
-	out = capture_stdout(run_lint, &a, &rc);
-	cr_assert_eq(rc, -1, "%s", out);
-	cr_assert(strstr(out, "error: 0008_m.mysql.up.sql (mysql): unterminated quoted string") != NULL, "%s", out);
+	/* every problem at once: the script that cannot be split too (until
+	 * issue 10 it appeared only once the other errors were fixed) */
+	cr_assert(strstr(out, "error: 0008_m.mysql.up.sql: unterminated quoted string starting at line 1 [mysql]") !=
+		  NULL, "%s", out);
+	cr_assert(strstr(out, "3 errors") != NULL, "%s", out);
 	free(out);
 	sgt_rmrf(dir);
 	free(dir);
@@ -679,8 +719,10 @@ Test(examples, load_for_every_engine_with_down_scripts)
 				  engines[k] == SG_ENGINE_MYSQL ? ".mysql." : ".sqlite.";
 		cr_assert(strstr(set.items[0].up_file, tag), "%s", set.items[0].up_file);
 		/* 0005 builds an index CONCURRENTLY only on PostgreSQL */
-		cr_assert_eq(set.items[4].no_transaction, engines[k] == SG_ENGINE_POSTGRES);
-		cr_assert_eq(set.nnotes, 0, "unexpected note: %s", set.nnotes ? set.notes[0] : "");
+		cr_assert_eq(set.items[4].up_no_tx, engines[k] == SG_ENGINE_POSTGRES);
+		/* the only note: the README is not a migration */
+		cr_assert_eq(set.nnotes, 1, "unexpected notes: %zu", set.nnotes);
+		cr_assert(notes_mention(&set, "README.md"), "%s", set.notes[0]);
 		sg_migration_set_free(&set);
 	}
 }
