@@ -7,6 +7,7 @@
  * moment, including while a driver waits on its socket.
  */
 #include "schemagate/coordinator.h"
+#include "schemagate/adopt.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -211,6 +212,11 @@ static int read_plan(struct coord *c, struct sg_history *h, struct sg_plan *p, s
 {
 	if (sg_history_read(c->work, c->cfg->table, h, err) != 0)
 		return -1;
+	/* ADOPTION (read-only): another tool's history, as the rows it would become */
+	if (sg_adopt_preview(c->work, c->cfg->adopt, c->cfg->table, &c->set, h, err) != 0) {
+		sg_history_free(h);
+		return -1;
+	}
 	if (sg_plan_build(&c->set, h, c->cfg->target, p, err) != 0) {
 		sg_history_free(h);
 		return -1;
@@ -826,10 +832,18 @@ static int baseline_upto(struct coord *c, const struct sg_history *h, const char
 	return 0;
 }
 
+/* ADOPTION (under the lock): before any writing command first touches the history. */
+static int adopt(struct coord *c, struct sg_error *err)
+{
+	return sg_adopt_record(c->work, c->cfg->adopt, c->cfg->table, &c->set, err);
+}
+
 static int work_up(struct coord *c, struct sg_error *err)
 {
 	const struct sg_config *cfg = c->cfg;
 	bool existed = false;
+	if (adopt(c, err) != 0)
+		return -1;
 	if (c->drv->table_exists(c->work, cfg->table, &existed, err) != 0)
 		return -1;
 	if (sg_history_ensure(c->work, cfg->table, err) != 0)
@@ -866,6 +880,8 @@ static int work_up(struct coord *c, struct sg_error *err)
 static int work_revert(struct coord *c, struct sg_error *err)
 {
 	struct sg_history h;
+	if (adopt(c, err) != 0)
+		return -1;
 	if (sg_history_read(c->work, c->cfg->table, &h, err) != 0)
 		return -1;
 	struct revert_item *items = NULL;
@@ -887,6 +903,8 @@ static int work_revert(struct coord *c, struct sg_error *err)
 
 static int work_baseline(struct coord *c, struct sg_error *err)
 {
+	if (adopt(c, err) != 0)
+		return -1;
 	if (sg_history_ensure(c->work, c->cfg->table, err) != 0)
 		return -1;
 	struct sg_history h;
@@ -1014,7 +1032,8 @@ static int cmd_up(struct coord *c, struct sg_error *err)
 	/* a failed or partial row may be a winner at work: contend, and
 	 * judge it under the lock */
 	int ready = waiter_check(c, &p, false, err);
-	bool bootstrap = !h.exists && c->cfg->baseline_version;
+	/* creating the history (baseline bootstrap, adoption) needs the lock */
+	bool bootstrap = (!h.exists && c->cfg->baseline_version) || h.nadopted > 0;
 	if (ready == 1 && !bootstrap)
 		log_ready(&p);
 	free_plan(&h, &p);

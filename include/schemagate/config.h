@@ -29,6 +29,16 @@ enum sg_lock_mode { SG_LOCK_AUTO = 0, SG_LOCK_TABLE, SG_LOCK_NONE };
 enum sg_log_format { SG_LOG_TEXT = 0, SG_LOG_JSON };
 enum sg_log_level { SG_LOG_DEBUG = 0, SG_LOG_INFO, SG_LOG_WARN, SG_LOG_ERROR, SG_LOG_QUIET };
 
+/* --adopt: whose history table to adopt when schemagate's does not exist. */
+enum sg_adopt_mode {
+	SG_ADOPT_AUTO = 0,
+	SG_ADOPT_NONE,
+	SG_ADOPT_GOLANG_MIGRATE,
+	SG_ADOPT_DBMATE,
+	SG_ADOPT_POP,
+	SG_ADOPT_GOOSE,
+};
+
 enum sg_repair_action { SG_REPAIR_NONE = 0, SG_REPAIR_APPLIED, SG_REPAIR_REVERTED, SG_REPAIR_ACCEPT_CHECKSUMS };
 
 /* All strings are owned by the config and freed by sg_config_free(). */
@@ -50,6 +60,7 @@ struct sg_config {
 	uint64_t ddl_lock_timeout_ms;  /* 0 = off */
 
 	enum sg_lock_mode lock_mode;
+	enum sg_adopt_mode adopt;      /* auto */
 	bool strict;
 	bool allow_out_of_order;
 	enum sg_log_format log_format;
@@ -58,6 +69,7 @@ struct sg_config {
 
 	/* command options */
 	bool json;                     /* status --json, lint --json */
+	/* strict also means lint --strict: warnings fail */
 	char *baseline_version;        /* up --baseline-version, or baseline VERSION */
 	int down_steps;                /* down --steps (default 1) */
 	char *down_to;                 /* down --to VERSION */
