@@ -121,13 +121,16 @@ static const struct command_spec commands[] = {
 	  "      pgx), mysql, mariadb, sqlite (sqlite3)\n"
 	  "  --single-file\n"
 	  "      one file with -- migrate:up / -- migrate:down sections (dbmate style)\n" },
-	{ "lint", SG_CMD_LINT, 0, "[--strict] [--json]",
+	{ "lint", SG_CMD_LINT, 0, "[--dialect TAG] [--strict] [--json]",
 	  "check the migration directory offline",
 	  "Check the migration directory without a database, for every engine at\n"
 	  "once: file names, duplicate versions, competing files, dialect tags,\n"
 	  "single-file sections, statement splitting, transaction control. Every\n"
 	  "finding goes to stdout, one per line (error:, warning:, note:). Exits 2\n"
 	  "on errors.\n",
+	  "  --dialect TAG\n"
+	  "      check only what one engine runs (a directory for one engine):\n"
+	  "      postgres, mysql (with mariadb), mariadb or sqlite, or an alias\n"
 	  "  --strict\n"
 	  "      warnings fail too (exit 2): empty up scripts, byte-order marks,\n"
 	  "      files that are not migrations, transaction control, missing downs\n"
@@ -234,7 +237,7 @@ static const struct command_option command_options[] = {
 	{ OPT_APPLIED, "--applied", CMD_BIT(SG_CMD_REPAIR) },
 	{ OPT_REVERTED, "--reverted", CMD_BIT(SG_CMD_REPAIR) },
 	{ OPT_ACCEPT_CHECKSUMS, "--accept-checksums", CMD_BIT(SG_CMD_REPAIR) },
-	{ OPT_DIALECT, "--dialect", CMD_BIT(SG_CMD_NEW) },
+	{ OPT_DIALECT, "--dialect", CMD_BIT(SG_CMD_NEW) | CMD_BIT(SG_CMD_LINT) },
 	{ OPT_SINGLE_FILE, "--single-file", CMD_BIT(SG_CMD_NEW) },
 };
 
@@ -698,6 +701,9 @@ static void resolve_command(struct parse *st, const struct cmdline *cl, const st
 {
 	check_command_options(st, cl, c);
 	cfg->json = cl->json;
+	if (cl->dialect && !*cl->dialect)
+		usage_error(st, "--dialect needs a tag (postgres, mysql, mariadb, sqlite or an alias)");
+	cfg->dialect = sg_strdup(cl->dialect);
 	switch (c->cmd) {
 	case SG_CMD_UP:
 		expect_positionals(st, cl, c, 0, 0, "");
@@ -740,9 +746,6 @@ static void resolve_command(struct parse *st, const struct cmdline *cl, const st
 					    cl->positional[1]);
 			cfg->new_name = sg_strdup(cl->positional[1]);
 		}
-		if (cl->dialect && !*cl->dialect)
-			usage_error(st, "--dialect needs a tag (postgres, mysql, sqlite)");
-		cfg->new_dialect = sg_strdup(cl->dialect);
 		cfg->new_single_file = cl->single_file;
 		break;
 	default:
@@ -970,7 +973,7 @@ void sg_config_free(struct sg_config *cfg)
 	free(cfg->down_to);
 	free(cfg->repair_version);
 	free(cfg->new_name);
-	free(cfg->new_dialect);
+	free(cfg->dialect);
 	if (cfg->program_argv) {
 		for (char **a = cfg->program_argv; *a; a++)
 			free(*a);

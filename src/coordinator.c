@@ -1242,10 +1242,11 @@ static int dispatch(struct coord *c, struct sg_error *err)
 int sg_run(const struct sg_config *cfg, struct sg_error *err)
 {
 	if (cfg->command == SG_CMD_NEW)
-		return sg_migration_new(cfg->dir, cfg->new_name, cfg->new_dialect, cfg->new_single_file, err) == 0
+		return sg_migration_new(cfg->dir, cfg->new_name, cfg->dialect, cfg->new_single_file, err) == 0
 			       ? SG_EXIT_OK : (err->exit_code ? err->exit_code : SG_EXIT_USAGE);
 	if (cfg->command == SG_CMD_LINT)
-		return sg_migration_lint(cfg->dir, cfg->strict, cfg->json, err) == 0 ? SG_EXIT_OK : SG_EXIT_USAGE;
+		return sg_migration_lint(cfg->dir, cfg->dialect, cfg->strict, cfg->json, err) == 0 ? SG_EXIT_OK
+												: SG_EXIT_USAGE;
 
 	srand((unsigned)(time(NULL) ^ (getpid() << 8)));
 	struct coord c = {.cfg = cfg, .state = ST_INIT};

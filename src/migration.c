@@ -1565,16 +1565,28 @@ static void note_partial_versions(const struct directory *d, const unsigned *pre
 	}
 }
 
+/* Output order: by level, then file and line (the directory's own order is arbitrary). */
+static int finding_cmp(const void *pa, const void *pb)
+{
+	const struct finding *a = pa, *b = pb;
+	if (a->level != b->level)
+		return (int)a->level - (int)b->level;
+	int c = strcmp(a->file ? a->file : "", b->file ? b->file : "");
+	if (c)
+		return c;
+	if (a->line != b->line)
+		return a->line < b->line ? -1 : 1;
+	return strcmp(a->text, b->text);
+}
+
 static void lint_print_text(const char *dir, const struct report *rep, size_t nmigrations)
 {
 	struct sg_buf out = {0};
-	for (int lv = LV_ERROR; lv <= LV_NOTE; lv++)
-		for (size_t i = 0; i < rep->count; i++)
-			if ((int)rep->items[i].level == lv) {
-				sg_buf_printf(&out, "%s: ", level_names[lv]);
-				finding_format(&rep->items[i], rep->all, &out);
-				sg_buf_puts(&out, "\n");
-			}
+	for (size_t i = 0; i < rep->count; i++) {
+		sg_buf_printf(&out, "%s: ", level_names[rep->items[i].level]);
+		finding_format(&rep->items[i], rep->all, &out);
+		sg_buf_puts(&out, "\n");
+	}
 	size_t ne = rep->counts[LV_ERROR], nw = rep->counts[LV_WARNING], nn = rep->counts[LV_NOTE];
 	sg_buf_printf(&out, "%s: %zu migration%s, %zu error%s, %zu warning%s, %zu note%s\n", dir, nmigrations,
 		      nmigrations == 1 ? "" : "s", ne, ne == 1 ? "" : "s", nw, nw == 1 ? "" : "s", nn,
@@ -1613,8 +1625,17 @@ static void lint_print_json(const char *dir, const struct report *rep, size_t nm
 	sg_buf_free(&out);
 }
 
-int sg_migration_lint(const char *dir, bool strict, bool json, struct sg_error *err)
+int sg_migration_lint(const char *dir, const char *dialect_tag, bool strict, bool json, struct sg_error *err)
 {
+	enum sg_dialect only = SG_DIALECT_NONE;
+	if (dialect_tag) {
+		bool known;
+		only = sg_dialect_tag(dialect_tag, &known);
+		if (only == SG_DIALECT_NONE)
+			return sg_fail(err, SG_EXIT_USAGE, "lint --dialect: %s dialect '%s' (%s)",
+				       known ? "schemagate does not run migrations for the" : "unknown", dialect_tag,
+				       known_tags_help);
+	}
 	struct report rep = {0};
 	struct directory d;
 	size_t nmigrations = 0;
@@ -1631,6 +1652,9 @@ int sg_migration_lint(const char *dir, bool strict, bool json, struct sg_error *
 			enum sg_dialect dialect = all_dialects[k];
 			if (dialect == SG_DIALECT_MARIADB && !d.has_tag[SG_DIALECT_MARIADB])
 				continue;   /* the same files as for MySQL */
+			if (only != SG_DIALECT_NONE && dialect != only &&
+			    !(only == SG_DIALECT_MYSQL && dialect == SG_DIALECT_MARIADB))
+				continue;
 			rep.all |= DIALECT_BIT(dialect);
 			struct selection sel;
 			load_dialect(&d, bad, dialect, false, &sel, &rep);
@@ -1646,7 +1670,7 @@ int sg_migration_lint(const char *dir, bool strict, bool json, struct sg_error *
 			}
 			selection_free(&sel);
 		}
-		if (rep.counts[LV_ERROR] == 0)
+		if (rep.counts[LV_ERROR] == 0 && only == SG_DIALECT_NONE)
 			note_partial_versions(&d, present, &rep);
 		size_t b = 0, e = 0, gi = 0;
 		while (next_group(&d, &b, &e))
@@ -1661,6 +1685,9 @@ int sg_migration_lint(const char *dir, bool strict, bool json, struct sg_error *
 		free(bad);
 		directory_free(&d);
 	}
+	/* sorted for printing: the hash slots index the old order and go */
+	if (rep.count > 1)
+		qsort(rep.items, rep.count, sizeof(*rep.items), finding_cmp);
 	if (json)
 		lint_print_json(dir, &rep, nmigrations, strict);
 	else

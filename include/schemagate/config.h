@@ -76,7 +76,7 @@ struct sg_config {
 	enum sg_repair_action repair_action;
 	char *repair_version;
 	char *new_name;                /* new NAME */
-	char *new_dialect;             /* new --dialect TAG (optional) */
+	char *dialect;                 /* new --dialect TAG, lint --dialect TAG (optional) */
 	bool new_single_file;          /* new --single-file (dbmate style) */
 
 	/* after "--": execvp(program_argv[0], program_argv) on success */

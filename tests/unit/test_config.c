@@ -552,7 +552,7 @@ Test(config, new_options)
 	struct sg_config cfg;
 	parse_ok(&cfg, ARGV("new", "add_users", "--dialect", "pg", "--single-file", "--dir", "db/m"));
 	cr_assert_str_eq(cfg.new_name, "add_users");
-	cr_assert_str_eq(cfg.new_dialect, "pg");
+	cr_assert_str_eq(cfg.dialect, "pg");
 	cr_assert_eq(cfg.new_single_file, true);
 	cr_assert_str_eq(cfg.dir, "db/m");
 	sg_config_free(&cfg);

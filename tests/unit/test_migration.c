@@ -631,6 +631,7 @@ Test(new, dialect_variant_name)
 
 struct lint_args {
 	const char *dir;
+	const char *dialect;
 	bool strict, json;
 	struct sg_error err;
 };
@@ -638,7 +639,7 @@ struct lint_args {
 static int run_lint(void *p)
 {
 	struct lint_args *a = p;
-	return sg_migration_lint(a->dir, a->strict, a->json, &a->err);
+	return sg_migration_lint(a->dir, a->dialect, a->strict, a->json, &a->err);
 }
 
 Test(lint, reports_unknown_tags_missing_downs_and_begin_in_no_transaction)
