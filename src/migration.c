@@ -64,12 +64,16 @@ int sg_version_cmp(const char *a, const char *b)
 void sg_checksum(const char *text, size_t len, char out[65])
 {
 	/* CRLF -> LF so a checkout with core.autocrlf does not change history. */
-	char *norm = sg_malloc(len + 1);
-	size_t n = 0;
-	for (size_t i = 0; i < len; i++) {
-		if (text[i] == '\r' && i + 1 < len && text[i + 1] == '\n')
-			continue;
-		norm[n++] = text[i];
+	char *norm = NULL;
+	size_t n = len;
+	if (memchr(text, '\r', len)) {
+		norm = sg_malloc(len + 1);
+		n = 0;
+		for (size_t i = 0; i < len; i++) {
+			if (text[i] == '\r' && i + 1 < len && text[i + 1] == '\n')
+				continue;
+			norm[n++] = text[i];
+		}
 	}
 	/* Fetch the algorithm once: EVP_sha256() makes OpenSSL 3 look it up
 	 * again on every call, which cost more than hashing a small file. */
@@ -78,7 +82,7 @@ void sg_checksum(const char *text, size_t len, char out[65])
 		sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
-	if (!sha256 || EVP_Digest(norm, n, md, &mdlen, sha256, NULL) != 1 || mdlen != 32) {
+	if (!sha256 || EVP_Digest(norm ? norm : text, n, md, &mdlen, sha256, NULL) != 1 || mdlen != 32) {
 		/* OpenSSL without SHA-256 is a broken build, not a runtime condition. */
 		fputs("schemagate: SHA-256 unavailable\n", stderr);
 		abort();
@@ -347,6 +351,14 @@ static int report_fail(const struct report *r, struct sg_error *err)
 
 enum file_kind { FILE_UP, FILE_DOWN, FILE_SINGLE };
 
+/* dbmate's single-file layout, as its parser reads it. */
+struct sections {
+	const char *up, *down;      /* first byte after each marker line; down NULL when absent */
+	size_t up_len, down_len;
+	int up_line, down_line;     /* file line of each section's first line */
+	bool up_no_tx, down_no_tx;  /* "transaction:false" on the marker line */
+};
+
 /* One migration file: its parsed name, and its text once read. */
 struct entry {
 	char *file;            /* as in the directory */
@@ -361,12 +373,15 @@ struct entry {
 	char *text;            /* BOM stripped; NULL until read, or unreadable */
 	size_t len;
 	bool bom;
+	/* single files: the sections, parsed once */
+	bool parsed, parsed_ok;
+	struct sections sections;
 };
 
 struct directory {
 	const char *dir;
 	struct entry *items;
-	size_t count;
+	size_t count, cap;
 	char **ignored;        /* files that are not migrations */
 	size_t nignored;
 	bool has_tag[SG_DIALECT_SQLITE + 1];
@@ -547,7 +562,10 @@ static void scan_one(struct directory *d, const char *name, unsigned char dtype,
 		return;
 	if (!e.other_engine)
 		d->has_tag[e.tag] = true;
-	d->items = sg_realloc(d->items, (d->count + 1) * sizeof(*d->items));
+	if (d->count == d->cap) {
+		d->cap = d->cap ? d->cap * 2 : 64;
+		d->items = sg_realloc(d->items, d->cap * sizeof(*d->items));
+	}
 	d->items[d->count++] = e;
 }
 
@@ -666,15 +684,19 @@ static bool has_directive(const char *sql)
 	return false;
 }
 
+enum no_tx { IN_TRANSACTION, NO_TX_BY_DIRECTIVE, NO_TX_BY_MARK };
+
 /*
  * THE no-transaction rule, for up and down scripts alike and whichever
- * command runs them: marked outside the text (pop's .autocommit file
- * name, dbmate's "-- migrate:up/down transaction:false"), or a
- * "-- schemagate:no-transaction" line in it.
+ * command runs them: a "-- schemagate:no-transaction" line in the text,
+ * or a mark outside it (pop's .autocommit file name, dbmate's
+ * "-- migrate:up/down transaction:false").
  */
-static bool script_no_transaction(const char *text, bool marked)
+static enum no_tx script_no_transaction(const char *text, bool marked)
 {
-	return marked || has_directive(text);
+	if (has_directive(text))
+		return NO_TX_BY_DIRECTIVE;
+	return marked ? NO_TX_BY_MARK : IN_TRANSACTION;
 }
 
 /* Blank text[b, e) but keep its newlines: line numbers stay the file's. */
@@ -746,10 +768,11 @@ static int prepare(const char *text, bool marked, bool stored, enum sg_dialect d
 {
 	memset(out, 0, sizeof(*out));
 	enum sg_engine engine = sg_dialect_engine(d);
-	out->no_tx = script_no_transaction(text, marked);
+	enum no_tx how = script_no_transaction(text, marked);
+	out->no_tx = how != IN_TRANSACTION;
 	/* a mark outside the text becomes a line in it when the text is
 	 * stored (down scripts): `rollback` reads the same rule from it */
-	bool prefix = stored && out->no_tx && !has_directive(text);
+	bool prefix = stored && how == NO_TX_BY_MARK;
 	out->sql = prefix ? sg_asprintf("%s\n%s", SG_NO_TX_DIRECTIVE, text) : sg_strdup(text);
 	struct sg_statement_list l;
 	struct sg_error e = {0};
@@ -799,14 +822,6 @@ void sg_script_free(struct sg_script *s)
 	sg_statement_list_free(&s->statements);
 	memset(s, 0, sizeof(*s));
 }
-
-/* dbmate's single-file layout, as its parser reads it. */
-struct sections {
-	const char *up, *down;      /* first byte after each marker line; down NULL when absent */
-	size_t up_len, down_len;
-	int up_line, down_line;     /* file line of each section's first line */
-	bool up_no_tx, down_no_tx;  /* "transaction:false" on the marker line */
-};
 
 /* "transaction:false" / "transaction:true"; anything else is refused
  * (dbmate ignores what it does not know; a typo should not run a
@@ -944,6 +959,16 @@ static bool group_ok(struct entry *g, size_t n, struct report *rep)
 	return ok;
 }
 
+/* A single file's sections, parsed on first use; NULL (reported) when it cannot be. */
+static const struct sections *sections_of(const struct directory *d, struct entry *e, struct report *rep)
+{
+	if (!e->parsed) {
+		e->parsed = true;
+		e->parsed_ok = read_entry(d, e, rep) && single_file_sections(e, &e->sections, rep) == 0;
+	}
+	return e->parsed_ok ? &e->sections : NULL;
+}
+
 /* Which files serve one dialect: up and down chosen independently. */
 struct choice {
 	struct entry *up, *down;
@@ -951,8 +976,8 @@ struct choice {
 
 static bool has_down_section(const struct directory *d, struct entry *e, struct report *rep)
 {
-	struct sections s;
-	return read_entry(d, e, rep) && single_file_sections(e, &s, rep) == 0 && s.down;
+	const struct sections *s = sections_of(d, e, rep);
+	return s && s->down;
 }
 
 static void conflict(struct report *rep, const struct entry *a, const struct entry *b, const char *direction,
@@ -1021,19 +1046,22 @@ static int script_of(const struct directory *d, struct entry *e, bool up, enum s
 	int first_line = 1;
 	bool marked = e->autocommit;
 	if (e->kind == FILE_SINGLE) {
-		struct sections s;
-		if (single_file_sections(e, &s, rep) < 0)
+		const struct sections *s = sections_of(d, e, rep);
+		if (!s)
 			return -1;
-		text = up ? s.up : s.down;
-		len = up ? s.up_len : s.down_len;
-		first_line = up ? s.up_line : s.down_line;
-		marked |= up ? s.up_no_tx : s.down_no_tx;
+		text = up ? s->up : s->down;
+		len = up ? s->up_len : s->down_len;
+		first_line = up ? s->up_line : s->down_line;
+		marked |= up ? s->up_no_tx : s->down_no_tx;
 	}
-	char *copy = sg_strndup(text, len);
+	/* a section is copied out to end in NUL; a whole file is used as read */
+	char *section = e->kind == FILE_SINGLE ? sg_strndup(text, len) : NULL;
+	if (section)
+		text = section;
 	if (checksum)
-		sg_checksum(copy, len, checksum);
-	int rc = prepare(copy, marked, !up, dialect, e->file, first_line, out, rep);
-	free(copy);
+		sg_checksum(text, len, checksum);
+	int rc = prepare(text, marked, !up, dialect, e->file, first_line, out, rep);
+	free(section);
 	if (rc == 0 && up && out->empty)
 		report_add(rep, LV_WARNING, e->file, 0, SG_DIALECT_NONE,
 			   "empty up script: it is recorded as applied and changes nothing");
@@ -1084,7 +1112,7 @@ static int build(const struct directory *d, const struct choice *c, enum sg_dial
 
 struct selection {
 	struct sg_migration *items;
-	size_t count;
+	size_t count, cap;
 };
 
 static void selection_free(struct selection *s)
@@ -1118,7 +1146,10 @@ static void load_dialect(const struct directory *d, const bool *bad, enum sg_dia
 		struct sg_migration m;
 		if (build(d, &c, dialect, &m, rep) < 0)
 			continue;
-		sel->items = sg_realloc(sel->items, (sel->count + 1) * sizeof(*sel->items));
+		if (sel->count == sel->cap) {
+			sel->cap = sel->cap ? sel->cap * 2 : 64;
+			sel->items = sg_realloc(sel->items, sel->cap * sizeof(*sel->items));
+		}
 		sel->items[sel->count++] = m;
 	}
 }
