@@ -737,3 +737,203 @@ Test(examples, lint_is_clean)
 	cr_assert(strstr(out, "5 migrations, 0 errors, 0 warnings") != NULL, "%s", out);
 	free(out);
 }
+
+/* ---- issue 10: per-direction choice, MariaDB, one no-transaction rule ---- */
+
+Test(direction, up_and_down_are_chosen_independently)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_a.up.sql", "CREATE TABLE a (x INT);");
+	sgt_write(dir, "0001_a.sqlite3.down.sql", "DROP TABLE a;");
+	sgt_write(dir, "0002_b.up.sql", "CREATE TABLE b (x INT);");
+	sgt_write(dir, "0002_b.postgres.up.sql", "CREATE TABLE b (x BIGINT);");
+	sgt_write(dir, "0002_b.down.sql", "DROP TABLE b;");
+	/* a version with only another engine's up and a generic down exists for nobody here */
+	sgt_write(dir, "0003_c.cockroach.up.sql", "SELECT 1;");
+	sgt_write(dir, "0003_c.down.sql", "SELECT 1;");
+	struct sg_migration_set lite, pg;
+	load_ok(dir, SG_ENGINE_SQLITE, &lite);
+	load_ok(dir, SG_ENGINE_POSTGRES, &pg);
+	cr_assert_eq(lite.count, 2);
+	cr_assert_str_eq(lite.items[0].up_file, "0001_a.up.sql");
+	cr_assert_str_eq(lite.items[0].down_file, "0001_a.sqlite3.down.sql");
+	cr_assert_str_eq(lite.items[1].up_file, "0002_b.up.sql");
+	cr_assert_str_eq(lite.items[1].down_file, "0002_b.down.sql");
+	cr_assert_eq(pg.count, 2);
+	cr_assert_null(pg.items[0].down_file, "no generic down: PostgreSQL cannot revert 0001");
+	cr_assert_str_eq(pg.items[1].up_file, "0002_b.postgres.up.sql");
+	cr_assert_str_eq(pg.items[1].down_file, "0002_b.down.sql");
+	cr_assert(notes_mention(&pg, "0003"));
+	sg_migration_set_free(&lite);
+	sg_migration_set_free(&pg);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(direction, mariadb_files_are_selected_after_connecting)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_kv.up.sql", "CREATE TABLE kv (k VARCHAR(10));");
+	sgt_write(dir, "0001_kv.mysql.up.sql", "CREATE TABLE kv (k VARCHAR(20));");
+	sgt_write(dir, "0001_kv.mariadb.up.sql", "CREATE TABLE kv (k VARCHAR(30));");
+	sgt_write(dir, "0002_v.mysql.up.sql", "ALTER TABLE kv ADD v INT;");
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_MYSQL, &set);
+	cr_assert_eq(set.dialect, SG_DIALECT_MYSQL);
+	cr_assert_eq(set.other_dialect, SG_DIALECT_MARIADB);
+	cr_assert_str_eq(set.items[0].up_file, "0001_kv.mysql.up.sql");
+	sg_migration_select(&set, SG_DIALECT_MARIADB);
+	cr_assert_eq(set.dialect, SG_DIALECT_MARIADB);
+	cr_assert_eq(set.count, 2);
+	cr_assert_str_eq(set.items[0].up_file, "0001_kv.mariadb.up.sql");
+	cr_assert_str_eq(set.items[1].up_file, "0002_v.mysql.up.sql");
+	sg_migration_select(&set, SG_DIALECT_MARIADB);   /* again: no-op */
+	cr_assert_str_eq(set.items[0].up_file, "0001_kv.mariadb.up.sql");
+	sg_migration_set_free(&set);
+	/* a problem only MariaDB's selection has is found before connecting */
+	sgt_write(dir, "0003_w.mariadb.up.sql", "SELECT 'unterminated;");
+	sgt_write(dir, "0003_w.up.sql", "SELECT 1;");
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_MYSQL, &err);
+	cr_assert(strstr(err.msg, "0003_w.mariadb.up.sql") && strstr(err.msg, "[mariadb]"), "%s", err.msg);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(directive, one_rule_for_up_and_down_and_the_stored_down_says_it)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_i.autocommit.up.sql", "CREATE INDEX CONCURRENTLY i ON t (a);\n");
+	sgt_write(dir, "0001_i.autocommit.down.sql", "DROP INDEX CONCURRENTLY i;\n");
+	sgt_write(dir, "0002_j.sql", "-- migrate:up\nCREATE TABLE j (a int);\n-- migrate:down transaction:false\n"
+				     "DROP INDEX CONCURRENTLY jx;\nDROP TABLE j;\n");
+	sgt_write(dir, "0003_k.down.sql", "-- schemagate:no-transaction\nDROP INDEX CONCURRENTLY k;\n");
+	sgt_write(dir, "0003_k.up.sql", "CREATE TABLE k (a int);\n");
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_POSTGRES, &set);
+	const struct sg_migration *i = &set.items[0], *j = &set.items[1], *k = &set.items[2];
+	cr_assert(i->up_no_tx && i->up_split && i->down_no_tx && i->down_split);
+	/* the up script runs as written; the stored down carries the mark */
+	cr_assert_str_eq(i->up_sql, "CREATE INDEX CONCURRENTLY i ON t (a);\n");
+	cr_assert_str_eq(i->down_sql, SG_NO_TX_DIRECTIVE "\nDROP INDEX CONCURRENTLY i;\n");
+	cr_assert_eq(i->down_statements.count, 1);
+	cr_assert_eq(i->down_statements.items[0].line, 1, "lines are the file's");
+	cr_assert_not(j->up_no_tx);
+	cr_assert(j->down_no_tx);
+	cr_assert_eq(j->down_statements.count, 2);
+	cr_assert_eq(j->down_statements.items[1].line, 5);
+	cr_assert_not(k->up_no_tx);
+	cr_assert(k->down_no_tx);
+	cr_assert_str_eq(k->down_sql, "-- schemagate:no-transaction\nDROP INDEX CONCURRENTLY k;\n");
+	/* rollback prepares the stored copy by the same rule */
+	struct sg_script s;
+	struct sg_error err = {0};
+	cr_assert_eq(sg_script_prepare(i->down_sql, false, SG_DIALECT_POSTGRES, "stored", &s, &err), 0, "%s", err.msg);
+	cr_assert(s.no_tx && s.split);
+	cr_assert_eq(s.statements.count, 1);
+	sg_script_free(&s);
+	sg_migration_set_free(&set);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(wrapper, begin_commit_is_blanked_and_checksum_kept)
+{
+	char *dir = sgt_tempdir();
+	const char *text = "BEGIN;\nCREATE TABLE a (x INT);\nCREATE TABLE b (x INT);\nCOMMIT;\n";
+	sgt_write(dir, "0001_a.up.sql", text);
+	struct sg_migration_set pg, my;
+	load_ok(dir, SG_ENGINE_POSTGRES, &pg);
+	load_ok(dir, SG_ENGINE_MYSQL, &my);
+	cr_assert_str_eq(pg.items[0].up_sql, "      \nCREATE TABLE a (x INT);\nCREATE TABLE b (x INT);\n       \n");
+	char want[65];
+	sg_checksum(text, strlen(text), want);
+	cr_assert_str_eq(pg.items[0].checksum, want, "the checksum is the file's, wrapper included");
+	/* MySQL runs it statement by statement: the wrapper is not among them */
+	cr_assert(my.items[0].up_split);
+	cr_assert_eq(my.items[0].up_statements.count, 2);
+	cr_assert_str_eq(my.items[0].up_statements.items[0].sql, "CREATE TABLE a (x INT)");
+	cr_assert_eq(my.items[0].up_statements.items[1].line, 3);
+	sg_migration_set_free(&pg);
+	sg_migration_set_free(&my);
+	/* any other transaction control is refused, naming file and line */
+	sgt_write(dir, "0002_b.up.sql", "START TRANSACTION;\nCREATE TABLE c (x INT);\nSAVEPOINT s;\nCOMMIT;\n");
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_SQLITE, &err);
+	cr_assert(strstr(err.msg, "0002_b.up.sql:3: top-level transaction control 'SAVEPOINT s'"), "%s", err.msg);
+	/* ...but not in a no-transaction script, where it is the author's business */
+	sgt_write(dir, "0002_b.up.sql", "-- schemagate:no-transaction\nBEGIN;\nVACUUM;\nROLLBACK;\n");
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_SQLITE, &set);
+	cr_assert_eq(set.items[1].up_statements.count, 3);
+	sg_migration_set_free(&set);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(bom, stripped_and_not_in_the_checksum)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_a.up.sql", "\xef\xbb\xbf" "CREATE TABLE a (x INT);\n");
+	sgt_write(dir, "0002_b.sql", "\xef\xbb\xbf-- migrate:up\nCREATE TABLE b (x INT);\n");
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_MYSQL, &set);
+	cr_assert_str_eq(set.items[0].up_sql, "CREATE TABLE a (x INT);\n");
+	char want[65];
+	sg_checksum("CREATE TABLE a (x INT);\n", 24, want);
+	cr_assert_str_eq(set.items[0].checksum, want);
+	cr_assert_str_eq(set.items[1].up_statements.items[0].sql, "CREATE TABLE b (x INT)");
+	cr_assert_eq(set.items[1].up_statements.items[0].line, 2);
+	sg_migration_set_free(&set);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(files, dangling_symlinks_fifos_nul_bytes_and_empty_directories_are_errors)
+{
+	char *dir = sgt_tempdir();
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_POSTGRES, &err);
+	cr_assert(strstr(err.msg, "holds no migrations"), "%s", err.msg);
+	sgt_write(dir, "0001_a.up.sql", "SELECT 1;");
+	char *p = sgt_path(dir, "0002_b.up.sql");
+	cr_assert_eq(symlink("..data/0002_b.up.sql", p), 0);
+	load_fails(dir, SG_ENGINE_POSTGRES, &err);
+	cr_assert(strstr(err.msg, "0002_b.up.sql: dangling symlink"), "%s", err.msg);
+	unlink(p);
+	cr_assert_eq(mkfifo(p, 0644), 0);
+	load_fails(dir, SG_ENGINE_POSTGRES, &err);
+	cr_assert(strstr(err.msg, "0002_b.up.sql: a FIFO"), "%s", err.msg);
+	unlink(p);
+	/* a symlink to a real file is fine (ConfigMap volumes) */
+	sgt_write(dir, "target.txt", "SELECT 2;");
+	cr_assert_eq(symlink("target.txt", p), 0);
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_POSTGRES, &set);
+	cr_assert_eq(set.count, 2);
+	cr_assert_str_eq(set.items[1].up_sql, "SELECT 2;");
+	sg_migration_set_free(&set);
+	unlink(p);
+	free(p);
+	FILE *f = fopen(p = sgt_path(dir, "0003_c.up.sql"), "w");
+	fwrite("SELECT\0 1;", 1, 10, f);
+	fclose(f);
+	free(p);
+	load_fails(dir, SG_ENGINE_POSTGRES, &err);
+	cr_assert(strstr(err.msg, "0003_c.up.sql: contains a NUL byte"), "%s", err.msg);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(files, the_first_problem_is_named_with_how_many_more)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001-a.up.sql", "SELECT 1;");
+	sgt_write(dir, "0002-b.up.sql", "SELECT 1;");
+	sgt_write(dir, "0003_c.up.sql", "SELECT 'x;");
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_MYSQL, &err);
+	cr_assert(strstr(err.msg, "(and 2 more problems; `schemagate lint` lists them all)"), "%s", err.msg);
+	sgt_rmrf(dir);
+	free(dir);
+}
