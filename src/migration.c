@@ -600,7 +600,7 @@ static bool read_entry(const struct directory *d, struct entry *e, struct report
 	/* O_NONBLOCK: a FIFO swapped in after the scan must not hang us */
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	free(path);
-	struct stat st;
+	struct stat st = {0};
 	const char *why = NULL;
 	if (fd < 0 || fstat(fd, &st) < 0)
 		why = strerror(errno);

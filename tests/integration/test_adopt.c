@@ -19,20 +19,6 @@
 #include "sgdb.h"
 #include "sgtest.h"
 
-static const char *server_for(enum eng e)
-{
-	if (e == ENG_PG)
-		return sgt_require_server("SG_TEST_PG_URL");
-	if (e == ENG_MY)
-		return sgt_require_server("SG_TEST_MYSQL_URL");
-	return NULL;
-}
-
-static const char *eng_name(enum eng e)
-{
-	return e == ENG_PG ? "postgres" : e == ENG_MY ? "mariadb" : "sqlite";
-}
-
 /* Run SQL statements in order (tdb_value runs one each). */
 static void exec_all(struct tdb *d, const char *const *sql)
 {
@@ -149,17 +135,6 @@ static void sg(struct sgt_result *r, struct tdb *d, const char *const *args)
 }
 #define SG(r, d, ...) sg((r), (d), (const char *[]){__VA_ARGS__, NULL})
 
-static bool history_exists(struct tdb *d)
-{
-	static const char *const sql[] = {
-		[ENG_PG] = "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'schemagate%'",
-		[ENG_MY] = "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND "
-			   "TABLE_NAME LIKE 'schemagate%'",
-		[ENG_LITE] = "SELECT count(*) FROM sqlite_master WHERE name LIKE 'schemagate%'",
-	};
-	return tdb_long(d, sql[d->eng]) > 0;
-}
-
 /*
  * The database a tool left (migrations 1 and 2 ran): read-only commands
  * see the adoption without writing; `up` adopts 1 and 2 and applies 3 and
@@ -179,10 +154,10 @@ static void adopt_then_up(struct tdb *d, const char *table, const char *col1, co
 	SG(&r, d, "verify");
 	cr_assert_eq(r.status, 6, "verify sees 2 pending: %s", r.err);
 	sgt_result_free(&r);
-	cr_assert_not(history_exists(d), "%s: a read-only command wrote", tool);
+	cr_assert_not(tdb_has_schemagate_tables(d), "%s: a read-only command wrote", tool);
 
 	SG(&r, d, "up");
-	cr_assert_eq(r.status, 0, "%s on %s: %s", tool, eng_name(d->eng), r.err);
+	cr_assert_eq(r.status, 0, "%s on %s: %s", tool, tdb_eng_name(d->eng), r.err);
 	char adopted[96];
 	snprintf(adopted, sizeof(adopted), "adopted 2 versions from %s's %s", tool, table);
 	cr_assert(strstr(r.err, adopted) != NULL, "%s", r.err);
@@ -219,7 +194,7 @@ static void adopt_then_up(struct tdb *d, const char *table, const char *col1, co
 static void golang_migrate(enum eng e)
 {
 	struct tdb d;
-	tdb_create(&d, e, server_for(e));
+	tdb_create(&d, e, tdb_server_for(e));
 	four_migrations(&d);
 	tool_ran_two(&d);
 	golang_migrate_table(&d, "2", false);
@@ -234,7 +209,7 @@ Test(adopt, golang_migrate_on_sqlite) { golang_migrate(ENG_LITE); }
 static void dbmate(enum eng e)
 {
 	struct tdb d;
-	tdb_create(&d, e, server_for(e));
+	tdb_create(&d, e, tdb_server_for(e));
 	four_migrations(&d);
 	tool_ran_two(&d);
 	dbmate_table(&d, (const char *[]){"0001", "0002", NULL});
@@ -249,7 +224,7 @@ Test(adopt, dbmate_on_sqlite) { dbmate(ENG_LITE); }
 static void pop(enum eng e)
 {
 	struct tdb d;
-	tdb_create(&d, e, server_for(e));
+	tdb_create(&d, e, tdb_server_for(e));
 	four_migrations(&d);
 	tool_ran_two(&d);
 	pop_table(&d, (const char *[]){"0001", "0002", NULL});
@@ -264,7 +239,7 @@ Test(adopt, pop_on_sqlite) { pop(ENG_LITE); }
 static void goose(enum eng e)
 {
 	struct tdb d;
-	tdb_create(&d, e, server_for(e));
+	tdb_create(&d, e, tdb_server_for(e));
 	four_migrations(&d);
 	tool_ran_two(&d);
 	/* 3 was applied and rolled back again: its latest row decides */
@@ -282,7 +257,7 @@ Test(adopt, goose_on_sqlite) { goose(ENG_LITE); }
 static void dirty(enum eng e)
 {
 	struct tdb d;
-	tdb_create(&d, e, server_for(e));
+	tdb_create(&d, e, tdb_server_for(e));
 	four_migrations(&d);
 	tool_ran_two(&d);
 	golang_migrate_table(&d, "2", true);
@@ -291,11 +266,11 @@ static void dirty(enum eng e)
 	for (size_t i = 0; i < 3; i++) {
 		struct sgt_result r;
 		SG(&r, &d, cmds[i]);
-		cr_assert_eq(r.status, 4, "%s on %s: %s", cmds[i], eng_name(e), r.err);
+		cr_assert_eq(r.status, 4, "%s on %s: %s", cmds[i], tdb_eng_name(e), r.err);
 		cr_assert(strstr(r.err, "golang-migrate's schema_migrations says version 2 is dirty") != NULL, "%s", r.err);
 		sgt_result_free(&r);
 	}
-	cr_assert_not(history_exists(&d), "nothing may change");
+	cr_assert_not(tdb_has_schemagate_tables(&d), "nothing may change");
 	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM applied_log"), 2);
 	char *after = dump(&d, "schema_migrations", "version", "dirty");
 	cr_assert_str_eq(after, before);
@@ -311,7 +286,7 @@ Test(adopt, dirty_golang_migrate_exits_4_and_changes_nothing_on_sqlite) { dirty(
 Test(adopt, two_candidates_under_auto_exit_2_until_one_is_chosen)
 {
 	struct tdb d;
-	tdb_create(&d, ENG_PG, server_for(ENG_PG));
+	tdb_create(&d, ENG_PG, tdb_server_for(ENG_PG));
 	four_migrations(&d);
 	tool_ran_two(&d);
 	golang_migrate_table(&d, "2", false);
@@ -322,7 +297,7 @@ Test(adopt, two_candidates_under_auto_exit_2_until_one_is_chosen)
 	cr_assert(strstr(r.err, "golang-migrate's schema_migrations and goose's goose_db_version") &&
 		  strstr(r.err, "--adopt=golang-migrate or --adopt=goose"), "%s", r.err);
 	sgt_result_free(&r);
-	cr_assert_not(history_exists(&d));
+	cr_assert_not(tdb_has_schemagate_tables(&d));
 	const char *env[] = {"SCHEMAGATE_ADOPT=golang-migrate", NULL};
 	const char *argv[] = {"--database-url", d.url, "--dir", d.mig, "up", NULL};
 	sgt_run(&r, env, argv);
@@ -370,7 +345,7 @@ Test(adopt, none_leaves_the_other_history_alone)
 Test(adopt, versions_the_directory_lacks_follow_the_database_ahead_rule)
 {
 	struct tdb d;
-	tdb_create(&d, ENG_PG, server_for(ENG_PG));
+	tdb_create(&d, ENG_PG, tdb_server_for(ENG_PG));
 	four_migrations(&d);
 	tool_ran_two(&d);
 	exec_all(&d, (const char *[]){"CREATE TABLE t3 (a INTEGER)", "INSERT INTO applied_log (v) VALUES ('0003')",
@@ -400,7 +375,7 @@ Test(adopt, versions_the_directory_lacks_follow_the_database_ahead_rule)
 Test(adopt, many_instances_adopt_once)
 {
 	struct tdb d;
-	tdb_create(&d, ENG_PG, server_for(ENG_PG));
+	tdb_create(&d, ENG_PG, tdb_server_for(ENG_PG));
 	four_migrations(&d);
 	tool_ran_two(&d);
 	golang_migrate_table(&d, "2", false);
@@ -422,7 +397,7 @@ Test(adopt, an_empty_history_without_events_is_adopted_one_with_events_is_not)
 	/* MySQL commits CREATE TABLE on its own: a kill right after it leaves
 	 * the history table empty, and the next run must still adopt */
 	struct tdb d;
-	tdb_create(&d, ENG_MY, server_for(ENG_MY));
+	tdb_create(&d, ENG_MY, tdb_server_for(ENG_MY));
 	four_migrations(&d);
 	tool_ran_two(&d);
 	dbmate_table(&d, (const char *[]){"0001", "0002", NULL});

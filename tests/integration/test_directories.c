@@ -20,24 +20,10 @@
 #include "sgdb.h"
 #include "sgtest.h"
 
-static const char *server_for(enum eng e)
-{
-	if (e == ENG_PG)
-		return sgt_require_server("SG_TEST_PG_URL");
-	if (e == ENG_MY)
-		return sgt_require_server("SG_TEST_MYSQL_URL");
-	return NULL;
-}
-
-static const char *eng_name(enum eng e)
-{
-	return e == ENG_PG ? "postgres" : e == ENG_MY ? "mariadb" : "sqlite";
-}
-
 /* A scratch database on e whose migration directory is a copy of the fixture. */
 static void fixture_db(struct tdb *d, enum eng e, const char *fixture)
 {
-	tdb_create(d, e, server_for(e));
+	tdb_create(d, e, tdb_server_for(e));
 	char *cmd = NULL;
 	cr_assert(asprintf(&cmd, "cp -r '%s/tests/fixtures/%s/.' '%s'", SG_SOURCE_DIR, fixture, d->mig) > 0);
 	cr_assert_eq(system(cmd), 0, "%s", cmd);
@@ -67,7 +53,7 @@ static void expect_exit(struct tdb *d, int want, const char *const *args)
 	struct sgt_result r;
 	run_args(&r, d, d->mig, args);
 	cr_assert_eq(r.status, want, "%s %s on %s: exit %d, want %d\n%s%s", args[0], args[1] ? args[1] : "",
-		     eng_name(d->eng), r.status, want, r.out, r.err);
+		     tdb_eng_name(d->eng), r.status, want, r.out, r.err);
 	sgt_result_free(&r);
 }
 #define EXPECT(d, want, ...) expect_exit((d), (want), (const char *[]){__VA_ARGS__, NULL})
@@ -96,19 +82,8 @@ static char *schema_of(struct tdb *d)
 static void expect_schema(struct tdb *d, const char *want, const char *when)
 {
 	char *got = schema_of(d);
-	cr_assert_str_eq(got, want, "%s on %s: tables %s, want %s", when, eng_name(d->eng), got, want);
+	cr_assert_str_eq(got, want, "%s on %s: tables %s, want %s", when, tdb_eng_name(d->eng), got, want);
 	free(got);
-}
-
-static bool history_exists(struct tdb *d)
-{
-	static const char *const sql[] = {
-		[ENG_PG] = "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'schemagate%'",
-		[ENG_MY] = "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND "
-			   "TABLE_NAME LIKE 'schemagate%'",
-		[ENG_LITE] = "SELECT count(*) FROM sqlite_master WHERE name LIKE 'schemagate%'",
-	};
-	return tdb_long(d, sql[d->eng]) > 0;
 }
 
 /* up, verify, the schema the tool's rules give, down --to 0, nothing left. */
@@ -373,7 +348,7 @@ static void multi_transaction(enum eng e)
 	cr_assert(strstr(r.err, "0002_two_transactions.up.sql:2: top-level transaction control 'COMMIT'") &&
 		  strstr(r.err, "schemagate:no-transaction"), "%s", r.err);
 	sgt_result_free(&r);
-	cr_assert_not(history_exists(&d), "the history table was created");
+	cr_assert_not(tdb_has_schemagate_tables(&d), "the history table was created");
 	expect_schema(&d, "", "after the refusal");
 	tdb_drop(&d);
 }
@@ -466,7 +441,7 @@ Test(directories, bad_directories_exit_2_before_any_connection)
 {
 	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
 		struct tdb d;
-		tdb_create(&d, ENG_PG, server_for(ENG_PG));
+		tdb_create(&d, ENG_PG, tdb_server_for(ENG_PG));
 		bad_cases[i].make(d.mig);
 		const char *cmds[] = {"up", "status", "verify", "down"};
 		for (size_t k = 0; k < 4; k++) {
@@ -477,18 +452,18 @@ Test(directories, bad_directories_exit_2_before_any_connection)
 				  r.err);
 			sgt_result_free(&r);
 		}
-		cr_assert_not(history_exists(&d), "%s: the history table was created", bad_cases[i].what);
+		cr_assert_not(tdb_has_schemagate_tables(&d), "%s: the history table was created", bad_cases[i].what);
 		tdb_drop(&d);
 	}
 	/* a missing directory */
 	struct tdb d;
-	tdb_create(&d, ENG_PG, server_for(ENG_PG));
+	tdb_create(&d, ENG_PG, tdb_server_for(ENG_PG));
 	struct sgt_result r;
 	SG_DIR(&r, &d, "/nonexistent/schemagate-migrations", "up");
 	cr_assert_eq(r.status, 2, "%s", r.err);
 	cr_assert(strstr(r.err, "/nonexistent/schemagate-migrations") != NULL, "%s", r.err);
 	sgt_result_free(&r);
-	cr_assert_not(history_exists(&d));
+	cr_assert_not(tdb_has_schemagate_tables(&d));
 	tdb_drop(&d);
 }
 
