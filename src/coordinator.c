@@ -687,7 +687,7 @@ static int revert_one(struct coord *c, const struct revert_item *r, struct sg_er
 	struct sg_log_fields f = {.version = r->version, .name = r->name, .duration_ms = -1, .waited_ms = -1};
 	sg_log(SG_LOG_INFO, "revert_start", &f, "reverting %s_%s", r->version, r->name);
 	uint64_t t0 = sg_now_ms();
-	struct sg_migration m = {.version = r->version, .name = r->name, .down_sql = (char *)r->down_sql};
+	struct sg_migration m = {.version = r->version, .name = r->name};
 	snprintf(m.checksum, sizeof(m.checksum), "%s", r->checksum);
 	int rc;
 	if (!r->split) {
