@@ -301,6 +301,7 @@ def cmd_rss(args):
 TOOLS = {
     "schemagate": "schemagate (static)",
     "schemagate-dyn": "schemagate (dynamic)",
+    "schemagate-lint": "schemagate `lint` (same directory, no database)",
     "dbmate": "dbmate",
     "alembic": "Alembic",
     "floor": "floor (static libpq)",
@@ -407,7 +408,9 @@ class Report:
         self.check_ratio("pg_noop", "schemagate", "alembic", 0.05, "no-op ≤ 0.05 × Alembic")
         self.out("The same with 1,000 migrations applied (no target; shows how the no-op start scales):")
         self.out()
-        self.timing_table("pg_noop1000", ["schemagate", "floor", "dbmate"])
+        self.timing_table("pg_noop1000", ["schemagate", "schemagate-lint", "floor", "dbmate"])
+        self.check_ratio("pg_noop1000", "schemagate-lint", "schemagate", 1.0,
+                         "lint of 1,000 migrations ≤ a no-op up of the same directory")
 
         self.out("## 2. Fresh apply, PostgreSQL (table + index per migration, fresh database each run)")
         self.out()

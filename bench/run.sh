@@ -282,6 +282,8 @@ if [[ $have_dbmate -eq 1 ]]; then
 fi
 pg_noop1000_round() {
 	hf pg_noop1000 schemagate $FAST $WARM "" "$sg" --database-url "$(pgurl noop1000_sg)" --dir "$gen/m1000" -q up
+	# lint reads and checks the same directory for every engine, offline
+	hf pg_noop1000 schemagate-lint $FAST $WARM "" "$sg" --dir "$gen/m1000" -q lint
 	fls hf pg_noop1000 floor $FAST $WARM "" "$bindir/floor" "$(pgurl noop1000_sg)"
 	dbm hf pg_noop1000 dbmate $FAST $WARM "" "$dbmate" --url "$(pgurl noop1000_dbmate)" --migrations-dir "$gen/m1000" --no-dump-schema migrate
 }

@@ -16,8 +16,6 @@
 
 #include "schemagate/log.h"
 #include "schemagate/run.h"
-#include "schemagate/sqlsplit.h"
-
 #define DDL_LOCK_RETRIES 6
 
 static uint64_t elapsed_since(uint64_t t0) { return sg_now_ms() - t0; }
@@ -126,12 +124,6 @@ static int apply_transactional(struct sg_run *r, const struct sg_migration *m, c
 	return -1;
 }
 
-/* The statements of a script that runs statement by statement. */
-static int statements_of(struct sg_run *r, const char *script, struct sg_statement_list *list, struct sg_error *err)
-{
-	return sg_sql_split(script, r->url.engine, list, err);
-}
-
 /*
  * A statement-by-statement migration (MySQL; no-transaction scripts). A
  * fresh one starts with its partial row (which also stores the down
@@ -143,10 +135,8 @@ static int apply_statements(struct sg_run *r, const struct sg_migration *m, cons
 			    struct sg_error *err)
 {
 	uint64_t t0 = sg_now_ms();
-	struct sg_statement_list list = {0};
-	if (statements_of(r, m->up_sql, &list, err) != 0)
-		return sg_error_prefix(err, "%s", m->up_file);
-	struct sg_steps steps = {.version = m->version, .file = m->up_file, .list = &list, .progress = true};
+	const struct sg_statement_list *list = &m->up_statements;
+	struct sg_steps steps = {.version = m->version, .file = m->up_file, .list = list, .progress = true};
 	int rc;
 	if (resume) {
 		steps.start = (size_t)resume->statements_done;
@@ -154,7 +144,7 @@ static int apply_statements(struct sg_run *r, const struct sg_migration *m, cons
 		rc = sg_history_take_over(r->conn, r->cfg->table, resume, err);
 		if (rc == 0)
 			sg_warn("resume", "resuming %s at statement %zu of %zu (the previous run, by %s, stopped there)",
-				m->up_file, steps.start + 1, list.count, resume->applied_by ? resume->applied_by : "?");
+				m->up_file, steps.start + 1, list->count, resume->applied_by ? resume->applied_by : "?");
 	} else {
 		rc = sg_history_record(r->conn, r->cfg->table, m, "partial", 0, 0, NULL, err);
 		if (rc != 0 && err->kind != SG_ERRK_LOCK_LOST)
@@ -164,9 +154,8 @@ static int apply_statements(struct sg_run *r, const struct sg_migration *m, cons
 	if (rc == 0)
 		rc = sg_steps_run(r, &steps, &done, err);
 	if (rc == 0)
-		rc = sg_history_progress(r->conn, r->cfg->table, m->version, "applied", (long)list.count,
+		rc = sg_history_progress(r->conn, r->cfg->table, m->version, "applied", (long)list->count,
 					 (long)elapsed_since(t0), NULL, err);
-	sg_statement_list_free(&list);
 	if (rc == 0) {
 		char dur[32];
 		snprintf(dur, sizeof(dur), "%llums", (unsigned long long)elapsed_since(t0));
@@ -199,10 +188,10 @@ int sg_apply_one(struct sg_run *r, const struct sg_migration *m, const struct sg
 		 struct sg_error *err)
 {
 	struct sg_log_fields f = {.version = m->version, .name = m->name, .duration_ms = -1, .waited_ms = -1};
-	sg_log(SG_LOG_INFO, "apply_start", &f, "applying %s%s", m->up_file, m->no_transaction ? " (no transaction)" : "");
+	sg_log(SG_LOG_INFO, "apply_start", &f, "applying %s%s", m->up_file, m->up_no_tx ? " (no transaction)" : "");
 	uint64_t t0 = sg_now_ms();
-	bool transactional = sg_conn_can(r->conn, SG_CAP_TRANSACTIONAL_DDL) && !m->no_transaction;
-	int rc = transactional && !resume ? apply_transactional(r, m, &f, err) : apply_statements(r, m, resume, err);
+	/* the loader decided (MySQL, no-transaction scripts) and split it offline */
+	int rc = !m->up_split && !resume ? apply_transactional(r, m, &f, err) : apply_statements(r, m, resume, err);
 	if (rc != 0)
 		return -1;
 	f.duration_ms = (int64_t)elapsed_since(t0);
@@ -227,15 +216,11 @@ static int revert_in_transaction(struct sg_run *r, const struct sg_revert_item *
 
 static int revert_statements(struct sg_run *r, const struct sg_revert_item *it, struct sg_error *err)
 {
-	struct sg_statement_list list = {0};
-	if (statements_of(r, it->down_sql, &list, err) != 0)
-		return sg_error_prefix(err, "the down script of %s", it->version);
 	char file[96];
 	snprintf(file, sizeof(file), "the down script of %s", it->version);
-	struct sg_steps steps = {.version = it->version, .file = file, .list = &list};
+	struct sg_steps steps = {.version = it->version, .file = file, .list = it->statements};
 	size_t done = 0;
 	int rc = sg_steps_run(r, &steps, &done, err);
-	sg_statement_list_free(&list);
 	if (rc == 0)
 		rc = sg_history_delete(r->conn, r->cfg->table, it->version, false, err);
 	if (rc == 0) {
@@ -256,10 +241,9 @@ int sg_revert_one(struct sg_run *r, const struct sg_revert_item *it, struct sg_e
 {
 	struct sg_log_fields f = {.version = it->version, .name = it->name, .duration_ms = -1, .waited_ms = -1};
 	sg_log(SG_LOG_INFO, "revert_start", &f, "reverting %s_%s%s", it->version, it->name,
-	       it->no_transaction ? " (no transaction)" : "");
+	       it->no_tx ? " (no transaction)" : "");
 	uint64_t t0 = sg_now_ms();
-	bool transactional = sg_conn_can(r->conn, SG_CAP_TRANSACTIONAL_DDL) && !it->no_transaction;
-	int rc = transactional ? revert_in_transaction(r, it, err) : revert_statements(r, it, err);
+	int rc = it->split ? revert_statements(r, it, err) : revert_in_transaction(r, it, err);
 	if (rc != 0) {
 		if (sg_loop_canceled(&r->loop))
 			return sg_stopped_error(r, err, "reverting a migration");
@@ -282,7 +266,7 @@ void sg_revert_items_free(struct sg_revert_item *items, size_t n)
 		free(items[i].version);
 		free(items[i].name);
 		free(items[i].checksum);
-		free(items[i].down_sql);
+		sg_script_free(&items[i].stored);
 	}
 	free(items);
 }

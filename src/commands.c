@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "schemagate/adopt.h"
 #include "schemagate/log.h"
 #include "schemagate/run.h"
 
@@ -51,11 +52,15 @@ static enum sg_state check_up(struct sg_run *r, const char **reason, struct sg_e
 	int ready = waiter_check(r, err);
 	if (ready < 0)
 		return SG_ST_FAILED;
-	if (ready == 1 && !(!r->hist.exists && r->cfg->baseline_version)) {
+	/* creating the history (baseline bootstrap, adoption) needs the lock */
+	bool bootstrap = (!r->hist.exists && r->cfg->baseline_version) || r->hist.nadopted > 0;
+	if (ready == 1 && !bootstrap) {
 		*reason = "fast path: nothing pending, checksums match";
 		return SG_ST_READY;
 	}
-	*reason = ready == 1 ? "the history table does not exist yet (--baseline-version)" : "migrations are pending";
+	*reason = ready == 0 ? "migrations are pending"
+	      : r->hist.nadopted > 0 ? "another tool's history is to be adopted"
+				      : "the history table does not exist yet (--baseline-version)";
 	return SG_ST_CONTENDING;
 }
 
@@ -77,12 +82,19 @@ static int baseline_upto(struct sg_run *r, const char *upto, struct sg_error *er
 	return 0;
 }
 
+/* Under the lock, before anything else touches the history table:
+ * another tool's history becomes schemagate's (adopt.h). */
+static int adopt(struct sg_run *r, struct sg_error *err)
+{
+	return sg_adopt_record(r->conn, r->cfg->adopt, r->cfg->table, &r->set, err);
+}
+
 /* Under the lock, before any work: the state tables exist, and the view of
  * the history is re-read (the previous holder may have done part). */
 static int prepare(struct sg_run *r, struct sg_error *err)
 {
 	bool existed = false;
-	if (r->drv->table_exists(r->conn, r->cfg->table, &existed, err) != 0 ||
+	if (adopt(r, err) != 0 || r->drv->table_exists(r->conn, r->cfg->table, &existed, err) != 0 ||
 	    sg_history_ensure(r->conn, r->cfg->table, err) != 0 || sg_session_read(r, err) != 0)
 		return -1;
 	if (existed || !r->cfg->baseline_version || r->cfg->command != SG_CMD_UP)
@@ -210,11 +222,6 @@ static enum sg_state check_writes(struct sg_run *r, const char **reason, struct 
 	return SG_ST_CONTENDING;
 }
 
-static bool script_is_no_transaction(const char *sql)
-{
-	return sql && (strstr(sql, "schemagate:no-transaction") || strstr(sql, "transaction:false"));
-}
-
 /* down --steps N: the version to go down to, fixed once. */
 static void fix_down_target(struct sg_run *r)
 {
@@ -261,17 +268,35 @@ static int collect_reverts(struct sg_run *r, struct sg_revert_item **out, size_t
 		it->name = sg_strdup(row->name);
 		it->checksum = sg_strdup(row->checksum);
 		if (cfg->command == SG_CMD_DOWN && m && m->down_sql) {
-			it->down_sql = sg_strdup(m->down_sql);
-		} else if (sg_history_down_sql(r->conn, cfg->table, row->version, &it->down_sql, err) != 0) {
+			it->down_sql = m->down_sql;
+			it->no_tx = m->down_no_tx;
+			it->split = m->down_split;
+			it->statements = &m->down_statements;
+			continue;
+		}
+		char *stored = NULL;
+		if (sg_history_down_sql(r->conn, cfg->table, row->version, &stored, err) != 0) {
 			sg_revert_items_free(items, n);
 			return -1;
 		}
-		if (!it->down_sql) {
+		if (!stored) {
 			sg_revert_items_free(items, n);
 			return sg_fail(err, SG_EXIT_INTEGRITY, "cannot revert %s: no down script in the directory or "
 				       "recorded in %s when it was applied", row->version, cfg->table);
 		}
-		it->no_transaction = script_is_no_transaction(it->down_sql);
+		/* the rules the loader applies to a file, before anything runs */
+		char *what = sg_asprintf("the down script of %s stored in %s", row->version, cfg->table);
+		int prc = sg_script_prepare(stored, false, r->set.dialect, what, &it->stored, err);
+		free(what);
+		free(stored);
+		if (prc != 0) {
+			sg_revert_items_free(items, n);
+			return -1;
+		}
+		it->down_sql = it->stored.sql;
+		it->no_tx = it->stored.no_tx;
+		it->split = it->stored.split;
+		it->statements = &it->stored.statements;
 	}
 	*out = items;
 	*nout = n;
@@ -280,7 +305,7 @@ static int collect_reverts(struct sg_run *r, struct sg_revert_item **out, size_t
 
 static int work_revert(struct sg_run *r, struct sg_error *err)
 {
-	if (sg_session_read(r, err) != 0)
+	if (adopt(r, err) != 0 || sg_session_read(r, err) != 0)
 		return -1;
 	struct sg_revert_item *items = NULL;
 	size_t n = 0;
@@ -303,7 +328,7 @@ static int work_revert(struct sg_run *r, struct sg_error *err)
 
 static int work_baseline(struct sg_run *r, struct sg_error *err)
 {
-	if (sg_history_ensure(r->conn, r->cfg->table, err) != 0 || sg_session_read(r, err) != 0)
+	if (adopt(r, err) != 0 || sg_history_ensure(r->conn, r->cfg->table, err) != 0 || sg_session_read(r, err) != 0)
 		return -1;
 	return baseline_upto(r, r->cfg->baseline_version, err);
 }

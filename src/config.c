@@ -124,15 +124,25 @@ static const struct command_spec commands[] = {
 	  "version style, and print the created paths. NAME may hold letters,\n"
 	  "digits, '_' and '-'. Needs no database.\n",
 	  "  --dialect TAG\n"
-	  "      create NAME.TAG.up.sql for one engine (postgres, mysql, sqlite)\n"
+	  "      create NAME.TAG.up.sql for one engine: postgres (postgresql, pg,\n"
+	  "      pgx), mysql, mariadb, sqlite (sqlite3)\n"
 	  "  --single-file\n"
 	  "      one file with -- migrate:up / -- migrate:down sections (dbmate style)\n" },
-	{ "lint", SG_CMD_LINT, 0, "",
+	{ "lint", SG_CMD_LINT, 0, "[--dialect TAG] [--strict] [--json]",
 	  "check the migration directory offline",
-	  "Check the migration directory without a database: file names, duplicate\n"
-	  "versions, dialect tags, single-file sections. Findings go to stdout, one\n"
-	  "per line (error:, warning:, note:). Exits 2 on errors.\n",
-	  NULL },
+	  "Check the migration directory without a database, for every engine at\n"
+	  "once: file names, duplicate versions, competing files, dialect tags,\n"
+	  "single-file sections, statement splitting, transaction control. Every\n"
+	  "finding goes to stdout, one per line (error:, warning:, note:). Exits 2\n"
+	  "on errors.\n",
+	  "  --dialect TAG\n"
+	  "      check only what one engine runs (a directory for one engine):\n"
+	  "      postgres, mysql (with mariadb), mariadb or sqlite, or an alias\n"
+	  "  --strict\n"
+	  "      warnings fail too (exit 2): empty up scripts, byte-order marks,\n"
+	  "      files that are not migrations, transaction control, missing downs\n"
+	  "  --json\n"
+	  "      print one JSON document for machines\n" },
 	{ "help", SG_CMD_HELP, 0, "[COMMAND]", "show help for a command",
 	  "Show the help of COMMAND, or the overview.\n", NULL },
 	{ "version", SG_CMD_VERSION, 0, "", "print the version", "Print the version.\n", NULL },
@@ -163,6 +173,7 @@ enum opt_id {
 	OPT_TIMEOUT,
 	OPT_LOCK,
 	OPT_LOCK_LEASE,
+	OPT_ADOPT,
 	OPT_DDL_LOCK_TIMEOUT,
 	OPT_STOP_GRACE,
 	OPT_STRICT,
@@ -197,6 +208,7 @@ static const struct option long_options[] = {
 	{ "timeout", required_argument, NULL, OPT_TIMEOUT },
 	{ "lock", required_argument, NULL, OPT_LOCK },
 	{ "lock-lease", required_argument, NULL, OPT_LOCK_LEASE },
+	{ "adopt", required_argument, NULL, OPT_ADOPT },
 	{ "ddl-lock-timeout", required_argument, NULL, OPT_DDL_LOCK_TIMEOUT },
 	{ "stop-grace", required_argument, NULL, OPT_STOP_GRACE },
 	{ "strict", no_argument, NULL, OPT_STRICT },
@@ -230,14 +242,14 @@ struct command_option {
 
 static const struct command_option command_options[] = {
 	{ OPT_BASELINE_VERSION, "--baseline-version", CMD_BIT(SG_CMD_UP) },
-	{ OPT_JSON, "--json", CMD_BIT(SG_CMD_STATUS) },
+	{ OPT_JSON, "--json", CMD_BIT(SG_CMD_STATUS) | CMD_BIT(SG_CMD_LINT) },
 	{ OPT_STEPS, "--steps", CMD_BIT(SG_CMD_DOWN) },
 	{ OPT_TO, "--to", CMD_BIT(SG_CMD_DOWN) },
 	{ OPT_APPLIED, "--applied", CMD_BIT(SG_CMD_REPAIR) },
 	{ OPT_REVERTED, "--reverted", CMD_BIT(SG_CMD_REPAIR) },
 	{ OPT_ACCEPT_CHECKSUMS, "--accept-checksums", CMD_BIT(SG_CMD_REPAIR) },
 	{ OPT_RESUME, "--resume", CMD_BIT(SG_CMD_REPAIR) },
-	{ OPT_DIALECT, "--dialect", CMD_BIT(SG_CMD_NEW) },
+	{ OPT_DIALECT, "--dialect", CMD_BIT(SG_CMD_NEW) | CMD_BIT(SG_CMD_LINT) },
 	{ OPT_SINGLE_FILE, "--single-file", CMD_BIT(SG_CMD_NEW) },
 };
 
@@ -277,6 +289,9 @@ static const struct setting_doc settings[] = {
 	  "PostgreSQL lock_timeout for migration statements; retried with backoff", LOCKING },
 	{ "--stop-grace DURATION", "SCHEMAGATE_STOP_GRACE", "20s",
 	  "on SIGTERM, let a running non-transactional statement finish this long", LOCKING },
+	{ "--adopt TOOL", "SCHEMAGATE_ADOPT", "auto",
+	  "adopt another tool's history when schemagate's does not exist yet: auto,\n"
+	  "      golang-migrate, dbmate, pop, goose or none", DATABASE },
 	{ "--strict", "SCHEMAGATE_STRICT", "off",
 	  "refuse when the database has versions this directory does not know", CHECKING },
 	{ "--allow-out-of-order", NULL, "off",
@@ -295,7 +310,7 @@ struct cmdline {
 	const char *database_url, *database_url_file, *password_file, *dir, *table, *target;
 	const char *connect_timeout, *lock_timeout, *poll_interval, *timeout, *lock_lease,
 		*ddl_lock_timeout, *stop_grace;
-	const char *lock, *log_format, *log_level, *termination_log;
+	const char *lock, *adopt, *log_format, *log_level, *termination_log;
 	bool strict, allow_out_of_order, help, version;
 
 	const char *baseline_version, *steps, *to, *dialect;
@@ -489,6 +504,8 @@ static int choice(const char *v, const char *const *names, size_t n)
 static void resolve_enums(struct parse *st, const struct cmdline *cl, struct sg_config *cfg)
 {
 	static const char *const lock_names[] = { "auto", "table", "none" };
+	/* in enum sg_adopt_mode order */
+	static const char *const adopt_names[] = { "auto", "none", "golang-migrate", "dbmate", "pop", "goose" };
 	static const char *const format_names[] = { "text", "json" };
 	static const char *const level_names[] = { "debug", "info", "warn", "error", "warning" };
 	static const enum sg_log_level level_values[] = { SG_LOG_DEBUG, SG_LOG_INFO, SG_LOG_WARN,
@@ -502,6 +519,13 @@ static void resolve_enums(struct parse *st, const struct cmdline *cl, struct sg_
 			usage_error(st, "%s: unknown lock mode '%s' (use auto, table or none)", source, v);
 		else
 			cfg->lock_mode = (enum sg_lock_mode)i;
+	}
+	if ((v = pick(cl->adopt, "--adopt", "SCHEMAGATE_ADOPT", &source)) != NULL) {
+		if ((i = choice(v, adopt_names, 6)) < 0)
+			usage_error(st, "%s: unknown tool '%s' (use auto, golang-migrate, dbmate, pop, goose or none)",
+				    source, v);
+		else
+			cfg->adopt = (enum sg_adopt_mode)i;
 	}
 	if ((v = pick(cl->log_format, "--log-format", "SCHEMAGATE_LOG_FORMAT", &source)) != NULL) {
 		if ((i = choice(v, format_names, 2)) < 0)
@@ -538,6 +562,7 @@ static void set_defaults(struct sg_config *cfg)
 	cfg->ddl_lock_timeout_ms = 0;
 	cfg->stop_grace_ms = 20 * 1000;
 	cfg->lock_mode = SG_LOCK_AUTO;
+	cfg->adopt = SG_ADOPT_AUTO;
 	cfg->log_format = SG_LOG_TEXT;
 	cfg->log_level = SG_LOG_INFO;
 	cfg->down_steps = 1;
@@ -697,6 +722,9 @@ static void resolve_command(struct parse *st, const struct cmdline *cl, const st
 {
 	check_command_options(st, cl, c);
 	cfg->json = cl->json;
+	if (cl->dialect && !*cl->dialect)
+		usage_error(st, "--dialect needs a tag (postgres, mysql, mariadb, sqlite or an alias)");
+	cfg->dialect = sg_strdup(cl->dialect);
 	switch (c->cmd) {
 	case SG_CMD_UP:
 		expect_positionals(st, cl, c, 0, 0, "");
@@ -739,9 +767,6 @@ static void resolve_command(struct parse *st, const struct cmdline *cl, const st
 					    cl->positional[1]);
 			cfg->new_name = sg_strdup(cl->positional[1]);
 		}
-		if (cl->dialect && !*cl->dialect)
-			usage_error(st, "--dialect needs a tag (postgres, mysql, sqlite)");
-		cfg->new_dialect = sg_strdup(cl->dialect);
 		cfg->new_single_file = cl->single_file;
 		break;
 	default:
@@ -781,6 +806,7 @@ static void take_option(struct parse *st, struct cmdline *cl, int c, char **argv
 	case OPT_TIMEOUT: cl->timeout = optarg; break;
 	case OPT_LOCK: cl->lock = optarg; break;
 	case OPT_LOCK_LEASE: cl->lock_lease = optarg; break;
+	case OPT_ADOPT: cl->adopt = optarg; break;
 	case OPT_DDL_LOCK_TIMEOUT: cl->ddl_lock_timeout = optarg; break;
 	case OPT_STOP_GRACE: cl->stop_grace = optarg; break;
 	case OPT_STRICT: cl->strict = true; break;
@@ -970,7 +996,7 @@ void sg_config_free(struct sg_config *cfg)
 	free(cfg->down_to);
 	free(cfg->repair_version);
 	free(cfg->new_name);
-	free(cfg->new_dialect);
+	free(cfg->dialect);
 	if (cfg->program_argv) {
 		for (char **a = cfg->program_argv; *a; a++)
 			free(*a);

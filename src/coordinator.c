@@ -163,7 +163,12 @@ static enum sg_state do_init(struct sg_run *r, const char **reason, struct sg_er
 
 static enum sg_state do_connecting(struct sg_run *r, const char **reason, struct sg_error *err)
 {
-	return sg_session_connect(r, err) == 0 ? SG_ST_CHECKING : SG_ST_FAILED;
+	if (sg_session_connect(r, err) != 0)
+		return SG_ST_FAILED;
+	/* MariaDB behind a mysql:// URL: its own files, validated offline too */
+	if (r->drv->dialect)
+		sg_migration_select(&r->set, r->drv->dialect(r->conn));
+	return SG_ST_CHECKING;
 }
 
 /* A read failed: a lost connection means connecting again (unless the
@@ -434,10 +439,11 @@ static int lock_connect(void *ctx, uint64_t lock_wait_ms, struct sg_conn **out, 
 int sg_run(const struct sg_config *cfg, struct sg_error *err)
 {
 	if (cfg->command == SG_CMD_NEW)
-		return sg_migration_new(cfg->dir, cfg->new_name, cfg->new_dialect, cfg->new_single_file, err) == 0
+		return sg_migration_new(cfg->dir, cfg->new_name, cfg->dialect, cfg->new_single_file, err) == 0
 			       ? SG_EXIT_OK : (err->exit_code ? err->exit_code : SG_EXIT_USAGE);
 	if (cfg->command == SG_CMD_LINT)
-		return sg_migration_lint(cfg->dir, err) == 0 ? SG_EXIT_OK : SG_EXIT_USAGE;
+		return sg_migration_lint(cfg->dir, cfg->dialect, cfg->strict, cfg->json, err) == 0 ? SG_EXIT_OK
+												: SG_EXIT_USAGE;
 
 	srand((unsigned)(time(NULL) ^ (getpid() << 8)));
 	struct sg_run *r = sg_calloc(1, sizeof(*r));

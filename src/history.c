@@ -121,6 +121,31 @@ const struct sg_history_row *sg_history_find(const struct sg_history *h, const c
 	return NULL;
 }
 
+static int found_row(void *ctx, int ncols, const char *const *v)
+{
+	*(bool *)ctx = true;
+	return 1;
+}
+
+int sg_history_has_events(struct sg_conn *c, const char *table, bool *any, struct sg_error *err)
+{
+	*any = false;
+	char *events = events_table_name(table);
+	bool exists = false;
+	int rc = c->driver->table_exists(c, events, &exists, err);
+	if (rc == 0 && exists) {
+		struct sg_buf sql = {0};
+		sg_buf_puts(&sql, "SELECT 1 FROM ");
+		quoted(c, events, &sql);
+		sg_buf_puts(&sql, " WHERE history_table = $1 LIMIT 1");
+		const char *p[] = {table};
+		rc = sg_conn_query(c, sql.data, 1, p, found_row, any, err);
+		sg_buf_free(&sql);
+	}
+	free(events);
+	return rc == 0 ? 0 : outside_migration(err);
+}
+
 /* ---- writing ------------------------------------------------------------- */
 
 static int run_ddl(struct sg_conn *c, const char *fmt, const char *table, struct sg_error *err)
@@ -431,8 +456,10 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 			it->state = SG_M_FAILED;
 			plan->nfailed++;
 		} else if (it->row) {
-			/* a baselined row records the file's checksum at baseline time */
-			if (strcmp(it->row->checksum, m->checksum) != 0) {
+			/* a baselined row records the file's checksum at baseline time;
+			 * a version adopted from another tool before this directory
+			 * had its file records none, and matches any file */
+			if (strcmp(it->row->checksum, m->checksum) != 0 && it->row->checksum[0] != '\0') {
 				it->state = SG_M_CHANGED;
 				plan->nchanged++;
 			} else {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "schemagate/adopt.h"
 #include "schemagate/log.h"
 #include "schemagate/run.h"
 
@@ -154,6 +155,11 @@ int sg_session_read(struct sg_run *r, struct sg_error *err)
 	sg_session_forget_view(r);
 	if (sg_history_read(r->conn, r->cfg->table, &r->hist, err) != 0)
 		return -1;
+	/* another tool's history, as the rows adoption would record */
+	if (sg_adopt_preview(r->conn, r->cfg->adopt, r->cfg->table, &r->set, &r->hist, err) != 0) {
+		sg_history_free(&r->hist);
+		return -1;
+	}
 	if (sg_plan_build(&r->set, &r->hist, r->cfg->target, &r->plan, err) != 0) {
 		sg_history_free(&r->hist);
 		return -1;

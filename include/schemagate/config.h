@@ -37,6 +37,16 @@ enum sg_repair_action {
 	SG_REPAIR_ACCEPT_CHECKSUMS,
 };
 
+/* --adopt: whose history table to adopt when schemagate's does not exist. */
+enum sg_adopt_mode {
+	SG_ADOPT_AUTO = 0,
+	SG_ADOPT_NONE,
+	SG_ADOPT_GOLANG_MIGRATE,
+	SG_ADOPT_DBMATE,
+	SG_ADOPT_POP,
+	SG_ADOPT_GOOSE,
+};
+
 /* All strings are owned by the config and freed by sg_config_free(). */
 struct sg_config {
 	enum sg_command command;
@@ -57,6 +67,7 @@ struct sg_config {
 	uint64_t stop_grace_ms;        /* 20s: a non-transactional statement may finish */
 
 	enum sg_lock_mode lock_mode;
+	enum sg_adopt_mode adopt;      /* auto */
 	bool strict;
 	bool allow_out_of_order;
 	enum sg_log_format log_format;
@@ -65,13 +76,14 @@ struct sg_config {
 
 	/* command options */
 	bool json;                     /* status --json, lint --json */
+	/* strict also means lint --strict: warnings fail */
 	char *baseline_version;        /* up --baseline-version, or baseline VERSION */
 	int down_steps;                /* down --steps (default 1) */
 	char *down_to;                 /* down --to VERSION */
 	enum sg_repair_action repair_action;
 	char *repair_version;
 	char *new_name;                /* new NAME */
-	char *new_dialect;             /* new --dialect TAG (optional) */
+	char *dialect;                 /* new --dialect TAG, lint --dialect TAG (optional) */
 	bool new_single_file;          /* new --single-file (dbmate style) */
 
 	/* after "--": execvp(program_argv[0], program_argv) on success */

@@ -200,6 +200,10 @@ struct sg_driver {
 	/* Does the history table's schema hold any table besides
 	 * schemagate's? (for up --baseline-version). Optional (NULL = yes). */
 	int (*has_user_tables)(struct sg_conn *c, const char *table, bool *any, struct sg_error *err);
+	/* Which SQL the server speaks, where one engine serves several
+	 * (MariaDB behind a mysql:// URL): decides the migration files.
+	 * Optional (NULL = the engine's own dialect). */
+	enum sg_dialect (*dialect)(struct sg_conn *c);
 	/* Append the quoted (possibly schema-qualified) identifier to out. */
 	void (*quote_ident)(const char *name, struct sg_buf *out);
 	/* Statement-by-statement scripts (MySQL; no-transaction scripts). */

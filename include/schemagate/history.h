@@ -28,12 +28,20 @@ struct sg_history {
 	bool exists;           /* the table is there at all */
 	struct sg_history_row *rows;  /* sorted by version */
 	size_t count;
+	/* Rows that adoption would record (sg_adopt_preview): the history
+	 * table does not hold them yet. 0 / NULL for real rows. */
+	size_t nadopted;
+	const char *adopted_from;   /* "golang-migrate's schema_migrations" */
 };
 
 /* Never creates anything (wait/verify/status use it). */
 int sg_history_read(struct sg_conn *c, const char *table, struct sg_history *h, struct sg_error *err);
 void sg_history_free(struct sg_history *h);
 const struct sg_history_row *sg_history_find(const struct sg_history *h, const char *version);
+
+/* Has this history table any audit event? (an empty history with none
+ * was never used: adoption may still run) */
+int sg_history_has_events(struct sg_conn *c, const char *table, bool *any, struct sg_error *err);
 
 /* Create history and events tables if missing (under the lock). */
 int sg_history_ensure(struct sg_conn *c, const char *table, struct sg_error *err);

@@ -107,17 +107,20 @@ int sg_stopped_error(struct sg_run *r, struct sg_error *err, const char *doing);
 int sg_apply_one(struct sg_run *r, const struct sg_migration *m, const struct sg_history_row *resume,
 		 struct sg_error *err);
 
-/* One migration to revert, with the down script to run. */
+/* One migration to revert, with the down script to run: the directory's
+ * (prepared by the loader) or the one stored in the history table
+ * (prepared by the loader's rules into `stored`, which owns it). */
 struct sg_revert_item {
-	char *version, *name, *checksum, *down_sql;
-	bool no_transaction;
+	char *version, *name, *checksum;
+	const char *down_sql;
+	bool no_tx, split;
+	const struct sg_statement_list *statements;
+	struct sg_script stored;
 };
 int sg_revert_one(struct sg_run *r, const struct sg_revert_item *it, struct sg_error *err);
 void sg_revert_items_free(struct sg_revert_item *items, size_t n);
 
 /* ---- stepwise.c ----------------------------------------------------------- */
-
-struct sg_statement_list;
 
 /* A script run statement by statement with exact progress. */
 struct sg_steps {

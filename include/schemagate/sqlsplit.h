@@ -5,7 +5,10 @@
  * implicitly, so progress is recorded per statement) and no-transaction
  * scripts (CREATE INDEX CONCURRENTLY cannot run in a multi-statement
  * string). Understands quotes, backticks, comments, PostgreSQL dollar
- * quoting, and MySQL's DELIMITER command.
+ * quoting and BEGIN ATOMIC bodies, MySQL's DELIMITER command, routine
+ * bodies without DELIMITER and NO_BACKSLASH_ESCAPES, SQLite trigger bodies.
+ * The loader also splits every transactional script once, to find
+ * top-level transaction control (sg_statement_tx_control).
  */
 #ifndef SCHEMAGATE_SQLSPLIT_H
 #define SCHEMAGATE_SQLSPLIT_H
@@ -13,9 +16,18 @@
 #include "schemagate/common.h"
 #include "schemagate/url.h"
 
+/*
+ * One statement. sql is exactly script[start, end): trimmed, without the
+ * delimiter. Everything between one statement's end and the next one's
+ * start (blanks, comments, the delimiter, DELIMITER commands, statements
+ * that are only comments) is separator, so the statements and the bytes
+ * between them reproduce the script.
+ */
 struct sg_statement {
-	char *sql;      /* trimmed statement without the terminating delimiter */
-	int line;       /* 1-based line where it starts in the script */
+	char *sql;
+	int line;          /* 1-based line of start in the script */
+	size_t start, end;
+	size_t delim_end;  /* just past the delimiter that ended it; == end at the end of the script */
 };
 
 struct sg_statement_list {
@@ -23,12 +35,25 @@ struct sg_statement_list {
 	size_t count;
 };
 
-/* Statements that are empty or only comments are dropped. */
+/* Statements that are empty or only comments are dropped. The script
+ * ends at its first NUL (the loader refuses files holding one). */
 int sg_sql_split(const char *script, enum sg_engine engine, struct sg_statement_list *out,
 		 struct sg_error *err);
+/* The same, counting lines from first_line (a section of a larger file). */
+int sg_sql_split_at(const char *script, enum sg_engine engine, int first_line, struct sg_statement_list *out,
+		    struct sg_error *err);
 void sg_statement_list_free(struct sg_statement_list *l);
 
 /* First line of a statement, truncated to max chars with "...", for messages. */
 void sg_statement_head(const char *sql, char *out, size_t outsz);
+
+/* Is a statement (as split) transaction control? */
+enum sg_tx_control {
+	SG_TXC_NONE = 0,
+	SG_TXC_BEGIN,   /* plain BEGIN [WORK|TRANSACTION] / START TRANSACTION: a wrapper can be absorbed */
+	SG_TXC_COMMIT,  /* plain COMMIT [WORK|TRANSACTION] / END [TRANSACTION] (PostgreSQL, SQLite) */
+	SG_TXC_OTHER,   /* ROLLBACK, SAVEPOINT, RELEASE, BEGIN with options, XA, SET autocommit... */
+};
+enum sg_tx_control sg_statement_tx_control(const char *sql, enum sg_engine engine);
 
 #endif

@@ -11,6 +11,16 @@
 
 enum sg_engine { SG_ENGINE_NONE = 0, SG_ENGINE_POSTGRES, SG_ENGINE_MYSQL, SG_ENGINE_SQLITE };
 
+/* The SQL a server speaks, which decides the migration files it gets:
+ * MariaDB is the MySQL engine with its own dialect tag (SPEC section 3). */
+enum sg_dialect {
+	SG_DIALECT_NONE = 0,
+	SG_DIALECT_POSTGRES,
+	SG_DIALECT_MYSQL,
+	SG_DIALECT_MARIADB,
+	SG_DIALECT_SQLITE,
+};
+
 struct sg_url_param {
 	char *key, *value;   /* percent-decoded */
 };

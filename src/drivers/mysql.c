@@ -1076,6 +1076,15 @@ static int drv_has_user_tables(struct sg_conn *base, const char *table, bool *an
 	return any_table(base, table, "TABLE_NAME NOT IN ($2, 'schemagate_events', 'schemagate_lock')", any, err);
 }
 
+/* The server's own word for what it is: MariaDB says so in its version
+ * ("10.11.6-MariaDB-0+deb12u1"); MySQL does not. */
+static enum sg_dialect drv_dialect(struct sg_conn *base)
+{
+	struct my_conn *c = (struct my_conn *)base;
+	const char *v = c->mysql ? mysql_get_server_info(c->mysql) : NULL;
+	return v && strcasestr(v, "mariadb") ? SG_DIALECT_MARIADB : SG_DIALECT_MYSQL;
+}
+
 static void drv_quote_ident(const char *name, struct sg_buf *out)
 {
 	sg_quote_ident(name, '`', out);
@@ -1134,6 +1143,7 @@ const struct sg_driver sg_driver_mysql = {
 	.table_exists = drv_table_exists,
 	.has_user_tables = drv_has_user_tables,
 	.quote_ident = drv_quote_ident,
+	.dialect = drv_dialect,
 	.history_ddl = HISTORY_DDL,
 	.events_ddl = EVENTS_DDL,
 	.now_sql = "UTC_TIMESTAMP(3)",

@@ -156,6 +156,31 @@ void tdb_drop(struct tdb *d)
 	free(d->file);
 }
 
+const char *tdb_server_for(enum eng eng)
+{
+	if (eng == ENG_PG)
+		return sgt_require_server("SG_TEST_PG_URL");
+	if (eng == ENG_MY)
+		return sgt_require_server("SG_TEST_MYSQL_URL");
+	return NULL;
+}
+
+const char *tdb_eng_name(enum eng eng)
+{
+	return eng == ENG_PG ? "postgres" : eng == ENG_MY ? "mariadb" : "sqlite";
+}
+
+bool tdb_has_schemagate_tables(struct tdb *d)
+{
+	static const char *const sql[] = {
+		[ENG_PG] = "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'schemagate%'",
+		[ENG_MY] = "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND "
+			   "TABLE_NAME LIKE 'schemagate%'",
+		[ENG_LITE] = "SELECT count(*) FROM sqlite_master WHERE name LIKE 'schemagate%'",
+	};
+	return tdb_long(d, sql[d->eng]) > 0;
+}
+
 /* n migrations 0001..n; each records itself in applied_log. slow is an
  * engine statement put in front of the INSERT (NULL: none). */
 void write_migrations(struct tdb *d, int n, const char *slow)

@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 #include <mysql.h>
+#include <stdbool.h>
 
 enum eng { ENG_PG, ENG_MY, ENG_LITE };
 
@@ -37,6 +38,12 @@ void tdb_create(struct tdb *d, enum eng eng, const char *server_url);
 void tdb_drop(struct tdb *d);
 /* n migrations 0001..n; slow is a statement put before the INSERT. */
 void write_migrations(struct tdb *d, int n, const char *slow);
+/* The private server for eng from tests/run.sh (NULL for SQLite): skips
+ * or, under CI=true, fails like sgt_require_server. */
+const char *tdb_server_for(enum eng eng);
+const char *tdb_eng_name(enum eng eng);   /* "postgres", "mariadb", "sqlite" */
+/* Has schemagate created any of its tables in d? */
+bool tdb_has_schemagate_tables(struct tdb *d);
 /* Every migration 1..n exactly once: counter rows, history, verify. */
 void assert_exactly_once(struct tdb *d, int n, const char *what);
 

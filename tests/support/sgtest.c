@@ -166,7 +166,9 @@ char *sgt_copy_example_migrations(const char *dir)
 {
 	char *dst = sgt_path(dir, "migrations");
 	char *cmd = NULL;
-	cr_assert(asprintf(&cmd, "cp -r '%s/migrations' '%s'", SG_SOURCE_DIR, dst) > 0);
+	/* the contents, into dst whether or not it exists already ("cp -r
+	 * migrations dst" nests them in dst/migrations when dst exists) */
+	cr_assert(asprintf(&cmd, "mkdir -p '%s' && cp -r '%s/migrations/.' '%s'", dst, SG_SOURCE_DIR, dst) > 0);
 	cr_assert(system(cmd) == 0);
 	free(cmd);
 	return dst;

@@ -18,6 +18,7 @@ static const char *const env_names[] = {
 	"SCHEMAGATE_LOCK_TIMEOUT", "SCHEMAGATE_POLL_INTERVAL", "SCHEMAGATE_TIMEOUT",
 	"SCHEMAGATE_LOCK", "SCHEMAGATE_LOCK_LEASE", "SCHEMAGATE_DDL_LOCK_TIMEOUT",
 	"SCHEMAGATE_STRICT", "SCHEMAGATE_LOG_FORMAT", "SCHEMAGATE_LOG_LEVEL", "POSIXLY_CORRECT",
+	"SCHEMAGATE_ADOPT",
 };
 
 /* The machine running the tests may export any of these. */
@@ -552,7 +553,7 @@ Test(config, new_options)
 	struct sg_config cfg;
 	parse_ok(&cfg, ARGV("new", "add_users", "--dialect", "pg", "--single-file", "--dir", "db/m"));
 	cr_assert_str_eq(cfg.new_name, "add_users");
-	cr_assert_str_eq(cfg.new_dialect, "pg");
+	cr_assert_str_eq(cfg.dialect, "pg");
 	cr_assert_eq(cfg.new_single_file, true);
 	cr_assert_str_eq(cfg.dir, "db/m");
 	sg_config_free(&cfg);
@@ -647,4 +648,46 @@ Test(config, version)
 	cr_assert_str_eq(out, "schemagate 0.1.0\n");
 	free(out);
 	sg_config_free(&cfg);
+}
+
+Test(config, adopt_flag_environment_and_default)
+{
+	struct sg_config cfg;
+	parse_ok(&cfg, ARGV("--database-url", "sqlite:x.db", "up"));
+	cr_assert_eq(cfg.adopt, SG_ADOPT_AUTO);
+	sg_config_free(&cfg);
+	setenv("SCHEMAGATE_ADOPT", "goose", 1);
+	parse_ok(&cfg, ARGV("--database-url", "sqlite:x.db", "status"));
+	cr_assert_eq(cfg.adopt, SG_ADOPT_GOOSE);
+	sg_config_free(&cfg);
+	parse_ok(&cfg, ARGV("--database-url", "sqlite:x.db", "--adopt", "Golang-Migrate", "up"));
+	cr_assert_eq(cfg.adopt, SG_ADOPT_GOLANG_MIGRATE, "the flag wins, case-insensitively");
+	sg_config_free(&cfg);
+	const char *names[] = {"none", "dbmate", "pop"};
+	const enum sg_adopt_mode modes[] = {SG_ADOPT_NONE, SG_ADOPT_DBMATE, SG_ADOPT_POP};
+	for (size_t i = 0; i < 3; i++) {
+		parse_ok(&cfg, ARGV("--database-url", "sqlite:x.db", "--adopt", (char *)names[i], "up"));
+		cr_assert_eq(cfg.adopt, modes[i], "%s", names[i]);
+		sg_config_free(&cfg);
+	}
+	const char *msg = parse_usage_error(ARGV("--database-url", "sqlite:x.db", "--adopt", "flyway", "up"));
+	cr_assert(strstr(msg, "--adopt: unknown tool 'flyway'"), "%s", msg);
+	setenv("SCHEMAGATE_ADOPT", "liquibase", 1);
+	msg = parse_usage_error(ARGV("--database-url", "sqlite:x.db", "up"));
+	cr_assert(strstr(msg, "SCHEMAGATE_ADOPT: unknown tool 'liquibase'"), "%s", msg);
+	unsetenv("SCHEMAGATE_ADOPT");
+}
+
+Test(config, lint_options)
+{
+	struct sg_config cfg;
+	parse_ok(&cfg, ARGV("lint", "--strict", "--json", "--dialect", "pgx"));
+	cr_assert(cfg.strict);
+	cr_assert(cfg.json);
+	cr_assert_str_eq(cfg.dialect, "pgx");
+	sg_config_free(&cfg);
+	const char *msg = parse_usage_error(ARGV("lint", "--dialect", ""));
+	cr_assert(strstr(msg, "--dialect needs a tag"), "%s", msg);
+	msg = parse_usage_error(ARGV("--database-url", "sqlite:x.db", "up", "--dialect", "pg"));
+	cr_assert(strstr(msg, "option --dialect does not apply to 'up'"), "%s", msg);
 }

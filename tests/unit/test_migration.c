@@ -137,7 +137,8 @@ Test(migration, pair_layout_loads_up_and_down)
 	cr_assert_str_eq(set.items[0].up_file, "0001_init.up.sql");
 	cr_assert_str_eq(set.items[0].down_file, "0001_init.down.sql");
 	cr_assert_str_eq(set.items[0].down_sql, "DROP TABLE t;\n");
-	cr_assert_not(set.items[0].no_transaction);
+	cr_assert_not(set.items[0].up_no_tx);
+	cr_assert_not(set.items[0].up_split);
 	cr_assert_str_eq(set.items[0].checksum, "25312a357ba5c43fcf8242755b307bf3c82a057fcc4c030926b979b34cca9bc8");
 	cr_assert_null(set.items[1].down_file);
 	cr_assert_null(set.items[1].down_sql);
@@ -147,14 +148,26 @@ Test(migration, pair_layout_loads_up_and_down)
 	free(dir);
 }
 
-Test(migration, unparseable_sql_file_name_is_an_error)
+/* A name that starts like a migration (digits, .sql) must parse; one that
+ * does not (seed.sql, V2__flyway_style.sql) is not a migration at all,
+ * as golang-migrate and dbmate read a directory. (Until issue 10 every
+ * .sql name had to parse.) */
+Test(migration, names_that_start_like_a_migration_must_parse)
 {
 	char *dir = sgt_tempdir();
 	sgt_write(dir, "0001_init.up.sql", "SELECT 1;");
 	sgt_write(dir, "V2__flyway_style.sql", "SELECT 2;");
+	sgt_write(dir, "seed.sql", "INSERT INTO t VALUES (1);");
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_POSTGRES, &set);
+	cr_assert_eq(set.count, 1);
+	cr_assert(notes_mention(&set, "V2__flyway_style.sql"));
+	cr_assert(notes_mention(&set, "seed.sql"));
+	sg_migration_set_free(&set);
+	sgt_write(dir, "0002-fix.up.sql", "SELECT 2;");
 	struct sg_error err;
 	load_fails(dir, SG_ENGINE_POSTGRES, &err);
-	cr_assert(strstr(err.msg, "V2__flyway_style.sql") != NULL, "%s", err.msg);
+	cr_assert(strstr(err.msg, "0002-fix.up.sql") != NULL, "%s", err.msg);
 	sgt_rmrf(dir);
 	free(dir);
 }
@@ -237,14 +250,20 @@ Test(migration, empty_script_is_a_valid_migration)
 Test(dialect, tags_and_aliases)
 {
 	bool known;
-	cr_assert_eq(sg_dialect_engine("pg", &known), SG_ENGINE_POSTGRES);
+	cr_assert_eq(sg_dialect_tag("pg", &known), SG_DIALECT_POSTGRES);
 	cr_assert(known);
-	cr_assert_eq(sg_dialect_engine("postgresql", &known), SG_ENGINE_POSTGRES);
-	cr_assert_eq(sg_dialect_engine("mariadb", &known), SG_ENGINE_MYSQL);
-	cr_assert_eq(sg_dialect_engine("sqlite3", &known), SG_ENGINE_SQLITE);
-	cr_assert_eq(sg_dialect_engine("cockroach", &known), SG_ENGINE_NONE);
-	cr_assert(known);
-	cr_assert_eq(sg_dialect_engine("postgers", &known), SG_ENGINE_NONE);
+	cr_assert_eq(sg_dialect_tag("postgresql", &known), SG_DIALECT_POSTGRES);
+	cr_assert_eq(sg_dialect_tag("pgx", &known), SG_DIALECT_POSTGRES);
+	cr_assert_eq(sg_dialect_tag("mariadb", &known), SG_DIALECT_MARIADB);
+	cr_assert_eq(sg_dialect_tag("MySQL", &known), SG_DIALECT_MYSQL);
+	cr_assert_eq(sg_dialect_tag("sqlite3", &known), SG_DIALECT_SQLITE);
+	cr_assert_eq(sg_dialect_engine(SG_DIALECT_MARIADB), SG_ENGINE_MYSQL);
+	const char *others[] = {"cockroach", "cockroachdb", "mssql", "sqlserver", "clickhouse", "spanner"};
+	for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++) {
+		cr_assert_eq(sg_dialect_tag(others[i], &known), SG_DIALECT_NONE);
+		cr_assert(known, "%s", others[i]);
+	}
+	cr_assert_eq(sg_dialect_tag("postgers", &known), SG_DIALECT_NONE);
 	cr_assert_not(known);
 }
 
@@ -279,6 +298,7 @@ Test(dialect, engine_file_beats_generic_and_other_engines_are_ignored)
 
 	cr_assert_eq(lite.count, 1);
 	cr_assert_str_eq(lite.items[0].up_file, "0001_users.up.sql");
+	cr_assert(notes_mention(&lite, "0002"));
 	cr_assert_str_neq(lite.items[0].checksum, pg.items[0].checksum);
 
 	sg_migration_set_free(&pg);
@@ -300,23 +320,39 @@ Test(dialect, shared_generic_down_serves_engine_variants)
 	cr_assert_str_eq(set.items[0].up_file, "0001_t.sqlite.up.sql");
 	cr_assert_str_eq(set.items[0].down_file, "0001_t.down.sql");
 	sg_migration_set_free(&set);
-	load_ok(dir, SG_ENGINE_MYSQL, &set);
-	cr_assert_eq(set.count, 0);
-	sg_migration_set_free(&set);
+	/* nothing at all for MySQL: refused (until issue 10 this loaded as an
+	 * empty set, and `up` reported "ready at version 0") */
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_MYSQL, &err);
+	cr_assert(strstr(err.msg, "none of the migrations") && strstr(err.msg, "mysql"), "%s", err.msg);
 	sgt_rmrf(dir);
 	free(dir);
 }
 
-Test(dialect, unknown_tag_is_ignored_and_noted)
+/* Only known tags are tags; any other dotted word is part of the name, as
+ * golang-migrate reads it (until issue 10 an unknown word was a tag and
+ * the file was skipped silently). */
+Test(dialect, unknown_word_is_part_of_the_name)
 {
 	char *dir = sgt_tempdir();
 	sgt_write(dir, "0001_a.up.sql", "SELECT 1;");
 	sgt_write(dir, "0002_b.postgers.up.sql", "SELECT 2;");
+	sgt_write(dir, "0120_2.9.0_schema.up.sql", "SELECT 3;");
+	sgt_write(dir, "0120_2.9.0_schema.down.sql", "SELECT 4;");
+	sgt_write(dir, "0121_release.final.up.sql", "SELECT 5;");
 	struct sg_migration_set set;
 	load_ok(dir, SG_ENGINE_POSTGRES, &set);
-	cr_assert_eq(set.count, 1);
-	cr_assert(notes_mention(&set, "postgers"));
+	cr_assert_eq(set.count, 4);
+	cr_assert_str_eq(set.items[1].name, "b.postgers");
+	cr_assert_str_eq(set.items[2].name, "2.9.0_schema");
+	cr_assert_str_eq(set.items[2].down_file, "0120_2.9.0_schema.down.sql");
+	cr_assert_str_eq(set.items[3].name, "release.final");
 	sg_migration_set_free(&set);
+	/* next to a generic file of the same version it names a different migration */
+	sgt_write(dir, "0001_a.postgers.up.sql", "SELECT 1;");
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_SQLITE, &err);
+	cr_assert(strstr(err.msg, "'postgers' is not a dialect tag"), "%s", err.msg);
 	sgt_rmrf(dir);
 	free(dir);
 }
@@ -330,9 +366,10 @@ Test(dialect, competing_alias_files_are_an_error)
 	load_fails(dir, SG_ENGINE_POSTGRES, &err);
 	cr_assert(strstr(err.msg, "0001_a.pg.up.sql") && strstr(err.msg, "0001_a.postgres.up.sql"), "%s", err.msg);
 	/* MySQL does not care about PostgreSQL's files... */
+	sgt_write(dir, "0002_b.up.sql", "SELECT 2;");
 	struct sg_migration_set set;
 	load_ok(dir, SG_ENGINE_MYSQL, &set);
-	cr_assert_eq(set.count, 0);
+	cr_assert_eq(set.count, 1);
 	sg_migration_set_free(&set);
 	/* ...but lint and new check every engine */
 	load_fails(dir, SG_ENGINE_NONE, &err);
@@ -376,11 +413,16 @@ Test(directive, no_transaction_comment_and_autocommit_marker)
 	struct sg_migration_set set;
 	load_ok(dir, SG_ENGINE_POSTGRES, &set);
 	cr_assert_eq(set.count, 3);
-	cr_assert(set.items[0].no_transaction);
-	cr_assert(set.items[1].no_transaction);
+	cr_assert(set.items[0].up_no_tx);
+	cr_assert(set.items[0].up_split);
+	cr_assert_eq(set.items[0].up_statements.count, 1);
+	cr_assert(set.items[1].up_no_tx);
 	cr_assert_str_eq(set.items[1].name, "idx2");
 	cr_assert_str_eq(set.items[1].down_file, "0002_idx2.down.sql");
-	cr_assert_not(set.items[2].no_transaction);
+	/* the marker is on the up file only: the down script is transactional */
+	cr_assert_not(set.items[1].down_no_tx);
+	cr_assert_not(set.items[2].up_no_tx);
+	cr_assert_not(set.items[2].up_split);
 	sg_migration_set_free(&set);
 	sgt_rmrf(dir);
 	free(dir);
@@ -405,13 +447,14 @@ Test(single_file, dbmate_sections_and_transaction_false)
 	cr_assert_str_eq(m->up_sql, "CREATE INDEX CONCURRENTLY i ON t (a);\n\n");
 	cr_assert_str_eq(m->down_sql, "DROP INDEX i;\n");
 	cr_assert_str_eq(m->down_file, "20240101120000_add_index.sql");
-	cr_assert(m->no_transaction);
+	cr_assert(m->up_no_tx);
+	cr_assert_not(m->down_no_tx);
 	char expect[65];
 	sg_checksum(m->up_sql, strlen(m->up_sql), expect);
 	cr_assert_str_eq(m->checksum, expect);
 	cr_assert_str_eq(set.items[1].up_sql, "SELECT 1;\n");
 	cr_assert_null(set.items[1].down_sql);
-	cr_assert_not(set.items[1].no_transaction);
+	cr_assert_not(set.items[1].up_no_tx);
 	sg_migration_set_free(&set);
 	sgt_rmrf(dir);
 	free(dir);
@@ -588,13 +631,15 @@ Test(new, dialect_variant_name)
 
 struct lint_args {
 	const char *dir;
+	const char *dialect;
+	bool strict, json;
 	struct sg_error err;
 };
 
 static int run_lint(void *p)
 {
 	struct lint_args *a = p;
-	return sg_migration_lint(a->dir, &a->err);
+	return sg_migration_lint(a->dir, a->dialect, a->strict, a->json, &a->err);
 }
 
 Test(lint, reports_unknown_tags_missing_downs_and_begin_in_no_transaction)
@@ -612,14 +657,17 @@ Test(lint, reports_unknown_tags_missing_downs_and_begin_in_no_transaction)
 	int rc;
 	char *out = capture_stdout(run_lint, &a, &rc);
 	cr_assert_eq(rc, 0, "lint failed: %s\n%s", a.err.msg, out);
-	cr_assert(strstr(out, "warning: 0003_c.postgers.up.sql: unknown dialect tag 'postgers'"), "%s", out);
+	/* a misspelled tag is part of the name, so the file runs everywhere */
+	cr_assert(strstr(out, "warning: 0003_c.postgers.up.sql: 'postgers' is not a dialect tag (did you mean 'postgres'?)"),
+		  "%s", out);
 	cr_assert(strstr(out, "warning: 0002_b.up.sql: no down script"), "%s", out);
 	cr_assert(strstr(out, "0001_a.up.sql: no down") == NULL, "%s", out);
 	cr_assert(strstr(out, "0004_d.postgres.up.sql:2: no-transaction script contains BEGIN"), "%s", out);
 	cr_assert(strstr(out, "0004_d.postgres.up.sql:4: no-transaction script contains COMMIT"), "%s", out);
-	cr_assert(strstr(out, "note: seed.csv") != NULL, "%s", out);
-	cr_assert(strstr(out, "README") == NULL, "%s", out);
-	cr_assert(strstr(out, "note: version 0004") != NULL, "%s", out);
+	/* unknown files are warnings, a README only a note */
+	cr_assert(strstr(out, "warning: seed.csv: not a migration file") != NULL, "%s", out);
+	cr_assert(strstr(out, "note: README.md: not a migration file") != NULL, "%s", out);
+	cr_assert(strstr(out, "note: 0004_d.postgres.up.sql: version 0004 exists only for postgres") != NULL, "%s", out);
 	cr_assert(strstr(out, "0 errors") != NULL, "%s", out);
 	/* each finding once, although three engines were checked */
 	const char *first = strstr(out, "0002_b.up.sql: no down");
@@ -634,27 +682,20 @@ Test(lint, errors_fail_with_exit_code_2)
 	char *dir = sgt_tempdir();
 	sgt_write(dir, "0007_a.up.sql", "SELECT 1;");
 	sgt_write(dir, "7_a.up.sql", "SELECT 1;");
-	sgt_write(dir, "bad-name.sql", "SELECT 1;");
+	sgt_write(dir, "8-bad-name.sql", "SELECT 1;");
 	sgt_write(dir, "0008_m.mysql.up.sql", "SELECT 'unterminated;\n");
 	struct lint_args a = {.dir = dir};
 	int rc;
 	char *out = capture_stdout(run_lint, &a, &rc);
 	cr_assert_eq(rc, -1, "%s", out);
 	cr_assert_eq(a.err.exit_code, SG_EXIT_USAGE);
-	cr_assert(strstr(out, "error: bad-name.sql") != NULL, "%s", out);
+	cr_assert(strstr(out, "error: 8-bad-name.sql: cannot parse") != NULL, "%s", out);
 	cr_assert(strstr(out, "error: duplicate version") != NULL, "%s", out);
-	free(out);
-	/* the MySQL script that cannot be split is reported once duplicates are fixed */
-	char *p = sgt_path(dir, "7_a.up.sql");
-	unlink(p);
-	free(p);
-	p = sgt_path(dir, "bad-name.sql");
-	unlink(p);
-	free(p);
-	sg_error_clear(&a.err);
-	out = capture_stdout(run_lint, &a, &rc);
-	cr_assert_eq(rc, -1, "%s", out);
-	cr_assert(strstr(out, "error: 0008_m.mysql.up.sql (mysql): unterminated quoted string") != NULL, "%s", out);
+	/* every problem at once: the script that cannot be split too (until
+	 * issue 10 it appeared only once the other errors were fixed) */
+	cr_assert(strstr(out, "error: 0008_m.mysql.up.sql: unterminated quoted string starting at line 1 [mysql]") !=
+		  NULL, "%s", out);
+	cr_assert(strstr(out, "3 errors") != NULL, "%s", out);
 	free(out);
 	sgt_rmrf(dir);
 	free(dir);
@@ -679,8 +720,10 @@ Test(examples, load_for_every_engine_with_down_scripts)
 				  engines[k] == SG_ENGINE_MYSQL ? ".mysql." : ".sqlite.";
 		cr_assert(strstr(set.items[0].up_file, tag), "%s", set.items[0].up_file);
 		/* 0005 builds an index CONCURRENTLY only on PostgreSQL */
-		cr_assert_eq(set.items[4].no_transaction, engines[k] == SG_ENGINE_POSTGRES);
-		cr_assert_eq(set.nnotes, 0, "unexpected note: %s", set.nnotes ? set.notes[0] : "");
+		cr_assert_eq(set.items[4].up_no_tx, engines[k] == SG_ENGINE_POSTGRES);
+		/* the only note: the README is not a migration */
+		cr_assert_eq(set.nnotes, 1, "unexpected notes: %zu", set.nnotes);
+		cr_assert(notes_mention(&set, "README.md"), "%s", set.notes[0]);
 		sg_migration_set_free(&set);
 	}
 }
@@ -693,4 +736,204 @@ Test(examples, lint_is_clean)
 	cr_assert_eq(rc, 0, "%s", out);
 	cr_assert(strstr(out, "5 migrations, 0 errors, 0 warnings") != NULL, "%s", out);
 	free(out);
+}
+
+/* ---- issue 10: per-direction choice, MariaDB, one no-transaction rule ---- */
+
+Test(direction, up_and_down_are_chosen_independently)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_a.up.sql", "CREATE TABLE a (x INT);");
+	sgt_write(dir, "0001_a.sqlite3.down.sql", "DROP TABLE a;");
+	sgt_write(dir, "0002_b.up.sql", "CREATE TABLE b (x INT);");
+	sgt_write(dir, "0002_b.postgres.up.sql", "CREATE TABLE b (x BIGINT);");
+	sgt_write(dir, "0002_b.down.sql", "DROP TABLE b;");
+	/* a version with only another engine's up and a generic down exists for nobody here */
+	sgt_write(dir, "0003_c.cockroach.up.sql", "SELECT 1;");
+	sgt_write(dir, "0003_c.down.sql", "SELECT 1;");
+	struct sg_migration_set lite, pg;
+	load_ok(dir, SG_ENGINE_SQLITE, &lite);
+	load_ok(dir, SG_ENGINE_POSTGRES, &pg);
+	cr_assert_eq(lite.count, 2);
+	cr_assert_str_eq(lite.items[0].up_file, "0001_a.up.sql");
+	cr_assert_str_eq(lite.items[0].down_file, "0001_a.sqlite3.down.sql");
+	cr_assert_str_eq(lite.items[1].up_file, "0002_b.up.sql");
+	cr_assert_str_eq(lite.items[1].down_file, "0002_b.down.sql");
+	cr_assert_eq(pg.count, 2);
+	cr_assert_null(pg.items[0].down_file, "no generic down: PostgreSQL cannot revert 0001");
+	cr_assert_str_eq(pg.items[1].up_file, "0002_b.postgres.up.sql");
+	cr_assert_str_eq(pg.items[1].down_file, "0002_b.down.sql");
+	cr_assert(notes_mention(&pg, "0003"));
+	sg_migration_set_free(&lite);
+	sg_migration_set_free(&pg);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(direction, mariadb_files_are_selected_after_connecting)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_kv.up.sql", "CREATE TABLE kv (k VARCHAR(10));");
+	sgt_write(dir, "0001_kv.mysql.up.sql", "CREATE TABLE kv (k VARCHAR(20));");
+	sgt_write(dir, "0001_kv.mariadb.up.sql", "CREATE TABLE kv (k VARCHAR(30));");
+	sgt_write(dir, "0002_v.mysql.up.sql", "ALTER TABLE kv ADD v INT;");
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_MYSQL, &set);
+	cr_assert_eq(set.dialect, SG_DIALECT_MYSQL);
+	cr_assert_eq(set.other_dialect, SG_DIALECT_MARIADB);
+	cr_assert_str_eq(set.items[0].up_file, "0001_kv.mysql.up.sql");
+	sg_migration_select(&set, SG_DIALECT_MARIADB);
+	cr_assert_eq(set.dialect, SG_DIALECT_MARIADB);
+	cr_assert_eq(set.count, 2);
+	cr_assert_str_eq(set.items[0].up_file, "0001_kv.mariadb.up.sql");
+	cr_assert_str_eq(set.items[1].up_file, "0002_v.mysql.up.sql");
+	sg_migration_select(&set, SG_DIALECT_MARIADB);   /* again: no-op */
+	cr_assert_str_eq(set.items[0].up_file, "0001_kv.mariadb.up.sql");
+	sg_migration_set_free(&set);
+	/* a problem only MariaDB's selection has is found before connecting */
+	sgt_write(dir, "0003_w.mariadb.up.sql", "SELECT 'unterminated;");
+	sgt_write(dir, "0003_w.up.sql", "SELECT 1;");
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_MYSQL, &err);
+	cr_assert(strstr(err.msg, "0003_w.mariadb.up.sql") && strstr(err.msg, "[mariadb]"), "%s", err.msg);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(directive, one_rule_for_up_and_down_and_the_stored_down_says_it)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_i.autocommit.up.sql", "CREATE INDEX CONCURRENTLY i ON t (a);\n");
+	sgt_write(dir, "0001_i.autocommit.down.sql", "DROP INDEX CONCURRENTLY i;\n");
+	sgt_write(dir, "0002_j.sql", "-- migrate:up\nCREATE TABLE j (a int);\n-- migrate:down transaction:false\n"
+				     "DROP INDEX CONCURRENTLY jx;\nDROP TABLE j;\n");
+	sgt_write(dir, "0003_k.down.sql", "-- schemagate:no-transaction\nDROP INDEX CONCURRENTLY k;\n");
+	sgt_write(dir, "0003_k.up.sql", "CREATE TABLE k (a int);\n");
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_POSTGRES, &set);
+	const struct sg_migration *i = &set.items[0], *j = &set.items[1], *k = &set.items[2];
+	cr_assert(i->up_no_tx && i->up_split && i->down_no_tx && i->down_split);
+	/* the up script runs as written; the stored down carries the mark */
+	cr_assert_str_eq(i->up_sql, "CREATE INDEX CONCURRENTLY i ON t (a);\n");
+	cr_assert_str_eq(i->down_sql, SG_NO_TX_DIRECTIVE "\nDROP INDEX CONCURRENTLY i;\n");
+	cr_assert_eq(i->down_statements.count, 1);
+	cr_assert_eq(i->down_statements.items[0].line, 1, "lines are the file's");
+	cr_assert_not(j->up_no_tx);
+	cr_assert(j->down_no_tx);
+	cr_assert_eq(j->down_statements.count, 2);
+	cr_assert_eq(j->down_statements.items[1].line, 5);
+	cr_assert_not(k->up_no_tx);
+	cr_assert(k->down_no_tx);
+	cr_assert_str_eq(k->down_sql, "-- schemagate:no-transaction\nDROP INDEX CONCURRENTLY k;\n");
+	/* rollback prepares the stored copy by the same rule */
+	struct sg_script s;
+	struct sg_error err = {0};
+	cr_assert_eq(sg_script_prepare(i->down_sql, false, SG_DIALECT_POSTGRES, "stored", &s, &err), 0, "%s", err.msg);
+	cr_assert(s.no_tx && s.split);
+	cr_assert_eq(s.statements.count, 1);
+	sg_script_free(&s);
+	sg_migration_set_free(&set);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(wrapper, begin_commit_is_blanked_and_checksum_kept)
+{
+	char *dir = sgt_tempdir();
+	const char *text = "BEGIN;\nCREATE TABLE a (x INT);\nCREATE TABLE b (x INT);\nCOMMIT;\n";
+	sgt_write(dir, "0001_a.up.sql", text);
+	struct sg_migration_set pg, my;
+	load_ok(dir, SG_ENGINE_POSTGRES, &pg);
+	load_ok(dir, SG_ENGINE_MYSQL, &my);
+	cr_assert_str_eq(pg.items[0].up_sql, "      \nCREATE TABLE a (x INT);\nCREATE TABLE b (x INT);\n       \n");
+	char want[65];
+	sg_checksum(text, strlen(text), want);
+	cr_assert_str_eq(pg.items[0].checksum, want, "the checksum is the file's, wrapper included");
+	/* MySQL runs it statement by statement: the wrapper is not among them */
+	cr_assert(my.items[0].up_split);
+	cr_assert_eq(my.items[0].up_statements.count, 2);
+	cr_assert_str_eq(my.items[0].up_statements.items[0].sql, "CREATE TABLE a (x INT)");
+	cr_assert_eq(my.items[0].up_statements.items[1].line, 3);
+	sg_migration_set_free(&pg);
+	sg_migration_set_free(&my);
+	/* any other transaction control is refused, naming file and line */
+	sgt_write(dir, "0002_b.up.sql", "START TRANSACTION;\nCREATE TABLE c (x INT);\nSAVEPOINT s;\nCOMMIT;\n");
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_SQLITE, &err);
+	cr_assert(strstr(err.msg, "0002_b.up.sql:3: top-level transaction control 'SAVEPOINT s'"), "%s", err.msg);
+	/* ...but not in a no-transaction script, where it is the author's business */
+	sgt_write(dir, "0002_b.up.sql", "-- schemagate:no-transaction\nBEGIN;\nVACUUM;\nROLLBACK;\n");
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_SQLITE, &set);
+	cr_assert_eq(set.items[1].up_statements.count, 3);
+	sg_migration_set_free(&set);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(bom, stripped_and_not_in_the_checksum)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_a.up.sql", "\xef\xbb\xbf" "CREATE TABLE a (x INT);\n");
+	sgt_write(dir, "0002_b.sql", "\xef\xbb\xbf-- migrate:up\nCREATE TABLE b (x INT);\n");
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_MYSQL, &set);
+	cr_assert_str_eq(set.items[0].up_sql, "CREATE TABLE a (x INT);\n");
+	char want[65];
+	sg_checksum("CREATE TABLE a (x INT);\n", 24, want);
+	cr_assert_str_eq(set.items[0].checksum, want);
+	cr_assert_str_eq(set.items[1].up_statements.items[0].sql, "CREATE TABLE b (x INT)");
+	cr_assert_eq(set.items[1].up_statements.items[0].line, 2);
+	sg_migration_set_free(&set);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(files, dangling_symlinks_fifos_nul_bytes_and_empty_directories_are_errors)
+{
+	char *dir = sgt_tempdir();
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_POSTGRES, &err);
+	cr_assert(strstr(err.msg, "holds no migrations"), "%s", err.msg);
+	sgt_write(dir, "0001_a.up.sql", "SELECT 1;");
+	char *p = sgt_path(dir, "0002_b.up.sql");
+	cr_assert_eq(symlink("..data/0002_b.up.sql", p), 0);
+	load_fails(dir, SG_ENGINE_POSTGRES, &err);
+	cr_assert(strstr(err.msg, "0002_b.up.sql: dangling symlink"), "%s", err.msg);
+	unlink(p);
+	cr_assert_eq(mkfifo(p, 0644), 0);
+	load_fails(dir, SG_ENGINE_POSTGRES, &err);
+	cr_assert(strstr(err.msg, "0002_b.up.sql: a FIFO"), "%s", err.msg);
+	unlink(p);
+	/* a symlink to a real file is fine (ConfigMap volumes) */
+	sgt_write(dir, "target.txt", "SELECT 2;");
+	cr_assert_eq(symlink("target.txt", p), 0);
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_POSTGRES, &set);
+	cr_assert_eq(set.count, 2);
+	cr_assert_str_eq(set.items[1].up_sql, "SELECT 2;");
+	sg_migration_set_free(&set);
+	unlink(p);
+	free(p);
+	FILE *f = fopen(p = sgt_path(dir, "0003_c.up.sql"), "w");
+	fwrite("SELECT\0 1;", 1, 10, f);
+	fclose(f);
+	free(p);
+	load_fails(dir, SG_ENGINE_POSTGRES, &err);
+	cr_assert(strstr(err.msg, "0003_c.up.sql: contains a NUL byte"), "%s", err.msg);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(files, the_first_problem_is_named_with_how_many_more)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001-a.up.sql", "SELECT 1;");
+	sgt_write(dir, "0002-b.up.sql", "SELECT 1;");
+	sgt_write(dir, "0003_c.up.sql", "SELECT 'x;");
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_MYSQL, &err);
+	cr_assert(strstr(err.msg, "(and 2 more problems; `schemagate lint` lists them all)"), "%s", err.msg);
+	sgt_rmrf(dir);
+	free(dir);
 }

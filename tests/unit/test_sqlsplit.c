@@ -220,3 +220,208 @@ Test(sqlsplit, statement_head_truncates_with_ellipsis)
 	cr_assert_str_eq(small, "SELECT a...");
 	cr_assert_eq(strlen(small), sizeof(small) - 1);
 }
+
+/* ---- offsets, routine bodies, DELIMITER $$, NO_BACKSLASH_ESCAPES (issue 10) ---- */
+
+/* Statements plus the bytes between them are the script again, and each
+ * statement's text is exactly script[start, end). */
+static void assert_reproduces(const char *script, const struct sg_statement_list *l)
+{
+	size_t len = strlen(script), at = 0;
+	for (size_t i = 0; i < l->count; i++) {
+		const struct sg_statement *st = &l->items[i];
+		cr_assert(st->start >= at && st->start < st->end && st->end <= st->delim_end && st->delim_end <= len,
+			  "statement %zu: [%zu, %zu, %zu) after %zu", i, st->start, st->end, st->delim_end, at);
+		cr_assert_eq(strlen(st->sql), st->end - st->start);
+		cr_assert(strncmp(script + st->start, st->sql, st->end - st->start) == 0, "statement %zu", i);
+		at = st->delim_end;
+	}
+}
+
+Test(sqlsplit, offsets_reproduce_the_script)
+{
+	const char *script = "-- head\nCREATE TABLE a (x int);  -- c\n\n/* b */ INSERT INTO a VALUES (';');\nSELECT 1";
+	struct sg_statement_list l = split_ok(script, SG_ENGINE_POSTGRES);
+	cr_assert_eq(l.count, 3);
+	assert_reproduces(script, &l);
+	cr_assert_eq(l.items[0].start, 8);
+	cr_assert_eq(script[l.items[0].end], ';');
+	cr_assert_eq(l.items[0].delim_end, l.items[0].end + 1);
+	cr_assert_eq(l.items[2].delim_end, strlen(script));
+	sg_statement_list_free(&l);
+}
+
+Test(sqlsplit, lines_count_from_the_first_line_given)
+{
+	struct sg_statement_list l;
+	struct sg_error err = {0};
+	cr_assert_eq(sg_sql_split_at("SELECT 1;\n\nSELECT 2;", SG_ENGINE_SQLITE, 7, &l, &err), 0);
+	cr_assert_eq(l.items[0].line, 7);
+	cr_assert_eq(l.items[1].line, 9);
+	sg_statement_list_free(&l);
+	cr_assert_eq(sg_sql_split_at("SELECT 1;\n'oops", SG_ENGINE_SQLITE, 10, &l, &err), -1);
+	cr_assert(strstr(err.msg, "line 11") != NULL, "%s", err.msg);
+}
+
+Test(sqlsplit, mysql_delimiter_dollar_dollar_glued_to_end)
+{
+	/* the most common MySQL form: "$" is an identifier character, yet END$$ ends the body */
+	const char *script = "DELIMITER $$\n"
+			     "CREATE PROCEDURE p()\n"
+			     "BEGIN\n"
+			     "  SELECT 'a;b';\n"
+			     "END$$\n"
+			     "CREATE FUNCTION f() RETURNS INT DETERMINISTIC\n"
+			     "BEGIN\n"
+			     "  RETURN 1;\n"
+			     "END $$\n"
+			     "DELIMITER ;\n"
+			     "CALL p();\n";
+	struct sg_statement_list l = split_ok(script, SG_ENGINE_MYSQL);
+	cr_assert_eq(l.count, 3, "got %zu statements", l.count);
+	cr_assert_str_eq(l.items[0].sql, "CREATE PROCEDURE p()\nBEGIN\n  SELECT 'a;b';\nEND");
+	cr_assert_eq(l.items[0].line, 2);
+	cr_assert_str_eq(l.items[1].sql, "CREATE FUNCTION f() RETURNS INT DETERMINISTIC\nBEGIN\n  RETURN 1;\nEND");
+	cr_assert_str_eq(l.items[2].sql, "CALL p()");
+	assert_reproduces(script, &l);
+	sg_statement_list_free(&l);
+}
+
+Test(sqlsplit, mysql_trigger_without_delimiter_stays_whole)
+{
+	/* golang-migrate sends the file as one multi-statement query: the server
+	 * parses BEGIN ... END, so the client split must too */
+	const char *script = "CREATE TABLE t (a INT, b INT);\n"
+			     "CREATE TRIGGER t_bi BEFORE INSERT ON t FOR EACH ROW\n"
+			     "BEGIN\n"
+			     "  SET NEW.a = COALESCE(NEW.a, 1);\n"
+			     "  IF NEW.b IS NULL THEN\n"
+			     "    SET NEW.b = 2;\n"
+			     "  END IF;\n"
+			     "END;\n"
+			     "CREATE DEFINER=`root`@`%` TRIGGER t_bu BEFORE UPDATE ON t FOR EACH ROW SET NEW.b = 3;\n"
+			     "INSERT INTO t (a) VALUES (5);\n";
+	struct sg_statement_list l = split_ok(script, SG_ENGINE_MYSQL);
+	cr_assert_eq(l.count, 4, "got %zu statements", l.count);
+	cr_assert(strncmp(l.items[1].sql, "CREATE TRIGGER t_bi", 19) == 0);
+	size_t n = strlen(l.items[1].sql);
+	cr_assert(strcmp(l.items[1].sql + n - 7, "END IF;\nEND") == 0 || strstr(l.items[1].sql, "END IF;\nEND"),
+		  "%s", l.items[1].sql);
+	cr_assert_str_eq(l.items[2].sql, "CREATE DEFINER=`root`@`%` TRIGGER t_bu BEFORE UPDATE ON t FOR EACH ROW SET NEW.b = 3");
+	cr_assert_eq(l.items[3].line, 10);
+	assert_reproduces(script, &l);
+	sg_statement_list_free(&l);
+}
+
+Test(sqlsplit, mysql_procedure_with_every_compound_statement)
+{
+	const char *script = "CREATE PROCEDURE p(IN n INT)\n"
+			     "BEGIN\n"
+			     "  DECLARE i INT DEFAULT 0;\n"
+			     "  DECLARE CONTINUE HANDLER FOR SQLEXCEPTION BEGIN SET i = -1; END;\n"
+			     "  l1: LOOP\n"
+			     "    SET i = i + 1;\n"
+			     "    IF i > n THEN LEAVE l1; ELSEIF i = 2 THEN ITERATE l1; END IF;\n"
+			     "  END LOOP l1;\n"
+			     "  SELECT IF(i > 1, 'a;b', CASE WHEN i = 2 THEN 'c' ELSE 'd' END);\n"
+			     "  WHILE i > 0 DO SET i = i - 1; END WHILE;\n"
+			     "  REPEAT SET i = i + 1; UNTIL i > 3 END REPEAT;\n"
+			     "  CASE i WHEN 1 THEN SELECT 1; ELSE SELECT 2; END CASE;\n"
+			     "END;\n"
+			     "SELECT REPEAT('x', 3);\n"
+			     "CREATE FUNCTION f() RETURNS INT DETERMINISTIC RETURN IF(1, 2, 3);\n"
+			     "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO BEGIN DELETE FROM t; DELETE FROM u; END;\n"
+			     "CREATE TABLE t2 (`begin` INT, `end` INT);\n";
+	struct sg_statement_list l = split_ok(script, SG_ENGINE_MYSQL);
+	cr_assert_eq(l.count, 5, "got %zu statements: %s", l.count, l.count ? l.items[0].sql : "");
+	cr_assert(strncmp(l.items[0].sql, "CREATE PROCEDURE", 16) == 0);
+	cr_assert(strstr(l.items[0].sql, "END CASE;\nEND") != NULL, "%s", l.items[0].sql);
+	cr_assert_str_eq(l.items[1].sql, "SELECT REPEAT('x', 3)");
+	cr_assert_str_eq(l.items[2].sql, "CREATE FUNCTION f() RETURNS INT DETERMINISTIC RETURN IF(1, 2, 3)");
+	cr_assert_str_eq(l.items[3].sql, "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DO BEGIN DELETE FROM t; DELETE FROM u; END");
+	cr_assert_eq(l.items[4].line, 17);
+	sg_statement_list_free(&l);
+}
+
+Test(sqlsplit, mariadb_begin_not_atomic_block)
+{
+	const char *script = "BEGIN NOT ATOMIC\n  DECLARE x INT DEFAULT 1;\n  IF x THEN SELECT 1; END IF;\nEND;\nSELECT 2;";
+	struct sg_statement_list l = split_ok(script, SG_ENGINE_MYSQL);
+	cr_assert_eq(l.count, 2, "got %zu statements", l.count);
+	cr_assert_eq(sg_statement_tx_control(l.items[0].sql, SG_ENGINE_MYSQL), SG_TXC_NONE);
+	sg_statement_list_free(&l);
+}
+
+Test(sqlsplit, postgres_begin_atomic_body_stays_whole)
+{
+	const char *script = "CREATE OR REPLACE FUNCTION add(a int, b int) RETURNS int LANGUAGE SQL\n"
+			     "BEGIN ATOMIC\n"
+			     "  SELECT a + b;\n"
+			     "  SELECT CASE WHEN a > 0 THEN 1 ELSE 0 END;\n"
+			     "END;\n"
+			     "CREATE PROCEDURE ins(x int) LANGUAGE SQL BEGIN ATOMIC INSERT INTO t VALUES (x); END;\n"
+			     "CREATE TABLE t (a int);\n"
+			     "SELECT CASE WHEN true THEN 1 END;\n";
+	struct sg_statement_list l = split_ok(script, SG_ENGINE_POSTGRES);
+	cr_assert_eq(l.count, 4, "got %zu statements", l.count);
+	cr_assert(strstr(l.items[0].sql, "ELSE 0 END;\nEND") != NULL, "%s", l.items[0].sql);
+	cr_assert_str_eq(l.items[1].sql, "CREATE PROCEDURE ins(x int) LANGUAGE SQL BEGIN ATOMIC INSERT INTO t VALUES (x); END");
+	cr_assert_str_eq(l.items[2].sql, "CREATE TABLE t (a int)");
+	sg_statement_list_free(&l);
+}
+
+Test(sqlsplit, mysql_no_backslash_escapes_makes_backslash_literal)
+{
+	const char *script = "SET SESSION sql_mode = 'NO_BACKSLASH_ESCAPES';\n"
+			     "INSERT INTO t VALUES ('C:\\');\n"
+			     "SELECT 2;\n";
+	struct sg_statement_list l = split_ok(script, SG_ENGINE_MYSQL);
+	cr_assert_eq(l.count, 3, "got %zu statements", l.count);
+	cr_assert_str_eq(l.items[1].sql, "INSERT INTO t VALUES ('C:\\')");
+	sg_statement_list_free(&l);
+	/* a literal mode without it turns escapes back on; an expression keeps the rule */
+	l = split_ok("SET sql_mode = CONCAT(@@sql_mode, ',NO_BACKSLASH_ESCAPES');\nSELECT '\\';\n"
+		     "SET @@sql_mode = @x;\nSELECT '\\';\nSET sql_mode = 'ANSI';\nSELECT 'it\\'s';\n",
+		     SG_ENGINE_MYSQL);
+	cr_assert_eq(l.count, 6, "got %zu statements", l.count);
+	cr_assert_str_eq(l.items[5].sql, "SELECT 'it\\'s'");
+	sg_statement_list_free(&l);
+	/* without NO_BACKSLASH_ESCAPES the same insert is an unterminated string */
+	struct sg_error err = {0};
+	cr_assert_eq(sg_sql_split("INSERT INTO t VALUES ('C:\\');\n", SG_ENGINE_MYSQL, &l, &err), -1);
+}
+
+Test(sqlsplit, transaction_control_is_classified)
+{
+	static const struct {
+		const char *sql;
+		enum sg_engine engine;
+		enum sg_tx_control want;
+	} cases[] = {
+		{"BEGIN", SG_ENGINE_POSTGRES, SG_TXC_BEGIN},
+		{"begin work", SG_ENGINE_MYSQL, SG_TXC_BEGIN},
+		{"BEGIN TRANSACTION", SG_ENGINE_SQLITE, SG_TXC_BEGIN},
+		{"START TRANSACTION", SG_ENGINE_MYSQL, SG_TXC_BEGIN},
+		{"BEGIN ISOLATION LEVEL SERIALIZABLE", SG_ENGINE_POSTGRES, SG_TXC_OTHER},
+		{"BEGIN IMMEDIATE", SG_ENGINE_SQLITE, SG_TXC_OTHER},
+		{"START TRANSACTION READ ONLY", SG_ENGINE_MYSQL, SG_TXC_OTHER},
+		{"COMMIT", SG_ENGINE_POSTGRES, SG_TXC_COMMIT},
+		{"COMMIT WORK", SG_ENGINE_MYSQL, SG_TXC_COMMIT},
+		{"END", SG_ENGINE_POSTGRES, SG_TXC_COMMIT},
+		{"END TRANSACTION", SG_ENGINE_SQLITE, SG_TXC_COMMIT},
+		{"END", SG_ENGINE_MYSQL, SG_TXC_NONE},
+		{"COMMIT AND CHAIN", SG_ENGINE_MYSQL, SG_TXC_OTHER},
+		{"ROLLBACK", SG_ENGINE_POSTGRES, SG_TXC_OTHER},
+		{"SAVEPOINT a", SG_ENGINE_POSTGRES, SG_TXC_OTHER},
+		{"RELEASE SAVEPOINT a", SG_ENGINE_SQLITE, SG_TXC_OTHER},
+		{"SET autocommit = 1", SG_ENGINE_MYSQL, SG_TXC_OTHER},
+		{"SET @@session.autocommit = 1", SG_ENGINE_MYSQL, SG_TXC_OTHER},
+		{"SET @autocommit_saved = 1", SG_ENGINE_MYSQL, SG_TXC_NONE},
+		{"BEGIN NOT ATOMIC SELECT 1; END", SG_ENGINE_MYSQL, SG_TXC_NONE},
+		{"START SLAVE", SG_ENGINE_MYSQL, SG_TXC_NONE},
+		{"CREATE TABLE begin_log (a int)", SG_ENGINE_POSTGRES, SG_TXC_NONE},
+		{"/* note */ COMMIT", SG_ENGINE_POSTGRES, SG_TXC_COMMIT},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		cr_assert_eq(sg_statement_tx_control(cases[i].sql, cases[i].engine), cases[i].want, "%s", cases[i].sql);
+}
