@@ -8,9 +8,9 @@
  *                   [--ready-after MS] [--max-connections N]
  *                   [--idle-timeout MS] [--read-timeout MS]
  *
- * ADDR defaults to $SCHEMAGATE_LISTEN, then 0.0.0.0:9187, as in serve; the
- * words "serve" and "--wait" are accepted so the chart's container command
- * runs it unchanged. The loop is driven with UV_RUN_ONCE, as the drivers'
+ * ADDR defaults to $SCHEMAGATE_LISTEN, then 0.0.0.0:9187, as in serve, and
+ * --ready-after to $SG_DEMO_READY_AFTER_MS; the words "serve" and "--wait"
+ * are accepted so the chart's container command runs it unchanged. The loop is driven with UV_RUN_ONCE, as the drivers'
  * waits drive it in the product.
  */
 #include <signal.h>
@@ -72,6 +72,8 @@ int main(int argc, char **argv)
 		listen = "0.0.0.0:9187";
 	const char *address_file = NULL;
 	unsigned long ready_after = 0;
+	if (getenv("SG_DEMO_READY_AFTER_MS"))
+		ready_after = number("SG_DEMO_READY_AFTER_MS", getenv("SG_DEMO_READY_AFTER_MS"));
 	struct sg_http_options opt = {0};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
