@@ -143,46 +143,51 @@ static void family(struct sg_buf *out, const char *name, const char *type, const
 	sg_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void sample_int(struct sg_buf *out, const char *name, int64_t v)
+/* name{label="value",...} 1 */
+static void info_sample(struct sg_buf *out, const char *name, const char *const *labels, size_t n)
 {
-	sg_buf_printf(out, "%s %lld\n", name, (long long)v);
-}
-
-static void sample_double(struct sg_buf *out, const char *name, double v)
-{
-	sg_buf_printf(out, "%s ", name);
-	put_double(out, v);
-	sg_buf_puts(out, "\n");
+	sg_buf_printf(out, "%s{", name);
+	for (size_t i = 0; i < n; i += 2) {
+		sg_buf_printf(out, "%s%s=", i ? "," : "", labels[i]);
+		put_label_value(out, labels[i + 1]);
+	}
+	sg_buf_puts(out, "} 1\n");
 }
 
 void sg_metrics_render(const struct sg_metrics *m, struct sg_buf *out)
 {
-	family(out, "schemagate_ready", "gauge",
-	       "1 when the database is at this image's target with matching checksums, else 0.");
-	sample_int(out, "schemagate_ready", m->ready ? 1 : 0);
-
-	family(out, "schemagate_migrations_pending", "gauge",
-	       "Migrations of this image's directory not yet applied, up to the target.");
-	sample_int(out, "schemagate_migrations_pending", m->pending);
-	family(out, "schemagate_migrations_applied", "gauge",
-	       "Applied or baselined migrations that this image's directory knows.");
-	sample_int(out, "schemagate_migrations_applied", m->applied);
-	family(out, "schemagate_migrations_failed", "gauge",
-	       "History rows in state failed or partial (need schemagate repair).");
-	sample_int(out, "schemagate_migrations_failed", m->failed);
-	family(out, "schemagate_database_ahead", "gauge",
-	       "Applied versions that this image's directory does not know (a newer release migrated).");
-	sample_int(out, "schemagate_database_ahead", m->database_ahead);
+	/* one unlabelled sample each; counts are exact as doubles up to 2^53 */
+	const struct { const char *name, *type, *help; double value; } simple[] = {
+		{ "schemagate_ready", "gauge",
+		  "1 when the database is at this image's target with matching checksums, else 0.",
+		  m->ready ? 1 : 0 },
+		{ "schemagate_migrations_pending", "gauge",
+		  "Migrations of this image's directory not yet applied, up to the target.", (double)m->pending },
+		{ "schemagate_migrations_applied", "gauge",
+		  "Applied or baselined migrations that this image's directory knows.", (double)m->applied },
+		{ "schemagate_migrations_failed", "gauge",
+		  "History rows in state failed or partial (need schemagate repair).", (double)m->failed },
+		{ "schemagate_database_ahead", "gauge",
+		  "Applied versions that this image's directory does not know (a newer release migrated).",
+		  (double)m->database_ahead },
+		{ "schemagate_lock_wait_seconds", "gauge", "How long this process waited for the migration lock.",
+		  m->lock_wait_seconds },
+		{ "schemagate_last_check_timestamp_seconds", "gauge",
+		  "Unix time of the last successful schema check; 0 before the first.", m->last_check_timestamp },
+		{ "schemagate_check_errors_total", "counter",
+		  "Schema checks that failed (database unreachable, history unreadable).", (double)m->check_errors },
+	};
+	for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++) {
+		family(out, simple[i].name, simple[i].type, simple[i].help);
+		sg_buf_printf(out, "%s ", simple[i].name);
+		put_double(out, simple[i].value);
+		sg_buf_puts(out, "\n");
+	}
 
 	family(out, "schemagate_schema_info", "gauge",
 	       "Newest applied version and this image's target version as labels; always 1.");
-	sg_buf_puts(out, "schemagate_schema_info{applied=");
-	put_label_value(out, m->applied_version);
-	sg_buf_puts(out, ",target=");
-	put_label_value(out, m->target_version);
-	sg_buf_puts(out, ",engine=");
-	put_label_value(out, m->engine);
-	sg_buf_puts(out, "} 1\n");
+	const char *schema[] = { "applied", m->applied_version, "target", m->target_version, "engine", m->engine };
+	info_sample(out, "schemagate_schema_info", schema, 6);
 
 	const char *h = "schemagate_migration_duration_seconds";
 	family(out, h, "histogram", "Duration of the migrations this process applied.");
@@ -198,22 +203,9 @@ void sg_metrics_render(const struct sg_metrics *m, struct sg_buf *out)
 	put_double(out, m->duration_sum);
 	sg_buf_printf(out, "\n%s_count %llu\n", h, (unsigned long long)m->duration_count);
 
-	family(out, "schemagate_lock_wait_seconds", "gauge",
-	       "How long this process waited for the migration lock.");
-	sample_double(out, "schemagate_lock_wait_seconds", m->lock_wait_seconds);
-	family(out, "schemagate_last_check_timestamp_seconds", "gauge",
-	       "Unix time of the last successful schema check; 0 before the first.");
-	sample_double(out, "schemagate_last_check_timestamp_seconds", m->last_check_timestamp);
-	family(out, "schemagate_check_errors_total", "counter",
-	       "Schema checks that failed (database unreachable, history unreadable).");
-	sg_buf_printf(out, "schemagate_check_errors_total %llu\n", (unsigned long long)m->check_errors);
-
 	family(out, "schemagate_build_info", "gauge", "Version and git revision of this binary; always 1.");
-	sg_buf_puts(out, "schemagate_build_info{version=");
-	put_label_value(out, m->version);
-	sg_buf_puts(out, ",revision=");
-	put_label_value(out, m->revision);
-	sg_buf_puts(out, "} 1\n");
+	const char *build[] = { "version", m->version, "revision", m->revision };
+	info_sample(out, "schemagate_build_info", build, 4);
 }
 
 /* ---- HTTP handlers ------------------------------------------------------ */
