@@ -34,7 +34,7 @@ chart="$DLV_SRC/charts/schemagate-example"
 "$demo" --listen 127.0.0.1:0 --address-file "$DLV_WORK/address" --ready-after 2000 \
 	2>"$DLV_WORK/demo.log" &
 demo_pid=$!
-trap 'rc=$?; kill "$demo_pid" 2>/dev/null; (exit $rc); dlv_cleanup' EXIT
+trap 'rc=$?; set +e; kill "$demo_pid" 2>/dev/null; (exit $rc); dlv_cleanup' EXIT
 for _ in $(seq 100); do [[ -s $DLV_WORK/address ]] && break; sleep 0.1; done
 address=$(cat "$DLV_WORK/address") || fail "the demo server did not start"
 

@@ -50,7 +50,7 @@ stop_prometheus() {
 	kill "$prom_pid" 2>/dev/null && wait "$prom_pid" 2>/dev/null
 	return 0
 }
-trap 'rc=$?; stop_prometheus; (exit $rc); dlv_cleanup' EXIT
+trap 'rc=$?; set +e; stop_prometheus; (exit $rc); dlv_cleanup' EXIT
 
 # query URL QUERY: prints the number of samples, or "down" while the API
 # does not answer
