@@ -340,8 +340,9 @@ struct sg_http_server {
 	struct sg_http_stats stats;
 };
 
-/* Requests and responses past the request are read into this and dropped;
- * one buffer serves every connection (one thread, nothing kept). */
+/* What a client sends after its request head (a body, a second request)
+ * is read into this and dropped; one buffer serves every connection (one
+ * thread, nothing kept). */
 static char discard_buf[4096];
 
 static void maybe_finish(struct sg_http_server *s);
