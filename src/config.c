@@ -13,6 +13,7 @@
  * reads the files that hold the URL and the password.
  */
 #include "schemagate/config.h"
+#include "schemagate/http.h"
 #include "schemagate/migration.h"
 #include "schemagate/log.h"
 #include "schemagate/url.h"
@@ -28,10 +29,10 @@
 
 #define CMD_BIT(c) (1u << (c))
 #define LOCKING (CMD_BIT(SG_CMD_UP) | CMD_BIT(SG_CMD_DOWN) | CMD_BIT(SG_CMD_ROLLBACK) | \
-		 CMD_BIT(SG_CMD_BASELINE) | CMD_BIT(SG_CMD_REPAIR))
+		 CMD_BIT(SG_CMD_BASELINE) | CMD_BIT(SG_CMD_REPAIR) | CMD_BIT(SG_CMD_SERVE))
 #define WAITING (LOCKING | CMD_BIT(SG_CMD_WAIT))
 #define CHECKING (CMD_BIT(SG_CMD_UP) | CMD_BIT(SG_CMD_WAIT) | CMD_BIT(SG_CMD_VERIFY) | \
-		  CMD_BIT(SG_CMD_STATUS))
+		  CMD_BIT(SG_CMD_STATUS) | CMD_BIT(SG_CMD_SERVE))
 #define DATABASE (WAITING | CMD_BIT(SG_CMD_VERIFY) | CMD_BIT(SG_CMD_STATUS))
 #define EVERY (DATABASE | CMD_BIT(SG_CMD_NEW) | CMD_BIT(SG_CMD_LINT))
 
@@ -143,6 +144,18 @@ static const struct command_spec commands[] = {
 	  "      files that are not migrations, transaction control, missing downs\n"
 	  "  --json\n"
 	  "      print one JSON document for machines\n" },
+	{ "serve", SG_CMD_SERVE, NEEDS_URL, "[--wait] [--listen ADDR] [--check-interval DURATION]",
+	  "run up (or wait), then serve /livez, /readyz and /metrics as a sidecar",
+	  "Run up (or, with --wait, the wait logic), then keep running: serve\n"
+	  "/livez (200 while the process runs), /readyz (200 once the database is at\n"
+	  "the target with matching checksums, else 503 with the reason) and\n"
+	  "Prometheus /metrics over HTTP. The schema is checked again every\n"
+	  "--check-interval with one history read, on a connection opened for the\n"
+	  "check and closed after it. Never exits on success; SIGTERM stops it with\n"
+	  "exit 0. Meant as a Kubernetes native sidecar whose startupProbe on /readyz\n"
+	  "gates the app containers.\n",
+	  "  --wait\n"
+	  "      never write: wait until another instance (a Job) has migrated\n" },
 	{ "help", SG_CMD_HELP, 0, "[COMMAND]", "show help for a command",
 	  "Show the help of COMMAND, or the overview.\n", NULL },
 	{ "version", SG_CMD_VERSION, 0, "", "print the version", "Print the version.\n", NULL },
@@ -192,6 +205,9 @@ enum opt_id {
 	OPT_RESUME,
 	OPT_DIALECT,
 	OPT_SINGLE_FILE,
+	OPT_WAIT,
+	OPT_LISTEN,
+	OPT_CHECK_INTERVAL,
 	OPT_END,
 };
 
@@ -230,6 +246,9 @@ static const struct option long_options[] = {
 	{ "resume", no_argument, NULL, OPT_RESUME },
 	{ "dialect", required_argument, NULL, OPT_DIALECT },
 	{ "single-file", no_argument, NULL, OPT_SINGLE_FILE },
+	{ "wait", no_argument, NULL, OPT_WAIT },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "check-interval", required_argument, NULL, OPT_CHECK_INTERVAL },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -251,6 +270,9 @@ static const struct command_option command_options[] = {
 	{ OPT_RESUME, "--resume", CMD_BIT(SG_CMD_REPAIR) },
 	{ OPT_DIALECT, "--dialect", CMD_BIT(SG_CMD_NEW) | CMD_BIT(SG_CMD_LINT) },
 	{ OPT_SINGLE_FILE, "--single-file", CMD_BIT(SG_CMD_NEW) },
+	{ OPT_WAIT, "--wait", CMD_BIT(SG_CMD_SERVE) },
+	{ OPT_LISTEN, "--listen", CMD_BIT(SG_CMD_SERVE) },
+	{ OPT_CHECK_INTERVAL, "--check-interval", CMD_BIT(SG_CMD_SERVE) },
 };
 
 /* The settings table drives the help pages (and documents SPEC section 2). */
@@ -296,6 +318,10 @@ static const struct setting_doc settings[] = {
 	  "refuse when the database has versions this directory does not know", CHECKING },
 	{ "--allow-out-of-order", NULL, "off",
 	  "apply pending versions older than the newest applied one", CHECKING },
+	{ "--listen ADDR", "SCHEMAGATE_LISTEN", "0.0.0.0:9187",
+	  "HTTP address: IPv4:PORT, [IPv6]:PORT ([::]:9187 serves both)", CMD_BIT(SG_CMD_SERVE) },
+	{ "--check-interval DURATION", "SCHEMAGATE_CHECK_INTERVAL", "30s",
+	  "how often the schema is checked again", CMD_BIT(SG_CMD_SERVE) },
 	{ "--log-format FORMAT", "SCHEMAGATE_LOG_FORMAT", "text",
 	  "text, or json (one object per line on stderr)", EVERY },
 	{ "--log-level LEVEL", "SCHEMAGATE_LOG_LEVEL", "info", "debug, info, warn or error", EVERY },
@@ -313,8 +339,8 @@ struct cmdline {
 	const char *lock, *adopt, *log_format, *log_level, *termination_log;
 	bool strict, allow_out_of_order, help, version;
 
-	const char *baseline_version, *steps, *to, *dialect;
-	bool json, applied, reverted, accept_checksums, resume, single_file;
+	const char *baseline_version, *steps, *to, *dialect, *listen, *check_interval;
+	bool json, applied, reverted, accept_checksums, resume, single_file, wait;
 	bool seen[OPT_END];           /* command options given */
 
 	char **positional;            /* in order; positional[0] is the command */
@@ -566,6 +592,7 @@ static void set_defaults(struct sg_config *cfg)
 	cfg->log_format = SG_LOG_TEXT;
 	cfg->log_level = SG_LOG_INFO;
 	cfg->down_steps = 1;
+	cfg->check_interval_ms = 30 * 1000;
 }
 
 static void resolve_settings(struct parse *st, const struct cmdline *cl, struct sg_config *cfg)
@@ -716,6 +743,24 @@ static void resolve_version_arg(struct parse *st, const char *what, const char *
 	*out = sg_strdup(v);
 }
 
+/* serve's address and period; read (also from the environment) for serve
+ * only, so a pod-wide SCHEMAGATE_LISTEN never breaks another command. */
+static void resolve_serve(struct parse *st, const struct cmdline *cl, struct sg_config *cfg)
+{
+	cfg->serve_wait = cl->wait;
+	const char *source;
+	const char *listen = pick(cl->listen, "--listen", "SCHEMAGATE_LISTEN", &source);
+	cfg->listen = sg_strdup(listen ? listen : "0.0.0.0:9187");
+	struct sockaddr_storage sa;
+	struct sg_error aerr = {0};
+	if (sg_http_parse_address(cfg->listen, &sa, &aerr) < 0)
+		usage_error(st, "%s: %s", listen ? source : "--listen", aerr.msg);
+	resolve_duration(st, cl->check_interval, "--check-interval", "SCHEMAGATE_CHECK_INTERVAL",
+			 &cfg->check_interval_ms);
+	if (cfg->check_interval_ms == 0)
+		usage_error(st, "the check interval must be greater than zero");
+}
+
 /* Positional arguments and command options, per command. */
 static void resolve_command(struct parse *st, const struct cmdline *cl, const struct command_spec *c,
 			    struct sg_config *cfg)
@@ -758,6 +803,10 @@ static void resolve_command(struct parse *st, const struct cmdline *cl, const st
 		resolve_repair(st, cl, cfg);
 		if (cfg->repair_version && !sg_version_valid(cfg->repair_version))
 			usage_error(st, "invalid version '%s' (a version is a run of digits)", cfg->repair_version);
+		break;
+	case SG_CMD_SERVE:
+		expect_positionals(st, cl, c, 0, 0, "");
+		resolve_serve(st, cl, cfg);
 		break;
 	case SG_CMD_NEW:
 		expect_positionals(st, cl, c, 1, 1, "a NAME for the migration");
@@ -829,6 +878,9 @@ static void take_option(struct parse *st, struct cmdline *cl, int c, char **argv
 	case OPT_RESUME: cl->resume = true; break;
 	case OPT_DIALECT: cl->dialect = optarg; break;
 	case OPT_SINGLE_FILE: cl->single_file = true; break;
+	case OPT_WAIT: cl->wait = true; break;
+	case OPT_LISTEN: cl->listen = optarg; break;
+	case OPT_CHECK_INTERVAL: cl->check_interval = optarg; break;
 	case ':':
 		/* only long options take values, so argv names the option */
 		usage_error(st, "option %s needs a value", argv[optind - 1]);
@@ -997,6 +1049,7 @@ void sg_config_free(struct sg_config *cfg)
 	free(cfg->repair_version);
 	free(cfg->new_name);
 	free(cfg->dialect);
+	free(cfg->listen);
 	if (cfg->program_argv) {
 		for (char **a = cfg->program_argv; *a; a++)
 			free(*a);

@@ -10,6 +10,7 @@ packages=(
 	postgresql-15 postgresql-client-15 postgresql-server-dev-15
 	mariadb-server mariadb-client pgbouncer
 	python3 python3-yaml docker-compose unzip
+	prometheus
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -21,6 +21,7 @@ enum sg_command {
 	SG_CMD_REPAIR,
 	SG_CMD_NEW,
 	SG_CMD_LINT,
+	SG_CMD_SERVE,    /* up (or wait), then /livez, /readyz, /metrics until SIGTERM */
 	SG_CMD_HELP,     /* --help printed; exit 0 */
 	SG_CMD_VERSION,  /* --version printed; exit 0 */
 };
@@ -85,6 +86,9 @@ struct sg_config {
 	char *new_name;                /* new NAME */
 	char *dialect;                 /* new --dialect TAG, lint --dialect TAG (optional) */
 	bool new_single_file;          /* new --single-file (dbmate style) */
+	bool serve_wait;               /* serve --wait: the wait logic instead of up */
+	char *listen;                  /* serve: --listen / SCHEMAGATE_LISTEN ("0.0.0.0:9187"); NULL otherwise */
+	uint64_t check_interval_ms;    /* serve: --check-interval / SCHEMAGATE_CHECK_INTERVAL (30s) */
 
 	/* after "--": execvp(program_argv[0], program_argv) on success */
 	char **program_argv;           /* NULL-terminated; NULL if none */

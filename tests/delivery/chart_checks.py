@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """chart_checks.py - assertions on one `helm template` rendering of the chart.
 
-usage: chart_checks.py MANIFESTS MODE PROXY ROLLBACK
-  MODE initContainer|job, PROXY and ROLLBACK true|false: the values the
-  rendering was made with. Prints one "ok - ..." line per check; exits 1 on
-  the first failure.
+usage: chart_checks.py MANIFESTS MODE PROXY ROLLBACK [WAIT_AS]
+  MODE initContainer|job|sidecar, PROXY and ROLLBACK true|false, WAIT_AS
+  initContainer|sidecar (schemagate.job.waitAs, default initContainer): the
+  values the rendering was made with. Prints one "ok - ..." line per check;
+  exits 1 on the first failure.
 """
 import sys
 
@@ -31,9 +32,35 @@ def env_of(c):
     return {e["name"]: e for e in c.get("env") or []}
 
 
+def check_serve(w, pod, meta, sg, args):
+    """schemagate serve as a native sidecar whose startupProbe gates the app."""
+    check(f"{w} schemagate is an initContainer", sg in (pod.get("initContainers") or []))
+    check(f"{w} schemagate is a native sidecar (restartPolicy Always)", sg.get("restartPolicy") == "Always")
+    check(f"{w} schemagate runs {args}", sg.get("args") == args)
+    ports = {p["name"]: p for p in sg.get("ports") or []}
+    check(f"{w} the metrics port is named metrics (9187)", ports.get("metrics", {}).get("containerPort") == 9187)
+    listen = env_of(sg).get("SCHEMAGATE_LISTEN", {}).get("value")
+    check(f"{w} SCHEMAGATE_LISTEN {listen} is on the metrics port", listen == "0.0.0.0:9187")
+    check(f"{w} SCHEMAGATE_CHECK_INTERVAL is set", env_of(sg).get("SCHEMAGATE_CHECK_INTERVAL", {}).get("value") == "30s")
+    for probe, path in (("startupProbe", "/readyz"), ("readinessProbe", "/readyz"), ("livenessProbe", "/livez")):
+        p = sg.get(probe) or {}
+        check(f"{w} {probe} is GET {path} on port metrics",
+              p.get("httpGet") == {"path": path, "port": "metrics"})
+        check(f"{w} {probe} has a timeout", isinstance(p.get("timeoutSeconds"), int))
+    sp = sg["startupProbe"]
+    budget = sp.get("periodSeconds", 10) * sp.get("failureThreshold", 3)
+    check(f"{w} startupProbe allows {budget} s for long migrations (>= 1 h)", budget >= 3600)
+    a = meta.get("annotations") or {}
+    check(f"{w} prometheus.io annotations scrape/port/path",
+          a.get("prometheus.io/scrape") == "true" and a.get("prometheus.io/port") == "9187"
+          and a.get("prometheus.io/path") == "/metrics")
+
+
 def main():
     path, mode, proxy, rollback = sys.argv[1], sys.argv[2], sys.argv[3] == "true", sys.argv[4] == "true"
-    tag = f"[{mode}, proxy={proxy}, rollback={rollback}]"
+    wait_as = sys.argv[5] if len(sys.argv) > 5 else "initContainer"
+    serves = mode == "sidecar" or (mode == "job" and wait_as == "sidecar")
+    tag = f"[{mode}, proxy={proxy}, rollback={rollback}, waitAs={wait_as}]"
     with open(path) as f:
         text = f.read()
     docs = [d for d in yaml.safe_load_all(text) if d]
@@ -47,21 +74,24 @@ def main():
     check(f"{tag} migrate Job rendered iff job mode", (migrate is not None) == (mode == "job"))
     check(f"{tag} rollback Job rendered iff enabled", (rollback_job is not None) == rollback)
 
-    # workload -> (expected command, credentials Secret)
-    expect = {("Deployment", FULL): ("up" if mode == "initContainer" else "wait",
-                                     "app-db-migrator" if mode == "initContainer" else "app-db-app")}
+    # workload -> (expected args, credentials Secret)
+    if mode == "job":
+        deploy_args = ["serve", "--wait"] if serves else ["wait"]
+    else:
+        deploy_args = ["serve"] if serves else ["up"]
+    expect = {("Deployment", FULL): (deploy_args, "app-db-app" if mode == "job" else "app-db-migrator")}
     if migrate:
-        expect[("Job", f"{FULL}-migrate")] = ("up", "app-db-migrator")
+        expect[("Job", f"{FULL}-migrate")] = (["up"], "app-db-migrator")
         a = migrate["metadata"]["annotations"]
         check(f"{tag} migrate Job hook is pre-install,pre-upgrade", a.get("helm.sh/hook") == "pre-install,pre-upgrade")
         check(f"{tag} migrate Job hook weight is set", a.get("helm.sh/hook-weight") == "-5")
     if rollback_job:
-        expect[("Job", f"{FULL}-rollback")] = ("rollback", "app-db-migrator")
+        expect[("Job", f"{FULL}-rollback")] = (["rollback"], "app-db-migrator")
         a = rollback_job["metadata"]["annotations"]
         check(f"{tag} rollback Job hook is pre-rollback", a.get("helm.sh/hook") == "pre-rollback")
         check(f"{tag} rollback Job hook weight is set", a.get("helm.sh/hook-weight") == "-5")
 
-    for (kind, name), (command, secret) in expect.items():
+    for (kind, name), (args, secret) in expect.items():
         doc = by[(kind, name)]
         w = f"{tag} {kind}/{name}:"
         pod = doc["spec"]["template"]["spec"]
@@ -80,8 +110,17 @@ def main():
         names = [c["name"] for c in inits]
         sg = next((c for c in sg_list if c["name"] == "schemagate"), None)
         check(f"{w} has a schemagate container", sg is not None)
-        check(f"{w} schemagate runs [/schemagate {command}]",
-              sg.get("command") == ["/schemagate"] and sg.get("args") == [command])
+        check(f"{w} schemagate runs /schemagate {' '.join(args)}",
+              sg.get("command") == ["/schemagate"] and sg.get("args") == args)
+        meta = doc["spec"]["template"].get("metadata") or {}
+        if kind == "Deployment" and serves:
+            check_serve(w, pod, meta, sg, args)
+        else:
+            check(f"{w} schemagate is not a sidecar and has no probes or ports",
+                  not any(k in sg for k in ("restartPolicy", "ports", "startupProbe", "readinessProbe",
+                                            "livenessProbe")))
+            check(f"{w} no prometheus.io annotations",
+                  not any(k.startswith("prometheus.io/") for k in meta.get("annotations") or {}))
         psc = pod.get("securityContext") or {}
         check(f"{w} pod runAsNonRoot and seccomp RuntimeDefault",
               psc.get("runAsNonRoot") is True and psc.get("seccompProfile") == {"type": "RuntimeDefault"})
@@ -126,8 +165,8 @@ def main():
 
     if mode == "job":
         app_inits = deploy["spec"]["template"]["spec"]["initContainers"]
-        check(f"{tag} app pods never run up in job mode",
-              all(c.get("args") != ["up"] for c in app_inits))
+        check(f"{tag} app pods never run up or plain serve in job mode",
+              all(c.get("args") not in (["up"], ["serve"]) for c in app_inits))
     if proxy and migrate:
         check(f"{tag} hook Job pods get the proxy too",
               migrate["spec"]["template"]["spec"]["initContainers"][0]["name"] == "cloud-sql-proxy")

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # helm.sh - helm lint and helm template of the example chart in every mode
-# combination, with assertions on the rendered manifests (chart_checks.py):
+# combination (initContainer, job, sidecar, job with serve --wait sidecars),
+# with assertions on the rendered manifests (chart_checks.py): the serve
+# sidecar's restartPolicy, probes, metrics port and prometheus.io annotations,
 # hook annotations and weights, delete policy and Job limits, the Cloud SQL
 # proxy as a native sidecar before schemagate, the hardened securityContext,
 # credentials from secretKeyRef (migrator vs app), POD_NAME, JSON logs,
@@ -14,15 +16,18 @@ helm=$(dlv_helm)
 chart="$DLV_SRC/charts/schemagate-example"
 echo "helm: $("$helm" version --short)"
 
-for mode in initContainer job; do
+# job/sidecar: job mode whose app pods run "serve --wait" as a sidecar
+for mode in initContainer job sidecar job/sidecar; do
+	wait_as=initContainer
+	[[ $mode == job/sidecar ]] && wait_as=sidecar
 	for proxy in false true; do
 		for rollback in true false; do
-			set=(--set "schemagate.mode=$mode" --set "cloudSqlProxy.enabled=$proxy"
-				--set "schemagate.rollback.enabled=$rollback")
+			set=(--set "schemagate.mode=${mode%/*}" --set "cloudSqlProxy.enabled=$proxy"
+				--set "schemagate.rollback.enabled=$rollback" --set "schemagate.job.waitAs=$wait_as")
 			check "helm lint ${set[*]}" bash -c '"$@" >/dev/null' _ "$helm" lint --strict "$chart" "${set[@]}"
-			out="$DLV_WORK/$mode-$proxy-$rollback.yaml"
+			out="$DLV_WORK/${mode/\//-}-$proxy-$rollback.yaml"
 			"$helm" template rel "$chart" "${set[@]}" >"$out" || fail "helm template ${set[*]}"
-			python3 "$DLV_SRC/tests/delivery/chart_checks.py" "$out" "$mode" "$proxy" "$rollback"
+			python3 "$DLV_SRC/tests/delivery/chart_checks.py" "$out" "${mode%/*}" "$proxy" "$rollback" "$wait_as"
 		done
 	done
 done
@@ -37,7 +42,22 @@ out="$DLV_WORK/iam.yaml"
 check "IAM authentication: no password file, --auto-iam-authn" \
 	bash -c "! grep -q DATABASE_PASSWORD_FILE '$out' && grep -q -- --auto-iam-authn '$out'"
 check "an unknown mode is refused" \
-	bash -c "! '$helm' template rel '$chart' --set schemagate.mode=sidecar >/dev/null 2>&1"
+	bash -c "! '$helm' template rel '$chart' --set schemagate.mode=sidekick >/dev/null 2>&1"
+check "an unknown job.waitAs is refused" \
+	bash -c "! '$helm' template rel '$chart' --set schemagate.mode=job --set schemagate.job.waitAs=serve >/dev/null 2>&1"
+# The serve sidecar's settings reach the manifest.
+out="$DLV_WORK/serve-options.yaml"
+"$helm" template rel "$chart" --set schemagate.mode=sidecar --set schemagate.serve.port=9999 \
+	--set schemagate.serve.listenHost=:: --set schemagate.serve.checkInterval=10s \
+	--set schemagate.serve.prometheusAnnotations=false --set-string podAnnotations.team=db >"$out"
+check "serve.listenHost=:: renders [::]:9999" grep -q '"\[::\]:9999"' "$out"
+check "serve.port moves the metrics port" grep -q 'containerPort: 9999' "$out"
+check "serve.checkInterval reaches SCHEMAGATE_CHECK_INTERVAL" grep -q '"10s"' "$out"
+check "prometheusAnnotations=false renders none, podAnnotations stay" \
+	bash -c "! grep -q 'prometheus.io/' '$out' && grep -q 'team: db' '$out'"
+out="$DLV_WORK/serve-annotations.yaml"
+"$helm" template rel "$chart" --set schemagate.mode=sidecar --set-string 'podAnnotations.prometheus\.io/path=/custom' >"$out"
+check "podAnnotations override the prometheus.io defaults" grep -q 'prometheus.io/path: /custom' "$out"
 
 # Secrets: the chart takes none; sentinel values given as unrelated values
 # must not leak, and nothing that looks like a credential is a literal.

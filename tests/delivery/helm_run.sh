@@ -109,3 +109,25 @@ check "proxy mode: 3 migrations applied" test "$(count dlv_proxy)" = 3
 
 check "no secret value in any rendered manifest" \
 	bash -c "! grep -l -e dlv-migrator-pw -e sg-app-pw -e sg-test-pw '$DLV_WORK'/*.yaml"
+
+# ---- serve as a native sidecar (issue 15)
+# TODO(lead): call run_serve_sidecar once `schemagate serve` runs. k8s_run.py
+# already plays the kubelet for native sidecars (per-pod loopback IPs,
+# startupProbe polling, readiness/liveness, SIGTERM within 2 s); metrics.sh
+# proves that part against the test-only demo server.
+run_serve_sidecar() {
+	local port
+	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	new_db dlv_serve
+	manifest="$DLV_WORK/serve.yaml"
+	render dlv_serve "$manifest" --set schemagate.mode=sidecar --set schemagate.serve.port="$port" \
+		--set schemagate.serve.checkInterval=1s
+	check "sidecar mode: 3 pods' serve sidecars migrate, pass /readyz, exit 0 on SIGTERM" \
+		k8s Deployment "$fullname" "$DLV_WORK/migrations-v3" --pods 3 --hold 2
+	check "sidecar mode: each migration applied once" test "$(count dlv_serve)" = 3
+	manifest="$DLV_WORK/serve-wait.yaml"
+	render dlv_serve "$manifest" --set schemagate.mode=job --set schemagate.job.waitAs=sidecar \
+		--set schemagate.serve.port="$port"
+	check "job mode, waitAs=sidecar: 3 pods' serve --wait pass /readyz with the app's credentials" \
+		k8s Deployment "$fullname" "$DLV_WORK/migrations-v3" --pods 3
+}

@@ -16,14 +16,29 @@ the process inherits nothing from the test.
 
 --pods N runs N pods' copies of the container at once; the exit status is 0
 iff every copy exits with --expect.
+
+A native sidecar (an initContainer with restartPolicy: Always, such as
+"schemagate serve") never exits on its own. For it, k8s_run plays the
+kubelet's part: each pod gets its own loopback "pod IP" (127.0.0.10+i; an
+env value 0.0.0.0:PORT, the pod's wildcard, becomes POD_IP:PORT), the
+startupProbe (httpGet, named or numbered port) is polled until it answers
+2xx/3xx (each pod's time to pass is printed), then the readinessProbe and
+livenessProbe must pass once, the pods stay up for --hold seconds, then
+get SIGTERM and must exit with --expect within --stop-within seconds
+(2 s: what the kubelet waits for after the app containers end). A sidecar
+that exits before that fails.
 """
 import argparse
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.request
 
 import yaml
 
@@ -87,7 +102,66 @@ def prepare(pod, container, secrets, paths, scratch):
     return paths
 
 
-def resolve_env(container, secrets, pod_name, namespace, paths):
+def probe_once(pod_ip, container, probe, timeout):
+    """One httpGet probe as the kubelet runs it: 200-399 passes."""
+    get = probe["httpGet"]
+    port = get["port"]
+    if isinstance(port, str) and not port.isdigit():
+        ports = {p["name"]: p["containerPort"] for p in container.get("ports") or []}
+        if port not in ports:
+            sys.exit(f"k8s_run: probe port {port} is not a named port of the container")
+        port = ports[port]
+    url = f"http://{pod_ip}:{port}{get.get('path', '/')}"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return 200 <= r.status < 400, f"{r.status}"
+    except urllib.error.HTTPError as e:
+        return False, f"{e.code} {e.read().decode(errors='replace').strip()}"
+    except (OSError, urllib.error.URLError) as e:
+        return False, str(e)
+
+
+def run_sidecar(pod_name, proc, started, pod_ip, container, args):
+    """Startup, readiness and liveness probes. Returns (ok, rc, detail)."""
+    t0 = started
+    startup = container.get("startupProbe")
+    if startup:
+        # the kubelet's budget is period x failureThreshold (an hour for
+        # long migrations); the test's own --timeout bounds it here
+        period = min(startup.get("periodSeconds", 10), args.probe_period)
+        while True:
+            if proc.poll() is not None:
+                return False, proc.returncode, "exited before its startupProbe passed"
+            ok, what = probe_once(pod_ip, container, startup, startup.get("timeoutSeconds", 1))
+            if ok:
+                break
+            if time.monotonic() - t0 > args.timeout:
+                return False, None, f"startupProbe still failing after {args.timeout} s: {what}"
+            time.sleep(period)
+        print(f"k8s_run: pod {pod_name}: startupProbe passed after {time.monotonic() - t0:.1f} s",
+              file=sys.stderr)
+    for name in ("readinessProbe", "livenessProbe"):
+        probe = container.get(name)
+        if probe:
+            ok, what = probe_once(pod_ip, container, probe, probe.get("timeoutSeconds", 1))
+            if not ok:
+                return False, None, f"{name} failed: {what}"
+    return True, None, ""
+
+
+def stop_sidecar(proc, args):
+    proc.send_signal(signal.SIGTERM)
+    t0 = time.monotonic()
+    try:
+        rc = proc.wait(timeout=args.stop_within)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        return None, f"still running {args.stop_within} s after SIGTERM"
+    return rc, f"exited {time.monotonic() - t0:.2f} s after SIGTERM"
+
+
+def resolve_env(container, secrets, pod_name, namespace, paths, pod_ip):
     env = {}
     for e in container.get("env") or []:
         if "value" in e:
@@ -106,7 +180,8 @@ def resolve_env(container, secrets, pod_name, namespace, paths):
                 sys.exit(f"k8s_run: env {e['name']}: unsupported valueFrom {src}")
         else:
             val = ""
-        env[e["name"]] = map_path(val, paths)
+        # 0.0.0.0 inside a pod is the pod's own address
+        env[e["name"]] = map_path(val, paths).replace("0.0.0.0:", pod_ip + ":")
     return env
 
 
@@ -124,6 +199,10 @@ def main():
     ap.add_argument("--logs", help="directory for each pod's stderr")
     ap.add_argument("--json-logs", action="store_true", help="require JSON log lines")
     ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--probe-period", type=float, default=0.2,
+                    help="sidecars: poll the startupProbe at most this often (seconds)")
+    ap.add_argument("--hold", type=float, default=0, help="sidecars: seconds to stay up after the probes")
+    ap.add_argument("--stop-within", type=float, default=2, help="sidecars: seconds allowed after SIGTERM")
     args = ap.parse_args()
 
     secrets = {}
@@ -140,11 +219,13 @@ def main():
     logs = args.logs or scratch
     os.makedirs(logs, exist_ok=True)
 
+    sidecar = container.get("restartPolicy") == "Always"
     procs = []
     for i in range(args.pods):
         pod_name = f"{args.name}-{i}"
+        pod_ip = f"127.0.0.{10 + i}"
         pod_paths = prepare(pod, container, secrets, paths, scratch)
-        env = resolve_env(container, secrets, pod_name, args.namespace, pod_paths)
+        env = resolve_env(container, secrets, pod_name, args.namespace, pod_paths, pod_ip)
         argv = [expand(a, env) for a in (container.get("command") or []) + (container.get("args") or [])]
         if not argv:
             sys.exit("k8s_run: the container relies on the image ENTRYPOINT; give it a command")
@@ -153,10 +234,27 @@ def main():
         print(f"k8s_run: pod {pod_name}: {shown}  (env: {' '.join(sorted(env))})", file=sys.stderr)
         err = open(os.path.join(logs, pod_name + ".log"), "w")
         procs.append((pod_name, subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
-                                                 stdout=err, stderr=err), err))
+                                                 stdout=err, stderr=err), err, pod_ip, time.monotonic()))
+
+    sidecar_problems = {}
+    if sidecar:
+        for pod_name, proc, err, pod_ip, started in procs:
+            ok, _, detail = run_sidecar(pod_name, proc, started, pod_ip, container, args)
+            if not ok:
+                sidecar_problems[pod_name] = detail
+        time.sleep(args.hold)
+        for pod_name, proc, err, pod_ip, _ in procs:
+            if proc.poll() is not None and pod_name not in sidecar_problems:
+                sidecar_problems[pod_name] = f"a sidecar exited on its own (exit {proc.returncode})"
+        for pod_name, proc, err, pod_ip, _ in procs:
+            if proc.poll() is None:
+                rc, detail = stop_sidecar(proc, args)
+                print(f"k8s_run: pod {pod_name}: {detail}", file=sys.stderr)
+                if rc is None:
+                    sidecar_problems.setdefault(pod_name, detail)
 
     failed = 0
-    for pod_name, proc, err in procs:
+    for pod_name, proc, err, pod_ip, _ in procs:
         try:
             rc = proc.wait(timeout=args.timeout)
         except subprocess.TimeoutExpired:
@@ -174,10 +272,13 @@ def main():
                         bad_json.append(line)
                 except ValueError:
                     bad_json.append(line)
-        status = "ok" if rc == args.expect and not bad_json else "FAILED"
+        problem = sidecar_problems.get(pod_name)
+        status = "ok" if rc == args.expect and not bad_json and not problem else "FAILED"
         print(f"k8s_run: pod {pod_name}: exit {rc} (expected {args.expect}) {status}", file=sys.stderr)
         if status != "ok":
             failed += 1
+            if problem:
+                print(f"k8s_run:   {problem}", file=sys.stderr)
             for line in bad_json[:3]:
                 print(f"k8s_run:   not a JSON log line: {line}", file=sys.stderr)
             sys.stderr.write("".join(text.splitlines(True)[-15:]))

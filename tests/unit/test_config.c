@@ -18,7 +18,7 @@ static const char *const env_names[] = {
 	"SCHEMAGATE_LOCK_TIMEOUT", "SCHEMAGATE_POLL_INTERVAL", "SCHEMAGATE_TIMEOUT",
 	"SCHEMAGATE_LOCK", "SCHEMAGATE_LOCK_LEASE", "SCHEMAGATE_DDL_LOCK_TIMEOUT",
 	"SCHEMAGATE_STRICT", "SCHEMAGATE_LOG_FORMAT", "SCHEMAGATE_LOG_LEVEL", "POSIXLY_CORRECT",
-	"SCHEMAGATE_ADOPT",
+	"SCHEMAGATE_ADOPT", "SCHEMAGATE_LISTEN", "SCHEMAGATE_CHECK_INTERVAL",
 };
 
 /* The machine running the tests may export any of these. */
@@ -602,7 +602,7 @@ Test(config, global_help_lists_every_command)
 	cr_assert_eq(cfg.command, SG_CMD_HELP);
 	cr_assert(strstr(out, "Usage: schemagate"), "%s", out);
 	static const char *const names[] = { "up", "wait", "verify", "status", "down", "rollback",
-					     "baseline", "repair", "new", "lint" };
+					     "baseline", "repair", "new", "lint", "serve" };
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		char line[32];
 		snprintf(line, sizeof(line), "\n  %s ", names[i]);
@@ -690,4 +690,102 @@ Test(config, lint_options)
 	cr_assert(strstr(msg, "--dialect needs a tag"), "%s", msg);
 	msg = parse_usage_error(ARGV("--database-url", "sqlite:x.db", "up", "--dialect", "pg"));
 	cr_assert(strstr(msg, "option --dialect does not apply to 'up'"), "%s", msg);
+}
+
+/* ---- serve ---- */
+
+Test(config, serve_defaults)
+{
+	struct sg_config cfg;
+	parse_ok(&cfg, ARGV("serve", "--database-url", "postgres://a@db/app"));
+	cr_assert_eq(cfg.command, SG_CMD_SERVE);
+	cr_assert_str_eq(cfg.command_name, "serve");
+	cr_expect_str_eq(cfg.listen, "0.0.0.0:9187");
+	cr_expect_eq(cfg.check_interval_ms, 30000);
+	cr_expect_not(cfg.serve_wait);
+	sg_config_free(&cfg);
+	/* other commands carry no listen address */
+	parse_ok(&cfg, ARGV("up", "--database-url", "postgres://a@db/app"));
+	cr_expect_null(cfg.listen);
+	sg_config_free(&cfg);
+}
+
+Test(config, serve_flags_beat_environment)
+{
+	struct sg_config cfg;
+	setenv("DATABASE_URL", "postgres://a@db/app", 1);
+	setenv("SCHEMAGATE_LISTEN", "[::]:9000", 1);
+	setenv("SCHEMAGATE_CHECK_INTERVAL", "5m", 1);
+	parse_ok(&cfg, ARGV("serve"));
+	cr_expect_str_eq(cfg.listen, "[::]:9000");
+	cr_expect_eq(cfg.check_interval_ms, 300000);
+	sg_config_free(&cfg);
+	parse_ok(&cfg, ARGV("serve", "--wait", "--listen", "127.0.0.1:0", "--check-interval", "500ms"));
+	cr_expect_str_eq(cfg.listen, "127.0.0.1:0");
+	cr_expect_eq(cfg.check_interval_ms, 500);
+	cr_expect(cfg.serve_wait);
+	sg_config_free(&cfg);
+	/* a bad environment value that a flag overrides is fine */
+	setenv("SCHEMAGATE_LISTEN", "nonsense", 1);
+	setenv("SCHEMAGATE_CHECK_INTERVAL", "often", 1);
+	parse_ok(&cfg, ARGV("--listen=:9187", "--check-interval=1s", "serve"));
+	cr_expect_str_eq(cfg.listen, ":9187");
+	sg_config_free(&cfg);
+	/* and other commands never read serve's variables */
+	parse_ok(&cfg, ARGV("up"));
+	sg_config_free(&cfg);
+}
+
+Test(config, serve_bad_values_are_usage_errors_naming_the_source)
+{
+	const char *msg = parse_usage_error(ARGV("serve", "--database-url", "postgres://a@db/app", "--listen", "localhost:9187"));
+	cr_expect(strstr(msg, "--listen") && strstr(msg, "not a numeric IPv4 address"), "%s", msg);
+	msg = parse_usage_error(ARGV("serve", "--database-url", "postgres://a@db/app", "--listen", "0.0.0.0:99999"));
+	cr_expect(strstr(msg, "invalid port"), "%s", msg);
+	setenv("SCHEMAGATE_LISTEN", "9187", 1);
+	msg = parse_usage_error(ARGV("serve", "--database-url", "postgres://a@db/app"));
+	cr_expect(strstr(msg, "SCHEMAGATE_LISTEN"), "%s", msg);
+	unsetenv("SCHEMAGATE_LISTEN");
+	msg = parse_usage_error(ARGV("serve", "--database-url", "postgres://a@db/app", "--check-interval", "0"));
+	cr_expect(strstr(msg, "check interval must be greater than zero"), "%s", msg);
+	setenv("SCHEMAGATE_CHECK_INTERVAL", "1.5s", 1);
+	msg = parse_usage_error(ARGV("serve", "--database-url", "postgres://a@db/app"));
+	cr_expect(strstr(msg, "SCHEMAGATE_CHECK_INTERVAL: invalid duration '1.5s'"), "%s", msg);
+	unsetenv("SCHEMAGATE_CHECK_INTERVAL");
+	/* serve needs a database, takes no words and no PROGRAM */
+	msg = parse_usage_error(ARGV("serve"));
+	cr_expect(strstr(msg, "no database URL"), "%s", msg);
+	msg = parse_usage_error(ARGV("serve", "--database-url", "postgres://a@db/app", "extra"));
+	cr_expect(strstr(msg, "unexpected argument 'extra'"), "%s", msg);
+	msg = parse_usage_error(ARGV("serve", "--database-url", "postgres://a@db/app", "--", "./app"));
+	cr_expect(strstr(msg, "'-- PROGRAM' is only accepted"), "%s", msg);
+}
+
+Test(config, serve_options_do_not_apply_to_other_commands)
+{
+	const char *msg = parse_usage_error(ARGV("up", "--database-url", "postgres://a@db/app", "--listen", ":9187"));
+	cr_expect(strstr(msg, "option --listen does not apply to 'up'"), "%s", msg);
+	msg = parse_usage_error(ARGV("wait", "--database-url", "postgres://a@db/app", "--wait"));
+	cr_expect(strstr(msg, "option --wait does not apply to 'wait'"), "%s", msg);
+	msg = parse_usage_error(ARGV("verify", "--database-url", "postgres://a@db/app", "--check-interval", "1s"));
+	cr_expect(strstr(msg, "option --check-interval does not apply to 'verify'"), "%s", msg);
+}
+
+Test(config, serve_help_lists_its_settings)
+{
+	struct sg_config cfg;
+	char *out = capture_stdout_of_parse(ARGV("help", "serve"), &cfg);
+	cr_assert(strstr(out, "Usage: schemagate serve"), "%s", out);
+	cr_expect(strstr(out, "--wait"), "%s", out);
+	cr_expect(strstr(out, "SCHEMAGATE_LISTEN") && strstr(out, "0.0.0.0:9187"), "%s", out);
+	cr_expect(strstr(out, "SCHEMAGATE_CHECK_INTERVAL") && strstr(out, "30s"), "%s", out);
+	/* serve runs up: the lock settings apply */
+	cr_expect(strstr(out, "SCHEMAGATE_LOCK_TIMEOUT"), "%s", out);
+	free(out);
+	sg_config_free(&cfg);
+	/* up's help does not list serve's settings */
+	out = capture_stdout_of_parse(ARGV("help", "up"), &cfg);
+	cr_expect_null(strstr(out, "SCHEMAGATE_LISTEN"), "%s", out);
+	free(out);
+	sg_config_free(&cfg);
 }

@@ -159,15 +159,30 @@ the app, and stops it after the main containers of a Job have finished.
 
 {{/*
 One schemagate container. Arguments: root, role (migrator|app),
-command (up|wait|rollback), name.
+command (up|wait|rollback|serve), name, and for serve: sidecar (true) and
+wait (true for "serve --wait").
 */}}
 {{- define "schemagate-example.schemagateContainer" -}}
 {{- $s := .root.Values.schemagate -}}
 - name: {{ .name }}
   image: {{ printf "%s:%s" $s.image.repository $s.image.tag | quote }}
   imagePullPolicy: {{ $s.image.pullPolicy }}
+  {{- if .sidecar }}
+  restartPolicy: Always
+  {{- end }}
   command: ["/schemagate"]
+  {{- if .wait }}
+  args: [{{ .command | quote }}, "--wait"]
+  {{- else }}
   args: [{{ .command | quote }}]
+  {{- end }}
+  {{- if .sidecar }}
+  ports:
+    - name: metrics
+      containerPort: {{ $s.serve.port }}
+      protocol: TCP
+  {{- include "schemagate-example.serveProbes" .root | nindent 2 }}
+  {{- end }}
   env:
     - name: POD_NAME
       valueFrom:
@@ -182,6 +197,12 @@ command (up|wait|rollback), name.
       value: {{ $s.lockTimeout | quote }}
     - name: SCHEMAGATE_CONNECT_TIMEOUT
       value: {{ $s.connectTimeout | quote }}
+    {{- if .sidecar }}
+    - name: SCHEMAGATE_LISTEN
+      value: {{ include "schemagate-example.listenAddress" .root | quote }}
+    - name: SCHEMAGATE_CHECK_INTERVAL
+      value: {{ $s.serve.checkInterval | quote }}
+    {{- end }}
     {{- with $s.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -195,6 +216,53 @@ command (up|wait|rollback), name.
     {{- toYaml $s.resources | nindent 4 }}
   securityContext:
     {{- include "schemagate-example.containerSecurityContext" . | nindent 4 }}
+{{- end -}}
+
+{{/*
+"schemagate serve" as a native sidecar: the startupProbe on /readyz passes
+only once the schema is at the target, and until it does the kubelet
+starts neither the later initContainers nor the app. Its failureThreshold
+times periodSeconds must cover the longest migration (default: 1 hour).
+Liveness and readiness probes start after it; readiness on /readyz takes
+the pod out of its Services if a migration this image knows is reverted,
+fails or changes its checksum.
+*/}}
+{{- define "schemagate-example.serveProbes" -}}
+{{- $p := .Values.schemagate.serve -}}
+startupProbe:
+  httpGet:
+    path: /readyz
+    port: metrics
+  {{- toYaml $p.startupProbe | nindent 2 }}
+readinessProbe:
+  httpGet:
+    path: /readyz
+    port: metrics
+  {{- toYaml $p.readinessProbe | nindent 2 }}
+livenessProbe:
+  httpGet:
+    path: /livez
+    port: metrics
+  {{- toYaml $p.livenessProbe | nindent 2 }}
+{{- end -}}
+
+{{/* HOST:PORT for SCHEMAGATE_LISTEN; an IPv6 host goes in brackets. */}}
+{{- define "schemagate-example.listenAddress" -}}
+{{- $p := .Values.schemagate.serve -}}
+{{- if contains ":" (toString $p.listenHost) -}}
+{{- printf "[%s]:%v" $p.listenHost $p.port -}}
+{{- else -}}
+{{- printf "%s:%v" $p.listenHost $p.port -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Whether the Deployment's pods run "schemagate serve": sidecar mode, or job
+mode with schemagate.job.waitAs=sidecar. Renders "true" or nothing.
+*/}}
+{{- define "schemagate-example.servesMetrics" -}}
+{{- $s := .Values.schemagate -}}
+{{- if or (eq $s.mode "sidecar") (and (eq $s.mode "job") (eq $s.job.waitAs "sidecar")) -}}true{{- end -}}
 {{- end -}}
 
 {{/* A hook Job running one schemagate command with the migrator's rights. */}}
