@@ -10,6 +10,9 @@ packages=(
 	postgresql-15 postgresql-client-15 postgresql-server-dev-15
 	mariadb-server mariadb-client pgbouncer
 	python3 python3-yaml docker-compose unzip
+	# the static build's Connector/C (container/build-static.sh), the
+	# caching_sha2_password test server, the image and compose tests
+	dpkg-dev openssl podman debootstrap
 )
 missing=()
 for p in "${packages[@]}"; do
