@@ -168,9 +168,10 @@ ensure_connector() {
 	cmake -S "$work/mariadb/libmariadb" -B "$work/build" --no-warn-unused-cli "${CONNECTOR_OPTIONS[@]}" \
 		-DCMAKE_INSTALL_PREFIX="$connector" >"$work/configure.log" 2>&1 ||
 		{ tail -n 30 "$work/configure.log" >&2; die "Connector/C: cmake configure failed"; }
-	grep -q "Static PLUGINS .*caching_sha2_password" "$work/configure.log" &&
-		grep -q "Static PLUGINS .*client_ed25519" "$work/configure.log" ||
+	if ! grep -q "Static PLUGINS .*caching_sha2_password" "$work/configure.log" ||
+		! grep -q "Static PLUGINS .*client_ed25519" "$work/configure.log"; then
 		die "Connector/C: the plugins are not static (see $work/configure.log)"
+	fi
 	cmake --build "$work/build" -j"$jobs" >"$work/build.log" 2>&1 ||
 		{ tail -n 30 "$work/build.log" >&2; die "Connector/C: build failed"; }
 	cmake --install "$work/build" --component Development >"$work/install.log" 2>&1 ||

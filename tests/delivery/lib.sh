@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh - shared helpers for the delivery tests (sourced, not run).
 #
 # Each test calls dlv_init NAME, which makes a work directory and arranges
@@ -41,7 +42,7 @@ dlv_cleanup() {
 		eval "$entry" >/dev/null 2>&1 || true
 	done
 	for entry in "${DLV_PIDS[@]}"; do
-		kill "$entry" 2>/dev/null && wait "$entry" 2>/dev/null || true
+		if kill "$entry" 2>/dev/null; then wait "$entry" 2>/dev/null || true; fi
 	done
 	for entry in "${DLV_SERVERS[@]}"; do
 		"$DLV_HARNESS/${entry%%:*}" stop "${entry#*:}" >/dev/null 2>&1 || true

@@ -22,7 +22,10 @@ dlv_init static_auth
 
 build=${SG_STATIC_BUILD_DIR:-/tmp/build-static}
 "$DLV_SRC/container/build-static.sh" --build "$build" >/dev/null || fail "container/build-static.sh"
+# Both are read as ${!kind} below.
+# shellcheck disable=SC2034
 static="$build/schemagate"
+# shellcheck disable=SC2034
 dynamic=$(dlv_binary)
 command -v openssl >/dev/null || fail "openssl is missing (apt-get install openssl)"
 
