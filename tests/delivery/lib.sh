@@ -211,11 +211,14 @@ dlv_base_image() {
 # dlv_image: build container/Dockerfile exactly as the README tells a user
 # to (podman's layer cache keeps the builder's packages and Connector/C).
 dlv_image() {
-	local start=$SECONDS revision
+	local start=$SECONDS revision created
+	# The commit's identity and time, so rebuilding one commit is a full
+	# cache hit (and leaves no new image behind).
 	revision=$(git -C "$DLV_SRC" rev-parse HEAD 2>/dev/null || echo unknown)
+	created=$(git -C "$DLV_SRC" log -1 --format=%cI 2>/dev/null || echo unknown)
 	say "building $DLV_IMAGE (podman build -f container/Dockerfile)"
 	(cd "$DLV_SRC" && podman build --network host -f container/Dockerfile -t "$DLV_IMAGE" \
-		--build-arg REVISION="$revision" --build-arg CREATED="$(date -u +%Y-%m-%dT%H:%M:%SZ)" .) \
+		--build-arg REVISION="$revision" --build-arg CREATED="$created" .) \
 		>"$DLV_WORK/image-build.log" 2>&1 ||
 		{ tail -n 40 "$DLV_WORK/image-build.log"; fail "podman build -f container/Dockerfile"; }
 	echo "timing: image build: $(dlv_elapsed "$start") s"
