@@ -4,8 +4,10 @@
 # docker-compose (Debian's, 1.29) drives podman through `podman system
 # service`'s Docker-compatible socket: container/compose.yaml's app service,
 # built from container/compose-app.Dockerfile on the real schemagate image,
-# starts its 3 replicas at once against a fresh database. Each replica's
-# schemagate applies or waits, then execs the app in its place.
+# starts its 3 replicas at once while PostgreSQL is down, as compose.yaml
+# allows (no depends_on condition: schemagate retries the connection). Once
+# every replica is retrying, PostgreSQL starts with a fresh database; each
+# replica's schemagate applies or waits, then execs the app in its place.
 #
 # What the test changes, and why (everything else is compose.yaml's):
 #   - the database is the private PostgreSQL on loopback, not the "db"
@@ -17,10 +19,11 @@
 #     debian:bookworm (PYTHON_IMAGE), for the same reason;
 #   - the password file is the test's;
 #   - /migrations is a copy of the example migrations whose first one also
-#     sleeps 4 s, so the replicas really meet at the lock however slowly
-#     this machine starts containers.
-# Checks: docker-compose config accepts the file; 3 containers run; each
-# one's PID 1 became the app (exec in place), as uid 65532 without
+#     sleeps 6 s, longer than schemagate's longest connect backoff (2 s),
+#     so the replicas really meet at the lock.
+# Checks: docker-compose config accepts the file; 3 containers run, each
+# retrying the connection; each one's PID 1 then became the app (exec in
+# place), as uid 65532 without
 # capabilities, and serves the page; exactly one replica applied, the
 # others waited for it; each migration is recorded once; a compose stop
 # (SIGINT) ends every app with exit 0. Needs root.
@@ -62,7 +65,7 @@ mkdir -p "$DLV_WORK/migrations"
 cp "$DLV_SRC"/migrations/*.sql "$DLV_WORK/migrations/"
 slow="$DLV_WORK/migrations/0001_create_sessions.postgres.up.sql"
 [[ -f $slow ]] || fail "$slow: the example's first PostgreSQL migration moved; update this test"
-{ echo 'SELECT pg_sleep(4);'; cat "$DLV_SRC/migrations/${slow##*/}"; } >"$slow"
+{ echo 'SELECT pg_sleep(6);'; cat "$DLV_SRC/migrations/${slow##*/}"; } >"$slow"
 chmod -R a+rX "$DLV_WORK/migrations"
 
 cat >"$DLV_WORK/override.yaml" <<EOF
@@ -91,6 +94,7 @@ ok = (app["entrypoint"] == ["schemagate", "up", "--"] and app["deploy"]["replica
 app.pop("ports", None)
 app.pop("depends_on", None)
 c["services"].pop("db")
+c.pop("volumes", None)  # db-data belongs to the db service
 yaml.safe_dump(c, open(sys.argv[2], "w"))
 sys.exit(0 if ok else 1)
 EOF
@@ -107,13 +111,30 @@ done
 export DOCKER_HOST=unix://$sock
 project=sg-compose-$$
 dc() { docker-compose -p "$project" -f "$DLV_WORK/run.yaml" "$@"; }
-DLV_CLEANUP+=("docker-compose -p $project -f $DLV_WORK/run.yaml down -t 2")
+DLV_CLEANUP+=("docker-compose -p $project -f $DLV_WORK/run.yaml down -v -t 2")
 
+# The database goes down; the replicas start against nothing.
+"$DLV_HARNESS/pg.sh" stop "$DLV_WORK/pg" >/dev/null 2>&1 || fail "stopping PostgreSQL"
 start=$SECONDS
 dc up -d --no-build >"$DLV_WORK/up.log" 2>&1 || { cat "$DLV_WORK/up.log"; fail "docker-compose up"; }
 mapfile -t containers < <(podman ps -a --filter "label=com.docker.compose.project=$project" --format '{{.Names}}' | sort)
 echo "containers: ${containers[*]}"
 check "docker-compose started 3 replicas" test "${#containers[@]}" -eq 3
+retrying() {
+	local c
+	for c in "${containers[@]}"; do
+		podman logs "$c" 2>&1 | grep -q 'connect_retry:' || return 1
+	done
+}
+for _ in $(seq 600); do
+	retrying && break
+	sleep 0.1
+done
+check "all 3 replicas are up and retrying the connection" retrying
+echo "timing: up to all retrying: $(dlv_elapsed "$start") s"
+SG_PG_PORT=$SG_TEST_PG_PORT "$DLV_HARNESS/pg.sh" start "$DLV_WORK/pg" >/dev/null 2>&1 ||
+	fail "restarting PostgreSQL on port $SG_TEST_PG_PORT"
+start=$SECONDS
 
 # Wait until each replica's PID 1 is the app and it answers.
 check "every replica's app started in place of schemagate and serves the page" \
@@ -160,7 +181,7 @@ while pending and time.time() < deadline:
 if pending:
     sys.exit(f"not serving after 120 s: {sorted(pending)}")
 EOF
-echo "timing: up to every app serving: $(dlv_elapsed "$start") s"
+echo "timing: database up to every app serving: $(dlv_elapsed "$start") s"
 
 appliers=0
 waiters=0
@@ -190,4 +211,6 @@ dc stop -t 10 >"$DLV_WORK/stop.log" 2>&1 || { cat "$DLV_WORK/stop.log"; fail "do
 codes=$(for c in "${containers[@]}"; do podman inspect --format '{{.State.ExitCode}}' "$c"; done | tr '\n' ' ')
 echo "timing: docker-compose stop: $(dlv_elapsed "$start") s; exit codes: $codes"
 check "docker-compose stop (SIGINT) ends every app with exit 0" test "$codes" = "0 0 0 "
-dc down -t 2 >/dev/null 2>&1 || fail "docker-compose down"
+dc down -v -t 2 >/dev/null 2>&1 || fail "docker-compose down"
+check "docker-compose down removed every container" \
+	test -z "$(podman ps -a --filter "label=com.docker.compose.project=$project" --format '{{.Names}}')"
