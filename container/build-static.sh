@@ -80,7 +80,7 @@ while [[ $# -gt 0 ]]; do
 	--build) build=$2; shift ;;
 	--rootfs) rootfs=$2; shift ;;
 	--max-size) max_size=$2; shift ;;
-	-h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument: $1" ;;
 	esac
 	shift
