@@ -4,35 +4,65 @@
 #
 # This is the builder stage of container/Dockerfile, kept in a script so the
 # test suite runs the very same recipe on a plain Debian machine
-# (tests/delivery/static.sh) where no Docker engine is available.
+# (tests/delivery/static.sh, static_auth.sh).
 #
 #   build-static.sh [--install-deps] [--src DIR] [--build DIR] [--rootfs DIR]
 #
-#   --install-deps  apt-get install the build packages (the Dockerfile does;
-#                   on a workstation install them yourself, see PACKAGES)
-#   --deps-only     install the packages and stop (a cacheable Docker layer)
-#   --src DIR       source tree (default: the directory above this script)
-#   --build DIR     CMake build directory (default /tmp/build-static)
-#   --rootfs DIR    also stage the image's root filesystem into DIR:
-#                   /schemagate, /migrations, /etc/{passwd,group,nsswitch.conf},
-#                   /etc/ssl/certs/ca-certificates.crt
-#   --max-size N    fail when the stripped binary exceeds N bytes (8 MiB)
+#   --install-deps    apt-get install the build packages (the Dockerfile does;
+#                     on a workstation install them yourself, see PACKAGES)
+#   --deps-only       install the packages and stop (a cacheable Docker layer)
+#   --connector-only  build MariaDB Connector/C (below) and stop (another layer)
+#   --connector DIR   where that Connector/C is installed and kept between
+#                     builds (default /var/cache/schemagate/mariadb-connector-c)
+#   --src DIR         source tree (default: the directory above this script)
+#   --build DIR       CMake build directory (default /tmp/build-static)
+#   --rootfs DIR      also stage the image's root filesystem into DIR:
+#                     /schemagate, an empty /migrations, /etc/{passwd,group,
+#                     nsswitch.conf}, /etc/ssl/certs/ca-certificates.crt
+#   --max-size N      fail when the stripped binary exceeds N bytes (8 MiB)
+#
+# MariaDB Connector/C: Debian's libmariadb.a has only the built-in
+# mysql_native_password plugin and dlopen()s every other one, which a static
+# binary cannot do. So this script builds Connector/C from Debian's own
+# source package (the "mariadb" package carries it in libmariadb/, fetched
+# with apt-get source from the machine's configured Debian mirror) with
+# caching_sha2_password, sha256_password and client_ed25519 compiled in.
+# The result is kept in --connector DIR and rebuilt only when the recipe
+# below changes; delete the directory to pick up a newer Debian release.
 #
 # Environment: SG_UID (65532), SG_GID (65532), JOBS (nproc).
 set -euo pipefail
 
 PACKAGES=(
 	build-essential cmake pkg-config file ca-certificates
+	dpkg-dev                             # dpkg-source, for Connector/C's source package
 	libpq-dev postgresql-server-dev-15   # libpq.a, libpgcommon.a, libpgport.a
-	libmariadb-dev                       # libmariadb.a (MariaDB Connector/C)
 	libsqlite3-dev libuv1-dev libssl-dev zlib1g-dev
 )
+
+# How Connector/C is configured. Plugins not listed STATIC stay out of the
+# binary (dialog needs a terminal; mysql_clear_password sends the password
+# in clear); src/static/no_dlopen.c makes a server's request for them fail
+# with a clear error.
+CONNECTOR_OPTIONS=(
+	-DCMAKE_BUILD_TYPE=MinSizeRel
+	"-DCMAKE_C_FLAGS=-ffunction-sections -fdata-sections"
+	-DWITH_SSL=OPENSSL -DWITH_EXTERNAL_ZLIB=ON -DWITH_CURL=OFF -DWITH_UNIT_TESTS=OFF
+	-DCLIENT_PLUGIN_CACHING_SHA2_PASSWORD=STATIC
+	-DCLIENT_PLUGIN_SHA256_PASSWORD=STATIC
+	-DCLIENT_PLUGIN_CLIENT_ED25519=STATIC
+	-DCLIENT_PLUGIN_DIALOG=OFF
+	-DCLIENT_PLUGIN_MYSQL_CLEAR_PASSWORD=OFF
+)
+CONNECTOR_PLUGINS=(caching_sha2_password sha256_password client_ed25519 mysql_native_password)
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 src=$(cd "$here/.." && pwd)
 build=/tmp/build-static
 rootfs=
 install_deps=0
+connector_only=0
+connector=/var/cache/schemagate/mariadb-connector-c
 max_size=$((8 * 1024 * 1024))
 uid=${SG_UID:-65532}
 gid=${SG_GID:-65532}
@@ -44,15 +74,18 @@ while [[ $# -gt 0 ]]; do
 	case $1 in
 	--install-deps) install_deps=1 ;;
 	--deps-only) install_deps=2 ;;
+	--connector-only) connector_only=1 ;;
+	--connector) connector=$2; shift ;;
 	--src) src=$(cd "$2" && pwd); shift ;;
 	--build) build=$2; shift ;;
 	--rootfs) rootfs=$2; shift ;;
 	--max-size) max_size=$2; shift ;;
-	-h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) die "unknown argument: $1" ;;
 	esac
 	shift
 done
+jobs=${JOBS:-$(nproc)}
 
 if [[ $install_deps -ne 0 ]]; then
 	say "installing ${PACKAGES[*]}"
@@ -69,16 +102,108 @@ for pkg in "${PACKAGES[@]}"; do
 done
 [[ ${#missing[@]} -eq 0 ]] || die "missing packages: ${missing[*]} (run with --install-deps, or apt-get install them)"
 
+# deb-src entries for the machine's configured mirrors, in a private apt
+# state directory: the machine's own apt configuration is left alone.
+write_source_entries() {
+	local dir=$1 f
+	mkdir -p "$dir/parts" "$dir/lists/partial" "$dir/cache/archives/partial"
+	: >"$dir/sources.list"
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
+		[[ -f $f ]] && sed -n 's/^[[:space:]]*deb[[:space:]]/deb-src /p' "$f" >>"$dir/sources.list"
+	done
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[[ -f $f ]] && sed 's/^Types:.*/Types: deb-src/' "$f" >"$dir/parts/${f##*/}"
+	done
+	return 0
+}
+
+# fetch_connector_source WORK: unpack Debian's "mariadb" source package into
+# WORK/mariadb, newest version first (a mirror may index a version whose
+# files it does not serve). Prints the version.
+fetch_connector_source() {
+	local work=$1 apt_dir=$1/apt version
+	write_source_entries "$apt_dir"
+	local apt=(-o "Dir::Etc::SourceList=$apt_dir/sources.list" -o "Dir::Etc::SourceParts=$apt_dir/parts"
+		-o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o APT::Sandbox::User=root)
+	# A third-party repository without sources may fail here; only Debian's matter.
+	apt-get "${apt[@]}" update >"$work/apt-update.log" 2>&1 ||
+		say "apt-get update reported errors (see $work/apt-update.log); trying what was fetched"
+	local versions
+	versions=$(apt-cache "${apt[@]}" showsrc mariadb 2>/dev/null | sed -n 's/^Version: //p' | sort -u -r -V)
+	[[ -n $versions ]] || die "no source package 'mariadb' on the configured Debian mirrors (see $work/apt-update.log)"
+	for version in $versions; do
+		rm -rf "$work/dl" && mkdir -p "$work/dl"
+		if (cd "$work/dl" && apt-get "${apt[@]}" -q source --download-only "mariadb=$version") >>"$work/apt-source.log" 2>&1; then
+			dpkg-source -x "$work"/dl/mariadb_*.dsc "$work/mariadb" >>"$work/apt-source.log" 2>&1 ||
+				die "dpkg-source -x mariadb $version failed (see $work/apt-source.log)"
+			rm -rf "$work/dl"
+			echo "$version"
+			return 0
+		fi
+		say "mariadb $version: source not downloadable from the mirror, trying an older one"
+	done
+	die "could not download any version of the 'mariadb' source package (see $work/apt-source.log)"
+}
+
+# Build Connector/C into $connector unless the recipe there is current.
+# Holds a lock, so concurrent builds on one machine share one result.
+ensure_connector() {
+	local recipe version work="$build/connector"
+	recipe=$(printf '%s\n' "${CONNECTOR_OPTIONS[@]}")
+	mkdir -p "$(dirname "$connector")"
+	exec 9>"$connector.lock"
+	flock 9
+	if [[ -f "$connector/RECIPE" && "$(sed 1d "$connector/RECIPE")" == "$recipe" &&
+		-f "$connector/lib/mariadb/libmariadbclient.a" ]]; then
+		say "MariaDB Connector/C: reusing $connector ($(head -n1 "$connector/RECIPE"))"
+		exec 9>&-
+		return 0
+	fi
+	say "MariaDB Connector/C: building from Debian's source package into $connector"
+	# RECIPE, written last, marks a complete install.
+	rm -rf "$work" "$connector"
+	mkdir -p "$work"
+	version=$(fetch_connector_source "$work")
+	say "MariaDB Connector/C: mariadb $version, libmariadb/ with ${CONNECTOR_PLUGINS[*]} built in"
+	cmake -S "$work/mariadb/libmariadb" -B "$work/build" --no-warn-unused-cli "${CONNECTOR_OPTIONS[@]}" \
+		-DCMAKE_INSTALL_PREFIX="$connector" >"$work/configure.log" 2>&1 ||
+		{ tail -n 30 "$work/configure.log" >&2; die "Connector/C: cmake configure failed"; }
+	if ! grep -q "Static PLUGINS .*caching_sha2_password" "$work/configure.log" ||
+		! grep -q "Static PLUGINS .*client_ed25519" "$work/configure.log"; then
+		die "Connector/C: the plugins are not static (see $work/configure.log)"
+	fi
+	cmake --build "$work/build" -j"$jobs" >"$work/build.log" 2>&1 ||
+		{ tail -n 30 "$work/build.log" >&2; die "Connector/C: build failed"; }
+	cmake --install "$work/build" --component Development >"$work/install.log" 2>&1 ||
+		{ tail -n 30 "$work/install.log" >&2; die "Connector/C: install failed"; }
+	# Only the archive: the linker must not pick a shared object.
+	rm -f "$connector"/lib/mariadb/*.so*
+	local plugin symbols
+	symbols=$(nm "$connector/lib/mariadb/libmariadbclient.a" 2>/dev/null)
+	for plugin in "${CONNECTOR_PLUGINS[@]}"; do
+		grep -q " D ${plugin}_client_plugin$" <<<"$symbols" ||
+			die "Connector/C: ${plugin}_client_plugin is not in libmariadbclient.a"
+	done
+	{ echo "mariadb $version"; echo "$recipe"; } >"$connector/RECIPE"
+	rm -rf "$work"
+	exec 9>&-
+}
+
+ensure_connector
+[[ $connector_only -eq 0 ]] || exit 0
+
 say "configuring $src -> $build"
 mkdir -p "$build"
-cmake -S "$src" -B "$build" -DSG_STATIC=ON -DCMAKE_BUILD_TYPE=MinSizeRel >"$build/configure.log" 2>&1 ||
+cmake -S "$src" -B "$build" -DSG_STATIC=ON -DCMAKE_BUILD_TYPE=MinSizeRel \
+	-DSG_MARIADB_PREFIX="$connector" >"$build/configure.log" 2>&1 ||
 	{ cat "$build/configure.log" >&2; die "cmake configure failed"; }
 # glibc warns that getaddrinfo/getpwuid in a static binary want the shared
 # NSS modules; since glibc 2.34 "files" and "dns" are built into libc,
 # which is all a scratch image needs, so those link warnings are filtered.
+# (dlopen's warning too: src/static/no_dlopen.c replaces it.)
 say "building"
 set +o pipefail
-cmake --build "$build" -j"${JOBS:-$(nproc)}" 2>&1 |
+cmake --build "$build" -j"$jobs" 2>&1 |
 	{ grep -v -e 'in statically linked applications requires at runtime' -e ': in function `' >&2 || true; }
 status=${PIPESTATUS[0]}
 set -o pipefail
@@ -105,10 +230,9 @@ if [[ -n "$rootfs" ]]; then
 	rm -rf "$rootfs"
 	mkdir -p "$rootfs/etc/ssl/certs" "$rootfs/migrations"
 	install -m 0755 "$bin" "$rootfs/schemagate"
-	if [[ -d "$src/migrations" ]]; then
-		cp -R "$src/migrations/." "$rootfs/migrations/"
-	fi
-	chmod -R a+rX,go-w "$rootfs/migrations"
+	# /migrations stays empty: users COPY theirs in (a COPY adds to what
+	# the base image has, so example files here would be applied too).
+	chmod 0755 "$rootfs/migrations"
 	install -m 0644 /etc/ssl/certs/ca-certificates.crt "$rootfs/etc/ssl/certs/ca-certificates.crt"
 	printf 'root:x:0:0:root:/:/sbin/nologin\nnonroot:x:%s:%s:schemagate:/nonexistent:/sbin/nologin\n' \
 		"$uid" "$gid" >"$rootfs/etc/passwd"

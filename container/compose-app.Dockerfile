@@ -2,9 +2,10 @@
 # schemagate binary is static. Copy it in next to your program and your
 # migrations, and make "schemagate up -- <program>" the entrypoint.
 ARG SCHEMAGATE_IMAGE=schemagate:local
+ARG PYTHON_IMAGE=python:3.12-slim-bookworm
 FROM ${SCHEMAGATE_IMAGE} AS schemagate
 
-FROM python:3.12-slim-bookworm
+FROM ${PYTHON_IMAGE}
 COPY --from=schemagate /schemagate /usr/local/bin/schemagate
 COPY migrations /migrations
 RUN mkdir -p /srv && echo 'migrated and running' >/srv/index.html

@@ -11,6 +11,9 @@ packages=(
 	mariadb-server mariadb-client pgbouncer
 	python3 python3-yaml docker-compose unzip
 	prometheus
+	# the static build's Connector/C (container/build-static.sh), the
+	# caching_sha2_password test server, the image and compose tests
+	dpkg-dev openssl podman debootstrap
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # lib.sh - shared helpers for the delivery tests (sourced, not run).
 #
 # Each test calls dlv_init NAME, which makes a work directory and arranges
@@ -15,7 +16,12 @@ DLV_SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 DLV_HARNESS="$DLV_SRC/tests/harness"
 DLV_PG_BIN=${SG_PG_BIN:-/usr/lib/postgresql/15/bin}
 DLV_SERVERS=()
+DLV_PIDS=()
+DLV_CLEANUP=()
 DLV_WORK=
+# The image the container tests build, and its base (made locally).
+DLV_IMAGE=localhost/schemagate:local
+DLV_BASE_IMAGE=docker.io/library/debian:bookworm
 
 say() { echo "$DLV_NAME: $*" >&2; }
 ok() { echo "ok - $*"; }
@@ -32,6 +38,12 @@ check() {
 
 dlv_cleanup() {
 	local rc=$? entry
+	for entry in "${DLV_CLEANUP[@]}"; do
+		eval "$entry" >/dev/null 2>&1 || true
+	done
+	for entry in "${DLV_PIDS[@]}"; do
+		if kill "$entry" 2>/dev/null; then wait "$entry" 2>/dev/null || true; fi
+	done
 	for entry in "${DLV_SERVERS[@]}"; do
 		"$DLV_HARNESS/${entry%%:*}" stop "${entry#*:}" >/dev/null 2>&1 || true
 	done
@@ -110,4 +122,109 @@ dlv_fixtures() {
 		printf 'DROP TABLE dlv_t%d;\n' "$i" >"$dir/$(printf %04d "$i")_table_$i.down.sql"
 	done
 	chmod -R a+rX "$dir"
+}
+
+# dlv_elapsed START: whole seconds since START (a $SECONDS value).
+dlv_elapsed() { echo $((SECONDS - $1)); }
+
+# ---- containers (podman) -------------------------------------------------
+
+# dlv_podman: podman ready to build and run the image, as root. No registry
+# is reachable here, so the debian:bookworm base image is made locally the
+# first time and kept in podman's storage for later runs.
+dlv_podman() {
+	local tool
+	[[ $(id -u) -eq 0 ]] || fail "the container tests need root (podman, debootstrap)"
+	for tool in podman debootstrap; do
+		command -v "$tool" >/dev/null || fail "$tool is missing (bash tests/deps.sh installs it)"
+	done
+	dlv_containers_conf
+	dlv_base_image
+}
+
+# runc cannot raise RLIMIT_NOFILE to podman's default (1048576) inside this
+# sandbox ("error setting rlimit type 7: operation not permitted"), so the
+# containers keep podman's own limits.
+dlv_containers_conf() {
+	local conf=/etc/containers/containers.conf
+	if [[ ! -e $conf ]]; then
+		mkdir -p /etc/containers
+		printf '%s\n' '# Written by schemagate tests/delivery/lib.sh: runc cannot set' \
+			'# RLIMIT_NOFILE in this sandbox, so containers keep podman'"'"'s limits.' \
+			'[containers]' 'default_ulimits = []' >"$conf"
+		say "wrote $conf (default_ulimits = [])"
+	elif ! grep -Eq '^[[:space:]]*default_ulimits[[:space:]]*=[[:space:]]*\[[[:space:]]*\]' "$conf"; then
+		fail "$conf exists without 'default_ulimits = []' in its [containers] table (runc cannot set RLIMIT_NOFILE here)"
+	fi
+}
+
+# The machine's Debian apt sources, deb822 stanzas signed by Debian's
+# archive key (third-party repositories stay out of the image).
+dlv_debian_sources() {
+	local f
+	for f in /etc/apt/sources.list.d/*.sources; do
+		[[ -f $f ]] || continue
+		awk 'BEGIN { RS = ""; ORS = "\n\n" } /debian-archive-keyring/ && /Types:[^\n]*deb/' "$f"
+	done
+}
+
+# The mirror of the "bookworm" suite, from the machine's apt sources.
+dlv_debian_mirror() {
+	local mirror
+	mirror=$(dlv_debian_sources | awk 'BEGIN { RS = "" }
+		/Suites:[^\n]*bookworm([ \t\n]|$)/ { if (match($0, /URIs:[ \t]*[^ \t\n]+/)) {
+			u = substr($0, RSTART, RLENGTH); sub(/URIs:[ \t]*/, "", u); print u; exit } }')
+	if [[ -z $mirror ]]; then
+		mirror=$(sed -En 's/^[[:space:]]*deb[[:space:]]+(\[[^]]*\][[:space:]]+)?([^[:space:]]+)[[:space:]]+bookworm[[:space:]].*/\2/p' \
+			/etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null | head -n1)
+	fi
+	[[ -n $mirror ]] || fail "no Debian bookworm mirror in /etc/apt/sources.list{,.d} for debootstrap"
+	echo "$mirror"
+}
+
+# debian:bookworm as the official image has it (minbase, the Debian mirrors
+# as apt sources, no package lists or caches), imported under the official
+# name so "FROM debian:bookworm" finds it without a registry.
+dlv_base_image() {
+	if podman image exists "$DLV_BASE_IMAGE"; then
+		say "base image $DLV_BASE_IMAGE: present"
+		return 0
+	fi
+	local mirror root start=$SECONDS sources
+	mirror=$(dlv_debian_mirror)
+	root=$(mktemp -d /var/tmp/sg-debootstrap.XXXXXX)
+	say "base image: debootstrap --variant=minbase bookworm from $mirror"
+	debootstrap --variant=minbase bookworm "$root" "$mirror" >"$DLV_WORK/debootstrap.log" 2>&1 ||
+		{ tail -n 20 "$DLV_WORK/debootstrap.log"; rm -rf "$root"; fail "debootstrap bookworm from $mirror"; }
+	sources=$(dlv_debian_sources)
+	if [[ -n $sources ]]; then
+		printf '%s\n' "$sources" >"$root/etc/apt/sources.list.d/debian.sources"
+		rm -f "$root/etc/apt/sources.list"
+	fi
+	rm -rf "$root"/var/cache/apt/archives/*.deb "$root"/var/cache/apt/*.bin "$root"/var/lib/apt/lists/*
+	tar -C "$root" -c . | podman import - "$DLV_BASE_IMAGE" >/dev/null ||
+		{ rm -rf "$root"; fail "podman import of the debootstrap tree"; }
+	rm -rf "$root"
+	echo "timing: base image (debootstrap + import): $(dlv_elapsed "$start") s"
+}
+
+# dlv_image: build container/Dockerfile exactly as the README tells a user
+# to (podman's layer cache keeps the builder's packages and Connector/C).
+dlv_image() {
+	local start=$SECONDS revision created
+	# The commit's identity and time, so rebuilding one commit is a full
+	# cache hit (and leaves no new image behind).
+	revision=$(git -C "$DLV_SRC" rev-parse HEAD 2>/dev/null || echo unknown)
+	created=$(git -C "$DLV_SRC" log -1 --format=%cI 2>/dev/null || echo unknown)
+	say "building $DLV_IMAGE (podman build -f container/Dockerfile)"
+	(cd "$DLV_SRC" && podman build --network host -f container/Dockerfile -t "$DLV_IMAGE" \
+		--build-arg REVISION="$revision" --build-arg CREATED="$created" .) \
+		>"$DLV_WORK/image-build.log" 2>&1 ||
+		{ tail -n 40 "$DLV_WORK/image-build.log"; fail "podman build -f container/Dockerfile"; }
+	echo "timing: image build: $(dlv_elapsed "$start") s"
+}
+
+# The version CMake gives the project (what --version prints).
+dlv_version() {
+	sed -nE 's/^project\(schemagate VERSION ([0-9.]+).*/\1/p' "$DLV_SRC/CMakeLists.txt"
 }
