@@ -197,6 +197,8 @@ int sg_apply_one(struct sg_run *r, const struct sg_migration *m, const struct sg
 	f.duration_ms = (int64_t)elapsed_since(t0);
 	sg_log(SG_LOG_INFO, "applied", &f, "applied %s in %lldms", m->up_file, (long long)f.duration_ms);
 	r->changed++;
+	if (r->observer.applied)
+		r->observer.applied(r->observer.ctx, m, (uint64_t)f.duration_ms);
 	return 0;
 }
 

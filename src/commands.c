@@ -425,9 +425,9 @@ static int report_nothing(struct sg_run *r, struct sg_error *err) { return 0; }
 
 static const struct sg_command_plan plans[] = {
 	{.cmd = SG_CMD_UP, .recheck = true, .check = check_up, .work = work_up, .report = report_ready},
-	{.cmd = SG_CMD_WAIT, .check = check_wait, .report = report_ready},
-	{.cmd = SG_CMD_VERIFY, .one_shot = true, .check = check_verify, .report = report_verified},
-	{.cmd = SG_CMD_STATUS, .one_shot = true, .check = check_status, .report = report_status},
+	{.cmd = SG_CMD_WAIT, .read_only = true, .check = check_wait, .report = report_ready},
+	{.cmd = SG_CMD_VERIFY, .read_only = true, .one_shot = true, .check = check_verify, .report = report_verified},
+	{.cmd = SG_CMD_STATUS, .read_only = true, .one_shot = true, .check = check_status, .report = report_status},
 	{.cmd = SG_CMD_DOWN, .check = check_writes, .work = work_revert, .report = report_nothing},
 	{.cmd = SG_CMD_ROLLBACK, .check = check_writes, .work = work_revert, .report = report_nothing},
 	{.cmd = SG_CMD_BASELINE, .check = check_writes, .work = work_baseline, .report = report_nothing},

@@ -334,6 +334,8 @@ static enum sg_state do_contending(struct sg_run *r, const char **reason, struct
 		if (acquired) {
 			r->lock_waited_ms = elapsed_since(r->contend_started_ms);
 			sg_lock_announce(r->lock, r->lock_waited_ms);
+			if (r->observer.lock_acquired)
+				r->observer.lock_acquired(r->observer.ctx, r->lock_waited_ms);
 			snprintf(reason_buf, sizeof(reason_buf), "%s lock acquired after %llums", sg_lock_kind_name(r->lock),
 				 (unsigned long long)r->lock_waited_ms);
 			*reason = reason_buf;
@@ -436,6 +438,73 @@ static int lock_connect(void *ctx, uint64_t lock_wait_ms, struct sg_conn **out, 
 	return sg_session_open_extra(ctx, lock_wait_ms, out, err);
 }
 
+int sg_run_open(const struct sg_config *cfg, enum sg_command as, struct sg_run **out, struct sg_error *err)
+{
+	*out = NULL;
+	const struct sg_command_plan *plan = sg_command_plan_for(as);
+	if (!plan)
+		return sg_fail(err, SG_EXIT_USAGE, "command %s needs no database", cfg->command_name);
+	struct sg_run *r = sg_calloc(1, sizeof(*r));
+	r->cfg = cfg;
+	r->cmd = plan;
+	r->state = SG_ST_INIT;
+	snprintf(r->app_name, sizeof(r->app_name), "schemagate/%s", sg_instance_id());
+	if (sg_url_parse(cfg->database_url, &r->url, err) != 0) {
+		free(r);
+		err->exit_code = SG_EXIT_USAGE;
+		return -1;
+	}
+	sg_log_add_secret(r->url.password);
+	sg_log_add_secret(cfg->password);
+	r->drv = sg_driver_for(r->url.engine);
+	if (!r->drv || sg_loop_init(&r->loop, cfg->timeout_ms, err) != 0) {
+		if (!r->drv)
+			sg_fail(err, SG_EXIT_USAGE, "no driver for %s", r->url.redacted);
+		sg_url_free(&r->url);
+		free(r);
+		return -1;
+	}
+	r->loop_ready = true;
+	struct sg_lock_params lp = {
+		.mode = cfg->lock_mode, .driver_caps = r->drv->caps, .table = cfg->table, .lease_ms = cfg->lock_lease_ms,
+		.loop = &r->loop, .connect = lock_connect, .connect_ctx = r,
+	};
+	sg_lock_open(&lp, &r->lock, err);
+	*out = r;
+	return 0;
+}
+
+int sg_run_drive(struct sg_run *r, struct sg_error *err)
+{
+	drive(r, err);
+	int code = r->state == SG_ST_READY ? SG_EXIT_OK : (err->exit_code ? err->exit_code : SG_EXIT_MIGRATION);
+	if (sg_lock_held(r->lock)) {
+		/* a failure on the way (an action that could not run) */
+		struct sg_error e = {0};
+		if (sg_lock_release(r->lock, &e) != 0)
+			sg_warn("unlock", "%s", e.msg);
+	}
+	/* nothing is held once the run is over: not the lock, not a
+	 * connection (serve checks on connections of its own) */
+	sg_session_drop(r);
+	return code;
+}
+
+void sg_run_close(struct sg_run *r)
+{
+	if (!r)
+		return;
+	sg_lock_close(r->lock);
+	sg_session_forget_view(r);
+	sg_conn_close(r->conn);
+	if (r->loop_ready)
+		sg_loop_close(&r->loop);
+	sg_migration_set_free(&r->set);
+	free(r->down_to);
+	sg_url_free(&r->url);
+	free(r);
+}
+
 int sg_run(const struct sg_config *cfg, struct sg_error *err)
 {
 	if (cfg->command == SG_CMD_NEW)
@@ -444,51 +513,11 @@ int sg_run(const struct sg_config *cfg, struct sg_error *err)
 	if (cfg->command == SG_CMD_LINT)
 		return sg_migration_lint(cfg->dir, cfg->dialect, cfg->strict, cfg->json, err) == 0 ? SG_EXIT_OK
 												: SG_EXIT_USAGE;
-
 	srand((unsigned)(time(NULL) ^ (getpid() << 8)));
-	struct sg_run *r = sg_calloc(1, sizeof(*r));
-	r->cfg = cfg;
-	r->cmd = sg_command_plan_for(cfg->command);
-	r->state = SG_ST_INIT;
-	snprintf(r->app_name, sizeof(r->app_name), "schemagate/%s", sg_instance_id());
-	if (!r->cmd) {
-		free(r);
-		sg_fail(err, SG_EXIT_USAGE, "command %s needs no database", cfg->command_name);
-		return SG_EXIT_USAGE;
-	}
-	if (sg_url_parse(cfg->database_url, &r->url, err) != 0) {
-		free(r);
-		err->exit_code = SG_EXIT_USAGE;
-		return SG_EXIT_USAGE;
-	}
-	sg_log_add_secret(r->url.password);
-	sg_log_add_secret(cfg->password);
-	r->drv = sg_driver_for(r->url.engine);
-	int code = SG_EXIT_USAGE;
-	if (!r->drv) {
-		sg_fail(err, SG_EXIT_USAGE, "no driver for %s", r->url.redacted);
-	} else if (sg_loop_init(&r->loop, cfg->timeout_ms, err) == 0) {
-		struct sg_lock_params lp = {
-			.mode = cfg->lock_mode, .driver_caps = r->drv->caps, .table = cfg->table, .lease_ms = cfg->lock_lease_ms, .loop = &r->loop,
-			.connect = lock_connect, .connect_ctx = r,
-		};
-		sg_lock_open(&lp, &r->lock, err);
-		drive(r, err);
-		code = r->state == SG_ST_READY ? SG_EXIT_OK : (err->exit_code ? err->exit_code : SG_EXIT_MIGRATION);
-		if (sg_lock_held(r->lock)) {
-			/* a failure on the way (an action that could not run) */
-			struct sg_error e = {0};
-			if (sg_lock_release(r->lock, &e) != 0)
-				sg_warn("unlock", "%s", e.msg);
-		}
-		sg_lock_close(r->lock);
-		sg_session_forget_view(r);
-		sg_conn_close(r->conn);
-		sg_loop_close(&r->loop);
-	}
-	sg_migration_set_free(&r->set);
-	free(r->down_to);
-	sg_url_free(&r->url);
-	free(r);
+	struct sg_run *r = NULL;
+	if (sg_run_open(cfg, cfg->command, &r, err) != 0)
+		return err->exit_code ? err->exit_code : SG_EXIT_USAGE;
+	int code = sg_run_drive(r, err);
+	sg_run_close(r);
 	return code;
 }

@@ -44,9 +44,9 @@ int sg_stopped_error(struct sg_run *r, struct sg_error *err, const char *doing)
 		       l->signum == 2 ? "SIGINT" : "SIGTERM", doing);
 }
 
-static bool read_only(const struct sg_config *cfg)
+static bool read_only(const struct sg_run *r)
 {
-	return cfg->command == SG_CMD_WAIT || cfg->command == SG_CMD_VERIFY || cfg->command == SG_CMD_STATUS;
+	return r->cmd->read_only;
 }
 
 static struct sg_conn_opts conn_opts(struct sg_run *r, uint64_t lock_wait_ms)
@@ -60,7 +60,7 @@ static struct sg_conn_opts conn_opts(struct sg_run *r, uint64_t lock_wait_ms)
 		 * another writer as long as the lock may be waited for */
 		.busy_wait_ms = r->cfg->lock_timeout_ms,
 		.io = &r->loop.io,
-		.read_only = read_only(r->cfg),
+		.read_only = read_only(r),
 	};
 }
 

@@ -39,6 +39,7 @@ struct sg_run;
 /* What one command decides and does (commands.c). */
 struct sg_command_plan {
 	enum sg_command cmd;
+	bool read_only;       /* never writes, never takes the lock */
 	bool one_shot;        /* one connection attempt, no reconnect (probes) */
 	bool recheck;         /* contending: a winner that finished ends the run */
 	/* CHECKING, with r->hist and r->plan read: where to go next (READY,
@@ -53,10 +54,19 @@ struct sg_command_plan {
 
 const struct sg_command_plan *sg_command_plan_for(enum sg_command cmd);
 
+/* Who wants to know what the run did (serve's metrics). Optional. */
+struct sg_run_observer {
+	void (*applied)(void *ctx, const struct sg_migration *m, uint64_t duration_ms);
+	void (*lock_acquired)(void *ctx, uint64_t waited_ms);
+	void *ctx;
+};
+
 struct sg_run {
 	const struct sg_config *cfg;
 	const struct sg_command_plan *cmd;
+	struct sg_run_observer observer;
 	struct sg_loop loop;
+	bool loop_ready;
 	struct sg_url url;
 	const struct sg_driver *drv;
 	struct sg_migration_set set;
@@ -79,6 +89,18 @@ struct sg_run {
 	bool work_failed;
 	char app_name[320];
 };
+
+/* ---- coordinator.c --------------------------------------------------------- */
+
+/* A run of command `as` (a command with a plan: up, wait, verify...; serve
+ * drives up or wait): parses the URL, starts the loop (signals, --timeout)
+ * and opens the lock. Exit code in err on failure. */
+int sg_run_open(const struct sg_config *cfg, enum sg_command as, struct sg_run **out, struct sg_error *err);
+/* Drive the state machine to READY or FAILED; returns the exit code. The
+ * loop stays up (serve keeps using it); the lock and the connection are
+ * given back. */
+int sg_run_drive(struct sg_run *r, struct sg_error *err);
+void sg_run_close(struct sg_run *r);
 
 /* ---- session.c ------------------------------------------------------------ */
 
