@@ -64,14 +64,18 @@ static enum sg_state check_up(struct sg_run *r, const char **reason, struct sg_e
 	return SG_ST_CONTENDING;
 }
 
+/* The migrations a baseline up to `upto` records: those not in the history. */
+static bool baselines(const struct sg_run *r, const struct sg_migration *m, const char *upto)
+{
+	return sg_version_cmp(m->version, upto) <= 0 && !sg_history_find(&r->hist, m->version);
+}
+
 static int baseline_upto(struct sg_run *r, const char *upto, struct sg_error *err)
 {
 	int n = 0;
 	for (size_t i = 0; i < r->set.count; i++) {
 		const struct sg_migration *m = &r->set.items[i];
-		if (sg_version_cmp(m->version, upto) > 0)
-			break;
-		if (sg_history_find(&r->hist, m->version))
+		if (!baselines(r, m, upto))
 			continue;
 		if (sg_history_record(r->conn, r->cfg->table, m, "baselined", 0, 0, NULL, err) != 0 ||
 		    sg_event_record(r->conn, r->cfg->table, "baseline", m->version, "ok", NULL, err) != 0)
@@ -326,9 +330,34 @@ static int work_revert(struct sg_run *r, struct sg_error *err)
 
 /* ---- baseline, repair ---------------------------------------------------- */
 
+/* baseline VERSION: a version of the directory (offline check). */
+static int validate_baseline(struct sg_run *r, struct sg_error *err)
+{
+	if (!sg_migration_find(&r->set, r->cfg->baseline_version))
+		return sg_fail(err, SG_EXIT_USAGE, "baseline %s: the migration directory %s has no version %s",
+			       r->cfg->baseline_version, r->cfg->dir, r->cfg->baseline_version);
+	return 0;
+}
+
+/* Baselining adopts a database that predates schemagate: nothing newer
+ * than VERSION may be applied already. */
+static int baseline_allowed(struct sg_run *r, struct sg_error *err)
+{
+	for (size_t i = 0; i < r->hist.count; i++) {
+		const struct sg_history_row *row = &r->hist.rows[i];
+		if (sg_version_cmp(row->version, r->cfg->baseline_version) > 0 &&
+		    (!strcmp(row->status, "applied") || !strcmp(row->status, "baselined")))
+			return sg_fail(err, SG_EXIT_USAGE, "baseline %s: %s already has version %s %s; a baseline only "
+				       "adopts a database that predates schemagate (use up, or down --to)",
+				       r->cfg->baseline_version, r->cfg->table, row->version, row->status);
+	}
+	return 0;
+}
+
 static int work_baseline(struct sg_run *r, struct sg_error *err)
 {
-	if (adopt(r, err) != 0 || sg_history_ensure(r->conn, r->cfg->table, err) != 0 || sg_session_read(r, err) != 0)
+	if (adopt(r, err) != 0 || sg_history_ensure(r->conn, r->cfg->table, err) != 0 || sg_session_read(r, err) != 0 ||
+	    baseline_allowed(r, err) != 0)
 		return -1;
 	return baseline_upto(r, r->cfg->baseline_version, err);
 }
@@ -356,16 +385,37 @@ static int repair_checksums(struct sg_run *r, struct sg_error *err)
 	return rc;
 }
 
+/* The failed or partial row `repair VERSION` is about. */
+static const struct sg_history_row *repair_row(struct sg_run *r, struct sg_error *err)
+{
+	const struct sg_config *cfg = r->cfg;
+	if (!r->hist.exists) {
+		sg_fail(err, SG_EXIT_USAGE, "nothing to repair: history table %s does not exist", cfg->table);
+		return NULL;
+	}
+	const struct sg_history_row *row = sg_history_find(&r->hist, cfg->repair_version);
+	if (!row) {
+		sg_fail(err, SG_EXIT_USAGE, "nothing to repair: version %s is not in %s", cfg->repair_version, cfg->table);
+		return NULL;
+	}
+	if (strcmp(row->status, "failed") != 0 && strcmp(row->status, "partial") != 0) {
+		sg_fail(err, SG_EXIT_USAGE, "version %s is %s, not failed or partial: nothing to repair", row->version,
+			row->status);
+		return NULL;
+	}
+	if (cfg->repair_action == SG_REPAIR_RESUME && !sg_migration_find(&r->set, row->version)) {
+		sg_fail(err, SG_EXIT_USAGE, "cannot resume %s: this directory does not have it", row->version);
+		return NULL;
+	}
+	return row;
+}
+
 static int repair_version(struct sg_run *r, struct sg_error *err)
 {
 	const struct sg_config *cfg = r->cfg;
-	const struct sg_history_row *row = sg_history_find(&r->hist, cfg->repair_version);
+	const struct sg_history_row *row = repair_row(r, err);
 	if (!row)
-		return sg_fail(err, SG_EXIT_USAGE, "nothing to repair: version %s is not in %s", cfg->repair_version,
-			       cfg->table);
-	if (strcmp(row->status, "failed") != 0 && strcmp(row->status, "partial") != 0)
-		return sg_fail(err, SG_EXIT_USAGE, "version %s is %s, not failed or partial: nothing to repair",
-			       row->version, row->status);
+		return -1;
 	bool applied = cfg->repair_action == SG_REPAIR_APPLIED;
 	char *detail = sg_asprintf("was %s after %ld statement(s)%s%s", row->status, row->statements_done,
 				   row->error ? ": " : "", row->error ? row->error : "");
@@ -385,13 +435,10 @@ static int repair_version(struct sg_run *r, struct sg_error *err)
 static int repair_resume(struct sg_run *r, struct sg_error *err)
 {
 	const struct sg_config *cfg = r->cfg;
-	const struct sg_history_row *row = sg_history_find(&r->hist, cfg->repair_version);
-	const struct sg_migration *m = sg_migration_find(&r->set, cfg->repair_version);
-	if (!row || (strcmp(row->status, "failed") != 0 && strcmp(row->status, "partial") != 0))
-		return sg_fail(err, SG_EXIT_USAGE, "nothing to resume: version %s is %s", cfg->repair_version,
-			       row ? row->status : "not in the history");
-	if (!m)
-		return sg_fail(err, SG_EXIT_USAGE, "cannot resume %s: this directory does not have it", row->version);
+	const struct sg_history_row *row = repair_row(r, err);
+	if (!row)
+		return -1;
+	const struct sg_migration *m = sg_migration_find(&r->set, row->version);
 	long done = row->statements_done + 1;
 	char *note = sg_asprintf("statement %ld completed by hand (repair --resume)", done);
 	int rc = sg_history_take_over(r->conn, cfg->table, row, err);
@@ -421,23 +468,193 @@ static int work_repair(struct sg_run *r, struct sg_error *err)
 
 static int report_nothing(struct sg_run *r, struct sg_error *err) { return 0; }
 
+/* ---- --dry-run: the same decisions, printed ------------------------------- */
+
+static struct sg_preview_item *add_item(struct sg_preview *p, const char *version, const char *name, char *action)
+{
+	p->items = sg_realloc(p->items, (p->count + 1) * sizeof(*p->items));
+	struct sg_preview_item *it = &p->items[p->count++];
+	*it = (struct sg_preview_item){.version = version, .name = name, .action = action, .transaction = -1};
+	return it;
+}
+
+static void add_note(struct sg_preview *p, char *note)
+{
+	p->notes = sg_realloc(p->notes, (p->nnotes + 1) * sizeof(*p->notes));
+	p->notes[p->nnotes++] = note;
+}
+
+/* What runs a migration's up script: one transaction, or statements. */
+static void runs_up(struct sg_preview_item *it, const struct sg_migration *m)
+{
+	it->file = m->up_file;
+	it->transaction = m->up_split ? 0 : 1;
+	it->statements = m->up_split ? m->up_statements.count : 0;
+	it->sql = m->up_sql;
+}
+
+static void note_history_changes(struct sg_run *r, struct sg_preview *p)
+{
+	if (!r->hist.exists)
+		add_note(p, sg_asprintf("would create the history table %s and its audit table", r->cfg->table));
+	if (r->hist.nadopted > 0)
+		add_note(p, sg_asprintf("would adopt %zu version(s) from %s as baselined", r->hist.nadopted,
+					r->hist.adopted_from ? r->hist.adopted_from : "another tool's history"));
+}
+
+static int preview_up(struct sg_run *r, struct sg_preview *p, struct sg_error *err)
+{
+	if (sg_plan_check(&r->plan, r->cfg->strict, r->cfg->allow_out_of_order, err) != 0 || check_resumable(r, err) != 0)
+		return -1;
+	note_history_changes(r, p);
+	if (!r->hist.exists && r->cfg->baseline_version) {
+		bool any = true;
+		if (r->drv->has_user_tables && r->drv->has_user_tables(r->conn, r->cfg->table, &any, err) != 0)
+			return -1;
+		if (any)
+			for (size_t i = 0; i < r->set.count; i++)
+				if (baselines(r, &r->set.items[i], r->cfg->baseline_version))
+					add_item(p, r->set.items[i].version, r->set.items[i].name,
+						 sg_strdup("record as baselined (--baseline-version: not run)"));
+	}
+	for (size_t i = 0; i < r->plan.count; i++) {
+		const struct sg_plan_item *it = &r->plan.items[i];
+		bool baselined = false;
+		for (size_t k = 0; k < p->count; k++)
+			baselined |= sg_version_cmp(p->items[k].version, it->version) == 0;
+		if (baselined || (it->state != SG_M_PENDING && it->state != SG_M_PARTIAL))
+			continue;
+		char *action = it->state == SG_M_PENDING ? sg_strdup("apply")
+			     : sg_asprintf("resume at statement %ld of %zu (interrupted)", it->row->statements_done + 1,
+					   it->m->up_statements.count);
+		runs_up(add_item(p, it->version, it->m->name, action), it->m);
+	}
+	return 0;
+}
+
+static int preview_revert(struct sg_run *r, struct sg_preview *p, struct sg_error *err)
+{
+	if (collect_reverts(r, &p->reverts, &p->nreverts, err) != 0)
+		return -1;
+	for (size_t i = 0; i < p->nreverts; i++) {
+		const struct sg_revert_item *rv = &p->reverts[i];
+		const struct sg_migration *m = sg_migration_find(&r->set, rv->version);
+		struct sg_preview_item *it = add_item(p, rv->version, rv->name, sg_strdup("revert"));
+		it->file = rv->down_sql == (m ? m->down_sql : NULL) ? m->down_file : "down script stored in the history table";
+		it->transaction = rv->split ? 0 : 1;
+		it->statements = rv->split ? rv->statements->count : 0;
+		it->sql = rv->down_sql;
+	}
+	return 0;
+}
+
+static int preview_baseline(struct sg_run *r, struct sg_preview *p, struct sg_error *err)
+{
+	if (baseline_allowed(r, err) != 0)
+		return -1;
+	note_history_changes(r, p);
+	for (size_t i = 0; i < r->set.count; i++)
+		if (baselines(r, &r->set.items[i], r->cfg->baseline_version))
+			add_item(p, r->set.items[i].version, r->set.items[i].name, sg_strdup("record as baselined (not run)"));
+	return 0;
+}
+
+static int preview_repair(struct sg_run *r, struct sg_preview *p, struct sg_error *err)
+{
+	if (r->cfg->repair_action == SG_REPAIR_ACCEPT_CHECKSUMS) {
+		for (size_t i = 0; i < r->hist.count; i++) {
+			const struct sg_history_row *row = &r->hist.rows[i];
+			const struct sg_migration *m = sg_migration_find(&r->set, row->version);
+			if (m && strcmp(m->checksum, row->checksum) != 0)
+				add_item(p, row->version, row->name,
+					 sg_asprintf("record checksum %.12s... of %s (was %.12s...)", m->checksum, m->up_file,
+						     row->checksum))->file = m->up_file;
+		}
+		return 0;
+	}
+	const struct sg_history_row *row = repair_row(r, err);
+	if (!row)
+		return -1;
+	const struct sg_migration *m = sg_migration_find(&r->set, row->version);
+	struct sg_preview_item *it;
+	switch (r->cfg->repair_action) {
+	case SG_REPAIR_APPLIED:
+		add_item(p, row->version, row->name, sg_asprintf("mark applied (was %s after %ld statement(s))", row->status,
+							      row->statements_done));
+		break;
+	case SG_REPAIR_REVERTED:
+		add_item(p, row->version, row->name, sg_asprintf("forget it: delete its row (was %s after %ld statement(s));"
+							      " the next up runs it from the start", row->status,
+							      row->statements_done));
+		break;
+	default:
+		it = add_item(p, row->version, row->name,
+			      sg_asprintf("count statement %ld as done by hand, then run statements %ld-%zu",
+					  row->statements_done + 1, row->statements_done + 2, m->up_statements.count));
+		runs_up(it, m);
+		break;
+	}
+	return 0;
+}
+
+/* The dry-run plan of every writing command: read only, one connection
+ * attempt, nothing created; prints, then exits 0 (nothing to do) or 6. */
+static enum sg_state check_dry_run(struct sg_run *r, const char **reason, struct sg_error *err)
+{
+	struct sg_preview p = {0};
+	int rc = r->cmd->preview(r, &p, err);
+	if (rc == 0)
+		sg_preview_print(r, &p);
+	size_t n = p.count;
+	sg_preview_free(&p);
+	if (rc != 0)
+		return SG_ST_FAILED;
+	if (n == 0) {
+		*reason = "dry run: nothing to do";
+		return SG_ST_READY;
+	}
+	sg_fail(err, SG_EXIT_PENDING, "dry run: %zu action(s) would be taken; nothing was changed", n);
+	return SG_ST_FAILED;
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 static const struct sg_command_plan plans[] = {
-	{.cmd = SG_CMD_UP, .recheck = true, .check = check_up, .work = work_up, .report = report_ready},
+	{.cmd = SG_CMD_UP, .recheck = true, .check = check_up, .work = work_up, .report = report_ready,
+	 .preview = preview_up},
 	{.cmd = SG_CMD_WAIT, .read_only = true, .check = check_wait, .report = report_ready},
 	{.cmd = SG_CMD_VERIFY, .read_only = true, .one_shot = true, .check = check_verify, .report = report_verified},
 	{.cmd = SG_CMD_STATUS, .read_only = true, .one_shot = true, .check = check_status, .report = report_status},
-	{.cmd = SG_CMD_DOWN, .check = check_writes, .work = work_revert, .report = report_nothing},
-	{.cmd = SG_CMD_ROLLBACK, .check = check_writes, .work = work_revert, .report = report_nothing},
-	{.cmd = SG_CMD_BASELINE, .check = check_writes, .work = work_baseline, .report = report_nothing},
-	{.cmd = SG_CMD_REPAIR, .check = check_writes, .work = work_repair, .report = report_nothing},
+	{.cmd = SG_CMD_DOWN, .check = check_writes, .work = work_revert, .report = report_nothing,
+	 .preview = preview_revert},
+	{.cmd = SG_CMD_ROLLBACK, .check = check_writes, .work = work_revert, .report = report_nothing,
+	 .preview = preview_revert},
+	{.cmd = SG_CMD_BASELINE, .check = check_writes, .work = work_baseline, .report = report_nothing,
+	 .validate = validate_baseline, .preview = preview_baseline},
+	{.cmd = SG_CMD_REPAIR, .check = check_writes, .work = work_repair, .report = report_nothing,
+	 .preview = preview_repair},
 };
 
-const struct sg_command_plan *sg_command_plan_for(enum sg_command cmd)
+#define NPLANS (sizeof(plans) / sizeof(plans[0]))
+
+/* The same commands under --dry-run: read only, a probe's single
+ * connection attempt, and the check prints what work would do. */
+static struct sg_command_plan dry_plans[NPLANS];
+
+const struct sg_command_plan *sg_command_plan_for(enum sg_command cmd, bool dry_run)
 {
-	for (size_t i = 0; i < sizeof(plans) / sizeof(plans[0]); i++)
-		if (plans[i].cmd == cmd)
+	for (size_t i = 0; i < NPLANS; i++) {
+		if (plans[i].cmd != cmd)
+			continue;
+		if (!dry_run || !plans[i].preview)
 			return &plans[i];
+		dry_plans[i] = plans[i];
+		dry_plans[i].read_only = dry_plans[i].one_shot = dry_plans[i].missing_is_empty = true;
+		dry_plans[i].recheck = false;
+		dry_plans[i].check = check_dry_run;
+		dry_plans[i].work = NULL;
+		dry_plans[i].report = report_nothing;
+		return &dry_plans[i];
+	}
 	return NULL;
 }

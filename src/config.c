@@ -39,6 +39,17 @@
 /* Durations above this are refused so deadline arithmetic cannot overflow. */
 #define MAX_DURATION_MS ((uint64_t)INT64_MAX / 2)
 
+/* The options every command that writes accepts: see first, change later. */
+#define DRY_RUN_OPTIONS                                                                 \
+	"  --dry-run\n"                                                                \
+	"      read the history and print what would be done (stdout); change\n"      \
+	"      nothing, create nothing, take no lock. Exit 0 when there is nothing\n"  \
+	"      to do, 6 when there is\n"                                              \
+	"  --sql\n"                                                                    \
+	"      with --dry-run: also print the SQL that would run\n"                   \
+	"  --json\n"                                                                   \
+	"      with --dry-run: print the plan as one JSON document\n"
+
 /* ---- commands ----------------------------------------------------------- */
 
 enum { NEEDS_URL = 1, PROGRAM_ARGS = 2 };
@@ -62,7 +73,7 @@ static const struct command_spec commands[] = {
 	  "replaces itself with PROGRAM (same pid, same environment).\n",
 	  "  --baseline-version VERSION\n"
 	  "      when the history table does not exist yet but the database holds\n"
-	  "      tables, record every migration <= VERSION as applied first\n" },
+	  "      tables, record every migration <= VERSION as applied first\n" DRY_RUN_OPTIONS },
 	{ "wait", SG_CMD_WAIT, NEEDS_URL | PROGRAM_ARGS, "[options] [-- PROGRAM ARGS...]",
 	  "wait until the database reaches the target, verify; never writes",
 	  "Wait until another instance (usually a migration Job) has brought the\n"
@@ -89,18 +100,21 @@ static const struct command_spec commands[] = {
 	  "  --steps N\n"
 	  "      revert the N newest migrations (default 1)\n"
 	  "  --to VERSION\n"
-	  "      revert everything newer than VERSION; --to 0 reverts all\n" },
-	{ "rollback", SG_CMD_ROLLBACK, NEEDS_URL, "[options]",
+	  "      revert everything newer than VERSION; --to 0 reverts all\n" DRY_RUN_OPTIONS },
+	{ "rollback", SG_CMD_ROLLBACK, NEEDS_URL, "[--dry-run [--sql] [--json]]",
 	  "revert applied migrations this directory does not contain",
 	  "Revert every applied migration that this image's directory does not\n"
 	  "contain, using the down script recorded in the database when it was\n"
-	  "applied. Meant for a Helm pre-rollback hook running the older image.\n",
-	  NULL },
-	{ "baseline", SG_CMD_BASELINE, NEEDS_URL, "VERSION",
+	  "applied. Meant for a Helm pre-rollback hook running the older image.\n"
+	  "The down scripts are destructive: preview them with --dry-run --sql.\n"
+	  "Refuses (exit 4), before reverting anything, when one of them is missing.\n",
+	  DRY_RUN_OPTIONS },
+	{ "baseline", SG_CMD_BASELINE, NEEDS_URL, "VERSION [--dry-run [--sql] [--json]]",
 	  "record every migration <= VERSION as applied without running it",
 	  "Record every migration up to and including VERSION as applied without\n"
-	  "running it, to adopt a database that predates schemagate.\n",
-	  NULL },
+	  "running it, to adopt a database that predates schemagate. VERSION must\n"
+	  "be a version of the directory, and nothing newer may be applied yet.\n",
+	  DRY_RUN_OPTIONS },
 	{ "repair", SG_CMD_REPAIR, NEEDS_URL,
 	  "VERSION --applied | VERSION --reverted | VERSION --resume | --accept-checksums",
 	  "resolve a failed migration by hand, or accept changed checksums",
@@ -118,7 +132,7 @@ static const struct command_spec commands[] = {
 	  "      you completed by hand the one statement that failed or was in doubt;\n"
 	  "      count it as done and run the rest of VERSION now\n"
 	  "  --accept-checksums\n"
-	  "      store the checksums of the current files for every applied migration\n" },
+	  "      store the checksums of the current files for every applied migration\n" DRY_RUN_OPTIONS },
 	{ "new", SG_CMD_NEW, 0, "NAME [--dialect TAG] [--single-file]",
 	  "create the next migration file(s)",
 	  "Create the next migration in the directory, following its existing\n"
@@ -197,6 +211,8 @@ enum opt_id {
 	/* command options */
 	OPT_BASELINE_VERSION,
 	OPT_JSON,
+	OPT_DRY_RUN,
+	OPT_SQL,
 	OPT_STEPS,
 	OPT_TO,
 	OPT_APPLIED,
@@ -238,6 +254,8 @@ static const struct option long_options[] = {
 	{ "version", no_argument, NULL, 'V' },
 	{ "baseline-version", required_argument, NULL, OPT_BASELINE_VERSION },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
+	{ "sql", no_argument, NULL, OPT_SQL },
 	{ "steps", required_argument, NULL, OPT_STEPS },
 	{ "to", required_argument, NULL, OPT_TO },
 	{ "applied", no_argument, NULL, OPT_APPLIED },
@@ -261,7 +279,9 @@ struct command_option {
 
 static const struct command_option command_options[] = {
 	{ OPT_BASELINE_VERSION, "--baseline-version", CMD_BIT(SG_CMD_UP) },
-	{ OPT_JSON, "--json", CMD_BIT(SG_CMD_STATUS) | CMD_BIT(SG_CMD_LINT) },
+	{ OPT_JSON, "--json", CMD_BIT(SG_CMD_STATUS) | CMD_BIT(SG_CMD_LINT) | LOCKING },
+	{ OPT_DRY_RUN, "--dry-run", LOCKING },
+	{ OPT_SQL, "--sql", LOCKING },
 	{ OPT_STEPS, "--steps", CMD_BIT(SG_CMD_DOWN) },
 	{ OPT_TO, "--to", CMD_BIT(SG_CMD_DOWN) },
 	{ OPT_APPLIED, "--applied", CMD_BIT(SG_CMD_REPAIR) },
@@ -340,7 +360,7 @@ struct cmdline {
 	bool strict, allow_out_of_order, help, version;
 
 	const char *baseline_version, *steps, *to, *dialect, *listen, *check_interval;
-	bool json, applied, reverted, accept_checksums, resume, single_file, wait;
+	bool json, applied, reverted, accept_checksums, resume, single_file, wait, dry_run, sql;
 	bool seen[OPT_END];           /* command options given */
 
 	char **positional;            /* in order; positional[0] is the command */
@@ -767,6 +787,10 @@ static void resolve_command(struct parse *st, const struct cmdline *cl, const st
 {
 	check_command_options(st, cl, c);
 	cfg->json = cl->json;
+	cfg->dry_run = cl->dry_run;
+	cfg->show_sql = cl->sql;
+	if ((cl->sql || (cl->json && (CMD_BIT(c->cmd) & LOCKING))) && !cl->dry_run)
+		usage_error(st, "%s only goes with --dry-run for '%s'", cl->sql ? "--sql" : "--json", c->name);
 	if (cl->dialect && !*cl->dialect)
 		usage_error(st, "--dialect needs a tag (postgres, mysql, mariadb, sqlite or an alias)");
 	cfg->dialect = sg_strdup(cl->dialect);
@@ -870,6 +894,8 @@ static void take_option(struct parse *st, struct cmdline *cl, int c, char **argv
 	case 'V': cl->version = true; break;
 	case OPT_BASELINE_VERSION: cl->baseline_version = optarg; break;
 	case OPT_JSON: cl->json = true; break;
+	case OPT_DRY_RUN: cl->dry_run = true; break;
+	case OPT_SQL: cl->sql = true; break;
 	case OPT_STEPS: cl->steps = optarg; break;
 	case OPT_TO: cl->to = optarg; break;
 	case OPT_APPLIED: cl->applied = true; break;

@@ -154,7 +154,8 @@ static const char *say(const char *what, const char *detail, const char *tail)
 
 static enum sg_state do_init(struct sg_run *r, const char **reason, struct sg_error *err)
 {
-	if (sg_migration_load(r->cfg->dir, r->url.engine, &r->set, err) != 0) {
+	if (sg_migration_load(r->cfg->dir, r->url.engine, &r->set, err) != 0 ||
+	    (r->cmd->validate && r->cmd->validate(r, err) != 0)) {
 		err->exit_code = SG_EXIT_USAGE;
 		return SG_ST_FAILED;
 	}
@@ -441,7 +442,7 @@ static int lock_connect(void *ctx, uint64_t lock_wait_ms, struct sg_conn **out, 
 int sg_run_open(const struct sg_config *cfg, enum sg_command as, struct sg_run **out, struct sg_error *err)
 {
 	*out = NULL;
-	const struct sg_command_plan *plan = sg_command_plan_for(as);
+	const struct sg_command_plan *plan = sg_command_plan_for(as, cfg->dry_run);
 	if (!plan)
 		return sg_fail(err, SG_EXIT_USAGE, "command %s needs no database", cfg->command_name);
 	struct sg_run *r = sg_calloc(1, sizeof(*r));

@@ -61,6 +61,7 @@ static struct sg_conn_opts conn_opts(struct sg_run *r, uint64_t lock_wait_ms)
 		.busy_wait_ms = r->cfg->lock_timeout_ms,
 		.io = &r->loop.io,
 		.read_only = read_only(r),
+		.missing_is_empty = r->cmd->missing_is_empty,
 	};
 }
 

@@ -106,3 +106,97 @@ void sg_status_log_ready(const struct sg_run *r, const char *suffix)
 			"applied (use --strict to refuse)", p->nunknown, newest_applied(p));
 	sg_info("ready", "database is at version %s (%zu applied)%s", newest_applied(p), p->napplied, suffix);
 }
+
+/* ---- --dry-run --------------------------------------------------------------- */
+
+static const char *mode_text(const struct sg_preview_item *it, char *buf, size_t n)
+{
+	if (it->transaction < 0)
+		return "runs nothing";
+	if (it->transaction)
+		return "one transaction";
+	snprintf(buf, n, "statement by statement (%zu)", it->statements);
+	return buf;
+}
+
+static void print_preview_json(const struct sg_run *r, const struct sg_preview *p)
+{
+	struct sg_buf b = {0};
+	sg_buf_puts(&b, "{\"dry_run\":true,\"command\":");
+	sg_buf_json_string(&b, r->cfg->command_name);
+	sg_buf_puts(&b, ",\"database\":");
+	sg_buf_json_string(&b, r->url.redacted);
+	sg_buf_puts(&b, ",\"table\":");
+	sg_buf_json_string(&b, r->cfg->table);
+	sg_buf_printf(&b, ",\"history_exists\":%s,\"notes\":[", r->hist.exists ? "true" : "false");
+	for (size_t i = 0; i < p->nnotes; i++) {
+		if (i)
+			sg_buf_puts(&b, ",");
+		sg_buf_json_string(&b, p->notes[i]);
+	}
+	sg_buf_puts(&b, "],\"actions\":[");
+	for (size_t i = 0; i < p->count; i++) {
+		const struct sg_preview_item *it = &p->items[i];
+		sg_buf_puts(&b, i ? ",{\"version\":" : "{\"version\":");
+		sg_buf_json_string(&b, it->version);
+		sg_buf_puts(&b, ",\"name\":");
+		sg_buf_json_string(&b, it->name);
+		sg_buf_puts(&b, ",\"action\":");
+		sg_buf_json_string(&b, it->action);
+		sg_buf_puts(&b, ",\"file\":");
+		sg_buf_json_string(&b, it->file);
+		sg_buf_printf(&b, ",\"transaction\":%s", it->transaction < 0 ? "null" : it->transaction ? "true" : "false");
+		if (it->transaction == 0)
+			sg_buf_printf(&b, ",\"statements\":%zu", it->statements);
+		if (r->cfg->show_sql) {
+			sg_buf_puts(&b, ",\"sql\":");
+			sg_buf_json_string(&b, it->sql);
+		}
+		sg_buf_puts(&b, "}");
+	}
+	sg_buf_printf(&b, "],\"changes\":%zu}\n", p->count);
+	fwrite(b.data, 1, b.len, stdout);
+	sg_buf_free(&b);
+}
+
+static void print_preview_text(const struct sg_run *r, const struct sg_preview *p)
+{
+	printf("dry run of %s on %s (history table %s%s); nothing is changed\n", r->cfg->command_name, r->url.redacted,
+	       r->cfg->table, r->hist.exists ? "" : ": does not exist yet");
+	for (size_t i = 0; i < p->nnotes; i++)
+		printf("  %s\n", p->notes[i]);
+	for (size_t i = 0; i < p->count; i++) {
+		const struct sg_preview_item *it = &p->items[i];
+		char buf[48];
+		printf("%-16s %-28s %s; %s%s%s\n", it->version, it->name, it->action, mode_text(it, buf, sizeof(buf)),
+		       it->file ? "; " : "", it->file ? it->file : "");
+		if (r->cfg->show_sql && it->sql) {
+			printf("-- ---- %s %s: the SQL that would run\n%s", it->version, it->action, it->sql);
+			size_t n = strlen(it->sql);
+			if (n == 0 || it->sql[n - 1] != '\n')
+				putchar('\n');
+		}
+	}
+	printf("%zu change(s) would be made\n", p->count);
+}
+
+void sg_preview_print(const struct sg_run *r, const struct sg_preview *p)
+{
+	if (r->cfg->json)
+		print_preview_json(r, p);
+	else
+		print_preview_text(r, p);
+	fflush(stdout);
+}
+
+void sg_preview_free(struct sg_preview *p)
+{
+	for (size_t i = 0; i < p->count; i++)
+		free(p->items[i].action);
+	free(p->items);
+	for (size_t i = 0; i < p->nnotes; i++)
+		free(p->notes[i]);
+	free(p->notes);
+	sg_revert_items_free(p->reverts, p->nreverts);
+	memset(p, 0, sizeof(*p));
+}

@@ -76,7 +76,9 @@ struct sg_config {
 	char *termination_log;         /* NULL = /dev/termination-log if writable */
 
 	/* command options */
-	bool json;                     /* status --json, lint --json */
+	bool json;                     /* status --json, lint --json, --dry-run --json */
+	bool dry_run;                  /* up/down/rollback/baseline/repair: print the plan, change nothing */
+	bool show_sql;                 /* --dry-run --sql: with the SQL that would run */
 	/* strict also means lint --strict: warnings fail */
 	char *baseline_version;        /* up --baseline-version, or baseline VERSION */
 	int down_steps;                /* down --steps (default 1) */

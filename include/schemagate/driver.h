@@ -134,6 +134,9 @@ struct sg_conn_opts {
 	uint64_t busy_wait_ms;
 	struct sg_io *io;               /* borrowed for the connection's life */
 	bool read_only;                 /* wait/verify/status: never create or write */
+	/* A read-only reporting command (status, verify, --dry-run): a
+	 * database file that does not exist (SQLite) reads as empty. */
+	bool missing_is_empty;
 };
 
 /* Called per result row; values are text or NULL. Return non-zero to stop. */

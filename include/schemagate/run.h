@@ -36,11 +36,32 @@ enum sg_state {
 
 struct sg_run;
 
+/* --dry-run: what a writing command would do, item by item (commands.c
+ * fills it from the same decisions the work makes; status.c prints it). */
+struct sg_preview_item {
+	const char *version, *name;
+	char *action;          /* "apply", "revert", "resume at statement 3 of 5", ... (owned) */
+	const char *file;      /* the file, or where a stored script comes from */
+	int transaction;       /* 1 one transaction, 0 statement by statement, -1 runs nothing */
+	size_t statements;     /* statement by statement: how many */
+	const char *sql;       /* what would run (--sql); NULL when nothing runs */
+};
+
+struct sg_preview {
+	struct sg_preview_item *items;
+	size_t count;
+	char **notes;          /* what else would happen ("would create ..."), owned */
+	size_t nnotes;
+	struct sg_revert_item *reverts;   /* owns the stored down scripts items point into */
+	size_t nreverts;
+};
+
 /* What one command decides and does (commands.c). */
 struct sg_command_plan {
 	enum sg_command cmd;
 	bool read_only;       /* never writes, never takes the lock */
 	bool one_shot;        /* one connection attempt, no reconnect (probes) */
+	bool missing_is_empty;/* a SQLite file that does not exist reads as empty (--dry-run) */
 	bool recheck;         /* contending: a winner that finished ends the run */
 	/* CHECKING, with r->hist and r->plan read: where to go next (READY,
 	 * CONTENDING, WAITING, FAILED with err). A question: writes nothing. */
@@ -50,9 +71,16 @@ struct sg_command_plan {
 	/* Entering READY: say so (log "ready", print status...), and verify
 	 * what must hold. A failure turns the run to FAILED. */
 	int (*report)(struct sg_run *r, struct sg_error *err);
+	/* Before connecting, with the directory loaded: what can be refused
+	 * offline (baseline VERSION not in the directory). Optional. */
+	int (*validate)(struct sg_run *r, struct sg_error *err);
+	/* --dry-run: what work would do, from the current view, read only. */
+	int (*preview)(struct sg_run *r, struct sg_preview *out, struct sg_error *err);
 };
 
-const struct sg_command_plan *sg_command_plan_for(enum sg_command cmd);
+/* The plan of cmd; with dry_run the read-only plan that prints what cmd
+ * would do. NULL for commands without a database. */
+const struct sg_command_plan *sg_command_plan_for(enum sg_command cmd, bool dry_run);
 
 /* Who wants to know what the run did (serve's metrics). Optional. */
 struct sg_run_observer {
@@ -163,6 +191,9 @@ int sg_steps_run(struct sg_run *r, const struct sg_steps *s, size_t *done, struc
 /* ---- status.c ------------------------------------------------------------- */
 
 void sg_status_print(const struct sg_run *r);
+/* --dry-run output on stdout (text, or JSON with --json). */
+void sg_preview_print(const struct sg_run *r, const struct sg_preview *p);
+void sg_preview_free(struct sg_preview *p);
 /* "ready: database is at version X" and the database-ahead warning. */
 void sg_status_log_ready(const struct sg_run *r, const char *suffix);
 

@@ -112,6 +112,12 @@ static int sqlite_connect(const struct sg_conn_opts *o, struct sg_conn **out, st
 	sc->lock_fd = -1;
 	sc->base.affected = -1;
 	sc->path = sg_strdup(path);
+	if (o->read_only && o->missing_is_empty && access(path, F_OK) != 0 && errno == ENOENT) {
+		/* nothing there yet: report an empty database, create nothing */
+		sg_info("sqlite_missing", "sqlite: %s does not exist yet; reporting it as an empty database", path);
+		path = ":memory:";
+		flags = SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_READWRITE | SQLITE_OPEN_MEMORY;
+	}
 	int rc = sqlite3_open_v2(path, &sc->db, flags, NULL);
 	if (rc != SQLITE_OK) {
 		/* A missing file for a read-only command may still appear (the
