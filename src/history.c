@@ -6,6 +6,7 @@
  */
 #include "schemagate/history.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,18 +108,7 @@ void sg_history_free(struct sg_history *h)
  * plan looks up every migration of the directory. */
 const struct sg_history_row *sg_history_find(const struct sg_history *h, const char *version)
 {
-	size_t lo = 0, hi = h->count;
-	while (lo < hi) {
-		size_t mid = lo + (hi - lo) / 2;
-		int c = sg_version_cmp(h->rows[mid].version, version);
-		if (c == 0)
-			return &h->rows[mid];
-		if (c < 0)
-			lo = mid + 1;
-		else
-			hi = mid;
-	}
-	return NULL;
+	return sg_version_search(h->rows, h->count, sizeof(*h->rows), offsetof(struct sg_history_row, version), version);
 }
 
 static int found_row(void *ctx, int ncols, const char *const *v)

@@ -26,6 +26,7 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1286,22 +1287,29 @@ void sg_migration_select(struct sg_migration_set *set, enum sg_dialect dialect)
 	set->dialect = dialect;
 }
 
-const struct sg_migration *sg_migration_find(const struct sg_migration_set *set, const char *version)
+const void *sg_version_search(const void *base, size_t n, size_t size, size_t offset, const char *version)
 {
-	if (!sg_version_valid(version))
-		return NULL;
-	size_t lo = 0, hi = set->count;
+	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		int c = sg_version_cmp(set->items[mid].version, version);
+		const char *elem = (const char *)base + mid * size;
+		int c = sg_version_cmp(*(const char *const *)(elem + offset), version);
 		if (c == 0)
-			return &set->items[mid];
+			return elem;
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return NULL;
+}
+
+const struct sg_migration *sg_migration_find(const struct sg_migration_set *set, const char *version)
+{
+	if (!sg_version_valid(version))
+		return NULL;
+	return sg_version_search(set->items, set->count, sizeof(*set->items), offsetof(struct sg_migration, version),
+				 version);
 }
 /* ---- new ----------------------------------------------------------- */
 

@@ -89,6 +89,9 @@ void sg_migration_select(struct sg_migration_set *set, enum sg_dialect dialect);
 
 /* Find by numeric version; NULL if absent. */
 const struct sg_migration *sg_migration_find(const struct sg_migration_set *set, const char *version);
+/* Binary search of an array of n elements of `size` bytes, sorted by
+ * version, whose version (a char *) sits at `offset` in each element. */
+const void *sg_version_search(const void *base, size_t n, size_t size, size_t offset, const char *version);
 
 /* Numeric comparison of digit strings of any length (leading zeros ignored). */
 int sg_version_cmp(const char *a, const char *b);

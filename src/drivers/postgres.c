@@ -1214,6 +1214,17 @@ static int index_state(struct pg_conn *c, const char *index, const char *table, 
 		   2, params, take_index_state, st, err);
 }
 
+/* The index a CREATE INDEX CONCURRENTLY statement builds, as it stands:
+ * 1 (st filled), 0 when sql is no such statement, -1 on error. */
+static int cic_index(struct pg_conn *c, const char *sql, char *index, size_t isz, struct index_state *st,
+		     struct sg_error *err)
+{
+	char table[256];
+	if (!cic_target(sql, index, isz, table, sizeof(table)))
+		return 0;
+	return index_state(c, index, table, st, err) < 0 ? -1 : 1;
+}
+
 /* An invalid index named like the one this statement creates is what an
  * interrupted CREATE INDEX CONCURRENTLY leaves: PostgreSQL keeps
  * maintaining it but never uses it, and IF NOT EXISTS would keep it.
@@ -1221,14 +1232,11 @@ static int index_state(struct pg_conn *c, const char *index, const char *table, 
 static int pg_before_statement(struct sg_conn *conn, const char *sql, struct sg_error *err)
 {
 	struct pg_conn *c = pg_of(conn);
-	char index[256], table[256];
-	if (!cic_target(sql, index, sizeof(index), table, sizeof(table)))
-		return 0;
+	char index[256];
 	struct index_state st;
-	if (index_state(c, index, table, &st, err) < 0)
-		return -1;
-	if (!st.found || st.valid)
-		return 0;
+	int is = cic_index(c, sql, index, sizeof(index), &st, err);
+	if (is <= 0 || !st.found || st.valid)
+		return is < 0 ? -1 : 0;
 	sg_warn("invalid_index", "dropping the invalid index %s left by an interrupted CREATE INDEX CONCURRENTLY, to "
 		"build it again", st.qualified);
 	char *drop = sg_asprintf("DROP INDEX CONCURRENTLY IF EXISTS %s", st.qualified);
@@ -1242,14 +1250,11 @@ static int pg_before_statement(struct sg_conn *conn, const char *sql, struct sg_
 static int pg_after_statement(struct sg_conn *conn, const char *sql, struct sg_error *err)
 {
 	struct pg_conn *c = pg_of(conn);
-	char index[256], table[256];
-	if (!cic_target(sql, index, sizeof(index), table, sizeof(table)))
-		return 0;
+	char index[256];
 	struct index_state st;
-	if (index_state(c, index, table, &st, err) < 0)
-		return -1;
-	if (st.found && st.valid)
-		return 0;
+	int is = cic_index(c, sql, index, sizeof(index), &st, err);
+	if (is <= 0 || (st.found && st.valid))
+		return is < 0 ? -1 : 0;
 	return sg_fail_db(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, "",
 			  st.found ? "index %s is invalid after CREATE INDEX CONCURRENTLY; drop it with DROP INDEX "
 				     "CONCURRENTLY and run again"
