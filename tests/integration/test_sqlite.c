@@ -591,3 +591,51 @@ Test(sqlite, new_and_lint_through_the_command_line)
 	sgt_result_free(&r);
 	teardown(&f);
 }
+
+/*
+ * A reader during a long migration: once the writer's cache spills, SQLite
+ * holds the file exclusively until the migration commits, so `status`
+ * cannot read. It waits for its read as long as --lock-timeout allows (not
+ * a fixed 10 s), then reports; with a short --lock-timeout it says the
+ * file is locked (exit 3).
+ */
+Test(sqlite, status_during_a_long_migration_waits_up_to_the_lock_timeout, .timeout = 120)
+{
+	struct fixture f;
+	setup(&f);
+	sgt_write(f.mig, "0001_base.up.sql", "CREATE TABLE base (x INTEGER);\n");
+	sgt_write(f.mig, "0002_big.up.sql",
+		  "PRAGMA cache_size = 10;\n"
+		  "CREATE TABLE big AS SELECT randomblob(1000) AS b FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL "
+		  "SELECT x + 1 FROM c WHERE x < 20000) SELECT x FROM c);\n"
+		  "INSERT INTO big SELECT randomblob(10) FROM (WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 "
+		  "FROM c WHERE x < 25000000) SELECT count(*) FROM c);\n");
+	char *log = sgt_path(f.dir, "up.log");
+	const char *argv[] = {"--database-url", f.url, "--dir", f.mig, "up", NULL};
+	pid_t pid = sgt_spawn(NULL, argv, log);
+	double t0 = sgt_now_ms();
+	char *s = NULL;
+	while (sgt_now_ms() - t0 < 20000) {
+		free(s);
+		s = sgt_slurp(log);
+		if (s && strstr(s, "applying 0002_big"))
+			break;
+		usleep(20 * 1000);
+	}
+	free(s);
+	usleep(800 * 1000);   /* the 20 MB insert has spilled: the file is exclusively held */
+	struct sgt_result r;
+	sg(&r, &f, "--lock-timeout", "500ms", "status", NULL, NULL);
+	cr_expect_eq(r.status, 3, "a 500ms read deadline: exit %d %s", r.status, r.err);
+	cr_expect(strstr(r.err, "locked"), "%s", r.err);
+	cr_expect_lt(r.seconds, 5.0, "status waited %.1f s with a 500ms deadline", r.seconds);
+	sgt_result_free(&r);
+	sg(&r, &f, "--lock-timeout", "60s", "status", NULL, NULL);
+	fprintf(stderr, "status waited %.1f s for the migration's exclusive lock\n", r.seconds);
+	cr_expect_eq(r.status, 0, "status with the default-length deadline: exit %d %s", r.status, r.err);
+	cr_expect(strstr(r.out, "0001") && strstr(r.out, "base"), "%s", r.out);
+	sgt_result_free(&r);
+	cr_expect_eq(sgt_wait(pid), 0);
+	free(log);
+	teardown(&f);
+}
