@@ -39,8 +39,11 @@ struct serve {
 	struct sg_metrics metrics;     /* read by the HTTP handlers */
 	struct sg_http_server *http;   /* NULL once stopped */
 	bool http_stopped;
-	int64_t ahead;                 /* database_ahead at the last check, to log a change once */
-	bool judged;                   /* a check has judged readiness since the run */
+	bool checking;                 /* the run is over; views come from checks */
+	bool judged;                   /* a check has judged readiness */
+	int64_t ahead;                 /* database_ahead at the last view, to log a change once */
+	int64_t to_apply;              /* pending when the run took the lock */
+	int64_t applied;               /* migrations this process applied */
 };
 
 /*
@@ -60,30 +63,6 @@ static double unix_now(void)
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
-
-/* ---- what the run reports ---------------------------------------------- */
-
-static void on_lock_acquired(void *ctx, uint64_t waited_ms)
-{
-	struct serve *s = ctx;
-	sg_metrics_set_lock_wait(&s->metrics, (double)waited_ms / 1000.0);
-	char reason[128];
-	snprintf(reason, sizeof(reason), "not ready: migrating (lock acquired after %llums)",
-		 (unsigned long long)waited_ms);
-	sg_metrics_set_ready(&s->metrics, false, reason);
-}
-
-static void on_applied(void *ctx, const struct sg_migration *m, uint64_t duration_ms)
-{
-	struct serve *s = ctx;
-	sg_metrics_observe_migration(&s->metrics, (double)duration_ms / 1000.0);
-	char reason[256];
-	snprintf(reason, sizeof(reason), "not ready: migrating (applied %s in %llums)", m->up_file,
-		 (unsigned long long)duration_ms);
-	sg_metrics_set_ready(&s->metrics, false, reason);
-}
-
-/* ---- one check ------------------------------------------------------------ */
 
 /* The metrics of a plan; the strings point into it. */
 static void plan_schema(const struct sg_plan *p, struct sg_metrics_schema *out)
@@ -109,11 +88,59 @@ static void plan_schema(const struct sg_plan *p, struct sg_metrics_schema *out)
 	}
 }
 
+/* ---- what the run reports (observer) ---------------------------------- */
+
+/* Every read of the history, by the run or by a check, updates the
+ * metrics; while the run goes, /readyz also says where it is. */
+static void on_viewed(void *ctx, const struct sg_run *r)
+{
+	struct serve *s = ctx;
+	struct sg_metrics_schema schema;
+	plan_schema(&r->plan, &schema);
+	if (s->checking && schema.database_ahead > 0 && schema.database_ahead != s->ahead)
+		sg_warn("database_ahead", "the database has %lld applied version(s) this image does not know "
+			"(newest %s): a newer release migrated it", (long long)schema.database_ahead,
+			schema.applied_version);
+	s->ahead = schema.database_ahead;
+	sg_metrics_set_schema(&s->metrics, &schema, unix_now());   /* copies the strings */
+	if (s->checking)
+		return;
+	const char *doing = r->state == SG_ST_WAITING ? "waiting for another instance to migrate"
+			  : r->state == SG_ST_CONTENDING ? "waiting for the migration lock"
+			  : r->state == SG_ST_APPLYING ? "migrating"
+			  : r->state == SG_ST_RELEASING ? "releasing the lock" : "checking the history";
+	if (r->state == SG_ST_APPLYING)
+		s->to_apply = schema.pending + schema.failed;   /* partial rows are resumed */
+	char reason[256];
+	snprintf(reason, sizeof(reason), "not ready: %s (%lld pending, target %s)", doing, (long long)schema.pending,
+		 schema.target_version);
+	sg_metrics_set_ready(&s->metrics, false, reason);
+}
+
+static void on_lock_acquired(void *ctx, uint64_t waited_ms)
+{
+	struct serve *s = ctx;
+	sg_metrics_set_lock_wait(&s->metrics, (double)waited_ms / 1000.0);
+}
+
+static void on_applied(void *ctx, const struct sg_migration *m, uint64_t duration_ms)
+{
+	struct serve *s = ctx;
+	sg_metrics_observe_migration(&s->metrics, (double)duration_ms / 1000.0);
+	s->applied++;
+	char reason[256];
+	snprintf(reason, sizeof(reason), "not ready: migrating (applied %s in %llums; %lld to go)", m->up_file,
+		 (unsigned long long)duration_ms, (long long)(s->to_apply > s->applied ? s->to_apply - s->applied : 0));
+	sg_metrics_set_ready(&s->metrics, false, reason);
+}
+
+/* ---- one check ------------------------------------------------------------ */
+
 /* Is the database still what this image needs? The first problem, in
  * version order, goes into reason. A failed or partial migration this
  * image does not know is a newer release's business: it shows in
  * schemagate_migrations_failed, not in this pod's readiness. */
-static bool judge(const struct sg_run *r, const struct sg_metrics_schema *schema, char *reason, size_t n)
+static bool judge(const struct sg_run *r, const struct sg_metrics *m, char *reason, size_t n)
 {
 	const struct sg_plan *p = &r->plan;
 	for (size_t i = 0; i < p->count; i++) {
@@ -145,11 +172,11 @@ static bool judge(const struct sg_run *r, const struct sg_metrics_schema *schema
 			break;
 		}
 	}
-	int len = snprintf(reason, n, "ready: database at version %s, target %s", schema->applied_version,
-			   schema->target_version);
-	if (schema->database_ahead > 0 && len > 0 && (size_t)len < n)
+	int len = snprintf(reason, n, "ready: database at version %s, target %s", m->applied_version,
+			   m->target_version);
+	if (m->database_ahead > 0 && len > 0 && (size_t)len < n)
 		snprintf(reason + len, n - (size_t)len, " (%lld newer version(s) this image does not know)",
-			 (long long)schema->database_ahead);
+			 (long long)m->database_ahead);
 	return true;
 }
 
@@ -163,8 +190,9 @@ static void set_ready(struct serve *s, bool ready, const char *reason)
 	s->judged = true;
 }
 
-/* One check on a connection of its own, closed before returning. Returns
- * 0, or -1 when the database could not be read (or serve is stopping). */
+/* One check on a connection of its own, closed before returning (the
+ * read updates the metrics through on_viewed). Returns 0, or -1 when the
+ * database could not be read or serve is stopping. */
 static int check(struct serve *s)
 {
 	struct sg_run *r = s->run;
@@ -178,17 +206,10 @@ static int check(struct serve *s)
 			s->judged && !s->metrics.ready ? "503" : "200", err.msg);
 		return -1;
 	}
-	struct sg_metrics_schema schema;
-	plan_schema(&r->plan, &schema);
 	char reason[256];
-	bool ready = judge(r, &schema, reason, sizeof(reason));
-	if (schema.database_ahead != s->ahead && schema.database_ahead > 0)
-		sg_warn("database_ahead", "the database has %lld applied version(s) this image does not know "
-			"(newest %s): a newer release migrated it", (long long)schema.database_ahead,
-			schema.applied_version);
-	s->ahead = schema.database_ahead;
-	sg_metrics_set_schema(&s->metrics, &schema, unix_now());   /* copies the strings */
-	sg_debug("check", "%s; %lld pending, %lld failed", reason, (long long)schema.pending, (long long)schema.failed);
+	bool ready = judge(r, &s->metrics, reason, sizeof(reason));
+	sg_debug("check", "%s; %lld pending, %lld failed", reason, (long long)s->metrics.pending,
+		 (long long)s->metrics.failed);
 	set_ready(s, ready, reason);
 	sg_session_drop(r);
 	return 0;
@@ -214,10 +235,10 @@ static int start_http(struct serve *s, struct sg_error *err)
 static int run(struct serve *s, struct sg_error *err)
 {
 	struct sg_run *r = s->run;
-	sg_metrics_set_ready(&s->metrics, false, r->cfg->serve_wait
-			     ? "not ready: waiting for the database to reach the target (serve --wait)"
-			     : "not ready: running up (connecting, checking, waiting for the lock or migrating)");
-	r->observer = (struct sg_run_observer){.applied = on_applied, .lock_acquired = on_lock_acquired, .ctx = s};
+	sg_metrics_set_ready(&s->metrics, false, "not ready: connecting to the database");
+	r->observer = (struct sg_run_observer){
+		.applied = on_applied, .lock_acquired = on_lock_acquired, .viewed = on_viewed, .ctx = s,
+	};
 	int code = sg_run_drive(r, err);
 	if (code != SG_EXIT_OK) {
 		sg_metrics_set_ready(&s->metrics, false, err->msg);
@@ -234,6 +255,7 @@ static void keep_checking(struct serve *s)
 {
 	struct sg_run *r = s->run;
 	r->cmd = &check_plan;
+	s->checking = true;
 	sg_info("serving", "checking the schema every %llums", (unsigned long long)r->cfg->check_interval_ms);
 	if (check(s) != 0 && !sg_loop_canceled(&r->loop))
 		/* the run has just verified the database: ready all the same */

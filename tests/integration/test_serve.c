@@ -267,6 +267,7 @@ static void migrates_then_ready(enum eng eng)
 	/* the run takes about 1.2 s: the first answers are 503 with a
 	 * reason, /livez answers all along, then 200 and never 503 again */
 	int n503 = 0, n200 = 0, status;
+	double pending_seen = 0;
 	double end = sgt_now_ms() + 60000;
 	while (n200 < 3) {
 		char *r = get(&s, "/readyz", &status);
@@ -278,6 +279,11 @@ static void migrates_then_ready(enum eng eng)
 			char *live = get(&s, "/livez", &status);
 			cr_assert_eq(status, 200, "/livez during the migration: %s", live);
 			free(live);
+			/* the metrics follow the run's own reads of the history */
+			char *m = metrics_now(&s);
+			double pending = sample(m, "schemagate_migrations_pending");
+			pending_seen = pending > pending_seen ? pending : pending_seen;
+			free(m);
 		} else {
 			/* the check after the run has filled /metrics in */
 			cr_assert_str_eq(sgh_body(r), "ready: database at version 0003, target 0003\n", "%s", r);
@@ -288,6 +294,7 @@ static void migrates_then_ready(enum eng eng)
 		sleep_ms(30);
 	}
 	cr_assert_geq(n503, 3, "/readyz answered 503 only %d time(s) while migrating", n503);
+	cr_expect_eq(pending_seen, 3, "schemagate_migrations_pending while migrating: at most %g", pending_seen);
 
 	char *m = metrics_now(&s);
 	long applied = tdb_long(&d, "SELECT count(*) FROM schemagate_migrations WHERE status = 'applied'");
@@ -609,7 +616,7 @@ Test(serve, sigterm_during_the_migration_exits_143_and_rolls_back)
 	int status;
 	char *r = get(&s, "/readyz", &status);
 	cr_expect_eq(status, 503, "%s", r);
-	cr_expect(strstr(r, "not ready: migrating (lock acquired after"), "%s", r);
+	cr_expect(strstr(r, "not ready: migrating (1 pending, target 0001)"), "%s", r);
 	free(r);
 	double ms;
 	int code = serve_stop(&s, &ms);
@@ -693,12 +700,17 @@ static void wait_mode(enum eng eng)
 	serve_start(&s, &d, d.mig, "300ms", args);
 	sleep_ms(800);
 	char *body = await_readyz(&s, 503, 1000);
-	cr_expect(strstr(body, "not ready: waiting for the database to reach the target"), "%s", body);
+	cr_expect(strstr(body, "not ready: waiting for another instance to migrate (2 pending, target 0002)"), "%s",
+		  body);
 	free(body);
+	char *m = metrics_now(&s);
+	cr_expect_eq(sample(m, "schemagate_migrations_pending"), 2, "%s", m);
+	cr_expect_eq(sample(m, "schemagate_ready"), 0, "%s", m);
+	free(m);
 	cr_expect_not(tdb_has_schemagate_tables(&d), "serve --wait wrote");
 	schemagate(&d, d.mig, "up", 0);
 	free(await_readyz(&s, 200, 10000));
-	char *m = await_sample(&s, "schemagate_migrations_applied", 2, 5000);
+	m = await_sample(&s, "schemagate_migrations_applied", 2, 5000);
 	cr_expect_eq(sample(m, "schemagate_migration_duration_seconds_count"), 0, "it applied nothing: %s", m);
 	free(m);
 	cr_expect_eq(serve_stop(&s, NULL), 0);
