@@ -117,18 +117,6 @@ static void serve_start(struct served *s, struct tdb *d, const char *dir, const 
 	cr_assert_fail("serve did not start listening within 10 s");
 }
 
-/* SIGTERM; returns the exit code and the time it took in *ms. */
-static int serve_stop(struct served *s, double *ms)
-{
-	double t0 = sgt_now_ms();
-	kill(s->pid, SIGTERM);
-	int code = sgt_wait(s->pid);
-	if (ms)
-		*ms = sgt_now_ms() - t0;
-	running = -1;
-	return code;
-}
-
 static void served_free(struct served *s)
 {
 	free(s->log);
@@ -138,6 +126,20 @@ static char *serve_log(const struct served *s)
 {
 	char *text = sgt_slurp(s->log);
 	return text ? text : strdup("");
+}
+
+/* SIGTERM: serve must exit with expect within 2 s. Returns its log (malloc'd). */
+static char *serve_stop(struct served *s, int expect)
+{
+	double t0 = sgt_now_ms();
+	kill(s->pid, SIGTERM);
+	int code = sgt_wait(s->pid);
+	double ms = sgt_now_ms() - t0;
+	running = -1;
+	char *log = serve_log(s);
+	cr_expect_eq(code, expect, "exit %d, not %d: %s", code, expect, log);
+	cr_expect_lt(ms, 2000, "took %.0f ms after SIGTERM", ms);
+	return log;
 }
 
 /* GET path; the whole response (malloc'd), *status its code. */
@@ -163,6 +165,15 @@ static double sample(const char *metrics, const char *series)
 			line++;
 	}
 	return NAN;
+}
+
+/* schemagate_schema_info{applied,target,engine}: 1, or NAN when absent. */
+static double schema_info(const char *metrics, const char *applied, const char *target, enum eng eng)
+{
+	char series[160];
+	snprintf(series, sizeof(series), "schemagate_schema_info{applied=\"%s\",target=\"%s\",engine=\"%s\"}",
+		 applied, target, engine_label(eng));
+	return sample(metrics, series);
 }
 
 static char *metrics_now(const struct served *s)
@@ -242,6 +253,24 @@ static void schemagate(struct tdb *d, const char *dir, const char *cmd, int expe
 	sgt_result_free(&r);
 }
 
+/* A fresh database on eng with migrations 0001..n, and serve on it, ready. */
+static void serve_ready(struct tdb *d, struct served *s, enum eng eng, int n, const char *interval,
+			const char *const *args)
+{
+	tdb_create(d, eng, tdb_server_for(eng));
+	write_migrations(d, n, NULL);
+	serve_start(s, d, d->mig, interval, args);
+	free(await_readyz(s, 200, 30000));
+}
+
+/* SIGTERM (exit 0 within 2 s), then drop everything. */
+static void serve_done(struct tdb *d, struct served *s)
+{
+	free(serve_stop(s, 0));
+	served_free(s);
+	tdb_drop(d);
+}
+
 /* The same migrations as write_migrations(d, n, NULL), in another directory. */
 static char *newer_directory(struct tdb *d, int n)
 {
@@ -305,10 +334,7 @@ static void migrates_then_ready(enum eng eng)
 	cr_expect_eq(sample(m, "schemagate_migrations_failed"), 0, "%s", m);
 	cr_expect_eq(sample(m, "schemagate_database_ahead"), 0, "%s", m);
 	cr_expect_eq(sample(m, "schemagate_check_errors_total"), 0, "%s", m);
-	char info[160];
-	snprintf(info, sizeof(info), "schemagate_schema_info{applied=\"0003\",target=\"0003\",engine=\"%s\"}",
-		 engine_label(eng));
-	cr_expect_eq(sample(m, info), 1, "%s", m);
+	cr_expect_eq(schema_info(m, "0003", "0003", eng), 1, "%s", m);
 	/* this process applied all three: their durations, as the history has them */
 	cr_expect_eq(sample(m, "schemagate_migration_duration_seconds_count"), 3, "%s", m);
 	cr_expect_eq(sample(m, "schemagate_migration_duration_seconds_bucket{le=\"+Inf\"}"), 3, "%s", m);
@@ -325,15 +351,7 @@ static void migrates_then_ready(enum eng eng)
 	double now = (double)time(NULL);
 	cr_expect(checked > now - 60 && checked < now + 2, "last check %f, now %f", checked, now);
 	free(m);
-
-	double ms;
-	int code = serve_stop(&s, &ms);
-	char *log = serve_log(&s);
-	cr_expect_eq(code, 0, "exit %d: %s", code, log);
-	cr_expect_lt(ms, 2000, "took %.0f ms after SIGTERM", ms);
-	free(log);
-	served_free(&s);
-	tdb_drop(&d);
+	serve_done(&d, &s);
 }
 
 Test(serve, postgres_readyz_503_while_migrating_then_200_metrics_match_history)
@@ -362,22 +380,16 @@ Test(serve, sqlite_readyz_503_while_migrating_then_200_metrics_match_history)
 static void checks_follow_the_database(enum eng eng)
 {
 	struct tdb d;
-	tdb_create(&d, eng, tdb_server_for(eng));
-	write_migrations(&d, 2, NULL);
-	char *newer = newer_directory(&d, 3);
 	struct served s;
-	serve_start(&s, &d, d.mig, "300ms", NULL);
-	free(await_readyz(&s, 200, 30000));
+	serve_ready(&d, &s, eng, 2, "300ms", NULL);
+	char *newer = newer_directory(&d, 3);
 	char *m = await_sample(&s, "schemagate_migrations_applied", 2, 5000);
 	cr_expect_eq(sample(m, "schemagate_database_ahead"), 0, "%s", m);
 	free(m);
 
 	schemagate(&d, newer, "up", 0);
 	m = await_sample(&s, "schemagate_database_ahead", 1, 5000);
-	char info[160];
-	snprintf(info, sizeof(info), "schemagate_schema_info{applied=\"0003\",target=\"0002\",engine=\"%s\"}",
-		 engine_label(eng));
-	cr_expect_eq(sample(m, info), 1, "%s", m);
+	cr_expect_eq(schema_info(m, "0003", "0002", eng), 1, "%s", m);
 	cr_expect_eq(sample(m, "schemagate_ready"), 1, "%s", m);
 	cr_expect_eq(sample(m, "schemagate_migrations_applied"), 2, "%s", m);
 	cr_expect_eq(sample(m, "schemagate_migrations_pending"), 0, "%s", m);
@@ -424,11 +436,10 @@ static void checks_follow_the_database(enum eng eng)
 	m = await_sample(&s, "schemagate_migrations_pending", 1, 5000);
 	free(m);
 
-	double ms;
-	int code = serve_stop(&s, &ms);
-	char *log = serve_log(&s);
-	cr_expect_eq(code, 0, "a serve that was ready exits 0 even when not ready any more: %d %s", code, log);
-	cr_expect(strstr(log, "not_ready") || strstr(log, "checksum mismatch"), "readiness changes are logged: %s", log);
+	/* a serve that was ready exits 0, even when not ready any more */
+	char *log = serve_stop(&s, 0);
+	cr_expect(strstr(log, "not_ready") && strstr(log, "checksum mismatch"), "readiness changes are logged: %s",
+		  log);
 	free(log);
 	free(sum);
 	free(newer);
@@ -454,21 +465,16 @@ Test(serve, sqlite_newer_release_is_ahead_and_ready_checksum_failure_revert_are_
 Test(serve, strict_makes_a_database_ahead_not_ready)
 {
 	struct tdb d;
-	tdb_create(&d, ENG_LITE, NULL);
-	write_migrations(&d, 1, NULL);
-	char *newer = newer_directory(&d, 2);
 	struct served s;
 	const char *args[] = {"--strict", NULL};
-	serve_start(&s, &d, d.mig, "300ms", args);
-	free(await_readyz(&s, 200, 30000));
+	serve_ready(&d, &s, ENG_LITE, 1, "300ms", args);
+	char *newer = newer_directory(&d, 2);
 	schemagate(&d, newer, "up", 0);
 	char *body = await_readyz(&s, 503, 5000);
 	cr_expect(strstr(body, "--strict: the database has version 0002"), "%s", body);
 	free(body);
-	cr_expect_eq(serve_stop(&s, NULL), 0);
 	free(newer);
-	served_free(&s);
-	tdb_drop(&d);
+	serve_done(&d, &s);
 }
 
 /* A check that cannot reach the database is counted and changes nothing
@@ -476,11 +482,8 @@ Test(serve, strict_makes_a_database_ahead_not_ready)
 Test(serve, failed_check_counts_an_error_and_keeps_readiness)
 {
 	struct tdb d;
-	tdb_create(&d, ENG_LITE, NULL);
-	write_migrations(&d, 2, NULL);
 	struct served s;
-	serve_start(&s, &d, d.mig, "200ms", NULL);
-	free(await_readyz(&s, 200, 30000));
+	serve_ready(&d, &s, ENG_LITE, 2, "200ms", NULL);
 	await_next_check(&s, 5000);
 	char *away = sgt_path(d.dir, "away.db");
 	cr_assert_eq(rename(d.file, away), 0);
@@ -499,10 +502,8 @@ Test(serve, failed_check_counts_an_error_and_keeps_readiness)
 	char *log = serve_log(&s);
 	cr_expect(strstr(log, "schema check failed (readiness stays 200)"), "%s", log);
 	free(log);
-	cr_expect_eq(serve_stop(&s, NULL), 0);
 	free(away);
-	served_free(&s);
-	tdb_drop(&d);
+	serve_done(&d, &s);
 }
 
 /* ---- connections ----------------------------------------------------- */
@@ -521,11 +522,8 @@ static long schemagate_backends(struct tdb *d)
 Test(serve, postgres_holds_no_connection_between_checks)
 {
 	struct tdb d;
-	tdb_create(&d, ENG_PG, tdb_server_for(ENG_PG));
-	write_migrations(&d, 2, NULL);
 	struct served s;
-	serve_start(&s, &d, d.mig, "3s", NULL);
-	free(await_readyz(&s, 200, 30000));
+	serve_ready(&d, &s, ENG_PG, 2, "3s", NULL);
 	/* ready after the check that follows the run: nothing until the
 	 * next one, about 3 s later */
 	cr_assert_gt(last_check(&s), 0);
@@ -548,10 +546,8 @@ Test(serve, postgres_holds_no_connection_between_checks)
 	}
 	cr_expect_gt(last_check(&s), first + 4, "two more checks ran");
 	cr_expect_lt(busy * 10, samples, "a connection was open in %d of %d samples", busy, samples);
-	cr_expect_eq(serve_stop(&s, NULL), 0);
 	cr_expect_eq(schemagate_backends(&d), 0);
-	served_free(&s);
-	tdb_drop(&d);
+	serve_done(&d, &s);
 }
 
 /* ---- stopping ---------------------------------------------------------- */
@@ -560,21 +556,14 @@ Test(serve, postgres_holds_no_connection_between_checks)
 static void sigterm_exits_zero(enum eng eng)
 {
 	struct tdb d;
-	tdb_create(&d, eng, tdb_server_for(eng));
-	write_migrations(&d, 2, NULL);
 	struct served s;
-	serve_start(&s, &d, d.mig, "200ms", NULL);
-	free(await_readyz(&s, 200, 30000));
+	serve_ready(&d, &s, eng, 2, "200ms", NULL);
 	int idle = sgh_connect(s.address);
 	int partial = sgh_connect(s.address);
 	cr_assert(idle >= 0 && partial >= 0);
 	sgh_send(partial, "GET /livez HTTP/1.1\r\n", 21);
 	sleep_ms(250);   /* and a check under way, likely */
-	double ms;
-	int code = serve_stop(&s, &ms);
-	char *log = serve_log(&s);
-	cr_expect_eq(code, 0, "exit %d: %s", code, log);
-	cr_expect_lt(ms, 2000, "took %.0f ms after SIGTERM", ms);
+	char *log = serve_stop(&s, 0);
 	cr_expect(strstr(log, "serve stopped"), "%s", log);
 	cr_expect_null(strstr(log, "check_failed"), "a stop is not a failed check: %s", log);
 	close(idle);
@@ -618,11 +607,7 @@ Test(serve, sigterm_during_the_migration_exits_143_and_rolls_back)
 	cr_expect_eq(status, 503, "%s", r);
 	cr_expect(strstr(r, "not ready: migrating (1 pending, target 0001)"), "%s", r);
 	free(r);
-	double ms;
-	int code = serve_stop(&s, &ms);
-	char *log = serve_log(&s);
-	cr_expect_eq(code, 143, "exit %d: %s", code, log);
-	cr_expect_lt(ms, 2000, "took %.0f ms after SIGTERM", ms);
+	char *log = serve_stop(&s, 143);
 	cr_expect_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_migrations"), 0, "rolled back");
 	free(log);
 	served_free(&s);
@@ -675,18 +660,13 @@ Test(serve, port_in_use_exits_2_before_touching_the_database)
 Test(serve, timeout_does_not_end_the_steady_state)
 {
 	struct tdb d;
-	tdb_create(&d, ENG_LITE, NULL);
-	write_migrations(&d, 1, NULL);
 	struct served s;
 	const char *args[] = {"--timeout", "1s", NULL};
-	serve_start(&s, &d, d.mig, "300ms", args);
-	free(await_readyz(&s, 200, 30000));
+	serve_ready(&d, &s, ENG_LITE, 1, "300ms", args);
 	sleep_ms(1500);
 	cr_assert_eq(waitpid(s.pid, NULL, WNOHANG), 0, "serve ended at --timeout");
 	free(await_readyz(&s, 200, 1000));
-	cr_expect_eq(serve_stop(&s, NULL), 0);
-	served_free(&s);
-	tdb_drop(&d);
+	serve_done(&d, &s);
 }
 
 /* serve --wait never writes: 503 until another instance migrates. */
@@ -713,9 +693,7 @@ static void wait_mode(enum eng eng)
 	m = await_sample(&s, "schemagate_migrations_applied", 2, 5000);
 	cr_expect_eq(sample(m, "schemagate_migration_duration_seconds_count"), 0, "it applied nothing: %s", m);
 	free(m);
-	cr_expect_eq(serve_stop(&s, NULL), 0);
-	served_free(&s);
-	tdb_drop(&d);
+	serve_done(&d, &s);
 }
 
 Test(serve, postgres_wait_is_503_until_another_instance_migrates)
