@@ -52,8 +52,18 @@ for _ in $(seq 100); do
 done
 [[ -n $address ]] || { cat "$DLV_WORK/serve.log"; fail "serve did not start listening"; }
 
-# http PATH: the status code; the body goes to $DLV_WORK/body
-http() { curl -s -m 5 -o "$DLV_WORK/body" -w '%{http_code}' "http://$address$1"; }
+# http PATH: prints the status code; the body goes to $DLV_WORK/body
+http() {
+	python3 - "http://$address$1" "$DLV_WORK/body" <<'EOF'
+import sys, urllib.error, urllib.request
+try:
+    r = urllib.request.urlopen(sys.argv[1], timeout=5)
+except urllib.error.HTTPError as e:
+    r = e
+open(sys.argv[2], "wb").write(r.read())
+print(r.status)
+EOF
+}
 sleep 0.5
 check "/readyz answers 503 while another instance holds the lock" test "$(http /readyz)" = 503
 check "... with the reason" grep -q "^not ready: waiting for the migration lock ($nmig pending, target $newest)" "$DLV_WORK/body"
@@ -72,8 +82,8 @@ for _ in $(seq 300); do
 	sleep 0.1
 done
 check "/readyz answers 200 once serve has migrated" test "$status" = 200
-check "promtool check metrics passes on /metrics once ready" \
-	bash -c "curl -s -m 5 'http://$address/metrics' | promtool check metrics"
+check "/metrics answers 200 once ready" test "$(http /metrics)" = 200
+check "promtool check metrics passes on /metrics once ready" promtool check metrics <"$DLV_WORK/body"
 
 check "Prometheus scrapes serve and its query API returns schemagate_ready == 1" \
 	bash "$DLV_SRC/tests/delivery/prometheus.sh" "$address" 'up{job="schemagate"} == 1' \
