@@ -506,6 +506,55 @@ Test(serve, failed_check_counts_an_error_and_keeps_readiness)
 	serve_done(&d, &s);
 }
 
+/* The HTTP limits hold in the real binary while a driver waits on the
+ * loop (tests/unit/test_http.c tries each of them in depth). */
+Test(serve, idle_flood_and_oversized_heads_while_migrating)
+{
+	struct tdb d;
+	tdb_create(&d, ENG_PG, tdb_server_for(ENG_PG));
+	write_migrations(&d, 1, "SELECT pg_sleep(8);");
+	struct served s;
+	serve_start(&s, &d, d.mig, "1s", NULL);
+	/* 200 idle clients: the server keeps 64 and closes the oldest idle
+	 * ones as the others arrive (some only after the kernel's SYN-ACK
+	 * retransmission, as the accept queue holds 128) */
+	int idle[200];
+	bool closed[200] = {0};
+	for (int i = 0; i < 200; i++) {
+		idle[i] = sgh_connect(s.address);
+		cr_assert(idle[i] >= 0, "connect %d: %s", i, strerror(-idle[i]));
+	}
+	int nclosed = 0;
+	for (double end = sgt_now_ms() + 6000; nclosed < 200 - 64 && sgt_now_ms() < end;) {
+		for (int i = 0; i < 200; i++)
+			if (!closed[i] && sgh_peer_closed(idle[i])) {
+				closed[i] = true;
+				nclosed++;
+			}
+		sleep_ms(50);
+	}
+	cr_expect_geq(nclosed, 200 - 64, "the cap of 64: only %d of 200 idle connections closed", nclosed);
+	int status;
+	char *r = get(&s, "/livez", &status);
+	cr_expect_eq(status, 200, "/livez past 200 idle connections: %s", r);
+	free(r);
+	r = get(&s, "/readyz", &status);
+	cr_expect_eq(status, 503, "/readyz while migrating: %s", r);
+	free(r);
+	char head[9 * 1024];
+	memset(head, 'a', sizeof(head));
+	static const char start_line[] = "GET /livez HTTP/1.1\r\nX-Big: ";
+	memcpy(head, start_line, sizeof(start_line) - 1);
+	head[sizeof(head) - 1] = '\0';
+	r = sgh_exchange(&loop, s.address, head);
+	cr_expect_eq(sgh_status(r), 431, "%s", r);
+	free(r);
+	for (int i = 0; i < 200; i++)
+		close(idle[i]);
+	free(await_readyz(&s, 200, 30000));
+	serve_done(&d, &s);
+}
+
 /* ---- connections ----------------------------------------------------- */
 
 static long schemagate_backends(struct tdb *d)
