@@ -530,6 +530,21 @@ void sg_loop_disarm_expiry(struct sg_loop *l)
 	uv_timer_stop(&l->expiry);
 }
 
+void sg_loop_disarm_deadline(struct sg_loop *l)
+{
+	uv_timer_stop(&l->deadline);
+}
+
+void sg_loop_run_until(struct sg_loop *l, const bool *done)
+{
+	while (!*done) {
+		uv_run(&l->uv, UV_RUN_ONCE);
+		/* a stop kicks the loop; left running, the kick would make
+		 * every poll return at once */
+		uv_idle_stop(&l->kick);
+	}
+}
+
 int sg_loop_cancel_exit(const struct sg_loop *l)
 {
 	if (l->cancel == SG_CANCEL_DEADLINE || l->cancel == SG_CANCEL_LEASE)

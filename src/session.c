@@ -166,5 +166,7 @@ int sg_session_read(struct sg_run *r, struct sg_error *err)
 		return -1;
 	}
 	r->have_view = true;
+	if (r->observer.viewed)
+		r->observer.viewed(r->observer.ctx, r);
 	return 0;
 }

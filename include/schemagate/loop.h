@@ -90,6 +90,13 @@ void sg_loop_stop_heartbeat(struct sg_loop *l);
  * or disarmed first: fires even while a renewal is itself blocked. */
 void sg_loop_arm_expiry(struct sg_loop *l, uint64_t delay_ms);
 void sg_loop_disarm_expiry(struct sg_loop *l);
+/* The overall --timeout no longer applies (serve, once its run is over:
+ * the deadline bounds the migration, not the sidecar's life). */
+void sg_loop_disarm_deadline(struct sg_loop *l);
+/* Run the loop until *done is true (a callback sets it), whether or not a
+ * stop was decided: completes asynchronous closes such as an HTTP
+ * server's graceful stop. Blocks in the loop's poll; never spins. */
+void sg_loop_run_until(struct sg_loop *l, const bool *done);
 /* Stop from straight-line code (the lease was found taken). */
 void sg_loop_cancel(struct sg_loop *l, enum sg_cancel_reason why);
 

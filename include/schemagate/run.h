@@ -86,6 +86,9 @@ const struct sg_command_plan *sg_command_plan_for(enum sg_command cmd, bool dry_
 struct sg_run_observer {
 	void (*applied)(void *ctx, const struct sg_migration *m, uint64_t duration_ms);
 	void (*lock_acquired)(void *ctx, uint64_t waited_ms);
+	/* the run has just read the history and built the plan (r->hist,
+	 * r->plan; r->state says what for) */
+	void (*viewed)(void *ctx, const struct sg_run *r);
 	void *ctx;
 };
 

@@ -11,7 +11,12 @@
 #                     directory lacks version 3) reverts version 3;
 #   initContainer:    three pods' "up" initContainers at once;
 #   Cloud SQL proxy:  the same with the proxy enabled (schemagate must then
-#                     talk to 127.0.0.1:<proxy port>; PostgreSQL stands in).
+#                     talk to 127.0.0.1:<proxy port>; PostgreSQL stands in);
+#   serve sidecar:    three pods' "serve" native sidecars migrate, pass their
+#                     startupProbe only once migrated, then readiness and
+#                     liveness, and exit 0 on SIGTERM; job mode's "serve
+#                     --wait" sidecars pass with the app's credentials, and
+#                     fail their startupProbe on a database nobody migrates.
 # shellcheck source=tests/delivery/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 dlv_init helm_run
@@ -107,27 +112,48 @@ check "proxy mode: 3 pods' up initContainers through the proxy address (exit 0)"
 	k8s Deployment "$fullname" "$DLV_WORK/migrations-v3" --pods 3
 check "proxy mode: 3 migrations applied" test "$(count dlv_proxy)" = 3
 
-check "no secret value in any rendered manifest" \
-	bash -c "! grep -l -e dlv-migrator-pw -e sg-app-pw -e sg-test-pw '$DLV_WORK'/*.yaml"
-
-# ---- serve as a native sidecar (issue 15)
-# TODO(lead): call run_serve_sidecar once `schemagate serve` runs. k8s_run.py
-# already plays the kubelet for native sidecars (per-pod loopback IPs,
-# startupProbe polling, readiness/liveness, SIGTERM within 2 s); metrics.sh
-# proves that part against the test-only demo server.
+# ---- serve as a native sidecar
+# k8s_run.py plays the kubelet: per-pod loopback IPs, the startupProbe
+# polled until /readyz passes, readiness and liveness, SIGTERM after --hold.
 run_serve_sidecar() {
-	local port
+	local port slow="$DLV_WORK/migrations-slow"
 	port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	# version 4 takes 2 s: no pod's startupProbe may pass before it is applied
+	cp -r "$DLV_WORK/migrations-v3" "$slow"
+	printf 'SELECT pg_sleep(2);\nCREATE TABLE dlv_t4 (id INTEGER PRIMARY KEY);\n' >"$slow/0004_slow.up.sql"
+	chmod -R a+rX "$slow"
 	new_db dlv_serve
 	manifest="$DLV_WORK/serve.yaml"
 	render dlv_serve "$manifest" --set schemagate.mode=sidecar --set schemagate.serve.port="$port" \
 		--set schemagate.serve.checkInterval=1s
 	check "sidecar mode: 3 pods' serve sidecars migrate, pass /readyz, exit 0 on SIGTERM" \
-		k8s Deployment "$fullname" "$DLV_WORK/migrations-v3" --pods 3 --hold 2
-	check "sidecar mode: each migration applied once" test "$(count dlv_serve)" = 3
+		k8s Deployment "$fullname" "$slow" --pods 3 --hold 2 2>"$DLV_WORK/serve-k8s.log"
+	check "sidecar mode: each migration applied once" test "$(count dlv_serve)" = 4
+	check "sidecar mode: all by one pod" \
+		test "$(dlv_psql dlv_serve 'SELECT count(DISTINCT applied_by) FROM schemagate_migrations')" = 1
+	check "sidecar mode: no startupProbe passed before the 2 s migration was applied" \
+		python3 -c 'import re, sys; t = [float(x) for x in re.findall(r"startupProbe passed after ([0-9.]+) s", open(sys.argv[1]).read())]; sys.exit(not (len(t) == 3 and min(t) >= 1.9))' "$DLV_WORK/serve-k8s.log"
+	check "sidecar mode: the pods checked the schema and logged no failed check" \
+		bash -c "grep -l '\"event\":\"serving\"' '$DLV_WORK'/logs/$fullname-*.log | wc -l | grep -qx 3 && ! grep -q check_failed '$DLV_WORK'/logs/$fullname-*.log"
 	manifest="$DLV_WORK/serve-wait.yaml"
 	render dlv_serve "$manifest" --set schemagate.mode=job --set schemagate.job.waitAs=sidecar \
 		--set schemagate.serve.port="$port"
 	check "job mode, waitAs=sidecar: 3 pods' serve --wait pass /readyz with the app's credentials" \
-		k8s Deployment "$fullname" "$DLV_WORK/migrations-v3" --pods 3
+		k8s Deployment "$fullname" "$slow" --pods 3
+	# nobody migrates this database: serve --wait never gets ready
+	new_db dlv_serve_never
+	manifest="$DLV_WORK/serve-never.yaml"
+	render dlv_serve_never "$manifest" --set schemagate.mode=job --set schemagate.job.waitAs=sidecar \
+		--set schemagate.serve.port="$port"
+	if k8s Deployment "$fullname" "$slow" --timeout 3 2>"$DLV_WORK/never-k8s.log"; then
+		fail "job mode, waitAs=sidecar: a database nobody migrates passed the startupProbe"
+	fi
+	check "job mode, waitAs=sidecar: a database nobody migrates fails the startupProbe" \
+		grep -q 'startupProbe still failing after 3' "$DLV_WORK/never-k8s.log"
+	check "... and the app role created nothing there" \
+		test "$(dlv_psql dlv_serve_never "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'schemagate%'")" = 0
 }
+run_serve_sidecar
+
+check "no secret value in any rendered manifest" \
+	bash -c "! grep -l -e dlv-migrator-pw -e sg-app-pw -e sg-test-pw '$DLV_WORK'/*.yaml"

@@ -1,54 +1,106 @@
 #!/usr/bin/env bash
-# metrics.sh - serve's monitoring surface, end to end, with the test-only
-# demo server (tests/support/metrics_demo.c: the http and metrics modules
-# with fixed values) standing in for `schemagate serve`:
-#   - promtool check metrics on what /metrics answers over HTTP;
+# metrics.sh - serve's monitoring surface, end to end, with the real
+# `schemagate serve` on an SQLite database (the metrics do not depend on
+# the engine; helm_run.sh runs the chart's serve sidecar on PostgreSQL):
+#   - while another instance holds the migration lock, /readyz answers 503
+#     with the reason and /metrics passes `promtool check metrics` with
+#     schemagate_ready 0;
+#   - once the lock is free, serve migrates, /readyz answers 200, /metrics
+#     passes `promtool check metrics` again;
 #   - a real Prometheus (prometheus.sh) scrapes it every second and its
-#     query API returns schemagate_ready == 1;
+#     query API returns schemagate_ready == 1 and the schema's values;
+#   - SIGTERM ends serve with 0 within 2 s;
 #   - the README's alert rules pass `promtool check rules`, and
 #     `promtool test rules` (alerts_test.yml) shows each fires when it
-#     should and not before;
-#   - the chart's sidecar mode runs through k8s_run.py: the startupProbe on
-#     /readyz passes only once ready, readiness and liveness pass, SIGTERM
-#     ends it with 0 within 2 s; a sidecar that never gets ready fails.
-# TODO(lead): once `schemagate serve` runs, add the same Prometheus and
-# k8s_run checks against "$SCHEMAGATE_BIN" and a private PostgreSQL (see
-# the sidecar section of helm_run.sh).
+#     should and not before.
 # shellcheck source=tests/delivery/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 dlv_init metrics
 
 command -v promtool >/dev/null || fail "promtool is missing (apt-get install prometheus; tests/deps.sh)"
-demo=${SG_METRICS_DEMO_BIN:-}
-if [[ -z $demo ]]; then
-	build=/tmp/build-dlv-tests
-	say "SG_METRICS_DEMO_BIN unset: building $build/sg_metrics_demo"
-	cmake -S "$DLV_SRC" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null &&
-		cmake --build "$build" -j2 --target sg_metrics_demo >/dev/null || fail "building sg_metrics_demo"
-	demo=$build/sg_metrics_demo
-fi
-helm=$(dlv_helm)
-chart="$DLV_SRC/charts/schemagate-example"
+bin=$(dlv_binary)
+mig="$DLV_WORK/migrations"
+db="$DLV_WORK/app.db"
+cp -r "$DLV_SRC/migrations" "$mig"
+# the example directory has an up script for SQLite for every version
+nmig=$(find "$mig" -name '*.up.sql' -printf '%f\n' | sed 's/_.*//' | sort -u | wc -l)
+newest=$(find "$mig" -name '*.up.sql' -printf '%f\n' | sed 's/_.*//' | sort | tail -n1)
 
-# ---- the demo server, scraped
-"$demo" --listen 127.0.0.1:0 --address-file "$DLV_WORK/address" --ready-after 2000 \
-	2>"$DLV_WORK/demo.log" &
-demo_pid=$!
-trap 'rc=$?; set +e; kill "$demo_pid" 2>/dev/null; (exit $rc); dlv_cleanup' EXIT
-for _ in $(seq 100); do [[ -s $DLV_WORK/address ]] && break; sleep 0.1; done
-address=$(cat "$DLV_WORK/address") || fail "the demo server did not start"
+# ---- another instance holds SQLite's migration lock (an exclusive flock
+# on the database file): serve must wait, and say so
+python3 - "$db" <<'EOF' &
+import fcntl, sys, time
+f = open(sys.argv[1], "a")
+fcntl.flock(f, fcntl.LOCK_EX)
+open(sys.argv[1] + ".held", "w").close()
+time.sleep(600)
+EOF
+holder=$!
+DLV_PIDS+=("$holder")
+for _ in $(seq 100); do [[ -e $db.held ]] && break; sleep 0.1; done
+[[ -e $db.held ]] || fail "the lock holder did not start"
 
-http_get() { python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"; }
-http_get "http://$address/metrics" >"$DLV_WORK/metrics.txt" || fail "GET /metrics"
-check "promtool check metrics passes on /metrics" promtool check metrics <"$DLV_WORK/metrics.txt"
+"$bin" --database-url "sqlite:$db" --dir "$mig" --log-format text --poll-interval 200ms \
+	serve --listen 127.0.0.1:0 --check-interval 1s 2>"$DLV_WORK/serve.log" &
+serve_pid=$!
+DLV_PIDS+=("$serve_pid")
+address=
+for _ in $(seq 100); do
+	address=$(sed -n 's/.*serving \/livez, \/readyz and \/metrics on \([^ ]*\).*/\1/p' "$DLV_WORK/serve.log")
+	[[ -n $address ]] && break
+	sleep 0.1
+done
+[[ -n $address ]] || { cat "$DLV_WORK/serve.log"; fail "serve did not start listening"; }
 
-check "Prometheus scrapes the server and its query API returns schemagate_ready == 1" \
+# http PATH: prints the status code; the body goes to $DLV_WORK/body
+http() {
+	python3 - "http://$address$1" "$DLV_WORK/body" <<'EOF'
+import sys, urllib.error, urllib.request
+try:
+    r = urllib.request.urlopen(sys.argv[1], timeout=5)
+except urllib.error.HTTPError as e:
+    r = e
+open(sys.argv[2], "wb").write(r.read())
+print(r.status)
+EOF
+}
+sleep 0.5
+check "/readyz answers 503 while another instance holds the lock" test "$(http /readyz)" = 503
+check "... with the reason" grep -q "^not ready: waiting for the migration lock ($nmig pending, target $newest)" "$DLV_WORK/body"
+check "/livez answers 200 meanwhile" test "$(http /livez)" = 200
+check "/metrics answers 200 meanwhile" test "$(http /metrics)" = 200
+check "promtool check metrics passes on /metrics while waiting" promtool check metrics <"$DLV_WORK/body"
+check "... with schemagate_ready 0" grep -qx 'schemagate_ready 0' "$DLV_WORK/body"
+check "... and the pending migrations the run has read" grep -qx "schemagate_migrations_pending $nmig" "$DLV_WORK/body"
+
+sleep 1
+kill "$holder"
+status=
+for _ in $(seq 300); do
+	status=$(http /readyz)
+	[[ $status == 200 ]] && break
+	sleep 0.1
+done
+check "/readyz answers 200 once serve has migrated" test "$status" = 200
+check "/metrics answers 200 once ready" test "$(http /metrics)" = 200
+check "promtool check metrics passes on /metrics once ready" promtool check metrics <"$DLV_WORK/body"
+
+check "Prometheus scrapes serve and its query API returns schemagate_ready == 1" \
 	bash "$DLV_SRC/tests/delivery/prometheus.sh" "$address" 'up{job="schemagate"} == 1' \
-	'schemagate_ready == 1' 'schemagate_migration_duration_seconds_count == 2' \
-	'schemagate_schema_info{applied="0003",target="0003",engine="postgres"} == 1'
+	'schemagate_ready == 1' \
+	"schemagate_migration_duration_seconds_count == $nmig" \
+	"schemagate_migrations_applied == $nmig" 'schemagate_migrations_pending == 0' \
+	"schemagate_schema_info{applied=\"$newest\",target=\"$newest\",engine=\"sqlite\"} == 1" \
+	'schemagate_lock_wait_seconds > 1' 'schemagate_check_errors_total == 0' \
+	'time() - schemagate_last_check_timestamp_seconds < 10'
 
-kill -TERM "$demo_pid"
-check "the demo server exits 0 on SIGTERM" wait "$demo_pid"
+start=$(date +%s%N)
+kill -TERM "$serve_pid"
+rc=0
+wait "$serve_pid" || rc=$?
+ms=$((($(date +%s%N) - start) / 1000000))
+check "serve exits 0 on SIGTERM (exit $rc)" test "$rc" = 0
+check "... within 2 s (${ms} ms)" test "$ms" -lt 2000
 
 # ---- the README's alert rules
 python3 - "$DLV_SRC/README.md" "$DLV_WORK/alerts.yml" <<'EOF'
@@ -63,31 +115,3 @@ check "promtool check rules passes on the README's alert rules" promtool check r
 cp "$DLV_SRC/tests/delivery/alerts_test.yml" "$DLV_WORK/"
 check "promtool test rules: each alert fires when it should, and not before" \
 	promtool test rules "$DLV_WORK/alerts_test.yml"
-
-# ---- the chart's sidecar, run as the kubelet would (k8s_run.py)
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-render() {
-	local out=$1
-	shift
-	"$helm" template rel "$chart" --set database.host=127.0.0.1 --set schemagate.serve.port="$port" \
-		--set 'schemagate.extraEnv[0].name=SG_DEMO_READY_AFTER_MS' "$@" >"$out" || fail "helm template $*"
-}
-sidecar() {
-	python3 "$DLV_SRC/tests/delivery/k8s_run.py" --manifests "$1" --kind Deployment \
-		--name rel-schemagate-example --secret app-db-migrator/username=m --secret app-db-migrator/password=pw \
-		--secret app-db-app/username=a --secret app-db-app/password=pw --path /schemagate="$demo" \
-		--logs "$DLV_WORK/logs" --json-logs "${@:2}"
-}
-render "$DLV_WORK/sidecar.yaml" --set schemagate.mode=sidecar --set-string 'schemagate.extraEnv[0].value=1500'
-check "sidecar mode: 2 pods' startupProbe on /readyz passes, readiness and liveness pass, SIGTERM exits 0 within 2 s" \
-	sidecar "$DLV_WORK/sidecar.yaml" --pods 2 --hold 1 2>"$DLV_WORK/k8s_run.log"
-# the demo turns ready 1.5 s after it starts: the probe must not pass before
-check "sidecar mode: the startupProbe passed only once /readyz said ready (>= 1.4 s)" \
-	python3 -c 'import re, sys; t = [float(x) for x in re.findall(r"startupProbe passed after ([0-9.]+) s", open(sys.argv[1]).read())]; sys.exit(not (len(t) == 2 and min(t) >= 1.4))' "$DLV_WORK/k8s_run.log"
-render "$DLV_WORK/job-sidecar.yaml" --set schemagate.mode=job --set schemagate.job.waitAs=sidecar \
-	--set-string 'schemagate.extraEnv[0].value=0'
-check "job mode with waitAs=sidecar: serve --wait passes the same probes" \
-	sidecar "$DLV_WORK/job-sidecar.yaml"
-render "$DLV_WORK/never.yaml" --set schemagate.mode=sidecar --set-string 'schemagate.extraEnv[0].value=600000'
-check "a sidecar that never gets ready fails the startupProbe" \
-	bash -c '! "$@" 2>/dev/null' _ sidecar "$DLV_WORK/never.yaml" --timeout 3

@@ -14,8 +14,7 @@
 # line per query, and stops Prometheus. Exit 0 when all queries matched;
 # on failure the target's scrape health (/api/v1/targets) is printed.
 #
-# Reusable: tests/delivery/metrics.sh points it at the test-only demo
-# server; point it at `schemagate serve` the same way.
+# tests/delivery/metrics.sh points it at a running `schemagate serve`.
 # shellcheck source=tests/delivery/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 dlv_init prometheus
