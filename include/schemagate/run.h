@@ -163,6 +163,9 @@ int sg_steps_run(struct sg_run *r, const struct sg_steps *s, size_t *done, struc
 /* ---- status.c ------------------------------------------------------------- */
 
 void sg_status_print(const struct sg_run *r);
+/* status --check: 0, or -1 with err: exit 4 (failed, partial, changed;
+ * unknown under --strict; out of order) or 6 (pending). */
+int sg_status_check(const struct sg_run *r, struct sg_error *err);
 /* "ready: database is at version X" and the database-ahead warning. */
 void sg_status_log_ready(const struct sg_run *r, const char *suffix);
 
