@@ -677,6 +677,27 @@ Test(lint, reports_unknown_tags_missing_downs_and_begin_in_no_transaction)
 	free(dir);
 }
 
+/* A version with only a MariaDB file is named as such (it printed
+ * "exists only for (null)"). */
+Test(lint, names_a_mariadb_only_version)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_a.up.sql", "SELECT 1;");
+	sgt_write(dir, "0002_b.mariadb.up.sql", "SELECT 2;");
+	sgt_write(dir, "0003_c.mysql.up.sql", "SELECT 3;");
+	sgt_write(dir, "0003_c.mariadb.up.sql", "SELECT 3;");
+	struct lint_args a = {.dir = dir};
+	int rc;
+	char *out = capture_stdout(run_lint, &a, &rc);
+	cr_assert_eq(rc, 0, "lint failed: %s\n%s", a.err.msg, out);
+	cr_assert(strstr(out, "note: 0002_b.mariadb.up.sql: version 0002 exists only for mariadb\n"), "%s", out);
+	cr_assert(strstr(out, "version 0003 exists only for mysql\n"), "%s", out);
+	cr_assert_null(strstr(out, "(null)"), "%s", out);
+	free(out);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
 Test(lint, errors_fail_with_exit_code_2)
 {
 	char *dir = sgt_tempdir();
