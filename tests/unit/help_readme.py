@@ -22,29 +22,19 @@ Needs no database.
 """
 import os
 import re
-import subprocess
+import shutil
 import sys
 import tempfile
 
+from clicheck import check, finish
+import clicheck
+
 BIN, SRC = sys.argv[1], sys.argv[2]
-failures = 0
-checks = 0
-
-
-def check(name, ok, detail=""):
-    global failures, checks
-    checks += 1
-    if not ok:
-        failures += 1
-        print(f"FAIL {name}" + (f"\n     {detail}" if detail else ""))
-
-
 work = tempfile.mkdtemp(prefix="sg-help-readme-")
-env = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEMAGATE_", "DATABASE_"))}
 
 
 def run(*argv):
-    return subprocess.run([BIN, *argv], env=env, capture_output=True, text=True, timeout=30, cwd=work)
+    return clicheck.run(BIN, argv, work)
 
 
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")
@@ -221,6 +211,5 @@ for flag in ("--help", "-h", "--version", "-V"):
     check(f"{flag} is accepted", p.returncode == 0 and p.stdout, p.stderr)
 
 check("nothing was created by the flag runs", os.listdir(work) == [], os.listdir(work))
-subprocess.run(["rm", "-rf", work])
-print(f"{checks - failures}/{checks} checks passed")
-sys.exit(1 if failures else 0)
+shutil.rmtree(work)
+finish()

@@ -15,22 +15,15 @@ mistake), a bad --log-format falling back to the environment's json, and
 import json
 import os
 import re
-import subprocess
+import shutil
 import sys
 import tempfile
 
+from clicheck import check, finish
+import clicheck
+
 BIN = sys.argv[1]
-failures = 0
-checks = 0
 RFC3339_MS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
-
-
-def check(name, ok, detail=""):
-    global failures, checks
-    checks += 1
-    if not ok:
-        failures += 1
-        print(f"FAIL {name}" + (f"\n     {detail}" if detail else ""))
 
 
 def reject_constant(name):
@@ -127,13 +120,8 @@ CASES = [
     ("target not in the directory", ["up", "--target", "0042"] + U, {}),
 ]
 
-env_base = {k: v for k, v in os.environ.items() if not k.startswith(("SCHEMAGATE_", "DATABASE_"))}
-
-
 def run(argv, env):
-    e = dict(env_base)
-    e.update(env)
-    return subprocess.run([BIN] + argv, env=e, capture_output=True, text=True, timeout=60, cwd=work)
+    return clicheck.run(BIN, argv, work, env)
 
 
 def assert_json_only(name, p, want_code=2):
@@ -204,6 +192,5 @@ p = run(["up", "--termination-log", reason2, "--database-url", "postgres://u:s3c
 check("termination log: no password", os.path.exists(reason2) and "s3cret" not in open(reason2).read(),
       open(reason2).read() if os.path.exists(reason2) else "missing")
 
-subprocess.run(["rm", "-rf", work])
-print(f"{checks - failures}/{checks} checks passed")
-sys.exit(1 if failures else 0)
+shutil.rmtree(work)
+finish()
