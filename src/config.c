@@ -416,8 +416,8 @@ static void print_global_help(FILE *out)
 	      "\nThere is no default database: without a URL schemagate exits 2.\n"
 	      "\n"
 	      "Exit codes: 0 ready, 1 migration failed, 2 usage or configuration error,\n"
-	      "3 timeout, 4 integrity error, 5 database error, 6 pending (verify),\n"
-	      "130/143 interrupted.\n"
+	      "3 timeout, 4 integrity error, 5 database error, 6 pending (verify,\n"
+	      "status --check), 130/143 interrupted.\n"
 	      "\n"
 	      "Run 'schemagate COMMAND --help' for the options of one command.\n",
 	      out);
