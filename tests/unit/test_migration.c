@@ -627,6 +627,37 @@ Test(new, dialect_variant_name)
 	free(dir);
 }
 
+/* `new --dialect` takes every tag the loader knows (the help lists them),
+ * and the file it writes runs on that engine. */
+Test(new, dialect_accepts_every_alias)
+{
+	static const struct { const char *tag; enum sg_engine engine; } tags[] = {
+		{"postgres", SG_ENGINE_POSTGRES}, {"postgresql", SG_ENGINE_POSTGRES}, {"pg", SG_ENGINE_POSTGRES},
+		{"pgx", SG_ENGINE_POSTGRES}, {"mysql", SG_ENGINE_MYSQL}, {"mariadb", SG_ENGINE_MYSQL},
+		{"sqlite", SG_ENGINE_SQLITE}, {"sqlite3", SG_ENGINE_SQLITE},
+	};
+	for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
+		char *dir = sgt_tempdir();
+		sgt_write(dir, "0001_a.up.sql", "");
+		struct new_args a = {.dir = dir, .name = "x", .dialect = tags[i].tag};
+		int rc;
+		free(capture_stdout(run_new, &a, &rc));
+		cr_assert_eq(rc, 0, "new --dialect %s: %s", tags[i].tag, a.err.msg);
+		char file[64];
+		snprintf(file, sizeof(file), "0002_x.%s.up.sql", tags[i].tag);
+		cr_assert(file_exists(dir, file), "new --dialect %s wrote no %s", tags[i].tag, file);
+		struct sg_migration_set set;
+		struct sg_error err = {0};
+		cr_assert_eq(sg_migration_load(dir, tags[i].engine, &set, &err), 0, "%s", err.msg);
+		if (strcmp(tags[i].tag, "mariadb") == 0)
+			sg_migration_select(&set, SG_DIALECT_MARIADB);
+		cr_assert_eq(set.count, 2, "%s: the %s file is not a migration for its engine", file, tags[i].tag);
+		sg_migration_set_free(&set);
+		sgt_rmrf(dir);
+		free(dir);
+	}
+}
+
 /* ---- lint ---- */
 
 struct lint_args {
