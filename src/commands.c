@@ -215,7 +215,7 @@ static enum sg_state check_status(struct sg_run *r, const char **reason, struct 
 static int report_status(struct sg_run *r, struct sg_error *err)
 {
 	sg_status_print(r);
-	return 0;
+	return r->cfg->status_check ? sg_status_check(r, err) : 0;
 }
 
 /* ---- down, rollback ------------------------------------------------------ */

@@ -86,13 +86,18 @@ static const struct command_spec commands[] = {
 	  "every checksum matches, 6 when migrations are pending, 4 on integrity\n"
 	  "errors. Suitable for readiness probes and CI gates.\n",
 	  NULL },
-	{ "status", SG_CMD_STATUS, NEEDS_URL, "[--json]",
+	{ "status", SG_CMD_STATUS, NEEDS_URL, "[--json] [--check]",
 	  "list applied, pending, failed, changed and unknown migrations",
-	  "Print every migration with its state: applied, pending, failed, changed\n"
-	  "(checksum differs from the file) and unknown (in the database, not in the\n"
-	  "directory). Output goes to stdout.\n",
+	  "Print every migration with its state: applied, baselined, pending, failed,\n"
+	  "partial, changed (checksum differs from the file), unknown (in the\n"
+	  "database, not in the directory) and beyond-target, with when (RFC 3339,\n"
+	  "UTC, milliseconds) and by whom it was applied. Output goes to stdout.\n",
 	  "  --json\n"
-	  "      print one JSON document for machines\n" },
+	  "      print one JSON document for machines\n"
+	  "  --check\n"
+	  "      judge it too: exit 4 when a migration is failed, partial or changed\n"
+	  "      (also: unknown under --strict, pending out of order), 6 when\n"
+	  "      migrations are pending, else 0\n" },
 	{ "down", SG_CMD_DOWN, NEEDS_URL, "[--steps N | --to VERSION]",
 	  "revert the newest applied migrations under the lock",
 	  "Revert applied migrations, newest first, under the lock, using the down\n"
@@ -172,7 +177,11 @@ static const struct command_spec commands[] = {
 	  "      never write: wait until another instance (a Job) has migrated\n" },
 	{ "help", SG_CMD_HELP, 0, "[COMMAND]", "show help for a command",
 	  "Show the help of COMMAND, or the overview.\n", NULL },
-	{ "version", SG_CMD_VERSION, 0, "", "print the version", "Print the version.\n", NULL },
+	{ "version", SG_CMD_VERSION, 0, "", "print the version, git revision and library versions",
+	  "Print the version (first line: schemagate X.Y.Z), the git revision it was\n"
+	  "built from and the versions of the linked libraries: libpq, MariaDB\n"
+	  "Connector/C, SQLite, libuv, OpenSSL. Same as --version.\n",
+	  NULL },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -224,6 +233,7 @@ enum opt_id {
 	OPT_WAIT,
 	OPT_LISTEN,
 	OPT_CHECK_INTERVAL,
+	OPT_CHECK,
 	OPT_END,
 };
 
@@ -267,6 +277,7 @@ static const struct option long_options[] = {
 	{ "wait", no_argument, NULL, OPT_WAIT },
 	{ "listen", required_argument, NULL, OPT_LISTEN },
 	{ "check-interval", required_argument, NULL, OPT_CHECK_INTERVAL },
+	{ "check", no_argument, NULL, OPT_CHECK },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -293,6 +304,7 @@ static const struct command_option command_options[] = {
 	{ OPT_WAIT, "--wait", CMD_BIT(SG_CMD_SERVE) },
 	{ OPT_LISTEN, "--listen", CMD_BIT(SG_CMD_SERVE) },
 	{ OPT_CHECK_INTERVAL, "--check-interval", CMD_BIT(SG_CMD_SERVE) },
+	{ OPT_CHECK, "--check", CMD_BIT(SG_CMD_STATUS) },
 };
 
 /* The settings table drives the help pages (and documents SPEC section 2). */
@@ -305,7 +317,7 @@ struct setting_doc {
 };
 
 static const struct setting_doc settings[] = {
-	{ "--database-url URL", "DATABASE_URL", "required",
+	{ "--database-url URL", "DATABASE_URL", "none, required",
 	  "postgres://, postgresql://, mysql://, mariadb://, sqlite:PATH, sqlite:///ABS", DATABASE },
 	{ "--database-url-file PATH", "DATABASE_URL_FILE", "-",
 	  "read the URL from a file (a mounted Secret); beats DATABASE_URL", DATABASE },
@@ -313,10 +325,12 @@ static const struct setting_doc settings[] = {
 	  "password kept out of the URL and out of argv", DATABASE },
 	{ "--dir DIR", "SCHEMAGATE_DIR", "./migrations", "migration directory", EVERY },
 	{ "--table NAME", "SCHEMAGATE_TABLE", "schemagate_migrations",
-	  "history table (PostgreSQL: may be schema.table)", DATABASE },
+	  "history table: name or schema.name (PostgreSQL schema, MySQL database;\n"
+	  "      SQLite: main)", DATABASE },
 	{ "--target VERSION", "SCHEMAGATE_TARGET", "newest in dir", "version to reach", CHECKING },
 	{ "--connect-timeout DURATION", "SCHEMAGATE_CONNECT_TIMEOUT", "60s",
-	  "keep retrying until the database answers", DATABASE },
+	  "keep retrying until the database answers (verify and status: one\n"
+	  "      attempt; SQLite: wait retries until the file exists)", DATABASE },
 	{ "--lock-timeout DURATION", "SCHEMAGATE_LOCK_TIMEOUT", "5m",
 	  "longest wait for the lock, or for the instance holding it", WAITING },
 	{ "--poll-interval DURATION", "SCHEMAGATE_POLL_INTERVAL", "1s",
@@ -346,9 +360,9 @@ static const struct setting_doc settings[] = {
 	  "text, or json (one object per line on stderr)", EVERY },
 	{ "--log-level LEVEL", "SCHEMAGATE_LOG_LEVEL", "info", "debug, info, warn or error", EVERY },
 	{ "-v, --verbose", NULL, "-", "same as --log-level debug", EVERY },
-	{ "-q, --quiet", NULL, "-", "only warnings and errors", EVERY },
-	{ "--termination-log PATH", NULL, "/dev/termination-log if writable",
-	  "one-line failure reason for kubectl describe", EVERY },
+	{ "-q, --quiet", NULL, "-", "same as --log-level warn: only warnings and errors", EVERY },
+	{ "--termination-log PATH", NULL, "/dev/termination-log if it exists and is writable",
+	  "one-line failure reason for kubectl describe, usage errors included", EVERY },
 };
 
 /* What the command line said; NULL / false = not given. */
@@ -360,7 +374,7 @@ struct cmdline {
 	bool strict, allow_out_of_order, help, version;
 
 	const char *baseline_version, *steps, *to, *dialect, *listen, *check_interval;
-	bool json, applied, reverted, accept_checksums, resume, single_file, wait, dry_run, sql;
+	bool json, applied, reverted, accept_checksums, resume, single_file, wait, dry_run, sql, check;
 	bool seen[OPT_END];           /* command options given */
 
 	char **positional;            /* in order; positional[0] is the command */
@@ -415,11 +429,15 @@ static void print_global_help(FILE *out)
 	      "the command. Durations: 500ms, 30s, 5m, 1h or bare seconds.\n",
 	      out);
 	print_settings(out, EVERY);
-	fputs("\nThere is no default database: without a URL schemagate exits 2.\n"
+	fputs("  -h, --help\n"
+	      "      this overview; with a command, the command's options and settings\n"
+	      "  -V, --version\n"
+	      "      the version, git revision and linked library versions\n"
+	      "\nThere is no default database: without a URL schemagate exits 2.\n"
 	      "\n"
 	      "Exit codes: 0 ready, 1 migration failed, 2 usage or configuration error,\n"
-	      "3 timeout, 4 integrity error, 5 database error, 6 pending (verify),\n"
-	      "130/143 interrupted.\n"
+	      "3 timeout, 4 integrity error, 5 database error, 6 pending (verify,\n"
+	      "status --check), 130/143 interrupted.\n"
 	      "\n"
 	      "Run 'schemagate COMMAND --help' for the options of one command.\n",
 	      out);
@@ -435,8 +453,8 @@ static void print_command_help(FILE *out, const struct command_spec *c)
 		print_settings(out, CMD_BIT(c->cmd));
 	}
 	if (c->flags & NEEDS_URL)
-		fputs("\nA database URL is required: --database-url, DATABASE_URL_FILE or\n"
-		      "DATABASE_URL.\n",
+		fputs("\nA database URL is required: --database-url, --database-url-file,\n"
+		      "DATABASE_URL_FILE or DATABASE_URL (the first one set wins).\n",
 		      out);
 }
 
@@ -552,10 +570,6 @@ static void resolve_enums(struct parse *st, const struct cmdline *cl, struct sg_
 	static const char *const lock_names[] = { "auto", "table", "none" };
 	/* in enum sg_adopt_mode order */
 	static const char *const adopt_names[] = { "auto", "none", "golang-migrate", "dbmate", "pop", "goose" };
-	static const char *const format_names[] = { "text", "json" };
-	static const char *const level_names[] = { "debug", "info", "warn", "error", "warning" };
-	static const enum sg_log_level level_values[] = { SG_LOG_DEBUG, SG_LOG_INFO, SG_LOG_WARN,
-							  SG_LOG_ERROR, SG_LOG_WARN };
 	const char *source;
 	const char *v;
 	int i;
@@ -573,18 +587,6 @@ static void resolve_enums(struct parse *st, const struct cmdline *cl, struct sg_
 		else
 			cfg->adopt = (enum sg_adopt_mode)i;
 	}
-	if ((v = pick(cl->log_format, "--log-format", "SCHEMAGATE_LOG_FORMAT", &source)) != NULL) {
-		if ((i = choice(v, format_names, 2)) < 0)
-			usage_error(st, "%s: unknown log format '%s' (use text or json)", source, v);
-		else
-			cfg->log_format = (enum sg_log_format)i;
-	}
-	if ((v = pick(cl->log_level, "--log-level", "SCHEMAGATE_LOG_LEVEL", &source)) != NULL) {
-		if ((i = choice(v, level_names, 5)) < 0)
-			usage_error(st, "%s: unknown log level '%s' (use debug, info, warn or error)", source, v);
-		else
-			cfg->log_level = level_values[i];
-	}
 	if (cl->strict) {
 		cfg->strict = true;
 	} else if ((v = env("SCHEMAGATE_STRICT")) != NULL) {
@@ -593,6 +595,40 @@ static void resolve_enums(struct parse *st, const struct cmdline *cl, struct sg_
 			usage_error(st, "SCHEMAGATE_STRICT: expected 1/true/yes or 0/false/no, not '%s'", v);
 		else
 			cfg->strict = i < 4;
+	}
+}
+
+/*
+ * How to report: resolved before anything else can fail, so even a usage
+ * error reaches stderr in the format the platform parses (JSON from the
+ * first byte) and the termination log the pod names. A bad --log-format
+ * falls back to SCHEMAGATE_LOG_FORMAT for reporting that very error.
+ */
+static void resolve_logging(struct parse *st, const struct cmdline *cl, struct sg_config *cfg)
+{
+	static const char *const format_names[] = { "text", "json" };
+	static const char *const level_names[] = { "debug", "info", "warn", "error", "warning" };
+	static const enum sg_log_level level_values[] = { SG_LOG_DEBUG, SG_LOG_INFO, SG_LOG_WARN,
+							  SG_LOG_ERROR, SG_LOG_WARN };
+	const char *source;
+	const char *v;
+	int i;
+
+	cfg->termination_log = sg_strdup(cl->termination_log);
+	if ((v = pick(cl->log_format, "--log-format", "SCHEMAGATE_LOG_FORMAT", &source)) != NULL) {
+		if ((i = choice(v, format_names, 2)) < 0) {
+			usage_error(st, "%s: unknown log format '%s' (use text or json)", source, v);
+			if (cl->log_format && (v = env("SCHEMAGATE_LOG_FORMAT")) != NULL)
+				i = choice(v, format_names, 2);
+		}
+		if (i >= 0)
+			cfg->log_format = (enum sg_log_format)i;
+	}
+	if ((v = pick(cl->log_level, "--log-level", "SCHEMAGATE_LOG_LEVEL", &source)) != NULL) {
+		if ((i = choice(v, level_names, 5)) < 0)
+			usage_error(st, "%s: unknown log level '%s' (use debug, info, warn or error)", source, v);
+		else
+			cfg->log_level = level_values[i];
 	}
 }
 
@@ -647,7 +683,6 @@ static void resolve_settings(struct parse *st, const struct cmdline *cl, struct 
 
 	resolve_enums(st, cl, cfg);
 	cfg->allow_out_of_order = cl->allow_out_of_order;
-	cfg->termination_log = sg_strdup(cl->termination_log);
 }
 
 /* Read a Secret file; trailing whitespace (the newline editors add) goes. */
@@ -689,7 +724,7 @@ static void resolve_database(struct parse *st, const struct cmdline *cl, struct 
 		url_source = "DATABASE_URL";
 	} else if (!st->failed) {
 		usage_error(st, "no database URL: schemagate has no default database; set --database-url, "
-				"DATABASE_URL or DATABASE_URL_FILE (a file holding the URL)");
+				"--database-url-file or DATABASE_URL_FILE (a file holding the URL), or DATABASE_URL");
 	}
 	if (cfg->database_url) {
 		struct sg_url url;
@@ -791,6 +826,7 @@ static void resolve_command(struct parse *st, const struct cmdline *cl, const st
 	cfg->show_sql = cl->sql;
 	if ((cl->sql || (cl->json && (CMD_BIT(c->cmd) & LOCKING))) && !cl->dry_run)
 		usage_error(st, "%s only goes with --dry-run for '%s'", cl->sql ? "--sql" : "--json", c->name);
+	cfg->status_check = cl->check;
 	if (cl->dialect && !*cl->dialect)
 		usage_error(st, "--dialect needs a tag (postgres, mysql, mariadb, sqlite or an alias)");
 	cfg->dialect = sg_strdup(cl->dialect);
@@ -907,6 +943,7 @@ static void take_option(struct parse *st, struct cmdline *cl, int c, char **argv
 	case OPT_WAIT: cl->wait = true; break;
 	case OPT_LISTEN: cl->listen = optarg; break;
 	case OPT_CHECK_INTERVAL: cl->check_interval = optarg; break;
+	case OPT_CHECK: cl->check = true; break;
 	case ':':
 		/* only long options take values, so argv names the option */
 		usage_error(st, "option %s needs a value", argv[optind - 1]);
@@ -974,14 +1011,16 @@ static void copy_program(struct parse *st, struct sg_config *cfg, const struct c
 		cfg->program_argv[i] = sg_strdup(argv[dash + 1 + i]);
 }
 
-/* --help / --version / help / version: print and succeed. */
+/* --help / help: print and succeed. --version / version: main prints
+ * (it links the libraries whose versions it reports). */
 static bool handle_info(struct parse *st, const struct cmdline *cl, const struct command_spec *c,
 			struct sg_config *cfg)
 {
 	if (cl->help || (c && c->cmd == SG_CMD_HELP)) {
 		const struct command_spec *topic = c;
 		if (c && c->cmd == SG_CMD_HELP) {
-			topic = NULL;
+			/* help COMMAND; help --help is help's own page */
+			topic = cl->help ? c : NULL;
 			if (cl->npositional > 1 && !(topic = find_command(cl->positional[1]))) {
 				usage_error(st, "unknown command '%s'", cl->positional[1]);
 				return false;
@@ -997,13 +1036,24 @@ static bool handle_info(struct parse *st, const struct cmdline *cl, const struct
 		return true;
 	}
 	if (cl->version || (c && c->cmd == SG_CMD_VERSION)) {
-		fputs("schemagate " SG_VERSION "\n", stdout);
-		fflush(stdout);
 		cfg->command = SG_CMD_VERSION;
 		cfg->command_name = "version";
 		return true;
 	}
 	return false;
+}
+
+/* A failed parse leaves what main needs to report the failure. */
+static void keep_only_logging(struct sg_config *cfg)
+{
+	enum sg_log_format format = cfg->log_format;
+	enum sg_log_level level = cfg->log_level;
+	char *termination_log = cfg->termination_log;
+	cfg->termination_log = NULL;
+	sg_config_free(cfg);
+	cfg->log_format = format;
+	cfg->log_level = level;
+	cfg->termination_log = termination_log;
 }
 
 int sg_config_parse(struct sg_config *cfg, int argc, char **argv, struct sg_error *err)
@@ -1014,6 +1064,7 @@ int sg_config_parse(struct sg_config *cfg, int argc, char **argv, struct sg_erro
 	int dash = find_dash(argc, argv);
 
 	scan_command_line(&st, &cl, dash, argv);
+	resolve_logging(&st, &cl, cfg);
 
 	const struct command_spec *c = NULL;
 	if (cl.npositional > 0) {
@@ -1048,7 +1099,7 @@ int sg_config_parse(struct sg_config *cfg, int argc, char **argv, struct sg_erro
 	free(cl.positional);
 
 	if (st.failed) {
-		sg_config_free(cfg);
+		keep_only_logging(cfg);
 		if (c && c->cmd != SG_CMD_HELP && c->cmd != SG_CMD_VERSION)
 			return sg_fail(err, SG_EXIT_USAGE, "%s (see schemagate %s --help)", st.error, c->name);
 		return sg_fail(err, SG_EXIT_USAGE, "%s (see schemagate --help)", st.error);

@@ -101,8 +101,10 @@ static const struct transition transitions[] = {
 	/* done or failed, the lock goes back either way */
 	{SG_ST_APPLYING,      SG_ST_RELEASING,   "work done",                                     NULL},
 	/* the lock was lost (a lease taken over, another instance's row):
-	 * the migration's transaction was rolled back; contend again */
-	{SG_ST_APPLYING,      SG_ST_CONTENDING,  "lost the lock; the migration was rolled back",  forget_lock},
+	 * what was not committed was rolled back (a transactional migration
+	 * entirely; statements already done by a no-transaction one stay
+	 * done, for the next holder to resume); contend again */
+	{SG_ST_APPLYING,      SG_ST_CONTENDING,  "lost the lock; uncommitted work rolled back",   forget_lock},
 	/* the session died, its transaction and its session lock with it */
 	{SG_ST_APPLYING,      SG_ST_CONNECTING,  "connection lost; contending again",             drop_connection},
 
@@ -368,7 +370,7 @@ static enum sg_state do_applying(struct sg_run *r, const char **reason, struct s
 	if (sg_loop_canceled(&r->loop) && err->kind != SG_ERRK_CANCELED)
 		sg_stopped_error(r, err, "working under the lock");
 	if (err->kind == SG_ERRK_LOCK_LOST && !sg_loop_canceled(&r->loop)) {
-		*reason = say("lost the lock", err->msg, "; the migration was rolled back, contending again");
+		*reason = say("lost the lock", err->msg, "; uncommitted work was rolled back, contending again");
 		sg_warn("lock_lost", "%s", err->msg);
 		sg_error_clear(err);
 		return SG_ST_CONTENDING;
@@ -428,7 +430,9 @@ static void drive(struct sg_run *r, struct sg_error *err)
 		const char *reason = NULL;
 		sg_error_clear(err);
 		enum sg_state next = activities[r->state](r, &reason, err);
-		if (next == SG_ST_FAILED && !reason)
+		/* a failure's reason is its error, never what an earlier
+		 * check of the same activity said */
+		if (next == SG_ST_FAILED && (err->msg[0] || !reason))
 			reason = err->msg;
 		if (step(r, next, reason, err) != 0)
 			step(r, SG_ST_FAILED, err->msg, err);  /* the action `next` needed failed */

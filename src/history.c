@@ -73,8 +73,11 @@ int sg_history_read(struct sg_conn *c, const char *table, struct sg_history *h, 
 	if (!h->exists)
 		return 0;
 	struct sg_buf sql = {0};
-	sg_buf_puts(&sql, "SELECT version, name, checksum, status, statements_done, applied_at, applied_by, "
-			  "duration_ms, error, CASE WHEN down_sql IS NULL THEN 0 ELSE 1 END FROM ");
+	/* applied_at in one format on every engine, so every consumer (status
+	 * text and JSON) shows the same text */
+	sg_buf_puts(&sql, "SELECT version, name, checksum, status, statements_done, ");
+	sg_buf_puts(&sql, c->driver->applied_at_sql);
+	sg_buf_puts(&sql, ", applied_by, duration_ms, error, CASE WHEN down_sql IS NULL THEN 0 ELSE 1 END FROM ");
 	quoted(c, table, &sql);
 	int rc = sg_conn_query(c, sql.data, 0, NULL, collect_row, h, err);
 	sg_buf_free(&sql);

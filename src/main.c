@@ -6,13 +6,39 @@
  * also written to the termination log for `kubectl describe pod`.
  */
 #include <errno.h>
+#include <libpq-fe.h>
+#include <mysql.h>
+#include <openssl/crypto.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "schemagate/config.h"
 #include "schemagate/coordinator.h"
 #include "schemagate/log.h"
+
+/*
+ * `version` and --version: what a bug report needs. The libraries report
+ * the versions actually linked (the static binary carries its own). The
+ * first line stays "schemagate X.Y.Z": scripts and the image test read it.
+ * SG_GIT_REVISION comes from CMakeLists.txt (also schemagate_build_info).
+ */
+static void print_version(void)
+{
+	int pq = PQlibVersion();   /* 150005 = 15.5 (10 and later: major * 10000 + minor) */
+	printf("schemagate %s\n"
+	       "revision: %s\n"
+	       "libpq: %d.%d\n"
+	       "MariaDB Connector/C: %s\n"
+	       "SQLite: %s\n"
+	       "libuv: %s\n"
+	       "OpenSSL: %s\n",
+	       SG_VERSION, SG_GIT_REVISION, pq / 10000, pq % 10000, mysql_get_client_info(), sqlite3_libversion(),
+	       uv_version_string(), OpenSSL_version(OPENSSL_VERSION_STRING));
+	fflush(stdout);
+}
 
 int main(int argc, char **argv)
 {
@@ -21,11 +47,17 @@ int main(int argc, char **argv)
 	/* log to stderr as text until the configuration says otherwise */
 	sg_log_init(SG_LOG_TEXT, SG_LOG_INFO);
 	if (sg_config_parse(&cfg, argc, argv, &err) != 0) {
+		/* the log settings were parsed first: even this line is JSON
+		 * when the platform asked for JSON */
+		sg_log_init(cfg.log_format, cfg.log_level);
 		sg_errorlog("usage", "%s", err.msg);
-		sg_write_termination_log(NULL, err.msg);
+		sg_write_termination_log(cfg.termination_log, err.msg);
+		sg_config_free(&cfg);
 		return err.exit_code ? err.exit_code : 2;
 	}
 	if (cfg.command == SG_CMD_HELP || cfg.command == SG_CMD_VERSION) {
+		if (cfg.command == SG_CMD_VERSION)
+			print_version();
 		sg_config_free(&cfg);
 		return 0;
 	}

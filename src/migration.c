@@ -1594,9 +1594,11 @@ static void note_partial_versions(const struct directory *d, const unsigned *pre
 		unsigned engines = ALL_DIALECT_BITS & ~DIALECT_BIT(SG_DIALECT_MARIADB);
 		if ((mask & engines) == engines)
 			continue;
+		/* mysql files serve MariaDB too: name mariadb only on its own */
+		bool mysql = mask & DIALECT_BIT(SG_DIALECT_MYSQL);
 		struct sg_buf names = {0};
 		for (size_t k = 0; k < NDIALECTS; k++)
-			if ((mask & DIALECT_BIT(all_dialects[k])) && all_dialects[k] != SG_DIALECT_MARIADB)
+			if ((mask & DIALECT_BIT(all_dialects[k])) && !(mysql && all_dialects[k] == SG_DIALECT_MARIADB))
 				sg_buf_printf(&names, "%s%s", names.len ? ", " : "", sg_dialect_name(all_dialects[k]));
 		report_add(rep, LV_NOTE, first->file, 0, SG_DIALECT_NONE, "version %s exists only for %s",
 			   first->version, names.data);

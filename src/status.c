@@ -56,6 +56,16 @@ static void print_status_json(const struct sg_run *r)
 	sg_buf_free(&b);
 }
 
+/* Text says "baselined" for a row recorded without running (baseline,
+ * adoption); JSON keeps the plan state "applied" and carries the row's own
+ * "status": "baselined" next to it. */
+static const char *state_label(const struct sg_plan_item *it)
+{
+	if (it->state == SG_M_APPLIED && it->row && strcmp(it->row->status, "baselined") == 0)
+		return "baselined";
+	return sg_mstate_name(it->state);
+}
+
 static void print_status_text(const struct sg_run *r)
 {
 	const struct sg_history *h = &r->hist;
@@ -64,7 +74,7 @@ static void print_status_text(const struct sg_run *r)
 	for (size_t i = 0; i < p->count; i++) {
 		const struct sg_plan_item *it = &p->items[i];
 		const char *name = it->m ? it->m->name : it->row->name;
-		printf("%-16s %-14s %-32s %-26s %s\n", it->version, sg_mstate_name(it->state), name,
+		printf("%-16s %-14s %-32s %-26s %s\n", it->version, state_label(it), name,
 		       it->row && it->row->applied_at ? it->row->applied_at : "-",
 		       it->row && it->row->applied_by ? it->row->applied_by : "-");
 		if ((it->state == SG_M_FAILED || it->state == SG_M_PARTIAL) && it->row)
@@ -85,6 +95,27 @@ void sg_status_print(const struct sg_run *r)
 	else
 		print_status_text(r);
 	fflush(stdout);
+}
+
+/*
+ * status --check: verify's verdict on what was just printed. Unlike up,
+ * which resumes a partial row, status cannot tell whether its writer is
+ * still at work, so a partial row is an integrity finding here too.
+ */
+int sg_status_check(const struct sg_run *r, struct sg_error *err)
+{
+	const struct sg_plan *p = &r->plan;
+	if (sg_plan_check(p, r->cfg->strict, r->cfg->allow_out_of_order, err) != 0)
+		return -1;
+	for (size_t i = 0; i < p->count; i++)
+		if (p->items[i].state == SG_M_PARTIAL)
+			return sg_fail(err, SG_EXIT_INTEGRITY, "migration %s is partial after %ld statement(s): being "
+				       "applied, or interrupted (the next up resumes it)", p->items[i].version,
+				       p->items[i].row->statements_done);
+	if (p->npending > 0)
+		return sg_fail(err, SG_EXIT_PENDING, "%zu migration(s) pending (target %s)", p->npending,
+			       p->target ? p->target : "0");
+	return 0;
 }
 
 /* The newest applied (or baselined) version, "0" when none. */

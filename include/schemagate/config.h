@@ -79,6 +79,7 @@ struct sg_config {
 	bool json;                     /* status --json, lint --json, --dry-run --json */
 	bool dry_run;                  /* up/down/rollback/baseline/repair: print the plan, change nothing */
 	bool show_sql;                 /* --dry-run --sql: with the SQL that would run */
+	bool status_check;             /* status --check: exit 4 on integrity problems, 6 when pending */
 	/* strict also means lint --strict: warnings fail */
 	char *baseline_version;        /* up --baseline-version, or baseline VERSION */
 	int down_steps;                /* down --steps (default 1) */
@@ -98,8 +99,13 @@ struct sg_config {
 
 /*
  * Parse argv (and the process environment). Returns 0 or -1 with err set
- * (exit code SG_EXIT_USAGE). --help/--version set command to HELP/VERSION
- * after printing to stdout.
+ * (exit code SG_EXIT_USAGE). --help sets command to HELP after printing to
+ * stdout; --version and `version` set command to VERSION (main prints it).
+ *
+ * The log settings are resolved first, so that on failure cfg still holds
+ * log_format, log_level and termination_log (nothing else) for reporting
+ * the usage error the way the platform reads logs; call sg_config_free()
+ * either way.
  */
 int sg_config_parse(struct sg_config *cfg, int argc, char **argv, struct sg_error *err);
 void sg_config_free(struct sg_config *cfg);

@@ -231,6 +231,9 @@ struct sg_driver {
 	const char *history_ddl;
 	const char *events_ddl;
 	const char *now_sql;
+	/* The history row's applied_at as text in one format on every
+	 * engine: RFC 3339, UTC, milliseconds ("2026-12-01T00:34:23.553Z"). */
+	const char *applied_at_sql;
 	/* The database clock in epoch milliseconds, as a BIGINT expression
 	 * (the lease lock compares expiry times on the database's clock). */
 	const char *now_ms_sql;

@@ -17,7 +17,7 @@ struct sg_history_row {
 	char *checksum;
 	char *status;          /* "applied", "baselined", "failed", "partial" */
 	long statements_done;
-	char *applied_at;      /* database clock, as text */
+	char *applied_at;      /* database clock: "2026-12-01T00:34:23.553Z" (RFC 3339, UTC, ms) */
 	char *applied_by;
 	long duration_ms;
 	char *error;           /* failed: statement and server error */

@@ -197,6 +197,9 @@ void sg_status_print(const struct sg_run *r);
 /* --dry-run output on stdout (text, or JSON with --json). */
 void sg_preview_print(const struct sg_run *r, const struct sg_preview *p);
 void sg_preview_free(struct sg_preview *p);
+/* status --check: 0, or -1 with err: exit 4 (failed, partial, changed;
+ * unknown under --strict; out of order) or 6 (pending). */
+int sg_status_check(const struct sg_run *r, struct sg_error *err);
 /* "ready: database is at version X" and the database-ahead warning. */
 void sg_status_log_ready(const struct sg_run *r, const char *suffix);
 

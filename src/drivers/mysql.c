@@ -1147,5 +1147,7 @@ const struct sg_driver sg_driver_mysql = {
 	.history_ddl = HISTORY_DDL,
 	.events_ddl = EVENTS_DDL,
 	.now_sql = "UTC_TIMESTAMP(3)",
+	/* DATETIME has no zone: it holds UTC_TIMESTAMP(3); %f is microseconds */
+	.applied_at_sql = "CONCAT(LEFT(DATE_FORMAT(applied_at, '%Y-%m-%dT%H:%i:%S.%f'), 23), 'Z')",
 	.now_ms_sql = "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)",
 };

@@ -1312,5 +1312,6 @@ const struct sg_driver sg_driver_postgres = {
 		      "outcome VARCHAR(32), "
 		      "detail TEXT)",
 	.now_sql = "now()",
+	.applied_at_sql = "to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
 	.now_ms_sql = "(extract(epoch from clock_timestamp()) * 1000)::bigint",
 };

@@ -459,5 +459,8 @@ const struct sg_driver sg_driver_sqlite = {
 		      "id INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT, instance TEXT, history_table TEXT, "
 		      "event TEXT, version TEXT, outcome TEXT, detail TEXT)",
 	.now_sql = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')",
+	/* text as written by now_sql, or by hand in another form SQLite reads;
+	 * what it cannot read is shown as stored */
+	.applied_at_sql = "coalesce(strftime('%Y-%m-%dT%H:%M:%fZ', applied_at), applied_at)",
 	.now_ms_sql = "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)",
 };

@@ -3,7 +3,8 @@
 # combination (initContainer, job, sidecar, job with serve --wait sidecars),
 # with assertions on the rendered manifests (chart_checks.py): the serve
 # sidecar's restartPolicy, probes, metrics port and prometheus.io annotations,
-# hook annotations and weights, delete policy and Job limits, the Cloud SQL
+# hook annotations and weights, delete policy and Job limits, the rollback
+# hook off unless enabled (it runs destructive down scripts), the Cloud SQL
 # proxy as a native sidecar before schemagate, the hardened securityContext,
 # credentials from secretKeyRef (migrator vs app), POD_NAME, JSON logs,
 # terminationMessagePolicy, and no secret value anywhere.
@@ -21,16 +22,29 @@ for mode in initContainer job sidecar job/sidecar; do
 	wait_as=initContainer
 	[[ $mode == job/sidecar ]] && wait_as=sidecar
 	for proxy in false true; do
-		for rollback in true false; do
+		# "default": the rollback hook is opt-in, so not asking renders none
+		for rollback in true false default; do
 			set=(--set "schemagate.mode=${mode%/*}" --set "cloudSqlProxy.enabled=$proxy"
-				--set "schemagate.rollback.enabled=$rollback" --set "schemagate.job.waitAs=$wait_as")
+				--set "schemagate.job.waitAs=$wait_as")
+			[[ $rollback == default ]] || set+=(--set "schemagate.rollback.enabled=$rollback")
 			check "helm lint ${set[*]}" bash -c '"$@" >/dev/null' _ "$helm" lint --strict "$chart" "${set[@]}"
 			out="$DLV_WORK/${mode/\//-}-$proxy-$rollback.yaml"
 			"$helm" template rel "$chart" "${set[@]}" >"$out" || fail "helm template ${set[*]}"
-			python3 "$DLV_SRC/tests/delivery/chart_checks.py" "$out" "${mode%/*}" "$proxy" "$rollback" "$wait_as"
+			expect_rollback=$rollback
+			[[ $rollback == default ]] && expect_rollback=false
+			python3 "$DLV_SRC/tests/delivery/chart_checks.py" "$out" "${mode%/*}" "$proxy" "$expect_rollback" "$wait_as"
 		done
 	done
 done
+
+# The rollback hook is opt-in, and its values say why and how to preview it.
+values=$("$helm" show values "$chart")
+check "values: schemagate.rollback.enabled defaults to false" python3 -c '
+import sys, yaml
+v = yaml.safe_load(sys.stdin)
+sys.exit(0 if v["schemagate"]["rollback"]["enabled"] is False else 1)' <<<"$values"
+check "values: the rollback hook is called destructive, with its preview command" \
+	bash -c 'grep -q DESTRUCTIVE <<<"$1" && grep -q "schemagate rollback --dry-run --sql" <<<"$1"' _ "$values"
 
 # Options that must change the rendering as documented.
 out="$DLV_WORK/mysql.yaml"

@@ -83,7 +83,8 @@ check "job mode: the app role has no DDL rights" \
 
 # ---- pre-rollback: the OLD release's Job, whose image has migrations 1-2
 manifest="$DLV_WORK/rollback.yaml"
-render dlv_job "$manifest" --set schemagate.mode=job --set schemagate.image.tag=0.9.0
+render dlv_job "$manifest" --set schemagate.mode=job --set schemagate.image.tag=0.9.0 \
+	--set schemagate.rollback.enabled=true
 check "pre-rollback Job runs rollback with the older directory (exit 0)" \
 	k8s Job "$fullname-rollback" "$DLV_WORK/migrations-v2"
 check "pre-rollback: 2 migrations remain" test "$(count dlv_job)" = 2

@@ -77,7 +77,12 @@ EOF
 
 out=$(podman run --rm "$image" --version)
 echo "--version: $out"
-check "--version prints schemagate $version" test "$out" = "schemagate $version"
+check "--version: first line schemagate $version" test "$(head -n 1 <<<"$out")" = "schemagate $version"
+# the static binary reports the libraries linked into it
+check "--version: revision and every linked library's version" bash -c '
+	for key in revision libpq "MariaDB Connector/C" SQLite libuv OpenSSL; do
+		grep -qE "^$key: [0-9a-z]" <<<"$1" || { echo "no $key line" >&2; exit 1; }
+	done' _ "$out"
 
 # ---- hardened runs against the private servers on loopback
 hardened=(--network host --read-only --read-only-tmpfs=false --cap-drop ALL

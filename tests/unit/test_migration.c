@@ -627,6 +627,37 @@ Test(new, dialect_variant_name)
 	free(dir);
 }
 
+/* `new --dialect` takes every tag the loader knows (the help lists them),
+ * and the file it writes runs on that engine. */
+Test(new, dialect_accepts_every_alias)
+{
+	static const struct { const char *tag; enum sg_engine engine; } tags[] = {
+		{"postgres", SG_ENGINE_POSTGRES}, {"postgresql", SG_ENGINE_POSTGRES}, {"pg", SG_ENGINE_POSTGRES},
+		{"pgx", SG_ENGINE_POSTGRES}, {"mysql", SG_ENGINE_MYSQL}, {"mariadb", SG_ENGINE_MYSQL},
+		{"sqlite", SG_ENGINE_SQLITE}, {"sqlite3", SG_ENGINE_SQLITE},
+	};
+	for (size_t i = 0; i < sizeof(tags) / sizeof(tags[0]); i++) {
+		char *dir = sgt_tempdir();
+		sgt_write(dir, "0001_a.up.sql", "");
+		struct new_args a = {.dir = dir, .name = "x", .dialect = tags[i].tag};
+		int rc;
+		free(capture_stdout(run_new, &a, &rc));
+		cr_assert_eq(rc, 0, "new --dialect %s: %s", tags[i].tag, a.err.msg);
+		char file[64];
+		snprintf(file, sizeof(file), "0002_x.%s.up.sql", tags[i].tag);
+		cr_assert(file_exists(dir, file), "new --dialect %s wrote no %s", tags[i].tag, file);
+		struct sg_migration_set set;
+		struct sg_error err = {0};
+		cr_assert_eq(sg_migration_load(dir, tags[i].engine, &set, &err), 0, "%s", err.msg);
+		if (strcmp(tags[i].tag, "mariadb") == 0)
+			sg_migration_select(&set, SG_DIALECT_MARIADB);
+		cr_assert_eq(set.count, 2, "%s: the %s file is not a migration for its engine", file, tags[i].tag);
+		sg_migration_set_free(&set);
+		sgt_rmrf(dir);
+		free(dir);
+	}
+}
+
 /* ---- lint ---- */
 
 struct lint_args {
@@ -672,6 +703,27 @@ Test(lint, reports_unknown_tags_missing_downs_and_begin_in_no_transaction)
 	/* each finding once, although three engines were checked */
 	const char *first = strstr(out, "0002_b.up.sql: no down");
 	cr_assert_null(strstr(first + 1, "0002_b.up.sql: no down"), "%s", out);
+	free(out);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+/* A version with only a MariaDB file is named as such (it printed
+ * "exists only for (null)"). */
+Test(lint, names_a_mariadb_only_version)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_a.up.sql", "SELECT 1;");
+	sgt_write(dir, "0002_b.mariadb.up.sql", "SELECT 2;");
+	sgt_write(dir, "0003_c.mysql.up.sql", "SELECT 3;");
+	sgt_write(dir, "0003_c.mariadb.up.sql", "SELECT 3;");
+	struct lint_args a = {.dir = dir};
+	int rc;
+	char *out = capture_stdout(run_lint, &a, &rc);
+	cr_assert_eq(rc, 0, "lint failed: %s\n%s", a.err.msg, out);
+	cr_assert(strstr(out, "note: 0002_b.mariadb.up.sql: version 0002 exists only for mariadb\n"), "%s", out);
+	cr_assert(strstr(out, "version 0003 exists only for mysql\n"), "%s", out);
+	cr_assert_null(strstr(out, "(null)"), "%s", out);
 	free(out);
 	sgt_rmrf(dir);
 	free(dir);
