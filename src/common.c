@@ -10,6 +10,7 @@
 #include <time.h>
 #include <unistd.h>
 
+static void vset(struct sg_error *err, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void vset(struct sg_error *err, const char *fmt, va_list ap)
 {
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);

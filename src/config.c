@@ -606,7 +606,7 @@ static void resolve_database(struct parse *st, const struct cmdline *cl, struct 
 		if (sg_url_parse(cfg->database_url, &url, &uerr) < 0) {
 			usage_error(st, "%s: %s", url_source, uerr.msg);
 		} else {
-			sg_log_add_secret(url.password);
+			sg_url_register_secrets(&url);
 			sg_url_free(&url);
 		}
 	}

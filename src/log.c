@@ -86,6 +86,17 @@ void sg_log_add_secret(const char *secret)
 	add_encoded_secret(secret, false);
 }
 
+void sg_log_forget_secrets(void)
+{
+	for (size_t i = 0; i < nsecrets; i++) {
+		explicit_bzero(secrets[i], strlen(secrets[i]));
+		free(secrets[i]);
+	}
+	free(secrets);
+	secrets = NULL;
+	nsecrets = 0;
+}
+
 /* ---- redaction ---------------------------------------------------------- */
 
 static char *mask_secrets(const char *text)

@@ -356,3 +356,11 @@ const char *sg_url_param(const struct sg_url *url, const char *key)
 			found = url->params[i].value;
 	return found;
 }
+
+void sg_url_register_secrets(const struct sg_url *url)
+{
+	sg_log_add_secret(url->password);
+	for (size_t i = 0; i < url->nparams; i++)
+		if (is_password_key(url->params[i].key))
+			sg_log_add_secret(url->params[i].value);
+}

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # tests/deps.sh - install, from Debian's packages, everything schemagate's
 # build and test suite use. Idempotent: installs only what is missing.
+# clang, libclang-rt-14-dev (libFuzzer and the sanitizer runtimes) and llvm
+# (llvm-symbolizer) are for tests/fuzz.
 set -euo pipefail
 
 packages=(
@@ -10,6 +12,7 @@ packages=(
 	postgresql-15 postgresql-client-15 postgresql-server-dev-15
 	mariadb-server mariadb-client pgbouncer
 	python3 python3-yaml docker-compose unzip
+	clang libclang-rt-14-dev llvm
 )
 missing=()
 for p in "${packages[@]}"; do
