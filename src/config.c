@@ -296,7 +296,55 @@ struct cmdline {
 struct parse {
 	char error[SG_ERROR_MSG - 64];
 	bool failed;
+	int argc;        /* the words a message may quote */
+	char **argv;
 };
+
+/* Replace every occurrence of word in st->error by shown. */
+static void replace_all(struct parse *st, const char *word, const char *shown)
+{
+	struct sg_buf b = {0};
+	const char *p = st->error;
+	const char *hit;
+	while ((hit = strstr(p, word)) != NULL) {
+		sg_buf_append(&b, p, (size_t)(hit - p));
+		sg_buf_puts(&b, shown);
+		p = hit + strlen(word);
+	}
+	sg_buf_puts(&b, p);
+	snprintf(st->error, sizeof(st->error), "%s", b.data);
+	sg_buf_free(&b);
+}
+
+/*
+ * A message may quote any word of the command line (or what follows its
+ * '=') or any variable. One that holds a URL is shown with its password
+ * masked where the URL parser finds it (sg_url_redact_text): the log's
+ * redaction finds URLs in free text and stops at a space or a quote,
+ * which a password may hold ("unexpected argument 'postgres://u:a b@h'").
+ */
+static void mask_quoted_urls(struct parse *st)
+{
+	size_t nsettings = sizeof(settings) / sizeof(settings[0]);
+	for (size_t i = 0; i < (size_t)st->argc + nsettings; i++) {
+		const char *word;
+		if (i < (size_t)st->argc)
+			word = i > 0 ? st->argv[i] : NULL;
+		else
+			word = settings[i - (size_t)st->argc].env ? getenv(settings[i - (size_t)st->argc].env) : NULL;
+		for (int part = 0; word && part < 2; part++) {
+			const char *w = part == 0 ? word : strchr(word, '=');
+			if (w && part == 1)
+				w++;
+			if (!w || !strstr(w, "://") || !strstr(st->error, w))
+				continue;
+			char shown[SG_ERROR_MSG];
+			sg_url_redact_text(w, shown, sizeof(shown));
+			if (strcmp(shown, w) != 0)
+				replace_all(st, w, shown);
+		}
+	}
+}
 
 static void usage_error(struct parse *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void usage_error(struct parse *st, const char *fmt, ...)
@@ -307,6 +355,7 @@ static void usage_error(struct parse *st, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(st->error, sizeof(st->error), fmt, ap);
 	va_end(ap);
+	mask_quoted_urls(st);
 	st->failed = true;
 }
 
@@ -882,7 +931,7 @@ static bool handle_info(struct parse *st, const struct cmdline *cl, const struct
 int sg_config_parse(struct sg_config *cfg, int argc, char **argv, struct sg_error *err)
 {
 	set_defaults(cfg);
-	struct parse st = {0};
+	struct parse st = { .argc = argc, .argv = argv };
 	struct cmdline cl = {0};
 	int dash = find_dash(argc, argv);
 
@@ -901,7 +950,7 @@ int sg_config_parse(struct sg_config *cfg, int argc, char **argv, struct sg_erro
 	 * out what the mistake was. */
 	if ((cl.help || cl.version || (c && (c->cmd == SG_CMD_HELP || c->cmd == SG_CMD_VERSION))) &&
 	    (!cl.npositional || c)) {
-		struct parse info = {0};
+		struct parse info = { .argc = argc, .argv = argv };
 		if (handle_info(&info, &cl, c, cfg)) {
 			free(cl.positional);
 			return 0;

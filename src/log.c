@@ -145,12 +145,9 @@ static char *mask_url_passwords(const char *text)
 	while ((sep = strstr(p, "://")) != NULL) {
 		const char *start = sep + 3;
 		const char *end = start;
-		const char *at = NULL;
-		while (!ends_url_token(*end)) {
-			if (*end == '@')
-				at = end;
+		while (!ends_url_token(*end))
 			end++;
-		}
+		const char *at = userinfo_end(start, end);
 		const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
 		if (colon && colon + 1 < at) {
 			sg_buf_append(&b, p, (size_t)(colon + 1 - p));
@@ -199,11 +196,14 @@ static char *mask_password_pairs(const char *text)
 		v++;
 		while (*v == ' ' || *v == '\t')
 			v++;
-		size_t vlen;
+		/* A conninfo value may be quoted ('a b'); a URL query value may
+		 * merely start with a quote ('x'y): mask the quoted part and
+		 * whatever follows it up to a separator. Not up to a '\'': a
+		 * query value may hold one. */
+		size_t vlen = 0;
 		if (*v == '\'' || *v == '"')
 			vlen = quoted_len(v);
-		else
-			vlen = strcspn(v, " \t\r\n&\"'");
+		vlen += strcspn(v + vlen, " \t\r\n&\"");
 		sg_buf_append(&b, p, (size_t)(v - p));
 		if (vlen > 0)
 			sg_buf_puts(&b, "***");
@@ -213,13 +213,18 @@ static char *mask_password_pairs(const char *text)
 	return b.data;
 }
 
-/* Malloc'd redacted copy of text. */
+/*
+ * Malloc'd redacted copy of text. URL syntax first: a registered secret
+ * may itself hold "://" or '@' (or match part of the scheme), and
+ * masking it first would break the syntax that finds the password as
+ * written, percent-encoding and all.
+ */
 static char *redact_alloc(const char *text)
 {
-	char *a = mask_secrets(text ? text : "");
-	char *b = mask_url_passwords(a);
+	char *a = mask_url_passwords(text ? text : "");
+	char *b = mask_password_pairs(a);
 	free(a);
-	char *c = mask_password_pairs(b);
+	char *c = mask_secrets(b);
 	free(b);
 	return c;
 }
@@ -278,81 +283,13 @@ static void put_text(struct sg_buf *b, const char *s)
 	put_text_n(b, s, strlen(s));
 }
 
-/* Length of a valid UTF-8 sequence at s, or 0 if the bytes are not one. */
-static size_t utf8_len(const unsigned char *s)
-{
-	uint32_t cp;
-	size_t n;
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xe0) == 0xc0) {
-		n = 2;
-		cp = s[0] & 0x1f;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		n = 3;
-		cp = s[0] & 0x0f;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		n = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;   /* also stops at the NUL terminator */
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	static const uint32_t min_cp[5] = { 0, 0, 0x80, 0x800, 0x10000 };
-	if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-/* A JSON string; bytes that are not valid UTF-8 become U+FFFD so every
- * line stays parseable by a log collector. */
-static void put_json_string(struct sg_buf *b, const char *s)
-{
-	sg_buf_puts(b, "\"");
-	const unsigned char *p = (const unsigned char *)s;
-	while (*p) {
-		unsigned char c = *p;
-		if (c == '"' || c == '\\') {
-			char esc[2] = { '\\', (char)c };
-			sg_buf_append(b, esc, 2);
-			p++;
-		} else if (c == '\n') {
-			sg_buf_puts(b, "\\n");
-			p++;
-		} else if (c == '\r') {
-			sg_buf_puts(b, "\\r");
-			p++;
-		} else if (c == '\t') {
-			sg_buf_puts(b, "\\t");
-			p++;
-		} else if (c < 0x20 || c == 0x7f) {
-			sg_buf_printf(b, "\\u%04x", c);
-			p++;
-		} else {
-			size_t n = utf8_len(p);
-			if (n == 0) {
-				sg_buf_puts(b, "\\ufffd");
-				p++;
-			} else {
-				sg_buf_append(b, (const char *)p, n);
-				p += n;
-			}
-		}
-	}
-	sg_buf_puts(b, "\"");
-}
-
 static void json_field(struct sg_buf *b, const char *key, const char *value)
 {
 	if (!value)
 		return;
 	sg_buf_printf(b, ",\"%s\":", key);
 	char *r = redact_alloc(value);
-	put_json_string(b, r);
+	sg_buf_json_string(b, r);
 	free(r);
 }
 
@@ -500,6 +437,11 @@ void sg_write_termination_log(const char *path, const char *reason)
 	struct sg_buf b = {0};
 	put_text(&b, r);
 	free(r);
+	/* as in format_text: what is printed must not spell a secret */
+	char *masked = mask_secrets(b.data ? b.data : "");
+	sg_buf_free(&b);
+	sg_buf_puts(&b, masked);
+	free(masked);
 	if (b.len > TERMINATION_LOG_MAX - 1)
 		b.len = TERMINATION_LOG_MAX - 1;
 	sg_buf_append(&b, "\n", 1);

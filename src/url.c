@@ -85,10 +85,63 @@ char *sg_percent_decode(const char *s, size_t n)
 	return out;
 }
 
+static bool is_password_key(const char *key)
+{
+	return strcasestr(key, "password") != NULL;
+}
+
+/*
+ * A URL's text for a message, its passwords masked the way this parser
+ * finds them - the user info up to the last '@' of the authority, every
+ * password-like query value up to the next '&' - whatever bytes they
+ * hold; then the log's redaction. sg_redact alone looks for URLs in free
+ * text and must stop at bytes no URL holds (a quote, a space), which a
+ * URL refused for holding one is likely to contain.
+ */
+void sg_url_redact_text(const char *text, char *out, size_t outsz)
+{
+	struct sg_buf b = {0};
+	const char *sep = strstr(text, "://");
+	const char *p = text;
+	if (sep) {
+		const char *start = sep + 3;
+		const char *auth_end = start + strcspn(start, "/?");
+		const char *at = NULL;
+		for (const char *c = start; c < auth_end; c++)
+			if (*c == '@')
+				at = c;
+		const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
+		if (colon && colon + 1 < at) {
+			sg_buf_append(&b, text, (size_t)(colon + 1 - text));
+			sg_buf_puts(&b, "***");
+			p = at;
+		}
+		const char *q = strchr(auth_end, '?');
+		while (q) {
+			const char *seg = q + 1;
+			size_t seglen = strcspn(seg, "&");
+			const char *eq = memchr(seg, '=', seglen);
+			if (eq) {
+				char *key = sg_strndup(seg, (size_t)(eq - seg));
+				if (is_password_key(key) && eq + 1 < seg + seglen) {
+					sg_buf_append(&b, p, (size_t)(eq + 1 - p));
+					sg_buf_puts(&b, "***");
+					p = seg + seglen;
+				}
+				free(key);
+			}
+			q = seg[seglen] ? seg + seglen : NULL;
+		}
+	}
+	sg_buf_puts(&b, p);
+	sg_redact(b.data, out, outsz);
+	sg_buf_free(&b);
+}
+
 static int url_error(struct sg_error *err, const char *text, const char *why)
 {
 	char red[512];
-	sg_redact(text, red, sizeof(red));
+	sg_url_redact_text(text, red, sizeof(red));
 	return sg_fail(err, SG_EXIT_USAGE, "invalid database URL '%s': %s", red, why);
 }
 
@@ -103,11 +156,6 @@ static int decode_part(const char *text, const char *s, size_t n, const char *wh
 		return url_error(err, text, why);
 	}
 	return 0;
-}
-
-static bool is_password_key(const char *key)
-{
-	return strcasestr(key, "password") != NULL;
 }
 
 /* "k=v&k2=v2" -> url->params; empty segments ("a=1&&b=2") are skipped. */
@@ -306,7 +354,7 @@ int sg_url_parse(const char *text, struct sg_url *url, struct sg_error *err)
 	const struct scheme_entry *se = find_scheme(text, slen);
 	if (!se) {
 		char red[512];
-		sg_redact(text, red, sizeof(red));
+		sg_url_redact_text(text, red, sizeof(red));
 		return sg_fail(err, SG_EXIT_USAGE,
 			       "unsupported database URL scheme '%.*s' in '%s' "
 			       "(use postgres://, postgresql://, mysql://, mariadb:// or sqlite:PATH)",

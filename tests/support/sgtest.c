@@ -194,3 +194,25 @@ char *sgt_sh(const char *cmd, int *status)
 		*status = decode_status(st);
 	return out;
 }
+
+void sgt_capture_start(struct sgt_capture *c)
+{
+	snprintf(c->path, sizeof(c->path), "/tmp/sg-capture-XXXXXX");
+	int fd = mkstemp(c->path);
+	cr_assert(fd >= 0);
+	fflush(stderr);
+	c->saved = dup(2);
+	dup2(fd, 2);
+	close(fd);
+}
+
+char *sgt_capture_end(struct sgt_capture *c)
+{
+	fflush(stderr);
+	dup2(c->saved, 2);
+	close(c->saved);
+	char *text = sgt_slurp(c->path);
+	unlink(c->path);
+	cr_assert_not_null(text);
+	return text;
+}

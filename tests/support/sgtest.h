@@ -46,6 +46,16 @@ const char *sgt_require_server(const char *env_name);
 /* Run a shell command and capture stdout (malloc'd); *status gets the exit code. */
 char *sgt_sh(const char *cmd, int *status);
 
+/* What this process writes to stderr between start and end (a file:
+ * sg_log writes fd 2 directly). */
+struct sgt_capture {
+	int saved;
+	char path[64];
+};
+void sgt_capture_start(struct sgt_capture *c);
+/* Restores stderr; returns what was written (malloc'd). */
+char *sgt_capture_end(struct sgt_capture *c);
+
 /* Milliseconds since an arbitrary point (monotonic). */
 double sgt_now_ms(void);
 
