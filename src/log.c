@@ -125,18 +125,53 @@ static char *mask_secrets(const char *text)
 	return b.data;
 }
 
-/* Where a URL written inside free text ends. */
+/* Where a URL written inside free text ends: at bytes no URL holds.
+ * Not at '\'', which RFC 3986 allows in a password (a sub-delim): a URL
+ * quoted as '...' in a message still has its password masked, because the
+ * user info runs to the last '@' anyway. */
 static bool ends_url_token(char c)
 {
-	return c == '\0' || isspace((unsigned char)c) || c == '"' || c == '\'' || c == '<' ||
-	       c == '>' || c == '`';
+	return c == '\0' || isspace((unsigned char)c) || c == '"' || c == '<' || c == '>' || c == '`';
+}
+
+/* Last '@' in [from, to), NULL if none. */
+static const char *last_at(const char *from, const char *to)
+{
+	const char *at = NULL;
+	for (const char *p = from; p < to; p++)
+		if (*p == '@')
+			at = p;
+	return at;
 }
 
 /*
- * scheme://user:password@host -> scheme://user:***@host. The userinfo runs
- * to the last '@' of the token, so a password holding a raw '/' or '@' is
- * still masked whole; masking too much is the safe way to be wrong.
+ * Where the password of the URL whose authority starts at start ends: the
+ * '@' closing the user info, as the parser finds it (the last '@' before
+ * the first '/' or '?'), so a query value holding '@' or "://" is left to
+ * mask_password_pairs. A password holding a raw '/' or '?' is not valid
+ * in a URL and the parser misreads it, but it must not be printed either:
+ * when the authority is "user:..." rather than "host:port" or "[v6]",
+ * the user info runs to the last '@' of the token - masking too much is
+ * the safe way to be wrong.
  */
+static const char *userinfo_end(const char *start, const char *end)
+{
+	const char *auth_end = start + strcspn(start, "/?");
+	if (auth_end > end)
+		auth_end = end;
+	const char *at = last_at(start, auth_end);
+	if (at || *start == '[')
+		return at;
+	const char *colon = memchr(start, ':', (size_t)(auth_end - start));
+	if (!colon)
+		return NULL;
+	size_t digits = strspn(colon + 1, "0123456789");
+	if (digits > 0 && colon + 1 + digits == auth_end)
+		return NULL;   /* host:port */
+	return last_at(auth_end, end);
+}
+
+/* scheme://user:password@host -> scheme://user:***@host. */
 static char *mask_url_passwords(const char *text)
 {
 	struct sg_buf b = {0};
@@ -348,31 +383,39 @@ static void format_text(struct sg_buf *b, enum sg_log_level level, const char *e
 		*c = (char)toupper((unsigned char)*c);
 	put_timestamp(b);
 	sg_buf_printf(b, " %-5s ", upper);
+	struct sg_buf rest = {0};
 	if (event && *event) {
-		put_text(b, event);
-		sg_buf_puts(b, ": ");
+		put_text(&rest, event);
+		sg_buf_puts(&rest, ": ");
 	}
 	char *r = redact_alloc(msg);
-	put_text(b, r);
+	put_text(&rest, r);
 	free(r);
 	if (f) {
 		bool first = true;
 		char num[32];
-		text_field(b, &first, "version", f->version);
-		text_field(b, &first, "name", f->name);
-		text_field(b, &first, "holder", f->holder);
-		text_field(b, &first, "error", f->error);
+		text_field(&rest, &first, "version", f->version);
+		text_field(&rest, &first, "name", f->name);
+		text_field(&rest, &first, "holder", f->holder);
+		text_field(&rest, &first, "error", f->error);
 		if (f->duration_ms >= 0) {
 			snprintf(num, sizeof(num), "%lld", (long long)f->duration_ms);
-			text_field(b, &first, "duration_ms", num);
+			text_field(&rest, &first, "duration_ms", num);
 		}
 		if (f->waited_ms >= 0) {
 			snprintf(num, sizeof(num), "%lld", (long long)f->waited_ms);
-			text_field(b, &first, "waited_ms", num);
+			text_field(&rest, &first, "waited_ms", num);
 		}
 		if (!first)
-			sg_buf_puts(b, ")");
+			sg_buf_puts(&rest, ")");
 	}
+	/* Mask the secrets once more in what is printed: a control byte
+	 * turned into a space, or a quote escaped, can spell one that the
+	 * raw text did not hold. */
+	char *masked = mask_secrets(rest.data ? rest.data : "");
+	sg_buf_puts(b, masked);
+	free(masked);
+	sg_buf_free(&rest);
 	sg_buf_puts(b, "\n");
 }
 
