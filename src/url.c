@@ -3,7 +3,8 @@
  *
  * Network URLs: scheme://[user[:password]@][host][:port][/database][?k=v&...]
  * with IPv6 hosts in brackets; user, password, host, database and params
- * are percent-decoded, so a password may hold any byte except NUL.
+ * are percent-decoded, so a password may hold any byte except NUL. The
+ * password may also come as ?password=... (as libpq accepts it).
  * SQLite: sqlite:PATH, sqlite://RELATIVE, sqlite:///ABSOLUTE, all with an
  * optional ?query.
  *
@@ -334,6 +335,34 @@ static int parse_network(const char *text, const char *rest, struct sg_url *url,
 	return 0;
 }
 
+/*
+ * libpq and psql accept the password as ?password=...; it is the URL's
+ * password like any other, so it moves out of the parameters into
+ * url->password: every driver, and every secret registration, sees one
+ * password. Two passwords (user info and query, or the query twice) are
+ * refused rather than one silently chosen.
+ */
+static int take_query_password(const char *text, struct sg_url *url, struct sg_error *err)
+{
+	size_t i = 0;
+	while (i < url->nparams) {
+		struct sg_url_param *p = &url->params[i];
+		if (strcmp(p->key, "password") != 0) {
+			i++;
+			continue;
+		}
+		if (url->password)
+			return url_error(err, text,
+					 "the password is given twice (in the user info and as ?password=, "
+					 "or twice as ?password=)");
+		url->password = p->value;
+		free(p->key);
+		memmove(p, p + 1, (url->nparams - i - 1) * sizeof(*p));
+		url->nparams--;
+	}
+	return 0;
+}
+
 static const struct scheme_entry *find_scheme(const char *s, size_t n)
 {
 	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
@@ -372,7 +401,12 @@ int sg_url_parse(const char *text, struct sg_url *url, struct sg_error *err)
 		sg_url_free(url);
 		return -1;
 	}
+	/* the redacted form shows the password where it was written */
 	build_redacted(url);
+	if (se->engine != SG_ENGINE_SQLITE && take_query_password(text, url, err) < 0) {
+		sg_url_free(url);
+		return -1;
+	}
 	return 0;
 }
 
