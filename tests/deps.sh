@@ -12,7 +12,7 @@ packages=(
 	postgresql-15 postgresql-client-15 postgresql-server-dev-15
 	mariadb-server mariadb-client pgbouncer
 	python3 python3-yaml docker-compose unzip
-	clang libclang-rt-14-dev llvm
+	clang libclang-rt-14-dev llvm tzdata
 )
 missing=()
 for p in "${packages[@]}"; do
