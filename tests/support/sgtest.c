@@ -180,7 +180,7 @@ const char *sgt_require_server(const char *env_name)
 	const char *ci = getenv("CI");
 	if (ci && strcmp(ci, "true") == 0)
 		cr_assert_fail("%s is not set under CI=true: the private server did not start (run tests/run.sh)", env_name);
-	cr_skip_test("%s not set; run tests/run.sh to start the private servers", env_name);
+	cr_skip_test("%s " SGT_SKIP_MARK " to start the private servers", env_name);
 	return NULL;
 }
 

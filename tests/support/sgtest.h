@@ -40,7 +40,10 @@ char *sgt_copy_example_migrations(const char *dir);
 
 /* URL of a private server from tests/run.sh (SG_TEST_PG_URL,
  * SG_TEST_MYSQL_URL). When unset: under CI=true the test fails, otherwise
- * it is skipped with a message saying how to run it. */
+ * it is skipped with a message saying how to run it, and the executable
+ * exits SGT_SKIP_CODE (sgmain.c) so that ctest reports it skipped. */
+#define SGT_SKIP_CODE 77
+#define SGT_SKIP_MARK "not set; run tests/run.sh"
 const char *sgt_require_server(const char *env_name);
 
 /* Run a shell command and capture stdout (malloc'd); *status gets the exit code. */
