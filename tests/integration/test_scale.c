@@ -50,44 +50,17 @@ static int scale(void)
  * first few failing logs. */
 static int run_many(struct tdb *d, int n, const char *const *extra, int *codes, double *seconds)
 {
-	pid_t *pids = calloc((size_t)n, sizeof(pid_t));
-	char **logs = calloc((size_t)n, sizeof(char *));
+	struct fleet f = {0};
 	double t0 = sgt_now_ms();
-	for (int i = 0; i < n; i++) {
-		const char *argv[40];
-		int k = 0;
-		argv[k++] = "--database-url";
-		argv[k++] = d->url;
-		argv[k++] = "--dir";
-		argv[k++] = d->mig;
-		for (int j = 0; extra && extra[j] && k < 38; j++)
-			argv[k++] = extra[j];
-		argv[k++] = "up";
-		argv[k] = NULL;
-		char name[32];
-		snprintf(name, sizeof(name), "up-%03d.log", i);
-		logs[i] = sgt_path(d->dir, name);
-		pids[i] = sgt_spawn(NULL, argv, logs[i]);
-	}
-	int failures = 0;
-	for (int i = 0; i < n; i++) {
-		int st = sgt_wait(pids[i]);
-		if (codes)
-			codes[i] = st;
-		if (st != 0) {
-			if (failures < 3) {
-				char *log = sgt_slurp(logs[i]);
-				fprintf(stderr, "---- instance %d exited %d (%s):\n%s\n", i, st, logs[i], log ? log : "");
-				free(log);
-			}
-			failures++;
-		}
-		free(logs[i]);
-	}
+	for (int i = 0; i < n; i++)
+		fleet_add(&f, d, "up", extra);
+	fleet_wait(&f, 600000);
 	if (seconds)
 		*seconds = (sgt_now_ms() - t0) / 1000.0;
-	free(pids);
-	free(logs);
+	for (int i = 0; codes && i < n; i++)
+		codes[i] = f.status[i];
+	int failures = fleet_failures(&f, 3);
+	fleet_free(&f);
 	return failures;
 }
 

@@ -1,7 +1,7 @@
 /*
  * sgdb.h - one scratch database per test on PostgreSQL, MariaDB or
- * SQLite, for the tests that run many schemagate processes against it
- * (test_scale.c, test_chaos.c).
+ * SQLite, and a fleet of schemagate processes run against it, for the
+ * tests that start many at once (test_scale.c, test_chaos.c).
  *
  * Every migration written by tdb_write_migrations INSERTs one row naming
  * its version into applied_log, a table with no key: a migration applied
@@ -12,6 +12,8 @@
 
 #include <libpq-fe.h>
 #include <mysql.h>
+#include <stdbool.h>
+#include <sys/types.h>
 
 enum eng { ENG_PG, ENG_MY, ENG_LITE };
 
@@ -39,5 +41,39 @@ void tdb_drop(struct tdb *d);
 void write_migrations(struct tdb *d, int n, const char *slow);
 /* Every migration 1..n exactly once: counter rows, history, verify. */
 void assert_exactly_once(struct tdb *d, int n, const char *what);
+
+/* ---- a fleet of `schemagate ... up` processes ---------------------------- */
+
+struct fleet {
+	int n, cap;
+	pid_t *pid;
+	char **log;          /* d->dir/<tag>-<i>.log: its stdout and stderr */
+	int *status;         /* exit code, or 128+signal; -1 while it runs */
+	bool *running;
+	bool *killed;        /* by fleet_kill */
+	double *exited_at;   /* sgt_now_ms() when reaped */
+};
+
+/* Start `schemagate --database-url d->url --dir d->mig EXTRA... up`
+ * (extra NULL-terminated, may be NULL); returns its index. */
+int fleet_add(struct fleet *f, struct tdb *d, const char *tag, const char *const *extra);
+/* Collect the instances that exited; returns how many still run. */
+int fleet_reap(struct fleet *f);
+/* Wait for all; past timeout_ms, kill the rest, show their logs, fail. */
+void fleet_wait(struct fleet *f, double timeout_ms);
+/* SIGKILL instance i and reap it. */
+void fleet_kill(struct fleet *f, int i);
+/* The running instance that logged lock_acquired (the holder, or one
+ * that released a moment ago and is about to exit); -1 if none. */
+int fleet_holder(struct fleet *f);
+/* How many exited non-zero, not counting the killed; shows the logs of
+ * the first `show` of them. */
+int fleet_failures(struct fleet *f, int show);
+void fleet_free(struct fleet *f);
+
+void sleep_ms(long ms);
+bool file_has(const char *path, const char *needle);
+/* Print the file to stderr under a "---- what (path)" header. */
+void dump_log(const char *what, const char *path);
 
 #endif
