@@ -83,10 +83,11 @@ for t in "${targets[@]}"; do
 	# machine is shared
 	(cd "$art" && "$bin" "${limit[@]}" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
 		-artifact_prefix="$art/" "${dirs[@]}") >"$log" 2>&1 || rc=$?
-	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-	corp=$(grep -o 'corp: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+	# figures for the summary; a crashed run may lack some
+	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1 || true)
+	rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1 || true)
+	cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
+	corp=$(grep -o 'corp: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
 	if [ $rc -eq 0 ]; then
 		echo "fuzz $t: ${seconds}s, ${runs:-?} inputs (${rate:-?}/s), coverage ${cov:-?}, corpus ${corp:-?}: ok"
 		continue
