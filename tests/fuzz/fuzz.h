@@ -14,6 +14,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* What libFuzzer calls (a target defines the first, and the second if it
+ * needs set-up once per process). */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+
 /* ---- input ---------------------------------------------------------------- */
 
 /* The input cut at NUL bytes into C strings: the code under test only
@@ -47,6 +52,14 @@ void fuzz_dump(const char *label, const char *s, size_t n);
 
 /* memmem for C strings: does hay[0..n) contain needle? */
 bool fuzz_contains(const char *hay, size_t n, const char *needle);
+
+/*
+ * Where RFC 3986 syntax puts the password of the URL after the first
+ * "://" in text: the authority runs to the first '/' or '?', the user
+ * info to its last '@', the password from the user info's first ':'.
+ * False when there is none; else *at and *len give its place in text.
+ */
+bool fuzz_url_password_span(const char *text, size_t *at, size_t *len);
 
 /*
  * text with what RFC 3986 syntax makes a password replaced by "***": in

@@ -39,6 +39,7 @@
 #include <unistd.h>
 #include <fcntl.h>
 
+#include "config_env.h"
 #include "fuzz.h"
 #include "outputs.h"
 #include "schemagate/config.h"
@@ -49,8 +50,6 @@
 #define MAX_DURATION_MS ((uint64_t)INT64_MAX / 2)
 #define MIN_SECRET_LEN 3
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 FILE *__real_fopen(const char *path, const char *mode);
 FILE *__wrap_fopen(const char *path, const char *mode);
 
@@ -92,16 +91,6 @@ FILE *__wrap_fopen(const char *path, const char *mode)
 }
 
 /* ---- the environment ------------------------------------------------------ */
-
-static const char *const env_names[] = {
-	"DATABASE_URL", "DATABASE_URL_FILE", "DATABASE_PASSWORD_FILE", "SCHEMAGATE_DIR",
-	"SCHEMAGATE_TABLE", "SCHEMAGATE_TARGET", "SCHEMAGATE_CONNECT_TIMEOUT",
-	"SCHEMAGATE_LOCK_TIMEOUT", "SCHEMAGATE_POLL_INTERVAL", "SCHEMAGATE_TIMEOUT",
-	"SCHEMAGATE_LOCK", "SCHEMAGATE_LOCK_LEASE", "SCHEMAGATE_DDL_LOCK_TIMEOUT",
-	"SCHEMAGATE_STRICT", "SCHEMAGATE_LOG_FORMAT", "SCHEMAGATE_LOG_LEVEL", "POSIXLY_CORRECT",
-	"SCHEMAGATE_ADOPT", "SCHEMAGATE_STOP_GRACE", "SCHEMAGATE_LISTEN", "SCHEMAGATE_CHECK_INTERVAL",
-};
-#define NENV (sizeof(env_names) / sizeof(env_names[0]))
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -172,7 +161,7 @@ static void check_duration(const char *s)
 struct input {
 	char *argv[MAX_WORDS + 2];
 	int argc;
-	const char *env_value[NENV];
+	const char *env_value[CONFIG_ENV_COUNT];
 	/* every string the fuzzer gave: words, the part after '=', values */
 	const char *given[3 * MAX_WORDS];
 	size_t ngiven;
@@ -185,7 +174,7 @@ static void build_input(struct input *in, const struct fuzz_fields *f)
 	for (size_t i = 1; i < f->n && in->argc <= MAX_WORDS; i++) {
 		const char *w = f->field[i];
 		if (w[0] == '\1' && w[1]) {
-			size_t k = (unsigned char)w[1] % NENV;
+			size_t k = (unsigned char)w[1] % CONFIG_ENV_COUNT;
 			in->env_value[k] = w + 2;
 			in->given[in->ngiven++] = w + 2;
 			continue;
@@ -197,11 +186,11 @@ static void build_input(struct input *in, const struct fuzz_fields *f)
 			in->given[in->ngiven++] = eq + 1;
 	}
 	in->argv[in->argc] = NULL;
-	for (size_t k = 0; k < NENV; k++) {
+	for (size_t k = 0; k < CONFIG_ENV_COUNT; k++) {
 		if (in->env_value[k])
-			setenv(env_names[k], in->env_value[k], 1);
+			setenv(config_env_names[k], in->env_value[k], 1);
 		else
-			unsetenv(env_names[k]);
+			unsetenv(config_env_names[k]);
 	}
 }
 
@@ -384,6 +373,34 @@ static void check_accepted(const struct input *in, const struct sg_config *cfg)
 	}
 }
 
+/* The message for the same input with the passwords of every URL given
+ * masked (fuzz_mask_url_passwords): its wording ("see schemagate --help")
+ * is what the message shows anyway. Malloc'd. */
+static char *message_without_passwords(const struct input *in)
+{
+	char *argv[MAX_WORDS + 2] = { 0 };
+	argv[0] = in->argv[0];
+	for (int i = 1; i < in->argc; i++)
+		argv[i] = fuzz_mask_url_passwords(in->argv[i]);
+	for (size_t k = 0; k < CONFIG_ENV_COUNT; k++) {
+		if (!in->env_value[k])
+			continue;
+		char *masked = fuzz_mask_url_passwords(in->env_value[k]);
+		setenv(config_env_names[k], masked, 1);
+		free(masked);
+	}
+	struct sg_config cfg;
+	struct sg_error err = {0};
+	if (sg_config_parse(&cfg, in->argc, argv, &err) == 0)
+		sg_config_free(&cfg);
+	for (size_t k = 0; k < CONFIG_ENV_COUNT; k++)
+		if (in->env_value[k])
+			setenv(config_env_names[k], in->env_value[k], 1);
+	for (int i = 1; i < in->argc; i++)
+		free(argv[i]);
+	return strdup(err.msg);
+}
+
 /* What main() prints for a refused command line shows no password. */
 static void check_refused(const struct input *in, const struct sg_config *cfg, const struct sg_error *err)
 {
@@ -397,10 +414,12 @@ static void check_refused(const struct input *in, const struct sg_config *cfg, c
 	struct fuzz_outputs skeleton, o;
 	fuzz_outputs_collect(&skeleton, "", NULL);
 	fuzz_outputs_collect(&o, err->msg, NULL);
+	char *wording = n ? message_without_passwords(in) : NULL;
 	for (size_t i = 0; i < n; i++) {
 		/* a password that a word of the command line holds outside a
 		 * password position is shown as part of that word */
-		bool public = fuzz_outputs_contain(&skeleton, secrets[i]) || strchr(secrets[i], '*');
+		bool public = fuzz_outputs_contain(&skeleton, secrets[i]) || strchr(secrets[i], '*') ||
+			      strstr(wording, secrets[i]);
 		for (size_t w = 0; w < in->ngiven && !public; w++) {
 			char *masked = fuzz_mask_url_passwords(in->given[w]);
 			public = strstr(masked, secrets[i]) != NULL;
@@ -410,6 +429,7 @@ static void check_refused(const struct input *in, const struct sg_config *cfg, c
 			fuzz_outputs_assert_hidden(&o, secrets[i], "password", err->msg);
 		free(secrets[i]);
 	}
+	free(wording);
 	fuzz_outputs_free(&o);
 	fuzz_outputs_free(&skeleton);
 }

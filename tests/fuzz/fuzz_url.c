@@ -43,9 +43,6 @@
  * only URL syntax hides them. */
 #define MIN_SECRET_LEN 3
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	fuzz_outputs_init();
@@ -102,32 +99,6 @@ static void check_parsed(const char *text, const struct sg_url *url)
 	(void)text;
 }
 
-/*
- * The password as written, by URL syntax alone (RFC 3986): after
- * "scheme://", the authority runs to the first '/' or '?', the user info
- * to its last '@', the password from the user info's first ':'.
- * Malloc'd; NULL when there is none. *at gets its offset in text.
- */
-static char *password_as_written(const char *text, size_t *at)
-{
-	const char *sep = strstr(text, "://");
-	if (!sep)
-		return NULL;
-	const char *start = sep + 3;
-	const char *auth_end = start + strcspn(start, "/?");
-	const char *end_userinfo = NULL;
-	for (const char *p = start; p < auth_end; p++)
-		if (*p == '@')
-			end_userinfo = p;
-	if (!end_userinfo)
-		return NULL;
-	const char *colon = memchr(start, ':', (size_t)(end_userinfo - start));
-	if (!colon)
-		return NULL;
-	*at = (size_t)(colon + 1 - text);
-	return strndup(colon + 1, (size_t)(end_userinfo - colon - 1));
-}
-
 /* A refused URL: the message names the problem and, by URL syntax alone
  * (nothing is registered for a URL that does not parse), hides what the
  * URL holds as its password. */
@@ -135,16 +106,15 @@ static void check_refused(const char *text, const struct sg_error *err, const st
 {
 	FUZZ_CHECK(err->exit_code == SG_EXIT_USAGE, "exit code %d", err->exit_code);
 	FUZZ_CHECK(err->msg[0] && !strpbrk(err->msg, "\r\n"), "not a one-line message: %s", err->msg);
-	size_t at = 0;
-	char *written = password_as_written(text, &at);
-	if (!written)
+	size_t at, wlen;
+	if (!fuzz_url_password_span(text, &at, &wlen))
 		return;
+	char *written = strndup(text + at, wlen);
 	/* The text without the password, and the message for the same URL
 	 * with a filler instead of it: what the message may show anyway
 	 * ("tgr" is in the wording "postgresql"). A password that is itself
 	 * the reason (a bad %-escape) may make the filler's message another
 	 * one; the wording of that reason is then the fixed text. */
-	size_t wlen = strlen(written);
 	char *rest = malloc(strlen(text) + 1);
 	memcpy(rest, text, at);
 	strcpy(rest + at, text + at + wlen);

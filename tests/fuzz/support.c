@@ -143,6 +143,25 @@ static void append(char **out, size_t *o, const char *s, size_t n)
 	*o += n;
 }
 
+bool fuzz_url_password_span(const char *text, size_t *at, size_t *len)
+{
+	const char *sep = strstr(text, "://");
+	if (!sep)
+		return false;
+	const char *start = sep + 3;
+	const char *auth_end = start + strcspn(start, "/?");
+	const char *end = NULL;
+	for (const char *c = start; c < auth_end; c++)
+		if (*c == '@')
+			end = c;
+	const char *colon = end ? memchr(start, ':', (size_t)(end - start)) : NULL;
+	if (!colon)
+		return false;
+	*at = (size_t)(colon + 1 - text);
+	*len = (size_t)(end - colon - 1);
+	return true;
+}
+
 char *fuzz_mask_url_passwords(const char *text)
 {
 	/* "***" replaces at least one byte, at most twice: room enough */
@@ -151,18 +170,13 @@ char *fuzz_mask_url_passwords(const char *text)
 	const char *p = text;
 	const char *sep = strstr(text, "://");
 	if (sep) {
-		const char *start = sep + 3;
-		const char *auth_end = start + strcspn(start, "/?");
-		const char *at = NULL;
-		for (const char *c = start; c < auth_end; c++)
-			if (*c == '@')
-				at = c;
-		const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
-		if (colon) {
-			append(&out, &o, p, (size_t)(colon + 1 - p));
+		size_t at, len;
+		if (fuzz_url_password_span(text, &at, &len)) {
+			append(&out, &o, p, at);
 			append(&out, &o, "***", 3);
-			p = at;
+			p = text + at + len;
 		}
+		const char *auth_end = sep + 3 + strcspn(sep + 3, "/?");
 		for (const char *q = strchr(auth_end, '?'); q;) {
 			const char *seg = q + 1;
 			size_t seglen = strcspn(seg, "&");
