@@ -300,11 +300,11 @@ struct parse {
 	char **argv;
 };
 
-/* Replace every occurrence of word in st->error by shown. */
-static void replace_all(struct parse *st, const char *word, const char *shown)
+/* text with every occurrence of word replaced by shown; frees text. */
+static char *replace_all(char *text, const char *word, const char *shown)
 {
 	struct sg_buf b = {0};
-	const char *p = st->error;
+	const char *p = text;
 	const char *hit;
 	while ((hit = strstr(p, word)) != NULL) {
 		sg_buf_append(&b, p, (size_t)(hit - p));
@@ -312,8 +312,8 @@ static void replace_all(struct parse *st, const char *word, const char *shown)
 		p = hit + strlen(word);
 	}
 	sg_buf_puts(&b, p);
-	snprintf(st->error, sizeof(st->error), "%s", b.data);
-	sg_buf_free(&b);
+	free(text);
+	return b.data;
 }
 
 /*
@@ -322,8 +322,9 @@ static void replace_all(struct parse *st, const char *word, const char *shown)
  * masked where the URL parser finds it (sg_url_redact_text): the log's
  * redaction finds URLs in free text and stops at a space or a quote,
  * which a password may hold ("unexpected argument 'postgres://u:a b@h'").
+ * Done on the whole message, before it is cut to size. Frees msg.
  */
-static void mask_quoted_urls(struct parse *st)
+static char *mask_quoted_urls(const struct parse *st, char *msg)
 {
 	size_t nsettings = sizeof(settings) / sizeof(settings[0]);
 	for (size_t i = 0; i < (size_t)st->argc + nsettings; i++) {
@@ -336,14 +337,17 @@ static void mask_quoted_urls(struct parse *st)
 			const char *w = part == 0 ? word : strchr(word, '=');
 			if (w && part == 1)
 				w++;
-			if (!w || !strstr(w, "://") || !strstr(st->error, w))
+			if (!w || !strstr(w, "://") || !strstr(msg, w))
 				continue;
-			char shown[SG_ERROR_MSG];
-			sg_url_redact_text(w, shown, sizeof(shown));
+			size_t n = 3 * strlen(w) + 16;
+			char *shown = sg_malloc(n);
+			sg_url_redact_text(w, shown, n);
 			if (strcmp(shown, w) != 0)
-				replace_all(st, w, shown);
+				msg = replace_all(msg, w, shown);
+			free(shown);
 		}
 	}
+	return msg;
 }
 
 static void usage_error(struct parse *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -351,11 +355,17 @@ static void usage_error(struct parse *st, const char *fmt, ...)
 {
 	if (st->failed)
 		return;
+	char *msg = NULL;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(st->error, sizeof(st->error), fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	va_end(ap);
-	mask_quoted_urls(st);
+	if (!msg)
+		msg = sg_strdup("invalid command line");
+	msg = mask_quoted_urls(st, msg);
+	snprintf(st->error, sizeof(st->error), "%s", msg);
+	free(msg);
 	st->failed = true;
 }
 

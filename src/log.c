@@ -127,8 +127,8 @@ static char *mask_secrets(const char *text)
 
 /* Where a URL written inside free text ends: at bytes no URL holds.
  * Not at '\'', which RFC 3986 allows in a password (a sub-delim): a URL
- * quoted as '...' in a message still has its password masked, because the
- * user info runs to the last '@' anyway. */
+ * quoted as '...' in a message still has its password masked, since the
+ * user info ends at its own '@'. */
 static bool ends_url_token(char c)
 {
 	return c == '\0' || isspace((unsigned char)c) || c == '"' || c == '<' || c == '>' || c == '`';

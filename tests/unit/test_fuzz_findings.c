@@ -155,6 +155,14 @@ Test(fuzz_findings, usage_error_quoting_a_url_masks_its_password)
 	char *argv2[] = { "schemagate", "up", "--lock-timeout=postgres://u:a b@h:1", NULL };
 	cr_assert_eq(sg_config_parse(&cfg, 3, argv2, &err), -1);
 	assert_not_shown(err.msg, "a b");
+
+	/* a word longer than the message: masked before it is cut to size */
+	char word[2100];
+	snprintf(word, sizeof(word), "postgres://u:hunt er2@h/%01990d", 0);
+	char *argv3[] = { "schemagate", "up", "--database-url", "sqlite:x.db", word, NULL };
+	cr_assert_eq(sg_config_parse(&cfg, 5, argv3, &err), -1);
+	cr_assert(strstr(err.msg, "unexpected argument 'postgres://u:"), "%s", err.msg);
+	assert_not_shown(err.msg, "hunt er2");
 }
 
 /* regressions/log/json-string-writer-passes-invalid-utf8: the JSON string
