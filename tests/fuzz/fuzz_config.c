@@ -9,9 +9,10 @@
  *       the rest is the value.
  *
  * Files: config.c reads the URL file and the password file; here fopen
- * is wrapped (-Wl,--wrap=fopen) so that any path gives one of a few
- * files held in memory, or ENOENT: the fuzzer never reads /dev/zero, a
- * FIFO or the machine's files.
+ * is wrapped (-Wl,--wrap=fopen) so that reading any path gives one of a
+ * few files held in memory, or ENOENT: the fuzzer never reads /dev/zero,
+ * a FIFO or the machine's files. (Writes go through: they are
+ * libFuzzer's own corpus and crash files.)
  *
  * Properties:
  *   - sg_parse_duration accepts exactly what the reference accepts
@@ -79,6 +80,11 @@ static const struct memfile files[] = {
 
 FILE *__wrap_fopen(const char *path, const char *mode)
 {
+	/* The wrap covers every object of the link, libFuzzer's too, which
+	 * writes its corpus and crash files with fopen(path, "wb"). config.c
+	 * only reads. */
+	if (strpbrk(mode, "wa+"))
+		return __real_fopen(path, mode);
 	for (size_t i = 0; i < NFILES; i++) {
 		if (strcmp(path, files[i].name) != 0)
 			continue;
