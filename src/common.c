@@ -11,6 +11,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+static void vset(struct sg_error *err, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void vset(struct sg_error *err, const char *fmt, va_list ap)
 {
 	vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
@@ -145,6 +146,38 @@ void sg_buf_free(struct sg_buf *b)
 	b->len = b->cap = 0;
 }
 
+/* Length of a valid UTF-8 sequence at s, or 0 if the bytes are not one. */
+static size_t utf8_len(const unsigned char *s)
+{
+	uint32_t cp;
+	size_t n;
+	if (s[0] < 0x80)
+		return 1;
+	if ((s[0] & 0xe0) == 0xc0) {
+		n = 2;
+		cp = s[0] & 0x1f;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		n = 3;
+		cp = s[0] & 0x0f;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		n = 4;
+		cp = s[0] & 0x07;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;   /* also stops at the NUL terminator */
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	static const uint32_t min_cp[5] = { 0, 0, 0x80, 0x800, 0x10000 };
+	if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* Bytes that are not valid UTF-8 become U+FFFD: a file name or a server
+ * message in another encoding must not make the document unreadable. */
 void sg_buf_json_string(struct sg_buf *b, const char *s)
 {
 	if (!s) {
@@ -152,18 +185,34 @@ void sg_buf_json_string(struct sg_buf *b, const char *s)
 		return;
 	}
 	sg_buf_puts(b, "\"");
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		switch (*p) {
-		case '"': sg_buf_puts(b, "\\\""); break;
-		case '\\': sg_buf_puts(b, "\\\\"); break;
-		case '\n': sg_buf_puts(b, "\\n"); break;
-		case '\r': sg_buf_puts(b, "\\r"); break;
-		case '\t': sg_buf_puts(b, "\\t"); break;
-		default:
-			if (*p < 0x20)
-				sg_buf_printf(b, "\\u%04x", *p);
-			else
-				sg_buf_append(b, (const char *)p, 1);
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		unsigned char c = *p;
+		if (c == '"' || c == '\\') {
+			char esc[2] = { '\\', (char)c };
+			sg_buf_append(b, esc, 2);
+			p++;
+		} else if (c == '\n') {
+			sg_buf_puts(b, "\\n");
+			p++;
+		} else if (c == '\r') {
+			sg_buf_puts(b, "\\r");
+			p++;
+		} else if (c == '\t') {
+			sg_buf_puts(b, "\\t");
+			p++;
+		} else if (c < 0x20 || c == 0x7f) {
+			sg_buf_printf(b, "\\u%04x", c);
+			p++;
+		} else {
+			size_t n = utf8_len(p);
+			if (n == 0) {
+				sg_buf_puts(b, "\\ufffd");
+				p++;
+			} else {
+				sg_buf_append(b, (const char *)p, n);
+				p += n;
+			}
 		}
 	}
 	sg_buf_puts(b, "\"");
@@ -237,37 +286,6 @@ const char *sg_instance_id(void)
 		snprintf(id, sizeof(id), "%s/%ld/%02x%02x%02x", host, (long)getpid(), tag[0], tag[1], tag[2]);
 	}
 	return id;
-}
-
-/* Length of the valid UTF-8 sequence at p (1-4), or 0 if invalid. */
-static size_t utf8_len(const unsigned char *p)
-{
-	if (p[0] < 0x80)
-		return 1;
-	size_t n;
-	uint32_t cp;
-	if ((p[0] & 0xE0) == 0xC0) {
-		n = 2;
-		cp = p[0] & 0x1F;
-	} else if ((p[0] & 0xF0) == 0xE0) {
-		n = 3;
-		cp = p[0] & 0x0F;
-	} else if ((p[0] & 0xF8) == 0xF0) {
-		n = 4;
-		cp = p[0] & 0x07;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((p[i] & 0xC0) != 0x80)
-			return 0;
-		cp = (cp << 6) | (p[i] & 0x3F);
-	}
-	/* overlong forms, surrogates and values past U+10FFFF are invalid */
-	static const uint32_t min[] = {0, 0, 0x80, 0x800, 0x10000};
-	if (cp < min[n] || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF)
-		return 0;
-	return n;
 }
 
 char *sg_utf8_sanitize(const char *s, size_t max)

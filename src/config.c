@@ -385,17 +385,76 @@ struct cmdline {
 struct parse {
 	char error[SG_ERROR_MSG - 64];
 	bool failed;
+	int argc;        /* the words a message may quote */
+	char **argv;
 };
+
+/* text with every occurrence of word replaced by shown; frees text. */
+static char *replace_all(char *text, const char *word, const char *shown)
+{
+	struct sg_buf b = {0};
+	const char *p = text;
+	const char *hit;
+	while ((hit = strstr(p, word)) != NULL) {
+		sg_buf_append(&b, p, (size_t)(hit - p));
+		sg_buf_puts(&b, shown);
+		p = hit + strlen(word);
+	}
+	sg_buf_puts(&b, p);
+	free(text);
+	return b.data;
+}
+
+/*
+ * A message may quote any word of the command line (or what follows its
+ * '=') or any variable. One that holds a URL is shown with its password
+ * masked where the URL parser finds it (sg_url_redact_text): the log's
+ * redaction finds URLs in free text and stops at a space or a quote,
+ * which a password may hold ("unexpected argument 'postgres://u:a b@h'").
+ * Done on the whole message, before it is cut to size. Frees msg.
+ */
+static char *mask_quoted_urls(const struct parse *st, char *msg)
+{
+	size_t nsettings = sizeof(settings) / sizeof(settings[0]);
+	for (size_t i = 0; i < (size_t)st->argc + nsettings; i++) {
+		const char *word;
+		if (i < (size_t)st->argc)
+			word = i > 0 ? st->argv[i] : NULL;
+		else
+			word = settings[i - (size_t)st->argc].env ? getenv(settings[i - (size_t)st->argc].env) : NULL;
+		for (int part = 0; word && part < 2; part++) {
+			const char *w = part == 0 ? word : strchr(word, '=');
+			if (w && part == 1)
+				w++;
+			if (!w || !strstr(w, "://") || !strstr(msg, w))
+				continue;
+			size_t n = 3 * strlen(w) + 16;
+			char *shown = sg_malloc(n);
+			sg_url_redact_text(w, shown, n);
+			if (strcmp(shown, w) != 0)
+				msg = replace_all(msg, w, shown);
+			free(shown);
+		}
+	}
+	return msg;
+}
 
 static void usage_error(struct parse *st, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void usage_error(struct parse *st, const char *fmt, ...)
 {
 	if (st->failed)
 		return;
+	char *msg = NULL;
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(st->error, sizeof(st->error), fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0)
+		msg = NULL;
 	va_end(ap);
+	if (!msg)
+		msg = sg_strdup("invalid command line");
+	msg = mask_quoted_urls(st, msg);
+	snprintf(st->error, sizeof(st->error), "%s", msg);
+	free(msg);
 	st->failed = true;
 }
 
@@ -732,7 +791,7 @@ static void resolve_database(struct parse *st, const struct cmdline *cl, struct 
 		if (sg_url_parse(cfg->database_url, &url, &uerr) < 0) {
 			usage_error(st, "%s: %s", url_source, uerr.msg);
 		} else {
-			sg_log_add_secret(url.password);
+			sg_url_register_secrets(&url);
 			sg_url_free(&url);
 		}
 	}
@@ -1059,7 +1118,7 @@ static void keep_only_logging(struct sg_config *cfg)
 int sg_config_parse(struct sg_config *cfg, int argc, char **argv, struct sg_error *err)
 {
 	set_defaults(cfg);
-	struct parse st = {0};
+	struct parse st = { .argc = argc, .argv = argv };
 	struct cmdline cl = {0};
 	int dash = find_dash(argc, argv);
 
@@ -1079,7 +1138,7 @@ int sg_config_parse(struct sg_config *cfg, int argc, char **argv, struct sg_erro
 	 * out what the mistake was. */
 	if ((cl.help || cl.version || (c && (c->cmd == SG_CMD_HELP || c->cmd == SG_CMD_VERSION))) &&
 	    (!cl.npositional || c)) {
-		struct parse info = {0};
+		struct parse info = { .argc = argc, .argv = argv };
 		if (handle_info(&info, &cl, c, cfg)) {
 			free(cl.positional);
 			return 0;

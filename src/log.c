@@ -86,6 +86,17 @@ void sg_log_add_secret(const char *secret)
 	add_encoded_secret(secret, false);
 }
 
+void sg_log_forget_secrets(void)
+{
+	for (size_t i = 0; i < nsecrets; i++) {
+		explicit_bzero(secrets[i], strlen(secrets[i]));
+		free(secrets[i]);
+	}
+	free(secrets);
+	secrets = NULL;
+	nsecrets = 0;
+}
+
 /* ---- redaction ---------------------------------------------------------- */
 
 static char *mask_secrets(const char *text)
@@ -114,18 +125,53 @@ static char *mask_secrets(const char *text)
 	return b.data;
 }
 
-/* Where a URL written inside free text ends. */
+/* Where a URL written inside free text ends: at bytes no URL holds.
+ * Not at '\'', which RFC 3986 allows in a password (a sub-delim): a URL
+ * quoted as '...' in a message still has its password masked, since the
+ * user info ends at its own '@'. */
 static bool ends_url_token(char c)
 {
-	return c == '\0' || isspace((unsigned char)c) || c == '"' || c == '\'' || c == '<' ||
-	       c == '>' || c == '`';
+	return c == '\0' || isspace((unsigned char)c) || c == '"' || c == '<' || c == '>' || c == '`';
+}
+
+/* Last '@' in [from, to), NULL if none. */
+static const char *last_at(const char *from, const char *to)
+{
+	const char *at = NULL;
+	for (const char *p = from; p < to; p++)
+		if (*p == '@')
+			at = p;
+	return at;
 }
 
 /*
- * scheme://user:password@host -> scheme://user:***@host. The userinfo runs
- * to the last '@' of the token, so a password holding a raw '/' or '@' is
- * still masked whole; masking too much is the safe way to be wrong.
+ * Where the password of the URL whose authority starts at start ends: the
+ * '@' closing the user info, as the parser finds it (the last '@' before
+ * the first '/' or '?'), so a query value holding '@' or "://" is left to
+ * mask_password_pairs. A password holding a raw '/' or '?' is not valid
+ * in a URL and the parser misreads it, but it must not be printed either:
+ * when the authority is "user:..." rather than "host:port" or "[v6]",
+ * the user info runs to the last '@' of the token - masking too much is
+ * the safe way to be wrong.
  */
+static const char *userinfo_end(const char *start, const char *end)
+{
+	const char *auth_end = start + strcspn(start, "/?");
+	if (auth_end > end)
+		auth_end = end;
+	const char *at = last_at(start, auth_end);
+	if (at || *start == '[')
+		return at;
+	const char *colon = memchr(start, ':', (size_t)(auth_end - start));
+	if (!colon)
+		return NULL;
+	size_t digits = strspn(colon + 1, "0123456789");
+	if (digits > 0 && colon + 1 + digits == auth_end)
+		return NULL;   /* host:port */
+	return last_at(auth_end, end);
+}
+
+/* scheme://user:password@host -> scheme://user:***@host. */
 static char *mask_url_passwords(const char *text)
 {
 	struct sg_buf b = {0};
@@ -134,12 +180,9 @@ static char *mask_url_passwords(const char *text)
 	while ((sep = strstr(p, "://")) != NULL) {
 		const char *start = sep + 3;
 		const char *end = start;
-		const char *at = NULL;
-		while (!ends_url_token(*end)) {
-			if (*end == '@')
-				at = end;
+		while (!ends_url_token(*end))
 			end++;
-		}
+		const char *at = userinfo_end(start, end);
 		const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
 		if (colon && colon + 1 < at) {
 			sg_buf_append(&b, p, (size_t)(colon + 1 - p));
@@ -188,11 +231,14 @@ static char *mask_password_pairs(const char *text)
 		v++;
 		while (*v == ' ' || *v == '\t')
 			v++;
-		size_t vlen;
+		/* A conninfo value may be quoted ('a b'); a URL query value may
+		 * merely start with a quote ('x'y): mask the quoted part and
+		 * whatever follows it up to a separator. Not up to a '\'': a
+		 * query value may hold one. */
+		size_t vlen = 0;
 		if (*v == '\'' || *v == '"')
 			vlen = quoted_len(v);
-		else
-			vlen = strcspn(v, " \t\r\n&\"'");
+		vlen += strcspn(v + vlen, " \t\r\n&\"");
 		sg_buf_append(&b, p, (size_t)(v - p));
 		if (vlen > 0)
 			sg_buf_puts(&b, "***");
@@ -202,13 +248,18 @@ static char *mask_password_pairs(const char *text)
 	return b.data;
 }
 
-/* Malloc'd redacted copy of text. */
+/*
+ * Malloc'd redacted copy of text. URL syntax first: a registered secret
+ * may itself hold "://" or '@' (or match part of the scheme), and
+ * masking it first would break the syntax that finds the password as
+ * written, percent-encoding and all.
+ */
 static char *redact_alloc(const char *text)
 {
-	char *a = mask_secrets(text ? text : "");
-	char *b = mask_url_passwords(a);
+	char *a = mask_url_passwords(text ? text : "");
+	char *b = mask_password_pairs(a);
 	free(a);
-	char *c = mask_password_pairs(b);
+	char *c = mask_secrets(b);
 	free(b);
 	return c;
 }
@@ -267,81 +318,13 @@ static void put_text(struct sg_buf *b, const char *s)
 	put_text_n(b, s, strlen(s));
 }
 
-/* Length of a valid UTF-8 sequence at s, or 0 if the bytes are not one. */
-static size_t utf8_len(const unsigned char *s)
-{
-	uint32_t cp;
-	size_t n;
-	if (s[0] < 0x80)
-		return 1;
-	if ((s[0] & 0xe0) == 0xc0) {
-		n = 2;
-		cp = s[0] & 0x1f;
-	} else if ((s[0] & 0xf0) == 0xe0) {
-		n = 3;
-		cp = s[0] & 0x0f;
-	} else if ((s[0] & 0xf8) == 0xf0) {
-		n = 4;
-		cp = s[0] & 0x07;
-	} else {
-		return 0;
-	}
-	for (size_t i = 1; i < n; i++) {
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;   /* also stops at the NUL terminator */
-		cp = (cp << 6) | (s[i] & 0x3f);
-	}
-	static const uint32_t min_cp[5] = { 0, 0, 0x80, 0x800, 0x10000 };
-	if (cp < min_cp[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-		return 0;
-	return n;
-}
-
-/* A JSON string; bytes that are not valid UTF-8 become U+FFFD so every
- * line stays parseable by a log collector. */
-static void put_json_string(struct sg_buf *b, const char *s)
-{
-	sg_buf_puts(b, "\"");
-	const unsigned char *p = (const unsigned char *)s;
-	while (*p) {
-		unsigned char c = *p;
-		if (c == '"' || c == '\\') {
-			char esc[2] = { '\\', (char)c };
-			sg_buf_append(b, esc, 2);
-			p++;
-		} else if (c == '\n') {
-			sg_buf_puts(b, "\\n");
-			p++;
-		} else if (c == '\r') {
-			sg_buf_puts(b, "\\r");
-			p++;
-		} else if (c == '\t') {
-			sg_buf_puts(b, "\\t");
-			p++;
-		} else if (c < 0x20 || c == 0x7f) {
-			sg_buf_printf(b, "\\u%04x", c);
-			p++;
-		} else {
-			size_t n = utf8_len(p);
-			if (n == 0) {
-				sg_buf_puts(b, "\\ufffd");
-				p++;
-			} else {
-				sg_buf_append(b, (const char *)p, n);
-				p += n;
-			}
-		}
-	}
-	sg_buf_puts(b, "\"");
-}
-
 static void json_field(struct sg_buf *b, const char *key, const char *value)
 {
 	if (!value)
 		return;
 	sg_buf_printf(b, ",\"%s\":", key);
 	char *r = redact_alloc(value);
-	put_json_string(b, r);
+	sg_buf_json_string(b, r);
 	free(r);
 }
 
@@ -403,31 +386,39 @@ static void format_text(struct sg_buf *b, enum sg_log_level level, const char *e
 		*c = (char)toupper((unsigned char)*c);
 	put_timestamp(b);
 	sg_buf_printf(b, " %-5s ", upper);
+	struct sg_buf rest = {0};
 	if (event && *event) {
-		put_text(b, event);
-		sg_buf_puts(b, ": ");
+		put_text(&rest, event);
+		sg_buf_puts(&rest, ": ");
 	}
 	char *r = redact_alloc(msg);
-	put_text(b, r);
+	put_text(&rest, r);
 	free(r);
 	if (f) {
 		bool first = true;
 		char num[32];
-		text_field(b, &first, "version", f->version);
-		text_field(b, &first, "name", f->name);
-		text_field(b, &first, "holder", f->holder);
-		text_field(b, &first, "error", f->error);
+		text_field(&rest, &first, "version", f->version);
+		text_field(&rest, &first, "name", f->name);
+		text_field(&rest, &first, "holder", f->holder);
+		text_field(&rest, &first, "error", f->error);
 		if (f->duration_ms >= 0) {
 			snprintf(num, sizeof(num), "%lld", (long long)f->duration_ms);
-			text_field(b, &first, "duration_ms", num);
+			text_field(&rest, &first, "duration_ms", num);
 		}
 		if (f->waited_ms >= 0) {
 			snprintf(num, sizeof(num), "%lld", (long long)f->waited_ms);
-			text_field(b, &first, "waited_ms", num);
+			text_field(&rest, &first, "waited_ms", num);
 		}
 		if (!first)
-			sg_buf_puts(b, ")");
+			sg_buf_puts(&rest, ")");
 	}
+	/* Mask the secrets once more in what is printed: a control byte
+	 * turned into a space, or a quote escaped, can spell one that the
+	 * raw text did not hold. */
+	char *masked = mask_secrets(rest.data ? rest.data : "");
+	sg_buf_puts(b, masked);
+	free(masked);
+	sg_buf_free(&rest);
 	sg_buf_puts(b, "\n");
 }
 
@@ -492,6 +483,11 @@ void sg_write_termination_log(const char *path, const char *reason)
 	struct sg_buf b = {0};
 	put_text(&b, r);
 	free(r);
+	/* as in format_text: what is printed must not spell a secret */
+	char *masked = mask_secrets(b.data ? b.data : "");
+	sg_buf_free(&b);
+	sg_buf_puts(&b, masked);
+	free(masked);
 	if (b.len > TERMINATION_LOG_MAX - 1)
 		b.len = TERMINATION_LOG_MAX - 1;
 	sg_buf_append(&b, "\n", 1);

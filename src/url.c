@@ -3,7 +3,8 @@
  *
  * Network URLs: scheme://[user[:password]@][host][:port][/database][?k=v&...]
  * with IPv6 hosts in brackets; user, password, host, database and params
- * are percent-decoded, so a password may hold any byte except NUL.
+ * are percent-decoded, so a password may hold any byte except NUL. The
+ * password may also come as ?password=... (as libpq accepts it).
  * SQLite: sqlite:PATH, sqlite://RELATIVE, sqlite:///ABSOLUTE, all with an
  * optional ?query.
  *
@@ -85,10 +86,63 @@ char *sg_percent_decode(const char *s, size_t n)
 	return out;
 }
 
+static bool is_password_key(const char *key)
+{
+	return strcasestr(key, "password") != NULL;
+}
+
+/*
+ * A URL's text for a message, its passwords masked the way this parser
+ * finds them - the user info up to the last '@' of the authority, every
+ * password-like query value up to the next '&' - whatever bytes they
+ * hold; then the log's redaction. sg_redact alone looks for URLs in free
+ * text and must stop at bytes no URL holds (a quote, a space), which a
+ * URL refused for holding one is likely to contain.
+ */
+void sg_url_redact_text(const char *text, char *out, size_t outsz)
+{
+	struct sg_buf b = {0};
+	const char *sep = strstr(text, "://");
+	const char *p = text;
+	if (sep) {
+		const char *start = sep + 3;
+		const char *auth_end = start + strcspn(start, "/?");
+		const char *at = NULL;
+		for (const char *c = start; c < auth_end; c++)
+			if (*c == '@')
+				at = c;
+		const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
+		if (colon && colon + 1 < at) {
+			sg_buf_append(&b, text, (size_t)(colon + 1 - text));
+			sg_buf_puts(&b, "***");
+			p = at;
+		}
+		const char *q = strchr(auth_end, '?');
+		while (q) {
+			const char *seg = q + 1;
+			size_t seglen = strcspn(seg, "&");
+			const char *eq = memchr(seg, '=', seglen);
+			if (eq) {
+				char *key = sg_strndup(seg, (size_t)(eq - seg));
+				if (is_password_key(key) && eq + 1 < seg + seglen) {
+					sg_buf_append(&b, p, (size_t)(eq + 1 - p));
+					sg_buf_puts(&b, "***");
+					p = seg + seglen;
+				}
+				free(key);
+			}
+			q = seg[seglen] ? seg + seglen : NULL;
+		}
+	}
+	sg_buf_puts(&b, p);
+	sg_redact(b.data, out, outsz);
+	sg_buf_free(&b);
+}
+
 static int url_error(struct sg_error *err, const char *text, const char *why)
 {
 	char red[512];
-	sg_redact(text, red, sizeof(red));
+	sg_url_redact_text(text, red, sizeof(red));
 	return sg_fail(err, SG_EXIT_USAGE, "invalid database URL '%s': %s", red, why);
 }
 
@@ -103,11 +157,6 @@ static int decode_part(const char *text, const char *s, size_t n, const char *wh
 		return url_error(err, text, why);
 	}
 	return 0;
-}
-
-static bool is_password_key(const char *key)
-{
-	return strcasestr(key, "password") != NULL;
 }
 
 /* "k=v&k2=v2" -> url->params; empty segments ("a=1&&b=2") are skipped. */
@@ -286,6 +335,34 @@ static int parse_network(const char *text, const char *rest, struct sg_url *url,
 	return 0;
 }
 
+/*
+ * libpq and psql accept the password as ?password=...; it is the URL's
+ * password like any other, so it moves out of the parameters into
+ * url->password: every driver, and every secret registration, sees one
+ * password. Two passwords (user info and query, or the query twice) are
+ * refused rather than one silently chosen.
+ */
+static int take_query_password(const char *text, struct sg_url *url, struct sg_error *err)
+{
+	size_t i = 0;
+	while (i < url->nparams) {
+		struct sg_url_param *p = &url->params[i];
+		if (strcmp(p->key, "password") != 0) {
+			i++;
+			continue;
+		}
+		if (url->password)
+			return url_error(err, text,
+					 "the password is given twice (in the user info and as ?password=, "
+					 "or twice as ?password=)");
+		url->password = p->value;
+		free(p->key);
+		memmove(p, p + 1, (url->nparams - i - 1) * sizeof(*p));
+		url->nparams--;
+	}
+	return 0;
+}
+
 static const struct scheme_entry *find_scheme(const char *s, size_t n)
 {
 	for (size_t i = 0; i < sizeof(schemes) / sizeof(schemes[0]); i++)
@@ -306,7 +383,7 @@ int sg_url_parse(const char *text, struct sg_url *url, struct sg_error *err)
 	const struct scheme_entry *se = find_scheme(text, slen);
 	if (!se) {
 		char red[512];
-		sg_redact(text, red, sizeof(red));
+		sg_url_redact_text(text, red, sizeof(red));
 		return sg_fail(err, SG_EXIT_USAGE,
 			       "unsupported database URL scheme '%.*s' in '%s' "
 			       "(use postgres://, postgresql://, mysql://, mariadb:// or sqlite:PATH)",
@@ -324,7 +401,12 @@ int sg_url_parse(const char *text, struct sg_url *url, struct sg_error *err)
 		sg_url_free(url);
 		return -1;
 	}
+	/* the redacted form shows the password where it was written */
 	build_redacted(url);
+	if (se->engine != SG_ENGINE_SQLITE && take_query_password(text, url, err) < 0) {
+		sg_url_free(url);
+		return -1;
+	}
 	return 0;
 }
 
@@ -355,4 +437,12 @@ const char *sg_url_param(const struct sg_url *url, const char *key)
 		if (strcmp(url->params[i].key, key) == 0)
 			found = url->params[i].value;
 	return found;
+}
+
+void sg_url_register_secrets(const struct sg_url *url)
+{
+	sg_log_add_secret(url->password);
+	for (size_t i = 0; i < url->nparams; i++)
+		if (is_password_key(url->params[i].key))
+			sg_log_add_secret(url->params[i].value);
 }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # tests/deps.sh - install, from Debian's packages, everything schemagate's
 # build and test suite use. Idempotent: installs only what is missing.
+# clang, libclang-rt-14-dev (libFuzzer and the sanitizer runtimes) and llvm
+# (llvm-symbolizer) are for tests/fuzz.
 set -euo pipefail
 
 packages=(
@@ -14,6 +16,8 @@ packages=(
 	# the static build's Connector/C (container/build-static.sh), the
 	# caching_sha2_password test server, the image and compose tests
 	dpkg-dev openssl podman debootstrap
+	# the fuzz targets (libFuzzer) and the DST clock test
+	clang libclang-rt-14-dev llvm tzdata
 )
 missing=()
 for p in "${packages[@]}"; do

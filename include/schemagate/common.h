@@ -78,7 +78,8 @@ void sg_buf_append(struct sg_buf *b, const char *s, size_t n);
 void sg_buf_puts(struct sg_buf *b, const char *s);
 void sg_buf_printf(struct sg_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void sg_buf_free(struct sg_buf *b);
-/* Append s as a JSON string literal (quoted, escaped); NULL -> null. */
+/* Append s as a JSON string literal (quoted, escaped; bytes that are not
+ * UTF-8 become U+FFFD, so the document stays valid); NULL -> null. */
 void sg_buf_json_string(struct sg_buf *b, const char *s);
 
 /* Append name quoted with q ('"' or '`'): each dot-separated part is

@@ -24,8 +24,13 @@ struct sg_log_fields {
 #define SG_LOG_NOFIELDS ((const struct sg_log_fields *)0)
 
 void sg_log_init(enum sg_log_format format, enum sg_log_level level);
-/* Register a secret (a password) that must never be printed; it is masked. */
+/* Register a secret (a password) that must never be printed; it is masked.
+ * Secrets shorter than 3 bytes are not registered: they would mask
+ * ordinary words; URL syntax still hides them (sg_redact). */
 void sg_log_add_secret(const char *secret);
+/* Forget every registered secret (tests and fuzzers run many inputs in
+ * one process; the registry would otherwise only grow). */
+void sg_log_forget_secrets(void);
 
 void sg_log(enum sg_log_level level, const char *event, const struct sg_log_fields *f,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));

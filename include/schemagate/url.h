@@ -30,7 +30,7 @@ struct sg_url {
 	enum sg_engine engine;
 	char *scheme;        /* as written: "postgresql" */
 	char *user;          /* NULL if absent */
-	char *password;      /* NULL if absent */
+	char *password;      /* user info or ?password= (not kept in params); NULL if absent */
 	char *host;          /* NULL if absent; IPv6 without brackets */
 	int port;            /* 0 if absent */
 	char *database;      /* path without leading '/', NULL if absent */
@@ -43,6 +43,14 @@ struct sg_url {
 int sg_url_parse(const char *text, struct sg_url *url, struct sg_error *err);
 void sg_url_free(struct sg_url *url);
 const char *sg_url_param(const struct sg_url *url, const char *key);  /* NULL if absent */
+/* A URL's text for a message (out, outsz: as sg_redact): its passwords
+ * masked where sg_url_parse finds them, whatever bytes they hold, then
+ * sg_redact. For text that holds a URL the user gave; sg_redact alone
+ * finds URLs in free text and stops at a space or a quote. */
+void sg_url_redact_text(const char *text, char *out, size_t outsz);
+/* Register the password and every password-like query value (sslpassword)
+ * with the log's redaction, so that no message can print them. */
+void sg_url_register_secrets(const struct sg_url *url);
 const char *sg_engine_name(enum sg_engine e);  /* "postgres", "mysql", "sqlite" */
 /* Percent-decode into a new string; NULL on malformed escapes. */
 char *sg_percent_decode(const char *s, size_t n);

@@ -1149,5 +1149,9 @@ const struct sg_driver sg_driver_mysql = {
 	.now_sql = "UTC_TIMESTAMP(3)",
 	/* DATETIME has no zone: it holds UTC_TIMESTAMP(3); %f is microseconds */
 	.applied_at_sql = "CONCAT(LEFT(DATE_FORMAT(applied_at, '%Y-%m-%dT%H:%i:%S.%f'), 23), 'Z')",
-	.now_ms_sql = "CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)",
+	/* Epoch ms from UTC_TIMESTAMP arithmetic: UNIX_TIMESTAMP(NOW(3))
+	 * converts through the session time zone, and in the hour a DST zone
+	 * repeats it reads an hour behind, then jumps (the lease compares
+	 * expiry times with this clock). */
+	.now_ms_sql = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(3)) DIV 1000",
 };

@@ -395,8 +395,8 @@ static int build_conninfo(const struct sg_conn_opts *opts, struct conninfo *ci, 
 			search_path = value;
 		} else if (strcmp(key, "options") == 0) {
 			options = value;
-		} else if (strcmp(key, "password") == 0 || strcmp(key, "application_name") == 0 ||
-			   strcmp(key, "dbname") == 0 || strcmp(key, "connect_timeout") == 0) {
+		} else if (strcmp(key, "application_name") == 0 || strcmp(key, "dbname") == 0 ||
+			   strcmp(key, "connect_timeout") == 0) {
 			continue;   /* set below, from the options */
 		} else if (libpq_knows(known, key)) {
 			conninfo_add(ci, key, value);

@@ -43,135 +43,10 @@
 #include "sgdb.h"
 #include "sgtest.h"
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 static void run_sg(struct sgt_result *r, struct tdb *d, const char *a1, const char *a2, const char *a3)
 {
 	const char *argv[] = { "--database-url", d->url, "--dir", d->mig, a1, a2, a3, NULL };
 	sgt_run(r, NULL, argv);
-}
-
-static bool file_has(const char *path, const char *needle)
-{
-	char *s = sgt_slurp(path);
-	bool found = s && strstr(s, needle);
-	free(s);
-	return found;
-}
-
-static void dump_log(const char *what, const char *path)
-{
-	char *s = sgt_slurp(path);
-	fprintf(stderr, "---- %s (%s)\n%s\n", what, path, s ? s : "(missing)");
-	free(s);
-}
-
-/* ---- a fleet of instances ------------------------------------------------ */
-
-enum { MAXFLEET = 64 };
-
-struct fleet {
-	int n;
-	pid_t pid[MAXFLEET];
-	char *log[MAXFLEET];
-	int status[MAXFLEET];
-	bool running[MAXFLEET];
-	bool killed[MAXFLEET];
-	double exited_at[MAXFLEET];
-};
-
-/* Add one instance of `schemagate ... up` with extra arguments. */
-static int fleet_add(struct fleet *f, struct tdb *d, const char *tag, const char *const *extra)
-{
-	cr_assert_lt(f->n, MAXFLEET);
-	int i = f->n++;
-	const char *argv[40];
-	int k = 0;
-	argv[k++] = "--database-url";
-	argv[k++] = d->url;
-	argv[k++] = "--dir";
-	argv[k++] = d->mig;
-	for (int j = 0; extra && extra[j] && k < 38; j++)
-		argv[k++] = extra[j];
-	argv[k++] = "up";
-	argv[k] = NULL;
-	char name[64];
-	snprintf(name, sizeof(name), "%s-%02d.log", tag, i);
-	f->log[i] = sgt_path(d->dir, name);
-	f->pid[i] = sgt_spawn(NULL, argv, f->log[i]);
-	f->running[i] = true;
-	f->killed[i] = false;
-	f->status[i] = -1;
-	return i;
-}
-
-/* Collect exited instances; returns how many still run. */
-static int fleet_reap(struct fleet *f)
-{
-	int left = 0;
-	for (int i = 0; i < f->n; i++) {
-		if (!f->running[i])
-			continue;
-		int st;
-		pid_t p = waitpid(f->pid[i], &st, WNOHANG);
-		if (p == f->pid[i]) {
-			f->running[i] = false;
-			f->status[i] = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-			f->exited_at[i] = sgt_now_ms();
-		} else {
-			left++;
-		}
-	}
-	return left;
-}
-
-static void fleet_wait(struct fleet *f, double timeout_ms)
-{
-	double t0 = sgt_now_ms();
-	while (fleet_reap(f) > 0) {
-		if (sgt_now_ms() - t0 > timeout_ms) {
-			for (int i = 0; i < f->n; i++)
-				if (f->running[i]) {
-					dump_log("still running", f->log[i]);
-					kill(f->pid[i], SIGKILL);
-				}
-			fleet_reap(f);
-			cr_assert_fail("instances still running after %.0f s", timeout_ms / 1000);
-		}
-		sleep_ms(10);
-	}
-}
-
-static void fleet_free(struct fleet *f)
-{
-	for (int i = 0; i < f->n; i++)
-		free(f->log[i]);
-	f->n = 0;
-}
-
-/* The running instance that logged lock_acquired: the holder (or one that
- * released a moment ago and is about to exit). -1 if none. */
-static int fleet_holder(struct fleet *f)
-{
-	for (int i = 0; i < f->n; i++)
-		if (f->running[i] && file_has(f->log[i], "lock_acquired"))
-			return i;
-	return -1;
-}
-
-static void fleet_kill(struct fleet *f, int i)
-{
-	cr_assert_eq(kill(f->pid[i], SIGKILL), 0);
-	int st = sgt_wait(f->pid[i]);
-	f->running[i] = false;
-	f->killed[i] = true;
-	f->status[i] = st;
-	f->exited_at[i] = sgt_now_ms();
 }
 
 /* ---- lease lock: the holder is killed mid-migration ---------------------- */
@@ -241,14 +116,7 @@ static void kill_lease_holder(struct tdb *d, struct fleet *f, const char *slow, 
 
 static void assert_survivors_ready(struct fleet *f, const char *what)
 {
-	int failures = 0;
-	for (int i = 0; i < f->n; i++) {
-		if (f->killed[i] || f->status[i] == 0)
-			continue;
-		failures++;
-		fprintf(stderr, "survivor %d exited %d\n", i, f->status[i]);
-		dump_log("survivor", f->log[i]);
-	}
+	int failures = fleet_failures(f, f->n);
 	cr_assert_eq(failures, 0, "%s: %d survivors did not exit 0", what, failures);
 }
 

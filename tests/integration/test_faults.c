@@ -26,93 +26,14 @@
 #include "sgdb.h"
 #include "sgtest.h"
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
-static void dump(const char *what, const char *path)
-{
-	char *s = sgt_slurp(path);
-	fprintf(stderr, "---- %s (%s)\n%s\n", what, path, s ? s : "(missing)");
-	free(s);
-}
-
-static bool file_has(const char *path, const char *needle)
-{
-	char *s = sgt_slurp(path);
-	bool found = s && strstr(s, needle);
-	free(s);
-	return found;
-}
-
 /* ---- private servers ------------------------------------------------------ */
 
-struct server {
-	char *script;    /* pg.sh or mariadb.sh */
-	char *dir;       /* its directory (DIR/server holds the server) */
-	char *url;       /* admin URL */
-};
+static struct private_server srv;
 
-static struct server srv;
-
-static void server_start(const char *script, const char *url_var)
-{
-	srv.script = strdup(script);
-	srv.dir = sgt_tempdir();
-	chmod(srv.dir, 0755);
-	char *cmd = NULL;
-	cr_assert(asprintf(&cmd, "sh '%s/tests/harness/%s' start '%s/server'", SG_SOURCE_DIR, script, srv.dir) > 0);
-	int st = 0;
-	char *out = sgt_sh(cmd, &st);
-	free(cmd);
-	cr_assert_eq(st, 0, "%s start failed", script);
-	char key[64];
-	snprintf(key, sizeof(key), "export %s=", url_var);
-	char *p = strstr(out, key);
-	cr_assert(p, "%s printed no %s: %s", script, url_var, out);
-	p += strlen(key);
-	srv.url = strndup(p, strcspn(p, "\n"));
-	free(out);
-}
-
-static void server_stop(void)
-{
-	if (!srv.dir)
-		return;
-	char *cmd = NULL;
-	/* a paused server cannot shut down */
-	if (asprintf(&cmd, "pkill -CONT -f '%s/server' 2>/dev/null; sh '%s/tests/harness/%s' stop '%s/server' "
-			   ">/dev/null 2>&1", srv.dir, SG_SOURCE_DIR, srv.script, srv.dir) > 0 &&
-	    system(cmd) != 0)
-		fprintf(stderr, "could not stop the private server in %s\n", srv.dir);
-	free(cmd);
-	sgt_rmrf(srv.dir);
-	free(srv.dir);
-	free(srv.url);
-	free(srv.script);
-	memset(&srv, 0, sizeof(srv));
-}
-
-static void start_pg(void) { server_start("pg.sh", "SG_TEST_PG_URL"); }
-static void start_mariadb(void) { server_start("mariadb.sh", "SG_TEST_MYSQL_URL"); }
-
-/* SIGSTOP / SIGCONT every process of the private server: the postmaster
- * and its children, or mariadbd. */
-static void server_signal(const char *sig)
-{
-	char *cmd = NULL;
-	if (strcmp(srv.script, "pg.sh") == 0)
-		cr_assert(asprintf(&cmd, "pm=$(head -n1 '%s/server/data/postmaster.pid') && kill -%s $pm $(pgrep -P $pm)",
-				   srv.dir, sig) > 0);
-	else
-		cr_assert(asprintf(&cmd, "kill -%s $(cat '%s/server/mysqld.pid')", sig, srv.dir) > 0);
-	int st = system(cmd);
-	free(cmd);
-	cr_assert_eq(st, 0, "could not send SIG%s to the server", sig);
-}
+static void start_pg(void) { private_server_start(&srv, "pg.sh", NULL, "SG_TEST_PG_URL"); }
+static void start_mariadb(void) { private_server_start(&srv, "mariadb.sh", NULL, "SG_TEST_MYSQL_URL"); }
+static void server_stop(void) { private_server_stop(&srv); }
+static void server_signal(const char *sig) { private_server_signal(&srv, sig); }
 
 /* ---- running schemagate ------------------------------------------------------ */
 
@@ -186,8 +107,8 @@ Test(faults, postgres_lock_session_killed_during_up_applies_once, .timeout = 120
 	free(tdb_value(&d, "SELECT pg_terminate_backend(%ld)", backend));
 	int sa = sgt_wait(a), sb = sgt_wait(b);
 	if (sa != 0 || sb != 0) {
-		dump("first instance", log_a);
-		dump("second instance", log_b);
+		dump_log("first instance", log_a);
+		dump_log("second instance", log_b);
 	}
 	cr_expect_eq(sa, 0, "the instance whose session was killed exited %d", sa);
 	cr_expect_eq(sb, 0, "the waiting instance exited %d", sb);
@@ -228,8 +149,8 @@ Test(faults, postgres_lock_session_killed_during_down_reverts_once, .timeout = 1
 	free(tdb_value(&d, "SELECT pg_terminate_backend(%ld)", backend));
 	int sa = sgt_wait(a), sb = sgt_wait(b);
 	if (sa != 0 || sb != 0) {
-		dump("first instance", log_a);
-		dump("second instance", log_b);
+		dump_log("first instance", log_a);
+		dump_log("second instance", log_b);
 	}
 	cr_expect_eq(sa, 0, "the instance whose session was killed exited %d", sa);
 	cr_expect_eq(sb, 0, "the second instance exited %d", sb);
@@ -265,8 +186,8 @@ Test(faults, mariadb_wait_timeout_shorter_than_the_migration, .timeout = 180, .i
 	pid_t b = spawn(&d, log_b, NULL, "up", NULL);
 	int sa = sgt_wait(a), sb = sgt_wait(b);
 	if (sa != 0 || sb != 0) {
-		dump("first instance", log_a);
-		dump("second instance", log_b);
+		dump_log("first instance", log_a);
+		dump_log("second instance", log_b);
 	}
 	cr_expect_eq(sa, 0, "first instance exited %d", sa);
 	cr_expect_eq(sb, 0, "second instance exited %d", sb);
@@ -321,7 +242,7 @@ static void sigterm_with_server_paused(enum eng eng, const char *sleep_sql)
 	fprintf(stderr, "%s: exit %d %.0f ms after SIGTERM with the server paused\n", eng == ENG_PG ? "postgres" : "mariadb",
 		st, ms);
 	if (st != 143)
-		dump("schemagate", log);
+		dump_log("schemagate", log);
 	cr_expect_eq(st, 143, "exit %d", st);
 	cr_expect_lt(ms, 2000.0, "took %.0f ms to exit after SIGTERM", ms);
 
@@ -403,7 +324,7 @@ Test(faults, postgres_restart_during_a_herd_everyone_exits_0, .timeout = 240, .i
 		reconnected += file_has(logs[i], "connection lost");
 		if (code != 0) {
 			if (failures++ < 3)
-				dump("failed instance", logs[i]);
+				dump_log("failed instance", logs[i]);
 			fprintf(stderr, "instance %d exited %d\n", i, code);
 		}
 		free(logs[i]);
@@ -453,7 +374,7 @@ Test(faults, same_hostname_and_pid_1_are_distinct_holders, .timeout = 120)
 	for (int i = 0; i < 2; i++) {
 		int st = sgt_wait(pids[i]);
 		if (st != 0)
-			dump("replica", logs[i]);
+			dump_log("replica", logs[i]);
 		cr_expect_eq(st, 0, "replica %d exited %d", i, st);
 	}
 	/* both saw themselves as pid 1, with distinct identities */
@@ -496,8 +417,8 @@ Test(faults, lease_on_x_and_public_x_exclude_each_other, .timeout = 120)
 	double waited = sgt_now_ms() - t0;
 	int sa = sgt_wait(a);
 	if (sa || sb) {
-		dump("x", log_a);
-		dump("public.x", log_b);
+		dump_log("x", log_a);
+		dump_log("public.x", log_b);
 	}
 	cr_expect_eq(sa, 0);
 	cr_expect_eq(sb, 0);

@@ -51,13 +51,6 @@ static void expect_exit(struct sgt_result *r, int want, const struct tdb *d, con
 		     tdb_eng_name(d->eng), r->status, want, r->out, r->err);
 }
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-	while (nanosleep(&ts, &ts) != 0)
-		;
-}
-
 /* Every "applied_at":"..." value of a status --json document, in order,
  * joined by spaces ("null" for JSON null). */
 static char *json_applied_at(const char *json)

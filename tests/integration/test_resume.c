@@ -21,26 +21,12 @@
 #include "sgdb.h"
 #include "sgtest.h"
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-		;
-}
-
 static unsigned seed(void)
 {
 	const char *s = getenv("SG_RESUME_SEED");
 	unsigned v = s && *s ? (unsigned)strtoul(s, NULL, 10) : (unsigned)time(NULL);
 	fprintf(stderr, "SG_RESUME_SEED=%u\n", v);
 	return v;
-}
-
-static void dump(const char *what, const char *path)
-{
-	char *s = sgt_slurp(path);
-	fprintf(stderr, "---- %s (%s)\n%s\n", what, path, s ? s : "(missing)");
-	free(s);
 }
 
 static int up(struct tdb *d, const char *log, double *seconds)
@@ -109,7 +95,7 @@ Test(resume, mariadb_sigterm_at_random_moments_needs_no_human, .timeout = 600)
 		double ms = sgt_now_ms() - t0;
 		fprintf(stderr, "round %d: SIGTERM at %ld ms -> exit %d after %.0f ms\n", round, at, st, ms);
 		if (st != 0 && st != 143)
-			dump("stopped instance", log);
+			dump_log("stopped instance", log);
 		cr_expect(st == 143 || st == 0, "round %d: exit %d", round, st);
 		cr_expect_lt(ms, 5000.0, "round %d: %.0f ms to stop: a 1 s statement should have finished", round, ms);
 		stopped += st == 143;
@@ -320,7 +306,7 @@ Test(resume, postgres_create_index_concurrently_after_sigterm, .timeout = 120)
 	kill(pid, SIGTERM);
 	int st = sgt_wait(pid);
 	if (st != 143)
-		dump("up", log);
+		dump_log("up", log);
 	cr_expect_eq(st, 143);
 	cr_expect(!index_valid(&d), "the canceled build left a valid index: nothing to test");
 	char *after = sgt_path(d.dir, "after.log");

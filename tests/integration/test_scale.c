@@ -50,100 +50,28 @@ static int scale(void)
  * first few failing logs. */
 static int run_many(struct tdb *d, int n, const char *const *extra, int *codes, double *seconds)
 {
-	pid_t *pids = calloc((size_t)n, sizeof(pid_t));
-	char **logs = calloc((size_t)n, sizeof(char *));
+	struct fleet f = {0};
 	double t0 = sgt_now_ms();
-	for (int i = 0; i < n; i++) {
-		const char *argv[40];
-		int k = 0;
-		argv[k++] = "--database-url";
-		argv[k++] = d->url;
-		argv[k++] = "--dir";
-		argv[k++] = d->mig;
-		for (int j = 0; extra && extra[j] && k < 38; j++)
-			argv[k++] = extra[j];
-		argv[k++] = "up";
-		argv[k] = NULL;
-		char name[32];
-		snprintf(name, sizeof(name), "up-%03d.log", i);
-		logs[i] = sgt_path(d->dir, name);
-		pids[i] = sgt_spawn(NULL, argv, logs[i]);
-	}
-	int failures = 0;
-	for (int i = 0; i < n; i++) {
-		int st = sgt_wait(pids[i]);
-		if (codes)
-			codes[i] = st;
-		if (st != 0) {
-			if (failures < 3) {
-				char *log = sgt_slurp(logs[i]);
-				fprintf(stderr, "---- instance %d exited %d (%s):\n%s\n", i, st, logs[i], log ? log : "");
-				free(log);
-			}
-			failures++;
-		}
-		free(logs[i]);
-	}
+	for (int i = 0; i < n; i++)
+		fleet_add(&f, d, "up", extra);
+	fleet_wait(&f, 600000);
 	if (seconds)
 		*seconds = (sgt_now_ms() - t0) / 1000.0;
-	free(pids);
-	free(logs);
+	for (int i = 0; codes && i < n; i++)
+		codes[i] = f.status[i];
+	int failures = fleet_failures(&f, 3);
+	fleet_free(&f);
 	return failures;
 }
 
 /* ---- private servers with max_connections = 40 --------------------------- */
 
-struct private_server {
-	char *dir;       /* server directory, removed at the end */
-	char *url;
-	const char *script;  /* pg.sh / mariadb.sh */
-};
-
 static struct private_server srv;
-
-/* Run tests/harness/<script> start into a temporary directory with a
- * small max_connections; take the URL from the line naming url_var. */
-static void private_start(const char *script, const char *maxconn_var, const char *url_var)
-{
-	srv.script = script;
-	srv.dir = sgt_tempdir();
-	chmod(srv.dir, 0755);
-	char *cmd = NULL;
-	cr_assert(asprintf(&cmd, "%s=40 sh '%s/tests/harness/%s' start '%s/server'", maxconn_var, SG_SOURCE_DIR,
-			   script, srv.dir) > 0);
-	int st = 0;
-	char *out = sgt_sh(cmd, &st);
-	free(cmd);
-	cr_assert_eq(st, 0, "%s start failed", script);
-	char key[64];
-	snprintf(key, sizeof(key), "export %s=", url_var);
-	char *p = strstr(out, key);
-	cr_assert(p, "%s printed no %s: %s", script, url_var, out);
-	p += strlen(key);
-	srv.url = strndup(p, strcspn(p, "\n"));
-	free(out);
-}
-
-static void private_stop(void)
-{
-	if (!srv.dir)
-		return;
-	char *cmd = NULL;
-	if (asprintf(&cmd, "sh '%s/tests/harness/%s' stop '%s/server' >/dev/null 2>&1", SG_SOURCE_DIR, srv.script,
-		     srv.dir) > 0 &&
-	    system(cmd) != 0)
-		fprintf(stderr, "could not stop the private server in %s\n", srv.dir);
-	free(cmd);
-	sgt_rmrf(srv.dir);
-	free(srv.dir);
-	free(srv.url);
-	memset(&srv, 0, sizeof(srv));
-}
 
 /* Criterion runs .fini even when an assertion failed. */
 static void stop_private_server(void)
 {
-	private_stop();
+	private_server_stop(&srv);
 }
 
 static void many_ups_on_40_connections(enum eng eng)
@@ -182,12 +110,12 @@ static void many_ups_on_40_connections(enum eng eng)
 
 static void start_private_pg(void)
 {
-	private_start("pg.sh", "SG_PG_MAX_CONNECTIONS", "SG_TEST_PG_URL");
+	private_server_start(&srv, "pg.sh", "SG_PG_MAX_CONNECTIONS=40", "SG_TEST_PG_URL");
 }
 
 static void start_private_mariadb(void)
 {
-	private_start("mariadb.sh", "SG_MARIADB_MAX_CONNECTIONS", "SG_TEST_MYSQL_URL");
+	private_server_start(&srv, "mariadb.sh", "SG_MARIADB_MAX_CONNECTIONS=40", "SG_TEST_MYSQL_URL");
 }
 
 Test(scale, postgres_many_ups_on_40_connections, .timeout = 170, .init = start_private_pg,

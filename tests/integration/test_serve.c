@@ -46,12 +46,6 @@ static void suite_fini(void)
 
 TestSuite(serve, .init = suite_init, .fini = suite_fini, .timeout = 120);
 
-static void sleep_ms(long ms)
-{
-	struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-	nanosleep(&ts, NULL);
-}
-
 /* A statement that takes about 0.4 s, put in front of each migration. */
 static const char *slow_statement(enum eng eng)
 {

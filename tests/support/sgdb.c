@@ -4,12 +4,16 @@
 #include "sgdb.h"
 
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "schemagate/url.h"
@@ -215,4 +219,205 @@ void assert_exactly_once(struct tdb *d, int n, const char *what)
 	sgt_run(&r, NULL, argv);
 	cr_assert_eq(r.status, 0, "%s: verify exited %d: %s", what, r.status, r.err);
 	sgt_result_free(&r);
+}
+
+/* ---- a fleet of processes -------------------------------------------------- */
+
+void sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+		;
+}
+
+bool file_has(const char *path, const char *needle)
+{
+	char *s = sgt_slurp(path);
+	bool found = s && strstr(s, needle);
+	free(s);
+	return found;
+}
+
+void dump_log(const char *what, const char *path)
+{
+	char *s = sgt_slurp(path);
+	fprintf(stderr, "---- %s (%s)\n%s\n", what, path, s ? s : "(missing)");
+	free(s);
+}
+
+static void fleet_grow(struct fleet *f)
+{
+	if (f->n < f->cap)
+		return;
+	f->cap = f->cap ? 2 * f->cap : 32;
+	f->pid = realloc(f->pid, (size_t)f->cap * sizeof(*f->pid));
+	f->log = realloc(f->log, (size_t)f->cap * sizeof(*f->log));
+	f->status = realloc(f->status, (size_t)f->cap * sizeof(*f->status));
+	f->running = realloc(f->running, (size_t)f->cap * sizeof(*f->running));
+	f->killed = realloc(f->killed, (size_t)f->cap * sizeof(*f->killed));
+	f->exited_at = realloc(f->exited_at, (size_t)f->cap * sizeof(*f->exited_at));
+	cr_assert(f->pid && f->log && f->status && f->running && f->killed && f->exited_at);
+}
+
+int fleet_add(struct fleet *f, struct tdb *d, const char *tag, const char *const *extra)
+{
+	fleet_grow(f);
+	int i = f->n++;
+	const char *argv[40];
+	int k = 0;
+	argv[k++] = "--database-url";
+	argv[k++] = d->url;
+	argv[k++] = "--dir";
+	argv[k++] = d->mig;
+	for (int j = 0; extra && extra[j] && k < 38; j++)
+		argv[k++] = extra[j];
+	argv[k++] = "up";
+	argv[k] = NULL;
+	char name[64];
+	snprintf(name, sizeof(name), "%s-%03d.log", tag, i);
+	f->log[i] = sgt_path(d->dir, name);
+	f->pid[i] = sgt_spawn(NULL, argv, f->log[i]);
+	f->running[i] = true;
+	f->killed[i] = false;
+	f->status[i] = -1;
+	f->exited_at[i] = 0;
+	return i;
+}
+
+int fleet_reap(struct fleet *f)
+{
+	int left = 0;
+	for (int i = 0; i < f->n; i++) {
+		if (!f->running[i])
+			continue;
+		int st;
+		pid_t p = waitpid(f->pid[i], &st, WNOHANG);
+		if (p == f->pid[i]) {
+			f->running[i] = false;
+			f->status[i] = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			f->exited_at[i] = sgt_now_ms();
+		} else {
+			left++;
+		}
+	}
+	return left;
+}
+
+void fleet_wait(struct fleet *f, double timeout_ms)
+{
+	double t0 = sgt_now_ms();
+	while (fleet_reap(f) > 0) {
+		if (sgt_now_ms() - t0 > timeout_ms) {
+			for (int i = 0; i < f->n; i++)
+				if (f->running[i]) {
+					dump_log("still running", f->log[i]);
+					kill(f->pid[i], SIGKILL);
+				}
+			fleet_reap(f);
+			cr_assert_fail("instances still running after %.0f s", timeout_ms / 1000);
+		}
+		sleep_ms(10);
+	}
+}
+
+void fleet_kill(struct fleet *f, int i)
+{
+	cr_assert_eq(kill(f->pid[i], SIGKILL), 0);
+	int st = sgt_wait(f->pid[i]);
+	f->running[i] = false;
+	f->killed[i] = true;
+	f->status[i] = st;
+	f->exited_at[i] = sgt_now_ms();
+}
+
+int fleet_holder(struct fleet *f)
+{
+	for (int i = 0; i < f->n; i++)
+		if (f->running[i] && file_has(f->log[i], "lock_acquired"))
+			return i;
+	return -1;
+}
+
+int fleet_failures(struct fleet *f, int show)
+{
+	int failures = 0;
+	for (int i = 0; i < f->n; i++) {
+		if (f->killed[i] || f->status[i] == 0)
+			continue;
+		if (failures < show) {
+			char what[64];
+			snprintf(what, sizeof(what), "instance %d exited %d", i, f->status[i]);
+			dump_log(what, f->log[i]);
+		}
+		failures++;
+	}
+	return failures;
+}
+
+void fleet_free(struct fleet *f)
+{
+	for (int i = 0; i < f->n; i++)
+		free(f->log[i]);
+	free(f->pid);
+	free(f->log);
+	free(f->status);
+	free(f->running);
+	free(f->killed);
+	free(f->exited_at);
+	memset(f, 0, sizeof(*f));
+}
+
+/* ---- a private server ------------------------------------------------------ */
+
+void private_server_start(struct private_server *s, const char *script, const char *env_assign,
+			  const char *url_var)
+{
+	memset(s, 0, sizeof(*s));
+	s->script = script;
+	s->dir = sgt_tempdir();
+	chmod(s->dir, 0755);
+	char *cmd = NULL;
+	cr_assert(asprintf(&cmd, "%s sh '%s/tests/harness/%s' start '%s/server'", env_assign ? env_assign : "",
+			   SG_SOURCE_DIR, script, s->dir) > 0);
+	int st = 0;
+	char *out = sgt_sh(cmd, &st);
+	free(cmd);
+	cr_assert_eq(st, 0, "%s start failed", script);
+	char key[64];
+	snprintf(key, sizeof(key), "export %s=", url_var);
+	char *p = strstr(out, key);
+	cr_assert(p, "%s printed no %s: %s", script, url_var, out);
+	p += strlen(key);
+	s->url = strndup(p, strcspn(p, "\n"));
+	free(out);
+}
+
+void private_server_stop(struct private_server *s)
+{
+	if (!s->dir)
+		return;
+	char *cmd = NULL;
+	/* a paused server cannot shut down */
+	if (asprintf(&cmd, "pkill -CONT -f '%s/server' 2>/dev/null; sh '%s/tests/harness/%s' stop '%s/server' "
+			   ">/dev/null 2>&1", s->dir, SG_SOURCE_DIR, s->script, s->dir) > 0 &&
+	    system(cmd) != 0)
+		fprintf(stderr, "could not stop the private server in %s\n", s->dir);
+	free(cmd);
+	sgt_rmrf(s->dir);
+	free(s->dir);
+	free(s->url);
+	memset(s, 0, sizeof(*s));
+}
+
+void private_server_signal(struct private_server *s, const char *sig)
+{
+	char *cmd = NULL;
+	if (strcmp(s->script, "pg.sh") == 0)
+		cr_assert(asprintf(&cmd, "pm=$(head -n1 '%s/server/data/postmaster.pid') && kill -%s $pm $(pgrep -P $pm)",
+				   s->dir, sig) > 0);
+	else
+		cr_assert(asprintf(&cmd, "kill -%s $(cat '%s/server/mysqld.pid')", sig, s->dir) > 0);
+	int st = system(cmd);
+	free(cmd);
+	cr_assert_eq(st, 0, "could not send SIG%s to the server", sig);
 }

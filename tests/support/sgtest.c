@@ -182,7 +182,7 @@ const char *sgt_require_server(const char *env_name)
 	const char *ci = getenv("CI");
 	if (ci && strcmp(ci, "true") == 0)
 		cr_assert_fail("%s is not set under CI=true: the private server did not start (run tests/run.sh)", env_name);
-	cr_skip_test("%s not set; run tests/run.sh to start the private servers", env_name);
+	cr_skip_test("%s " SGT_SKIP_MARK " to start the private servers", env_name);
 	return NULL;
 }
 
@@ -207,4 +207,26 @@ pid_t sgt_instance_pid(const char *id)
 	while (p > id && p[-1] != '/')
 		p--;
 	return (pid_t)atoi(p);
+}
+
+void sgt_capture_start(struct sgt_capture *c)
+{
+	snprintf(c->path, sizeof(c->path), "/tmp/sg-capture-XXXXXX");
+	int fd = mkstemp(c->path);
+	cr_assert(fd >= 0);
+	fflush(stderr);
+	c->saved = dup(2);
+	dup2(fd, 2);
+	close(fd);
+}
+
+char *sgt_capture_end(struct sgt_capture *c)
+{
+	fflush(stderr);
+	dup2(c->saved, 2);
+	close(c->saved);
+	char *text = sgt_slurp(c->path);
+	unlink(c->path);
+	cr_assert_not_null(text);
+	return text;
 }

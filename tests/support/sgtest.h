@@ -40,7 +40,10 @@ char *sgt_copy_example_migrations(const char *dir);
 
 /* URL of a private server from tests/run.sh (SG_TEST_PG_URL,
  * SG_TEST_MYSQL_URL). When unset: under CI=true the test fails, otherwise
- * it is skipped with a message saying how to run it. */
+ * it is skipped with a message saying how to run it, and the executable
+ * exits SGT_SKIP_CODE (sgmain.c) so that ctest reports it skipped. */
+#define SGT_SKIP_CODE 77
+#define SGT_SKIP_MARK "not set; run tests/run.sh"
 const char *sgt_require_server(const char *env_name);
 
 /* Run a shell command and capture stdout (malloc'd); *status gets the exit code. */
@@ -49,6 +52,16 @@ char *sgt_sh(const char *cmd, int *status);
 /* The pid inside an instance id or application_name:
  * "[schemagate/]HOST/PID/TAG" -> PID; 0 when there is none. */
 pid_t sgt_instance_pid(const char *id);
+
+/* What this process writes to stderr between start and end (a file:
+ * sg_log writes fd 2 directly). */
+struct sgt_capture {
+	int saved;
+	char path[64];
+};
+void sgt_capture_start(struct sgt_capture *c);
+/* Restores stderr; returns what was written (malloc'd). */
+char *sgt_capture_end(struct sgt_capture *c);
 
 /* Milliseconds since an arbitrary point (monotonic). */
 double sgt_now_ms(void);

@@ -10,22 +10,14 @@
 
 #include "schemagate/config.h"
 #include "schemagate/log.h"
+#include "config_env.h"
 #include "sgtest.h"
-
-static const char *const env_names[] = {
-	"DATABASE_URL", "DATABASE_URL_FILE", "DATABASE_PASSWORD_FILE", "SCHEMAGATE_DIR",
-	"SCHEMAGATE_TABLE", "SCHEMAGATE_TARGET", "SCHEMAGATE_CONNECT_TIMEOUT",
-	"SCHEMAGATE_LOCK_TIMEOUT", "SCHEMAGATE_POLL_INTERVAL", "SCHEMAGATE_TIMEOUT",
-	"SCHEMAGATE_LOCK", "SCHEMAGATE_LOCK_LEASE", "SCHEMAGATE_DDL_LOCK_TIMEOUT",
-	"SCHEMAGATE_STRICT", "SCHEMAGATE_LOG_FORMAT", "SCHEMAGATE_LOG_LEVEL", "POSIXLY_CORRECT",
-	"SCHEMAGATE_ADOPT", "SCHEMAGATE_LISTEN", "SCHEMAGATE_CHECK_INTERVAL",
-};
 
 /* The machine running the tests may export any of these. */
 static void clean_env(void)
 {
-	for (size_t i = 0; i < sizeof(env_names) / sizeof(env_names[0]); i++)
-		unsetenv(env_names[i]);
+	for (size_t i = 0; i < CONFIG_ENV_COUNT; i++)
+		unsetenv(config_env_names[i]);
 }
 
 TestSuite(config, .init = clean_env);

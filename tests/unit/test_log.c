@@ -28,35 +28,6 @@ static char *redact(const char *text)
 		cr_assert_null(strstr(r_, secret), "'%s' leaks '%s'", r_, secret);     \
 	} while (0)
 
-/* ---- capturing stderr ---- */
-
-struct capture {
-	int saved;
-	char path[64];
-};
-
-static void capture_start(struct capture *c)
-{
-	snprintf(c->path, sizeof(c->path), "/tmp/sg-log-test-XXXXXX");
-	int fd = mkstemp(c->path);
-	cr_assert(fd >= 0);
-	fflush(stderr);
-	c->saved = dup(2);
-	dup2(fd, 2);
-	close(fd);
-}
-
-/* Restores stderr; returns what was written (malloc'd). */
-static char *capture_end(struct capture *c)
-{
-	dup2(c->saved, 2);
-	close(c->saved);
-	char *text = sgt_slurp(c->path);
-	unlink(c->path);
-	cr_assert_not_null(text);
-	return text;
-}
-
 static size_t count_char(const char *s, char ch)
 {
 	size_t n = 0;
@@ -264,11 +235,11 @@ Test(log, json_line_is_one_valid_object_with_expected_keys)
 		.duration_ms = 12,
 		.waited_ms = -1,
 	};
-	struct capture c;
-	capture_start(&c);
+	struct sgt_capture c;
+	sgt_capture_start(&c);
 	sg_log(SG_LOG_WARN, "apply_failed", &f, "applying %s to %s", "0003_add_index.up.sql",
 	       "postgres://app:hunter2@db/x");
-	char *out = capture_end(&c);
+	char *out = sgt_capture_end(&c);
 
 	cr_assert_eq(count_char(out, '\n'), 1, "%s", out);
 	cr_assert_null(strstr(out, "hunter2"), "%s", out);
@@ -296,10 +267,10 @@ Test(log, json_line_is_one_valid_object_with_expected_keys)
 Test(log, json_keeps_valid_utf8)
 {
 	sg_log_init(SG_LOG_JSON, SG_LOG_DEBUG);
-	struct capture c;
-	capture_start(&c);
+	struct sgt_capture c;
+	sgt_capture_start(&c);
 	sg_log(SG_LOG_INFO, "hello", SG_LOG_NOFIELDS, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xc0\xaf");
-	char *out = capture_end(&c);
+	char *out = sgt_capture_end(&c);
 	struct json_obj obj;
 	cr_assert(json_parse_object(out, &obj), "%s", out);
 	/* é, € and the emoji pass; the overlong "\xc0\xaf" does not */
@@ -312,10 +283,10 @@ Test(log, text_line_is_readable_and_single)
 	sg_log_init(SG_LOG_TEXT, SG_LOG_INFO);
 	struct sg_log_fields f = { .version = "0003", .name = "add_index", .holder = "pod-1/42",
 				   .error = NULL, .duration_ms = 12, .waited_ms = 3400 };
-	struct capture c;
-	capture_start(&c);
+	struct sgt_capture c;
+	sgt_capture_start(&c);
 	sg_log(SG_LOG_INFO, "applied", &f, "done\nwith password=abc123");
-	char *out = capture_end(&c);
+	char *out = sgt_capture_end(&c);
 	cr_assert_eq(count_char(out, '\n'), 1, "%s", out);
 	cr_assert_eq(out[strlen(out) - 1], '\n');
 	cr_assert(strstr(out, " INFO  applied: done with password=***"), "%s", out);
@@ -331,11 +302,11 @@ Test(log, text_fields_with_spaces_are_quoted_and_redacted)
 	sg_log_init(SG_LOG_TEXT, SG_LOG_INFO);
 	struct sg_log_fields f = { .error = "auth \"failed\" for mysql://u:pw9999@h/db", .duration_ms = -1,
 				   .waited_ms = -1 };
-	struct capture c;
-	capture_start(&c);
+	struct sgt_capture c;
+	sgt_capture_start(&c);
 	sg_errorlog("connect", "giving up");
 	sg_log(SG_LOG_ERROR, "connect", &f, "giving up");
-	char *out = capture_end(&c);
+	char *out = sgt_capture_end(&c);
 	cr_assert_eq(count_char(out, '\n'), 2, "%s", out);
 	cr_assert(strstr(out, "ERROR connect: giving up\n"), "%s", out);
 	cr_assert(strstr(out, "(error=\"auth \\\"failed\\\" for mysql://u:***@h/db\")"), "%s", out);
@@ -345,14 +316,14 @@ Test(log, text_fields_with_spaces_are_quoted_and_redacted)
 
 Test(log, level_filtering)
 {
-	struct capture c;
+	struct sgt_capture c;
 	sg_log_init(SG_LOG_TEXT, SG_LOG_WARN);
-	capture_start(&c);
+	sgt_capture_start(&c);
 	sg_debug("d", "debug line");
 	sg_info("i", "info line");
 	sg_warn("w", "warn line");
 	sg_errorlog("e", "error line");
-	char *out = capture_end(&c);
+	char *out = sgt_capture_end(&c);
 	cr_assert_null(strstr(out, "debug line"));
 	cr_assert_null(strstr(out, "info line"));
 	cr_assert(strstr(out, "warn line"));
@@ -360,16 +331,16 @@ Test(log, level_filtering)
 	free(out);
 
 	sg_log_init(SG_LOG_TEXT, SG_LOG_DEBUG);
-	capture_start(&c);
+	sgt_capture_start(&c);
 	sg_debug("d", "debug line");
-	out = capture_end(&c);
+	out = sgt_capture_end(&c);
 	cr_assert(strstr(out, "DEBUG d: debug line"), "%s", out);
 	free(out);
 
 	sg_log_init(SG_LOG_TEXT, SG_LOG_QUIET);
-	capture_start(&c);
+	sgt_capture_start(&c);
 	sg_errorlog("e", "error line");
-	out = capture_end(&c);
+	out = sgt_capture_end(&c);
 	cr_assert_str_eq(out, "");
 	free(out);
 }
@@ -380,10 +351,10 @@ Test(log, long_line_arrives_whole)
 	char big[20000];
 	memset(big, 'a', sizeof(big) - 1);
 	big[sizeof(big) - 1] = '\0';
-	struct capture c;
-	capture_start(&c);
+	struct sgt_capture c;
+	sgt_capture_start(&c);
 	sg_info("big", "%s", big);
-	char *out = capture_end(&c);
+	char *out = sgt_capture_end(&c);
 	cr_assert_eq(count_char(out, '\n'), 1);
 	cr_assert(strstr(out, big));
 	free(out);
@@ -392,12 +363,12 @@ Test(log, long_line_arrives_whole)
 Test(log, errno_is_preserved)
 {
 	sg_log_init(SG_LOG_TEXT, SG_LOG_INFO);
-	struct capture c;
-	capture_start(&c);
+	struct sgt_capture c;
+	sgt_capture_start(&c);
 	errno = ENOENT;
 	sg_info("x", "y");
 	int saved = errno;
-	free(capture_end(&c));
+	free(sgt_capture_end(&c));
 	cr_assert_eq(saved, ENOENT);
 }
 

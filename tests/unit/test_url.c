@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "schemagate/log.h"
 #include "schemagate/url.h"
 
 static struct sg_url parse_ok(const char *text)
@@ -248,9 +249,57 @@ Test(url, malformed_percent_escapes_are_errors_without_leaking)
 Test(url, password_query_param_is_masked_in_redacted)
 {
 	struct sg_url u = parse_ok("postgres://h/db?sslmode=disable&password=s3cr%26t");
-	cr_assert_str_eq(sg_url_param(&u, "password"), "s3cr&t");
+	cr_assert_str_eq(u.password, "s3cr&t");
 	cr_assert_null(strstr(u.redacted, "s3cr"), "%s", u.redacted);
 	cr_assert_str_eq(u.redacted, "postgres://h/db?sslmode=disable&password=***");
+	sg_url_free(&u);
+}
+
+/* libpq and psql accept postgres://app@host/db?password=secret: it is the
+ * URL's password, for every driver, and no longer a parameter. */
+Test(url, password_in_the_query_string_is_the_password)
+{
+	struct sg_url u = parse_ok("postgres://app@host/db?password=secret&sslmode=disable");
+	cr_assert_str_eq(u.user, "app");
+	cr_assert_str_eq(u.password, "secret");
+	cr_assert_null(sg_url_param(&u, "password"));
+	cr_assert_str_eq(sg_url_param(&u, "sslmode"), "disable");
+	cr_assert_eq(u.nparams, 1);
+	cr_assert_str_eq(u.redacted, "postgres://app@host/db?password=***&sslmode=disable");
+	sg_url_free(&u);
+
+	u = parse_ok("mysql://app@h/db?password=p%40ss");
+	cr_assert_str_eq(u.password, "p@ss");
+	cr_assert_eq(u.nparams, 0);
+	sg_url_free(&u);
+}
+
+Test(url, two_passwords_are_refused_without_showing_either)
+{
+	struct sg_error e = parse_fails("postgres://app:first1@host/db?password=second2");
+	cr_assert(strstr(e.msg, "password is given twice"), "%s", e.msg);
+	cr_assert_null(strstr(e.msg, "first1"), "%s", e.msg);
+	cr_assert_null(strstr(e.msg, "second2"), "%s", e.msg);
+	e = parse_fails("postgres://app@host/db?password=first1&password=second2");
+	cr_assert_null(strstr(e.msg, "first1"), "%s", e.msg);
+	cr_assert_null(strstr(e.msg, "second2"), "%s", e.msg);
+}
+
+Test(url, sqlite_keeps_a_password_param_as_a_param)
+{
+	struct sg_url u = parse_ok("sqlite:app.db?password=x");
+	cr_assert_null(u.password);
+	cr_assert_str_eq(sg_url_param(&u, "password"), "x");
+	sg_url_free(&u);
+}
+
+Test(url, register_secrets_covers_the_password_and_password_like_params)
+{
+	struct sg_url u = parse_ok("postgres://app@h/db?password=qpass1&sslpassword=keypass2&sslmode=require");
+	sg_url_register_secrets(&u);
+	char out[256];
+	sg_redact("libpq: qpass1 keypass2 require", out, sizeof(out));
+	cr_assert_str_eq(out, "libpq: *** *** require");
 	sg_url_free(&u);
 }
 

@@ -1,0 +1,177 @@
+/*
+ * test_fuzz_findings.c - what the fuzzers of tests/fuzz found, one test
+ * per finding, each failing before its fix. The input that found it is
+ * in tests/fuzz/regressions/TARGET/NAME and is replayed by every fuzz run.
+ *
+ * Most findings are redaction holes: URL syntax that the free-text
+ * redactor (sg_redact) read differently from the URL parser, so a
+ * password, or part of it, reached a message. Short passwords (under 3
+ * bytes) are never registered as secrets, so for them URL syntax is the
+ * only protection; longer ones hit the same holes whenever nothing was
+ * registered yet (a URL that does not parse).
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "schemagate/config.h"
+#include "schemagate/log.h"
+#include "schemagate/url.h"
+#include "sgtest.h"
+
+static char *redact(const char *text)
+{
+	static char out[4096];
+	sg_redact(text, out, sizeof(out));
+	return out;
+}
+
+#define assert_not_shown(text, secret)                                                  \
+	cr_assert_null(strstr(text, secret), "'%s' shows '%s'", text, secret)
+
+/* The error message of a URL that does not parse. */
+static const char *refusal(const char *url_text)
+{
+	static struct sg_error err;
+	struct sg_url url;
+	memset(&err, 0, sizeof(err));
+	cr_assert_eq(sg_url_parse(url_text, &url, &err), -1, "%s parsed", url_text);
+	return err.msg;
+}
+
+/* What sg_log prints for one error line, text or JSON. */
+static char *log_line(enum sg_log_format format, const char *msg, const char *error)
+{
+	struct sgt_capture c;
+	struct sg_log_fields f = { .error = error, .duration_ms = -1, .waited_ms = -1 };
+	sg_log_init(format, SG_LOG_INFO);
+	sgt_capture_start(&c);
+	sg_log(SG_LOG_ERROR, "failed", &f, "%s", msg);
+	return sgt_capture_end(&c);
+}
+
+/* regressions/url/quote-in-password-not-masked: RFC 3986 allows a quote
+ * in a password (a sub-delim); the redactor ended the URL at it. */
+Test(fuzz_findings, quote_in_password_is_masked_by_url_syntax)
+{
+	cr_assert_str_eq(redact("mariadb://u:it's@[::1]:3129"), "mariadb://u:***@[::1]:3129");
+	cr_assert_str_eq(redact("postgres://u:i'@h/db"), "postgres://u:***@h/db");
+	assert_not_shown(refusal("postgres://u:it's@h:99999/db"), "it's");
+}
+
+/* regressions/url/at-sign-in-query-password-leaks-its-tail: the user
+ * info ran to the last '@' of the whole URL, here inside the query; the
+ * mask ate "sslpassword=" and the value after its '@' was printed. */
+Test(fuzz_findings, at_sign_in_a_query_password_does_not_end_the_user_info)
+{
+	const char *url = "postgres://h:5432/db?sslpassword=a://u:hunter2@h/d%25zz";
+	cr_assert_str_eq(redact(url), "postgres://h:5432/db?sslpassword=***");
+	const char *msg = refusal("postgres://h:99999?password=x@y/zz-tail");
+	assert_not_shown(msg, "zz-tail");
+	assert_not_shown(msg, "x@y");
+	/* a raw '/' in a user-info password still masks to the last '@' */
+	cr_assert_str_eq(redact("postgres://u:pa/ss@h/db"), "postgres://u:***@h/db");
+}
+
+/* regressions/url/quote-in-query-password-leaks-its-tail: a query value
+ * ended at a quote, which a query may hold. */
+Test(fuzz_findings, quote_in_a_query_password_is_masked_whole)
+{
+	cr_assert_str_eq(redact("postgres://h/db?sslpassword=id's"), "postgres://h/db?sslpassword=***");
+	cr_assert_str_eq(redact("postgres://h/db?password=a'b&sslmode=require"),
+			 "postgres://h/db?password=***&sslmode=require");
+	/* a conninfo value in quotes still ends at its closing quote */
+	cr_assert_str_eq(redact("host=h password='a b' user=u"), "host=h password=*** user=u");
+}
+
+/* regressions/url/leading-quote-in-query-password: a value starting with
+ * a quote was read as a quoted conninfo value ending at the next quote. */
+Test(fuzz_findings, query_password_starting_with_a_quote_is_masked_whole)
+{
+	cr_assert_str_eq(redact("postgres://h/db?password='''%60%60"), "postgres://h/db?password=***");
+	cr_assert_str_eq(redact("postgres://h/db?password='x'tail&a=1"), "postgres://h/db?password=***&a=1");
+}
+
+/* regressions/url/secret-masking-breaks-url-syntax: the registered
+ * password "res://" was masked first, inside "postgres://", which broke
+ * the URL syntax that finds the password as written ("res:%2F%2F"). */
+Test(fuzz_findings, registered_secret_that_looks_like_url_syntax)
+{
+	sg_log_add_secret("res://");
+	const char *r = redact("connecting to postgres://:res:%2F%2F@h/db");
+	assert_not_shown(r, "res:%2F%2F");
+	assert_not_shown(r, "res://");
+}
+
+/* regressions/url/backquote-in-refused-url-hides-nothing: a URL refused
+ * for a byte no URL may hold was echoed through the free-text redactor,
+ * which stops at that byte. */
+Test(fuzz_findings, refused_url_is_echoed_with_its_password_masked_by_url_syntax)
+{
+	assert_not_shown(refusal("postgresql://ap`:p%39%2rd@1p"), "p%39%2rd");
+	assert_not_shown(refusal("postgres://u:my pass@h:99999/db"), "my pass");
+	assert_not_shown(refusal("postgres://u:a\"b@h/d%zz"), "a\"b");
+	const char *msg = refusal("postgres://u@h:99999/db?password=se cret");
+	assert_not_shown(msg, "se cret");
+	cr_assert(strstr(msg, "the port must be a number"), "%s", msg);
+}
+
+/* regressions/url/control-byte-becomes-space-and-spells-a-secret: the
+ * text log turns control bytes into spaces after masking, so "pass\nword"
+ * printed the registered password "pass word". */
+Test(fuzz_findings, text_log_masks_secrets_in_what_it_prints)
+{
+	sg_log_add_secret("pass word");
+	char *line = log_line(SG_LOG_TEXT, "server said: pass\nword", "pass\tword rejected");
+	assert_not_shown(line, "pass word");
+	free(line);
+
+	char *dir = sgt_tempdir();
+	char *path = sgt_path(dir, "termination-log");
+	sg_write_termination_log(path, "bad pass\rword");
+	char *written = sgt_slurp(path);
+	assert_not_shown(written, "pass word");
+	free(written);
+	free(path);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+/* regressions/config/url-word-with-raw-space-echoed: libpq accepts a raw
+ * space in a password; a URL given as a stray argument was quoted in the
+ * usage error, where the free-text redactor stops at the space. */
+Test(fuzz_findings, usage_error_quoting_a_url_masks_its_password)
+{
+	unsetenv("DATABASE_URL");
+	char *argv[] = { "schemagate", "up", "--database-url", "sqlite:x.db", "postgres://u:hunt er2@h/db", NULL };
+	struct sg_config cfg;
+	struct sg_error err = {0};
+	cr_assert_eq(sg_config_parse(&cfg, 5, argv, &err), -1);
+	cr_assert(strstr(err.msg, "unexpected argument"), "%s", err.msg);
+	assert_not_shown(err.msg, "hunt er2");
+	assert_not_shown(err.msg, "er2@");
+
+	char *argv2[] = { "schemagate", "up", "--lock-timeout=postgres://u:a b@h:1", NULL };
+	cr_assert_eq(sg_config_parse(&cfg, 3, argv2, &err), -1);
+	assert_not_shown(err.msg, "a b");
+
+	/* a word longer than the message: masked before it is cut to size */
+	char word[2100];
+	snprintf(word, sizeof(word), "postgres://u:hunt er2@h/%01990d", 0);
+	char *argv3[] = { "schemagate", "up", "--database-url", "sqlite:x.db", word, NULL };
+	cr_assert_eq(sg_config_parse(&cfg, 5, argv3, &err), -1);
+	cr_assert(strstr(err.msg, "unexpected argument 'postgres://u:"), "%s", err.msg);
+	assert_not_shown(err.msg, "hunt er2");
+}
+
+/* regressions/log/json-string-writer-passes-invalid-utf8: the JSON string
+ * writer of machine output (status --json) copied bytes that are not
+ * UTF-8, so a migration named in Latin-1 made the document invalid. */
+Test(fuzz_findings, json_string_writer_replaces_bytes_that_are_not_utf8)
+{
+	struct sg_buf b = {0};
+	sg_buf_json_string(&b, "ev\xff \xc3\xa9 \xed\xa0\x80 \x7f");
+	cr_assert_str_eq(b.data, "\"ev\\ufffd \xc3\xa9 \\ufffd\\ufffd\\ufffd \\u007f\"");
+	sg_buf_free(&b);
+}
