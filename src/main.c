@@ -64,6 +64,15 @@ int main(int argc, char **argv)
 	sg_log_init(cfg.log_format, cfg.log_level);
 
 	int code = sg_run(&cfg, &err);
+	if (code == SG_EXIT_PENDING) {
+		/* verify, status --check, --dry-run: an answer, not a failure */
+		struct sg_log_fields f = {.error = err.msg, .duration_ms = -1, .waited_ms = -1};
+		sg_log(SG_LOG_INFO, "pending", &f, "%s: there is work to do", cfg.command_name);
+		/* a container gated on verify did not start: say why */
+		sg_write_termination_log(cfg.termination_log, err.msg);
+		sg_config_free(&cfg);
+		return code;
+	}
 	if (code != 0) {
 		struct sg_log_fields f = {.error = err.msg, .duration_ms = -1, .waited_ms = -1};
 		/* the reason travels in the error field: once in text, and as
