@@ -87,16 +87,20 @@ static void on_stop_signal(int signum)
 	errno = saved;
 }
 
+/* What the process had before: a program exec'd after `--` gets it back
+ * (an ignored signal survives exec). */
+static struct sigaction saved_term, saved_int, saved_alrm, saved_pipe;
+
 static void install_handlers(void)
 {
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);
 	sa.sa_handler = on_stop_signal;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, &saved_term);
+	sigaction(SIGINT, &sa, &saved_int);
 	sa.sa_handler = on_hard_exit;
-	sigaction(SIGALRM, &sa, NULL);
+	sigaction(SIGALRM, &sa, &saved_alrm);
 	if (!hard_timer_ready) {
 		struct sigevent sev;
 		memset(&sev, 0, sizeof(sev));
@@ -105,19 +109,21 @@ static void install_handlers(void)
 		hard_timer_ready = timer_create(CLOCK_MONOTONIC, &sev, &hard_timer) == 0;
 	}
 	/* a write to a dead peer must be an error, not a silent death */
-	signal(SIGPIPE, SIG_IGN);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, &saved_pipe);
 }
 
 static void restore_handlers(void)
 {
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGINT, SIG_DFL);
 	if (hard_timer_ready) {
 		/* disarm; a later exec must not inherit a pending SIGALRM */
 		struct itimerspec off = {0};
 		timer_settime(hard_timer, 0, &off, NULL);
 	}
-	signal(SIGALRM, SIG_DFL);
+	sigaction(SIGTERM, &saved_term, NULL);
+	sigaction(SIGINT, &saved_int, NULL);
+	sigaction(SIGALRM, &saved_alrm, NULL);
+	sigaction(SIGPIPE, &saved_pipe, NULL);
 }
 
 /* ---- stopping ------------------------------------------------------------ */

@@ -356,6 +356,40 @@ Test(sqlite, program_after_double_dash_is_execed_with_same_pid)
 	teardown(&f);
 }
 
+/* The mask of ignored signals in /proc/<pid>/status text ("SigIgn:\t..."). */
+static unsigned long long sig_ignored(const char *status)
+{
+	const char *p = status ? strstr(status, "SigIgn:") : NULL;
+	return p ? strtoull(p + 7, NULL, 16) : ~0ULL;
+}
+
+/* The program exec'd after `--` starts with the dispositions of the
+ * signals schemagate handles (INT, PIPE, ALRM, TERM) as schemagate got
+ * them, not schemagate's own: an ignored SIGPIPE would survive exec. */
+Test(sqlite, program_after_double_dash_gets_the_original_signal_dispositions)
+{
+	struct fixture f;
+	setup(&f);
+	three_migrations(&f);
+	const unsigned long long handled = (1ULL << (SIGINT - 1)) | (1ULL << (SIGPIPE - 1)) | (1ULL << (SIGALRM - 1)) |
+					   (1ULL << (SIGTERM - 1));
+	char *self = sgt_slurp("/proc/self/status");
+	unsigned long long want = sig_ignored(self) & handled;
+	free(self);
+	char *log = sgt_path(f.dir, "exec.log");
+	const char *argv[] = {"--database-url", f.url, "--dir", f.mig, "-q", "up", "--", "/bin/cat", "/proc/self/status",
+			      NULL};
+	pid_t pid = sgt_spawn(NULL, argv, log);
+	cr_expect_eq(sgt_wait(pid), 0);
+	char *got = sgt_slurp(log);
+	cr_expect_eq(sig_ignored(got) & handled, want, "ignored signals %llx, schemagate was given %llx",
+		     sig_ignored(got) & handled, want);
+	cr_expect(got && strstr(got, "SigBlk:\t0000000000000000"), "signals blocked in the program: %s", got);
+	free(got);
+	free(log);
+	teardown(&f);
+}
+
 Test(sqlite, wait_exits_zero_once_another_process_migrates)
 {
 	struct fixture f;
