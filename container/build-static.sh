@@ -195,7 +195,8 @@ ensure_connector
 say "configuring $src -> $build"
 mkdir -p "$build"
 cmake -S "$src" -B "$build" -DSG_STATIC=ON -DCMAKE_BUILD_TYPE=MinSizeRel \
-	-DSG_MARIADB_PREFIX="$connector" >"$build/configure.log" 2>&1 ||
+	-DSG_MARIADB_PREFIX="$connector" ${SG_GIT_REVISION:+-DSG_GIT_REVISION="$SG_GIT_REVISION"} \
+	>"$build/configure.log" 2>&1 ||
 	{ cat "$build/configure.log" >&2; die "cmake configure failed"; }
 # glibc warns that getaddrinfo/getpwuid in a static binary want the shared
 # NSS modules; since glibc 2.34 "files" and "dns" are built into libc,

@@ -16,6 +16,7 @@
 
 #include "schemagate/log.h"
 #include "schemagate/run.h"
+
 #define DDL_LOCK_RETRIES 6
 
 static uint64_t elapsed_since(uint64_t t0) { return sg_now_ms() - t0; }

@@ -79,10 +79,11 @@ out=$(podman run --rm "$image" --version)
 echo "--version: $out"
 check "--version: first line schemagate $version" test "$(head -n 1 <<<"$out")" = "schemagate $version"
 # the static binary reports the libraries linked into it
-check "--version: revision and every linked library's version" bash -c '
-	for key in revision libpq "MariaDB Connector/C" SQLite libuv OpenSSL; do
+check "--version: revision $revision (the commit built) and every linked library's version" bash -c '
+	grep -qx "revision: $2" <<<"$1" || { echo "revision is not $2" >&2; exit 1; }
+	for key in libpq "MariaDB Connector/C" SQLite libuv OpenSSL; do
 		grep -qE "^$key: [0-9a-z]" <<<"$1" || { echo "no $key line" >&2; exit 1; }
-	done' _ "$out"
+	done' _ "$out" "$revision"
 
 # ---- hardened runs against the private servers on loopback
 hardened=(--network host --read-only --read-only-tmpfs=false --cap-drop ALL
