@@ -360,6 +360,35 @@ Test(scale, mariadb_herd_holds_one_connection_per_instance, .timeout = 120, .ini
 	herd_holds_one_connection_per_instance(ENG_MY);
 }
 
+/*
+ * Instances that arrive while the winner finishes must wake on its
+ * notification, never at their next poll. With a 30 s poll interval a
+ * missed notification is a 30 s wait: a waiter that started to LISTEN
+ * after the winner's NOTIFY, or whose notification came in with the
+ * result of its last lock attempt (already off the socket), slept until
+ * the next poll. Several herds, for the arrivals to fall on the window.
+ */
+Test(scale, postgres_waiters_never_miss_the_winners_notification, .timeout = 170)
+{
+	enum { N = 40, M = 20, ROUNDS = 5 };
+	const char *server = tdb_server_for(ENG_PG);
+	const char *extra[] = { "--poll-interval", "30s", "--lock-timeout", "60s", "--connect-timeout", "60s", NULL };
+	for (int round = 0; round < ROUNDS; round++) {
+		struct tdb d;
+		tdb_create(&d, ENG_PG, server);
+		write_migrations(&d, M, NULL);
+		double secs = 0;
+		int failures = run_many(&d, N, extra, NULL, &secs);
+		fprintf(stderr, "herd %d of %d: instances=%d failures=%d wall=%.1fs (poll interval 30s)\n", round + 1,
+			ROUNDS, N, failures, secs);
+		cr_assert_eq(failures, 0, "%d of %d instances failed (logs above)", failures, N);
+		cr_assert_lt(secs, 20.0, "the herd took %.1fs: a waiter slept to its next poll (30s) instead of waking "
+			     "on the winner's notification", secs);
+		assert_exactly_once(&d, M, "after the herd");
+		tdb_drop(&d);
+	}
+}
+
 /* ---- SQLite: one file, 20 processes ------------------------------------- */
 
 static void sqlite_twenty(const char *lock)
