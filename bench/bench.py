@@ -12,7 +12,8 @@ so no driver is needed here.
   bench.py wake OUT.json LOGDIR --db URL --rounds R --waiters W --prepare CMD -- COMMAND...
   bench.py rss OUT.json RUNS -- COMMAND...
   bench.py merge RESULTS_DIR CASE
-  bench.py report RESULTS_DIR
+  bench.py alternate RUNS NAME=COMMAND...   (before/after comparisons, by hand)
+  bench.py report RESULTS_DIR [NOTES.md]
 """
 import glob
 import json
@@ -718,15 +719,40 @@ def cmd_merge(args):
             json.dump(merged, f)
 
 
+def cmd_alternate(args):
+    """Run the commands in turn, RUNS times each after 3 warm-up rounds,
+    and print min / median / max wall time: a comparison in which a burst
+    of noise on a shared machine hits every command alike."""
+    runs = int(args[0])
+    cmds = [a.split("=", 1) for a in args[1:]]
+    times = {name: [] for name, _ in cmds}
+    for i in range(runs + 3):
+        for name, cmd in cmds:
+            t0 = time.perf_counter()
+            r = subprocess.run(shlex.split(cmd), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            if r.returncode != 0:
+                raise SystemExit("alternate: %s exited %d" % (name, r.returncode))
+            if i >= 3:
+                times[name].append((time.perf_counter() - t0) * 1000.0)
+    for name, _ in cmds:
+        v = sorted(times[name])
+        print("| %s | %.1f ms | **%.1f ms** | %.1f ms | %d |" % (name, v[0], statistics.median(v), v[-1], len(v)))
+
+
 def cmd_report(args):
+    """The report of a run, then (if given) a hand-written file of
+    measurements made outside run.sh (before/after comparisons)."""
     sys.stdout.write(Report(args[0]).build())
+    if len(args) > 1 and os.path.exists(args[1]):
+        with open(args[1]) as f:
+            sys.stdout.write("\n" + f.read())
 
 
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     cmds = {"gen": cmd_gen, "replicas": cmd_replicas, "wake": cmd_wake, "rss": cmd_rss, "merge": cmd_merge,
-            "report": cmd_report}
+            "alternate": cmd_alternate, "report": cmd_report}
     fn = cmds.get(sys.argv[1])
     if not fn:
         sys.exit(__doc__)

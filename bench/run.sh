@@ -396,21 +396,21 @@ dbm hf sqlite_apply100 dbmate $SLOW 1 "rm -f $lite/apply_dbmate.db" \
 # database each run, against each engine's own client applying the same
 # statements in one transaction on one connection.
 note inserts.n $INSERTS
-pg_rows_prep="$(pg_fresh_cmd rows) && psql -X -q -v ON_ERROR_STOP=1 '$(pgurl rows)' -f '$gen/ins/table.sql'"
-hf pg_inserts schemagate $VSLOW 1 "$pg_rows_prep" "$sg" --database-url "$(pgurl rows)" --dir "$gen/ins/migrations" -q up
-note inserts.rows.postgres "$(psql -X -A -t -q "$(pgurl rows)" -c 'SELECT count(*) FROM bench_rows' 2>&1 | head -1)"
-hf pg_inserts psql $VSLOW 1 "$pg_rows_prep" psql -X -q -1 -v ON_ERROR_STOP=1 -f "$gen/ins/inserts.sql" "$(pgurl rows)"
+pg_rows_prep="$(pg_fresh_cmd bulk_rows) && psql -X -q -v ON_ERROR_STOP=1 '$(pgurl bulk_rows)' -f '$gen/ins/table.sql'"
+hf pg_inserts schemagate $VSLOW 1 "$pg_rows_prep" "$sg" --database-url "$(pgurl bulk_rows)" --dir "$gen/ins/migrations" -q up
+note inserts.rows.postgres "$(psql -X -A -t -q "$(pgurl bulk_rows)" -c 'SELECT count(*) FROM bench_rows' 2>&1 | head -1)"
+hf pg_inserts psql $VSLOW 1 "$pg_rows_prep" psql -X -q -1 -v ON_ERROR_STOP=1 -f "$gen/ins/inserts.sql" "$(pgurl bulk_rows)"
 if [[ $have_mariadb -eq 1 ]]; then
 	my_client=(mariadb --no-defaults -h 127.0.0.1 -P "$my_port" -u sg -psg-test-pw)
-	my_rows_prep="$(my_fresh_cmd rows) && ${my_client[*]} rows -e 'source $gen/ins/table.sql'"
-	hf mariadb_inserts schemagate $VSLOW 1 "$my_rows_prep" "$sg" --database-url "$(myurl rows)" --dir "$gen/ins/migrations" -q up
-	note inserts.rows.mariadb "$("${my_client[@]}" -N -B rows -e 'SELECT count(*) FROM bench_rows' 2>&1 | head -1)"
-	hf mariadb_inserts mariadb $VSLOW 1 "$my_rows_prep" "${my_client[@]}" rows -e "source $gen/ins/inserts.tx.sql"
+	my_rows_prep="$(my_fresh_cmd bulk_rows) && ${my_client[*]} bulk_rows -e 'source $gen/ins/table.sql'"
+	hf mariadb_inserts schemagate $VSLOW 1 "$my_rows_prep" "$sg" --database-url "$(myurl bulk_rows)" --dir "$gen/ins/migrations" -q up
+	note inserts.rows.mariadb "$("${my_client[@]}" -N -B bulk_rows -e 'SELECT count(*) FROM bench_rows' 2>&1 | head -1)"
+	hf mariadb_inserts mariadb $VSLOW 1 "$my_rows_prep" "${my_client[@]}" bulk_rows -e "source $gen/ins/inserts.tx.sql"
 fi
 
 # ---- 12. report ------------------------------------------------------------------
 note elapsed $(($(date +%s) - start_time))
-python3 "$here/bench.py" report "$res" >"$work/RESULTS.md"
+python3 "$here/bench.py" report "$res" "$here/before-after.md" >"$work/RESULTS.md"
 if [[ $quick -eq 1 ]]; then
 	say "--quick: not overwriting $out"
 else
