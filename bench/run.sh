@@ -45,7 +45,7 @@ if [[ $quick -eq 1 ]]; then
 else
 	FAST=20 SLOW=10 VSLOW=5 WARM=2 RSS_RUNS=7 WAKE_ROUNDS=3 ROUNDS=4
 fi
-REPLICAS=50 REPLICA_MIGRATIONS=20 WAITERS=20
+REPLICAS=50 REPLICA_MIGRATIONS=20 WAITERS=20 INSERTS=20000
 
 start_time=$(date +%s)
 work=${BENCH_WORK:-$(mktemp -d /tmp/schemagate-bench.XXXXXX)}
@@ -151,7 +151,7 @@ else
 	fi
 fi
 say "building bench/floor.c"
-cc -O2 -o "$bindir/floor-dyn" "$here/floor.c" $(pkg-config --cflags --libs libpq)
+cc -O2 -o "$bindir/floor-dyn" "$here/floor.c" $(pkg-config --cflags --libs libpq libcrypto)
 pglib=$(pg_config --pkglibdir 2>/dev/null || echo /usr/lib/postgresql/15/lib)
 [[ -f $pglib/libpgcommon.a ]] || pglib=/usr/lib/postgresql/15/lib
 have_floor_static=0
@@ -224,6 +224,7 @@ python3 "$here/bench.py" gen tables 100 "$gen/m100" --alembic "$gen/a100"
 python3 "$here/bench.py" gen tables 1000 "$gen/m1000" --alembic "$gen/a1000"
 python3 "$here/bench.py" gen counter $REPLICA_MIGRATIONS "$gen/r" --alembic "$gen/ar"
 python3 "$here/bench.py" gen wake 1 "$gen/w"
+python3 "$here/bench.py" gen inserts $INSERTS "$gen/ins"
 
 sgq=(-q)
 # hyperfine wrapper: hf CASE TOOL RUNS WARMUP PREPARE COMMAND...
@@ -282,9 +283,13 @@ if [[ $have_dbmate -eq 1 ]]; then
 fi
 pg_noop1000_round() {
 	hf pg_noop1000 schemagate $FAST $WARM "" "$sg" --database-url "$(pgurl noop1000_sg)" --dir "$gen/m1000" -q up
+	hf pg_noop1000 schemagate-dyn $FAST $WARM "" "$sg_dyn" --database-url "$(pgurl noop1000_sg)" --dir "$gen/m1000" -q up
 	# lint reads and checks the same directory for every engine, offline
 	hf pg_noop1000 schemagate-lint $FAST $WARM "" "$sg" --dir "$gen/m1000" -q lint
 	fls hf pg_noop1000 floor $FAST $WARM "" "$bindir/floor" "$(pgurl noop1000_sg)"
+	hf pg_noop1000 floor-dyn $FAST $WARM "" "$bindir/floor-dyn" "$(pgurl noop1000_sg)"
+	# what reading and hashing every file adds to the floor
+	fls hf pg_noop1000 floor-read $FAST $WARM "" "$bindir/floor" --read "$gen/m1000" "$(pgurl noop1000_sg)"
 	dbm hf pg_noop1000 dbmate $FAST $WARM "" "$dbmate" --url "$(pgurl noop1000_dbmate)" --migrations-dir "$gen/m1000" --no-dump-schema migrate
 }
 ROUNDS=$((ROUNDS > 1 ? 2 : 1)) rounds pg_noop1000 pg_noop1000_round
@@ -335,12 +340,24 @@ dbm replicas dbmate "$dbmate" --url "$(pgurl replicas)" --migrations-dir "$gen/r
 alb replicas alembic alembic -c "$gen/ar/alembic.ini" -x url="$(alurl replicas)" upgrade head
 
 # ---- 9. wake-up latency ------------------------------------------------------------
-say "wake-up latency: $WAKE_ROUNDS rounds × $WAITERS waiters"
+# The same harness on every engine: a winner holds the lock for ~2 s, the
+# waiters start meanwhile; each waiter's exit - the winner's last statement.
 note wake.waiters $WAITERS
-python3 "$here/bench.py" wake "$res/wake.json" "$work/logs/wake" --psql "$(pgurl wake)" \
-	--rounds $WAKE_ROUNDS --waiters $WAITERS --prepare "$(pg_fresh_cmd wake)" \
-	-- "$sg" --database-url "$(pgurl wake)" --dir "$gen/w" up ||
-	note skip.wake "the wake-up harness failed (run with --keep and see logs/wake)"
+wake() { # wake ENGINE URL PREPARE
+	say "wake-up latency, $1: $WAKE_ROUNDS rounds × $WAITERS waiters"
+	python3 "$here/bench.py" wake "$res/wake_$1.json" "$work/logs/wake-$1" --db "$2" \
+		--rounds $WAKE_ROUNDS --waiters $WAITERS --prepare "$3" \
+		-- "$sg" --database-url "$2" --dir "$gen/w" up ||
+		note "skip.wake_$1" "the wake-up harness failed (run with --keep and see logs/wake-$1)"
+}
+wake postgres "$(pgurl wake)" "$(pg_fresh_cmd wake)"
+if [[ $have_mariadb -eq 1 ]]; then
+	wake mariadb "$(myurl wake)" "$(my_fresh_cmd wake)"
+else
+	note skip.wake_mariadb "MariaDB did not start"
+fi
+mkdir -p "$work/sqlite"
+wake sqlite "sqlite:$work/sqlite/wake.db" "rm -f $work/sqlite/wake.db"
 
 # ---- 10. MariaDB and SQLite ------------------------------------------------------------
 if [[ $have_mariadb -eq 1 ]]; then
@@ -374,9 +391,26 @@ hf sqlite_apply100 schemagate $SLOW 1 "rm -f $lite/apply_sg.db" \
 dbm hf sqlite_apply100 dbmate $SLOW 1 "rm -f $lite/apply_dbmate.db" \
 	"$dbmate" --url "sqlite:$lite/apply_dbmate.db" --migrations-dir "$gen/m100" --no-dump-schema migrate
 
-# ---- 11. report ------------------------------------------------------------------
+# ---- 11. a data migration: single-row INSERTs ------------------------------------------
+# One migration of $INSERTS INSERTs into a table created beforehand, fresh
+# database each run, against each engine's own client applying the same
+# statements in one transaction on one connection.
+note inserts.n $INSERTS
+pg_rows_prep="$(pg_fresh_cmd bulk_rows) && psql -X -q -v ON_ERROR_STOP=1 '$(pgurl bulk_rows)' -f '$gen/ins/table.sql'"
+hf pg_inserts schemagate $VSLOW 1 "$pg_rows_prep" "$sg" --database-url "$(pgurl bulk_rows)" --dir "$gen/ins/migrations" -q up
+note inserts.rows.postgres "$(psql -X -A -t -q "$(pgurl bulk_rows)" -c 'SELECT count(*) FROM bench_rows' 2>&1 | head -1)"
+hf pg_inserts psql $VSLOW 1 "$pg_rows_prep" psql -X -q -1 -v ON_ERROR_STOP=1 -f "$gen/ins/inserts.sql" "$(pgurl bulk_rows)"
+if [[ $have_mariadb -eq 1 ]]; then
+	my_client=(mariadb --no-defaults -h 127.0.0.1 -P "$my_port" -u sg -psg-test-pw)
+	my_rows_prep="$(my_fresh_cmd bulk_rows) && ${my_client[*]} bulk_rows -e 'source $gen/ins/table.sql'"
+	hf mariadb_inserts schemagate $VSLOW 1 "$my_rows_prep" "$sg" --database-url "$(myurl bulk_rows)" --dir "$gen/ins/migrations" -q up
+	note inserts.rows.mariadb "$("${my_client[@]}" -N -B bulk_rows -e 'SELECT count(*) FROM bench_rows' 2>&1 | head -1)"
+	hf mariadb_inserts mariadb $VSLOW 1 "$my_rows_prep" "${my_client[@]}" bulk_rows -e "source $gen/ins/inserts.tx.sql"
+fi
+
+# ---- 12. report ------------------------------------------------------------------
 note elapsed $(($(date +%s) - start_time))
-python3 "$here/bench.py" report "$res" >"$work/RESULTS.md"
+python3 "$here/bench.py" report "$res" "$here/before-after.md" >"$work/RESULTS.md"
 if [[ $quick -eq 1 ]]; then
 	say "--quick: not overwriting $out"
 else

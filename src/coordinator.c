@@ -209,6 +209,16 @@ static int wait_interval(struct sg_run *r, uint64_t max_ms, struct sg_error *err
 		ms = max_ms;
 	int rc;
 	if (r->listening) {
+		/* a notification that came in with an earlier query's results is
+		 * off the socket already, queued in the driver: it would not wake
+		 * the wait below */
+		bool queued = false;
+		if (r->drv->consume_notifications(r->conn, &queued, err) != 0)
+			return -1;
+		if (queued) {
+			sg_debug("notify", "woken by the winner's notification");
+			return 0;
+		}
 		rc = sg_io_wait(&r->loop.io, r->drv->socket(r->conn), SG_IO_READ, (int64_t)ms);
 		if (rc > 0) {
 			bool got = false;
@@ -225,16 +235,20 @@ static int wait_interval(struct sg_run *r, uint64_t max_ms, struct sg_error *err
 	return 0;
 }
 
-/* PostgreSQL waiters LISTEN; the winner NOTIFYs after its last commit. */
-static void start_listening(struct sg_run *r)
+/* PostgreSQL waiters LISTEN; the winner NOTIFYs after its last commit.
+ * Returns true when listening began just now: a winner that committed
+ * between the last read of the history and the LISTEN notified nobody, so
+ * the caller reads the history once more before it sleeps. */
+static bool start_listening(struct sg_run *r)
 {
 	if (r->listening || !sg_conn_can(r->conn, SG_CAP_NOTIFY) || !sg_lock_session_is_stable(r->lock))
-		return;
+		return false;
 	struct sg_error e = {0};
 	if (r->drv->listen(r->conn, r->cfg->table, &e) == 0)
 		r->listening = true;
 	else
 		sg_debug("listen", "LISTEN failed, polling only: %s", e.msg);
+	return r->listening;
 }
 
 static uint64_t deadline_left(struct sg_run *r)
@@ -260,10 +274,10 @@ static enum sg_state do_waiting(struct sg_run *r, const char **reason, struct sg
 {
 	if (!r->contend_started_ms)
 		r->contend_started_ms = sg_now_ms();
-	start_listening(r);
+	bool look_first = start_listening(r);
 	uint64_t last_log = sg_now_ms();
-	for (;;) {
-		if (wait_interval(r, deadline_left(r), err) != 0)
+	for (;; look_first = false) {
+		if (!look_first && wait_interval(r, deadline_left(r), err) != 0)
 			return read_failed(r, reason, err, "waiting");
 		if (sg_session_read(r, err) != 0)
 			return read_failed(r, reason, err, "waiting");
@@ -302,14 +316,14 @@ static enum sg_state do_contending(struct sg_run *r, const char **reason, struct
 {
 	if (!r->contend_started_ms)
 		r->contend_started_ms = sg_now_ms();
-	start_listening(r);
+	bool look_first = start_listening(r);
 	uint64_t last_log = sg_now_ms();
 	bool waits_in_server = sg_lock_waits_in_server(r->lock);
 	for (bool first = true;; first = false) {
 		/* After a miss and a wait (or a notification), look at the
 		 * history before trying again: a waiter woken by the winner
 		 * then exits without ever taking the lock. */
-		if (!first) {
+		if (!first || look_first) {
 			int done = winner_finished(r, reason, err);
 			if (done < 0)
 				return read_failed(r, reason, err, "waiting for the lock");

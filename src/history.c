@@ -436,12 +436,17 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 			if (!newest_applied || sg_version_cmp(h->rows[i].version, newest_applied) > 0)
 				newest_applied = h->rows[i].version;
 
+	/* the directory and the history are both sorted by version: walk
+	 * them side by side rather than search one for each of the other */
+	size_t j = 0;
 	for (size_t i = 0; i < set->count; i++) {
 		const struct sg_migration *m = &set->items[i];
 		struct sg_plan_item *it = &plan->items[plan->count++];
 		it->version = m->version;
 		it->m = m;
-		it->row = sg_history_find(h, m->version);
+		while (j < h->count && sg_version_cmp(h->rows[j].version, m->version) < 0)
+			j++;
+		it->row = j < h->count && sg_version_cmp(h->rows[j].version, m->version) == 0 ? &h->rows[j] : NULL;
 		if (it->row && strcmp(it->row->status, "partial") == 0) {
 			it->state = SG_M_PARTIAL;
 			plan->npartial++;
@@ -470,10 +475,13 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 			}
 		}
 	}
+	size_t k = 0;
 	for (size_t i = 0; i < h->count; i++) {
 		const struct sg_history_row *r = &h->rows[i];
-		if (sg_migration_find(set, r->version))
-			continue;
+		while (k < set->count && sg_version_cmp(set->items[k].version, r->version) < 0)
+			k++;
+		if (k < set->count && sg_version_cmp(set->items[k].version, r->version) == 0)
+			continue;   /* in the directory */
 		struct sg_plan_item *it = &plan->items[plan->count++];
 		it->version = r->version;
 		it->row = r;

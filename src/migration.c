@@ -55,11 +55,16 @@ int sg_version_cmp(const char *a, const char *b)
 		a++;
 	while (*b == '0')
 		b++;
-	size_t la = strlen(a), lb = strlen(b);
-	if (la != lb)
-		return la < lb ? -1 : 1;
-	int c = strcmp(a, b);
-	return (c > 0) - (c < 0);
+	/* one pass (it sorts and searches every version of the directory):
+	 * the longer run of digits is the larger number; at equal lengths
+	 * the first differing digit decides */
+	int first = 0;
+	for (;; a++, b++) {
+		if (!*a || !*b)
+			return *a ? 1 : *b ? -1 : first;
+		if (!first && *a != *b)
+			first = (unsigned char)*a < (unsigned char)*b ? -1 : 1;
+	}
 }
 
 void sg_checksum(const char *text, size_t len, char out[65])
@@ -381,6 +386,7 @@ struct entry {
 
 struct directory {
 	const char *dir;
+	DIR *handle;           /* open until directory_free: files are opened relative to it */
 	struct entry *items;
 	size_t count, cap;
 	char **ignored;        /* files that are not migrations */
@@ -401,6 +407,8 @@ static void directory_free(struct directory *d)
 	for (size_t i = 0; i < d->nignored; i++)
 		free(d->ignored[i]);
 	free(d->ignored);
+	if (d->handle)
+		closedir(d->handle);
 	memset(d, 0, sizeof(*d));
 }
 
@@ -515,7 +523,6 @@ static const char *file_type(mode_t m)
 static void scan_one(struct directory *d, const char *name, unsigned char dtype, struct report *rep)
 {
 	bool migration = looks_like_migration(name);
-	char *path = NULL;
 	struct stat st;
 	mode_t mode;
 	if (dtype == DT_REG) {
@@ -524,10 +531,9 @@ static void scan_one(struct directory *d, const char *name, unsigned char dtype,
 		mode = S_IFDIR;
 	} else {
 		/* symlinks (ConfigMap volumes), and file systems without d_type */
-		path = sg_asprintf("%s/%s", d->dir, name);
-		if (stat(path, &st) < 0) {
+		if (fstatat(dirfd(d->handle), name, &st, 0) < 0) {
 			char target[512];
-			ssize_t n = readlink(path, target, sizeof(target) - 1);
+			ssize_t n = readlinkat(dirfd(d->handle), name, target, sizeof(target) - 1);
 			if (n >= 0) {
 				target[n] = '\0';
 				report_add(rep, LV_ERROR, name, 0, SG_DIALECT_NONE,
@@ -536,11 +542,9 @@ static void scan_one(struct directory *d, const char *name, unsigned char dtype,
 			} else {
 				report_add(rep, LV_ERROR, name, 0, SG_DIALECT_NONE, "%s", strerror(errno));
 			}
-			free(path);
 			return;
 		}
 		mode = st.st_mode;
-		free(path);
 	}
 	if (S_ISDIR(mode)) {
 		/* subdirectories are not part of the directory, as for golang-migrate */
@@ -576,16 +580,15 @@ static int scan_dir(const char *dir, struct directory *d, struct report *rep)
 {
 	memset(d, 0, sizeof(*d));
 	d->dir = dir;
-	DIR *dh = opendir(dir);
-	if (!dh) {
+	d->handle = opendir(dir);
+	if (!d->handle) {
 		report_add(rep, LV_ERROR, NULL, 0, SG_DIALECT_NONE, "migration directory %s: %s", dir, strerror(errno));
 		return -1;
 	}
 	struct dirent *de;
-	while ((de = readdir(dh)) != NULL)
+	while ((de = readdir(d->handle)) != NULL)
 		if (de->d_name[0] != '.')   /* dot-files; ConfigMap's ..data links */
 			scan_one(d, de->d_name, de->d_type, rep);
-	closedir(dh);
 	if (d->count > 1)
 		qsort(d->items, d->count, sizeof(*d->items), entry_cmp);
 	return 0;
@@ -597,10 +600,8 @@ static bool read_entry(const struct directory *d, struct entry *e, struct report
 	if (e->read)
 		return e->text != NULL;
 	e->read = true;
-	char *path = sg_asprintf("%s/%s", d->dir, e->file);
 	/* O_NONBLOCK: a FIFO swapped in after the scan must not hang us */
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	free(path);
+	int fd = openat(dirfd(d->handle), e->file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st = {0};
 	const char *why = NULL;
 	if (fd < 0 || fstat(fd, &st) < 0)
@@ -613,14 +614,20 @@ static bool read_entry(const struct directory *d, struct entry *e, struct report
 			close(fd);
 		return false;
 	}
-	size_t cap = (size_t)st.st_size, n = 0;
+	/* Room for one byte more than fstat saw: a read of a regular file
+	 * that returns less than asked is at its end, so a file costs one
+	 * read and no reallocation (the buffer grows only if the file grew
+	 * since fstat). Linux returns at most ~2 GiB per call, so only
+	 * smaller reads that come back short are taken as the end. */
+	size_t cap = (size_t)st.st_size + 1, n = 0;
 	char *text = sg_malloc(cap + 1);
 	for (;;) {
 		if (n == cap) {
-			cap = cap * 2 + 4096;   /* the file grew since fstat */
+			cap = cap * 2 + 4096;
 			text = sg_realloc(text, cap + 1);
 		}
-		ssize_t got = read(fd, text + n, cap - n);
+		size_t want = cap - n;
+		ssize_t got = read(fd, text + n, want);
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0) {
@@ -629,9 +636,9 @@ static bool read_entry(const struct directory *d, struct entry *e, struct report
 			free(text);
 			return false;
 		}
-		if (got == 0)
-			break;
 		n += (size_t)got;
+		if (got == 0 || ((size_t)got < want && want <= (1u << 30)))
+			break;
 	}
 	close(fd);
 	text[n] = '\0';
@@ -762,19 +769,25 @@ static int check_transaction_control(char *sql, struct sg_statement_list *l, enu
 	return rc;
 }
 
-/* The rule of sg_script_prepare, reporting instead of failing. first_line
- * is the file line of the text's first line (single-file sections). */
-static int prepare(const char *text, bool marked, bool stored, enum sg_dialect d, const char *what, int first_line,
-		   struct sg_script *out, struct report *rep)
+/* The rule of sg_script_prepare, reporting instead of failing, on
+ * text[0, len) (a section of a file need not end in NUL). first_line is
+ * the file line of the text's first line (single-file sections). */
+static int prepare(const char *text, size_t len, bool marked, bool stored, enum sg_dialect d, const char *what,
+		   int first_line, struct sg_script *out, struct report *rep)
 {
 	memset(out, 0, sizeof(*out));
 	enum sg_engine engine = sg_dialect_engine(d);
-	enum no_tx how = script_no_transaction(text, marked);
+	out->sql = sg_strndup(text, len);
+	enum no_tx how = script_no_transaction(out->sql, marked);
 	out->no_tx = how != IN_TRANSACTION;
 	/* a mark outside the text becomes a line in it when the text is
 	 * stored (down scripts): `rollback` reads the same rule from it */
 	bool prefix = stored && how == NO_TX_BY_MARK;
-	out->sql = prefix ? sg_asprintf("%s\n%s", SG_NO_TX_DIRECTIVE, text) : sg_strdup(text);
+	if (prefix) {
+		char *marked_sql = sg_asprintf("%s\n%s", SG_NO_TX_DIRECTIVE, out->sql);
+		free(out->sql);
+		out->sql = marked_sql;
+	}
 	struct sg_statement_list l;
 	struct sg_error e = {0};
 	if (sg_sql_split_at(out->sql, engine, prefix ? first_line - 1 : first_line, &l, &e) < 0) {
@@ -810,7 +823,7 @@ int sg_script_prepare(const char *text, bool marked, enum sg_dialect dialect, co
 		      struct sg_script *out, struct sg_error *err)
 {
 	struct report rep = {0};
-	int rc = prepare(text, marked, false, dialect, what, 1, out, &rep);
+	int rc = prepare(text, strlen(text), marked, false, dialect, what, 1, out, &rep);
 	if (rc < 0)
 		report_fail(&rep, err);
 	report_free(&rep);
@@ -1055,14 +1068,9 @@ static int script_of(const struct directory *d, struct entry *e, bool up, enum s
 		first_line = up ? s->up_line : s->down_line;
 		marked |= up ? s->up_no_tx : s->down_no_tx;
 	}
-	/* a section is copied out to end in NUL; a whole file is used as read */
-	char *section = e->kind == FILE_SINGLE ? sg_strndup(text, len) : NULL;
-	if (section)
-		text = section;
 	if (checksum)
 		sg_checksum(text, len, checksum);
-	int rc = prepare(text, marked, !up, dialect, e->file, first_line, out, rep);
-	free(section);
+	int rc = prepare(text, len, marked, !up, dialect, e->file, first_line, out, rep);
 	if (rc == 0 && up && out->empty)
 		report_add(rep, LV_WARNING, e->file, 0, SG_DIALECT_NONE,
 			   "empty up script: it is recorded as applied and changes nothing");
@@ -1172,11 +1180,9 @@ static void check_unread(const struct directory *d, struct report *rep)
 	for (size_t i = 0; i < d->count; i++) {
 		if (d->items[i].read)
 			continue;
-		char *path = sg_asprintf("%s/%s", d->dir, d->items[i].file);
-		if (access(path, R_OK) < 0)
+		if (faccessat(dirfd(d->handle), d->items[i].file, R_OK, 0) < 0)
 			report_add(rep, LV_ERROR, d->items[i].file, 0, SG_DIALECT_NONE, "cannot be read: %s",
 				   strerror(errno));
-		free(path);
 	}
 }
 

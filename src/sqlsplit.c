@@ -153,9 +153,18 @@ static int line_at(struct splitter *sp, size_t pos)
 	return sp->counted_line;
 }
 
-static bool is_ident_char(unsigned char c)
+/* The scanner looks at every byte of every script the loader reads (a
+ * thousand files at each start): plain comparisons, not <ctype.h> calls,
+ * which mean the C locale here anyway. */
+static inline bool is_ident_char(unsigned char c)
 {
-	return isalnum(c) || c == '_' || c == '$' || c >= 0x80;
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '$' ||
+	       c >= 0x80;
+}
+
+static inline bool is_space(unsigned char c)
+{
+	return c == ' ' || (c >= '\t' && c <= '\r');
 }
 
 static bool word_is(const char *w, size_t n, const char *kw)
@@ -218,7 +227,7 @@ static void emit(struct splitter *sp, size_t end, size_t delim_end)
 {
 	if (sp->start != SIZE_MAX) {
 		size_t b = sp->start;
-		while (end > b && isspace((unsigned char)sp->s[end - 1]))
+		while (end > b && is_space((unsigned char)sp->s[end - 1]))
 			end--;
 		if (end > b) {
 			struct sg_statement_list *l = sp->out;
@@ -336,7 +345,7 @@ static bool at_line_start(const struct splitter *sp)
 
 static bool delimiter_at(const struct splitter *sp, size_t pos)
 {
-	return sp->delimiter_len && sp->len - pos >= sp->delimiter_len &&
+	return sp->delimiter_len && sp->s[pos] == sp->delimiter[0] && sp->len - pos >= sp->delimiter_len &&
 	       memcmp(sp->s + pos, sp->delimiter, sp->delimiter_len) == 0;
 }
 
@@ -568,7 +577,7 @@ static int scan(struct splitter *sp)
 			if (handled)
 				continue;
 		}
-		if (isspace((unsigned char)c)) {
+		if (is_space((unsigned char)c)) {
 			sp->pos++;
 			continue;
 		}

@@ -14,6 +14,11 @@
  * second row instead of an error). "Exactly once" is checked on those rows,
  * on the history table and with `schemagate verify`.
  *
+ * While a herd runs, a thread of the test counts the server's client
+ * connections every few milliseconds (pg_stat_activity, PROCESSLIST): an
+ * instance holds one connection, waiting or working, so N instances never
+ * show more than N + 1 (issue 17: waiters used to hold two each).
+ *
  * SG_TEST_SCALE sets the number of processes of the big tests (default
  * 200; the sanitizer run may lower it). Each test prints its figures to
  * stderr.
@@ -22,6 +27,7 @@
 #include <errno.h>
 #include <libpq-fe.h>
 #include <mysql.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -64,6 +70,109 @@ static int run_many(struct tdb *d, int n, const char *const *extra, int *codes, 
 	return failures;
 }
 
+/* ---- the server's connections, sampled during a herd ---------------------- */
+
+#define SAMPLE_EVERY_MS 5
+
+struct conn_sampler {
+	enum eng eng;
+	PGconn *pg;            /* the sampler's own connection */
+	MYSQL *my;
+	char sql[640];
+	pthread_t thread;
+	int stop;              /* set by the test, read by the thread (atomics) */
+	long samples, errors;
+	long max_total;        /* most client connections seen at once */
+	long max_per_instance; /* PostgreSQL: most of one schemagate instance (application_name) */
+	char first_error[256];
+};
+
+static void *sample_connections(void *arg)
+{
+	struct conn_sampler *s = arg;
+	while (!__atomic_load_n(&s->stop, __ATOMIC_ACQUIRE)) {
+		long total = -1, per_instance = 0;
+		if (s->eng == ENG_PG) {
+			PGresult *res = PQexec(s->pg, s->sql);
+			if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+				total = atol(PQgetvalue(res, 0, 0));
+				per_instance = atol(PQgetvalue(res, 0, 1));
+			} else if (!s->errors++) {
+				snprintf(s->first_error, sizeof(s->first_error), "%s", PQerrorMessage(s->pg));
+			}
+			PQclear(res);
+		} else if (mysql_query(s->my, s->sql) == 0) {
+			MYSQL_RES *res = mysql_store_result(s->my);
+			MYSQL_ROW row = res ? mysql_fetch_row(res) : NULL;
+			if (row && row[0])
+				total = atol(row[0]);
+			mysql_free_result(res);
+		} else if (!s->errors++) {
+			snprintf(s->first_error, sizeof(s->first_error), "%s", mysql_error(s->my));
+		}
+		if (total >= 0) {
+			s->samples++;
+			if (total > s->max_total)
+				s->max_total = total;
+			if (per_instance > s->max_per_instance)
+				s->max_per_instance = per_instance;
+		}
+		struct timespec nap = {0, SAMPLE_EVERY_MS * 1000000L};
+		nanosleep(&nap, NULL);
+	}
+	return NULL;
+}
+
+/* Start sampling d's server, leaving out the sampler's own connection and
+ * the test's (d->pg, d->my). Connects here, so a failure is an assertion
+ * of the test, not of the thread. */
+static void sampler_start(struct conn_sampler *s, struct tdb *d)
+{
+	memset(s, 0, sizeof(*s));
+	s->eng = d->eng;
+	if (d->eng == ENG_PG) {
+		s->pg = pg_open(d->url);
+		snprintf(s->sql, sizeof(s->sql),
+			 "SELECT coalesce(sum(n), 0), coalesce(max(n) FILTER (WHERE app LIKE 'schemagate/%%'), 0)"
+			 " FROM (SELECT application_name AS app, count(*) AS n FROM pg_stat_activity"
+			 " WHERE backend_type = 'client backend' AND pid <> pg_backend_pid() AND pid <> %d"
+			 " GROUP BY application_name) s",
+			 PQbackendPID(d->pg));
+	} else {
+		s->my = my_open(d->server_url, d->name);
+		/* connections still authenticating count too ("unauthenticated user") */
+		snprintf(s->sql, sizeof(s->sql),
+			 "SELECT count(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID()"
+			 " AND ID <> %lu AND COMMAND <> 'Daemon' AND USER <> 'system user'",
+			 mysql_thread_id(d->my));
+	}
+	cr_assert_eq(pthread_create(&s->thread, NULL, sample_connections, s), 0);
+}
+
+static void sampler_stop(struct conn_sampler *s)
+{
+	__atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE);
+	cr_assert_eq(pthread_join(s->thread, NULL), 0);
+	if (s->pg)
+		PQfinish(s->pg);
+	if (s->my)
+		mysql_close(s->my);
+}
+
+/* n instances never held more than n + 1 connections at once (and, where
+ * the server names each instance, never two for one instance). */
+static void assert_one_connection_per_instance(const struct conn_sampler *s, int n)
+{
+	cr_assert_eq(s->errors, 0, "sampling the server's connections failed %ld times: %s", s->errors,
+		     s->first_error);
+	cr_assert_geq(s->samples, 10, "only %ld samples of the server's connections during the herd", s->samples);
+	cr_assert_leq(s->max_total, n + 1, "%ld connections at once for %d instances (at most %d allowed)",
+		      s->max_total, n, n + 1);
+	if (s->eng == ENG_PG)
+		cr_assert_leq(s->max_per_instance, 1, "one schemagate instance held %ld connections at once",
+			      s->max_per_instance);
+}
+
 /* ---- private servers with max_connections = 40 --------------------------- */
 
 static struct private_server srv;
@@ -86,7 +195,10 @@ static void many_ups_on_40_connections(enum eng eng)
 	const char *extra[] = { "--connect-timeout", "120s", "--lock-timeout", "120s", "--poll-interval", "500ms",
 				NULL };
 	double secs = 0;
+	struct conn_sampler cs;
+	sampler_start(&cs, &d);
 	int failures = run_many(&d, n, extra, NULL, &secs);
+	sampler_stop(&cs);
 	long too_many = 0;
 	{
 		/* how often the instances met "too many connections" */
@@ -99,9 +211,12 @@ static void many_ups_on_40_connections(enum eng eng)
 	}
 	fprintf(stderr,
 		"scale %s: instances=%d migrations=%d max_connections=40 failures=%d wall=%.1fs "
-		"log lines mentioning 'too many'=%ld\n",
-		eng == ENG_PG ? "postgres" : "mariadb", n, M, failures, secs, too_many);
+		"log lines mentioning 'too many'=%ld; connections sampled %ld times: at most %ld at once, "
+		"%ld for one instance\n",
+		eng == ENG_PG ? "postgres" : "mariadb", n, M, failures, secs, too_many, cs.samples, cs.max_total,
+		cs.max_per_instance);
 	cr_assert_eq(failures, 0, "%d of %d instances failed (logs above)", failures, n);
+	assert_one_connection_per_instance(&cs, n);
 	assert_exactly_once(&d, M, "after the rush");
 	if (eng == ENG_MY)
 		cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_events WHERE event = 'apply'"), M);
@@ -128,6 +243,78 @@ Test(scale, mariadb_many_ups_on_40_connections, .timeout = 170, .init = start_pr
      .fini = stop_private_server)
 {
 	many_ups_on_40_connections(ENG_MY);
+}
+
+/*
+ * A herd that fits in the server: with two connections per waiter, 30
+ * instances want 60 and the server shows as many as it allows (38 and 39
+ * with the coordinator of 264dc9a, failing this test); with one each it
+ * shows at most 31. The herd must also be seen at once (most instances
+ * connected together), or the bound would prove nothing.
+ */
+static void herd_holds_one_connection_per_instance(enum eng eng)
+{
+	enum { N = 30, M = 5 };
+	struct tdb d;
+	tdb_create(&d, eng, srv.url);
+	/* long enough for every instance to connect while the winner works */
+	write_migrations(&d, M, eng == ENG_PG ? "SELECT pg_sleep(0.4);" : "SELECT SLEEP(0.4);");
+	const char *extra[] = { "--connect-timeout", "60s", "--lock-timeout", "60s", NULL };
+	struct conn_sampler cs;
+	sampler_start(&cs, &d);
+	double secs = 0;
+	int failures = run_many(&d, N, extra, NULL, &secs);
+	sampler_stop(&cs);
+	fprintf(stderr, "herd %s: instances=%d failures=%d wall=%.1fs; connections sampled %ld times: at most %ld "
+		"at once, %ld for one instance\n", tdb_eng_name(eng), N, failures, secs, cs.samples, cs.max_total,
+		cs.max_per_instance);
+	cr_assert_eq(failures, 0, "%d of %d instances failed (logs above)", failures, N);
+	assert_one_connection_per_instance(&cs, N);
+	cr_assert_geq(cs.max_total, N / 2, "the sampler saw at most %ld of %d instances connected at once: the herd "
+		      "was not observed", cs.max_total, N);
+	assert_exactly_once(&d, M, "after the herd");
+	tdb_drop(&d);
+}
+
+Test(scale, postgres_herd_holds_one_connection_per_instance, .timeout = 120, .init = start_private_pg,
+     .fini = stop_private_server)
+{
+	herd_holds_one_connection_per_instance(ENG_PG);
+}
+
+Test(scale, mariadb_herd_holds_one_connection_per_instance, .timeout = 120, .init = start_private_mariadb,
+     .fini = stop_private_server)
+{
+	herd_holds_one_connection_per_instance(ENG_MY);
+}
+
+/*
+ * Instances that arrive while the winner finishes must wake on its
+ * notification, never at their next poll. With a 30 s poll interval a
+ * missed notification is a 30 s wait: a waiter that started to LISTEN
+ * after the winner's NOTIFY, or whose notification came in with the
+ * result of its last lock attempt (already off the socket), slept until
+ * the next poll. Several herds, for the arrivals to fall on the window.
+ */
+Test(scale, postgres_waiters_never_miss_the_winners_notification, .timeout = 170)
+{
+	enum { N = 40, M = 20, ROUNDS = 5 };
+	const char *server = tdb_server_for(ENG_PG);
+	const char *extra[] = { "--poll-interval", "30s", "--lock-timeout", "60s", "--connect-timeout", "60s", NULL };
+	for (int round = 0; round < ROUNDS; round++) {
+		struct tdb d;
+		tdb_create(&d, ENG_PG, server);
+		write_migrations(&d, M, NULL);
+		double secs = 0;
+		int failures = run_many(&d, N, extra, NULL, &secs);
+		fprintf(stderr, "herd %d of %d: instances=%d failures=%d wall=%.1fs (poll interval 30s)\n", round + 1,
+			ROUNDS, N, failures, secs);
+		cr_assert_eq(failures, 0, "%d of %d instances failed (logs above)", failures, N);
+		cr_assert_lt(secs, 20.0, "the herd took %.1fs: a waiter slept to its next poll (30s) instead of waking "
+			     "on the winner's notification", secs);
+		assert_exactly_once(&d, M, "after the herd");
+		tdb_drop(&d);
+	}
 }
 
 /* ---- SQLite: one file, 20 processes ------------------------------------- */
