@@ -91,6 +91,11 @@ void sg_quote_ident(const char *name, char q, struct sg_buf *out);
  * Malloc'd. */
 char *sg_utf8_sanitize(const char *s, size_t max);
 
+/* Run fn(arg) on a detached thread that starts with every signal blocked
+ * (signals belong to the main thread's handlers). Returns 0 or -1 (the
+ * thread did not start; arg is still the caller's). */
+int sg_start_detached(void *(*fn)(void *), void *arg);
+
 /* Read a whole file; returns malloc'd NUL-terminated contents or NULL (errno set). */
 char *sg_read_file(const char *path, size_t *len_out);
 

@@ -22,12 +22,11 @@
 #include <mysqld_error.h>
 #include <arpa/inet.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 /* GET_LOCK names longer than this are rejected by the server. */
 #define LOCK_NAME_MAX 64
@@ -341,19 +340,10 @@ static void drv_cancel(struct sg_conn *base)
 		.port = t->port, .ssl_mode = t->ssl_mode,
 	};
 	k->thread_id = c->thread_id;
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_t tid;
-	if (pthread_create(&tid, &attr, kill_thread, k) != 0) {
+	if (sg_start_detached(kill_thread, k) != 0) {
 		target_free(&k->target);
 		free(k);
 	}
-	pthread_attr_destroy(&attr);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* Wait for what the library asked for (status: MYSQL_WAIT_*) and return

@@ -25,8 +25,6 @@
 #include <libpq-fe.h>
 #include <openssl/evp.h>
 #include <poll.h>
-#include <pthread.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,19 +178,8 @@ static void pg_cancel(struct sg_conn *conn)
 	PGcancel *cancel = c->pg ? PQgetCancel(c->pg) : NULL;
 	if (!cancel)
 		return;
-	/* the thread starts with every signal blocked: they belong to the
-	 * main thread's handlers */
-	sigset_t all, old;
-	sigfillset(&all);
-	pthread_sigmask(SIG_BLOCK, &all, &old);
-	pthread_attr_t attr;
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	pthread_t t;
-	if (pthread_create(&t, &attr, cancel_thread, cancel) != 0)
+	if (sg_start_detached(cancel_thread, cancel) != 0)
 		PQfreeCancel(cancel);
-	pthread_attr_destroy(&attr);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
 /* The cleanup window closed with a statement still running: drop the
