@@ -489,7 +489,7 @@ int sg_run_open(const struct sg_config *cfg, enum sg_command as, struct sg_run *
 		.mode = cfg->lock_mode, .driver_caps = r->drv->caps, .table = cfg->table, .lease_ms = cfg->lock_lease_ms,
 		.loop = &r->loop, .connect = lock_connect, .connect_ctx = r,
 	};
-	sg_lock_open(&lp, &r->lock, err);
+	r->lock = sg_lock_open(&lp);
 	*out = r;
 	return 0;
 }

@@ -278,7 +278,7 @@ static const struct lock_kind none_kind = {
 
 /* ---- the interface ------------------------------------------------------- */
 
-int sg_lock_open(const struct sg_lock_params *p, struct sg_lock **out, struct sg_error *err)
+struct sg_lock *sg_lock_open(const struct sg_lock_params *p)
 {
 	struct sg_lock *l = sg_calloc(1, sizeof(*l));
 	l->p = *p;
@@ -287,8 +287,7 @@ int sg_lock_open(const struct sg_lock_params *p, struct sg_lock **out, struct sg
 	case SG_LOCK_TABLE: l->kind = &lease_kind; break;
 	case SG_LOCK_NONE: l->kind = &none_kind; break;
 	}
-	*out = l;
-	return 0;
+	return l;
 }
 
 void sg_lock_close(struct sg_lock *l)

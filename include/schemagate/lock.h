@@ -47,7 +47,8 @@ struct sg_lock_params {
 	void *connect_ctx;
 };
 
-int sg_lock_open(const struct sg_lock_params *p, struct sg_lock **out, struct sg_error *err);
+/* The lock of the kind p->mode names; nothing is contacted yet. */
+struct sg_lock *sg_lock_open(const struct sg_lock_params *p);
 /* Frees the lock; a lock still held is released by closing its sessions. */
 void sg_lock_close(struct sg_lock *l);
 
