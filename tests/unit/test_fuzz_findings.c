@@ -9,6 +9,12 @@
  * bytes) are never registered as secrets, so for them URL syntax is the
  * only protection; longer ones hit the same holes whenever nothing was
  * registered yet (a URL that does not parse).
+ *
+ * The statement splitter's findings are places where it read a script
+ * differently from the engine's own client: psql's lexer rules for
+ * PostgreSQL, sqlite3_complete() for SQLite, the mysql client for
+ * DELIMITER. A wrong split runs half a statement, statement by
+ * statement, in a no-transaction script or on MySQL.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -17,6 +23,7 @@
 
 #include "schemagate/config.h"
 #include "schemagate/log.h"
+#include "schemagate/sqlsplit.h"
 #include "schemagate/url.h"
 #include "sgtest.h"
 
@@ -174,4 +181,98 @@ Test(fuzz_findings, json_string_writer_replaces_bytes_that_are_not_utf8)
 	sg_buf_json_string(&b, "ev\xff \xc3\xa9 \xed\xa0\x80 \x7f");
 	cr_assert_str_eq(b.data, "\"ev\\ufffd \xc3\xa9 \\ufffd\\ufffd\\ufffd \\u007f\"");
 	sg_buf_free(&b);
+}
+
+/* The statements of script as split for engine, joined with " | ". */
+static char *split(const char *script, enum sg_engine engine)
+{
+	static char out[4096];
+	struct sg_statement_list l;
+	struct sg_error err = {0};
+	cr_assert_eq(sg_sql_split(script, engine, &l, &err), 0, "%s", err.msg);
+	out[0] = '\0';
+	for (size_t i = 0; i < l.count; i++)
+		snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%s", i ? " | " : "", l.items[i].sql);
+	sg_statement_list_free(&l);
+	return out;
+}
+
+/* regressions/sqlsplit/pg-semicolon-inside-parentheses: psql ends a
+ * statement at ';' only outside parentheses; a rule with two actions
+ * was cut in half. */
+Test(fuzz_findings, postgres_semicolon_inside_parentheses_does_not_end_a_statement)
+{
+	cr_assert_str_eq(split("CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b "
+			       "VALUES (2));\nSELECT 1;", SG_ENGINE_POSTGRES),
+			 "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2)) | "
+			 "SELECT 1");
+	/* MySQL and SQLite clients do not count parentheses */
+	cr_assert_str_eq(split("SELECT (1; SELECT 2)", SG_ENGINE_SQLITE), "SELECT (1 | SELECT 2)");
+}
+
+/* regressions/sqlsplit/pg-begin-as-a-parameter-name: BEGIN inside the
+ * parameter list opened a body that never closed, and every later
+ * statement joined the function. psql counts BEGIN outside parentheses
+ * only, and CASE only inside a body. */
+Test(fuzz_findings, postgres_begin_as_a_parameter_name_opens_no_body)
+{
+	cr_assert_str_eq(split("CREATE FUNCTION f(begin int) RETURNS int LANGUAGE sql AS $$ SELECT begin $$;\n"
+			       "CREATE TABLE t (a int);", SG_ENGINE_POSTGRES),
+			 "CREATE FUNCTION f(begin int) RETURNS int LANGUAGE sql AS $$ SELECT begin $$ | "
+			 "CREATE TABLE t (a int)");
+	/* a BEGIN ATOMIC body still holds its semicolons */
+	cr_assert_str_eq(split("CREATE FUNCTION g(x int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE x WHEN 1 "
+			       "THEN 2 END; SELECT x; END;\nSELECT 3;", SG_ENGINE_POSTGRES),
+			 "CREATE FUNCTION g(x int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE x WHEN 1 THEN 2 "
+			 "END; SELECT x; END | SELECT 3");
+}
+
+/* regressions/sqlsplit/pg-dollar-then-word-is-two-tokens: "$bEGIN" is
+ * "$" and the identifier bEGIN to PostgreSQL (no identifier starts with
+ * '$'); the splitter read one word. */
+Test(fuzz_findings, postgres_dollar_before_a_word_is_its_own_token)
+{
+	cr_assert_str_eq(split("CREATE FUNCTION f() RETURNS t AS $begin x; END;\nSELECT 2;", SG_ENGINE_POSTGRES),
+			 "CREATE FUNCTION f() RETURNS t AS $begin x; END | SELECT 2");
+	/* two dollar quotes back to back are two strings */
+	cr_assert_str_eq(split("SELECT $$a;$$$$b;$$;\nSELECT 2;", SG_ENGINE_POSTGRES), "SELECT $$a;$$$$b;$$ | SELECT 2");
+}
+
+/* regressions/sqlsplit/pg-cr-ends-a-line-comment: PostgreSQL's lexer
+ * ends a "--" comment at CR as well as LF; the splitter took the whole
+ * script of a CR-only file for one comment. */
+Test(fuzz_findings, postgres_line_comment_ends_at_a_carriage_return)
+{
+	cr_assert_str_eq(split("-- old Mac line end\rCREATE TABLE a (x int);\rCREATE TABLE b (y int);\r",
+			       SG_ENGINE_POSTGRES),
+			 "CREATE TABLE a (x int) | CREATE TABLE b (y int)");
+}
+
+/* regressions/sqlsplit/pg-create-or-without-replace: psql's routine rule
+ * is CREATE OR REPLACE FUNCTION; any third word after OR made a body. */
+Test(fuzz_findings, postgres_create_or_needs_replace_to_be_a_routine)
+{
+	cr_assert_str_eq(split("CREATE OR FOO FUNCTION f() BEGIN SELECT 1; END;\nSELECT 2;", SG_ENGINE_POSTGRES),
+			 "CREATE OR FOO FUNCTION f() BEGIN SELECT 1 | END | SELECT 2");
+}
+
+/* regressions/sqlsplit/sqlite-explain-query-plan-create-trigger:
+ * sqlite3_complete() lets any token follow EXPLAIN before CREATE
+ * TRIGGER; the splitter took EXPLAIN QUERY PLAN for an ordinary
+ * statement and cut the trigger body. */
+Test(fuzz_findings, sqlite_explain_query_plan_keeps_a_trigger_body)
+{
+	cr_assert_str_eq(split("EXPLAIN QUERY PLAN CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END;\nSELECT 2;",
+			       SG_ENGINE_SQLITE),
+			 "EXPLAIN QUERY PLAN CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END | SELECT 2");
+}
+
+/* regressions/sqlsplit/mysql-delimiter-hash-before-a-comment: the mysql
+ * client looks for the delimiter before a comment start, so after
+ * DELIMITER # the '#' ends statements; the splitter read a comment. */
+Test(fuzz_findings, mysql_delimiter_is_found_before_a_comment_start)
+{
+	cr_assert_str_eq(split("DELIMITER #\nCREATE PROCEDURE p() BEGIN SELECT 1; END#\nDELIMITER ;\nSELECT 2;",
+			       SG_ENGINE_MYSQL),
+			 "CREATE PROCEDURE p() BEGIN SELECT 1; END | SELECT 2");
 }
