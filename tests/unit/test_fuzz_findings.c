@@ -23,6 +23,7 @@
 
 #include "schemagate/config.h"
 #include "schemagate/log.h"
+#include "schemagate/migration.h"
 #include "schemagate/sqlsplit.h"
 #include "schemagate/url.h"
 #include "sgtest.h"
@@ -275,4 +276,43 @@ Test(fuzz_findings, mysql_delimiter_is_found_before_a_comment_start)
 	cr_assert_str_eq(split("DELIMITER #\nCREATE PROCEDURE p() BEGIN SELECT 1; END#\nDELIMITER ;\nSELECT 2;",
 			       SG_ENGINE_MYSQL),
 			 "CREATE PROCEDURE p() BEGIN SELECT 1; END | SELECT 2");
+}
+
+/* The error or the first note of loading files[] in the order given. */
+static char *load_message(const struct sg_migration_file *files, size_t n, bool *ok)
+{
+	static char out[1024];
+	struct sg_migration_set set;
+	struct sg_error err = {0};
+	*ok = sg_migration_load_files("migrations", files, n, SG_ENGINE_POSTGRES, &set, &err) == 0;
+	snprintf(out, sizeof(out), "%s", *ok ? (set.nnotes ? set.notes[0] : "") : err.msg);
+	sg_migration_set_free(&set);
+	return out;
+}
+
+/* regressions/migration/notes-follow-the-readdir-order and
+ * first-error-follows-the-readdir-order: the loader classified files in
+ * the order the file system listed them, so the notes and the one error
+ * a refusal names differed between two pods holding the same files. */
+Test(fuzz_findings, the_loader_reports_the_same_whatever_the_listing_order)
+{
+	const struct sg_migration_file notes[] = {
+		{"seed.sql", "INSERT", 6}, {"README.md", "# x", 3}, {"1_a.up.sql", "SELECT 1;", 9},
+	};
+	const struct sg_migration_file reversed[] = {notes[2], notes[1], notes[0]};
+	bool ok1, ok2;
+	char first[1024];
+	snprintf(first, sizeof(first), "%s", load_message(notes, 3, &ok1));
+	cr_assert(ok1);
+	cr_assert_str_eq(load_message(reversed, 3, &ok2), first);
+	cr_assert_str_eq(first, "README.md: not a migration file; ignored");
+
+	const struct sg_migration_file bad[] = {
+		{"2y.up.sql", "SELECT 1;", 9}, {"1x.sql", "-- migrate:up\n", 14}, {"3_ok.up.sql", "SELECT 1;", 9},
+	};
+	const struct sg_migration_file bad_reversed[] = {bad[2], bad[1], bad[0]};
+	snprintf(first, sizeof(first), "%s", load_message(bad, 3, &ok1));
+	cr_assert(!ok1);
+	cr_assert_str_eq(load_message(bad_reversed, 3, &ok2), first);
+	cr_assert(strncmp(first, "1x.sql: ", 8) == 0 && strstr(first, "and 1 more problem"), "%s", first);
 }
