@@ -422,6 +422,7 @@ struct my_oracle {
 	const char *s;
 	size_t n;
 	unsigned char *mark;
+	bool *word;        /* a byte of a word (not of a quote or comment) */
 	bool unterminated, bad_delimiter;
 	/* without a split: a DELIMITER line after a ';' that may have been
 	 * inside a routine body (whether it is a command is the body rule's) */
@@ -558,6 +559,7 @@ static void my_oracle_run(struct my_oracle *o, const struct sg_statement_list *l
 		else if (c == '`')
 			end = my_quoted(o, i, '`', false);
 		my_set(o, i, end, M_CODE);
+		o->word[i] = end == i + 1 && word_char(c);
 		if (!first_word && word_char(c)) {   /* as the splitter reads the statement's first word */
 			size_t w = i;
 			while (w < n && word_char((unsigned char)s[w]))
@@ -574,17 +576,18 @@ static void my_oracle_run(struct my_oracle *o, const struct sg_statement_list *l
 
 /* Where a routine body may hold ';': a statement whose first word is
  * CREATE (a routine, trigger or event) or BEGIN (MariaDB's BEGIN NOT
- * ATOMIC). Where the body ends is the splitter's heuristic: there is no
+ * ATOMIC); a word as the splitter reads one, so not the D of '--D'
+ * (regressions/sqlsplit/oracle-word-inside-a-quote). Where the body ends is the splitter's heuristic: there is no
  * reference to hold it against (the mysql client needs DELIMITER), so
  * the unit tests of test_sqlsplit.c pin it down instead. */
 static bool may_hold_a_body(const struct my_oracle *o, const struct sg_statement *st)
 {
 	const char *s = o->s;
 	size_t b = st->start;
-	while (b < st->end && !(o->mark[b] == M_CODE && word_char((unsigned char)s[b])))
+	while (b < st->end && !o->word[b])
 		b++;
 	size_t w = b;
-	while (w < st->end && word_char((unsigned char)s[w]))
+	while (w < st->end && o->word[w])
 		w++;
 	size_t n = w - b;
 	return (n == 6 && strncasecmp(s + b, "create", 6) == 0) || (n == 5 && strncasecmp(s + b, "begin", 5) == 0);
@@ -601,11 +604,12 @@ static void check_mysql(const char *s, size_t n, const struct sg_statement_list 
 {
 	if (mysql_mode_dependent(s))
 		return;
-	struct my_oracle o = {.s = s, .n = n, .mark = calloc(n + 1, 1)};
+	struct my_oracle o = {.s = s, .n = n, .mark = calloc(n + 1, 1), .word = calloc(n + 1, sizeof(bool))};
 	my_oracle_run(&o, got);
 	bool oracle_refuses = o.unterminated || o.bad_delimiter;
 	if (o.ambiguous) {
 		free(o.mark);
+		free(o.word);
 		return;
 	}
 	if (refused != oracle_refuses)
@@ -614,6 +618,7 @@ static void check_mysql(const char *s, size_t n, const struct sg_statement_list 
 		   refused ? err->msg : "", oracle_refuses ? "refuses" : "accepts");
 	if (refused) {
 		free(o.mark);
+		free(o.word);
 		return;
 	}
 	size_t at = 0;
@@ -654,6 +659,7 @@ static void check_mysql(const char *s, size_t n, const struct sg_statement_list 
 		FUZZ_CHECK(!IS_SQL(o.mark[i]), "mysql: SQL at byte %zu after the last statement", i);
 	}
 	free(o.mark);
+	free(o.word);
 }
 
 /* ---- every engine --------------------------------------------------------- */
@@ -742,11 +748,12 @@ static void check_rejoin(const char *script, size_t n, const struct sg_statement
 	for (size_t k = 0; engine == SG_ENGINE_MYSQL && k < l->count; k++)
 		if (starts_with_delimiter_word(l->items[k].sql))
 			return;
-	struct my_oracle o = {.s = script, .n = n, .mark = calloc(n + 1, 1)};
+	struct my_oracle o = {.s = script, .n = n, .mark = calloc(n + 1, 1), .word = calloc(n + 1, sizeof(bool))};
 	if (engine == SG_ENGINE_MYSQL)
 		my_oracle_run(&o, l);
 	char *joined = rejoin(script, l, engine, engine == SG_ENGINE_MYSQL ? o.delim : ";");
 	free(o.mark);
+	free(o.word);
 	struct sg_statement_list again;
 	struct sg_error err = {0};
 	int rc = sg_sql_split(joined, engine, &again, &err);
