@@ -561,6 +561,15 @@ static void scan_one(struct directory *d, const char *name, unsigned char dtype,
 		d->ignored[d->nignored++] = sg_strdup(name);
 		return;
 	}
+	if (!sg_utf8_valid(name)) {
+		/* the history table records the name as text: PostgreSQL and
+		 * MySQL would refuse it after the script ran */
+		char *shown = sg_utf8_sanitize(name, 1024);
+		report_add(rep, LV_ERROR, shown, 0, SG_DIALECT_NONE,
+			   "the file name is not valid UTF-8 (the history table records names as text); rename it");
+		free(shown);
+		return;
+	}
 	struct entry e;
 	if (parse_file_name(name, &e, rep) < 0)
 		return;

@@ -18,7 +18,8 @@
  *     files, scripts, flags, statements, checksums) and the same notes;
  *   - a refusal is exit 2 and one line;
  *   - accepted, against a reference written here from SPEC section 3
- *     (names VERSION[_NAME][.DIALECT][.autocommit](.up.sql|.down.sql|.sql),
+ *     (names VERSION[_NAME][.DIALECT][.autocommit](.up.sql|.down.sql|.sql)
+ *     in UTF-8,
  *     known tags and their aliases, dbmate sections, popx's choice per
  *     direction): every file that looks like a migration has a name the
  *     reference parses; no version is spelled two ways or carries two
@@ -366,6 +367,8 @@ static void check_names(struct file *files, size_t n)
 		if (!f->ref.migration || f->name[0] == '.')
 			continue;
 		FUZZ_CHECK(f->ref.valid, "accepted '%s', a name the reference does not parse", f->name);
+		FUZZ_CHECK(fuzz_utf8_valid(f->name, strlen(f->name), NULL), "accepted '%s', a name that is not UTF-8",
+			   f->name);
 		for (size_t j = 0; j < i; j++) {
 			const struct file *g = &files[j];
 			if (!g->ref.valid || g->name[0] == '.' || version_cmp(f->ref.version, g->ref.version) != 0)
