@@ -136,6 +136,8 @@ struct splitter {
 	size_t delimiter_len;
 	bool delimiter_in_words; /* the delimiter starts with an identifier character ($$) */
 	int parens;              /* open parentheses in the current statement */
+	size_t word_start;       /* the last word scanned: [word_start, word_end) */
+	size_t word_end;
 	/* current statement: start offset, or SIZE_MAX while only blanks/comments seen */
 	size_t start;
 	int start_line;
@@ -564,6 +566,8 @@ static void scan_word(struct splitter *sp)
 			break;
 		sp->pos++;
 	}
+	sp->word_start = b;
+	sp->word_end = sp->pos;
 	if (r->trigger_bodies)
 		trigger_token(sp, sp->s + b, sp->pos - b);
 	/* psql counts identifiers; a number is not one */
@@ -644,8 +648,9 @@ static int scan(struct splitter *sp)
 		content_at(sp, sp->pos);
 		int rc = 0;
 		if (c == '\'') {
-			bool e = r->escape_strings && sp->pos > 0 && (p[-1] == 'E' || p[-1] == 'e') &&
-				 (sp->pos < 2 || !is_ident_char((unsigned char)p[-2]));
+			/* E'...': the word right before the quote is exactly E */
+			bool e = r->escape_strings && sp->word_end == sp->pos && sp->word_start + 1 == sp->pos &&
+				 (p[-1] == 'E' || p[-1] == 'e');
 			rc = skip_quoted(sp, '\'', sp->backslash || e, true, "quoted string");
 		} else if (c == '"') {
 			rc = skip_quoted(sp, '"', r->double_quote_is_string && sp->backslash, true,

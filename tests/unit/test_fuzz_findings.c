@@ -237,6 +237,9 @@ Test(fuzz_findings, postgres_dollar_before_a_word_is_its_own_token)
 			 "CREATE FUNCTION f() RETURNS t AS $begin x; END | SELECT 2");
 	/* two dollar quotes back to back are two strings */
 	cr_assert_str_eq(split("SELECT $$a;$$$$b;$$;\nSELECT 2;", SG_ENGINE_POSTGRES), "SELECT $$a;$$$$b;$$ | SELECT 2");
+	/* regressions/sqlsplit/pg-dollar-then-escape-string: and E after it
+	 * starts an escape string ("$" alone is not part of a word) */
+	cr_assert_str_eq(split("SELECT $E'\\'x;';\nSELECT 2;", SG_ENGINE_POSTGRES), "SELECT $E'\\'x;' | SELECT 2");
 }
 
 /* regressions/sqlsplit/pg-cr-ends-a-line-comment: PostgreSQL's lexer
