@@ -533,9 +533,10 @@ static void scan_one(struct directory *d, const char *name, unsigned char dtype,
 			ssize_t n = readlink(path, target, sizeof(target) - 1);
 			if (n >= 0) {
 				target[n] = '\0';
-				report_add(rep, LV_ERROR, name, 0, SG_DIALECT_NONE,
-					   "dangling symlink to %s (%s); a volume that is not fully mounted?", target,
-					   strerror(errno));
+				bool loop = errno == ELOOP;
+				report_add(rep, LV_ERROR, name, 0, SG_DIALECT_NONE, "%s symlink to %s (%s)%s",
+					   loop ? "looping" : "dangling", target, strerror(errno),
+					   loop ? "" : "; a volume that is not fully mounted?");
 			} else {
 				report_add(rep, LV_ERROR, name, 0, SG_DIALECT_NONE, "%s", strerror(errno));
 			}
