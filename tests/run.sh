@@ -5,11 +5,12 @@
 #   3. starts a private PostgreSQL 15 and MariaDB 10.11 on loopback in a
 #      temporary directory,
 #   4. runs every CTest label (unit, integration, delivery, fuzz,
-#      valgrind) on the normal build and unit + integration + delivery on
-#      the sanitizer build; the fuzz label runs each libFuzzer target for
-#      30 s (tests/fuzz/run.sh, which builds its own clang tree,
-#      build-fuzz); the valgrind label runs the SQLite integration test
-#      with every schemagate process under valgrind,
+#      valgrind) on the normal build, and unit, integration and the
+#      delivery tests that run the dynamic binary (compose, helm_run,
+#      metrics: label delivery_dynamic) on the sanitizer build; the fuzz
+#      label runs each libFuzzer target for 30 s (tests/fuzz/run.sh, which
+#      builds its own clang tree, build-fuzz); the valgrind label runs the
+#      SQLite integration test with every schemagate process under valgrind,
 #   5. stops the servers.
 # Under CI=true a server that does not start is a failure, never a skip.
 set -euo pipefail
@@ -49,5 +50,5 @@ if [ "${SG_SKIP_ASAN:-0}" != 1 ]; then
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 	export LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp:print_suppressions=0
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-	ctest --test-dir "$ASAN_BUILD" -L "unit|integration" --output-on-failure
+	ctest --test-dir "$ASAN_BUILD" -L "unit|integration|delivery_dynamic" --output-on-failure
 fi
