@@ -143,17 +143,18 @@ static void ref_parse_name(const char *file, struct ref_name *r)
 	r->name = v < stem && file[v] == '_' ? strndup(file + name_b, end - name_b) : strdup("");
 }
 
-/* Numeric comparison of digit strings. */
+/* Numeric comparison of digit strings: both padded with zeros to one
+ * width, then compared as text. */
 static int version_cmp(const char *a, const char *b)
 {
-	while (*a == '0')
-		a++;
-	while (*b == '0')
-		b++;
-	size_t la = strlen(a), lb = strlen(b);
-	if (la != lb)
-		return la < lb ? -1 : 1;
-	return strcmp(a, b);
+	size_t la = strlen(a), lb = strlen(b), w = la > lb ? la : lb;
+	for (size_t i = 0; i < w; i++) {
+		char ca = i < w - la ? '0' : a[i - (w - la)];
+		char cb = i < w - lb ? '0' : b[i - (w - lb)];
+		if (ca != cb)
+			return ca < cb ? -1 : 1;
+	}
+	return 0;
 }
 
 /* ---- the reference: contents ---------------------------------------------- */

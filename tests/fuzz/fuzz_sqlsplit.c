@@ -148,25 +148,31 @@ struct pg_oracle {
 	struct spans out;
 };
 
-/* A quoted run from s[i] (the opening quote) with doubled quotes and,
- * when backslash, backslash escapes; returns the end, or n. */
-static size_t pg_quoted(struct pg_oracle *o, size_t i, char q, bool backslash)
+/* The end of the quoted run opening at s[i]: doubled quotes, and with
+ * backslash a backslash escaping the next byte; n and *unterminated when
+ * it does not close. PostgreSQL, MySQL and SQLite agree on this much. */
+static size_t quoted_end(const char *s, size_t n, size_t i, char q, bool backslash, bool *unterminated)
 {
-	for (size_t j = i + 1; j < o->n; j++) {
-		if (backslash && o->s[j] == '\\') {
+	for (size_t j = i + 1; j < n; j++) {
+		if (backslash && s[j] == '\\' && j + 1 < n) {
 			j++;
 			continue;
 		}
-		if (o->s[j] == q) {
-			if (j + 1 < o->n && o->s[j + 1] == q) {
+		if (s[j] == q) {
+			if (j + 1 < n && s[j + 1] == q) {
 				j++;
 				continue;
 			}
 			return j + 1;
 		}
 	}
-	o->unterminated = true;
-	return o->n;
+	*unterminated = true;
+	return n;
+}
+
+static size_t pg_quoted(struct pg_oracle *o, size_t i, char q, bool backslash)
+{
+	return quoted_end(o->s, o->n, i, q, backslash, &o->unterminated);
 }
 
 /* After a literal or a number: an identifier character right after it
@@ -457,21 +463,7 @@ static size_t line_end(const char *s, size_t n, size_t i)
 
 static size_t my_quoted(struct my_oracle *o, size_t i, char q, bool backslash)
 {
-	for (size_t j = i + 1; j < o->n; j++) {
-		if (backslash && o->s[j] == '\\' && j + 1 < o->n) {
-			j++;
-			continue;
-		}
-		if (o->s[j] == q) {
-			if (j + 1 < o->n && o->s[j + 1] == q) {
-				j++;
-				continue;
-			}
-			return j + 1;
-		}
-	}
-	o->unterminated = true;
-	return o->n;
+	return quoted_end(o->s, o->n, i, q, backslash, &o->unterminated);
 }
 
 /* Marks every byte. A DELIMITER command stands at the start of a line
