@@ -319,3 +319,45 @@ Test(fuzz_findings, the_loader_reports_the_same_whatever_the_listing_order)
 	cr_assert_str_eq(load_message(bad_reversed, 3, &ok2), first);
 	cr_assert(strncmp(first, "1x.sql: ", 8) == 0 && strstr(first, "and 1 more problem"), "%s", first);
 }
+
+/* The message of a refused command line (sg_config_parse). */
+static const char *config_refusal(int argc, char **argv)
+{
+	static struct sg_error err;
+	struct sg_config cfg;
+	memset(&err, 0, sizeof(err));
+	cr_assert_eq(sg_config_parse(&cfg, argc, argv, &err), -1);
+	sg_config_free(&cfg);
+	return err.msg;
+}
+
+/* regressions/config/unknown-option-with-a-url-cut-at-its-equals-sign:
+ * an unknown option is quoted up to its '=', so the word with its URL
+ * masked was never found in the message ("--postgres://..." for
+ * "--database-url=postgres://..."). */
+Test(fuzz_findings, an_unknown_option_holding_a_url_is_quoted_masked)
+{
+	char *argv[] = {"schemagate", "up", "--postgres://app:pa\"ss@db/app?sslmode=require", NULL};
+	const char *msg = config_refusal(3, argv);
+	cr_assert(strstr(msg, "unknown option '--postgres://app:***@db/app?sslmode'"), "%s", msg);
+	assert_not_shown(msg, "pa\"ss");
+	assert_not_shown(msg, "ss@db");
+}
+
+/* regressions/config/overlapping-words-quoted-in-a-variable: a variable
+ * holding several URLs (and copies of other words) had its first URL
+ * masked, the next ones left to the free-text redactor, which stops at a
+ * quote. Every URL of a message is now masked, each running to the
+ * scheme of the next. (Found once fuzz_config ran again: its check of a
+ * refused configuration predated the logging settings a refusal keeps,
+ * and failed on the first input.) */
+Test(fuzz_findings, every_url_in_a_quoted_variable_is_masked)
+{
+	setenv("SCHEMAGATE_LOG_LEVEL", "postgres://a:p1x@h/db,postgres://b:p\"2y@h/db", 1);
+	char *argv[] = {"schemagate", "up", NULL};
+	const char *msg = config_refusal(2, argv);
+	unsetenv("SCHEMAGATE_LOG_LEVEL");
+	cr_assert(strstr(msg, "postgres://a:***@h/db,postgres://b:***@h/db"), "%s", msg);
+	assert_not_shown(msg, "p1x");
+	assert_not_shown(msg, "2y");
+}
