@@ -150,7 +150,7 @@ static int apply_statements(struct sg_run *r, const struct sg_migration *m, cons
 		if (rc != 0 && err->kind != SG_ERRK_LOCK_LOST)
 			sg_error_prefix(err, "nothing of %s ran", m->up_file);
 	}
-	bool recorded = rc == 0;   /* the row the progress and a failure go to */
+	bool recorded = resume || rc == 0;   /* the row the progress and a failure go to */
 	size_t done = steps.start;
 	if (rc == 0)
 		rc = sg_steps_run(r, &steps, &done, err);
