@@ -151,6 +151,7 @@ static int apply_statements(struct sg_run *r, const struct sg_migration *m, cons
 		if (rc != 0 && err->kind != SG_ERRK_LOCK_LOST)
 			sg_error_prefix(err, "nothing of %s ran", m->up_file);
 	}
+	bool recorded = resume || rc == 0;   /* the row the progress and a failure go to */
 	size_t done = steps.start;
 	if (rc == 0)
 		rc = sg_steps_run(r, &steps, &done, err);
@@ -170,6 +171,14 @@ static int apply_statements(struct sg_run *r, const struct sg_migration *m, cons
 	if (err->kind == SG_ERRK_CANCELED || err->kind == SG_ERRK_LOCK_LOST || sg_connection_lost(err) ||
 	    sg_loop_stopping(&r->loop))
 		return -1;
+	if (!recorded) {
+		/* the server refused the partial row (too large, no privilege):
+		 * nothing ran and nothing is left to repair */
+		record_failure_event(r, m->version, err->msg);
+		if (!err->exit_code)
+			err->exit_code = SG_EXIT_MIGRATION;
+		return -1;
+	}
 	sg_error_prefix(err, "applying %s", m->up_file);
 	struct sg_error e = {0};
 	if (sg_history_progress(r->conn, r->cfg->table, m->version, "failed", (long)done, (long)elapsed_since(t0),

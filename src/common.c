@@ -290,6 +290,17 @@ const char *sg_instance_id(void)
 	return id;
 }
 
+bool sg_utf8_valid(const char *s)
+{
+	for (const unsigned char *p = (const unsigned char *)s; *p;) {
+		size_t n = utf8_len(p);
+		if (n == 0)
+			return false;
+		p += n;
+	}
+	return true;
+}
+
 char *sg_utf8_sanitize(const char *s, size_t max)
 {
 	struct sg_buf b = {0};

@@ -405,37 +405,82 @@ static char *replace_all(char *text, const char *word, const char *shown)
 	return b.data;
 }
 
+/* w with the password of every URL in it masked as sg_url_redact_text
+ * masks one, each URL running to the scheme of the next
+ * ("postgres://u:x@h,postgres://v:y@h" holds two). Malloc'd. */
+static char *mask_every_url(const char *w)
+{
+	struct sg_buf b = {0};
+	const char *p = w;
+	while (*p) {
+		const char *sep = strstr(p, "://");
+		const char *next = sep ? strstr(sep + 3, "://") : NULL;
+		if (next)
+			while (next > sep + 3 && (isalnum((unsigned char)next[-1]) || strchr("+-.", next[-1])))
+				next--;
+		size_t len = next ? (size_t)(next - p) : strlen(p);
+		char *piece = sg_strndup(p, len);
+		size_t n = 3 * len + 16;
+		char *shown = sg_malloc(n);
+		sg_url_redact_text(piece, shown, n);
+		sg_buf_puts(&b, shown);
+		free(shown);
+		free(piece);
+		p += len;
+	}
+	if (!b.data)
+		sg_buf_puts(&b, "");
+	return b.data;
+}
+
+static int longest_first(const void *pa, const void *pb)
+{
+	size_t a = strlen(*(char *const *)pa), b = strlen(*(char *const *)pb);
+	return (a < b) - (a > b);
+}
+
 /*
- * A message may quote any word of the command line (or what follows its
- * '=') or any variable. One that holds a URL is shown with its password
- * masked where the URL parser finds it (sg_url_redact_text): the log's
- * redaction finds URLs in free text and stops at a space or a quote,
- * which a password may hold ("unexpected argument 'postgres://u:a b@h'").
- * Done on the whole message, before it is cut to size. Frees msg.
+ * A message may quote any word of the command line, what follows its
+ * '=' or what precedes it (an unknown option is quoted up to its '='),
+ * or any variable. One that holds a URL is shown with the password of
+ * each URL in it masked where the URL parser finds it (mask_every_url):
+ * the log's redaction finds URLs in free text and stops at a space or a
+ * quote, which a password may hold ("unexpected argument
+ * 'postgres://u:a b@h'"). The longest first: a word quoted inside a
+ * longer one (a variable holding a copy of it) must not hide the longer
+ * one from the search. Done on the whole message, before it is cut to
+ * size. Frees msg.
  */
 static char *mask_quoted_urls(const struct parse *st, char *msg)
 {
 	size_t nsettings = sizeof(settings) / sizeof(settings[0]);
+	char **parts = sg_calloc(3 * ((size_t)st->argc + nsettings) + 1, sizeof(char *));
+	size_t n = 0;
 	for (size_t i = 0; i < (size_t)st->argc + nsettings; i++) {
 		const char *word;
 		if (i < (size_t)st->argc)
 			word = i > 0 ? st->argv[i] : NULL;
 		else
 			word = settings[i - (size_t)st->argc].env ? getenv(settings[i - (size_t)st->argc].env) : NULL;
-		for (int part = 0; word && part < 2; part++) {
-			const char *w = part == 0 ? word : strchr(word, '=');
-			if (w && part == 1)
-				w++;
-			if (!w || !strstr(w, "://") || !strstr(msg, w))
-				continue;
-			size_t n = 3 * strlen(w) + 16;
-			char *shown = sg_malloc(n);
-			sg_url_redact_text(w, shown, n);
-			if (strcmp(shown, w) != 0)
-				msg = replace_all(msg, w, shown);
-			free(shown);
+		const char *eq = word ? strchr(word, '=') : NULL;
+		if (word)
+			parts[n++] = sg_strdup(word);
+		if (eq) {
+			parts[n++] = sg_strdup(eq + 1);
+			parts[n++] = sg_strndup(word, (size_t)(eq - word));
 		}
 	}
+	qsort(parts, n, sizeof(char *), longest_first);
+	for (size_t i = 0; i < n; i++) {
+		if (strstr(parts[i], "://") && strstr(msg, parts[i])) {
+			char *shown = mask_every_url(parts[i]);
+			if (strcmp(shown, parts[i]) != 0)
+				msg = replace_all(msg, parts[i], shown);
+			free(shown);
+		}
+		free(parts[i]);
+	}
+	free(parts);
 	return msg;
 }
 

@@ -387,6 +387,9 @@ struct entry {
 struct directory {
 	const char *dir;
 	DIR *handle;           /* open until directory_free: files are opened relative to it */
+	/* a directory held in memory (sg_migration_load_files); NULL: the file system */
+	const struct sg_migration_file *files;
+	size_t nfiles;
 	struct entry *items;
 	size_t count, cap;
 	char **ignored;        /* files that are not migrations */
@@ -536,9 +539,10 @@ static void scan_one(struct directory *d, const char *name, unsigned char dtype,
 			ssize_t n = readlinkat(dirfd(d->handle), name, target, sizeof(target) - 1);
 			if (n >= 0) {
 				target[n] = '\0';
-				report_add(rep, LV_ERROR, name, 0, SG_DIALECT_NONE,
-					   "dangling symlink to %s (%s); a volume that is not fully mounted?", target,
-					   strerror(errno));
+				bool loop = errno == ELOOP;
+				report_add(rep, LV_ERROR, name, 0, SG_DIALECT_NONE, "%s symlink to %s (%s)%s",
+					   loop ? "looping" : "dangling", target, strerror(errno),
+					   loop ? "" : "; a volume that is not fully mounted?");
 			} else {
 				report_add(rep, LV_ERROR, name, 0, SG_DIALECT_NONE, "%s", strerror(errno));
 			}
@@ -562,6 +566,15 @@ static void scan_one(struct directory *d, const char *name, unsigned char dtype,
 		d->ignored[d->nignored++] = sg_strdup(name);
 		return;
 	}
+	if (!sg_utf8_valid(name)) {
+		/* the history table records the name as text: PostgreSQL and
+		 * MySQL would refuse it after the script ran */
+		char *shown = sg_utf8_sanitize(name, 1024);
+		report_add(rep, LV_ERROR, shown, 0, SG_DIALECT_NONE,
+			   "the file name is not valid UTF-8 (the history table records names as text); rename it");
+		free(shown);
+		return;
+	}
 	struct entry e;
 	if (parse_file_name(name, &e, rep) < 0)
 		return;
@@ -572,6 +585,33 @@ static void scan_one(struct directory *d, const char *name, unsigned char dtype,
 		d->items = sg_realloc(d->items, d->cap * sizeof(*d->items));
 	}
 	d->items[d->count++] = e;
+}
+
+/* A directory entry before it is classified. */
+struct dir_name {
+	char *name;
+	unsigned char type;   /* d_type */
+};
+
+static int dir_name_cmp(const void *pa, const void *pb)
+{
+	return strcmp(((const struct dir_name *)pa)->name, ((const struct dir_name *)pb)->name);
+}
+
+/* Classify the entries in name order: every message and note then comes
+ * out the same, whatever order the file system lists them in. Frees names. */
+static void scan_names(struct directory *d, struct dir_name *names, size_t n, struct report *rep)
+{
+	if (n > 1)
+		qsort(names, n, sizeof(*names), dir_name_cmp);
+	for (size_t i = 0; i < n; i++) {
+		if (names[i].name[0] != '.')   /* dot-files; ConfigMap's ..data links */
+			scan_one(d, names[i].name, names[i].type, rep);
+		free(names[i].name);
+	}
+	free(names);
+	if (d->count > 1)
+		qsort(d->items, d->count, sizeof(*d->items), entry_cmp);
 }
 
 /* Every file of dir, classified. Problems go to rep; returns -1 only
@@ -585,21 +625,53 @@ static int scan_dir(const char *dir, struct directory *d, struct report *rep)
 		report_add(rep, LV_ERROR, NULL, 0, SG_DIALECT_NONE, "migration directory %s: %s", dir, strerror(errno));
 		return -1;
 	}
+	struct dir_name *names = NULL;
+	size_t n = 0, cap = 0;
 	struct dirent *de;
-	while ((de = readdir(d->handle)) != NULL)
-		if (de->d_name[0] != '.')   /* dot-files; ConfigMap's ..data links */
-			scan_one(d, de->d_name, de->d_type, rep);
-	if (d->count > 1)
-		qsort(d->items, d->count, sizeof(*d->items), entry_cmp);
+	while ((de = readdir(d->handle)) != NULL) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			names = sg_realloc(names, cap * sizeof(*names));
+		}
+		names[n++] = (struct dir_name){sg_strdup(de->d_name), de->d_type};
+	}
+	scan_names(d, names, n, rep);
 	return 0;
 }
 
-/* Read a migration once: BOM stripped, NUL bytes refused. */
-static bool read_entry(const struct directory *d, struct entry *e, struct report *rep)
+/* The same for a directory held in memory: every file is a regular file. */
+static void scan_files(const char *label, const struct sg_migration_file *files, size_t n, struct directory *d,
+		       struct report *rep)
 {
-	if (e->read)
-		return e->text != NULL;
-	e->read = true;
+	memset(d, 0, sizeof(*d));
+	d->dir = label;
+	d->files = files;
+	d->nfiles = n;
+	struct dir_name *names = sg_calloc(n + 1, sizeof(*names));
+	for (size_t i = 0; i < n; i++)
+		names[i] = (struct dir_name){sg_strdup(files[i].name), DT_REG};
+	scan_names(d, names, n, rep);
+}
+
+/* A file of a directory held in memory, copied to end in NUL. */
+static char *memory_file(const struct directory *d, const char *name, size_t *n)
+{
+	for (size_t i = 0; i < d->nfiles; i++) {
+		if (strcmp(d->files[i].name, name) != 0)
+			continue;
+		char *text = sg_malloc(d->files[i].len + 1);
+		memcpy(text, d->files[i].content, d->files[i].len);
+		text[d->files[i].len] = '\0';
+		*n = d->files[i].len;
+		return text;
+	}
+	abort();   /* scan_files() took the name from the list */
+}
+
+/* A migration file's bytes, NUL-terminated; NULL (reported) when it
+ * cannot be read. */
+static char *read_file(const struct directory *d, const struct entry *e, size_t *len, struct report *rep)
+{
 	/* O_NONBLOCK: a FIFO swapped in after the scan must not hang us */
 	int fd = openat(dirfd(d->handle), e->file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
 	struct stat st = {0};
@@ -612,7 +684,7 @@ static bool read_entry(const struct directory *d, struct entry *e, struct report
 		report_add(rep, LV_ERROR, e->file, 0, SG_DIALECT_NONE, "cannot be read: %s", why);
 		if (fd >= 0)
 			close(fd);
-		return false;
+		return NULL;
 	}
 	/* Room for one byte more than fstat saw: a read of a regular file
 	 * that returns less than asked is at its end, so a file costs one
@@ -634,7 +706,7 @@ static bool read_entry(const struct directory *d, struct entry *e, struct report
 			report_add(rep, LV_ERROR, e->file, 0, SG_DIALECT_NONE, "cannot be read: %s", strerror(errno));
 			close(fd);
 			free(text);
-			return false;
+			return NULL;
 		}
 		n += (size_t)got;
 		if (got == 0 || ((size_t)got < want && want <= (1u << 30)))
@@ -642,6 +714,20 @@ static bool read_entry(const struct directory *d, struct entry *e, struct report
 	}
 	close(fd);
 	text[n] = '\0';
+	*len = n;
+	return text;
+}
+
+/* Read a migration once: BOM stripped, NUL bytes refused. */
+static bool read_entry(const struct directory *d, struct entry *e, struct report *rep)
+{
+	if (e->read)
+		return e->text != NULL;
+	e->read = true;
+	size_t n = 0;
+	char *text = d->files ? memory_file(d, e->file, &n) : read_file(d, e, &n, rep);
+	if (!text)
+		return false;
 	if (memchr(text, '\0', n)) {
 		report_add(rep, LV_ERROR, e->file, 0, SG_DIALECT_NONE, "contains a NUL byte; not a SQL script");
 		free(text);
@@ -1177,7 +1263,7 @@ static bool *check_groups(struct directory *d, struct report *rep)
  * file is an error), as the next image may select them. */
 static void check_unread(const struct directory *d, struct report *rep)
 {
-	for (size_t i = 0; i < d->count; i++) {
+	for (size_t i = 0; i < d->count && !d->files; i++) {
 		if (d->items[i].read)
 			continue;
 		if (faccessat(dirfd(d->handle), d->items[i].file, R_OK, 0) < 0)
@@ -1207,58 +1293,76 @@ static void keep_notes(const struct report *rep, struct sg_migration_set *set)
 	}
 }
 
-int sg_migration_load(const char *dir, enum sg_engine engine, struct sg_migration_set *set, struct sg_error *err)
+/* The rest of a load, once the directory is scanned (scanned: 0, or -1
+ * when it could not be read; rep holds what the scan found). */
+static int load_scanned(struct directory *d, int scanned, enum sg_engine engine, struct sg_migration_set *set,
+			struct report *rep, struct sg_error *err)
 {
+	const char *dir = d->dir;
 	memset(set, 0, sizeof(*set));
 	set->dir = sg_strdup(dir);
-	struct report rep = {0};
-	struct directory d;
 	bool *bad = NULL;
-	if (scan_dir(dir, &d, &rep) == 0) {
-		for (size_t i = 0; i < d.nignored; i++)
-			report_add(&rep, LV_NOTE, d.ignored[i], 0, SG_DIALECT_NONE, "not a migration file; ignored");
-		bad = check_groups(&d, &rep);
-		if (d.count == 0 && rep.counts[LV_ERROR] == 0)
-			no_migrations(&d, &rep);
+	if (scanned == 0) {
+		for (size_t i = 0; i < d->nignored; i++)
+			report_add(rep, LV_NOTE, d->ignored[i], 0, SG_DIALECT_NONE, "not a migration file; ignored");
+		bad = check_groups(d, rep);
+		if (d->count == 0 && rep->counts[LV_ERROR] == 0)
+			no_migrations(d, rep);
 		enum sg_dialect first = sg_engine_dialect(engine);
 		struct selection sel;
 		if (first == SG_DIALECT_NONE) {
-			rep.all = ALL_DIALECT_BITS;
+			rep->all = ALL_DIALECT_BITS;
 			for (size_t k = 0; k < NDIALECTS; k++) {
-				load_dialect(&d, bad, all_dialects[k], false, &sel, &rep);
+				load_dialect(d, bad, all_dialects[k], false, &sel, rep);
 				selection_free(&sel);
 			}
 		} else {
 			set->dialect = first;
-			rep.all = DIALECT_BIT(first);
-			load_dialect(&d, bad, first, true, &sel, &rep);
+			rep->all = DIALECT_BIT(first);
+			load_dialect(d, bad, first, true, &sel, rep);
 			set->items = sel.items;
 			set->count = sel.count;
-			if (first == SG_DIALECT_MYSQL && d.has_tag[SG_DIALECT_MARIADB]) {
+			if (first == SG_DIALECT_MYSQL && d->has_tag[SG_DIALECT_MARIADB]) {
 				set->other_dialect = SG_DIALECT_MARIADB;
-				rep.all |= DIALECT_BIT(SG_DIALECT_MARIADB);
-				load_dialect(&d, bad, SG_DIALECT_MARIADB, true, &sel, &rep);
+				rep->all |= DIALECT_BIT(SG_DIALECT_MARIADB);
+				load_dialect(d, bad, SG_DIALECT_MARIADB, true, &sel, rep);
 				set->other_items = sel.items;
 				set->other_count = sel.count;
 			}
-			if (set->count == 0 && d.count > 0 && rep.counts[LV_ERROR] == 0)
-				report_add(&rep, LV_ERROR, NULL, 0, SG_DIALECT_NONE,
+			if (set->count == 0 && d->count > 0 && rep->counts[LV_ERROR] == 0)
+				report_add(rep, LV_ERROR, NULL, 0, SG_DIALECT_NONE,
 					   "none of the migrations in %s is for %s: every version has only files "
 					   "tagged for other engines", dir, sg_engine_name(engine));
 		}
-		check_unread(&d, &rep);
-		directory_free(&d);
+		check_unread(d, rep);
+		directory_free(d);
 	}
 	free(bad);
 	int rc = 0;
-	if (rep.counts[LV_ERROR]) {
-		rc = report_fail(&rep, err);
+	if (rep->counts[LV_ERROR]) {
+		rc = report_fail(rep, err);
 		sg_migration_set_free(set);
 	} else {
-		keep_notes(&rep, set);
+		keep_notes(rep, set);
 	}
-	report_free(&rep);
+	report_free(rep);
 	return rc;
+}
+
+int sg_migration_load(const char *dir, enum sg_engine engine, struct sg_migration_set *set, struct sg_error *err)
+{
+	struct report rep = {0};
+	struct directory d;
+	return load_scanned(&d, scan_dir(dir, &d, &rep), engine, set, &rep, err);
+}
+
+int sg_migration_load_files(const char *label, const struct sg_migration_file *files, size_t n, enum sg_engine engine,
+			    struct sg_migration_set *set, struct sg_error *err)
+{
+	struct report rep = {0};
+	struct directory d;
+	scan_files(label, files, n, &d, &rep);
+	return load_scanned(&d, 0, engine, set, &rep, err);
 }
 
 static void items_free(struct sg_migration *items, size_t n)

@@ -11,8 +11,10 @@
  *
  * Routine bodies hold semicolons. Where the engine's own client would send
  * them whole, so does this scanner:
- *  - PostgreSQL BEGIN ATOMIC ... END: psql's rule, BEGIN and CASE open and
- *    END closes inside CREATE [OR REPLACE] FUNCTION/PROCEDURE;
+ *  - PostgreSQL BEGIN ATOMIC ... END: psql's rule, BEGIN (and CASE inside
+ *    BEGIN) opens and END closes inside CREATE [OR REPLACE]
+ *    FUNCTION/PROCEDURE, outside parentheses; like psql, a ';' inside
+ *    parentheses never ends a statement (CREATE RULE ... DO (a; b));
  *  - MySQL routines, triggers and events with BEGIN ... END but without
  *    DELIMITER (golang-migrate sends such files as one multi-statement
  *    query, so they work there), and MariaDB's BEGIN NOT ATOMIC;
@@ -46,6 +48,8 @@ struct lexer_rules {
 	bool delimiter_command;      /* MySQL client: DELIMITER xx */
 	bool executable_comments;    /* MySQL: / *! ... * / is SQL, not a comment */
 	bool trigger_bodies;         /* SQLite: CREATE TRIGGER ... BEGIN ...; END; */
+	bool paren_semicolons;       /* psql: a ';' inside parentheses does not end a statement */
+	bool cr_ends_comments;       /* PostgreSQL: a "--" comment ends at CR as well as LF */
 	enum routine_kind routines;
 };
 
@@ -53,6 +57,8 @@ static const struct lexer_rules postgres_rules = {
 	.dollar_quotes = true,
 	.escape_strings = true,
 	.nested_comments = true,
+	.paren_semicolons = true,
+	.cr_ends_comments = true,
 	.routines = ROUTINES_POSTGRES,
 };
 
@@ -99,6 +105,7 @@ static const struct lexer_rules *rules_for(enum sg_engine engine)
  */
 enum trigger_state {
 	TRIG_START,     /* no token yet */
+	TRIG_EXPLAIN,   /* saw EXPLAIN [anything but the keywords below] */
 	TRIG_CREATE,    /* saw CREATE [TEMP|TEMPORARY] */
 	TRIG_NORMAL,    /* an ordinary statement */
 	TRIG_BODY,      /* inside CREATE TRIGGER, before/after the body */
@@ -128,6 +135,9 @@ struct splitter {
 	char delimiter[32];
 	size_t delimiter_len;
 	bool delimiter_in_words; /* the delimiter starts with an identifier character ($$) */
+	int parens;              /* open parentheses in the current statement */
+	size_t word_start;       /* the last word scanned: [word_start, word_end) */
+	size_t word_end;
 	/* current statement: start offset, or SIZE_MAX while only blanks/comments seen */
 	size_t start;
 	int start_line;
@@ -218,6 +228,7 @@ static void track_sql_mode(struct splitter *sp, const char *stmt, size_t n)
 static void statement_done(struct splitter *sp)
 {
 	sp->start = SIZE_MAX;
+	sp->parens = 0;
 	sp->trig = TRIG_START;
 	memset(&sp->routine, 0, sizeof(sp->routine));
 }
@@ -274,13 +285,11 @@ static int skip_quoted(struct splitter *sp, char close, bool backslash, bool dou
 	return unterminated(sp, what, open);
 }
 
-/* $tag$ at sp->pos? Returns the tag length including both '$', or 0. */
+/* $tag$ at sp->pos, where a token starts (foo$bar$ is one word, never
+ * seen here)? Returns the tag length including both '$', or 0. */
 static size_t dollar_tag_len(const struct splitter *sp)
 {
-	size_t i = sp->pos;
-	if (i > 0 && is_ident_char((unsigned char)sp->s[i - 1]))
-		return 0;   /* part of an identifier such as foo$bar */
-	i++;
+	size_t i = sp->pos + 1;
 	if (i < sp->len && isdigit((unsigned char)sp->s[i]))
 		return 0;   /* $1 is a parameter */
 	while (i < sp->len && sp->s[i] != '$') {
@@ -333,6 +342,17 @@ static void skip_line(struct splitter *sp)
 {
 	const char *nl = memchr(sp->s + sp->pos, '\n', sp->len - sp->pos);
 	sp->pos = nl ? (size_t)(nl - sp->s) + 1 : sp->len;
+}
+
+/* A "--" or "#" comment: to the end of the line (the CR is one too for
+ * PostgreSQL, whose lexer takes a lone CR as a newline). */
+static void skip_line_comment(struct splitter *sp)
+{
+	if (!sp->rules->cr_ends_comments) {
+		skip_line(sp);
+		return;
+	}
+	sp->pos += strcspn(sp->s + sp->pos, "\r\n");
 }
 
 static bool at_line_start(const struct splitter *sp)
@@ -390,8 +410,16 @@ static void trigger_token(struct splitter *sp, const char *w, size_t n)
 		if (w && (word_is(w, n, "create")))
 			sp->trig = TRIG_CREATE;
 		else if (w && word_is(w, n, "explain"))
-			sp->trig = TRIG_START;
+			sp->trig = TRIG_EXPLAIN;
 		else
+			sp->trig = TRIG_NORMAL;
+		break;
+	case TRIG_EXPLAIN:
+		/* EXPLAIN [QUERY PLAN] CREATE TRIGGER ...: any other token keeps waiting */
+		if (w && word_is(w, n, "create"))
+			sp->trig = TRIG_CREATE;
+		else if (w && (word_is(w, n, "explain") || word_is(w, n, "temp") || word_is(w, n, "temporary") ||
+			       word_is(w, n, "trigger") || word_is(w, n, "end")))
 			sp->trig = TRIG_NORMAL;
 		break;
 	case TRIG_CREATE:
@@ -431,6 +459,8 @@ static void routine_header_word(struct splitter *sp, const char *w, size_t n, in
 		/* psql: CREATE [OR REPLACE] FUNCTION|PROCEDURE */
 		if (idx == 1 && word_is(w, n, "or"))
 			r->or_replace = true;
+		else if (idx == 2 && !word_is(w, n, "replace"))
+			r->or_replace = false;
 		else if ((idx == 1 || (idx == 3 && r->or_replace)) && word_in(w, n, pg_routines))
 			r->routine = true;
 		return;
@@ -452,6 +482,10 @@ static void mysql_body_word(struct splitter *sp, const char *w, size_t n, bool p
 	bool at_start = r->stmt_start;
 	r->stmt_start = false;
 	r->label = false;
+	if (w > sp->s && w[-1] == '.') {
+		r->after_end = false;   /* NEW.begin, t.end: a column, never a keyword */
+		return;
+	}
 	if (r->after_end) {
 		r->after_end = false;
 		if (word_is(w, n, "case") || word_in(w, n, statement_openers))
@@ -501,8 +535,10 @@ static void routine_word(struct splitter *sp, const char *w, size_t n, bool pare
 	}
 	if (sp->rules->routines == ROUTINES_MYSQL) {
 		mysql_body_word(sp, w, n, paren_follows);
-	} else if (word_is(w, n, "begin") || word_is(w, n, "case")) {
-		r->depth++;
+	} else if (sp->parens > 0) {
+		/* psql counts only outside parentheses: f(begin int) is a parameter */
+	} else if (word_is(w, n, "begin") || (word_is(w, n, "case") && r->depth > 0)) {
+		r->depth++;   /* CASE ... END matters only inside a body, as in psql */
 	} else if (word_is(w, n, "end") && r->depth > 0) {
 		r->depth--;
 	}
@@ -511,6 +547,8 @@ static void routine_word(struct splitter *sp, const char *w, size_t n, bool pare
 /* A delimiter at sp->pos ends the statement, unless inside a body. */
 static bool delimiter_ends_statement(struct splitter *sp)
 {
+	if (sp->rules->paren_semicolons && sp->parens > 0)
+		return false;
 	if (sp->routine.depth > 0 && sp->delimiter_len == 1 && sp->delimiter[0] == ';') {
 		sp->routine.stmt_start = true;
 		return false;
@@ -537,9 +575,13 @@ static void scan_word(struct splitter *sp)
 			break;
 		sp->pos++;
 	}
+	sp->word_start = b;
+	sp->word_end = sp->pos;
 	if (r->trigger_bodies)
 		trigger_token(sp, sp->s + b, sp->pos - b);
-	if (r->routines != ROUTINES_NONE)
+	/* psql counts identifiers; a number is not one */
+	bool number = r->routines == ROUTINES_POSTGRES && isdigit((unsigned char)sp->s[b]);
+	if (r->routines != ROUTINES_NONE && !number)
 		routine_word(sp, sp->s + b, sp->pos - b, sp->pos < sp->len && sp->s[sp->pos] == '(');
 }
 
@@ -581,10 +623,19 @@ static int scan(struct splitter *sp)
 			sp->pos++;
 			continue;
 		}
+		/* the mysql client looks for the delimiter before a comment
+		 * ("DELIMITER #"); ';' never starts one */
+		if (delimiter_at(sp, sp->pos)) {
+			size_t at = sp->pos;
+			sp->pos += sp->delimiter_len;
+			if (delimiter_ends_statement(sp))
+				emit(sp, at, sp->pos);
+			continue;
+		}
 		if (c == '-' && next == '-') {
 			char after = sp->pos + 2 < sp->len ? p[2] : ' ';
 			if (!r->dash_needs_space || isspace((unsigned char)after) || iscntrl((unsigned char)after)) {
-				skip_line(sp);
+				skip_line_comment(sp);
 				continue;
 			}
 		}
@@ -601,20 +652,14 @@ static int scan(struct splitter *sp)
 				return -1;
 			continue;
 		}
-		if (delimiter_at(sp, sp->pos)) {
-			size_t at = sp->pos;
-			sp->pos += sp->delimiter_len;
-			if (delimiter_ends_statement(sp))
-				emit(sp, at, sp->pos);
-			continue;
-		}
 
 		/* Everything from here on is statement content. */
 		content_at(sp, sp->pos);
 		int rc = 0;
 		if (c == '\'') {
-			bool e = r->escape_strings && sp->pos > 0 && (p[-1] == 'E' || p[-1] == 'e') &&
-				 (sp->pos < 2 || !is_ident_char((unsigned char)p[-2]));
+			/* E'...': the word right before the quote is exactly E */
+			bool e = r->escape_strings && sp->word_end == sp->pos && sp->word_start + 1 == sp->pos &&
+				 (p[-1] == 'E' || p[-1] == 'e');
 			rc = skip_quoted(sp, '\'', sp->backslash || e, true, "quoted string");
 		} else if (c == '"') {
 			rc = skip_quoted(sp, '"', r->double_quote_is_string && sp->backslash, true,
@@ -623,12 +668,21 @@ static int scan(struct splitter *sp)
 			rc = skip_quoted(sp, '`', false, true, "`quoted identifier`");
 		} else if (c == '[' && r->brackets) {
 			rc = skip_quoted(sp, ']', false, false, "[quoted identifier]");
-		} else if (c == '$' && r->dollar_quotes && dollar_tag_len(sp) > 0) {
-			rc = skip_dollar_quote(sp, dollar_tag_len(sp));
+		} else if (c == '$' && r->dollar_quotes) {
+			/* PostgreSQL: no identifier starts with '$' ($1, $x are two tokens) */
+			size_t tag = dollar_tag_len(sp);
+			if (tag)
+				rc = skip_dollar_quote(sp, tag);
+			else
+				sp->pos++;
 		} else if (is_ident_char((unsigned char)c)) {
 			scan_word(sp);
 			continue;
 		} else {
+			if (c == '(')
+				sp->parens++;
+			else if (c == ')' && sp->parens > 0)
+				sp->parens--;
 			sp->pos++;
 		}
 		if (rc < 0)

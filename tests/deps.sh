@@ -18,6 +18,8 @@ packages=(
 	dpkg-dev openssl podman debootstrap
 	# the fuzz targets (libFuzzer) and the DST clock test
 	clang libclang-rt-14-dev llvm tzdata
+	# the valgrind pass (tests/support/valgrind.sh)
+	valgrind
 )
 missing=()
 for p in "${packages[@]}"; do

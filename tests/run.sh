@@ -4,10 +4,13 @@
 #   2. builds twice: normal, and with AddressSanitizer + UBSan,
 #   3. starts a private PostgreSQL 15 and MariaDB 10.11 on loopback in a
 #      temporary directory,
-#   4. runs every CTest label (unit, integration, delivery, fuzz) on the
-#      normal build and unit + integration on the sanitizer build; the fuzz
+#   4. runs every CTest label (unit, integration, delivery, fuzz,
+#      valgrind) on the normal build, and unit, integration and the
+#      delivery tests that run the dynamic binary (compose, helm_run,
+#      metrics: label delivery_dynamic) on the sanitizer build; the fuzz
 #      label runs each libFuzzer target for 30 s (tests/fuzz/run.sh, which
-#      builds its own clang tree, build-fuzz),
+#      builds its own clang tree, build-fuzz); the valgrind label runs the
+#      SQLite integration test with every schemagate process under valgrind,
 #   5. stops the servers.
 # Under CI=true a server that does not start is a failure, never a skip.
 set -euo pipefail
@@ -41,11 +44,11 @@ eval "$(bash tests/harness/mariadb.sh start "$WORK/mariadb")"
 mkdir -m 1777 "$WORK/tmp"
 export TMPDIR="$WORK/tmp"
 
-labels=${SG_TEST_LABELS:-unit|integration|delivery|fuzz}
+labels=${SG_TEST_LABELS:-unit|integration|delivery|fuzz|valgrind}
 ctest --test-dir "$BUILD" -L "$labels" --output-on-failure
 if [ "${SG_SKIP_ASAN:-0}" != 1 ]; then
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 	export LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp:print_suppressions=0
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-	ctest --test-dir "$ASAN_BUILD" -L "unit|integration" --output-on-failure
+	ctest --test-dir "$ASAN_BUILD" -L "unit|integration|delivery_dynamic" --output-on-failure
 fi

@@ -90,6 +90,8 @@ void sg_quote_ident(const char *name, char q, struct sg_buf *out);
  * most max bytes long (cut on a character boundary, "..." appended).
  * Malloc'd. */
 char *sg_utf8_sanitize(const char *s, size_t max);
+/* Is s valid UTF-8 (RFC 3629)? */
+bool sg_utf8_valid(const char *s);
 
 /* Run fn(arg) on a detached thread that starts with every signal blocked
  * (signals belong to the main thread's handlers). Returns 0 or -1 (the

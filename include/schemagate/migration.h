@@ -82,6 +82,18 @@ int sg_migration_load(const char *dir, enum sg_engine engine, struct sg_migratio
 		      struct sg_error *err);
 void sg_migration_set_free(struct sg_migration_set *set);
 
+/* The same for a directory held in memory (the loader's fuzz target):
+ * files[] are its entries, every one a regular, readable file (content
+ * may hold NUL bytes: refused like a file's). label names the directory
+ * in messages. Borrowed for the call only. */
+struct sg_migration_file {
+	const char *name;
+	const char *content;
+	size_t len;
+};
+int sg_migration_load_files(const char *label, const struct sg_migration_file *files, size_t n, enum sg_engine engine,
+			    struct sg_migration_set *set, struct sg_error *err);
+
 /* After connecting: use the selection for the server's dialect (MariaDB
  * behind a mysql:// URL). A no-op when it is already in use or the
  * directory has no files of its own for it. */

@@ -27,7 +27,8 @@ struct sg_statement {
 	char *sql;
 	int line;          /* 1-based line of start in the script */
 	size_t start, end;
-	size_t delim_end;  /* just past the delimiter that ended it; == end at the end of the script */
+	size_t delim_end;  /* just past the delimiter that ended it; the script's length
+	                    * when the end of the script ended it */
 };
 
 struct sg_statement_list {

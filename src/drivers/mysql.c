@@ -19,6 +19,7 @@
 
 #include <mysql.h>
 #include <errmsg.h>
+#include <limits.h>
 #include <mysqld_error.h>
 #include <arpa/inet.h>
 #include <poll.h>
@@ -60,6 +61,7 @@ struct my_conn {
 	bool abandoned;         /* the loop's cleanup window closed */
 	/* the connection was abandoned mid-statement; every later call fails */
 	bool broken;
+	unsigned long max_packet;   /* the server's max_allowed_packet; 0 until asked */
 };
 
 /* ---- errors ------------------------------------------------------------ */
@@ -615,11 +617,42 @@ static int run_busy(struct my_conn *c, const char *sql, size_t len, sg_row_fn fn
 	return collect_results(c, fn, ctx, ok, err);
 }
 
+static int query_value(struct sg_conn *c, const char *sql, int nparams, const char *const *params, char **out,
+		       struct sg_error *err);
+
+/*
+ * The server closes the connection on a packet larger than its
+ * max_allowed_packet: sent anyway, a statement that can never fit would
+ * look like a lost connection and be retried forever. Refused here,
+ * before anything is sent. The limit is asked once per connection, by
+ * the first statement of more than its smallest possible value (1 KiB).
+ */
+static int check_packet_size(struct my_conn *c, size_t len, struct sg_error *err)
+{
+	if (len < 1024)
+		return 0;
+	if (!c->max_packet) {
+		char *v = NULL;
+		if (query_value(&c->base, "SELECT @@max_allowed_packet", 0, NULL, &v, err) < 0)
+			return -1;
+		c->max_packet = v ? strtoul(v, NULL, 10) : 0;
+		free(v);
+		if (!c->max_packet)
+			c->max_packet = ULONG_MAX;
+	}
+	if (len + 1 <= c->max_packet)
+		return 0;
+	return set_error(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, 1153,
+			 "%zu bytes of SQL in one request: more than the server's max_allowed_packet (%lu bytes); "
+			 "nothing was sent (raise max_allowed_packet on the server, or make the script smaller)", len,
+			 c->max_packet);
+}
+
 static int run_counted(struct my_conn *c, const char *sql, size_t len, sg_row_fn fn, void *ctx, size_t *ok,
 		       struct sg_error *err)
 {
 	*ok = 0;
-	if (begin_op(c, err) < 0)
+	if (check_packet_size(c, len, err) < 0 || begin_op(c, err) < 0)
 		return -1;
 	c->base.affected = -1;
 	sg_io_busy(c->io, &c->base, true);
@@ -772,7 +805,10 @@ static int drv_exec_batch(struct sg_conn *base, const char *const *sql, size_t n
 			if (b.len)
 				sg_buf_puts(&b, "\n;\n");
 			sg_buf_puts(&b, sql[i++]);
-		} while (i < n && b.len < BATCH_MAX_BYTES);
+			/* a statement that would take the batch past the cap starts
+			 * the next one: a statement too large for the server then
+			 * fails alone, and is the one named */
+		} while (i < n && b.len + 3 + strlen(sql[i]) <= BATCH_MAX_BYTES);
 		size_t ok = 0;
 		int rc = run_counted(c, b.data, b.len, NULL, NULL, &ok, err);
 		sg_buf_free(&b);

@@ -393,15 +393,21 @@ static void built(const struct fuzz_fields *f, const struct fuzz_outputs *skelet
 	char *m = bad_port_message(&pt, b, password), *m_x = bad_port_message(&pt, b, "x");
 	assert_same(m, m_x, "message for a bad port", text);
 
-	/* and once registered, nothing printed shows it */
+	/* and once registered, nothing printed shows it - unless what the
+	 * same URL with the password "x" prints shows it anyway: public
+	 * text next to the log's own punctuation (a host ending in "%0D",
+	 * then the ")" closing the fields, spells the password "%0D)") */
+	struct fuzz_outputs o, o_x;
+	fuzz_outputs_collect(&o_x, text_x, url_x.redacted);
 	sg_url_register_secrets(&url);
-	struct fuzz_outputs o;
 	fuzz_outputs_collect(&o, text, url.redacted);
-	if (searchable(password, skeleton) && !is_public(&url, password))
+	if (searchable(password, skeleton) && !is_public(&url, password) && !fuzz_outputs_contain(&o_x, password))
 		fuzz_outputs_assert_hidden(&o, password, "password", text);
-	if (searchable(written, skeleton) && !in(text_x, written) && !is_public(&url, written))
+	if (searchable(written, skeleton) && !in(text_x, written) && !is_public(&url, written) &&
+	    !fuzz_outputs_contain(&o_x, written))
 		fuzz_outputs_assert_hidden(&o, written, "password as written", text);
 	fuzz_outputs_free(&o);
+	fuzz_outputs_free(&o_x);
 
 	free(m);
 	free(m_x);

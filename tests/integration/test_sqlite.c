@@ -109,14 +109,14 @@ Test(sqlite, sigterm_during_long_migration_exits_143_and_records_nothing)
 	char *log = sgt_path(f.dir, "slow.log");
 	const char *argv[] = {"--database-url", f.url, "--dir", f.mig, "up", NULL};
 	pid_t pid = sgt_spawn(NULL, argv, log);
-	usleep(700 * 1000);
+	usleep((useconds_t)(700 * 1000 * sgt_slowdown()));
 	double t0 = sgt_now_ms();
 	kill(pid, SIGTERM);
 	int status = sgt_wait(pid);
 	double ms = sgt_now_ms() - t0;
 	char *out = sgt_slurp(log);
 	cr_expect_eq(status, 143, "exit %d: %s", status, out);
-	cr_expect_lt(ms, 2000.0, "took %.0f ms to exit after SIGTERM", ms);
+	cr_expect_lt(ms, 2000.0 * sgt_slowdown(), "took %.0f ms to exit after SIGTERM", ms);
 	char *tables = sql1(&f, "SELECT count(*) FROM sqlite_master WHERE name = 'slow'");
 	cr_expect_str_eq(tables, "0", "the canceled migration left its table");
 	char *hist = sql1(&f, "SELECT group_concat(version) FROM schemagate_migrations");
@@ -143,7 +143,7 @@ Test(sqlite, verify_reports_pending_ready_and_changed_checksums)
 	/* one-shot: a missing database file is a connect failure, not a wait */
 	sg(&r, &f, "verify", NULL, NULL, NULL, NULL);
 	cr_expect_eq(r.status, 3, "verify without a database: %d %s", r.status, r.err);
-	cr_expect_lt(r.seconds, 2.0, "verify waited %.1fs", r.seconds);
+	cr_expect_lt(r.seconds, 2.0 * sgt_slowdown(), "verify waited %.1fs", r.seconds);
 	cr_expect(access(f.db, F_OK) != 0, "verify must not create the database");
 	sgt_result_free(&r);
 	sgt_write(f.dir, "app.db", "");
@@ -398,7 +398,7 @@ Test(sqlite, wait_exits_zero_once_another_process_migrates)
 	const char *wargv[] = {"--database-url", f.url, "--dir", f.mig, "--poll-interval", "100ms",
 			       "--lock-timeout", "20s", "wait", NULL};
 	pid_t waiter = sgt_spawn(NULL, wargv, NULL);
-	usleep(500 * 1000);
+	usleep((useconds_t)(500 * 1000 * sgt_slowdown()));
 	struct sgt_result r;
 	sg(&r, &f, "up", NULL, NULL, NULL, NULL);
 	cr_assert_eq(r.status, 0, "%s", r.err);
@@ -424,10 +424,12 @@ Test(sqlite, lock_timeout_exits_3)
 	struct fixture f;
 	setup(&f);
 	three_migrations(&f);
-	/* hold the write lock from a sqlite3 shell for 3 s */
+	/* hold the write lock from a sqlite3 shell for 3 s (longer when the
+	 * binary runs slower) */
+	unsigned hold = (unsigned)(3 * sgt_slowdown());
 	char *cmd = NULL;
-	cr_assert(asprintf(&cmd, "(printf 'BEGIN IMMEDIATE;\\nSELECT 1;\\n'; sleep 3; printf 'COMMIT;\\n') | "
-				 "sqlite3 '%s' >/dev/null 2>&1 &", f.db) > 0);
+	cr_assert(asprintf(&cmd, "(printf 'BEGIN IMMEDIATE;\\nSELECT 1;\\n'; sleep %u; printf 'COMMIT;\\n') | "
+				 "sqlite3 '%s' >/dev/null 2>&1 &", hold, f.db) > 0);
 	cr_assert_eq(system(cmd), 0);
 	free(cmd);
 	usleep(500 * 1000);
@@ -436,7 +438,7 @@ Test(sqlite, lock_timeout_exits_3)
 	cr_expect_eq(r.status, 3, "%d %s", r.status, r.err);
 	cr_expect(strstr(r.err, "lock") != NULL, "%s", r.err);
 	sgt_result_free(&r);
-	sleep(3);
+	sleep(hold);
 	sg(&r, &f, "up", NULL, NULL, NULL, NULL);
 	cr_expect_eq(r.status, 0, "%s", r.err);
 	sgt_result_free(&r);
@@ -559,7 +561,7 @@ Test(sqlite, overall_timeout_cancels_rolls_back_and_exits_3)
 	struct sgt_result r;
 	sg(&r, &f, "--timeout", "700ms", "up", NULL, NULL);
 	cr_expect_eq(r.status, 3, "%d %s", r.status, r.err);
-	cr_expect_lt(r.seconds, 3.0, "took %.1fs", r.seconds);
+	cr_expect_lt(r.seconds, 3.0 * sgt_slowdown(), "took %.1fs", r.seconds);
 	cr_expect(strstr(r.err, "--timeout") != NULL, "%s", r.err);
 	sgt_result_free(&r);
 	char *n = sql1(&f, "SELECT count(*) FROM sqlite_master WHERE name = 'slow'");
@@ -575,11 +577,11 @@ Test(sqlite, sigint_exits_130)
 	sgt_write(f.mig, "0001_slow.up.sql", SLOW_SQL);
 	const char *argv[] = {"--database-url", f.url, "--dir", f.mig, "up", NULL};
 	pid_t pid = sgt_spawn(NULL, argv, NULL);
-	usleep(700 * 1000);
+	usleep((useconds_t)(700 * 1000 * sgt_slowdown()));
 	double t0 = sgt_now_ms();
 	kill(pid, SIGINT);
 	cr_expect_eq(sgt_wait(pid), 130);
-	cr_expect_lt(sgt_now_ms() - t0, 2000.0);
+	cr_expect_lt(sgt_now_ms() - t0, 2000.0 * sgt_slowdown());
 	teardown(&f);
 }
 
@@ -635,6 +637,8 @@ Test(sqlite, new_and_lint_through_the_command_line)
  */
 Test(sqlite, status_during_a_long_migration_waits_up_to_the_lock_timeout, .timeout = 120)
 {
+	if (sgt_slowdown() > 1.0)
+		cr_skip_test("a 25-million-row insert takes minutes under valgrind (SG_TEST_SLOWDOWN)");
 	struct fixture f;
 	setup(&f);
 	sgt_write(f.mig, "0001_base.up.sql", "CREATE TABLE base (x INTEGER);\n");

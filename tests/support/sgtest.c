@@ -20,18 +20,33 @@ double sgt_now_ms(void)
 	return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
 }
 
+double sgt_slowdown(void)
+{
+	const char *v = getenv("SG_TEST_SLOWDOWN");
+	double f = v ? atof(v) : 1.0;
+	return f >= 1.0 ? f : 1.0;
+}
+
+/* SG_TEST_BINARY_WRAPPER names a program run with the binary's path and
+ * arguments instead of the binary itself (tests/support/valgrind.sh:
+ * tests/run.sh runs the SQLite integration test under valgrind). */
 static void exec_binary(const char *const *env, const char *const *argv)
 {
 	for (const char *const *e = env; e && *e; e++)
 		putenv((char *)*e);
+	const char *wrapper = getenv("SG_TEST_BINARY_WRAPPER");
+	bool wrapped = wrapper && *wrapper;
 	size_t n = 0;
 	while (argv[n])
 		n++;
-	char **args = calloc(n + 2, sizeof(char *));
-	args[0] = (char *)SG_BINARY;
+	char **args = calloc(n + 3, sizeof(char *));
+	size_t k = 0;
+	if (wrapped)
+		args[k++] = (char *)wrapper;
+	args[k++] = (char *)SG_BINARY;
 	for (size_t i = 0; i < n; i++)
-		args[i + 1] = (char *)argv[i];
-	execv(SG_BINARY, args);
+		args[k++] = (char *)argv[i];
+	execv(wrapped ? wrapper : SG_BINARY, args);
 	_exit(127);
 }
 

@@ -66,4 +66,9 @@ char *sgt_capture_end(struct sgt_capture *c);
 /* Milliseconds since an arbitrary point (monotonic). */
 double sgt_now_ms(void);
 
+/* How many times slower than usual the binary runs: SG_TEST_SLOWDOWN, or 1
+ * (the valgrind pass of tests/run.sh sets 10). Tests multiply the waits
+ * and the wall-clock bounds that depend on the binary's speed by it. */
+double sgt_slowdown(void);
+
 #endif

@@ -9,6 +9,12 @@
  * bytes) are never registered as secrets, so for them URL syntax is the
  * only protection; longer ones hit the same holes whenever nothing was
  * registered yet (a URL that does not parse).
+ *
+ * The statement splitter's findings are places where it read a script
+ * differently from the engine's own client: psql's lexer rules for
+ * PostgreSQL, sqlite3_complete() for SQLite, the mysql client for
+ * DELIMITER. A wrong split runs half a statement, statement by
+ * statement, in a no-transaction script or on MySQL.
  */
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -17,6 +23,8 @@
 
 #include "schemagate/config.h"
 #include "schemagate/log.h"
+#include "schemagate/migration.h"
+#include "schemagate/sqlsplit.h"
 #include "schemagate/url.h"
 #include "sgtest.h"
 
@@ -174,4 +182,182 @@ Test(fuzz_findings, json_string_writer_replaces_bytes_that_are_not_utf8)
 	sg_buf_json_string(&b, "ev\xff \xc3\xa9 \xed\xa0\x80 \x7f");
 	cr_assert_str_eq(b.data, "\"ev\\ufffd \xc3\xa9 \\ufffd\\ufffd\\ufffd \\u007f\"");
 	sg_buf_free(&b);
+}
+
+/* The statements of script as split for engine, joined with " | ". */
+static char *split(const char *script, enum sg_engine engine)
+{
+	static char out[4096];
+	struct sg_statement_list l;
+	struct sg_error err = {0};
+	cr_assert_eq(sg_sql_split(script, engine, &l, &err), 0, "%s", err.msg);
+	out[0] = '\0';
+	for (size_t i = 0; i < l.count; i++)
+		snprintf(out + strlen(out), sizeof(out) - strlen(out), "%s%s", i ? " | " : "", l.items[i].sql);
+	sg_statement_list_free(&l);
+	return out;
+}
+
+/* regressions/sqlsplit/pg-semicolon-inside-parentheses: psql ends a
+ * statement at ';' only outside parentheses; a rule with two actions
+ * was cut in half. */
+Test(fuzz_findings, postgres_semicolon_inside_parentheses_does_not_end_a_statement)
+{
+	cr_assert_str_eq(split("CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b "
+			       "VALUES (2));\nSELECT 1;", SG_ENGINE_POSTGRES),
+			 "CREATE RULE r AS ON INSERT TO t DO ALSO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2)) | "
+			 "SELECT 1");
+	/* MySQL and SQLite clients do not count parentheses */
+	cr_assert_str_eq(split("SELECT (1; SELECT 2)", SG_ENGINE_SQLITE), "SELECT (1 | SELECT 2)");
+}
+
+/* regressions/sqlsplit/pg-begin-as-a-parameter-name: BEGIN inside the
+ * parameter list opened a body that never closed, and every later
+ * statement joined the function. psql counts BEGIN outside parentheses
+ * only, and CASE only inside a body. */
+Test(fuzz_findings, postgres_begin_as_a_parameter_name_opens_no_body)
+{
+	cr_assert_str_eq(split("CREATE FUNCTION f(begin int) RETURNS int LANGUAGE sql AS $$ SELECT begin $$;\n"
+			       "CREATE TABLE t (a int);", SG_ENGINE_POSTGRES),
+			 "CREATE FUNCTION f(begin int) RETURNS int LANGUAGE sql AS $$ SELECT begin $$ | "
+			 "CREATE TABLE t (a int)");
+	/* a BEGIN ATOMIC body still holds its semicolons */
+	cr_assert_str_eq(split("CREATE FUNCTION g(x int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE x WHEN 1 "
+			       "THEN 2 END; SELECT x; END;\nSELECT 3;", SG_ENGINE_POSTGRES),
+			 "CREATE FUNCTION g(x int) RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT CASE x WHEN 1 THEN 2 "
+			 "END; SELECT x; END | SELECT 3");
+}
+
+/* regressions/sqlsplit/pg-dollar-then-word-is-two-tokens: "$bEGIN" is
+ * "$" and the identifier bEGIN to PostgreSQL (no identifier starts with
+ * '$'); the splitter read one word. */
+Test(fuzz_findings, postgres_dollar_before_a_word_is_its_own_token)
+{
+	cr_assert_str_eq(split("CREATE FUNCTION f() RETURNS t AS $begin x; END;\nSELECT 2;", SG_ENGINE_POSTGRES),
+			 "CREATE FUNCTION f() RETURNS t AS $begin x; END | SELECT 2");
+	/* two dollar quotes back to back are two strings */
+	cr_assert_str_eq(split("SELECT $$a;$$$$b;$$;\nSELECT 2;", SG_ENGINE_POSTGRES), "SELECT $$a;$$$$b;$$ | SELECT 2");
+	/* regressions/sqlsplit/pg-dollar-then-escape-string: and E after it
+	 * starts an escape string ("$" alone is not part of a word) */
+	cr_assert_str_eq(split("SELECT $E'\\'x;';\nSELECT 2;", SG_ENGINE_POSTGRES), "SELECT $E'\\'x;' | SELECT 2");
+}
+
+/* regressions/sqlsplit/pg-cr-ends-a-line-comment: PostgreSQL's lexer
+ * ends a "--" comment at CR as well as LF; the splitter took the whole
+ * script of a CR-only file for one comment. */
+Test(fuzz_findings, postgres_line_comment_ends_at_a_carriage_return)
+{
+	cr_assert_str_eq(split("-- old Mac line end\rCREATE TABLE a (x int);\rCREATE TABLE b (y int);\r",
+			       SG_ENGINE_POSTGRES),
+			 "CREATE TABLE a (x int) | CREATE TABLE b (y int)");
+}
+
+/* regressions/sqlsplit/pg-create-or-without-replace: psql's routine rule
+ * is CREATE OR REPLACE FUNCTION; any third word after OR made a body. */
+Test(fuzz_findings, postgres_create_or_needs_replace_to_be_a_routine)
+{
+	cr_assert_str_eq(split("CREATE OR FOO FUNCTION f() BEGIN SELECT 1; END;\nSELECT 2;", SG_ENGINE_POSTGRES),
+			 "CREATE OR FOO FUNCTION f() BEGIN SELECT 1 | END | SELECT 2");
+}
+
+/* regressions/sqlsplit/sqlite-explain-query-plan-create-trigger:
+ * sqlite3_complete() lets any token follow EXPLAIN before CREATE
+ * TRIGGER; the splitter took EXPLAIN QUERY PLAN for an ordinary
+ * statement and cut the trigger body. */
+Test(fuzz_findings, sqlite_explain_query_plan_keeps_a_trigger_body)
+{
+	cr_assert_str_eq(split("EXPLAIN QUERY PLAN CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END;\nSELECT 2;",
+			       SG_ENGINE_SQLITE),
+			 "EXPLAIN QUERY PLAN CREATE TRIGGER tr AFTER INSERT ON t BEGIN SELECT 1; END | SELECT 2");
+}
+
+/* regressions/sqlsplit/mysql-delimiter-hash-before-a-comment: the mysql
+ * client looks for the delimiter before a comment start, so after
+ * DELIMITER # the '#' ends statements; the splitter read a comment. */
+Test(fuzz_findings, mysql_delimiter_is_found_before_a_comment_start)
+{
+	cr_assert_str_eq(split("DELIMITER #\nCREATE PROCEDURE p() BEGIN SELECT 1; END#\nDELIMITER ;\nSELECT 2;",
+			       SG_ENGINE_MYSQL),
+			 "CREATE PROCEDURE p() BEGIN SELECT 1; END | SELECT 2");
+}
+
+/* The error or the first note of loading files[] in the order given. */
+static char *load_message(const struct sg_migration_file *files, size_t n, bool *ok)
+{
+	static char out[1024];
+	struct sg_migration_set set;
+	struct sg_error err = {0};
+	*ok = sg_migration_load_files("migrations", files, n, SG_ENGINE_POSTGRES, &set, &err) == 0;
+	snprintf(out, sizeof(out), "%s", *ok ? (set.nnotes ? set.notes[0] : "") : err.msg);
+	sg_migration_set_free(&set);
+	return out;
+}
+
+/* regressions/migration/notes-follow-the-readdir-order and
+ * first-error-follows-the-readdir-order: the loader classified files in
+ * the order the file system listed them, so the notes and the one error
+ * a refusal names differed between two pods holding the same files. */
+Test(fuzz_findings, the_loader_reports_the_same_whatever_the_listing_order)
+{
+	const struct sg_migration_file notes[] = {
+		{"seed.sql", "INSERT", 6}, {"README.md", "# x", 3}, {"1_a.up.sql", "SELECT 1;", 9},
+	};
+	const struct sg_migration_file reversed[] = {notes[2], notes[1], notes[0]};
+	bool ok1, ok2;
+	char first[1024];
+	snprintf(first, sizeof(first), "%s", load_message(notes, 3, &ok1));
+	cr_assert(ok1);
+	cr_assert_str_eq(load_message(reversed, 3, &ok2), first);
+	cr_assert_str_eq(first, "README.md: not a migration file; ignored");
+
+	const struct sg_migration_file bad[] = {
+		{"2y.up.sql", "SELECT 1;", 9}, {"1x.sql", "-- migrate:up\n", 14}, {"3_ok.up.sql", "SELECT 1;", 9},
+	};
+	const struct sg_migration_file bad_reversed[] = {bad[2], bad[1], bad[0]};
+	snprintf(first, sizeof(first), "%s", load_message(bad, 3, &ok1));
+	cr_assert(!ok1);
+	cr_assert_str_eq(load_message(bad_reversed, 3, &ok2), first);
+	cr_assert(strncmp(first, "1x.sql: ", 8) == 0 && strstr(first, "and 1 more problem"), "%s", first);
+}
+
+/* The message of a refused command line (sg_config_parse). */
+static const char *config_refusal(int argc, char **argv)
+{
+	static struct sg_error err;
+	struct sg_config cfg;
+	memset(&err, 0, sizeof(err));
+	cr_assert_eq(sg_config_parse(&cfg, argc, argv, &err), -1);
+	sg_config_free(&cfg);
+	return err.msg;
+}
+
+/* regressions/config/unknown-option-with-a-url-cut-at-its-equals-sign:
+ * an unknown option is quoted up to its '=', so the word with its URL
+ * masked was never found in the message ("--postgres://..." for
+ * "--database-url=postgres://..."). */
+Test(fuzz_findings, an_unknown_option_holding_a_url_is_quoted_masked)
+{
+	char *argv[] = {"schemagate", "up", "--postgres://app:pa\"ss@db/app?sslmode=require", NULL};
+	const char *msg = config_refusal(3, argv);
+	cr_assert(strstr(msg, "unknown option '--postgres://app:***@db/app?sslmode'"), "%s", msg);
+	assert_not_shown(msg, "pa\"ss");
+	assert_not_shown(msg, "ss@db");
+}
+
+/* regressions/config/overlapping-words-quoted-in-a-variable: a variable
+ * holding several URLs (and copies of other words) had its first URL
+ * masked, the next ones left to the free-text redactor, which stops at a
+ * quote. Every URL of a message is now masked, each running to the
+ * scheme of the next. (Found once fuzz_config ran again: its check of a
+ * refused configuration predated the logging settings a refusal keeps,
+ * and failed on the first input.) */
+Test(fuzz_findings, every_url_in_a_quoted_variable_is_masked)
+{
+	setenv("SCHEMAGATE_LOG_LEVEL", "postgres://a:p1x@h/db,postgres://b:p\"2y@h/db", 1);
+	char *argv[] = {"schemagate", "up", NULL};
+	const char *msg = config_refusal(2, argv);
+	unsetenv("SCHEMAGATE_LOG_LEVEL");
+	cr_assert(strstr(msg, "postgres://a:***@h/db,postgres://b:***@h/db"), "%s", msg);
+	assert_not_shown(msg, "p1x");
+	assert_not_shown(msg, "2y");
 }

@@ -172,6 +172,27 @@ Test(migration, names_that_start_like_a_migration_must_parse)
 	free(dir);
 }
 
+/* Names are recorded as text: PostgreSQL and MySQL refuse bytes that are
+ * not UTF-8, after the script ran. Valid UTF-8 and spaces are fine. */
+Test(migration, a_name_that_is_not_utf8_is_refused_offline)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_add users.up.sql", "SELECT 1;");
+	sgt_write(dir, "0002_caf\xc3\xa9.up.sql", "SELECT 2;");
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_POSTGRES, &set);
+	cr_assert_eq(set.count, 2);
+	cr_assert_str_eq(set.items[0].name, "add users");
+	cr_assert_str_eq(set.items[1].name, "caf\xc3\xa9");
+	sg_migration_set_free(&set);
+	sgt_write(dir, "0003_caf\xe9.up.sql", "SELECT 3;");
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_SQLITE, &err);
+	cr_assert(strstr(err.msg, "0003_caf\\xe9.up.sql: the file name is not valid UTF-8") != NULL, "%s", err.msg);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
 Test(migration, down_without_up_is_an_error)
 {
 	char *dir = sgt_tempdir();

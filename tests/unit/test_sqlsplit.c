@@ -425,3 +425,17 @@ Test(sqlsplit, transaction_control_is_classified)
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 		cr_assert_eq(sg_statement_tx_control(cases[i].sql, cases[i].engine), cases[i].want, "%s", cases[i].sql);
 }
+
+Test(sqlsplit, mysql_qualified_begin_and_end_are_columns)
+{
+	/* NEW.begin in a trigger opened a block that never closed */
+	struct sg_statement_list l = split_ok("CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.begin = 1;\n"
+					      "SELECT 2;\n", SG_ENGINE_MYSQL);
+	cr_assert_eq(l.count, 2, "got %zu statements", l.count);
+	cr_assert_str_eq(l.items[0].sql, "CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW SET NEW.begin = 1");
+	sg_statement_list_free(&l);
+	l = split_ok("CREATE PROCEDURE p() BEGIN UPDATE t SET t.end = 1; END;\nSELECT 2;", SG_ENGINE_MYSQL);
+	cr_assert_eq(l.count, 2, "got %zu statements", l.count);
+	cr_assert_str_eq(l.items[0].sql, "CREATE PROCEDURE p() BEGIN UPDATE t SET t.end = 1; END");
+	sg_statement_list_free(&l);
+}

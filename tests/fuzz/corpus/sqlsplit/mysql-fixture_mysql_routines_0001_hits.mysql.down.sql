@@ -1,0 +1,2 @@
+DROP TRIGGER hits_bi;
+DROP TABLE hits;

@@ -1,0 +1,2 @@
+-- the generic down serves the dialect ups and the generic up
+ALTER TABLE items DROP COLUMN note;

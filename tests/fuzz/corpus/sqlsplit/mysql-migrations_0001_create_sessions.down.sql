@@ -1,0 +1,2 @@
+-- Shared by the postgres, mysql and sqlite variants.
+DROP TABLE sessions;

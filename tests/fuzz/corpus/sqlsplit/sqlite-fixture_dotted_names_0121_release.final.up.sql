@@ -1,0 +1,1 @@
+CREATE TABLE release_final (id INTEGER);

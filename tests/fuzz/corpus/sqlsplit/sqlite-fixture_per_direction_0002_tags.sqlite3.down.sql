@@ -1,0 +1,2 @@
+-- popx: a generic up with a dialect down, chosen independently
+DROP TABLE tags;

@@ -1,0 +1,2 @@
+CREATE TABLE junk (a INTEGER);
+INSERT INTO junk VALUES (1);

@@ -1,0 +1,2 @@
+-- popx: .autocommit runs outside a transaction, where VACUUM must
+VACUUM;
