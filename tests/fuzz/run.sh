@@ -51,9 +51,9 @@ command -v clang >/dev/null || {
 mkdir -p "$BUILD"
 exec 9>"$BUILD/.fuzz-build.lock"
 flock 9
-if [ ! -f "$BUILD/CMakeCache.txt" ]; then
-	CC=clang cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSG_FUZZ=ON -DSG_TESTS=OFF >/dev/null
-fi
+# configured every time: a build directory from before a target was added
+# learns of it
+CC=clang cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSG_FUZZ=ON -DSG_TESTS=OFF >/dev/null
 cmake --build "$BUILD" -j"${SG_FUZZ_JOBS:-2}" --target "${targets[@]/#/fuzz_}" >"$BUILD/fuzz-build.log" 2>&1 || {
 	cat "$BUILD/fuzz-build.log" >&2
 	exit 1
