@@ -268,3 +268,28 @@ Test(dry_run, rollback_with_a_missing_down_script_exits_4_and_reverts_nothing, .
 	free(old);
 	tdb_drop(&d);
 }
+
+/* A baseline cannot slide under a newer baseline either: on every engine,
+ * baseline 0003 then baseline 0002 exits 2 naming the newer row, and
+ * touches nothing. */
+Test(dry_run, baseline_below_baselined_versions_exits_2, .timeout = 120)
+{
+	static const enum eng engines[] = { ENG_PG, ENG_MY, ENG_LITE };
+	for (size_t i = 0; i < sizeof(engines) / sizeof(engines[0]); i++) {
+		struct tdb d;
+		tdb_create(&d, engines[i], tdb_server_for(engines[i]));
+		three(&d);
+		struct sgt_result r;
+		cr_assert_eq(sg(&d, NULL, &r, "baseline", "0003", NULL), 0, "%s: %s", tdb_eng_name(d.eng), r.err);
+		sgt_result_free(&r);
+		char *before = fingerprint(&d);
+		cr_expect_eq(sg(&d, NULL, &r, "baseline", "0002", NULL), 2, "%s: %s", tdb_eng_name(d.eng), r.err);
+		cr_expect(strstr(r.err, "already has version 0003 baselined"), "%s: %s", tdb_eng_name(d.eng), r.err);
+		sgt_result_free(&r);
+		char *after = fingerprint(&d);
+		cr_expect_str_eq(after, before, "%s: the database was touched", tdb_eng_name(d.eng));
+		free(before);
+		free(after);
+		tdb_drop(&d);
+	}
+}

@@ -10,7 +10,9 @@
  *   - a waiter interrupted while it holds nothing says so, and claims no
  *     rollback and no release;
  *   - a no-transaction migration that loses the lock mid-way does not
- *     claim that it was rolled back (its first statement stays done).
+ *     claim that it was rolled back (its first statement stays done);
+ *   - the ready line names the newest applied version (not the target),
+ *     and status prints ": error" under a row only when there is one.
  */
 #include <criterion/criterion.h>
 #include <fcntl.h>
@@ -249,6 +251,84 @@ Test(status, check_exit_codes, .timeout = 240)
 		check_exits(&d, 4, "database ahead under --strict", "--strict");
 		free(saved);
 		free(file);
+		tdb_drop(&d);
+	}
+}
+
+/* ---- messages ---------------------------------------------------------- */
+
+/*
+ * The ready line names the newest applied version, not the target: after
+ * `up --target 0002` it is 0002; when a newer release applied 0003 and an
+ * image that knows only 0001-0002 starts, the database is at 0003 (the
+ * target is 0002).
+ */
+Test(messages, ready_names_the_newest_applied_version, .timeout = 180)
+{
+	for (size_t i = 0; i < sizeof(engines) / sizeof(engines[0]); i++) {
+		struct tdb d;
+		tdb_create(&d, engines[i], tdb_server_for(engines[i]));
+		write_migrations(&d, 3, NULL);
+		struct sgt_result r;
+		SG(&r, &d, "up", "--target", "0002");
+		expect_exit(&r, 0, &d, "up --target 0002");
+		cr_expect(strstr(r.err, "database is at version 0002 (2 applied)"), "%s: %s", tdb_eng_name(d.eng), r.err);
+		sgt_result_free(&r);
+		SG(&r, &d, "up");
+		expect_exit(&r, 0, &d, "up");
+		cr_expect(strstr(r.err, "database is at version 0003 (3 applied)"), "%s: %s", tdb_eng_name(d.eng), r.err);
+		sgt_result_free(&r);
+		/* the old image: 0003's files are gone */
+		char *up3 = sgt_path(d.mig, "0003_step_3.up.sql"), *down3 = sgt_path(d.mig, "0003_step_3.down.sql");
+		cr_assert_eq(unlink(up3), 0, "%s", up3);
+		unlink(down3);
+		SG(&r, &d, "up");
+		expect_exit(&r, 0, &d, "up from an image without 0003");
+		cr_expect(strstr(r.err, "database is at version 0003 ("), "%s: %s", tdb_eng_name(d.eng), r.err);
+		cr_expect_not(strstr(r.err, "database is at version 0002"), "%s: %s", tdb_eng_name(d.eng), r.err);
+		sgt_result_free(&r);
+		free(up3);
+		free(down3);
+		tdb_drop(&d);
+	}
+}
+
+/* The line under a failed or partial row in text status: "after N
+ * statement(s)", then ": error" only when there is an error. */
+static const char *detail_line(const char *out, const char *status)
+{
+	char start[48];
+	snprintf(start, sizeof(start), " %s after ", status);
+	const char *p = strstr(out, start);
+	cr_assert(p, "no \"%s\" line:\n%s", start, out);
+	return p + 1;
+}
+
+Test(messages, status_names_an_error_only_when_there_is_one, .timeout = 180)
+{
+	for (size_t i = 0; i < sizeof(engines) / sizeof(engines[0]); i++) {
+		struct tdb d;
+		tdb_create(&d, engines[i], tdb_server_for(engines[i]));
+		write_migrations(&d, 2, NULL);
+		struct sgt_result r;
+		SG(&r, &d, "up");
+		expect_exit(&r, 0, &d, "up");
+		sgt_result_free(&r);
+		free(tdb_value(&d, "UPDATE schemagate_migrations SET status = 'partial', statements_done = 1, error = NULL "
+				   "WHERE version = '0002'"));
+		SG(&r, &d, "status");
+		expect_exit(&r, 0, &d, "status");
+		const char *line = detail_line(r.out, "partial");
+		cr_expect_eq(strncmp(line, "partial after 1 statement(s)\n", 29), 0, "%s: %.60s", tdb_eng_name(d.eng),
+			     line);
+		sgt_result_free(&r);
+		free(tdb_value(&d, "UPDATE schemagate_migrations SET status = 'failed', error = 'boom' WHERE version = '0002'"));
+		SG(&r, &d, "status");
+		expect_exit(&r, 0, &d, "status");
+		line = detail_line(r.out, "failed");
+		cr_expect_eq(strncmp(line, "failed after 1 statement(s): boom\n", 34), 0, "%s: %.60s", tdb_eng_name(d.eng),
+			     line);
+		sgt_result_free(&r);
 		tdb_drop(&d);
 	}
 }
