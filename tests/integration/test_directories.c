@@ -306,6 +306,52 @@ Test(directories, sqlite_vacuum_in_an_autocommit_script)
 	tdb_drop(&d);
 }
 
+/* ---- SQLite no-transaction scripts: PRAGMA foreign_keys, BEGIN ... ROLLBACK,
+ * and the lock held across them ------------------------------------------- */
+
+/* "1:1,2:2" for the child rows, by id */
+static char *children(struct tdb *d)
+{
+	char *v = tdb_value(d, "SELECT coalesce(group_concat(c, ','), '') FROM (SELECT id || ':' || parent_id AS c "
+			       "FROM child ORDER BY id)");
+	return v ? v : strdup("");
+}
+
+static void expect_children(struct tdb *d, const char *want, const char *when)
+{
+	char *got = children(d);
+	cr_assert_str_eq(got, want, "%s: child rows %s, want %s", when, got, want);
+	free(got);
+}
+
+/* SQLite's table rebuild of a parent whose children cascade on delete, in
+ * a popx .autocommit script: PRAGMA foreign_keys=OFF, copy, drop, rename,
+ * PRAGMA foreign_keys=ON, then one parent is deleted. SQLite ignores PRAGMA
+ * foreign_keys inside a transaction, so whatever the connection's own
+ * setting (schemagate keeps SQLite's default, off), only a script run
+ * outside one passes both checks: with enforcement on during the rebuild
+ * the DROP deletes every child; without the closing PRAGMA taking effect
+ * the last DELETE does not cascade. */
+Test(directories, sqlite_foreign_keys_off_table_rebuild_in_an_autocommit_script)
+{
+	struct tdb d;
+	fixture_db(&d, ENG_LITE, "foreign_keys_off");
+	EXPECT(&d, 0, "up");
+	expect_schema(&d, "child(id,parent_id) parent(id,name,label)", "after up");
+	expect_children(&d, "2:2,3:2,4:3", "after the rebuild and the delete of parent 1");
+	char *labels = tdb_value(&d, "SELECT group_concat(label, ',') FROM (SELECT label FROM parent ORDER BY id)");
+	cr_assert_str_eq(labels, "TWO,THREE");
+	free(labels);
+	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM pragma_foreign_key_check"), 0, "dangling child rows");
+	/* the down script rebuilds the other way, children kept */
+	EXPECT(&d, 0, "down", "--to", "1");
+	expect_schema(&d, "child(id,parent_id) parent(id,name)", "after down --to 1");
+	expect_children(&d, "2:2,3:2,4:3", "after the reverse rebuild");
+	EXPECT(&d, 0, "down", "--to", "0");
+	expect_schema(&d, "", "after down --to 0");
+	tdb_drop(&d);
+}
+
 /* ---- transaction control -------------------------------------------------- */
 
 static void wrapper(enum eng e)
