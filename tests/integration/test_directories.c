@@ -352,6 +352,75 @@ Test(directories, sqlite_foreign_keys_off_table_rebuild_in_an_autocommit_script)
 	tdb_drop(&d);
 }
 
+/* "0001=applied,0002=applied,..." */
+static char *history(struct tdb *d)
+{
+	char *v = tdb_value(d, "SELECT coalesce(group_concat(h, ','), '') FROM (SELECT version || '=' || status || '@' "
+			       "|| coalesce(applied_at, '') AS h FROM schemagate_migrations ORDER BY version)");
+	return v ? v : strdup("");
+}
+
+/* A script that keeps its own transaction and rolls it back, marked
+ * .autocommit as popx needs: it runs as written (its work is thrown away),
+ * leaves no transaction open (the next migration and the history row
+ * commit on the same connection), and the next run has nothing to do. */
+Test(directories, sqlite_begin_rollback_stub_in_an_autocommit_script)
+{
+	struct tdb d;
+	fixture_db(&d, ENG_LITE, "begin_rollback_stub");
+	EXPECT(&d, 0, "up");
+	expect_schema(&d, "items(id,note)", "after up (the stub's table was rolled back by the stub)");
+	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_migrations WHERE status = 'applied'"), 3);
+	cr_assert_eq(tdb_long(&d, "SELECT statements_done FROM schemagate_migrations WHERE version = '0002'"), 4,
+		     "the stub's four statements were not all counted");
+	char *before = history(&d);
+	struct sgt_result r;
+	SG(&r, &d, "up");
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	sgt_result_free(&r);
+	char *after = history(&d);
+	cr_assert_str_eq(after, before, "the second up changed the history");
+	free(before);
+	free(after);
+	EXPECT(&d, 0, "verify");
+	/* the down stub runs the same way */
+	EXPECT(&d, 0, "down", "--to", "0");
+	expect_schema(&d, "", "after down --to 0");
+	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_migrations"), 0, "history rows left");
+	tdb_drop(&d);
+}
+
+/* The same stub without the mark would end schemagate's transaction: it is
+ * refused before the database file is opened, byte for byte as it was. */
+Test(directories, sqlite_begin_rollback_stub_without_the_mark_is_refused)
+{
+	struct tdb d;
+	fixture_db(&d, ENG_LITE, "begin_rollback_stub");
+	char *cmd = NULL;
+	cr_assert(asprintf(&cmd, "cd '%s' && mv 0002_stub.sqlite3.autocommit.up.sql 0002_stub.sqlite3.up.sql && "
+				 "mv 0002_stub.sqlite3.autocommit.down.sql 0002_stub.sqlite3.down.sql && "
+				 "cp '%s' '%s.before'", d.mig, d.file, d.file) > 0);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	free(cmd);
+	const char *const commands[][4] = {{"up"}, {"down", "--to", "0"}, {"lint"}};
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		struct sgt_result r;
+		run_args(&r, &d, d.mig, commands[i]);
+		cr_assert_eq(r.status, 2, "%s: exit %d\n%s", commands[i][0], r.status, r.err);
+		/* lint lists every problem on stdout, the others stop at the first */
+		const char *text = i == 2 ? r.out : r.err;
+		cr_assert(strstr(text, "0002_stub.sqlite3.up.sql:3: top-level transaction control 'BEGIN'") &&
+			  strstr(text, "schemagate:no-transaction"), "%s: %s", commands[i][0], text);
+		cr_assert(i != 2 || strstr(text, "0002_stub.sqlite3.up.sql:6: top-level transaction control 'ROLLBACK'"),
+			  "lint: %s", text);
+		sgt_result_free(&r);
+	}
+	cr_assert(asprintf(&cmd, "cmp -s '%s' '%s.before'", d.file, d.file) > 0);
+	cr_assert_eq(system(cmd), 0, "the database file changed");
+	free(cmd);
+	tdb_drop(&d);
+}
+
 /* ---- transaction control -------------------------------------------------- */
 
 static void wrapper(enum eng e)
