@@ -421,6 +421,51 @@ Test(directories, sqlite_begin_rollback_stub_without_the_mark_is_refused)
 	tdb_drop(&d);
 }
 
+/* How many times needle occurs in the file at path. */
+static int occurrences(const char *path, const char *needle)
+{
+	char *s = sgt_slurp(path);
+	int n = 0;
+	for (const char *p = s; p && (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	free(s);
+	return n;
+}
+
+/* Two instances at once on a no-transaction script that reads for about
+ * two seconds inside its own transaction (no SQLite write lock held): the
+ * file lock alone keeps the second out, so the script starts once, its
+ * INSERT lands once, and both exit 0, the second having waited. (Without
+ * the lock, the history row's ownership check still keeps the INSERT to
+ * one, but the script starts again and again.) */
+Test(directories, sqlite_slow_no_transaction_script_runs_once_with_two_instances, .timeout = 120)
+{
+	struct tdb d;
+	fixture_db(&d, ENG_LITE, "slow_no_transaction");
+	struct fleet f = {0};
+	const char *extra[] = {"--poll-interval", "100ms", NULL};
+	fleet_add(&f, &d, "up", extra);
+	fleet_add(&f, &d, "up", extra);
+	fleet_wait(&f, 90000 * sgt_slowdown());
+	cr_assert_eq(fleet_failures(&f, 2), 0, "an instance failed (logs above)");
+	assert_exactly_once(&d, 2, "two instances on a slow no-transaction script");
+	int started = 0, waited = 0;
+	for (int i = 0; i < f.n; i++) {
+		started += occurrences(f.log[i], "applying 0001_slow.sql");
+		waited += file_has(f.log[i], "another instance brought the database to the target");
+	}
+	if (started != 1 || waited != 1) {
+		dump_log("instance 0", f.log[0]);
+		dump_log("instance 1", f.log[1]);
+	}
+	cr_assert_eq(started, 1, "the slow script was started %d times", started);
+	cr_assert_eq(waited, 1, "%d instances waited for the other, want exactly 1", waited);
+	EXPECT(&d, 0, "down", "--to", "0");
+	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM applied_log"), 0, "the down scripts left counter rows");
+	fleet_free(&f);
+	tdb_drop(&d);
+}
+
 /* ---- transaction control -------------------------------------------------- */
 
 static void wrapper(enum eng e)
