@@ -58,6 +58,13 @@ static void expect_exit(struct tdb *d, int want, const char *const *args)
 }
 #define EXPECT(d, want, ...) expect_exit((d), (want), (const char *[]){__VA_ARGS__, NULL})
 
+/* The first value of sql's first row as text, "" for none (malloc'd). */
+static char *text_of(struct tdb *d, const char *sql)
+{
+	char *v = tdb_value(d, "%s", sql);
+	return v ? v : strdup("");
+}
+
 /* "table(col,col) table(col)" for everything but schemagate's and the test's own tables. */
 static char *schema_of(struct tdb *d)
 {
@@ -75,8 +82,7 @@ static char *schema_of(struct tdb *d)
 			     "WHERE m.type = 'table' AND m.name NOT LIKE 'schemagate%' AND m.name NOT LIKE 'sqlite_%' "
 			     "AND m.name <> 'applied_log' ORDER BY m.name)",
 	};
-	char *v = tdb_value(d, "%s", sql[d->eng]);
-	return v ? v : strdup("");
+	return text_of(d, sql[d->eng]);
 }
 
 static void expect_schema(struct tdb *d, const char *want, const char *when)
@@ -130,9 +136,8 @@ Test(directories, per_direction_choice_on_mariadb) { per_direction(ENG_MY); }
 
 static char *indexes(struct tdb *d)
 {
-	char *v = tdb_value(d, "SELECT coalesce(string_agg(indexname, ',' ORDER BY indexname), '') FROM pg_indexes "
-			       "WHERE schemaname = 'public' AND tablename = 'events'");
-	return v ? v : strdup("");
+	return text_of(d, "SELECT coalesce(string_agg(indexname, ',' ORDER BY indexname), '') FROM pg_indexes "
+			  "WHERE schemaname = 'public' AND tablename = 'events'");
 }
 
 Test(directories, no_transaction_down_scripts_run_outside_a_transaction)
@@ -309,17 +314,11 @@ Test(directories, sqlite_vacuum_in_an_autocommit_script)
 /* ---- SQLite no-transaction scripts: PRAGMA foreign_keys, BEGIN ... ROLLBACK,
  * and the lock held across them ------------------------------------------- */
 
-/* "1:1,2:2" for the child rows, by id */
-static char *children(struct tdb *d)
-{
-	char *v = tdb_value(d, "SELECT coalesce(group_concat(c, ','), '') FROM (SELECT id || ':' || parent_id AS c "
-			       "FROM child ORDER BY id)");
-	return v ? v : strdup("");
-}
-
+/* want: "id:parent_id,..." for the child rows, by id */
 static void expect_children(struct tdb *d, const char *want, const char *when)
 {
-	char *got = children(d);
+	char *got = text_of(d, "SELECT coalesce(group_concat(c, ','), '') FROM (SELECT id || ':' || parent_id AS c "
+			       "FROM child ORDER BY id)");
 	cr_assert_str_eq(got, want, "%s: child rows %s, want %s", when, got, want);
 	free(got);
 }
@@ -352,13 +351,10 @@ Test(directories, sqlite_foreign_keys_off_table_rebuild_in_an_autocommit_script)
 	tdb_drop(&d);
 }
 
-/* "0001=applied,0002=applied,..." */
-static char *history(struct tdb *d)
-{
-	char *v = tdb_value(d, "SELECT coalesce(group_concat(h, ','), '') FROM (SELECT version || '=' || status || '@' "
-			       "|| coalesce(applied_at, '') AS h FROM schemagate_migrations ORDER BY version)");
-	return v ? v : strdup("");
-}
+/* "0001=applied@TIME,0002=applied@TIME,..." */
+static const char history_sql[] =
+	"SELECT coalesce(group_concat(h, ','), '') FROM (SELECT version || '=' || status || '@' || "
+	"coalesce(applied_at, '') AS h FROM schemagate_migrations ORDER BY version)";
 
 /* A script that keeps its own transaction and rolls it back, marked
  * .autocommit as popx needs: it runs as written (its work is thrown away),
@@ -373,12 +369,12 @@ Test(directories, sqlite_begin_rollback_stub_in_an_autocommit_script)
 	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_migrations WHERE status = 'applied'"), 3);
 	cr_assert_eq(tdb_long(&d, "SELECT statements_done FROM schemagate_migrations WHERE version = '0002'"), 4,
 		     "the stub's four statements were not all counted");
-	char *before = history(&d);
+	char *before = text_of(&d, history_sql);
 	struct sgt_result r;
 	SG(&r, &d, "up");
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	sgt_result_free(&r);
-	char *after = history(&d);
+	char *after = text_of(&d, history_sql);
 	cr_assert_str_eq(after, before, "the second up changed the history");
 	free(before);
 	free(after);
