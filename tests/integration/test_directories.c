@@ -58,6 +58,13 @@ static void expect_exit(struct tdb *d, int want, const char *const *args)
 }
 #define EXPECT(d, want, ...) expect_exit((d), (want), (const char *[]){__VA_ARGS__, NULL})
 
+/* The first value of sql's first row as text, "" for none (malloc'd). */
+static char *text_of(struct tdb *d, const char *sql)
+{
+	char *v = tdb_value(d, "%s", sql);
+	return v ? v : strdup("");
+}
+
 /* "table(col,col) table(col)" for everything but schemagate's and the test's own tables. */
 static char *schema_of(struct tdb *d)
 {
@@ -75,8 +82,7 @@ static char *schema_of(struct tdb *d)
 			     "WHERE m.type = 'table' AND m.name NOT LIKE 'schemagate%' AND m.name NOT LIKE 'sqlite_%' "
 			     "AND m.name <> 'applied_log' ORDER BY m.name)",
 	};
-	char *v = tdb_value(d, "%s", sql[d->eng]);
-	return v ? v : strdup("");
+	return text_of(d, sql[d->eng]);
 }
 
 static void expect_schema(struct tdb *d, const char *want, const char *when)
@@ -130,9 +136,8 @@ Test(directories, per_direction_choice_on_mariadb) { per_direction(ENG_MY); }
 
 static char *indexes(struct tdb *d)
 {
-	char *v = tdb_value(d, "SELECT coalesce(string_agg(indexname, ',' ORDER BY indexname), '') FROM pg_indexes "
-			       "WHERE schemaname = 'public' AND tablename = 'events'");
-	return v ? v : strdup("");
+	return text_of(d, "SELECT coalesce(string_agg(indexname, ',' ORDER BY indexname), '') FROM pg_indexes "
+			  "WHERE schemaname = 'public' AND tablename = 'events'");
 }
 
 Test(directories, no_transaction_down_scripts_run_outside_a_transaction)
@@ -303,6 +308,157 @@ Test(directories, sqlite_vacuum_in_an_autocommit_script)
 	struct tdb d;
 	fixture_db(&d, ENG_LITE, "vacuum");
 	apply_and_revert(&d, "junk(a)", NULL);
+	tdb_drop(&d);
+}
+
+/* ---- SQLite no-transaction scripts: PRAGMA foreign_keys, BEGIN ... ROLLBACK,
+ * and the lock held across them ------------------------------------------- */
+
+/* want: "id:parent_id,..." for the child rows, by id */
+static void expect_children(struct tdb *d, const char *want, const char *when)
+{
+	char *got = text_of(d, "SELECT coalesce(group_concat(c, ','), '') FROM (SELECT id || ':' || parent_id AS c "
+			       "FROM child ORDER BY id)");
+	cr_assert_str_eq(got, want, "%s: child rows %s, want %s", when, got, want);
+	free(got);
+}
+
+/* SQLite's table rebuild of a parent whose children cascade on delete, in
+ * a popx .autocommit script: PRAGMA foreign_keys=OFF, copy, drop, rename,
+ * PRAGMA foreign_keys=ON, then one parent is deleted. SQLite ignores PRAGMA
+ * foreign_keys inside a transaction, so whatever the connection's own
+ * setting (schemagate keeps SQLite's default, off), only a script run
+ * outside one passes both checks: with enforcement on during the rebuild
+ * the DROP deletes every child; without the closing PRAGMA taking effect
+ * the last DELETE does not cascade. */
+Test(directories, sqlite_foreign_keys_off_table_rebuild_in_an_autocommit_script)
+{
+	struct tdb d;
+	fixture_db(&d, ENG_LITE, "foreign_keys_off");
+	EXPECT(&d, 0, "up");
+	expect_schema(&d, "child(id,parent_id) parent(id,name,label)", "after up");
+	expect_children(&d, "2:2,3:2,4:3", "after the rebuild and the delete of parent 1");
+	char *labels = tdb_value(&d, "SELECT group_concat(label, ',') FROM (SELECT label FROM parent ORDER BY id)");
+	cr_assert_str_eq(labels, "TWO,THREE");
+	free(labels);
+	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM pragma_foreign_key_check"), 0, "dangling child rows");
+	/* the down script rebuilds the other way, children kept */
+	EXPECT(&d, 0, "down", "--to", "1");
+	expect_schema(&d, "child(id,parent_id) parent(id,name)", "after down --to 1");
+	expect_children(&d, "2:2,3:2,4:3", "after the reverse rebuild");
+	EXPECT(&d, 0, "down", "--to", "0");
+	expect_schema(&d, "", "after down --to 0");
+	tdb_drop(&d);
+}
+
+/* "0001=applied@TIME,0002=applied@TIME,..." */
+static const char history_sql[] =
+	"SELECT coalesce(group_concat(h, ','), '') FROM (SELECT version || '=' || status || '@' || "
+	"coalesce(applied_at, '') AS h FROM schemagate_migrations ORDER BY version)";
+
+/* A script that keeps its own transaction and rolls it back, marked
+ * .autocommit as popx needs: it runs as written (its work is thrown away),
+ * leaves no transaction open (the next migration and the history row
+ * commit on the same connection), and the next run has nothing to do. */
+Test(directories, sqlite_begin_rollback_stub_in_an_autocommit_script)
+{
+	struct tdb d;
+	fixture_db(&d, ENG_LITE, "begin_rollback_stub");
+	EXPECT(&d, 0, "up");
+	expect_schema(&d, "items(id,note)", "after up (the stub's table was rolled back by the stub)");
+	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_migrations WHERE status = 'applied'"), 3);
+	cr_assert_eq(tdb_long(&d, "SELECT statements_done FROM schemagate_migrations WHERE version = '0002'"), 4,
+		     "the stub's four statements were not all counted");
+	char *before = text_of(&d, history_sql);
+	struct sgt_result r;
+	SG(&r, &d, "up");
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	sgt_result_free(&r);
+	char *after = text_of(&d, history_sql);
+	cr_assert_str_eq(after, before, "the second up changed the history");
+	free(before);
+	free(after);
+	EXPECT(&d, 0, "verify");
+	/* the down stub runs the same way */
+	EXPECT(&d, 0, "down", "--to", "0");
+	expect_schema(&d, "", "after down --to 0");
+	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_migrations"), 0, "history rows left");
+	tdb_drop(&d);
+}
+
+/* The same stub without the mark would end schemagate's transaction: it is
+ * refused before the database file is opened, byte for byte as it was. */
+Test(directories, sqlite_begin_rollback_stub_without_the_mark_is_refused)
+{
+	struct tdb d;
+	fixture_db(&d, ENG_LITE, "begin_rollback_stub");
+	char *cmd = NULL;
+	cr_assert(asprintf(&cmd, "cd '%s' && mv 0002_stub.sqlite3.autocommit.up.sql 0002_stub.sqlite3.up.sql && "
+				 "mv 0002_stub.sqlite3.autocommit.down.sql 0002_stub.sqlite3.down.sql && "
+				 "cp '%s' '%s.before'", d.mig, d.file, d.file) > 0);
+	cr_assert_eq(system(cmd), 0, "%s", cmd);
+	free(cmd);
+	const char *const commands[][4] = {{"up"}, {"down", "--to", "0"}, {"lint"}};
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		struct sgt_result r;
+		run_args(&r, &d, d.mig, commands[i]);
+		cr_assert_eq(r.status, 2, "%s: exit %d\n%s", commands[i][0], r.status, r.err);
+		/* lint lists every problem on stdout, the others stop at the first */
+		const char *text = i == 2 ? r.out : r.err;
+		cr_assert(strstr(text, "0002_stub.sqlite3.up.sql:3: top-level transaction control 'BEGIN'") &&
+			  strstr(text, "schemagate:no-transaction"), "%s: %s", commands[i][0], text);
+		cr_assert(i != 2 || strstr(text, "0002_stub.sqlite3.up.sql:6: top-level transaction control 'ROLLBACK'"),
+			  "lint: %s", text);
+		sgt_result_free(&r);
+	}
+	cr_assert(asprintf(&cmd, "cmp -s '%s' '%s.before'", d.file, d.file) > 0);
+	cr_assert_eq(system(cmd), 0, "the database file changed");
+	free(cmd);
+	tdb_drop(&d);
+}
+
+/* How many times needle occurs in the file at path. */
+static int occurrences(const char *path, const char *needle)
+{
+	char *s = sgt_slurp(path);
+	int n = 0;
+	for (const char *p = s; p && (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	free(s);
+	return n;
+}
+
+/* Two instances at once on a no-transaction script that reads for about
+ * two seconds inside its own transaction (no SQLite write lock held): the
+ * file lock alone keeps the second out, so the script starts once, its
+ * INSERT lands once, and both exit 0, the second having waited. (Without
+ * the lock, the history row's ownership check still keeps the INSERT to
+ * one, but the script starts again and again.) */
+Test(directories, sqlite_slow_no_transaction_script_runs_once_with_two_instances, .timeout = 120)
+{
+	struct tdb d;
+	fixture_db(&d, ENG_LITE, "slow_no_transaction");
+	struct fleet f = {0};
+	const char *extra[] = {"--poll-interval", "100ms", NULL};
+	fleet_add(&f, &d, "up", extra);
+	fleet_add(&f, &d, "up", extra);
+	fleet_wait(&f, 90000 * sgt_slowdown());
+	cr_assert_eq(fleet_failures(&f, 2), 0, "an instance failed (logs above)");
+	assert_exactly_once(&d, 2, "two instances on a slow no-transaction script");
+	int started = 0, waited = 0;
+	for (int i = 0; i < f.n; i++) {
+		started += occurrences(f.log[i], "applying 0001_slow.sql");
+		waited += file_has(f.log[i], "another instance brought the database to the target");
+	}
+	if (started != 1 || waited != 1) {
+		dump_log("instance 0", f.log[0]);
+		dump_log("instance 1", f.log[1]);
+	}
+	cr_assert_eq(started, 1, "the slow script was started %d times", started);
+	cr_assert_eq(waited, 1, "%d instances waited for the other, want exactly 1", waited);
+	EXPECT(&d, 0, "down", "--to", "0");
+	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM applied_log"), 0, "the down scripts left counter rows");
+	fleet_free(&f);
 	tdb_drop(&d);
 }
 

@@ -351,8 +351,9 @@ Test(scale, sqlite_twenty_processes_lease_lock, .timeout = 120)
 static char *bouncer_dir;
 static char *bouncer_base;   /* postgres://sg:...@127.0.0.1:PORT */
 
-/* Start PgBouncer in front of the shared server of tests/run.sh. */
-static void start_bouncer(void)
+/* Start PgBouncer in front of the shared server of tests/run.sh, with
+ * pool server connections per database and user. */
+static void start_bouncer_pool(int pool)
 {
 	const char *pg = sgt_require_server("SG_TEST_PG_URL");
 	struct sg_url u = {0};
@@ -361,8 +362,8 @@ static void start_bouncer(void)
 	bouncer_dir = sgt_tempdir();
 	chmod(bouncer_dir, 0755);
 	char *cmd = NULL;
-	cr_assert(asprintf(&cmd, "SG_TEST_PG_PORT=%d sh '%s/tests/harness/pgbouncer.sh' start '%s/bouncer'",
-			   u.port ? u.port : 5432, SG_SOURCE_DIR, bouncer_dir) > 0);
+	cr_assert(asprintf(&cmd, "SG_TEST_PG_PORT=%d SG_PGBOUNCER_POOL_SIZE=%d sh '%s/tests/harness/pgbouncer.sh' "
+				 "start '%s/bouncer'", u.port ? u.port : 5432, pool, SG_SOURCE_DIR, bouncer_dir) > 0);
 	sg_url_free(&u);
 	int st = 0;
 	char *out = sgt_sh(cmd, &st);
@@ -376,6 +377,11 @@ static void start_bouncer(void)
 	bouncer_base = url;
 	free(out);
 }
+
+static void start_bouncer(void) { start_bouncer_pool(10); }
+
+/* One server connection: the next client surely gets schemagate's backend. */
+static void start_bouncer_one(void) { start_bouncer_pool(1); }
 
 static void stop_bouncer(void)
 {
@@ -470,5 +476,92 @@ Test(scale, pgbouncer_transaction_mode_session_lock_fails_loudly, .timeout = 120
 		/* an instance that said "ready" must have been right */
 		assert_exactly_once(&d, M, "an instance exited 0 through PgBouncer");
 	}
+	tdb_drop(&d);
+}
+
+/* ---- no session state left in the pool (issue 11, item 5) ----------------- */
+
+/* Every setting schemagate changes on PostgreSQL (src/drivers/postgres.c
+ * pg_begin: SET LOCAL, so each ends with its transaction), and the usual
+ * ones a session SET would leave behind. */
+static const char *const pooled_settings[] = {
+	"lock_timeout", "client_connection_check_interval", "statement_timeout",
+	"idle_in_transaction_session_timeout", "search_path", NULL,
+};
+
+static char *show_setting(PGconn *c, const char *name)
+{
+	char sql[96];
+	snprintf(sql, sizeof(sql), "SHOW %s", name);
+	PGresult *res = PQexec(c, sql);
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s: %s", sql, PQresultErrorMessage(res));
+	char *v = strdup(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return v;
+}
+
+static long pooled_backend_pid(const char *url)
+{
+	PGconn *c = pg_open(url);
+	PGresult *res = PQexec(c, "SELECT pg_backend_pid()");
+	cr_assert_eq(PQresultStatus(res), PGRES_TUPLES_OK, "%s", PQresultErrorMessage(res));
+	long pid = atol(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	PQfinish(c);
+	return pid;
+}
+
+/* Through a transaction-mode PgBouncer with ONE server connection, the
+ * client after schemagate runs on the very backend schemagate used: it must
+ * find every setting at the server's default. The test first shows that a
+ * session-level SET does reach the next client there (so a leak would be
+ * seen), then runs `up --lock=table --ddl-lock-timeout 2s` (which sets
+ * lock_timeout and client_connection_check_interval for each migration's
+ * transaction) and looks. application_name is a startup parameter, not a
+ * SET: PgBouncer itself keeps it per client (it is not checked here). */
+Test(scale, pgbouncer_transaction_mode_no_setting_leaks_to_the_next_client, .timeout = 120,
+     .init = start_bouncer_one, .fini = stop_bouncer)
+{
+	struct tdb d;
+	bouncer_db(&d);
+	write_migrations(&d, 3, NULL);
+	char **defaults = calloc(sizeof(pooled_settings) / sizeof(pooled_settings[0]), sizeof(char *));
+	for (int i = 0; pooled_settings[i]; i++)
+		defaults[i] = show_setting(d.pg, pooled_settings[i]);   /* straight to the server */
+
+	/* the setup can see a leak: a session SET lands on the one backend */
+	long before = pooled_backend_pid(d.url);
+	PGconn *c = pg_open(d.url);
+	PQclear(PQexec(c, "SET lock_timeout = '1234ms'"));
+	PQfinish(c);
+	c = pg_open(d.url);
+	char *leaked = show_setting(c, "lock_timeout");
+	cr_assert_str_eq(leaked, "1234ms", "a session SET did not reach the next client: this pool cannot show a leak");
+	free(leaked);
+	PQclear(PQexec(c, "DISCARD ALL"));
+	char *reset = show_setting(c, "lock_timeout");
+	cr_assert_str_eq(reset, defaults[0], "DISCARD ALL did not reset lock_timeout");
+	free(reset);
+	PQfinish(c);
+
+	const char *argv[] = { "--database-url", d.url, "--dir", d.mig, "--lock", "table", "--ddl-lock-timeout", "2s",
+			       "--connect-timeout", "30s", "--lock-timeout", "60s", "up", NULL };
+	struct sgt_result r;
+	sgt_run(&r, NULL, argv);
+	cr_assert_eq(r.status, 0, "up through PgBouncer exited %d:\n%s", r.status, r.err);
+	sgt_result_free(&r);
+	assert_exactly_once(&d, 3, "through PgBouncer with one server connection");
+
+	cr_assert_eq(pooled_backend_pid(d.url), before, "PgBouncer opened a second server connection");
+	c = pg_open(d.url);
+	for (int i = 0; pooled_settings[i]; i++) {
+		char *now = show_setting(c, pooled_settings[i]);
+		cr_expect_str_eq(now, defaults[i], "%s is %s on the pooled backend after schemagate, the server's default "
+			       "is %s: a session setting leaked", pooled_settings[i], now, defaults[i]);
+		free(now);
+		free(defaults[i]);
+	}
+	free(defaults);
+	PQfinish(c);
 	tdb_drop(&d);
 }
