@@ -23,6 +23,11 @@
 #   SG_PGBOUNCER_PORT        port to listen on (default: a free one)
 #   SG_PGBOUNCER_DB          database name for the printed URL (default postgres)
 #   SG_PGBOUNCER_POOL_SIZE   default_pool_size (default 10)
+#   SG_PGBOUNCER_ROUND_ROBIN 1: server_round_robin = 1 (FIFO: a client's
+#                            next transaction goes to the server
+#                            connection idle longest, not the one it just
+#                            used) with min_pool_size = 2 (default 0:
+#                            PgBouncer's LIFO)
 set -eu
 
 die() {
@@ -59,6 +64,9 @@ start() {
 	port=${SG_PGBOUNCER_PORT:-$(free_port)}
 	db=${SG_PGBOUNCER_DB:-postgres}
 	pool=${SG_PGBOUNCER_POOL_SIZE:-10}
+	rr=${SG_PGBOUNCER_ROUND_ROBIN:-0}
+	minpool=0
+	[ "$rr" = 1 ] && minpool=2
 
 	# The userlist holds the plain password: PgBouncer needs it to answer
 	# the server's SCRAM challenge on the client's behalf.
@@ -76,6 +84,8 @@ start() {
 		pool_mode = transaction
 		max_client_conn = 500
 		default_pool_size = $pool
+		min_pool_size = $minpool
+		server_round_robin = $rr
 		max_db_connections = 0
 		server_login_retry = 1
 		ignore_startup_parameters = extra_float_digits,options

@@ -353,7 +353,7 @@ static char *bouncer_base;   /* postgres://sg:...@127.0.0.1:PORT */
 
 /* Start PgBouncer in front of the shared server of tests/run.sh, with
  * pool server connections per database and user. */
-static void start_bouncer_pool(int pool)
+static void start_bouncer_pool(int pool, bool round_robin)
 {
 	const char *pg = sgt_require_server("SG_TEST_PG_URL");
 	struct sg_url u = {0};
@@ -362,8 +362,8 @@ static void start_bouncer_pool(int pool)
 	bouncer_dir = sgt_tempdir();
 	chmod(bouncer_dir, 0755);
 	char *cmd = NULL;
-	cr_assert(asprintf(&cmd, "SG_TEST_PG_PORT=%d SG_PGBOUNCER_POOL_SIZE=%d sh '%s/tests/harness/pgbouncer.sh' "
-				 "start '%s/bouncer'", u.port ? u.port : 5432, pool, SG_SOURCE_DIR, bouncer_dir) > 0);
+	cr_assert(asprintf(&cmd, "SG_TEST_PG_PORT=%d SG_PGBOUNCER_POOL_SIZE=%d SG_PGBOUNCER_ROUND_ROBIN=%d sh '%s/tests/harness/pgbouncer.sh' "
+				 "start '%s/bouncer'", u.port ? u.port : 5432, pool, round_robin, SG_SOURCE_DIR, bouncer_dir) > 0);
 	sg_url_free(&u);
 	int st = 0;
 	char *out = sgt_sh(cmd, &st);
@@ -378,10 +378,15 @@ static void start_bouncer_pool(int pool)
 	free(out);
 }
 
-static void start_bouncer(void) { start_bouncer_pool(10); }
+static void start_bouncer(void) { start_bouncer_pool(10, false); }
 
 /* One server connection: the next client surely gets schemagate's backend. */
-static void start_bouncer_one(void) { start_bouncer_pool(1); }
+static void start_bouncer_one(void) { start_bouncer_pool(1, false); }
+
+/* Server connections handed out in turn: an instance's transactions land
+ * on different backends whenever two or more exist (PgBouncer's default,
+ * LIFO, may give a lone client the same backend every time). */
+static void start_bouncer_rotating(void) { start_bouncer_pool(10, true); }
 
 static void stop_bouncer(void)
 {
@@ -426,7 +431,7 @@ Test(scale, pgbouncer_transaction_mode_lease_lock_thirty_instances, .timeout = 1
 	tdb_drop(&d);
 }
 
-Test(scale, pgbouncer_transaction_mode_session_lock_fails_loudly, .timeout = 120, .init = start_bouncer,
+Test(scale, pgbouncer_transaction_mode_session_lock_fails_loudly, .timeout = 120, .init = start_bouncer_rotating,
      .fini = stop_bouncer)
 {
 	enum { N = 10, M = 5 };
