@@ -373,6 +373,31 @@ Test(resume, repair_resume_after_a_statement_in_doubt_that_a_human_checked, .tim
 	tdb_drop(&d);
 }
 
+/* After --resume nothing is in doubt: the statement after the one done by
+ * hand never ran, so a clash ("table exists") is a failure naming it, not
+ * proof that it had taken effect. */
+Test(resume, repair_resume_fails_on_a_clash_in_the_statements_after_the_one_done_by_hand, .timeout = 60)
+{
+	struct tdb d;
+	tdb_create(&d, ENG_MY, sgt_require_server("SG_TEST_MYSQL_URL"));
+	sgt_write(d.mig, "0001_orders.up.sql",
+		  "CREATE TABLE t1 (id INT);\nCREATE TABLE t2 AS SELECT id FROM legacy_orders;\n"
+		  "CREATE TABLE t3 (id INT);\nINSERT INTO applied_log (v) VALUES ('s4');\n");
+	struct sgt_result r;
+	cr_assert_eq(tdb_run(&d, NULL, &r, "up", NULL), 1, "%s", r.err);
+	sgt_result_free(&r);
+	free(tdb_value(&d, "CREATE TABLE t2 (id INT)"));
+	/* and someone else's t3, not what statement 3 would create */
+	free(tdb_value(&d, "CREATE TABLE t3 (other VARCHAR(8))"));
+	cr_expect_eq(tdb_run(&d, NULL, &r, "repair", "0001", "--resume", NULL), 1, "%s", r.err);
+	cr_expect(strstr(r.err, "statement 3 of 4") && strstr(r.err, "already exists") &&
+		  !strstr(r.err, "in_doubt_resolved"), "%s", r.err);
+	sgt_result_free(&r);
+	expect_row(&d, "0001", "failed/2");
+	cr_expect_eq(tdb_long(&d, "SELECT count(*) FROM applied_log"), 0, "the statements after the clash ran");
+	tdb_drop(&d);
+}
+
 /* --resume refuses, touching nothing, a version that is applied, one the
  * directory does not have (a newer release's), and one never recorded. */
 Test(resume, repair_resume_refuses_what_it_cannot_resume_and_changes_nothing, .timeout = 60)
