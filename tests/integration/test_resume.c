@@ -135,6 +135,59 @@ Test(resume, mariadb_sigterm_at_random_moments_needs_no_human, .timeout = 600)
 	cr_expect_geq(stopped, 5, "only %d of 10 rounds were stopped mid-migration: the test did not test", stopped);
 }
 
+/*
+ * Grouped DML gets no grace: a slow INSERT ... SELECT (a row a second,
+ * twenty rows) between two DDL statements. SIGTERM while it runs cancels
+ * it at once, InnoDB rolls back the rows it had written, and the row
+ * records it as not done: not in doubt, so the next `up` just runs it.
+ */
+Test(resume, mariadb_sigterm_cancels_grouped_dml_at_once_and_it_is_not_in_doubt, .timeout = 180)
+{
+	struct tdb d;
+	tdb_create(&d, ENG_MY, sgt_require_server("SG_TEST_MYSQL_URL"));
+	sgt_write(d.mig, "0001_fill.up.sql",
+		  "CREATE TABLE items (id INT, note VARCHAR(16));\n"
+		  "INSERT INTO items (id, note) WITH RECURSIVE q (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM q WHERE "
+		  "n < 20) SELECT n, 'slow' FROM q WHERE SLEEP(1) = 0;\n"
+		  "CREATE TABLE t1 (id INT);\n");
+	char *log = sgt_path(d.dir, "up.log");
+	pid_t pid = spawn_up(&d, log, NULL, NULL);   /* the default --stop-grace, 20 s */
+	poll_until(&d, "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND "
+		   "TABLE_NAME = 'items'", 1, 15000);
+	/* the INSERT's rows before it commits */
+	free(tdb_value(&d, "SET SESSION TRANSACTION ISOLATION LEVEL READ UNCOMMITTED"));
+	long written = poll_until(&d, "SELECT count(*) FROM items", 2, 30000);
+	free(tdb_value(&d, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"));
+	cr_assert_geq(written, 2, "the INSERT never got going");
+	double t0 = sgt_now_ms();
+	kill(pid, SIGTERM);
+	int st = sgt_wait(pid);
+	double ms = sgt_now_ms() - t0;
+	fprintf(stderr, "SIGTERM with %ld of 20 rows written -> exit %d after %.0f ms\n", written, st, ms);
+	if (st != 143)
+		dump_log("stopped instance", log);
+	cr_expect_eq(st, 143);
+	/* given the grace, it would have run its remaining ~17 s */
+	cr_expect_lt(ms, 8000.0 * sgt_slowdown(), "%.0f ms to stop: the INSERT was not canceled at once", ms);
+	cr_expect_eq(tdb_long(&d, "SELECT count(*) FROM items"), 0, "the canceled INSERT's rows were kept");
+	expect_row(&d, "0001", "partial/1");
+	char *note = tdb_value(&d, "SELECT error FROM schemagate_migrations WHERE version = '0001'");
+	cr_expect(note && strstr(note, "rolled back") && !strstr(note, "doubt"), "stored note: %s", note ? note : "(none)");
+	free(note);
+	char *after = sgt_path(d.dir, "after.log");
+	cr_expect_eq(up(&d, after, NULL), 0);
+	char *text = sgt_slurp(after);
+	cr_expect(text && strstr(text, "resuming") && !strstr(text, "in_doubt_resolved"), "the next up:\n%s", text);
+	free(text);
+	cr_expect_eq(tdb_long(&d, "SELECT count(*) FROM items"), 20, "the INSERT ran twice or not at all");
+	cr_expect_eq(tdb_long(&d, "SELECT count(DISTINCT id) FROM items"), 20);
+	cr_expect_eq(tables_named_t(&d), 1);
+	expect_row(&d, "0001", "applied/3");
+	free(after);
+	free(log);
+	tdb_drop(&d);
+}
+
 /* ---- SIGKILL: at most one statement in doubt, resolved automatically ------ */
 
 /*
