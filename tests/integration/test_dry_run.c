@@ -30,23 +30,19 @@ static void three(struct tdb *d)
 static void dry(struct tdb *d, const char *dir, int code, const char *const *expect, ...)
 {
 	char *before = tdb_fingerprint(d);
-	const char *argv[32] = {"--database-url", d->url, "--dir", dir ? dir : d->mig};
-	int n = 4;
 	va_list ap;
 	va_start(ap, expect);
-	const char *a;
-	while ((a = va_arg(ap, const char *)) != NULL && n < 30)
-		argv[n++] = a;
+	const char *command = va_arg(ap, const char *);
 	va_end(ap);
-	argv[n++] = "--dry-run";
-	argv[n] = NULL;
 	struct sgt_result r;
-	sgt_run(&r, NULL, argv);
+	va_start(ap, expect);
+	tdb_vrun(d, dir, &r, ap, "--dry-run");
+	va_end(ap);
 	char *after = tdb_fingerprint(d);
-	cr_expect_eq(r.status, code, "%s: exit %d\n%s\n%s", argv[4], r.status, r.out, r.err);
-	cr_expect_str_eq(after, before, "%s --dry-run changed the database", argv[4]);
+	cr_expect_eq(r.status, code, "%s: exit %d\n%s\n%s", command, r.status, r.out, r.err);
+	cr_expect_str_eq(after, before, "%s --dry-run changed the database", command);
 	for (const char *const *e = expect; e && *e; e++)
-		cr_expect(strstr(r.out, *e), "%s --dry-run: no \"%s\" in\n%s", argv[4], *e, r.out);
+		cr_expect(strstr(r.out, *e), "%s --dry-run: no \"%s\" in\n%s", command, *e, r.out);
 	sgt_result_free(&r);
 	free(before);
 	free(after);

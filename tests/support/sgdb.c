@@ -186,19 +186,27 @@ bool tdb_has_schemagate_tables(struct tdb *d)
 	return tdb_long(d, sql[d->eng]) > 0;
 }
 
-int tdb_run(struct tdb *d, const char *dir, struct sgt_result *r, ...)
+int tdb_vrun(struct tdb *d, const char *dir, struct sgt_result *r, va_list args, const char *last)
 {
 	const char *argv[32] = {"--database-url", d->url, "--dir", dir ? dir : d->mig};
 	int n = 4;
-	va_list ap;
-	va_start(ap, r);
 	const char *a;
-	while ((a = va_arg(ap, const char *)) != NULL && n < 31)
+	while ((a = va_arg(args, const char *)) != NULL && n < 30)
 		argv[n++] = a;
-	va_end(ap);
+	if (last)
+		argv[n++] = last;
 	argv[n] = NULL;
 	sgt_run(r, NULL, argv);
 	return r->status;
+}
+
+int tdb_run(struct tdb *d, const char *dir, struct sgt_result *r, ...)
+{
+	va_list ap;
+	va_start(ap, r);
+	int status = tdb_vrun(d, dir, r, ap, NULL);
+	va_end(ap);
+	return status;
 }
 
 /* Everything the database holds that a command could change, as one

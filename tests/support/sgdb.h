@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 #include <mysql.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -41,6 +42,8 @@ void tdb_drop(struct tdb *d);
  * d->mig; the args NULL-terminated) and wait; returns the exit code. */
 struct sgt_result;
 int tdb_run(struct tdb *d, const char *dir, struct sgt_result *r, ...) __attribute__((sentinel));
+/* The same with the args in a va_list, and `last` (when not NULL) after them. */
+int tdb_vrun(struct tdb *d, const char *dir, struct sgt_result *r, va_list args, const char *last);
 /* Everything in d a command could change, as one string (malloc'd): two
  * equal fingerprints mean the command changed nothing. */
 char *tdb_fingerprint(struct tdb *d);
