@@ -133,7 +133,7 @@ static int apply_transactional(struct sg_run *r, const struct sg_migration *m, c
  * from the first statement not known to be done.
  */
 static int apply_statements(struct sg_run *r, const struct sg_migration *m, const struct sg_history_row *resume,
-			    struct sg_error *err)
+			    bool in_doubt, struct sg_error *err)
 {
 	uint64_t t0 = sg_now_ms();
 	const struct sg_statement_list *list = &m->up_statements;
@@ -141,11 +141,14 @@ static int apply_statements(struct sg_run *r, const struct sg_migration *m, cons
 	int rc;
 	if (resume) {
 		steps.start = (size_t)resume->statements_done;
-		steps.start_in_doubt = true;
+		steps.start_in_doubt = in_doubt;
 		rc = sg_history_take_over(r->conn, r->cfg->table, resume, err);
-		if (rc == 0)
+		if (rc == 0 && in_doubt)
 			sg_warn("resume", "resuming %s at statement %zu of %zu (the previous run, by %s, stopped there)",
 				m->up_file, steps.start + 1, list->count, resume->applied_by ? resume->applied_by : "?");
+		else if (rc == 0)
+			sg_info("resume", "resuming %s at statement %zu of %zu (the statements before it are done)",
+				m->up_file, steps.start + 1, list->count);
 	} else {
 		rc = sg_history_record(r->conn, r->cfg->table, m, "partial", 0, 0, NULL, err);
 		if (rc != 0 && err->kind != SG_ERRK_LOCK_LOST)
@@ -194,14 +197,14 @@ static int apply_statements(struct sg_run *r, const struct sg_migration *m, cons
 	return -1;
 }
 
-int sg_apply_one(struct sg_run *r, const struct sg_migration *m, const struct sg_history_row *resume,
+int sg_apply_one(struct sg_run *r, const struct sg_migration *m, const struct sg_history_row *resume, bool in_doubt,
 		 struct sg_error *err)
 {
 	struct sg_log_fields f = {.version = m->version, .name = m->name, .duration_ms = -1, .waited_ms = -1};
 	sg_log(SG_LOG_INFO, "apply_start", &f, "applying %s%s", m->up_file, m->up_no_tx ? " (no transaction)" : "");
 	uint64_t t0 = sg_now_ms();
 	/* the loader decided (MySQL, no-transaction scripts) and split it offline */
-	int rc = !m->up_split && !resume ? apply_transactional(r, m, &f, err) : apply_statements(r, m, resume, err);
+	int rc = !m->up_split && !resume ? apply_transactional(r, m, &f, err) : apply_statements(r, m, resume, in_doubt, err);
 	if (rc != 0)
 		return -1;
 	f.duration_ms = (int64_t)elapsed_since(t0);

@@ -137,7 +137,7 @@ static int work_up(struct sg_run *r, struct sg_error *err)
 			continue;
 		if (sg_loop_stopping(&r->loop))
 			return sg_stopped_error(r, err, "between two migrations");
-		if (sg_apply_one(r, it->m, it->state == SG_M_PARTIAL ? it->row : NULL, err) != 0)
+		if (sg_apply_one(r, it->m, it->state == SG_M_PARTIAL ? it->row : NULL, true, err) != 0)
 			return -1;
 	}
 	return 0;
@@ -450,7 +450,8 @@ static int repair_resume(struct sg_run *r, struct sg_error *err)
 	if (rc != 0 || sg_session_read(r, err) != 0)
 		return -1;
 	sg_info("repaired", "version %s: statement %ld counted as done by hand; running the rest", m->version, done);
-	return sg_apply_one(r, m, sg_history_find(&r->hist, m->version), err);
+	/* the statements after it never ran: none is in doubt */
+	return sg_apply_one(r, m, sg_history_find(&r->hist, m->version), false, err);
 }
 
 static int work_repair(struct sg_run *r, struct sg_error *err)

@@ -242,7 +242,12 @@ static void emit(struct splitter *sp, size_t end, size_t delim_end)
 			end--;
 		if (end > b) {
 			struct sg_statement_list *l = sp->out;
-			l->items = sg_realloc(l->items, (l->count + 1) * sizeof(*l->items));
+			/* doubling: growing by one copied the list at every statement
+			 * where realloc cannot grow in place (ASan, other libcs) */
+			if (l->count == l->cap) {
+				l->cap = l->cap ? l->cap * 2 : 1;
+				l->items = sg_realloc(l->items, l->cap * sizeof(*l->items));
+			}
 			struct sg_statement *st = &l->items[l->count++];
 			st->sql = sg_strndup(sp->s + b, end - b);
 			st->line = sp->start_line;
@@ -729,7 +734,7 @@ void sg_statement_list_free(struct sg_statement_list *l)
 		free(l->items[i].sql);
 	free(l->items);
 	l->items = NULL;
-	l->count = 0;
+	l->count = l->cap = 0;
 }
 
 void sg_statement_head(const char *sql, char *out, size_t outsz)

@@ -154,10 +154,12 @@ int sg_stopped_error(struct sg_run *r, struct sg_error *err, const char *doing);
 
 /* ---- apply.c -------------------------------------------------------------- */
 
-/* Apply m under the lock; with resume, continue the partial row of a
- * writer that is gone. On failure err->kind tells the coordinator what
+/* Apply m under the lock; with resume, continue its partial row from the
+ * first statement not known to be done: in doubt (it may have run) when
+ * the row's writer is gone, not when a human counted the one before it as
+ * done (repair --resume). On failure err->kind tells the coordinator what
  * happened: LOCK_LOST (rolled back), CONNECTION, CANCELED, or a failure. */
-int sg_apply_one(struct sg_run *r, const struct sg_migration *m, const struct sg_history_row *resume,
+int sg_apply_one(struct sg_run *r, const struct sg_migration *m, const struct sg_history_row *resume, bool in_doubt,
 		 struct sg_error *err);
 
 /* One migration to revert, with the down script to run: the directory's

@@ -34,6 +34,7 @@ struct sg_statement {
 struct sg_statement_list {
 	struct sg_statement *items;
 	size_t count;
+	size_t cap;    /* items allocated */
 };
 
 /* Statements that are empty or only comments are dropped. The script

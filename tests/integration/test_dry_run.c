@@ -5,7 +5,6 @@
  * anything when a down script is missing.
  */
 #include <criterion/criterion.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,66 +14,6 @@
 
 #include "sgdb.h"
 #include "sgtest.h"
-
-/* Everything the database holds that a command could change, as one
- * string: the tables with their columns, and every row of schemagate's
- * tables (and of the test's counter). SQLite: the file's bytes. */
-static char *fingerprint(struct tdb *d)
-{
-	if (d->eng == ENG_LITE) {
-		char *bytes = sgt_slurp(d->file);
-		if (!bytes)
-			return strdup("(no file)");
-		struct stat st;
-		cr_assert_eq(stat(d->file, &st), 0);
-		unsigned char md[EVP_MAX_MD_SIZE];
-		unsigned int n = 0;
-		EVP_Digest(bytes, (size_t)st.st_size, md, &n, EVP_sha256(), NULL);
-		free(bytes);
-		char *hex = calloc(2 * n + 1, 1);
-		for (unsigned i = 0; i < n; i++)
-			sprintf(hex + 2 * i, "%02x", md[i]);
-		return hex;
-	}
-	char *schema = d->eng == ENG_PG
-		? tdb_value(d, "SELECT string_agg(table_name || '.' || column_name, ',' ORDER BY table_name, column_name) "
-			       "FROM information_schema.columns WHERE table_schema = 'public'")
-		: tdb_value(d, "SELECT GROUP_CONCAT(CONCAT(TABLE_NAME, '.', COLUMN_NAME) ORDER BY TABLE_NAME, COLUMN_NAME) "
-			       "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()");
-	char *hist = NULL, *events = NULL;
-	if (tdb_long(d, d->eng == ENG_PG ? "SELECT count(*) FROM pg_tables WHERE tablename = 'schemagate_migrations'"
-					 : "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-					   "AND TABLE_NAME = 'schemagate_migrations'") > 0) {
-		hist = d->eng == ENG_PG
-			? tdb_value(d, "SELECT string_agg(concat_ws('|', version, status, statements_done, checksum, "
-				       "applied_at, applied_by, error), ',' ORDER BY version) FROM schemagate_migrations")
-			: tdb_value(d, "SELECT GROUP_CONCAT(CONCAT_WS('|', version, status, statements_done, checksum, "
-				       "applied_at, applied_by, error) ORDER BY version) FROM schemagate_migrations");
-		events = tdb_value(d, "SELECT count(*) FROM schemagate_events");
-	}
-	char *out = NULL;
-	cr_assert(asprintf(&out, "%s\n%s\n%s", schema ? schema : "", hist ? hist : "(no history)",
-			   events ? events : "") > 0);
-	free(schema);
-	free(hist);
-	free(events);
-	return out;
-}
-
-static int sg(struct tdb *d, const char *dir, struct sgt_result *r, ...)
-{
-	const char *argv[32] = {"--database-url", d->url, "--dir", dir ? dir : d->mig};
-	int n = 4;
-	va_list ap;
-	va_start(ap, r);
-	const char *a;
-	while ((a = va_arg(ap, const char *)) != NULL && n < 31)
-		argv[n++] = a;
-	va_end(ap);
-	argv[n] = NULL;
-	sgt_run(r, NULL, argv);
-	return r->status;
-}
 
 static void three(struct tdb *d)
 {
@@ -90,24 +29,20 @@ static void three(struct tdb *d)
  * and the database as it was. */
 static void dry(struct tdb *d, const char *dir, int code, const char *const *expect, ...)
 {
-	char *before = fingerprint(d);
-	const char *argv[32] = {"--database-url", d->url, "--dir", dir ? dir : d->mig};
-	int n = 4;
+	char *before = tdb_fingerprint(d);
 	va_list ap;
 	va_start(ap, expect);
-	const char *a;
-	while ((a = va_arg(ap, const char *)) != NULL && n < 30)
-		argv[n++] = a;
+	const char *command = va_arg(ap, const char *);
 	va_end(ap);
-	argv[n++] = "--dry-run";
-	argv[n] = NULL;
 	struct sgt_result r;
-	sgt_run(&r, NULL, argv);
-	char *after = fingerprint(d);
-	cr_expect_eq(r.status, code, "%s: exit %d\n%s\n%s", argv[4], r.status, r.out, r.err);
-	cr_expect_str_eq(after, before, "%s --dry-run changed the database", argv[4]);
+	va_start(ap, expect);
+	tdb_vrun(d, dir, &r, ap, "--dry-run");
+	va_end(ap);
+	char *after = tdb_fingerprint(d);
+	cr_expect_eq(r.status, code, "%s: exit %d\n%s\n%s", command, r.status, r.out, r.err);
+	cr_expect_str_eq(after, before, "%s --dry-run changed the database", command);
 	for (const char *const *e = expect; e && *e; e++)
-		cr_expect(strstr(r.out, *e), "%s --dry-run: no \"%s\" in\n%s", argv[4], *e, r.out);
+		cr_expect(strstr(r.out, *e), "%s --dry-run: no \"%s\" in\n%s", command, *e, r.out);
 	sgt_result_free(&r);
 	free(before);
 	free(after);
@@ -123,7 +58,7 @@ static void every_command(enum eng eng, const char *url)
 	dry(&d, NULL, 6, (const char *[]){"record as baselined", "0002", NULL}, "baseline", "0002", NULL);
 	dry(&d, NULL, 0, (const char *[]){"0 change(s)", NULL}, "down", NULL);
 	struct sgt_result r;
-	cr_assert_eq(sg(&d, NULL, &r, "up", NULL), 0, "%s", r.err);
+	cr_assert_eq(tdb_run(&d, NULL, &r, "up", NULL), 0, "%s", r.err);
 	sgt_result_free(&r);
 	/* a migrated database: rows and schema unchanged */
 	dry(&d, NULL, 0, (const char *[]){"0 change(s)", NULL}, "up", NULL);
@@ -139,11 +74,11 @@ static void every_command(enum eng eng, const char *url)
 					 NULL},
 	    "rollback", "--sql", NULL);
 	/* --json: one document */
-	char *before = fingerprint(&d);
-	cr_assert_eq(sg(&d, old, &r, "rollback", "--dry-run", "--json", NULL), 6);
+	char *before = tdb_fingerprint(&d);
+	cr_assert_eq(tdb_run(&d, old, &r, "rollback", "--dry-run", "--json", NULL), 6);
 	cr_expect(r.out[0] == '{' && strstr(r.out, "\"dry_run\":true") && strstr(r.out, "\"changes\":2"), "%s", r.out);
 	sgt_result_free(&r);
-	char *after = fingerprint(&d);
+	char *after = tdb_fingerprint(&d);
 	cr_expect_str_eq(after, before);
 	free(before);
 	free(after);
@@ -173,7 +108,7 @@ Test(dry_run, repair_choices_are_described, .timeout = 60)
 	tdb_create(&d, ENG_MY, sgt_require_server("SG_TEST_MYSQL_URL"));
 	sgt_write(d.mig, "0001_x.up.sql", "CREATE TABLE x1 (id INT);\nINSERT INTO nope VALUES (1);\nCREATE TABLE x2 (id INT);\n");
 	struct sgt_result r;
-	cr_assert_eq(sg(&d, NULL, &r, "up", NULL), 1, "%s", r.err);
+	cr_assert_eq(tdb_run(&d, NULL, &r, "up", NULL), 1, "%s", r.err);
 	sgt_result_free(&r);
 	dry(&d, NULL, 6, (const char *[]){"mark applied", NULL}, "repair", "0001", "--applied", NULL);
 	dry(&d, NULL, 6, (const char *[]){"delete its row", NULL}, "repair", "0001", "--reverted", NULL);
@@ -189,12 +124,12 @@ Test(dry_run, baseline_of_a_version_not_in_the_directory_exits_2_and_records_not
 	struct tdb d;
 	tdb_create(&d, ENG_LITE, NULL);
 	three(&d);
-	char *before = fingerprint(&d);
+	char *before = tdb_fingerprint(&d);
 	struct sgt_result r;
-	cr_expect_eq(sg(&d, NULL, &r, "baseline", "0050", NULL), 2, "%s", r.err);
+	cr_expect_eq(tdb_run(&d, NULL, &r, "baseline", "0050", NULL), 2, "%s", r.err);
 	cr_expect(strstr(r.err, "no version 0050"), "%s", r.err);
 	sgt_result_free(&r);
-	char *after = fingerprint(&d);
+	char *after = tdb_fingerprint(&d);
 	cr_expect_str_eq(after, before, "the database was touched");
 	free(before);
 	free(after);
@@ -207,17 +142,17 @@ Test(dry_run, baseline_below_applied_versions_exits_2, .timeout = 60)
 	tdb_create(&d, ENG_PG, sgt_require_server("SG_TEST_PG_URL"));
 	three(&d);
 	struct sgt_result r;
-	cr_assert_eq(sg(&d, NULL, &r, "up", "--target", "0002", NULL), 0, "%s", r.err);
+	cr_assert_eq(tdb_run(&d, NULL, &r, "up", "--target", "0002", NULL), 0, "%s", r.err);
 	sgt_result_free(&r);
-	cr_assert_eq(sg(&d, NULL, &r, "down", "--to", "1", NULL), 0, "%s", r.err);
+	cr_assert_eq(tdb_run(&d, NULL, &r, "down", "--to", "1", NULL), 0, "%s", r.err);
 	sgt_result_free(&r);
 	free(tdb_value(&d, "INSERT INTO schemagate_migrations (version, name, checksum, status) VALUES ('0003', 'c', "
 			   "'x', 'applied')"));
-	char *before = fingerprint(&d);
-	cr_expect_eq(sg(&d, NULL, &r, "baseline", "0002", NULL), 2, "%s", r.err);
+	char *before = tdb_fingerprint(&d);
+	cr_expect_eq(tdb_run(&d, NULL, &r, "baseline", "0002", NULL), 2, "%s", r.err);
 	cr_expect(strstr(r.err, "already has version 0003 applied"), "%s", r.err);
 	sgt_result_free(&r);
-	char *after = fingerprint(&d);
+	char *after = tdb_fingerprint(&d);
 	cr_expect_str_eq(after, before);
 	free(before);
 	free(after);
@@ -235,7 +170,7 @@ Test(dry_run, baseline_version_ignores_tables_in_other_schemas, .timeout = 60)
 	free(tdb_value(&d, "CREATE SCHEMA elsewhere"));
 	free(tdb_value(&d, "ALTER TABLE applied_log SET SCHEMA elsewhere"));
 	struct sgt_result r;
-	cr_expect_eq(sg(&d, NULL, &r, "up", "--baseline-version", "0002", NULL), 0, "%s", r.err);
+	cr_expect_eq(tdb_run(&d, NULL, &r, "up", "--baseline-version", "0002", NULL), 0, "%s", r.err);
 	sgt_result_free(&r);
 	cr_expect_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_migrations WHERE status = 'baselined'"), 0,
 		     "migrations recorded as baselined that never ran");
@@ -255,12 +190,12 @@ Test(dry_run, rollback_with_a_missing_down_script_exits_4_and_reverts_nothing, .
 	sgt_write(d.mig, "0003_c.up.sql", "CREATE TABLE c (id INT);\n");
 	sgt_write(d.mig, "0003_c.down.sql", "DROP TABLE c;\n");
 	struct sgt_result r;
-	cr_assert_eq(sg(&d, NULL, &r, "up", NULL), 0, "%s", r.err);
+	cr_assert_eq(tdb_run(&d, NULL, &r, "up", NULL), 0, "%s", r.err);
 	sgt_result_free(&r);
 	char *old = sgt_path(d.dir, "old");
 	cr_assert_eq(mkdir(old, 0755), 0);
 	sgt_write(old, "0001_a.up.sql", "CREATE TABLE a (id INT);\n");
-	cr_expect_eq(sg(&d, old, &r, "rollback", NULL), 4, "%s", r.err);
+	cr_expect_eq(tdb_run(&d, old, &r, "rollback", NULL), 4, "%s", r.err);
 	cr_expect(strstr(r.err, "cannot revert 0002"), "%s", r.err);
 	sgt_result_free(&r);
 	cr_expect_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_migrations"), 3, "something was reverted");

@@ -5,6 +5,7 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <openssl/evp.h>
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
@@ -183,6 +184,75 @@ bool tdb_has_schemagate_tables(struct tdb *d)
 		[ENG_LITE] = "SELECT count(*) FROM sqlite_master WHERE name LIKE 'schemagate%'",
 	};
 	return tdb_long(d, sql[d->eng]) > 0;
+}
+
+int tdb_vrun(struct tdb *d, const char *dir, struct sgt_result *r, va_list args, const char *last)
+{
+	const char *argv[32] = {"--database-url", d->url, "--dir", dir ? dir : d->mig};
+	int n = 4;
+	const char *a;
+	while ((a = va_arg(args, const char *)) != NULL && n < 30)
+		argv[n++] = a;
+	if (last)
+		argv[n++] = last;
+	argv[n] = NULL;
+	sgt_run(r, NULL, argv);
+	return r->status;
+}
+
+int tdb_run(struct tdb *d, const char *dir, struct sgt_result *r, ...)
+{
+	va_list ap;
+	va_start(ap, r);
+	int status = tdb_vrun(d, dir, r, ap, NULL);
+	va_end(ap);
+	return status;
+}
+
+/* Everything the database holds that a command could change, as one
+ * string: the tables with their columns, every row of schemagate's
+ * history, how many audit events and counter rows there are. SQLite: a
+ * digest of the file's bytes. */
+char *tdb_fingerprint(struct tdb *d)
+{
+	if (d->eng == ENG_LITE) {
+		char *bytes = sgt_slurp(d->file);
+		if (!bytes)
+			return strdup("(no file)");
+		struct stat st;
+		cr_assert_eq(stat(d->file, &st), 0);
+		unsigned char md[EVP_MAX_MD_SIZE];
+		unsigned int n = 0;
+		EVP_Digest(bytes, (size_t)st.st_size, md, &n, EVP_sha256(), NULL);
+		free(bytes);
+		char *hex = calloc(2 * n + 1, 1);
+		for (unsigned i = 0; i < n; i++)
+			sprintf(hex + 2 * i, "%02x", md[i]);
+		return hex;
+	}
+	char *schema = d->eng == ENG_PG
+		? tdb_value(d, "SELECT string_agg(table_name || '.' || column_name, ',' ORDER BY table_name, column_name) "
+			       "FROM information_schema.columns WHERE table_schema = 'public'")
+		: tdb_value(d, "SELECT GROUP_CONCAT(CONCAT(TABLE_NAME, '.', COLUMN_NAME) ORDER BY TABLE_NAME, COLUMN_NAME) "
+			       "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE()");
+	char *hist = NULL, *events = NULL;
+	if (tdb_long(d, d->eng == ENG_PG ? "SELECT count(*) FROM pg_tables WHERE tablename = 'schemagate_migrations'"
+					 : "SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
+					   "AND TABLE_NAME = 'schemagate_migrations'") > 0) {
+		hist = d->eng == ENG_PG
+			? tdb_value(d, "SELECT string_agg(concat_ws('|', version, status, statements_done, checksum, "
+				       "applied_at, applied_by, error), ',' ORDER BY version) FROM schemagate_migrations")
+			: tdb_value(d, "SELECT GROUP_CONCAT(CONCAT_WS('|', version, status, statements_done, checksum, "
+				       "applied_at, applied_by, error) ORDER BY version) FROM schemagate_migrations");
+		events = tdb_value(d, "SELECT count(*) FROM schemagate_events");
+	}
+	char *out = NULL;
+	cr_assert(asprintf(&out, "%s\n%s\n%s events\n%ld counter rows", schema ? schema : "",
+			   hist ? hist : "(no history)", events ? events : "", tdb_long(d, "SELECT count(*) FROM applied_log")) > 0);
+	free(schema);
+	free(hist);
+	free(events);
+	return out;
 }
 
 /* n migrations 0001..n; each records itself in applied_log. slow is an

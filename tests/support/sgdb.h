@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 #include <mysql.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <sys/types.h>
 
@@ -37,6 +38,15 @@ long tdb_long(struct tdb *d, const char *sql);
 /* A fresh database (and scratch dir) on eng; server_url unused for SQLite. */
 void tdb_create(struct tdb *d, enum eng eng, const char *server_url);
 void tdb_drop(struct tdb *d);
+/* Run `schemagate --database-url d->url --dir DIR ARGS...` (dir NULL:
+ * d->mig; the args NULL-terminated) and wait; returns the exit code. */
+struct sgt_result;
+int tdb_run(struct tdb *d, const char *dir, struct sgt_result *r, ...) __attribute__((sentinel));
+/* The same with the args in a va_list, and `last` (when not NULL) after them. */
+int tdb_vrun(struct tdb *d, const char *dir, struct sgt_result *r, va_list args, const char *last);
+/* Everything in d a command could change, as one string (malloc'd): two
+ * equal fingerprints mean the command changed nothing. */
+char *tdb_fingerprint(struct tdb *d);
 /* n migrations 0001..n; slow is a statement put before the INSERT. */
 void write_migrations(struct tdb *d, int n, const char *slow);
 /* The private server for eng from tests/run.sh (NULL for SQLite): skips
