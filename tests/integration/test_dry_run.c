@@ -215,13 +215,13 @@ Test(dry_run, baseline_below_baselined_versions_exits_2, .timeout = 120)
 		tdb_create(&d, engines[i], tdb_server_for(engines[i]));
 		three(&d);
 		struct sgt_result r;
-		cr_assert_eq(sg(&d, NULL, &r, "baseline", "0003", NULL), 0, "%s: %s", tdb_eng_name(d.eng), r.err);
+		cr_assert_eq(tdb_run(&d, NULL, &r, "baseline", "0003", NULL), 0, "%s: %s", tdb_eng_name(d.eng), r.err);
 		sgt_result_free(&r);
-		char *before = fingerprint(&d);
-		cr_expect_eq(sg(&d, NULL, &r, "baseline", "0002", NULL), 2, "%s: %s", tdb_eng_name(d.eng), r.err);
+		char *before = tdb_fingerprint(&d);
+		cr_expect_eq(tdb_run(&d, NULL, &r, "baseline", "0002", NULL), 2, "%s: %s", tdb_eng_name(d.eng), r.err);
 		cr_expect(strstr(r.err, "already has version 0003 baselined"), "%s: %s", tdb_eng_name(d.eng), r.err);
 		sgt_result_free(&r);
-		char *after = fingerprint(&d);
+		char *after = tdb_fingerprint(&d);
 		cr_expect_str_eq(after, before, "%s: the database was touched", tdb_eng_name(d.eng));
 		free(before);
 		free(after);
