@@ -133,8 +133,12 @@ static int run_group(struct steps_run *x, size_t i, size_t j, struct sg_error *e
 		/* InnoDB (or PostgreSQL) rolled the group back: not done, not
 		 * in doubt */
 		char note[160];
-		snprintf(note, sizeof(note), "next: statements %zu-%zu of %zu were rolled back when the run stopped",
-			 i + 1, j, x->n);
+		if (j == i + 1)
+			snprintf(note, sizeof(note), "next: statement %zu of %zu was rolled back when the run stopped",
+				 j, x->n);
+		else
+			snprintf(note, sizeof(note), "next: statements %zu-%zu of %zu were rolled back when the run stopped",
+				 i + 1, j, x->n);
 		record_note(x, i, note);
 		return sg_stopped_error(r, err, "running a statement");
 	}
