@@ -758,6 +758,8 @@ static void set_defaults(struct sg_config *cfg)
 static void resolve_settings(struct parse *st, const struct cmdline *cl, struct sg_config *cfg)
 {
 	resolve_string(cl->dir, "SCHEMAGATE_DIR", "./migrations", &cfg->dir);
+	if (!cfg->dir[0])
+		usage_error(st, "--dir is empty: name the migration directory");
 	resolve_string(cl->table, "SCHEMAGATE_TABLE", "schemagate_migrations", &cfg->table);
 	if (!is_table_name(cfg->table))
 		usage_error(st, "invalid history table name '%s' (use name or schema.name: letters, digits, '_')",

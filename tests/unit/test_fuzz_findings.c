@@ -361,3 +361,14 @@ Test(fuzz_findings, every_url_in_a_quoted_variable_is_masked)
 	assert_not_shown(msg, "p1x");
 	assert_not_shown(msg, "2y");
 }
+
+/* regressions/config/empty-dir: `--dir ""` was accepted, and the empty
+ * path then failed later with "creating : No such file or directory"
+ * (new) or "migration directory : ..." (up). An empty directory name is
+ * now a usage error naming the flag. */
+Test(fuzz_findings, an_empty_dir_is_a_usage_error)
+{
+	char *argv[] = {"schemagate", "new", "add_users", "--dir", "", NULL};
+	const char *msg = config_refusal(5, argv);
+	cr_assert(strstr(msg, "--dir is empty"), "%s", msg);
+}
