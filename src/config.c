@@ -1058,14 +1058,19 @@ static void take_option(struct parse *st, struct cmdline *cl, int c, char **argv
 	default: {
 		const char *arg = argv[optind - 1];
 		bool is_long = arg[0] == '-' && arg[1] == '-';
+		/* quoted up to its '=', cut after masking: a password holding
+		 * '=' would otherwise lose the '@' that marks it as one */
+		char *name = mask_every_url(arg);
+		name[strcspn(name, "=")] = '\0';
 		if (optopt && optopt < 256 && !is_long)
 			usage_error(st, "unknown option '-%c'", optopt);
 		else if (optopt && is_long && strchr(arg, '='))
-			usage_error(st, "option %.*s takes no value", (int)strcspn(arg, "="), arg);
+			usage_error(st, "option %s takes no value", name);
 		else if (is_long && count_prefix_matches(arg + 2) > 1)
-			usage_error(st, "ambiguous option '%.*s' (spell it out)", (int)strcspn(arg, "="), arg);
+			usage_error(st, "ambiguous option '%s' (spell it out)", name);
 		else
-			usage_error(st, "unknown option '%.*s'", (int)strcspn(arg, "="), arg);
+			usage_error(st, "unknown option '%s'", name);
+		free(name);
 		break;
 	}
 	}

@@ -372,3 +372,17 @@ Test(fuzz_findings, an_empty_dir_is_a_usage_error)
 	const char *msg = config_refusal(5, argv);
 	cr_assert(strstr(msg, "--dir is empty"), "%s", msg);
 }
+
+/* regressions/config/password-with-equals-in-an-unknown-option: an
+ * unknown option is quoted up to its '='; when the '=' was inside a URL's
+ * password, the cut came before the '@' that marks it as one, and the
+ * start of the password was shown ("--x-postgres://app:pa"). The word is
+ * now masked first, then cut. */
+Test(fuzz_findings, a_password_holding_equals_in_an_unknown_option_is_masked)
+{
+	char *argv[] = {"schemagate", "--x-postgres://app:pa=ss1@db/app", "up", NULL};
+	const char *msg = config_refusal(3, argv);
+	cr_assert(strstr(msg, "unknown option '--x-postgres://app:***@db/app'"), "%s", msg);
+	assert_not_shown(msg, "app:pa");
+	assert_not_shown(msg, "ss1");
+}
