@@ -307,10 +307,13 @@ static void check_selection(struct file *files, size_t n, const struct sg_migrat
 		const struct file *f = &files[i];
 		if (!f->ref.valid || f->ref.tag == R_OTHER_ENGINE)
 			continue;
-		/* the first file of each version, counted once */
+		/* the first file of each version, counted once (among the files
+		 * the filter above keeps: another engine's file listed first
+		 * must not hide this one) */
 		bool first = true;
 		for (size_t j = 0; j < i && first; j++)
-			first = !(files[j].ref.valid && version_cmp(files[j].ref.version, f->ref.version) == 0);
+			first = !(files[j].ref.valid && files[j].ref.tag != R_OTHER_ENGINE &&
+				  version_cmp(files[j].ref.version, f->ref.version) == 0);
 		if (!first)
 			continue;
 		const struct file *up, *down;
