@@ -127,22 +127,25 @@ fls() { [[ $have_floor_static -eq 1 ]] || return 0; "$@"; }
 # ---- 2. build ---------------------------------------------------------------
 bindir=$work/bin
 mkdir -p "$bindir"
+# one pair of build directories per source tree: CMake refuses a build
+# directory configured from another checkout
+tree=$(printf '%s' "$src" | cksum | cut -d' ' -f1)
 if [[ -n ${SG_BIN:-} ]]; then
 	sg_dyn=$SG_BIN
 else
-	say "building schemagate (Release) in $cache/build"
-	cmake -S "$src" -B "$cache/build" -DCMAKE_BUILD_TYPE=Release -DSG_TESTS=OFF >"$work/build.log" 2>&1 &&
-		cmake --build "$cache/build" -j"$(nproc)" --target schemagate >>"$work/build.log" 2>&1 ||
+	say "building schemagate (Release) in $cache/build-$tree"
+	cmake -S "$src" -B "$cache/build-$tree" -DCMAKE_BUILD_TYPE=Release -DSG_TESTS=OFF >"$work/build.log" 2>&1 &&
+		cmake --build "$cache/build-$tree" -j"$(nproc)" --target schemagate >>"$work/build.log" 2>&1 ||
 		{ cat "$work/build.log" >&2; die "build failed"; }
-	sg_dyn=$cache/build/schemagate
+	sg_dyn=$cache/build-$tree/schemagate
 fi
 if [[ -n ${SG_STATIC_BIN:-} ]]; then
 	sg=$SG_STATIC_BIN
 else
-	say "building static schemagate (MinSizeRel) in $cache/build-static"
-	if bash "$src/container/build-static.sh" --build "$cache/build-static" --max-size 999999999 \
+	say "building static schemagate (MinSizeRel) in $cache/build-static-$tree"
+	if bash "$src/container/build-static.sh" --build "$cache/build-static-$tree" --max-size 999999999 \
 		>"$work/build-static.log" 2>&1; then
-		sg=$cache/build-static/schemagate
+		sg=$cache/build-static-$tree/schemagate
 	else
 		tail -5 "$work/build-static.log" >&2
 		say "static build failed: the dynamic binary stands in for it"
