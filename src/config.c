@@ -441,8 +441,8 @@ static int longest_first(const void *pa, const void *pb)
 
 /*
  * A message may quote any word of the command line, what follows its
- * '=' or what precedes it (an unknown option is quoted up to its '='),
- * or any variable. One that holds a URL is shown with the password of
+ * '=', or any variable (an unknown option, quoted up to its '=', is
+ * masked before it is cut: take_option). One that holds a URL is shown with the password of
  * each URL in it masked where the URL parser finds it (mask_every_url):
  * the log's redaction finds URLs in free text and stops at a space or a
  * quote, which a password may hold ("unexpected argument
@@ -454,7 +454,7 @@ static int longest_first(const void *pa, const void *pb)
 static char *mask_quoted_urls(const struct parse *st, char *msg)
 {
 	size_t nsettings = sizeof(settings) / sizeof(settings[0]);
-	char **parts = sg_calloc(3 * ((size_t)st->argc + nsettings) + 1, sizeof(char *));
+	char **parts = sg_calloc(2 * ((size_t)st->argc + nsettings) + 1, sizeof(char *));
 	size_t n = 0;
 	for (size_t i = 0; i < (size_t)st->argc + nsettings; i++) {
 		const char *word;
@@ -465,10 +465,8 @@ static char *mask_quoted_urls(const struct parse *st, char *msg)
 		const char *eq = word ? strchr(word, '=') : NULL;
 		if (word)
 			parts[n++] = sg_strdup(word);
-		if (eq) {
+		if (eq)
 			parts[n++] = sg_strdup(eq + 1);
-			parts[n++] = sg_strndup(word, (size_t)(eq - word));
-		}
 	}
 	qsort(parts, n, sizeof(char *), longest_first);
 	for (size_t i = 0; i < n; i++) {
