@@ -91,7 +91,7 @@ static bool migration_failed(struct sg_run *r, const struct sg_error *err)
 {
 	if (sg_loop_canceled(&r->loop) && (err->kind == SG_ERRK_CANCELED || err->kind == SG_ERRK_CONNECTION))
 		return false;
-	return err->kind != SG_ERRK_LOCK_LOST && err->kind != SG_ERRK_CONNECTION && err->kind != SG_ERRK_PERMANENT &&
+	return err->kind != SG_ERRK_LOCK_LOST && !sg_connection_lost(err) && err->kind != SG_ERRK_PERMANENT &&
 	       err->exit_code != SG_EXIT_DATABASE;
 }
 

@@ -102,6 +102,11 @@ struct sg_run {
 	const struct sg_driver *drv;
 	struct sg_migration_set set;
 	struct sg_conn *conn;          /* the run's one connection; NULL while disconnected */
+	struct sg_server_info server;  /* what conn reached (session.c) */
+	/* a writer on a read-only server: said so once, and since when it
+	 * waits on this connection (it connects again every while) */
+	bool said_read_only;
+	uint64_t read_only_since_ms;
 	struct sg_lock *lock;
 	bool listening;
 	enum sg_state state;
@@ -140,6 +145,9 @@ void sg_run_close(struct sg_run *r);
 int sg_session_connect(struct sg_run *r, struct sg_error *err);
 /* Open another connection like r->conn (the lease's renewal connection). */
 int sg_session_open_extra(void *run, uint64_t lock_wait_ms, struct sg_conn **out, struct sg_error *err);
+/* Ask the server once more what it is (r->server): a standby that was
+ * promoted, read_only switched off. */
+int sg_session_learn_server(struct sg_run *r, struct sg_error *err);
 /* Close r->conn and forget everything tied to it (the lock, LISTEN). */
 void sg_session_drop(struct sg_run *r);
 /* Read the history and build the plan into r->hist / r->plan. */
@@ -147,7 +155,8 @@ int sg_session_read(struct sg_run *r, struct sg_error *err);
 void sg_session_forget_view(struct sg_run *r);
 /* ms * (0.8 .. 1.2): 200 pods polling in lockstep would hit the server together. */
 uint64_t sg_jitter(uint64_t ms);
-/* Is this error a lost connection (reconnect) rather than a failure? */
+/* Is this error a lost connection or a read-only server (connect again)
+ * rather than a failure? */
 bool sg_connection_lost(const struct sg_error *err);
 /* Fill err for a stopped run (signal 130/143, --timeout or lease 3). */
 int sg_stopped_error(struct sg_run *r, struct sg_error *err, const char *doing);
