@@ -157,6 +157,10 @@ static const char *say(const char *what, const char *detail, const char *tail)
 
 static enum sg_state do_init(struct sg_run *r, const char **reason, struct sg_error *err)
 {
+	if (r->cmd->no_directory) {
+		*reason = "this command reads no migration directory";
+		return SG_ST_CONNECTING;
+	}
 	if (sg_migration_load(r->cfg->dir, r->url.engine, &r->set, err) != 0 ||
 	    (r->cmd->validate && r->cmd->validate(r, err) != 0)) {
 		err->exit_code = SG_EXIT_USAGE;
@@ -193,7 +197,7 @@ static enum sg_state read_failed(struct sg_run *r, const char **reason, struct s
 
 static enum sg_state do_checking(struct sg_run *r, const char **reason, struct sg_error *err)
 {
-	if (sg_session_read(r, err) != 0)
+	if (!r->cmd->no_directory && sg_session_read(r, err) != 0)
 		return read_failed(r, reason, err, "reading the history");
 	return r->cmd->check(r, reason, err);
 }
