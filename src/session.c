@@ -34,6 +34,10 @@ bool sg_connection_lost(const struct sg_error *err)
 int sg_stopped_error(struct sg_run *r, struct sg_error *err, const char *doing)
 {
 	const struct sg_loop *l = &r->loop;
+	if (l->cancel == SG_CANCEL_DIRECTORY) {
+		*err = r->dir_err;
+		return -1;
+	}
 	err->kind = SG_ERRK_CANCELED;
 	if (l->cancel == SG_CANCEL_DEADLINE)
 		return sg_fail(err, SG_EXIT_TIMEOUT, "--timeout %llums expired while %s",
@@ -190,9 +194,19 @@ void sg_session_forget_view(struct sg_run *r)
 
 int sg_session_read(struct sg_run *r, struct sg_error *err)
 {
-	sg_session_forget_view(r);
-	if (sg_history_read(r->conn, r->cfg->table, &r->hist, err) != 0)
+	if (sg_session_read_history(r, err) != 0)
 		return -1;
+	return sg_session_build_view(r, err);
+}
+
+int sg_session_read_history(struct sg_run *r, struct sg_error *err)
+{
+	sg_session_forget_view(r);
+	return sg_history_read(r->conn, r->cfg->table, &r->hist, err);
+}
+
+int sg_session_build_view(struct sg_run *r, struct sg_error *err)
+{
 	/* another tool's history, as the rows adoption would record */
 	if (sg_adopt_preview(r->conn, r->cfg->adopt, r->cfg->table, &r->set, &r->hist, err) != 0) {
 		sg_history_free(&r->hist);

@@ -91,6 +91,10 @@ enum sg_driver_caps {
 	 * SQLite no-transaction scripts keep their commit-per-statement
 	 * meaning). */
 	SG_CAP_GROUP_STATEMENTS = 1u << 6,
+	/* A writing connection creates the database when it does not exist
+	 * (SQLite's file): a writer connects only once the migration
+	 * directory is known to be valid, since a bad one changes nothing. */
+	SG_CAP_CONNECT_CREATES = 1u << 7,
 };
 
 /* How one statement of a statement-by-statement script may run. */
