@@ -197,6 +197,11 @@ static int directory_verdict(struct sg_run *r, struct sg_error *err)
 
 static enum sg_state do_init(struct sg_run *r, const char **reason, struct sg_error *err)
 {
+	if (r->cmd->no_directory) {
+		r->dir_done = true;   /* nothing to validate */
+		*reason = "this command reads no migration directory";
+		return SG_ST_CONNECTING;
+	}
 	r->dir_work.data = r;
 	r->dir_started = uv_queue_work(&r->loop.uv, &r->dir_work, load_directory, directory_loaded) == 0;
 	if (!r->dir_started) {
@@ -213,9 +218,11 @@ static enum sg_state do_init(struct sg_run *r, const char **reason, struct sg_er
 
 static enum sg_state do_connecting(struct sg_run *r, const char **reason, struct sg_error *err)
 {
-	/* an engine whose connect may create the database (SQLite's file)
-	 * connects for a writing command only once the directory is valid */
-	if ((r->drv->caps & SG_CAP_CONNECT_CREATES) && !r->cmd->read_only && directory_verdict(r, err) != 0)
+	/* an engine whose connect may create the database (SQLite's file),
+	 * or up --create-database, connects for a writing command only once
+	 * the directory is valid */
+	if (((r->drv->caps & SG_CAP_CONNECT_CREATES) || r->cfg->create_database) && !r->cmd->read_only &&
+	    directory_verdict(r, err) != 0)
 		return SG_ST_FAILED;
 	if (sg_session_connect(r, err) != 0)
 		return SG_ST_FAILED;
@@ -240,6 +247,8 @@ static enum sg_state read_failed(struct sg_run *r, const char **reason, struct s
 
 static enum sg_state do_checking(struct sg_run *r, const char **reason, struct sg_error *err)
 {
+	if (r->cmd->no_directory)
+		return r->cmd->check(r, reason, err);
 	/* the history's read is read only: it overlaps the directory's check */
 	if (sg_session_read_history(r, err) != 0)
 		return read_failed(r, reason, err, "reading the history");

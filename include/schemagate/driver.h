@@ -159,6 +159,14 @@ struct sg_driver {
 	 * database, permission; exit 5). The coordinator does the retrying. */
 	int (*connect)(const struct sg_conn_opts *opts, struct sg_conn **out, struct sg_error *err);
 	void (*close)(struct sg_conn *c);
+	/* up --create-database. Does this connect error say that the URL's
+	 * database does not exist? create_database() then creates it from a
+	 * connection that does not need it (PostgreSQL's maintenance
+	 * database, MySQL's none); *created is false when it exists already
+	 * (another instance won the race), which is success too. Optional
+	 * (NULL: the engine creates its database itself, as SQLite does). */
+	bool (*unknown_database)(const struct sg_error *err);
+	int (*create_database)(const struct sg_conn_opts *opts, bool *created, struct sg_error *err);
 	/* Ask the server to stop the statement in flight on c. Never blocks
 	 * (a detached thread or a flag); called by the loop when it stops.
 	 * The statement then fails with kind CANCELED through the usual path. */

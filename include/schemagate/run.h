@@ -8,6 +8,7 @@
  *   commands.c     what each command decides when checking and does
  *                  under the lock
  *   status.c       status and readiness output
+ *   events.c       the events command (the audit table)
  *
  * The run owns everything in it; coordinator.c creates and frees it.
  */
@@ -63,6 +64,7 @@ struct sg_command_plan {
 	bool one_shot;        /* one connection attempt, no reconnect (probes) */
 	bool missing_is_empty;/* a SQLite file that does not exist reads as empty (--dry-run) */
 	bool recheck;         /* contending: a winner that finished ends the run */
+	bool no_directory;    /* reads neither the directory nor the history (events) */
 	/* CHECKING, with r->hist and r->plan read: where to go next (READY,
 	 * CONTENDING, WAITING, FAILED with err). A question: writes nothing. */
 	enum sg_state (*check)(struct sg_run *r, const char **reason, struct sg_error *err);
@@ -188,6 +190,11 @@ struct sg_revert_item {
 };
 int sg_revert_one(struct sg_run *r, const struct sg_revert_item *it, struct sg_error *err);
 void sg_revert_items_free(struct sg_revert_item *items, size_t n);
+
+/* ---- events.c ------------------------------------------------------------- */
+
+/* CHECKING for `events`: read the audit table, print it, READY. */
+enum sg_state sg_events_check(struct sg_run *r, const char **reason, struct sg_error *err);
 
 /* ---- stepwise.c ----------------------------------------------------------- */
 
