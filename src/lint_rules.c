@@ -292,6 +292,11 @@ void sg_lint_vadd(struct sg_lint_result *r, const char *id, size_t offset, size_
 	}
 	char *message = *detail ? sg_asprintf("%s: %s", rule->summary, detail) : sg_strdup(rule->summary);
 	free(detail);
+	/* names come from the script: a quoted identifier may hold a newline,
+	 * and a finding is one line in every output */
+	for (char *p = message; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	r->items[r->count++] = (struct sg_lint_hit){rule, offset, 0, 0, stmt_start, stmt_end, message};
 }
 
@@ -608,7 +613,8 @@ void sg_lint_script(const char *script, enum sg_dialect dialect, bool no_tx, int
 	}
 	free(igs);
 	sg_statement_list_free(&l);
-	qsort(out->items + first_new, out->count - first_new, sizeof(*out->items), compare_hits);
+	if (out->count > first_new)
+		qsort(out->items + first_new, out->count - first_new, sizeof(*out->items), compare_hits);
 	place_hits(script, first_line, out->items + first_new, out->count - first_new);
 }
 
