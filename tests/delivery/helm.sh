@@ -18,6 +18,8 @@ chart="$DLV_SRC/charts/schemagate-example"
 echo "helm: $("$helm" version --short)"
 
 # job/sidecar: job mode whose app pods run "serve --wait" as a sidecar
+migration_files=(--set-string 'schemagate.migrations.files.0001_init\.up\.sql=CREATE TABLE t (id int);'
+	--set-string 'schemagate.migrations.files.0001_init\.down\.sql=DROP TABLE t;')
 for mode in initContainer job sidecar job/sidecar; do
 	wait_as=initContainer
 	[[ $mode == job/sidecar ]] && wait_as=sidecar
@@ -33,6 +35,22 @@ for mode in initContainer job sidecar job/sidecar; do
 			expect_rollback=$rollback
 			[[ $rollback == default ]] && expect_rollback=false
 			python3 "$DLV_SRC/tests/delivery/chart_checks.py" "$out" "${mode%/*}" "$proxy" "$expect_rollback" "$wait_as"
+		done
+	done
+	# Argo CD (with and without the migrations ConfigMap) and the ConfigMap
+	# under Helm, with the rollback hook on and off.
+	for rollback in true false; do
+		for variant in argocd argocd/configmap configmap; do
+			set=(--set "schemagate.mode=${mode%/*}" --set "schemagate.job.waitAs=$wait_as"
+				--set "schemagate.rollback.enabled=$rollback")
+			argocd=false configmap=false
+			[[ $variant == argocd* ]] && { set+=(--set argocd.enabled=true); argocd=true; }
+			[[ $variant == *configmap ]] && { set+=("${migration_files[@]}"); configmap=true; }
+			check "helm lint ${set[*]}" bash -c '"$@" >/dev/null' _ "$helm" lint --strict "$chart" "${set[@]}"
+			out="$DLV_WORK/${mode/\//-}-${variant/\//-}-$rollback.yaml"
+			"$helm" template rel "$chart" "${set[@]}" >"$out" || fail "helm template ${set[*]}"
+			python3 "$DLV_SRC/tests/delivery/chart_checks.py" "$out" "${mode%/*}" false "$rollback" "$wait_as" \
+				"$argocd" "$configmap"
 		done
 	done
 done
