@@ -91,6 +91,10 @@ enum sg_driver_caps {
 	 * SQLite no-transaction scripts keep their commit-per-statement
 	 * meaning). */
 	SG_CAP_GROUP_STATEMENTS = 1u << 6,
+	/* A writing connection creates the database when it does not exist
+	 * (SQLite's file): a writer connects only once the migration
+	 * directory is known to be valid, since a bad one changes nothing. */
+	SG_CAP_CONNECT_CREATES = 1u << 7,
 };
 
 /* How one statement of a statement-by-statement script may run. */
@@ -177,6 +181,14 @@ struct sg_driver {
 	 * whether it is a cluster node. Read-only: every command may ask.
 	 * Optional (NULL = a writable single server). */
 	int (*server_info)(struct sg_conn *c, struct sg_server_info *out, struct sg_error *err);
+	/* up --create-database. Does this connect error say that the URL's
+	 * database does not exist? create_database() then creates it from a
+	 * connection that does not need it (PostgreSQL's maintenance
+	 * database, MySQL's none); *created is false when it exists already
+	 * (another instance won the race), which is success too. Optional
+	 * (NULL: the engine creates its database itself, as SQLite does). */
+	bool (*unknown_database)(const struct sg_error *err);
+	int (*create_database)(const struct sg_conn_opts *opts, bool *created, struct sg_error *err);
 	/* Ask the server to stop the statement in flight on c. Never blocks
 	 * (a detached thread or a flag); called by the loop when it stops.
 	 * The statement then fails with kind CANCELED through the usual path. */
@@ -247,6 +259,20 @@ struct sg_driver {
 	 * = how many succeeded before the first error. Optional (NULL = one
 	 * exec each). */
 	int (*exec_batch)(struct sg_conn *c, const char *const *sql, size_t n, size_t *done, struct sg_error *err);
+	/* A transactional migration in one round trip: begin()'s BEGIN and
+	 * settings, parts[0] (the script), a check that the script left the
+	 * transaction open, the other parts, and COMMIT, sent as one message.
+	 * An error skips the rest and leaves the transaction open (aborted)
+	 * for rollback(); a script that ended the transaction itself leaves
+	 * in_transaction() false. Optional (NULL: begin(), one exec each,
+	 * commit()); needs quote_literal, verify_lock_sql and
+	 * batch_elapsed_ms_sql. */
+	int (*exec_transaction)(struct sg_conn *c, const char *const *parts, size_t n, struct sg_error *err);
+	/* Append value as a string literal; -1 when it cannot be (encoding). */
+	int (*quote_literal)(struct sg_conn *c, const char *value, struct sg_buf *out);
+	/* verify_lock as one statement for exec_transaction: it fails, with
+	 * verify_lock's error, unless this session holds the lock. */
+	int (*verify_lock_sql)(struct sg_conn *c, const char *key, struct sg_buf *out, struct sg_error *err);
 
 	/* Dialect for the state tables: printf formats whose single %s is the
 	 * quoted table name; now_sql is the database clock as text. */
@@ -259,6 +285,9 @@ struct sg_driver {
 	/* The database clock in epoch milliseconds, as a BIGINT expression
 	 * (the lease lock compares expiry times on the database's clock). */
 	const char *now_ms_sql;
+	/* exec_transaction: milliseconds since its message arrived, as a
+	 * BIGINT expression (how long the script ran, on the server). */
+	const char *batch_elapsed_ms_sql;
 };
 
 extern const struct sg_driver sg_driver_postgres;
@@ -273,6 +302,7 @@ static inline bool sg_conn_can(const struct sg_conn *c, unsigned cap) { return (
 static inline void sg_conn_close(struct sg_conn *c) { if (c) c->driver->close(c); }
 static inline void sg_conn_cancel(struct sg_conn *c) { if (c && c->driver->cancel) c->driver->cancel(c); }
 static inline int sg_conn_exec(struct sg_conn *c, const char *sql, struct sg_error *err) { return c->driver->exec(c, sql, err); }
+static inline int sg_conn_quote_literal(struct sg_conn *c, const char *v, struct sg_buf *out) { return c->driver->quote_literal ? c->driver->quote_literal(c, v, out) : -1; }
 static inline int sg_conn_query(struct sg_conn *c, const char *sql, int n, const char *const *p,
 				sg_row_fn fn, void *ctx, struct sg_error *err)
 {

@@ -53,6 +53,15 @@ int sg_history_ensure(struct sg_conn *c, const char *table, struct sg_error *err
 int sg_history_record(struct sg_conn *c, const char *table, const struct sg_migration *m,
 		      const char *status, long statements_done, long duration_ms,
 		      const char *error, struct sg_error *err);
+/* No row for version yet; else kind LOCK_LOST (sg_history_record's check). */
+int sg_history_check_absent(struct sg_conn *c, const char *table, const char *version, struct sg_error *err);
+/* The same "applied" row and its "apply" event as SQL text with literal
+ * values, appended to row and event, for a migration's one-message
+ * transaction: the duration is the server's time since the message
+ * arrived (driver batch_elapsed_ms_sql). -1 when a value cannot be quoted
+ * (the caller runs the statements one by one instead). */
+int sg_history_applied_sql(struct sg_conn *c, const char *table, const struct sg_migration *m,
+			   struct sg_buf *row, struct sg_buf *event);
 /* Delete the row of version, which must be exactly one row in the expected
  * state (applied/baselined, or with failed_row failed/partial); anything
  * else fails with kind LOCK_LOST, so a revert can never apply twice. */
@@ -82,6 +91,26 @@ int sg_history_set_status(struct sg_conn *c, const char *table, const char *vers
 /* Audit: event is "apply", "revert", "baseline", "repair", "failure". */
 int sg_event_record(struct sg_conn *c, const char *table, const char *event, const char *version,
 		    const char *outcome, const char *detail, struct sg_error *err);
+
+/* One row of the audit table, as `events` shows it. */
+struct sg_event_row {
+	char *at;              /* database clock: RFC 3339, UTC, ms (as applied_at) */
+	char *instance, *event, *version, *outcome, *detail;   /* NULL = SQL NULL */
+};
+
+struct sg_event_list {
+	bool exists;           /* the audit table exists */
+	struct sg_event_row *rows;
+	size_t count;
+};
+
+/* The events of history table `table`, oldest first; with since (text
+ * as `at` shows it), only those at or after it; with version, only that
+ * version's (numerically: 0007 is 7). Reads only; no table is not an
+ * error (exists = false). sg_event_list_free() frees it. */
+int sg_events_read(struct sg_conn *c, const char *table, const char *since, const char *version,
+		   struct sg_event_list *out, struct sg_error *err);
+void sg_event_list_free(struct sg_event_list *l);
 
 /* ---- plan -------------------------------------------------------------- */
 

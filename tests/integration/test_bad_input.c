@@ -839,7 +839,7 @@ static void make_changed_file(struct run *r)
 }
 
 static const struct bad_case cases[] = {
-	/* the directory and its files: refused before any connection */
+	/* the directory and its files: refused before any lock or write */
 	{"a NUL byte in a script", ALL, false, RUNS(make_nul),
 	 2, "0002_nul.up.sql: contains a NUL byte", SAME, NULL},
 	{"a file name that is not UTF-8", ALL, false, WRITES("0002_caf\xe9.up.sql", "CREATE TABLE x (a INTEGER);\n"),
@@ -931,8 +931,9 @@ static const struct bad_case cases[] = {
 	 5, "no_such_db_y", SAME, NULL},
 	{"no CREATE privilege (a fresh database)", SERVERS, true, RUNS(make_no_create),
 	 5, "creating history table", SAME, NULL},
+	/* a reader's credentials on a writing command: pointed at `wait` */
 	{"SELECT only, migrations pending", SERVERS, false, RUNS(make_select_only),
-	 5, "creating history table", SAME, NULL},
+	 5, "may not write it (", SAME, NULL},
 	{"SELECT and CREATE but no INSERT", SERVERS, false, RUNS(make_no_insert),
 	 5, "schemagate_migrations", SAME, NULL},
 	{"a read-only SQLite file", LITE, false, RUNS(make_read_only_sqlite),
