@@ -75,6 +75,12 @@ void sg_lint_script(const char *script, enum sg_dialect dialect, bool no_tx, int
 		    struct sg_lint_result *out);
 void sg_lint_result_free(struct sg_lint_result *r);
 
+/* `up --lint`: fail (exit 4) when m's up script has an error-severity
+ * finding for the dialect, naming file:line:col, the rule and how to
+ * ignore it. Returns 0 when it has none. */
+struct sg_migration;
+int sg_lint_gate(const struct sg_migration *m, enum sg_dialect dialect, struct sg_error *err);
+
 /* ---- for the engine analysers (lint_pg.c, lint_mysql.c, lint_sqlite.c) ---- */
 
 /* Append a hit of rule id at offset, about script[stmt_start, stmt_end). */

@@ -15,6 +15,7 @@
 #define SCHEMAGATE_MIGRATION_H
 
 #include "schemagate/common.h"
+#include "schemagate/config.h"
 #include "schemagate/sqlsplit.h"
 #include "schemagate/url.h"
 
@@ -37,6 +38,7 @@ struct sg_migration {
 	 */
 	char *up_sql;
 	char *down_sql;
+	int up_line;           /* file line of up_sql's first line (a single file's up section starts later) */
 	/* Decided by one rule for both directions (sg_script_prepare). */
 	bool up_no_tx, down_no_tx;
 	/* Runs statement by statement (MySQL/MariaDB: every script; any
@@ -137,6 +139,7 @@ struct sg_script {
 	bool no_tx, split;
 	bool empty;                          /* only blanks and comments */
 	struct sg_statement_list statements; /* when split */
+	int first_line;                      /* file line of sql's first line */
 };
 int sg_script_prepare(const char *text, bool marked, enum sg_dialect dialect, const char *what,
 		      struct sg_script *out, struct sg_error *err);
@@ -154,8 +157,20 @@ int sg_migration_new(const char *dir, const char *name, const char *dialect, boo
 
 /* `lint`: every problem of the directory at once, for every dialect (or
  * only for one: dialect is a tag, NULL for all; mysql includes mariadb),
- * on stdout (text, or one JSON document). Returns 0, or -1 (exit 2) on
- * errors, and with strict on warnings too. */
-int sg_migration_lint(const char *dir, const char *dialect, bool strict, bool json, struct sg_error *err);
+ * and the lint rules' findings on the up scripts in scope, on stdout
+ * (text, JSON, SARIF or GitHub workflow commands). Returns 0, or -1 with
+ * exit 2 for the directory's own errors, exit 4 for a rule's error (or
+ * any warning under strict). */
+struct sg_lint_request {
+	const char *dir;
+	const char *dialect;               /* tag, or NULL for every dialect */
+	bool strict;
+	enum sg_lint_format format;
+	const char *since;                 /* only versions after it, or NULL */
+	bool only_versions;                /* only these (--pending): */
+	const char *const *versions;
+	size_t nversions;
+};
+int sg_migration_lint(const struct sg_lint_request *req, struct sg_error *err);
 
 #endif
