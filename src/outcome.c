@@ -15,6 +15,10 @@ bool sg_connection_lost(const struct sg_error *err)
 int sg_stopped_error(struct sg_run *r, struct sg_error *err, const char *doing)
 {
 	const struct sg_loop *l = &r->loop;
+	if (l->cancel == SG_CANCEL_DIRECTORY) {
+		*err = r->dir_err;
+		return -1;
+	}
 	err->kind = SG_ERRK_CANCELED;
 	if (l->cancel == SG_CANCEL_DEADLINE)
 		return sg_fail(err, SG_EXIT_TIMEOUT, "--timeout %llums expired while %s",
