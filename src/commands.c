@@ -235,7 +235,7 @@ static enum sg_state check_lint_pending(struct sg_run *r, const char **reason, s
 	struct sg_lint_request req = {.dir = cfg->dir, .dialect = sg_dialect_name(r->set.dialect), .strict = cfg->strict,
 				      .format = cfg->lint_format, .only_versions = true, .versions = versions,
 				      .nversions = n};
-	int rc = sg_migration_lint(&req, err);
+	int rc = sg_lint(&req, err);
 	free(versions);
 	if (rc != 0)
 		return SG_ST_FAILED;
@@ -633,6 +633,18 @@ static int preview_repair(struct sg_run *r, struct sg_preview *p, struct sg_erro
 		break;
 	}
 	return 0;
+}
+
+void sg_preview_free(struct sg_preview *p)
+{
+	for (size_t i = 0; i < p->count; i++)
+		free(p->items[i].action);
+	free(p->items);
+	for (size_t i = 0; i < p->nnotes; i++)
+		free(p->notes[i]);
+	free(p->notes);
+	sg_revert_items_free(p->reverts, p->nreverts);
+	memset(p, 0, sizeof(*p));
 }
 
 /* The dry-run plan of every writing command: read only, one connection

@@ -14,7 +14,6 @@
  * plugs in what it checks, does under the lock and reports (commands.c).
  */
 #include "schemagate/coordinator.h"
-#include "schemagate/lint.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +23,6 @@
 
 #include "schemagate/log.h"
 #include "schemagate/run.h"
-#include "schemagate/serve.h"
 
 #define HOLDER_LOG_INTERVAL_MS 10000
 
@@ -601,21 +599,6 @@ void sg_run_close(struct sg_run *r)
 
 int sg_run(const struct sg_config *cfg, struct sg_error *err)
 {
-	if (cfg->command == SG_CMD_NEW)
-		return sg_migration_new(cfg->dir, cfg->new_name, cfg->dialect, cfg->new_single_file, err) == 0
-			       ? SG_EXIT_OK : (err->exit_code ? err->exit_code : SG_EXIT_USAGE);
-	if (cfg->command == SG_CMD_LINT && cfg->lint_rules) {
-		sg_lint_print_rules(cfg->lint_format == SG_LINT_FORMAT_JSON);
-		return SG_EXIT_OK;
-	}
-	if (cfg->command == SG_CMD_LINT && !cfg->lint_pending) {
-		struct sg_lint_request req = {.dir = cfg->dir, .dialect = cfg->dialect, .strict = cfg->strict,
-					      .format = cfg->lint_format, .since = cfg->lint_since};
-		return sg_migration_lint(&req, err) == 0 ? SG_EXIT_OK : (err->exit_code ? err->exit_code : SG_EXIT_USAGE);
-	}
-	srand((unsigned)(time(NULL) ^ (getpid() << 8)));
-	if (cfg->command == SG_CMD_SERVE)
-		return sg_serve(cfg, err);   /* a run of up or wait, then the sidecar (serve.c) */
 	struct sg_run *r = NULL;
 	if (sg_run_open(cfg, cfg->command, &r, err) != 0)
 		return err->exit_code ? err->exit_code : SG_EXIT_USAGE;

@@ -10,11 +10,14 @@
  * PostgreSQL with the real parser (libpg_query, lint_pg.c), MySQL/MariaDB
  * and SQLite by a statement-level reading of the DDL that matters
  * (lint_mysql.c, lint_sqlite.c), which says what it does not understand.
+ * The command itself (the directory's problems, then the rules) is
+ * lint.c, on the loader's own reading of the directory.
  */
 #ifndef SCHEMAGATE_LINT_H
 #define SCHEMAGATE_LINT_H
 
 #include "schemagate/common.h"
+#include "schemagate/config.h"
 #include "schemagate/url.h"
 
 #include <stdarg.h>
@@ -113,5 +116,23 @@ size_t sg_lint_tokenize(const char *script, size_t start, size_t end, bool hash_
 bool sg_lint_is(const char *script, const struct sg_lint_token *t, const char *word);
 /* The identifier a word or quoted token names, unquoted, in buf. */
 const char *sg_lint_name(const char *script, const struct sg_lint_token *t, char *buf, size_t size);
+
+/* `lint`: every problem of the directory at once, for every dialect (or
+ * only for one: dialect is a tag, NULL for all; mysql includes mariadb),
+ * and the rules' findings on the up scripts in scope, on stdout (text,
+ * JSON, SARIF or GitHub workflow commands). Returns 0, or -1 with exit 2
+ * for the directory's own errors, exit 4 for a rule's error (or any
+ * warning under strict). */
+struct sg_lint_request {
+	const char *dir;
+	const char *dialect;               /* tag, or NULL for every dialect */
+	bool strict;
+	enum sg_lint_format format;
+	const char *since;                 /* only versions after it, or NULL */
+	bool only_versions;                /* only these (--pending): */
+	const char *const *versions;
+	size_t nversions;
+};
+int sg_lint(const struct sg_lint_request *req, struct sg_error *err);
 
 #endif

@@ -15,7 +15,6 @@
 #define SCHEMAGATE_MIGRATION_H
 
 #include "schemagate/common.h"
-#include "schemagate/config.h"
 #include "schemagate/sqlsplit.h"
 #include "schemagate/url.h"
 
@@ -154,23 +153,5 @@ void sg_script_free(struct sg_script *s);
  */
 int sg_migration_new(const char *dir, const char *name, const char *dialect, bool single_file,
 		     struct sg_error *err);
-
-/* `lint`: every problem of the directory at once, for every dialect (or
- * only for one: dialect is a tag, NULL for all; mysql includes mariadb),
- * and the lint rules' findings on the up scripts in scope, on stdout
- * (text, JSON, SARIF or GitHub workflow commands). Returns 0, or -1 with
- * exit 2 for the directory's own errors, exit 4 for a rule's error (or
- * any warning under strict). */
-struct sg_lint_request {
-	const char *dir;
-	const char *dialect;               /* tag, or NULL for every dialect */
-	bool strict;
-	enum sg_lint_format format;
-	const char *since;                 /* only versions after it, or NULL */
-	bool only_versions;                /* only these (--pending): */
-	const char *const *versions;
-	size_t nversions;
-};
-int sg_migration_lint(const struct sg_lint_request *req, struct sg_error *err);
 
 #endif
