@@ -171,6 +171,9 @@ struct sg_revert_item {
 	bool no_tx, split;
 	const struct sg_statement_list *statements;
 	struct sg_script stored;
+	const struct sg_history_row *row;   /* as read */
+	enum sg_row_state from;             /* its state */
+	size_t start;                       /* down statements done (repair --resume) */
 };
 int sg_revert_one(struct sg_run *r, const struct sg_revert_item *it, struct sg_error *err);
 void sg_revert_items_free(struct sg_revert_item *items, size_t n);
@@ -182,7 +185,9 @@ struct sg_steps {
 	const char *version;
 	const char *file;              /* for messages */
 	const struct sg_statement_list *list;
-	bool progress;                 /* keep the history row's count (apply); reverts keep none */
+	/* the row's state while the script runs, its count kept in it:
+	 * SG_ROW_PARTIAL (up) or SG_ROW_PARTIAL_REVERT (down) */
+	enum sg_row_state row;
 	size_t start;                  /* statements known done before this run */
 	bool start_in_doubt;           /* resuming: statement `start` may have run already */
 };
