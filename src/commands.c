@@ -771,6 +771,8 @@ static const struct sg_command_plan plans[] = {
 	{.cmd = SG_CMD_WAIT, .read_only = true, .check = check_wait, .report = report_ready},
 	{.cmd = SG_CMD_VERIFY, .read_only = true, .one_shot = true, .check = check_verify, .report = report_verified},
 	{.cmd = SG_CMD_STATUS, .read_only = true, .one_shot = true, .check = check_status, .report = report_status},
+	{.cmd = SG_CMD_EVENTS, .read_only = true, .one_shot = true, .no_directory = true, .check = sg_events_check,
+	 .report = report_nothing},
 	{.cmd = SG_CMD_DOWN, .check = check_writes, .work = work_revert, .report = report_nothing,
 	 .preview = preview_revert},
 	{.cmd = SG_CMD_ROLLBACK, .check = check_writes, .work = work_revert, .report = report_nothing,

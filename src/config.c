@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #define CMD_BIT(c) (1u << (c))
 #define LOCKING (CMD_BIT(SG_CMD_UP) | CMD_BIT(SG_CMD_DOWN) | CMD_BIT(SG_CMD_ROLLBACK) | \
@@ -33,7 +34,7 @@
 #define WAITING (LOCKING | CMD_BIT(SG_CMD_WAIT))
 #define CHECKING (CMD_BIT(SG_CMD_UP) | CMD_BIT(SG_CMD_WAIT) | CMD_BIT(SG_CMD_VERIFY) | \
 		  CMD_BIT(SG_CMD_STATUS) | CMD_BIT(SG_CMD_SERVE))
-#define DATABASE (WAITING | CMD_BIT(SG_CMD_VERIFY) | CMD_BIT(SG_CMD_STATUS))
+#define DATABASE (WAITING | CMD_BIT(SG_CMD_VERIFY) | CMD_BIT(SG_CMD_STATUS) | CMD_BIT(SG_CMD_EVENTS))
 #define EVERY (DATABASE | CMD_BIT(SG_CMD_NEW) | CMD_BIT(SG_CMD_LINT))
 
 /* Durations above this are refused so deadline arithmetic cannot overflow. */
@@ -73,7 +74,11 @@ static const struct command_spec commands[] = {
 	  "replaces itself with PROGRAM (same pid, same environment).\n",
 	  "  --baseline-version VERSION\n"
 	  "      when the history table does not exist yet but the database holds\n"
-	  "      tables, record every migration <= VERSION as applied first\n" DRY_RUN_OPTIONS },
+	  "      tables, record every migration <= VERSION as applied first\n"
+	  "  --create-database\n"
+	  "      when the server says the URL's database does not exist, create it\n"
+	  "      (PostgreSQL through the maintenance database, MySQL/MariaDB CREATE\n"
+	  "      DATABASE IF NOT EXISTS), then go on; safe when many instances do it\n" DRY_RUN_OPTIONS },
 	{ "wait", SG_CMD_WAIT, NEEDS_URL | PROGRAM_ARGS, "[options] [-- PROGRAM ARGS...]",
 	  "wait until the database reaches the target, verify; never writes",
 	  "Wait until another instance (usually a migration Job) has brought the\n"
@@ -175,6 +180,21 @@ static const struct command_spec commands[] = {
 	  "gates the app containers.\n",
 	  "  --wait\n"
 	  "      never write: wait until another instance (a Job) has migrated\n" },
+	{ "events", SG_CMD_EVENTS, NEEDS_URL, "[--version V] [--since T] [--json]",
+	  "show the audit trail: who applied, reverted, repaired or failed what",
+	  "Print the rows of the audit table schemagate_events for this history\n"
+	  "table, oldest first: when (RFC 3339, UTC, milliseconds), which event\n"
+	  "(apply, revert, baseline, adopt, resume, repair, failure), which version,\n"
+	  "the outcome, which instance, and the detail (the error of a failure).\n"
+	  "Reads only: needs SELECT on schemagate_events and no migration\n"
+	  "directory. Output goes to stdout.\n",
+	  "  --version V\n"
+	  "      only the events of version V (0007 and 7 are the same version)\n"
+	  "  --since T\n"
+	  "      only events at or after T: a time (2026-12-01, 2026-12-01T10:00:00Z,\n"
+	  "      UTC unless it carries an offset) or a duration before now (30m, 2h)\n"
+	  "  --json\n"
+	  "      print one JSON document for machines\n" },
 	{ "help", SG_CMD_HELP, 0, "[COMMAND]", "show help for a command",
 	  "Show the help of COMMAND, or the overview.\n", NULL },
 	{ "version", SG_CMD_VERSION, 0, "", "print the version, git revision and library versions",
@@ -234,6 +254,8 @@ enum opt_id {
 	OPT_LISTEN,
 	OPT_CHECK_INTERVAL,
 	OPT_CHECK,
+	OPT_SINCE,
+	OPT_CREATE_DATABASE,
 	OPT_END,
 };
 
@@ -261,7 +283,8 @@ static const struct option long_options[] = {
 	{ "verbose", no_argument, NULL, 'v' },
 	{ "quiet", no_argument, NULL, 'q' },
 	{ "help", no_argument, NULL, 'h' },
-	{ "version", no_argument, NULL, 'V' },
+	/* events --version V; elsewhere it takes no value (take_option) */
+	{ "version", optional_argument, NULL, 'V' },
 	{ "baseline-version", required_argument, NULL, OPT_BASELINE_VERSION },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "dry-run", no_argument, NULL, OPT_DRY_RUN },
@@ -278,6 +301,8 @@ static const struct option long_options[] = {
 	{ "listen", required_argument, NULL, OPT_LISTEN },
 	{ "check-interval", required_argument, NULL, OPT_CHECK_INTERVAL },
 	{ "check", no_argument, NULL, OPT_CHECK },
+	{ "since", required_argument, NULL, OPT_SINCE },
+	{ "create-database", no_argument, NULL, OPT_CREATE_DATABASE },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -290,7 +315,7 @@ struct command_option {
 
 static const struct command_option command_options[] = {
 	{ OPT_BASELINE_VERSION, "--baseline-version", CMD_BIT(SG_CMD_UP) },
-	{ OPT_JSON, "--json", CMD_BIT(SG_CMD_STATUS) | CMD_BIT(SG_CMD_LINT) | LOCKING },
+	{ OPT_JSON, "--json", CMD_BIT(SG_CMD_STATUS) | CMD_BIT(SG_CMD_LINT) | CMD_BIT(SG_CMD_EVENTS) | LOCKING },
 	{ OPT_DRY_RUN, "--dry-run", LOCKING },
 	{ OPT_SQL, "--sql", LOCKING },
 	{ OPT_STEPS, "--steps", CMD_BIT(SG_CMD_DOWN) },
@@ -305,6 +330,8 @@ static const struct command_option command_options[] = {
 	{ OPT_LISTEN, "--listen", CMD_BIT(SG_CMD_SERVE) },
 	{ OPT_CHECK_INTERVAL, "--check-interval", CMD_BIT(SG_CMD_SERVE) },
 	{ OPT_CHECK, "--check", CMD_BIT(SG_CMD_STATUS) },
+	{ OPT_SINCE, "--since", CMD_BIT(SG_CMD_EVENTS) },
+	{ OPT_CREATE_DATABASE, "--create-database", CMD_BIT(SG_CMD_UP) },
 };
 
 /* The settings table drives the help pages (and documents SPEC section 2). */
@@ -372,8 +399,13 @@ struct cmdline {
 		*ddl_lock_timeout, *stop_grace;
 	const char *lock, *adopt, *log_format, *log_level, *termination_log;
 	bool strict, allow_out_of_order, help, version;
+	const char *version_value;    /* --version=V */
+	int version_next;             /* argv index after --version */
+	int *positional_at;           /* argv index of each positional */
 
-	const char *baseline_version, *steps, *to, *dialect, *listen, *check_interval;
+	const char *baseline_version, *steps, *to, *dialect, *listen, *check_interval, *since;
+	const char *events_version;   /* events --version V */
+	bool create_database;
 	bool json, applied, reverted, accept_checksums, resume, single_file, wait, dry_run, sql, check;
 	bool seen[OPT_END];           /* command options given */
 
@@ -920,6 +952,67 @@ static void resolve_serve(struct parse *st, const struct cmdline *cl, struct sg_
 		usage_error(st, "the check interval must be greater than zero");
 }
 
+/*
+ * events --since T as the text the database shows ("2026-12-01T10:00:00.000Z",
+ * which sorts as time does): a date, a date and time (UTC unless it carries
+ * Z or an offset; 'T' or a space between), or a duration before now on
+ * this machine's clock. Malloc'd into *out.
+ */
+static int parse_since(const char *text, char **out)
+{
+	uint64_t ms;
+	time_t t;
+	int msec = 0;
+	if (sg_parse_duration(text, &ms) == 0) {
+		struct timespec now;
+		clock_gettime(CLOCK_REALTIME, &now);
+		int64_t at = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - (int64_t)ms;
+		if (at < 0)
+			at = 0;
+		t = (time_t)(at / 1000);
+		msec = (int)(at % 1000);
+	} else {
+		struct tm tm = {0};
+		const char *p = strptime(text, "%Y-%m-%d", &tm);
+		if (!p)
+			return -1;
+		if (*p == 'T' || *p == ' ') {
+			p = strptime(p + 1, "%H:%M:%S", &tm);
+			if (!p)
+				return -1;
+			if (*p == '.') {
+				int digits = 0;
+				for (p++; isdigit((unsigned char)*p); p++, digits++)
+					if (digits < 3)
+						msec = msec * 10 + (*p - '0');
+				if (digits == 0)
+					return -1;
+				for (; digits < 3; digits++)
+					msec *= 10;
+			}
+		}
+		int offset_min = 0;
+		if (*p == 'Z' || *p == 'z') {
+			p++;
+		} else if (*p == '+' || *p == '-') {
+			int hh, mm, n = 0;
+			if (sscanf(p + 1, "%2d:%2d%n", &hh, &mm, &n) != 2 || n != 5 || hh > 23 || mm > 59)
+				return -1;
+			offset_min = (*p == '-' ? -1 : 1) * (hh * 60 + mm);
+			p += 6;
+		}
+		if (*p)
+			return -1;
+		t = timegm(&tm) - (time_t)offset_min * 60;
+	}
+	struct tm utc;
+	char buf[40];
+	if (!gmtime_r(&t, &utc) || strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &utc) == 0)
+		return -1;
+	*out = sg_asprintf("%s.%03dZ", buf, msec);
+	return 0;
+}
+
 /* Positional arguments and command options, per command. */
 static void resolve_command(struct parse *st, const struct cmdline *cl, const struct command_spec *c,
 			    struct sg_config *cfg)
@@ -937,6 +1030,7 @@ static void resolve_command(struct parse *st, const struct cmdline *cl, const st
 	switch (c->cmd) {
 	case SG_CMD_UP:
 		expect_positionals(st, cl, c, 0, 0, "");
+		cfg->create_database = cl->create_database;
 		if (cl->baseline_version)
 			resolve_version_arg(st, "--baseline-version", cl->baseline_version, &cfg->baseline_version);
 		break;
@@ -972,6 +1066,14 @@ static void resolve_command(struct parse *st, const struct cmdline *cl, const st
 		expect_positionals(st, cl, c, 0, 0, "");
 		resolve_serve(st, cl, cfg);
 		break;
+	case SG_CMD_EVENTS:
+		expect_positionals(st, cl, c, 0, 0, "");
+		if (cl->events_version)
+			resolve_version_arg(st, "--version", cl->events_version, &cfg->events_version);
+		if (cl->since && parse_since(cl->since, &cfg->events_since) != 0)
+			usage_error(st, "--since: invalid time '%s' (use 2026-12-01, 2026-12-01T10:00:00Z, "
+					"2026-12-01T12:00:00+02:00, or a duration before now: 30m, 2h)", cl->since);
+		break;
 	case SG_CMD_NEW:
 		expect_positionals(st, cl, c, 1, 1, "a NAME for the migration");
 		if (cl->npositional > 1) {
@@ -1005,6 +1107,7 @@ static void take_option(struct parse *st, struct cmdline *cl, int c, char **argv
 {
 	switch (c) {
 	case 1: /* a non-option word, in order */
+		cl->positional_at[cl->npositional] = optind - 1;
 		cl->positional[cl->npositional++] = optarg;
 		break;
 	case OPT_DATABASE_URL: cl->database_url = optarg; break;
@@ -1031,7 +1134,11 @@ static void take_option(struct parse *st, struct cmdline *cl, int c, char **argv
 	case 'v': cl->log_level = "debug"; break;
 	case 'q': cl->log_level = "warn"; break;
 	case 'h': cl->help = true; break;
-	case 'V': cl->version = true; break;
+	case 'V':
+		cl->version = true;
+		cl->version_value = optarg;
+		cl->version_next = optind;
+		break;
 	case OPT_BASELINE_VERSION: cl->baseline_version = optarg; break;
 	case OPT_JSON: cl->json = true; break;
 	case OPT_DRY_RUN: cl->dry_run = true; break;
@@ -1048,6 +1155,8 @@ static void take_option(struct parse *st, struct cmdline *cl, int c, char **argv
 	case OPT_LISTEN: cl->listen = optarg; break;
 	case OPT_CHECK_INTERVAL: cl->check_interval = optarg; break;
 	case OPT_CHECK: cl->check = true; break;
+	case OPT_SINCE: cl->since = optarg; break;
+	case OPT_CREATE_DATABASE: cl->create_database = true; break;
 	case ':':
 		/* only long options take values, so argv names the option */
 		usage_error(st, "option %s needs a value", argv[optind - 1]);
@@ -1092,6 +1201,7 @@ static int find_dash(int argc, char **argv)
 static void scan_command_line(struct parse *st, struct cmdline *cl, int argc, char **argv)
 {
 	cl->positional = sg_calloc((size_t)argc + 1, sizeof(char *));
+	cl->positional_at = sg_calloc((size_t)argc + 1, sizeof(int));
 	/* "-" returns words in order as option 1, independent of
 	 * POSIXLY_CORRECT; ":" reports a missing value as ':'. */
 	optind = 0;
@@ -1152,6 +1262,80 @@ static bool handle_info(struct parse *st, const struct cmdline *cl, const struct
 	return false;
 }
 
+/* Edit distance with adjacent transpositions ("stauts" is one edit
+ * from "status"), for the suggestion after an unknown command. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t n = strlen(a), m = strlen(b);
+	if (n > 32 || m > 32)
+		return SIZE_MAX;
+	size_t d[33][33];
+	for (size_t i = 0; i <= n; i++)
+		d[i][0] = i;
+	for (size_t j = 0; j <= m; j++)
+		d[0][j] = j;
+	for (size_t i = 1; i <= n; i++)
+		for (size_t j = 1; j <= m; j++) {
+			size_t cost = tolower((unsigned char)a[i - 1]) != b[j - 1];
+			size_t best = d[i - 1][j - 1] + cost;
+			if (d[i - 1][j] + 1 < best)
+				best = d[i - 1][j] + 1;
+			if (d[i][j - 1] + 1 < best)
+				best = d[i][j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+				best = d[i - 2][j - 2] + 1;
+			d[i][j] = best;
+		}
+	return d[n][m];
+}
+
+/* "unknown command 'stauts' (did you mean 'status'?)": the nearest
+ * command within two edits, when there is one. */
+static void unknown_command(struct parse *st, const char *word)
+{
+	const char *best = NULL;
+	size_t best_d = 3;
+	for (size_t i = 0; i < NCOMMANDS; i++) {
+		size_t dist = edit_distance(word, commands[i].name);
+		if (dist < best_d && dist < strlen(commands[i].name)) {
+			best_d = dist;
+			best = commands[i].name;
+		}
+	}
+	if (best)
+		usage_error(st, "unknown command '%s' (did you mean '%s'?)", word, best);
+	else
+		usage_error(st, "unknown command '%s'", word);
+}
+
+/* `events --version V` filters by version; everywhere else --version
+ * asks for schemagate's own version and takes no value. getopt gave V as
+ * the word after --version (a positional) or as --version=V. */
+static void take_version_value(struct parse *st, struct cmdline *cl, const struct command_spec *c)
+{
+	if (!cl->version)
+		return;
+	if (!c || c->cmd != SG_CMD_EVENTS) {
+		if (cl->version_value) {
+			usage_error(st, "option --version takes no value");
+			cl->version = false;
+		}
+		return;
+	}
+	cl->version = false;
+	cl->events_version = cl->version_value;
+	for (size_t i = 1; !cl->events_version && i < cl->npositional; i++) {
+		if (cl->positional_at[i] != cl->version_next)
+			continue;
+		cl->events_version = cl->positional[i];
+		memmove(&cl->positional[i], &cl->positional[i + 1], (cl->npositional - i - 1) * sizeof(char *));
+		memmove(&cl->positional_at[i], &cl->positional_at[i + 1], (cl->npositional - i - 1) * sizeof(int));
+		cl->npositional--;
+	}
+	if (!cl->events_version)
+		usage_error(st, "option --version needs a value with 'events' (the version whose events to show)");
+}
+
 /* A failed parse leaves what main needs to report the failure. */
 static void keep_only_logging(struct sg_config *cfg)
 {
@@ -1179,10 +1363,11 @@ int sg_config_parse(struct sg_config *cfg, int argc, char **argv, struct sg_erro
 	if (cl.npositional > 0) {
 		c = find_command(cl.positional[0]);
 		if (!c)
-			usage_error(&st, "unknown command '%s'", cl.positional[0]);
+			unknown_command(&st, cl.positional[0]);
 	} else if (!cl.help && !cl.version) {
 		usage_error(&st, "no command given");
 	}
+	take_version_value(&st, &cl, c);
 
 	/* --help wins over other mistakes on the line: it is how people find
 	 * out what the mistake was. */
@@ -1191,6 +1376,7 @@ int sg_config_parse(struct sg_config *cfg, int argc, char **argv, struct sg_erro
 		struct parse info = { .argc = argc, .argv = argv };
 		if (handle_info(&info, &cl, c, cfg)) {
 			free(cl.positional);
+			free(cl.positional_at);
 			return 0;
 		}
 		st = info;
@@ -1206,6 +1392,7 @@ int sg_config_parse(struct sg_config *cfg, int argc, char **argv, struct sg_erro
 		copy_program(&st, cfg, c, dash, argc, argv);
 	}
 	free(cl.positional);
+	free(cl.positional_at);
 
 	if (st.failed) {
 		keep_only_logging(cfg);
@@ -1236,6 +1423,8 @@ void sg_config_free(struct sg_config *cfg)
 	free(cfg->new_name);
 	free(cfg->dialect);
 	free(cfg->listen);
+	free(cfg->events_version);
+	free(cfg->events_since);
 	if (cfg->program_argv) {
 		for (char **a = cfg->program_argv; *a; a++)
 			free(*a);

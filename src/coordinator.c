@@ -75,6 +75,8 @@ struct transition {
 
 static const struct transition transitions[] = {
 	/* from               to                 reason                                           action */
+	/* the directory is validated on the thread pool meanwhile; a bad
+	 * one ends the run from whatever state it reached, before any lock */
 	{SG_ST_INIT,          SG_ST_CONNECTING,  "the migration directory is valid",              NULL},
 	{SG_ST_INIT,          SG_ST_FAILED,      "the migration directory is invalid",            NULL},
 
@@ -155,23 +157,75 @@ static const char *say(const char *what, const char *detail, const char *tail)
 	return reason_buf;
 }
 
+/* ---- the directory's verdict ----------------------------------------------
+ * The directory is read, hashed and validated on libuv's thread pool while
+ * the run connects and reads the history: on a large directory the two
+ * take about as long as each other. A bad directory stops the loop at once
+ * (SG_CANCEL_DIRECTORY: a connect being retried or a read in flight ends),
+ * so its verdict never waits for the database; nothing that takes the
+ * lock or writes runs before directory_verdict() said yes. */
+
+static void load_directory(uv_work_t *req)
+{
+	struct sg_run *r = req->data;
+	r->dir_rc = sg_migration_load(r->cfg->dir, r->url.engine, &r->set, &r->dir_err);
+}
+
+static void directory_loaded(uv_work_t *req, int status)
+{
+	struct sg_run *r = req->data;
+	r->dir_done = true;
+	if (status != 0 && r->dir_rc == 0)
+		r->dir_rc = sg_fail(&r->dir_err, SG_EXIT_USAGE, "validating %s: %s", r->cfg->dir, uv_strerror(status));
+	if (r->dir_rc == 0 && r->cmd->validate)
+		r->dir_rc = r->cmd->validate(r, &r->dir_err);
+	if (r->dir_rc != 0) {
+		r->dir_err.exit_code = SG_EXIT_USAGE;
+		sg_loop_cancel(&r->loop, SG_CANCEL_DIRECTORY);
+	}
+}
+
+/* Wait for the verdict: 0 valid, -1 with the directory's error (exit 2). */
+static int directory_verdict(struct sg_run *r, struct sg_error *err)
+{
+	sg_loop_run_until(&r->loop, &r->dir_done);
+	if (r->dir_rc == 0)
+		return 0;
+	*err = r->dir_err;
+	return -1;
+}
+
 static enum sg_state do_init(struct sg_run *r, const char **reason, struct sg_error *err)
 {
-	if (sg_migration_load(r->cfg->dir, r->url.engine, &r->set, err) != 0 ||
-	    (r->cmd->validate && r->cmd->validate(r, err) != 0)) {
-		err->exit_code = SG_EXIT_USAGE;
-		return SG_ST_FAILED;
+	if (r->cmd->no_directory) {
+		r->dir_done = true;   /* nothing to validate */
+		*reason = "this command reads no migration directory";
+		return SG_ST_CONNECTING;
 	}
+	r->dir_work.data = r;
+	r->dir_started = uv_queue_work(&r->loop.uv, &r->dir_work, load_directory, directory_loaded) == 0;
+	if (!r->dir_started) {
+		/* no thread pool: validate here, before connecting */
+		load_directory(&r->dir_work);
+		directory_loaded(&r->dir_work, 0);
+		if (directory_verdict(r, err) != 0)
+			return SG_ST_FAILED;
+		return SG_ST_CONNECTING;
+	}
+	*reason = "validating the migration directory while connecting";
 	return SG_ST_CONNECTING;
 }
 
 static enum sg_state do_connecting(struct sg_run *r, const char **reason, struct sg_error *err)
 {
+	/* an engine whose connect may create the database (SQLite's file),
+	 * or up --create-database, connects for a writing command only once
+	 * the directory is valid */
+	if (((r->drv->caps & SG_CAP_CONNECT_CREATES) || r->cfg->create_database) && !r->cmd->read_only &&
+	    directory_verdict(r, err) != 0)
+		return SG_ST_FAILED;
 	if (sg_session_connect(r, err) != 0)
 		return SG_ST_FAILED;
-	/* MariaDB behind a mysql:// URL: its own files, validated offline too */
-	if (r->drv->dialect)
-		sg_migration_select(&r->set, r->drv->dialect(r->conn));
 	return SG_ST_CHECKING;
 }
 
@@ -193,7 +247,19 @@ static enum sg_state read_failed(struct sg_run *r, const char **reason, struct s
 
 static enum sg_state do_checking(struct sg_run *r, const char **reason, struct sg_error *err)
 {
-	if (sg_session_read(r, err) != 0)
+	if (r->cmd->no_directory)
+		return r->cmd->check(r, reason, err);
+	/* the history's read is read only: it overlaps the directory's check */
+	if (sg_session_read_history(r, err) != 0)
+		return read_failed(r, reason, err, "reading the history");
+	if (directory_verdict(r, err) != 0) {
+		sg_history_free(&r->hist);
+		return SG_ST_FAILED;
+	}
+	/* MariaDB behind a mysql:// URL: its own files, validated offline too */
+	if (r->drv->dialect)
+		sg_migration_select(&r->set, r->drv->dialect(r->conn));
+	if (sg_session_build_view(r, err) != 0)
 		return read_failed(r, reason, err, "reading the history");
 	return r->cmd->check(r, reason, err);
 }
@@ -448,6 +514,10 @@ static void drive(struct sg_run *r, struct sg_error *err)
 		 * check of the same activity said */
 		if (next == SG_ST_FAILED && (err->msg[0] || !reason))
 			reason = err->msg;
+		/* a bad directory beats whatever else went wrong meanwhile (a
+		 * refused password, a connect timeout): it is what to fix */
+		if (next == SG_ST_FAILED && directory_verdict(r, err) != 0)
+			reason = err->msg;
 		if (step(r, next, reason, err) != 0)
 			step(r, SG_ST_FAILED, err->msg, err);  /* the action `next` needed failed */
 	}
@@ -514,6 +584,9 @@ void sg_run_close(struct sg_run *r)
 {
 	if (!r)
 		return;
+	/* the worker writes into r->set until it is done */
+	if (r->dir_started)
+		sg_loop_run_until(&r->loop, &r->dir_done);
 	sg_lock_close(r->lock);
 	sg_session_forget_view(r);
 	sg_conn_close(r->conn);

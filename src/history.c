@@ -620,6 +620,76 @@ int sg_event_record(struct sg_conn *c, const char *table, const char *event, con
 	return rc;
 }
 
+struct event_filter {
+	struct sg_event_list *list;
+	const char *since, *version;
+};
+
+static int collect_event(void *ctx, int ncols, const char *const *v)
+{
+	struct event_filter *f = ctx;
+	if (ncols < 6)
+		return 1;
+	if (f->since && (!v[0] || strcmp(v[0], f->since) < 0))
+		return 0;
+	if (f->version && (!v[3] || !sg_version_valid(v[3]) || sg_version_cmp(v[3], f->version) != 0))
+		return 0;
+	struct sg_event_list *l = f->list;
+	l->rows = sg_realloc(l->rows, (l->count + 1) * sizeof(*l->rows));
+	struct sg_event_row *e = &l->rows[l->count++];
+	e->at = sg_strdup(v[0]);
+	e->instance = sg_strdup(v[1]);
+	e->event = sg_strdup(v[2]);
+	e->version = sg_strdup(v[3]);
+	e->outcome = sg_strdup(v[4]);
+	e->detail = sg_strdup(v[5]);
+	return 0;
+}
+
+int sg_events_read(struct sg_conn *c, const char *table, const char *since, const char *version,
+		   struct sg_event_list *out, struct sg_error *err)
+{
+	memset(out, 0, sizeof(*out));
+	char *events = events_table_name(table);
+	int rc = c->driver->table_exists(c, events, &out->exists, err);
+	if (rc == 0 && out->exists) {
+		/* `at` renamed so the driver's applied_at formatting applies:
+		 * one text format on every engine, which sorts as time does */
+		struct sg_buf sql = {0};
+		sg_buf_puts(&sql, "SELECT ");
+		sg_buf_puts(&sql, c->driver->applied_at_sql);
+		sg_buf_puts(&sql, ", instance, event, version, outcome, detail FROM (SELECT id, at AS applied_at, "
+				  "instance, history_table, event, version, outcome, detail FROM ");
+		quoted(c, events, &sql);
+		sg_buf_puts(&sql, ") e WHERE history_table = $1 ORDER BY id");
+		struct event_filter f = {.list = out, .since = since, .version = version};
+		const char *p[] = {table};
+		rc = sg_conn_query(c, sql.data, 1, p, collect_event, &f, err);
+		sg_buf_free(&sql);
+		if (rc != 0) {
+			sg_error_prefix(err, "reading the audit table %s", events);
+			sg_event_list_free(out);
+		}
+	}
+	free(events);
+	return rc != 0 ? outside_migration(err) : 0;
+}
+
+void sg_event_list_free(struct sg_event_list *l)
+{
+	for (size_t i = 0; i < l->count; i++) {
+		struct sg_event_row *e = &l->rows[i];
+		free(e->at);
+		free(e->instance);
+		free(e->event);
+		free(e->version);
+		free(e->outcome);
+		free(e->detail);
+	}
+	free(l->rows);
+	memset(l, 0, sizeof(*l));
+}
+
 /* ---- the plan ------------------------------------------------------------ */
 
 const char *sg_mstate_name(enum sg_mstate s)

@@ -152,7 +152,7 @@ static void stop(struct sg_loop *l, enum sg_cancel_reason why)
 	l->cancel = why;
 	l->cleanup_deadline_ms = sg_now_ms() + SG_CLEANUP_BUDGET_MS;
 	if (why != SG_CANCEL_SIGNAL)
-		arm_hard_exit(SG_CLEANUP_BUDGET_MS + SG_HARD_EXIT_MARGIN_MS, SG_EXIT_TIMEOUT);
+		arm_hard_exit(SG_CLEANUP_BUDGET_MS + SG_HARD_EXIT_MARGIN_MS, sg_loop_cancel_exit(l));
 	uv_timer_stop(&l->grace);
 	for (int i = 0; i < SG_LOOP_MAX_BUSY; i++)
 		if (l->busy[i])
@@ -555,6 +555,8 @@ int sg_loop_cancel_exit(const struct sg_loop *l)
 {
 	if (l->cancel == SG_CANCEL_DEADLINE || l->cancel == SG_CANCEL_LEASE)
 		return SG_EXIT_TIMEOUT;
+	if (l->cancel == SG_CANCEL_DIRECTORY)
+		return SG_EXIT_USAGE;
 	if (l->cancel == SG_CANCEL_NONE && !l->stopping)
 		return 0;
 	return l->signum == SIGINT ? SG_EXIT_SIGINT : SG_EXIT_SIGTERM;

@@ -34,6 +34,10 @@ bool sg_connection_lost(const struct sg_error *err)
 int sg_stopped_error(struct sg_run *r, struct sg_error *err, const char *doing)
 {
 	const struct sg_loop *l = &r->loop;
+	if (l->cancel == SG_CANCEL_DIRECTORY) {
+		*err = r->dir_err;
+		return -1;
+	}
 	err->kind = SG_ERRK_CANCELED;
 	if (l->cancel == SG_CANCEL_DEADLINE)
 		return sg_fail(err, SG_EXIT_TIMEOUT, "--timeout %llums expired while %s",
@@ -65,6 +69,39 @@ static struct sg_conn_opts conn_opts(struct sg_run *r, uint64_t lock_wait_ms)
 	};
 }
 
+/*
+ * The server says the URL's database does not exist. With up
+ * --create-database, create it (once per run: a second "unknown database"
+ * after that is the answer); without, say that the flag exists. 0 means
+ * connect again; -1 leaves the error in e.
+ */
+static int create_database(struct sg_run *r, const struct sg_conn_opts *opts, bool *created_once, struct sg_error *e)
+{
+	const char *name = r->url.database ? r->url.database : "";
+	if (!r->cfg->create_database || r->cfg->dry_run || *created_once) {
+		if (!*created_once) {
+			size_t n = strlen(e->msg);
+			snprintf(e->msg + n, sizeof(e->msg) - n, "%s",
+				 r->cfg->dry_run && r->cfg->create_database
+					 ? " (--dry-run creates nothing, not even with --create-database)"
+					 : " (schemagate up --create-database creates it)");
+		}
+		return -1;
+	}
+	bool created = false;
+	struct sg_error ce = {0};
+	if (r->drv->create_database(opts, &created, &ce) != 0) {
+		*e = ce;   /* transient (the server busy): the retry loop tries again */
+		return -1;
+	}
+	*created_once = true;
+	if (created)
+		sg_info("database_created", "created database %s (--create-database)", name);
+	else
+		sg_info("database_exists", "database %s exists now (another instance created it)", name);
+	return 0;
+}
+
 /* Connect with retries: transient failures (refused, DNS, starting up,
  * too many connections) are retried with backoff until --connect-timeout
  * has passed since this outage began; permanent ones fail at once. */
@@ -75,6 +112,7 @@ static int connect_with_retry(struct sg_run *r, struct sg_conn **out, uint64_t l
 	struct sg_conn_opts opts = conn_opts(r, lock_wait_ms);
 	uint64_t t0 = sg_now_ms(), backoff = 100, last_log = 0;
 	int attempts = 0;
+	bool created_once = false;
 	for (;;) {
 		uint64_t spent = elapsed_since(t0);
 		uint64_t left = cfg->connect_timeout_ms > spent ? cfg->connect_timeout_ms - spent : 0;
@@ -89,6 +127,9 @@ static int connect_with_retry(struct sg_run *r, struct sg_conn **out, uint64_t l
 		}
 		if (sg_loop_canceled(&r->loop) || e.kind == SG_ERRK_CANCELED)
 			return sg_stopped_error(r, err, "connecting to the database");
+		if (e.kind != SG_ERRK_TRANSIENT && r->drv->unknown_database && r->drv->unknown_database(&e) &&
+		    create_database(r, &opts, &created_once, &e) == 0)
+			continue;   /* created, or another instance did: connect again at once */
 		if (e.kind != SG_ERRK_TRANSIENT) {
 			*err = e;
 			if (!err->exit_code || err->exit_code == SG_EXIT_MIGRATION)
@@ -153,9 +194,19 @@ void sg_session_forget_view(struct sg_run *r)
 
 int sg_session_read(struct sg_run *r, struct sg_error *err)
 {
-	sg_session_forget_view(r);
-	if (sg_history_read(r->conn, r->cfg->table, &r->hist, err) != 0)
+	if (sg_session_read_history(r, err) != 0)
 		return -1;
+	return sg_session_build_view(r, err);
+}
+
+int sg_session_read_history(struct sg_run *r, struct sg_error *err)
+{
+	sg_session_forget_view(r);
+	return sg_history_read(r->conn, r->cfg->table, &r->hist, err);
+}
+
+int sg_session_build_view(struct sg_run *r, struct sg_error *err)
+{
 	/* another tool's history, as the rows adoption would record */
 	if (sg_adopt_preview(r->conn, r->cfg->adopt, r->cfg->table, &r->set, &r->hist, err) != 0) {
 		sg_history_free(&r->hist);

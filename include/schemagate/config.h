@@ -22,6 +22,7 @@ enum sg_command {
 	SG_CMD_NEW,
 	SG_CMD_LINT,
 	SG_CMD_SERVE,    /* up (or wait), then /livez, /readyz, /metrics until SIGTERM */
+	SG_CMD_EVENTS,   /* the audit table, read only */
 	SG_CMD_HELP,     /* --help printed; exit 0 */
 	SG_CMD_VERSION,  /* --version printed; exit 0 */
 };
@@ -90,6 +91,9 @@ struct sg_config {
 	char *dialect;                 /* new --dialect TAG, lint --dialect TAG (optional) */
 	bool new_single_file;          /* new --single-file (dbmate style) */
 	bool serve_wait;               /* serve --wait: the wait logic instead of up */
+	char *events_version;          /* events --version V (NULL = every version) */
+	char *events_since;            /* events --since T: RFC 3339 UTC, ms ("2026-12-01T00:00:00.000Z") */
+	bool create_database;          /* up --create-database */
 	char *listen;                  /* serve: --listen / SCHEMAGATE_LISTEN ("0.0.0.0:9187"); NULL otherwise */
 	uint64_t check_interval_ms;    /* serve: --check-interval / SCHEMAGATE_CHECK_INTERVAL (30s) */
 

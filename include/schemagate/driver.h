@@ -91,6 +91,10 @@ enum sg_driver_caps {
 	 * SQLite no-transaction scripts keep their commit-per-statement
 	 * meaning). */
 	SG_CAP_GROUP_STATEMENTS = 1u << 6,
+	/* A writing connection creates the database when it does not exist
+	 * (SQLite's file): a writer connects only once the migration
+	 * directory is known to be valid, since a bad one changes nothing. */
+	SG_CAP_CONNECT_CREATES = 1u << 7,
 };
 
 /* How one statement of a statement-by-statement script may run. */
@@ -155,6 +159,14 @@ struct sg_driver {
 	 * database, permission; exit 5). The coordinator does the retrying. */
 	int (*connect)(const struct sg_conn_opts *opts, struct sg_conn **out, struct sg_error *err);
 	void (*close)(struct sg_conn *c);
+	/* up --create-database. Does this connect error say that the URL's
+	 * database does not exist? create_database() then creates it from a
+	 * connection that does not need it (PostgreSQL's maintenance
+	 * database, MySQL's none); *created is false when it exists already
+	 * (another instance won the race), which is success too. Optional
+	 * (NULL: the engine creates its database itself, as SQLite does). */
+	bool (*unknown_database)(const struct sg_error *err);
+	int (*create_database)(const struct sg_conn_opts *opts, bool *created, struct sg_error *err);
 	/* Ask the server to stop the statement in flight on c. Never blocks
 	 * (a detached thread or a flag); called by the loop when it stops.
 	 * The statement then fails with kind CANCELED through the usual path. */

@@ -147,6 +147,26 @@ int sg_history_down_sql(struct sg_conn *c, const char *table, const char *versio
 int sg_event_record(struct sg_conn *c, const char *table, const char *event, const char *version,
 		    const char *outcome, const char *detail, struct sg_error *err);
 
+/* One row of the audit table, as `events` shows it. */
+struct sg_event_row {
+	char *at;              /* database clock: RFC 3339, UTC, ms (as applied_at) */
+	char *instance, *event, *version, *outcome, *detail;   /* NULL = SQL NULL */
+};
+
+struct sg_event_list {
+	bool exists;           /* the audit table exists */
+	struct sg_event_row *rows;
+	size_t count;
+};
+
+/* The events of history table `table`, oldest first; with since (text
+ * as `at` shows it), only those at or after it; with version, only that
+ * version's (numerically: 0007 is 7). Reads only; no table is not an
+ * error (exists = false). sg_event_list_free() frees it. */
+int sg_events_read(struct sg_conn *c, const char *table, const char *since, const char *version,
+		   struct sg_event_list *out, struct sg_error *err);
+void sg_event_list_free(struct sg_event_list *l);
+
 /* ---- plan -------------------------------------------------------------- */
 
 enum sg_mstate {

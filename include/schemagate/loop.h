@@ -30,7 +30,9 @@
 
 #include "schemagate/driver.h"
 
-enum sg_cancel_reason { SG_CANCEL_NONE = 0, SG_CANCEL_SIGNAL, SG_CANCEL_DEADLINE, SG_CANCEL_LEASE };
+/* SG_CANCEL_DIRECTORY: the migration directory, validated while the run
+ * connects, turned out bad; whatever the connection was doing stops. */
+enum sg_cancel_reason { SG_CANCEL_NONE = 0, SG_CANCEL_SIGNAL, SG_CANCEL_DEADLINE, SG_CANCEL_LEASE, SG_CANCEL_DIRECTORY };
 
 /* How long statements get to stop and cleanup statements (ROLLBACK,
  * unlock, the failure record) get to run once the loop stops. */
@@ -104,7 +106,7 @@ void sg_loop_cancel(struct sg_loop *l, enum sg_cancel_reason why);
 void sg_loop_grace_begin(struct sg_loop *l, uint64_t grace_ms);
 void sg_loop_grace_end(struct sg_loop *l);
 
-/* Exit code for a stop: 130, 143 or 3 (deadline, lease). */
+/* Exit code for a stop: 130, 143, 3 (deadline, lease) or 2 (directory). */
 int sg_loop_cancel_exit(const struct sg_loop *l);
 
 #endif

@@ -8,6 +8,7 @@
  *   commands.c     what each command decides when checking and does
  *                  under the lock
  *   status.c       status and readiness output
+ *   events.c       the events command (the audit table)
  *
  * The run owns everything in it; coordinator.c creates and frees it.
  */
@@ -63,6 +64,7 @@ struct sg_command_plan {
 	bool one_shot;        /* one connection attempt, no reconnect (probes) */
 	bool missing_is_empty;/* a SQLite file that does not exist reads as empty (--dry-run) */
 	bool recheck;         /* contending: a winner that finished ends the run */
+	bool no_directory;    /* reads neither the directory nor the history (events) */
 	/* CHECKING, with r->hist and r->plan read: where to go next (READY,
 	 * CONTENDING, WAITING, FAILED with err). A question: writes nothing. */
 	enum sg_state (*check)(struct sg_run *r, const char **reason, struct sg_error *err);
@@ -100,7 +102,15 @@ struct sg_run {
 	bool loop_ready;
 	struct sg_url url;
 	const struct sg_driver *drv;
+	/* The directory, read, hashed and validated on libuv's thread pool
+	 * while the run connects and reads the history (SPEC 5 step 1). The
+	 * worker owns `set` and `dir_err` until `dir_done`, which the loop
+	 * sets; nothing else touches them before (coordinator.c). */
 	struct sg_migration_set set;
+	uv_work_t dir_work;
+	bool dir_started, dir_done;
+	int dir_rc;
+	struct sg_error dir_err;
 	struct sg_conn *conn;          /* the run's one connection; NULL while disconnected */
 	struct sg_lock *lock;
 	bool listening;
@@ -144,12 +154,18 @@ int sg_session_open_extra(void *run, uint64_t lock_wait_ms, struct sg_conn **out
 void sg_session_drop(struct sg_run *r);
 /* Read the history and build the plan into r->hist / r->plan. */
 int sg_session_read(struct sg_run *r, struct sg_error *err);
+/* The same in two halves: the history alone (read only, needs no
+ * directory, so it may run before the directory's verdict), then another
+ * tool's history and the plan, from the directory. */
+int sg_session_read_history(struct sg_run *r, struct sg_error *err);
+int sg_session_build_view(struct sg_run *r, struct sg_error *err);
 void sg_session_forget_view(struct sg_run *r);
 /* ms * (0.8 .. 1.2): 200 pods polling in lockstep would hit the server together. */
 uint64_t sg_jitter(uint64_t ms);
 /* Is this error a lost connection (reconnect) rather than a failure? */
 bool sg_connection_lost(const struct sg_error *err);
-/* Fill err for a stopped run (signal 130/143, --timeout or lease 3). */
+/* Fill err for a stopped run (signal 130/143, --timeout or lease 3, the
+ * directory's own error when the bad directory stopped it). */
 int sg_stopped_error(struct sg_run *r, struct sg_error *err, const char *doing);
 
 /* ---- apply.c -------------------------------------------------------------- */
@@ -177,6 +193,11 @@ struct sg_revert_item {
 };
 int sg_revert_one(struct sg_run *r, const struct sg_revert_item *it, struct sg_error *err);
 void sg_revert_items_free(struct sg_revert_item *items, size_t n);
+
+/* ---- events.c ------------------------------------------------------------- */
+
+/* CHECKING for `events`: read the audit table, print it, READY. */
+enum sg_state sg_events_check(struct sg_run *r, const char **reason, struct sg_error *err);
 
 /* ---- stepwise.c ----------------------------------------------------------- */
 

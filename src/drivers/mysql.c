@@ -1144,12 +1144,48 @@ static void drv_quote_ident(const char *name, struct sg_buf *out)
 	"  detail TEXT\n"                                                \
 	") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 
+static bool drv_unknown_database(const struct sg_error *err)
+{
+	return strcmp(err->sqlstate, "1049") == 0;   /* ER_BAD_DB_ERROR */
+}
+
+/* CREATE DATABASE IF NOT EXISTS settles the race between instances in
+ * the server; it reports one affected row only when it created one. */
+static int drv_create_database(const struct sg_conn_opts *opts, bool *created, struct sg_error *err)
+{
+	*created = false;
+	const char *name = opts->url->database;
+	if (!name || !*name)
+		return set_error(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, 0,
+				 "--create-database: the URL names no database to create");
+	struct sg_url url = *opts->url;
+	url.database = NULL;
+	struct sg_conn_opts o = *opts;
+	o.url = &url;
+	struct sg_conn *c = NULL;
+	if (drv_connect(&o, &c, err) != 0)
+		return sg_error_prefix(err, "--create-database: connecting without a database");
+	struct sg_buf sql = {0};
+	sg_buf_puts(&sql, "CREATE DATABASE IF NOT EXISTS ");
+	drv_quote_ident(name, &sql);
+	int rc = drv_exec(c, sql.data, err);
+	sg_buf_free(&sql);
+	if (rc == 0)
+		*created = c->affected > 0;
+	else
+		sg_error_prefix(err, "--create-database: creating database %s", name);
+	drv_close(c);
+	return rc;
+}
+
 const struct sg_driver sg_driver_mysql = {
 	.name = "mysql",
 	.engine = SG_ENGINE_MYSQL,
 	.caps = SG_CAP_POLLABLE | SG_CAP_LOCK_WAIT | SG_CAP_GROUP_STATEMENTS,
 	.connect = drv_connect,
 	.close = drv_close,
+	.unknown_database = drv_unknown_database,
+	.create_database = drv_create_database,
 	.cancel = drv_cancel,
 	.exec = drv_exec,
 	.query = drv_query,

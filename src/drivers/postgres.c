@@ -1248,12 +1248,73 @@ static int pg_after_statement(struct sg_conn *conn, const char *sql, struct sg_e
 				   : "index %s does not exist after CREATE INDEX CONCURRENTLY", st.found ? st.qualified : index);
 }
 
+static bool pg_unknown_database(const struct sg_error *err)
+{
+	return strcmp(err->sqlstate, "3D000") == 0;   /* invalid_catalog_name */
+}
+
+static int found_database(void *ctx, int ncols, const char *const *v)
+{
+	*(bool *)ctx = true;
+	return 1;
+}
+
+/*
+ * CREATE DATABASE cannot run in a transaction and has no IF NOT EXISTS,
+ * so the race between instances is settled by the server: a loser gets
+ * duplicate_database (42P04), or a unique violation on pg_database's name
+ * index (23505) when both passed the catalog check at once.
+ */
+static int pg_create_database(const struct sg_conn_opts *opts, bool *created, struct sg_error *err)
+{
+	*created = false;
+	const char *name = opts->url->database;
+	if (!name || !*name)
+		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
+				  "--create-database: the URL names no database to create");
+	static const char *const maintenance[] = {"postgres", "template1"};
+	struct sg_url url = *opts->url;
+	struct sg_conn_opts o = *opts;
+	o.url = &url;
+	struct sg_conn *c = NULL;
+	for (size_t i = 0; i < 2 && !c; i++) {
+		url.database = (char *)maintenance[i];
+		sg_error_clear(err);
+		if (pg_connect(&o, &c, err) != 0 && !pg_unknown_database(err))
+			break;
+	}
+	if (!c)
+		return sg_error_prefix(err, "--create-database: connecting to the maintenance database");
+	bool exists = false;
+	const char *p[] = {name};
+	int rc = pg_query(c, "SELECT 1 FROM pg_database WHERE datname = $1", 1, p, found_database, &exists, err);
+	if (rc == 0 && !exists) {
+		struct sg_buf sql = {0};
+		sg_buf_puts(&sql, "CREATE DATABASE ");
+		pg_quote_ident(name, &sql);
+		rc = pg_exec(c, sql.data, err);
+		sg_buf_free(&sql);
+		if (rc == 0)
+			*created = true;
+		else if (strcmp(err->sqlstate, "42P04") == 0 || strcmp(err->sqlstate, "23505") == 0)
+			rc = 0;
+		else
+			sg_error_prefix(err, "--create-database: creating database %s", name);
+	}
+	if (rc == 0)
+		sg_error_clear(err);
+	pg_close(c);
+	return rc;
+}
+
 const struct sg_driver sg_driver_postgres = {
 	.name = "postgres",
 	.engine = SG_ENGINE_POSTGRES,
 	.caps = SG_CAP_TRANSACTIONAL_DDL | SG_CAP_NOTIFY | SG_CAP_POLLABLE,
 	.connect = pg_connect,
 	.close = pg_close,
+	.unknown_database = pg_unknown_database,
+	.create_database = pg_create_database,
 	.cancel = pg_cancel,
 	.exec = pg_exec,
 	.query = pg_query,

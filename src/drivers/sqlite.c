@@ -430,7 +430,7 @@ static int sqlite_has_user_tables(struct sg_conn *c, const char *table, bool *an
 const struct sg_driver sg_driver_sqlite = {
 	.name = "sqlite",
 	.engine = SG_ENGINE_SQLITE,
-	.caps = SG_CAP_TRANSACTIONAL_DDL,
+	.caps = SG_CAP_TRANSACTIONAL_DDL | SG_CAP_CONNECT_CREATES,
 	.wake_poll_ms = 100,
 	.connect = sqlite_connect,
 	.close = sqlite_close,

@@ -839,7 +839,7 @@ static void make_changed_file(struct run *r)
 }
 
 static const struct bad_case cases[] = {
-	/* the directory and its files: refused before any connection */
+	/* the directory and its files: refused before any lock or write */
 	{"a NUL byte in a script", ALL, false, RUNS(make_nul),
 	 2, "0002_nul.up.sql: contains a NUL byte", SAME, NULL},
 	{"a file name that is not UTF-8", ALL, false, WRITES("0002_caf\xe9.up.sql", "CREATE TABLE x (a INTEGER);\n"),

@@ -6,14 +6,22 @@
  * Each fixture under tests/fixtures/ holds one rule. It is applied and
  * fully reverted (`down --to 0`) on every engine it names, and the tables
  * and columns in between are compared with what the original tool's rules
- * give. The bad directories exit 2 before any connection: nothing is
- * created, not even the history table.
+ * give. The bad directories exit 2 before any lock or write, whatever the
+ * database does: nothing is created, not even the history table.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "schemagate/migration.h"
@@ -511,7 +519,7 @@ static void multi_transaction(enum eng e)
 Test(directories, a_second_transaction_is_refused_on_postgres) { multi_transaction(ENG_PG); }
 Test(directories, a_second_transaction_is_refused_on_sqlite) { multi_transaction(ENG_LITE); }
 
-/* ---- bad directories: exit 2 before any connection ------------------------ */
+/* ---- bad directories: exit 2 before any lock or write ---------------------- */
 
 struct bad_case {
 	const char *what;
@@ -592,7 +600,7 @@ static const struct bad_case bad_cases[] = {
 	{"nothing for this engine", make_only_other_engines, "none of the migrations"},
 };
 
-Test(directories, bad_directories_exit_2_before_any_connection)
+Test(directories, bad_directories_exit_2_and_create_nothing)
 {
 	for (size_t i = 0; i < sizeof(bad_cases) / sizeof(bad_cases[0]); i++) {
 		struct tdb d;
@@ -622,30 +630,152 @@ Test(directories, bad_directories_exit_2_before_any_connection)
 	tdb_drop(&d);
 }
 
-Test(directories, a_bad_directory_never_reaches_the_network)
+/* A bad directory's verdict does not wait for the database: refused, or
+ * a listener that never answers, with a connect timeout far longer than
+ * the bound asserted here. */
+Test(directories, bad_directory_with_the_database_down_exits_2_at_once)
 {
-	/* port 1 answers nothing: a connection attempt would retry for the whole connect timeout */
 	struct tdb d;
 	tdb_create(&d, ENG_LITE, NULL);
 	make_dangling(d.mig);
-	free(d.url);
-	d.url = strdup("postgres://nobody@127.0.0.1:1/none");
-	double t0 = sgt_now_ms();
-	struct sgt_result r;
-	SG(&r, &d, "--connect-timeout", "30s", "up");
-	cr_assert_eq(r.status, 2, "%s", r.err);
-	cr_assert_lt(sgt_now_ms() - t0, 5000.0, "took %.0f ms: it tried to connect", sgt_now_ms() - t0);
-	cr_assert(strstr(r.err, "dangling symlink") != NULL, "%s", r.err);
-	sgt_result_free(&r);
-	/* and SQLite's file is not even created */
+	/* a listener whose backlog completes the handshake and then says nothing */
+	int silent = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t len = sizeof(sa);
+	cr_assert_eq(bind(silent, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	cr_assert_eq(listen(silent, 16), 0);
+	cr_assert_eq(getsockname(silent, (struct sockaddr *)&sa, &len), 0);
+	char hang_pg[128], hang_my[128];
+	snprintf(hang_pg, sizeof(hang_pg), "postgres://nobody@127.0.0.1:%d/none", ntohs(sa.sin_port));
+	snprintf(hang_my, sizeof(hang_my), "mysql://nobody@127.0.0.1:%d/none", ntohs(sa.sin_port));
+	/* port 1 refuses: a connection would be retried for the whole connect timeout */
+	const char *urls[] = {"postgres://nobody@127.0.0.1:1/none", "mysql://nobody@127.0.0.1:1/none", hang_pg, hang_my};
+	const char *cmds[] = {"up", "wait", "down"};
+	for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
+		for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++) {
+			free(d.url);
+			d.url = strdup(urls[i]);
+			double t0 = sgt_now_ms();
+			struct sgt_result r;
+			SG(&r, &d, "--connect-timeout", "60s", "--lock-timeout", "60s", cmds[k]);
+			double took = sgt_now_ms() - t0;
+			cr_assert_eq(r.status, 2, "%s %s: exit %d\n%s", urls[i], cmds[k], r.status, r.err);
+			cr_assert_lt(took, 10000.0 * sgt_slowdown(), "%s %s: took %.0f ms: the verdict waited for the database",
+				     urls[i], cmds[k], took);
+			cr_assert(strstr(r.err, "dangling symlink") != NULL, "%s", r.err);
+			sgt_result_free(&r);
+		}
+	close(silent);
+	/* SQLite's file is not even created */
 	char *file = sgt_path(d.dir, "fresh.db");
 	free(d.url);
 	cr_assert(asprintf(&d.url, "sqlite:%s", file) > 0);
+	struct sgt_result r;
 	SG(&r, &d, "up");
 	cr_assert_eq(r.status, 2, "%s", r.err);
 	sgt_result_free(&r);
 	cr_assert_neq(access(file, F_OK), 0, "%s was created", file);
 	free(file);
+	tdb_drop(&d);
+}
+
+/* ---- a bad directory changes nothing, whatever the database does ---------
+ * The directory is validated while the run connects and reads the history,
+ * so the run reaches the database before the verdict. A directory large
+ * enough to take a while gives a run that did not wait for the verdict
+ * the time to take the lock (or write); the test watches the lock from
+ * outside during the whole run. */
+
+/* Is the migration lock of d taken? Has a schemagate session reached d? */
+static bool lock_taken(struct tdb *d)
+{
+	if (d->eng == ENG_PG)
+		return tdb_long(d, "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND database = "
+				   "(SELECT oid FROM pg_database WHERE datname = current_database())") > 0;
+	if (d->eng == ENG_MY) {
+		char *v = tdb_value(d, "SELECT IS_USED_LOCK(CONCAT('schemagate:', DATABASE(), '.schemagate_migrations'))");
+		free(v);
+		return v != NULL;
+	}
+	int fd = open(d->file, O_RDONLY | O_CLOEXEC);
+	cr_assert(fd >= 0, "%s: %s", d->file, strerror(errno));
+	bool taken = flock(fd, LOCK_EX | LOCK_NB) != 0;
+	close(fd);   /* releases ours, if we got it */
+	return taken;
+}
+
+static bool session_seen(struct tdb *d)
+{
+	if (d->eng == ENG_PG)
+		return tdb_long(d, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+				   "AND application_name LIKE 'schemagate/%'") > 0;
+	if (d->eng == ENG_MY)
+		return tdb_long(d, "SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() "
+				   "AND ID <> CONNECTION_ID()") > 0;
+	return false;   /* SQLite: a writer opens the file only after the verdict */
+}
+
+ParameterizedTestParameters(directories, bad_directory_changes_nothing)
+{
+	static enum eng engines[] = {ENG_PG, ENG_MY, ENG_LITE};
+	return cr_make_param_array(enum eng, engines, sizeof(engines) / sizeof(engines[0]));
+}
+
+ParameterizedTest(enum eng *e, directories, bad_directory_changes_nothing, .timeout = 300)
+{
+	struct tdb d;
+	tdb_create(&d, *e, tdb_server_for(*e));
+	write_migrations(&d, 2, NULL);
+	EXPECT(&d, 0, "up");   /* the history table is there */
+	/* 2,000 more pending migrations of 40 kB each, the last one broken */
+	char pad[2048];
+	memset(pad, '-', sizeof(pad) - 2);
+	pad[sizeof(pad) - 2] = '\n';
+	pad[sizeof(pad) - 1] = '\0';
+	struct sg_buf body = {0};
+	for (int i = 0; i < 20; i++)
+		sg_buf_puts(&body, pad);
+	sg_buf_puts(&body, "INSERT INTO applied_log (v) VALUES ('x');\n");
+	for (int i = 3; i <= 2002; i++) {
+		char name[64];
+		snprintf(name, sizeof(name), "%04d_big.up.sql", i);
+		sgt_write(d.mig, name, body.data);
+	}
+	sg_buf_free(&body);
+	sgt_write(d.mig, "2003_broken.up.sql", "-- schemagate:no-transaction\nSELECT 'unterminated;\n");
+	char *before = tdb_fingerprint(&d);
+	const char *cmds[] = {"up", "down"};
+	for (size_t k = 0; k < sizeof(cmds) / sizeof(cmds[0]); k++) {
+		char *log = sgt_path(d.dir, "run.log");
+		const char *argv[] = {"--database-url", d.url, "--dir", d.mig, cmds[k], NULL};
+		pid_t pid = sgt_spawn(NULL, argv, log);
+		bool locked = false, seen = false;
+		int st = 0;
+		pid_t done;
+		while ((done = waitpid(pid, &st, WNOHANG)) == 0) {
+			locked |= lock_taken(&d);
+			seen |= session_seen(&d);
+			usleep(2000);
+		}
+		cr_assert_eq(done, pid);
+		char *out = sgt_slurp(log);
+		cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2, "%s on %s: status %d\n%s", cmds[k],
+			  tdb_eng_name(d.eng), st, out);
+		cr_assert(strstr(out, "2003_broken.up.sql: unterminated quoted string") != NULL, "%s", out);
+		cr_assert_not(locked, "%s on %s took the lock before the directory's verdict\n%s", cmds[k],
+			      tdb_eng_name(d.eng), out);
+		/* up on a server: the run did reach the database before the verdict,
+		 * so the checks above were made while it could have done harm */
+		if (k == 0 && d.eng != ENG_LITE)
+			cr_assert(seen, "%s on %s: no session seen during the run; the test proves nothing\n%s", cmds[k],
+				  tdb_eng_name(d.eng), out);
+		free(out);
+		free(log);
+		char *after = tdb_fingerprint(&d);
+		cr_assert_str_eq(after, before, "%s on %s changed the database", cmds[k], tdb_eng_name(d.eng));
+		free(after);
+	}
+	free(before);
 	tdb_drop(&d);
 }
 

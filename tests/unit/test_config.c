@@ -906,3 +906,47 @@ Test(config, serve_help_lists_its_settings)
 	free(out);
 	sg_config_free(&cfg);
 }
+
+/* issue 26: a mistyped command suggests the nearest one, in the line a
+ * user sees */
+Test(config, mistyped_command_suggests_the_nearest)
+{
+	cr_assert_str_eq(parse_usage_error(ARGV("stauts")),
+			 "unknown command 'stauts' (did you mean 'status'?) (see schemagate --help)");
+	cr_assert_str_eq(parse_usage_error(ARGV("rollbak")),
+			 "unknown command 'rollbak' (did you mean 'rollback'?) (see schemagate --help)");
+	cr_assert_str_eq(parse_usage_error(ARGV("migrate")), "unknown command 'migrate' (see schemagate --help)");
+	cr_assert_str_eq(parse_usage_error(ARGV("x")), "unknown command 'x' (see schemagate --help)");
+}
+
+Test(config, events_version_and_since)
+{
+	struct sg_config cfg;
+	parse_ok(&cfg, ARGV("events", "--database-url", "sqlite:x.db", "--version", "7", "--json"));
+	cr_assert_eq(cfg.command, SG_CMD_EVENTS);
+	cr_assert_str_eq(cfg.events_version, "7");
+	cr_assert(cfg.json);
+	cr_assert_null(cfg.events_since);
+	sg_config_free(&cfg);
+	parse_ok(&cfg, ARGV("--version=0003", "--database-url", "sqlite:x.db", "events", "--since",
+			    "2026-12-01T12:00:00.5+02:00"));
+	cr_assert_str_eq(cfg.events_version, "0003");
+	cr_assert_str_eq(cfg.events_since, "2026-12-01T10:00:00.500Z");
+	sg_config_free(&cfg);
+	parse_ok(&cfg, ARGV("events", "--database-url", "sqlite:x.db", "--since", "2026-12-01"));
+	cr_assert_str_eq(cfg.events_since, "2026-12-01T00:00:00.000Z");
+	sg_config_free(&cfg);
+	cr_assert_str_eq(parse_usage_error(ARGV("events", "--database-url", "sqlite:x.db", "--since", "yesterday")),
+			 "--since: invalid time 'yesterday' (use 2026-12-01, 2026-12-01T10:00:00Z, "
+			 "2026-12-01T12:00:00+02:00, or a duration before now: 30m, 2h) (see schemagate events --help)");
+	cr_assert_str_eq(parse_usage_error(ARGV("events", "--database-url", "sqlite:x.db", "--version")),
+			 "option --version needs a value with 'events' (the version whose events to show) "
+			 "(see schemagate events --help)");
+	cr_assert_str_eq(parse_usage_error(ARGV("status", "--database-url", "sqlite:x.db", "--version=3")),
+			 "option --version takes no value (see schemagate status --help)");
+	parse_usage_error(ARGV("status", "--database-url", "sqlite:x.db", "--since", "1h"));
+	parse_usage_error(ARGV("wait", "--database-url", "sqlite:x.db", "--create-database"));
+	parse_ok(&cfg, ARGV("up", "--database-url", "sqlite:x.db", "--create-database"));
+	cr_assert(cfg.create_database);
+	sg_config_free(&cfg);
+}

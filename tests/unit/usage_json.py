@@ -63,7 +63,7 @@ os.mkdir(bad_dir)
 with open(os.path.join(bad_dir, "0001_a.up.sql"), "w") as f:
     f.write("x")
 with open(os.path.join(bad_dir, "1_a.up.sql"), "w") as f:
-    f.write("y")   # 0001 and 1 are the same version: exit 2 before connecting
+    f.write("y")   # 0001 and 1 are the same version: exit 2 before any lock or write
 db = "sqlite:" + os.path.join(work, "never.db")
 U = ["--database-url", db, "--dir", migrations]
 
@@ -114,7 +114,7 @@ CASES = [
     ("serve zero check interval", ["serve", "--check-interval", "0"] + U, {}),
     ("PROGRAM after status", ["status"] + U + ["--", "true"], {}),
     ("no PROGRAM after --", ["up"] + U + ["--"], {}),
-    # after parsing: the directory (exit 2 before any connection)
+    # after parsing: the directory (exit 2 before any lock or write)
     ("duplicate versions in the directory", ["up", "--database-url", db, "--dir", bad_dir], {}),
     ("missing directory", ["up", "--database-url", db, "--dir", os.path.join(work, "nodir")], {}),
     ("target not in the directory", ["up", "--target", "0042"] + U, {}),
