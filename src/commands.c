@@ -246,6 +246,10 @@ static enum sg_state check_status(struct sg_run *r, const char **reason, struct 
 static int report_status(struct sg_run *r, struct sg_error *err)
 {
 	sg_status_print(r);
+	if (r->unseen.exit_code) {
+		*err = r->unseen;
+		return -1;
+	}
 	return r->cfg->status_check ? sg_status_check(r, err) : 0;
 }
 

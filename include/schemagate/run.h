@@ -119,6 +119,9 @@ struct sg_run {
 	struct sg_history hist;
 	struct sg_plan plan;
 	bool have_view;
+	/* status: what kept adoption from being previewed (a dirty foreign
+	 * history); the view is built without it, printed, then this fails */
+	struct sg_error unseen;
 	/* clocks, monotonic ms */
 	uint64_t contend_started_ms;   /* --lock-timeout counts from the first attempt */
 	uint64_t lock_waited_ms;       /* how long the lock took */
