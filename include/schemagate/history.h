@@ -139,6 +139,18 @@ int sg_row_move(struct sg_conn *c, const char *table, enum sg_row_state from, en
  * repair. */
 int sg_row_check_resumable(const struct sg_history_row *row, const struct sg_migration *m, struct sg_error *err);
 
+/* No row for version yet; else kind LOCK_LOST (a row is only ever
+ * inserted over none). */
+int sg_history_check_absent(struct sg_conn *c, const char *table, const char *version, struct sg_error *err);
+/* The "applied" row of m (the ABSENT x committed transition) and its
+ * "apply" event as SQL text with literal values, appended to row and
+ * event, for a migration's one-message transaction: the duration is the
+ * server's time since the message arrived (driver batch_elapsed_ms_sql).
+ * -1 when a value cannot be quoted (the caller runs the statements one by
+ * one instead). */
+int sg_history_applied_sql(struct sg_conn *c, const char *table, const struct sg_migration *m,
+			   struct sg_buf *row, struct sg_buf *event);
+
 /* Stored down script; *down NULL if none recorded. Caller frees. */
 int sg_history_down_sql(struct sg_conn *c, const char *table, const char *version, char **down,
 			struct sg_error *err);
