@@ -747,6 +747,18 @@ static int preview_repair(struct sg_run *r, struct sg_preview *p, struct sg_erro
 	return 0;
 }
 
+void sg_preview_free(struct sg_preview *p)
+{
+	for (size_t i = 0; i < p->count; i++)
+		free(p->items[i].action);
+	free(p->items);
+	for (size_t i = 0; i < p->nnotes; i++)
+		free(p->notes[i]);
+	free(p->notes);
+	sg_revert_items_free(p->reverts, p->nreverts);
+	memset(p, 0, sizeof(*p));
+}
+
 /* The dry-run plan of every writing command: read only, one connection
  * attempt, nothing created; prints, then exits 0 (nothing to do) or 6. */
 static enum sg_state check_dry_run(struct sg_run *r, const char **reason, struct sg_error *err)

@@ -437,34 +437,6 @@ static char *replace_all(char *text, const char *word, const char *shown)
 	return b.data;
 }
 
-/* w with the password of every URL in it masked as sg_url_redact_text
- * masks one, each URL running to the scheme of the next
- * ("postgres://u:x@h,postgres://v:y@h" holds two). Malloc'd. */
-static char *mask_every_url(const char *w)
-{
-	struct sg_buf b = {0};
-	const char *p = w;
-	while (*p) {
-		const char *sep = strstr(p, "://");
-		const char *next = sep ? strstr(sep + 3, "://") : NULL;
-		if (next)
-			while (next > sep + 3 && (isalnum((unsigned char)next[-1]) || strchr("+-.", next[-1])))
-				next--;
-		size_t len = next ? (size_t)(next - p) : strlen(p);
-		char *piece = sg_strndup(p, len);
-		size_t n = 3 * len + 16;
-		char *shown = sg_malloc(n);
-		sg_url_redact_text(piece, shown, n);
-		sg_buf_puts(&b, shown);
-		free(shown);
-		free(piece);
-		p += len;
-	}
-	if (!b.data)
-		sg_buf_puts(&b, "");
-	return b.data;
-}
-
 static int longest_first(const void *pa, const void *pb)
 {
 	size_t a = strlen(*(char *const *)pa), b = strlen(*(char *const *)pb);
@@ -475,7 +447,7 @@ static int longest_first(const void *pa, const void *pb)
  * A message may quote any word of the command line, what follows its
  * '=', or any variable (an unknown option, quoted up to its '=', is
  * masked before it is cut: take_option). One that holds a URL is shown with the password of
- * each URL in it masked where the URL parser finds it (mask_every_url):
+ * each URL in it masked where the URL parser finds it (sg_url_redact_alloc):
  * the log's redaction finds URLs in free text and stops at a space or a
  * quote, which a password may hold ("unexpected argument
  * 'postgres://u:a b@h'"). The longest first: a word quoted inside a
@@ -503,7 +475,7 @@ static char *mask_quoted_urls(const struct parse *st, char *msg)
 	qsort(parts, n, sizeof(char *), longest_first);
 	for (size_t i = 0; i < n; i++) {
 		if (strstr(parts[i], "://") && strstr(msg, parts[i])) {
-			char *shown = mask_every_url(parts[i]);
+			char *shown = sg_url_redact_alloc(parts[i]);
 			if (strcmp(shown, parts[i]) != 0)
 				msg = replace_all(msg, parts[i], shown);
 			free(shown);
@@ -1167,7 +1139,7 @@ static void take_option(struct parse *st, struct cmdline *cl, int c, char **argv
 		bool is_long = arg[0] == '-' && arg[1] == '-';
 		/* quoted up to its '=', cut after masking: a password holding
 		 * '=' would otherwise lose the '@' that marks it as one */
-		char *name = mask_every_url(arg);
+		char *name = sg_url_redact_alloc(arg);
 		name[strcspn(name, "=")] = '\0';
 		if (optopt && optopt < 256 && !is_long)
 			usage_error(st, "unknown option '-%c'", optopt);

@@ -10,6 +10,8 @@
  * PostgreSQL with the real parser (libpg_query, lint_pg.c), MySQL/MariaDB
  * and SQLite by a statement-level reading of the DDL that matters
  * (lint_mysql.c, lint_sqlite.c), which says what it does not understand.
+ * The command itself (the directory's problems, then the rules) is
+ * lint.c, on the loader's own reading of the directory.
  */
 #ifndef SCHEMAGATE_LINT_H
 #define SCHEMAGATE_LINT_H
@@ -107,5 +109,11 @@ size_t sg_lint_tokenize(const char *script, size_t start, size_t end, bool hash_
 bool sg_lint_is(const char *script, const struct sg_lint_token *t, const char *word);
 /* The identifier a word or quoted token names, unquoted, in buf. */
 const char *sg_lint_name(const char *script, const struct sg_lint_token *t, char *buf, size_t size);
+
+/* Every problem of the directory at once, for every dialect (or only for
+ * one: dialect is a tag, NULL for all; mysql includes mariadb), on stdout
+ * (text, or one JSON document). Returns 0, or -1 (a usage outcome) on
+ * errors, and with strict on warnings too. */
+int sg_lint(const char *dir, const char *dialect, bool strict, bool json, struct sg_error *err);
 
 #endif

@@ -152,10 +152,4 @@ void sg_script_free(struct sg_script *s);
 int sg_migration_new(const char *dir, const char *name, const char *dialect, bool single_file,
 		     struct sg_error *err);
 
-/* `lint`: every problem of the directory at once, for every dialect (or
- * only for one: dialect is a tag, NULL for all; mysql includes mariadb),
- * on stdout (text, or one JSON document). Returns 0, or -1 (exit 2) on
- * errors, and with strict on warnings too. */
-int sg_migration_lint(const char *dir, const char *dialect, bool strict, bool json, struct sg_error *err);
-
 #endif

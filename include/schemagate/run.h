@@ -8,6 +8,7 @@
  *   commands.c     what each command decides when checking and does
  *                  under the lock
  *   status.c       status and readiness output
+ *   outcome.c      what a failure means: reconnect, stopped, or failed
  *   events.c       the events command (the audit table)
  *
  * The run owns everything in it; coordinator.c creates and frees it.
@@ -165,6 +166,9 @@ int sg_session_build_view(struct sg_run *r, struct sg_error *err);
 void sg_session_forget_view(struct sg_run *r);
 /* ms * (0.8 .. 1.2): 200 pods polling in lockstep would hit the server together. */
 uint64_t sg_jitter(uint64_t ms);
+
+/* ---- outcome.c ------------------------------------------------------------ */
+
 /* Is this error a lost connection (reconnect) rather than a failure? */
 bool sg_connection_lost(const struct sg_error *err);
 /* Fill err for a stopped run (signal 130/143, --timeout or lease 3, the
