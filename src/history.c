@@ -29,12 +29,7 @@ static char *events_table_name(const char *table)
 
 /* A state-table statement that fails (permission denied, a table in the
  * way) is a database error outside a migration: exit 5, not 1. */
-static int outside_migration(struct sg_error *err)
-{
-	if (err && err->exit_code == SG_EXIT_MIGRATION)
-		err->exit_code = SG_EXIT_DATABASE;
-	return -1;
-}
+static int outside_migration(struct sg_error *err) { return sg_error_ours(err); }
 
 /* ---- reading ------------------------------------------------------------- */
 
@@ -311,7 +306,7 @@ int sg_history_check_absent(struct sg_conn *c, const char *table, const char *ve
 	if (read_existing(c, table, version, &old, err) != 0)
 		return outside_migration(err);
 	if (old.found)
-		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL,
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, NULL,
 				  "version %s was recorded as %s by %s while this instance applied it: the lock was "
 				  "lost", version, old.status, old.applied_by);
 	return 0;
@@ -359,7 +354,7 @@ static int expect_one_row(struct sg_conn *c, const char *table, const char *vers
 {
 	if (c->affected == 1)
 		return 0;
-	return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL,
+	return sg_fail_db(err, SG_ERRK_LOCK_LOST, NULL,
 			  "%s %s in %s: the row is no longer this instance's partial row (another instance took it "
 			  "over): the lock was lost", doing, version, table);
 }
@@ -433,7 +428,7 @@ int sg_history_delete(struct sg_conn *c, const char *table, const char *version,
 	/* exactly one row, or someone else reverted (or repaired) it first:
 	 * a revert must never run twice */
 	if (c->affected != 1)
-		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL,
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, NULL,
 				  "version %s was no longer %s in %s when this instance reverted it (%ld rows matched): "
 				  "another instance changed it; the lock was lost", version,
 				  failed_row ? "failed or partial" : "applied", table, c->affected);
@@ -591,7 +586,7 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 	if (target) {
 		const struct sg_migration *t = sg_migration_find(set, target);
 		if (!t && sg_version_cmp(target, "0") != 0)
-			return sg_fail(err, SG_EXIT_USAGE, "target version %s is not in the migration directory %s",
+			return sg_fail(err, SG_OUTCOME_USAGE, "target version %s is not in the migration directory %s",
 				       target, set->dir);
 		plan->target = t ? t->version : NULL;
 	} else if (set->count > 0) {
@@ -686,7 +681,7 @@ int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_ord
 		const struct sg_plan_item *it = &plan->items[i];
 		if (it->state == SG_M_FAILED) {
 			const struct sg_history_row *r = it->row;
-			return sg_fail(err, SG_EXIT_INTEGRITY,
+			return sg_fail(err, SG_OUTCOME_INTEGRITY,
 				       "migration %s%s%s failed after %ld statement(s)%s%s; fix the database by hand, "
 				       "then run `schemagate repair %s --applied` if all of its changes are now in the "
 				       "database, `--reverted` if none of them are, or `--resume` if you completed the "
@@ -695,7 +690,7 @@ int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_ord
 				       r->error ? ": " : "", r->error ? r->error : "", r->version);
 		}
 		if (it->state == SG_M_CHANGED)
-			return sg_fail(err, SG_EXIT_INTEGRITY,
+			return sg_fail(err, SG_OUTCOME_INTEGRITY,
 				       "checksum mismatch: %s was applied with checksum %s but the file now has %s; "
 				       "restore the file, or run `schemagate repair --accept-checksums` if the edit is "
 				       "intended", it->m->up_file, it->row->checksum, it->m->checksum);
@@ -703,7 +698,7 @@ int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_ord
 	if (strict && plan->nunknown > 0) {
 		for (size_t i = 0; i < plan->count; i++)
 			if (plan->items[i].state == SG_M_UNKNOWN)
-				return sg_fail(err, SG_EXIT_INTEGRITY,
+				return sg_fail(err, SG_OUTCOME_INTEGRITY,
 					       "--strict: the database has applied version %s which this migration "
 					       "directory does not contain (%zu unknown in all)",
 					       plan->items[i].version, plan->nunknown);
@@ -711,7 +706,7 @@ int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_ord
 	if (!allow_out_of_order && plan->nout_of_order > 0) {
 		for (size_t i = 0; i < plan->count; i++)
 			if (plan->items[i].out_of_order)
-				return sg_fail(err, SG_EXIT_INTEGRITY,
+				return sg_fail(err, SG_OUTCOME_INTEGRITY,
 					       "pending migration %s is older than the newest applied version; "
 					       "pass --allow-out-of-order to apply it anyway", plan->items[i].m->up_file);
 	}

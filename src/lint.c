@@ -187,7 +187,7 @@ int sg_lint(const char *dir, const char *dialect_tag, bool strict, bool json, st
 		bool known;
 		only = sg_dialect_tag(dialect_tag, &known);
 		if (only == SG_DIALECT_NONE)
-			return sg_fail(err, SG_EXIT_USAGE, "lint --dialect: %s dialect '%s' (%s)",
+			return sg_fail(err, SG_OUTCOME_USAGE, "lint --dialect: %s dialect '%s' (%s)",
 				       known ? "schemagate does not run migrations for the" : "unknown", dialect_tag,
 				       sg_known_tags_help);
 	}
@@ -251,9 +251,9 @@ int sg_lint(const char *dir, const char *dialect_tag, bool strict, bool json, st
 	size_t ne = rep.counts[LV_ERROR], nw = rep.counts[LV_WARNING];
 	sg_report_free(&rep);
 	if (ne)
-		return sg_fail(err, SG_EXIT_USAGE, "lint found %zu error%s in %s", ne, ne == 1 ? "" : "s", dir);
+		return sg_fail(err, SG_OUTCOME_USAGE, "lint found %zu error%s in %s", ne, ne == 1 ? "" : "s", dir);
 	if (strict && nw)
-		return sg_fail(err, SG_EXIT_USAGE, "lint --strict: %zu warning%s in %s", nw, nw == 1 ? "" : "s", dir);
+		return sg_fail(err, SG_OUTCOME_USAGE, "lint --strict: %zu warning%s in %s", nw, nw == 1 ? "" : "s", dir);
 	return 0;
 }
 

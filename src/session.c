@@ -110,8 +110,7 @@ static int connect_with_retry(struct sg_run *r, struct sg_conn **out, uint64_t l
 			continue;   /* created, or another instance did: connect again at once */
 		if (e.kind != SG_ERRK_TRANSIENT) {
 			*err = e;
-			if (!err->exit_code || err->exit_code == SG_EXIT_MIGRATION)
-				err->exit_code = SG_EXIT_DATABASE;
+			sg_error_ours(err);
 			return -1;
 		}
 		spent = elapsed_since(t0);
@@ -119,12 +118,12 @@ static int connect_with_retry(struct sg_run *r, struct sg_conn **out, uint64_t l
 		 * timeout and retry, so they never wait */
 		if (r->cmd->one_shot) {
 			*err = e;
-			return sg_fail(err, SG_EXIT_TIMEOUT, "could not connect to %s (%s makes one attempt): %s",
+			return sg_fail(err, SG_OUTCOME_TIMEOUT, "could not connect to %s (%s makes one attempt): %s",
 				       r->url.redacted, cfg->command_name, e.msg);
 		}
 		if (spent >= cfg->connect_timeout_ms) {
 			*err = e;
-			return sg_fail(err, SG_EXIT_TIMEOUT, "could not connect to %s within %llums (%d attempts): %s",
+			return sg_fail(err, SG_OUTCOME_TIMEOUT, "could not connect to %s within %llums (%d attempts): %s",
 				       r->url.redacted, (unsigned long long)cfg->connect_timeout_ms, attempts, e.msg);
 		}
 		if (last_log == 0 || elapsed_since(last_log) >= RETRY_LOG_INTERVAL_MS) {
