@@ -54,8 +54,17 @@ static enum sg_outcome run_command(const struct sg_config *cfg, struct sg_error 
 	case SG_CMD_NEW:
 		return sg_migration_new(cfg->dir, cfg->new_name, cfg->dialect, cfg->new_single_file, err) == 0
 			       ? SG_OUTCOME_OK : (err->outcome ? err->outcome : SG_OUTCOME_USAGE);
-	case SG_CMD_LINT:
-		return sg_lint(cfg->dir, cfg->dialect, cfg->strict, cfg->json, err) == 0 ? SG_OUTCOME_OK : SG_OUTCOME_USAGE;
+	case SG_CMD_LINT: {
+		if (cfg->lint_rules) {
+			sg_lint_print_rules(cfg->lint_format == SG_LINT_FORMAT_JSON);
+			return SG_OUTCOME_OK;
+		}
+		if (cfg->lint_pending)
+			return sg_run(cfg, err);   /* reads the history: what up would apply */
+		struct sg_lint_request req = {.dir = cfg->dir, .dialect = cfg->dialect, .strict = cfg->strict,
+					      .format = cfg->lint_format, .since = cfg->lint_since};
+		return sg_lint(&req, err) == 0 ? SG_OUTCOME_OK : (err->outcome ? err->outcome : SG_OUTCOME_USAGE);
+	}
 	case SG_CMD_SERVE:
 		return sg_serve(cfg, err);   /* a run of up or wait, then the sidecar */
 	default:

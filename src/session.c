@@ -185,9 +185,15 @@ int sg_session_read_history(struct sg_run *r, struct sg_error *err)
 int sg_session_build_view(struct sg_run *r, struct sg_error *err)
 {
 	/* another tool's history, as the rows adoption would record */
+	memset(&r->unseen, 0, sizeof(r->unseen));
 	if (sg_adopt_preview(r->conn, r->cfg->adopt, r->cfg->table, &r->set, &r->hist, err) != 0) {
-		sg_history_free(&r->hist);
-		return -1;
+		/* status prints what it can see, and then says what it cannot */
+		if (r->cfg->command != SG_CMD_STATUS || err->outcome != SG_OUTCOME_INTEGRITY) {
+			sg_history_free(&r->hist);
+			return -1;
+		}
+		r->unseen = *err;
+		memset(err, 0, sizeof(*err));
 	}
 	if (sg_plan_build(&r->set, &r->hist, r->cfg->target, &r->plan, err) != 0) {
 		sg_history_free(&r->hist);

@@ -120,6 +120,9 @@ struct sg_run {
 	struct sg_history hist;
 	struct sg_plan plan;
 	bool have_view;
+	/* status: what kept adoption from being previewed (a dirty foreign
+	 * history); the view is built without it, printed, then this fails */
+	struct sg_error unseen;
 	/* clocks, monotonic ms */
 	uint64_t contend_started_ms;   /* --lock-timeout counts from the first attempt */
 	uint64_t lock_waited_ms;       /* how long the lock took */
@@ -207,6 +210,9 @@ struct sg_revert_item {
 	bool no_tx, split;
 	const struct sg_statement_list *statements;
 	struct sg_script stored;
+	const struct sg_history_row *row;   /* as read */
+	enum sg_row_state from;             /* its state */
+	size_t start;                       /* down statements done (repair --resume) */
 };
 int sg_revert_one(struct sg_run *r, const struct sg_revert_item *it, struct sg_error *err);
 void sg_revert_items_free(struct sg_revert_item *items, size_t n);
@@ -223,7 +229,9 @@ struct sg_steps {
 	const char *version;
 	const char *file;              /* for messages */
 	const struct sg_statement_list *list;
-	bool progress;                 /* keep the history row's count (apply); reverts keep none */
+	/* the row's state while the script runs, its count kept in it:
+	 * SG_ROW_PARTIAL (up) or SG_ROW_PARTIAL_REVERT (down) */
+	enum sg_row_state row;
 	size_t start;                  /* statements known done before this run */
 	bool start_in_doubt;           /* resuming: statement `start` may have run already */
 };
