@@ -499,7 +499,7 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 	plan->items = sg_calloc(set->count + h->count + 1, sizeof(*plan->items));
 
 	/* newest applied version, for out-of-order detection */
-	const char *newest_applied = NULL;
+	const char *newest_applied = NULL;   /* kept in plan->newest_applied */
 	for (size_t i = 0; i < h->count; i++)
 		if (row_is_done(&h->rows[i]) || strcmp(h->rows[i].status, "failed") == 0 ||
 		    strcmp(h->rows[i].status, "partial") == 0)
@@ -540,6 +540,7 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 			it->state = SG_M_PENDING;
 			plan->npending++;
 			if (newest_applied && sg_version_cmp(m->version, newest_applied) < 0) {
+				plan->newest_applied = newest_applied;
 				it->out_of_order = true;
 				plan->nout_of_order++;
 			}
@@ -611,8 +612,9 @@ int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_ord
 		for (size_t i = 0; i < plan->count; i++)
 			if (plan->items[i].out_of_order)
 				return sg_fail(err, SG_EXIT_INTEGRITY,
-					       "pending migration %s is older than the newest applied version; "
-					       "pass --allow-out-of-order to apply it anyway", plan->items[i].m->up_file);
+					       "pending migration %s is older than the newest applied version %s; "
+					       "pass --allow-out-of-order to apply it anyway", plan->items[i].m->up_file,
+					       plan->newest_applied);
 	}
 	return 0;
 }
