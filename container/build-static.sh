@@ -38,6 +38,7 @@ PACKAGES=(
 	dpkg-dev                             # dpkg-source, for Connector/C's source package
 	libpq-dev postgresql-server-dev-15   # libpq.a, libpgcommon.a, libpgport.a
 	libsqlite3-dev libuv1-dev libssl-dev zlib1g-dev
+	libpg-query-dev libprotobuf-c-dev    # libpg_query.a: lint's PostgreSQL parser
 )
 
 # How Connector/C is configured. Plugins not listed STATIC stay out of the

@@ -47,16 +47,21 @@ static int sleep_holding_lock(struct sg_run *r, uint64_t ms, struct sg_error *er
 /* The last checks before a migration's transaction commits: the lock is
  * still ours, and the script did not end the transaction itself (a stray
  * COMMIT in the file would leave part of it committed, unrecorded). */
+static int script_ended_transaction(const char *file, struct sg_error *err)
+{
+	return sg_fail_db(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, NULL,
+			  "%s ended the migration's transaction itself (a COMMIT or ROLLBACK in the script): "
+			  "whatever it did before that is committed and is not recorded; fix the database by "
+			  "hand, then mark the file `-- schemagate:no-transaction` or remove the transaction "
+			  "control", file);
+}
+
 static int check_before_commit(struct sg_run *r, const char *file, struct sg_error *err)
 {
 	if (sg_lock_verify(r->lock, r->conn, err) != 0)
 		return -1;
 	if (!sg_conn_in_transaction(r->conn))
-		return sg_fail_db(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, NULL,
-				  "%s ended the migration's transaction itself (a COMMIT or ROLLBACK in the script): "
-				  "whatever it did before that is committed and is not recorded; fix the database by "
-				  "hand, then mark the file `-- schemagate:no-transaction` or remove the transaction "
-				  "control", file);
+		return script_ended_transaction(file, err);
 	return 0;
 }
 
@@ -71,8 +76,52 @@ static int failed_in_transaction(struct sg_run *r, const struct sg_error *why)
 	return -1;
 }
 
+/*
+ * The same transaction in one round trip (PostgreSQL): BEGIN, the script,
+ * the history row, the audit event, the lock check and COMMIT go to the
+ * server as one message, in that order, so the guarantees are those of
+ * the statement-by-statement path below: the lock is verified inside the
+ * transaction just before COMMIT, and a kill at any instant leaves the
+ * migration applied and recorded, or absent. Returns 1 when the driver or
+ * the lock kind cannot (the lease is verified against the client's clock),
+ * else 0, or -1 rolled back.
+ */
+static int apply_in_one_message(struct sg_run *r, const struct sg_migration *m, struct sg_error *err)
+{
+	if (!r->conn->driver->exec_transaction)
+		return 1;
+	struct sg_buf verify = {0}, row = {0}, event = {0};
+	bool can = false;
+	int rc = sg_lock_verify_sql(r->lock, r->conn, &can, &verify, err);
+	if (rc == 0 && can && sg_history_applied_sql(r->conn, r->cfg->table, m, &row, &event) != 0)
+		can = false;
+	if (rc == 0 && can) {
+		const char *parts[] = {m->up_sql, row.data, event.data, verify.data};
+		rc = r->conn->driver->exec_transaction(r->conn, parts, verify.len ? 4 : 3, err);
+		if (rc != 0 && !sg_connection_lost(err) && !sg_conn_in_transaction(r->conn)) {
+			script_ended_transaction(m->up_file, err);
+		} else if (rc != 0) {
+			/* the history row is already there: tell a lost lock from
+			 * a script's own duplicate key */
+			bool duplicate = strcmp(err->sqlstate, "23505") == 0;
+			failed_in_transaction(r, err);
+			struct sg_error e = {0};
+			if (duplicate && sg_history_check_absent(r->conn, r->cfg->table, m->version, &e) != 0 &&
+			    e.kind == SG_ERRK_LOCK_LOST)
+				*err = e;
+		}
+	}
+	sg_buf_free(&verify);
+	sg_buf_free(&row);
+	sg_buf_free(&event);
+	return rc != 0 ? -1 : can ? 0 : 1;
+}
+
 static int apply_in_transaction(struct sg_run *r, const struct sg_migration *m, uint64_t t0, struct sg_error *err)
 {
+	int one = apply_in_one_message(r, m, err);
+	if (one <= 0)
+		return one;
 	if (sg_conn_begin(r->conn, err) != 0)
 		return -1;
 	char dur[32];

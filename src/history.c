@@ -201,6 +201,103 @@ static int read_existing(struct sg_conn *c, const char *table, const char *versi
  * server or the script said, and short enough for any engine's column. */
 #define STORED_TEXT_MAX 4000
 
+/* ---- bookkeeping statements ----------------------------------------------
+ * The history row and the audit event are built once, as a statement with
+ * $n parameters; they either run as such (one round trip each) or go as
+ * text, with the values as literals, into a migration's one-message
+ * transaction (sg_conn_exec_transaction). */
+
+#define STMT_MAX_PARAMS 10
+
+struct stmt {
+	struct sg_buf sql;
+	const char *p[STMT_MAX_PARAMS];
+	bool raw[STMT_MAX_PARAMS];   /* text form only: p[i] is SQL, not a value */
+	int n;
+	char num[2][32];
+	char *owned;
+};
+
+static void stmt_free(struct stmt *s)
+{
+	sg_buf_free(&s->sql);
+	free(s->owned);
+}
+
+static int stmt_run(struct sg_conn *c, struct stmt *s, struct sg_error *err)
+{
+	int rc = sg_conn_query(c, s->sql.data, s->n, s->p, NULL, NULL, err);
+	stmt_free(s);
+	return rc;
+}
+
+/* s->sql with each $n outside quotes replaced by its value as a literal
+ * (or its SQL, when raw) appended to out; -1 when a value cannot be quoted. */
+static int stmt_text(struct sg_conn *c, struct stmt *s, struct sg_buf *out)
+{
+	int rc = 0;
+	char quote = 0;
+	for (const char *q = s->sql.data; *q && rc == 0; q++) {
+		if (quote) {
+			if (*q == quote)
+				quote = 0;
+		} else if (*q == '"' || *q == '\'' || *q == '`') {
+			quote = *q;
+		} else if (*q == '$' && q[1] >= '1' && q[1] <= '9') {
+			char *end;
+			long i = strtol(q + 1, &end, 10) - 1;
+			if (i < 0 || i >= s->n)
+				abort();   /* a statement of this file names a parameter it lacks */
+			if (!s->p[i])
+				sg_buf_puts(out, "NULL");
+			else if (s->raw[i])
+				sg_buf_puts(out, s->p[i]);
+			else
+				rc = sg_conn_quote_literal(c, s->p[i], out);
+			q = end - 1;
+			continue;
+		}
+		sg_buf_append(out, q, 1);
+	}
+	stmt_free(s);
+	return rc;
+}
+
+static void record_stmt(struct stmt *s, struct sg_conn *c, const char *table, const struct sg_migration *m,
+			const char *status, long statements_done, long duration_ms, const char *error)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->num[0], sizeof(s->num[0]), "%ld", statements_done);
+	snprintf(s->num[1], sizeof(s->num[1]), "%ld", duration_ms);
+	s->owned = error ? sg_utf8_sanitize(error, STORED_TEXT_MAX) : NULL;
+	const char *p[] = {m->version, m->name, m->checksum, status, s->num[0], sg_instance_id(), s->num[1],
+			   m->down_sql, SG_VERSION, s->owned};
+	memcpy(s->p, p, sizeof(p));
+	s->n = 10;
+	sg_buf_puts(&s->sql, "INSERT INTO ");
+	quoted(c, table, &s->sql);
+	sg_buf_printf(&s->sql, " (version, name, checksum, status, statements_done, applied_at, applied_by, "
+			       "duration_ms, down_sql, tool_version, error) "
+			       "VALUES ($1, $2, $3, $4, $5, %s, $6, $7, $8, $9, $10)",
+		      c->driver->now_sql);
+}
+
+static void event_stmt(struct stmt *s, struct sg_conn *c, const char *table, const char *event, const char *version,
+		       const char *outcome, const char *detail)
+{
+	memset(s, 0, sizeof(*s));
+	char *events = events_table_name(table);
+	sg_buf_puts(&s->sql, "INSERT INTO ");
+	quoted(c, events, &s->sql);
+	free(events);
+	sg_buf_printf(&s->sql, " (at, instance, history_table, event, version, outcome, detail) "
+			       "VALUES (%s, $1, $2, $3, $4, $5, $6)", c->driver->now_sql);
+	s->owned = detail ? sg_utf8_sanitize(detail, STORED_TEXT_MAX) : NULL;
+	const char *p[] = {sg_instance_id(), table, event, version, outcome, s->owned};
+	memcpy(s->p, p, sizeof(p));
+	s->n = 6;
+}
+
 /*
  * A row is only ever inserted here. One that is already there means
  * another instance recorded this version while this one believed it held
@@ -208,38 +305,52 @@ static int read_existing(struct sg_conn *c, const char *table, const char *versi
  * back instead of being recorded twice and the run goes back to
  * contending.
  */
-int sg_history_record(struct sg_conn *c, const char *table, const struct sg_migration *m,
-		      const char *status, long statements_done, long duration_ms,
-		      const char *error, struct sg_error *err)
+int sg_history_check_absent(struct sg_conn *c, const char *table, const char *version, struct sg_error *err)
 {
 	struct existing_row old;
-	if (read_existing(c, table, m->version, &old, err) != 0)
+	if (read_existing(c, table, version, &old, err) != 0)
 		return outside_migration(err);
 	if (old.found)
 		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL,
 				  "version %s was recorded as %s by %s while this instance applied it: the lock was "
-				  "lost", m->version, old.status, old.applied_by);
-	char done[32], dur[32];
-	snprintf(done, sizeof(done), "%ld", statements_done);
-	snprintf(dur, sizeof(dur), "%ld", duration_ms);
-	char *safe = error ? sg_utf8_sanitize(error, STORED_TEXT_MAX) : NULL;
-	const char *p[] = {m->version, m->name, m->checksum, status, done, sg_instance_id(), dur,
-			   m->down_sql, SG_VERSION, safe};
-	struct sg_buf sql = {0};
-	sg_buf_puts(&sql, "INSERT INTO ");
-	quoted(c, table, &sql);
-	sg_buf_printf(&sql, " (version, name, checksum, status, statements_done, applied_at, applied_by, "
-			    "duration_ms, down_sql, tool_version, error) "
-			    "VALUES ($1, $2, $3, $4, $5, %s, $6, $7, $8, $9, $10)",
-		      c->driver->now_sql);
-	int rc = sg_conn_query(c, sql.data, 10, p, NULL, NULL, err);
-	sg_buf_free(&sql);
-	free(safe);
-	if (rc != 0) {
+				  "lost", version, old.status, old.applied_by);
+	return 0;
+}
+
+int sg_history_record(struct sg_conn *c, const char *table, const struct sg_migration *m,
+		      const char *status, long statements_done, long duration_ms,
+		      const char *error, struct sg_error *err)
+{
+	if (sg_history_check_absent(c, table, m->version, err) != 0)
+		return -1;
+	struct stmt s;
+	record_stmt(&s, c, table, m, status, statements_done, duration_ms, error);
+	if (stmt_run(c, &s, err) != 0) {
 		sg_error_prefix(err, "recording %s in %s", m->version, table);
 		return outside_migration(err);
 	}
 	return 0;
+}
+
+int sg_history_applied_sql(struct sg_conn *c, const char *table, const struct sg_migration *m,
+			   struct sg_buf *row, struct sg_buf *event)
+{
+	/* the server's clock times the script: the message arrived when it began */
+	const char *elapsed = c->driver->batch_elapsed_ms_sql;
+	struct stmt s;
+	record_stmt(&s, c, table, m, "applied", 0, 0, NULL);
+	s.p[6] = elapsed;
+	s.raw[6] = true;
+	if (stmt_text(c, &s, row) != 0)
+		return -1;
+	event_stmt(&s, c, table, "apply", m->version, "ok", NULL);
+	struct sg_buf ms = {0};
+	sg_buf_printf(&ms, "%s || 'ms'", elapsed);
+	s.p[5] = ms.data;
+	s.raw[5] = true;
+	int rc = stmt_text(c, &s, event);
+	sg_buf_free(&ms);
+	return rc;
 }
 
 /* The row must still be this instance's partial row. */
@@ -371,19 +482,9 @@ int sg_history_down_sql(struct sg_conn *c, const char *table, const char *versio
 int sg_event_record(struct sg_conn *c, const char *table, const char *event, const char *version,
 		    const char *outcome, const char *detail, struct sg_error *err)
 {
-	char *events = events_table_name(table);
-	struct sg_buf sql = {0};
-	sg_buf_puts(&sql, "INSERT INTO ");
-	quoted(c, events, &sql);
-	sg_buf_printf(&sql, " (at, instance, history_table, event, version, outcome, detail) "
-			    "VALUES (%s, $1, $2, $3, $4, $5, $6)", c->driver->now_sql);
-	char *safe = detail ? sg_utf8_sanitize(detail, STORED_TEXT_MAX) : NULL;
-	const char *p[] = {sg_instance_id(), table, event, version, outcome, safe};
-	int rc = sg_conn_query(c, sql.data, 6, p, NULL, NULL, err);
-	sg_buf_free(&sql);
-	free(safe);
-	free(events);
-	return rc;
+	struct stmt s;
+	event_stmt(&s, c, table, event, version, outcome, detail);
+	return stmt_run(c, &s, err);
 }
 
 struct event_filter {

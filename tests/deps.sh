@@ -20,6 +20,8 @@ packages=(
 	clang libclang-rt-14-dev llvm tzdata
 	# the valgrind pass (tests/support/valgrind.sh)
 	valgrind
+	# lint's PostgreSQL parser (static archive) and the protobuf-c header it needs
+	libpg-query-dev libprotobuf-c-dev
 )
 missing=()
 for p in "${packages[@]}"; do

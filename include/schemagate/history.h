@@ -53,6 +53,15 @@ int sg_history_ensure(struct sg_conn *c, const char *table, struct sg_error *err
 int sg_history_record(struct sg_conn *c, const char *table, const struct sg_migration *m,
 		      const char *status, long statements_done, long duration_ms,
 		      const char *error, struct sg_error *err);
+/* No row for version yet; else kind LOCK_LOST (sg_history_record's check). */
+int sg_history_check_absent(struct sg_conn *c, const char *table, const char *version, struct sg_error *err);
+/* The same "applied" row and its "apply" event as SQL text with literal
+ * values, appended to row and event, for a migration's one-message
+ * transaction: the duration is the server's time since the message
+ * arrived (driver batch_elapsed_ms_sql). -1 when a value cannot be quoted
+ * (the caller runs the statements one by one instead). */
+int sg_history_applied_sql(struct sg_conn *c, const char *table, const struct sg_migration *m,
+			   struct sg_buf *row, struct sg_buf *event);
 /* Delete the row of version, which must be exactly one row in the expected
  * state (applied/baselined, or with failed_row failed/partial); anything
  * else fails with kind LOCK_LOST, so a revert can never apply twice. */

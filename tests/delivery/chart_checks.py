@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """chart_checks.py - assertions on one `helm template` rendering of the chart.
 
-usage: chart_checks.py MANIFESTS MODE PROXY ROLLBACK [WAIT_AS]
+usage: chart_checks.py MANIFESTS MODE PROXY ROLLBACK [WAIT_AS [ARGOCD [CONFIGMAP]]]
   MODE initContainer|job|sidecar, PROXY and ROLLBACK true|false, WAIT_AS
-  initContainer|sidecar (schemagate.job.waitAs, default initContainer): the
-  values the rendering was made with. Prints one "ok - ..." line per check;
-  exits 1 on the first failure.
+  initContainer|sidecar (schemagate.job.waitAs, default initContainer),
+  ARGOCD (argocd.enabled) and CONFIGMAP (schemagate.migrations.files given)
+  true|false, default false: the values the rendering was made with. Prints
+  one "ok - ..." line per check; exits 1 on the first failure.
 """
 import sys
 
@@ -56,11 +57,64 @@ def check_serve(w, pod, meta, sg, args):
           and a.get("prometheus.io/path") == "/metrics")
 
 
+ARGO = "argocd.argoproj.io/"
+# argocd.syncWaves defaults: config, rollback Job, migrate Job, Deployment
+WAVES = {"config": -3, "rollback": -2, "migrate": -1, "deployment": 0}
+
+
+def hook_of(doc, argocd):
+    """(phase, wave) of a resource as Argo CD orders it, or Helm's (hook, weight)."""
+    a = doc["metadata"].get("annotations") or {}
+    if argocd:
+        return a.get(ARGO + "hook", "Sync"), int(a.get(ARGO + "sync-wave", "0"))
+    return a.get("helm.sh/hook"), a.get("helm.sh/hook-weight")
+
+
+def check_argocd(tag, docs, by, mode, rollback, configmap):
+    """Argo CD: PreSync hooks with BeforeHookCreation, ordered by sync wave."""
+    for d in docs:
+        a = d["metadata"].get("annotations") or {}
+        check(f"{tag} {d['kind']}/{d['metadata']['name']} carries no Helm hook annotation",
+              not any(k.startswith("helm.sh/hook") for k in a))
+    jobs = [("migrate", mode == "job"), ("rollback", rollback)]
+    for suffix, wanted in jobs:
+        job = by.get(("Job", f"{FULL}-{suffix}"))
+        if not wanted:
+            continue
+        a = job["metadata"]["annotations"]
+        w = f"{tag} Job/{FULL}-{suffix}:"
+        check(f"{w} argocd hook PreSync", a.get(ARGO + "hook") == "PreSync")
+        check(f"{w} hook-delete-policy BeforeHookCreation (a re-sync replaces the finished Job)",
+              a.get(ARGO + "hook-delete-policy") == "BeforeHookCreation")
+        check(f"{w} sync wave {WAVES[suffix]}", hook_of(job, True) == ("PreSync", WAVES[suffix]))
+    deploy = by[("Deployment", FULL)]
+    check(f"{tag} Deployment in the Sync phase, wave 0", hook_of(deploy, True) == ("Sync", 0))
+    cm = by.get(("ConfigMap", f"{FULL}-migrations"))
+    check(f"{tag} migrations ConfigMap rendered iff files are given", (cm is not None) == configmap)
+    if cm:
+        hook = mode == "job" or rollback
+        want = ("PreSync" if hook else "Sync", WAVES["config"])
+        check(f"{tag} migrations ConfigMap is {want[0]} wave {want[1]}", hook_of(cm, True) == want)
+        if hook:
+            check(f"{tag} migrations ConfigMap is replaced on re-sync (BeforeHookCreation)",
+                  cm["metadata"]["annotations"].get(ARGO + "hook-delete-policy") == "BeforeHookCreation")
+    # The order Argo CD applies them in: phase, then wave.
+    phases = {"PreSync": 0, "Sync": 1}
+    order = sorted(docs, key=lambda d: (phases[hook_of(d, True)[0]], hook_of(d, True)[1]))
+    kinds = [d["kind"] + ("/" + d["metadata"]["name"].rsplit("-", 1)[1] if d["kind"] == "Job" else "")
+             for d in order]
+    expected = [k for k, on in (("ConfigMap", configmap), ("Job/rollback", rollback),
+                                ("Job/migrate", mode == "job"), ("Deployment", True)) if on]
+    check(f"{tag} Argo CD applies {' < '.join(kinds)}", kinds == expected)
+
+
 def main():
     path, mode, proxy, rollback = sys.argv[1], sys.argv[2], sys.argv[3] == "true", sys.argv[4] == "true"
     wait_as = sys.argv[5] if len(sys.argv) > 5 else "initContainer"
+    argocd = len(sys.argv) > 6 and sys.argv[6] == "true"
+    configmap = len(sys.argv) > 7 and sys.argv[7] == "true"
     serves = mode == "sidecar" or (mode == "job" and wait_as == "sidecar")
-    tag = f"[{mode}, proxy={proxy}, rollback={rollback}, waitAs={wait_as}]"
+    tag = f"[{mode}, proxy={proxy}, rollback={rollback}, waitAs={wait_as}, argocd={argocd}, configmap={configmap}]"
     with open(path) as f:
         text = f.read()
     docs = [d for d in yaml.safe_load_all(text) if d]
@@ -82,14 +136,26 @@ def main():
     expect = {("Deployment", FULL): (deploy_args, "app-db-app" if mode == "job" else "app-db-migrator")}
     if migrate:
         expect[("Job", f"{FULL}-migrate")] = (["up"], "app-db-migrator")
-        a = migrate["metadata"]["annotations"]
-        check(f"{tag} migrate Job hook is pre-install,pre-upgrade", a.get("helm.sh/hook") == "pre-install,pre-upgrade")
-        check(f"{tag} migrate Job hook weight is set", a.get("helm.sh/hook-weight") == "-5")
+        if not argocd:
+            check(f"{tag} migrate Job hook is pre-install,pre-upgrade, weight -5",
+                  hook_of(migrate, False) == ("pre-install,pre-upgrade", "-5"))
     if rollback_job:
         expect[("Job", f"{FULL}-rollback")] = (["rollback"], "app-db-migrator")
-        a = rollback_job["metadata"]["annotations"]
-        check(f"{tag} rollback Job hook is pre-rollback", a.get("helm.sh/hook") == "pre-rollback")
-        check(f"{tag} rollback Job hook weight is set", a.get("helm.sh/hook-weight") == "-5")
+        if not argocd:
+            check(f"{tag} rollback Job hook is pre-rollback, weight -5",
+                  hook_of(rollback_job, False) == ("pre-rollback", "-5"))
+    if argocd:
+        check_argocd(tag, docs, by, mode, rollback, configmap)
+    else:
+        check(f"{tag} no Argo CD annotation without argocd.enabled",
+              not any(k.startswith(ARGO) for d in docs for k in d["metadata"].get("annotations") or {}))
+        cm = by.get(("ConfigMap", f"{FULL}-migrations"))
+        check(f"{tag} migrations ConfigMap rendered iff files are given", (cm is not None) == configmap)
+        if cm and (mode == "job" or rollback):
+            check(f"{tag} migrations ConfigMap is a hook before the Jobs (weight -10)",
+                  hook_of(cm, False) == ("pre-install,pre-upgrade,pre-rollback", "-10"))
+        elif cm:
+            check(f"{tag} migrations ConfigMap is an ordinary object", hook_of(cm, False) == (None, None))
 
     for (kind, name), (args, secret) in expect.items():
         doc = by[(kind, name)]
@@ -97,8 +163,9 @@ def main():
         pod = doc["spec"]["template"]["spec"]
         if kind == "Job":
             a = doc["metadata"]["annotations"]
-            check(f"{w} delete policy before-hook-creation,hook-succeeded",
-                  a.get("helm.sh/hook-delete-policy") == "before-hook-creation,hook-succeeded")
+            if not argocd:
+                check(f"{w} delete policy before-hook-creation,hook-succeeded",
+                      a.get("helm.sh/hook-delete-policy") == "before-hook-creation,hook-succeeded")
             spec = doc["spec"]
             for field in ("activeDeadlineSeconds", "backoffLimit", "ttlSecondsAfterFinished"):
                 check(f"{w} {field} is set", isinstance(spec.get(field), int))
@@ -157,6 +224,13 @@ def main():
         check(f"{w} DATABASE_PASSWORD_FILE is in a read-only Secret volume of {secret}",
               mount is not None and mount.get("readOnly") is True
               and vols[mount["name"]]["secret"]["secretName"] == secret)
+        dir_mount = mounts.get(env.get("SCHEMAGATE_DIR", {}).get("value"))
+        if configmap:
+            check(f"{w} SCHEMAGATE_DIR is the migrations ConfigMap, read-only",
+                  dir_mount is not None and dir_mount.get("readOnly") is True
+                  and vols[dir_mount["name"]].get("configMap", {}).get("name") == f"{FULL}-migrations")
+        else:
+            check(f"{w} SCHEMAGATE_DIR is the image's own (no volume)", dir_mount is None)
         for c in inits + pod["containers"]:
             for e in c.get("env") or []:
                 if any(w_ in e["name"].upper() for w_ in ("PASSWORD", "SECRET", "TOKEN")) \

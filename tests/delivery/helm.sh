@@ -18,6 +18,8 @@ chart="$DLV_SRC/charts/schemagate-example"
 echo "helm: $("$helm" version --short)"
 
 # job/sidecar: job mode whose app pods run "serve --wait" as a sidecar
+migration_files=(--set-string 'schemagate.migrations.files.0001_init\.up\.sql=CREATE TABLE t (id int);'
+	--set-string 'schemagate.migrations.files.0001_init\.down\.sql=DROP TABLE t;')
 for mode in initContainer job sidecar job/sidecar; do
 	wait_as=initContainer
 	[[ $mode == job/sidecar ]] && wait_as=sidecar
@@ -35,7 +37,59 @@ for mode in initContainer job sidecar job/sidecar; do
 			python3 "$DLV_SRC/tests/delivery/chart_checks.py" "$out" "${mode%/*}" "$proxy" "$expect_rollback" "$wait_as"
 		done
 	done
+	# Argo CD (with and without the migrations ConfigMap) and the ConfigMap
+	# under Helm, with the rollback hook on and off.
+	for rollback in true false; do
+		for variant in argocd argocd/configmap configmap; do
+			set=(--set "schemagate.mode=${mode%/*}" --set "schemagate.job.waitAs=$wait_as"
+				--set "schemagate.rollback.enabled=$rollback")
+			argocd=false configmap=false
+			[[ $variant == argocd* ]] && { set+=(--set argocd.enabled=true); argocd=true; }
+			[[ $variant == *configmap ]] && { set+=("${migration_files[@]}"); configmap=true; }
+			check "helm lint ${set[*]}" bash -c '"$@" >/dev/null' _ "$helm" lint --strict "$chart" "${set[@]}"
+			out="$DLV_WORK/${mode/\//-}-${variant/\//-}-$rollback.yaml"
+			"$helm" template rel "$chart" "${set[@]}" >"$out" || fail "helm template ${set[*]}"
+			python3 "$DLV_SRC/tests/delivery/chart_checks.py" "$out" "${mode%/*}" false "$rollback" "$wait_as" \
+				"$argocd" "$configmap"
+		done
+	done
 done
+
+# Flux: the example HelmRelease's values render Helm hooks (Flux runs them),
+# and its settings keep the hook Job and the rollback hook safe.
+flux="$DLV_SRC/charts/flux/helmrelease.yaml"
+python3 -c '
+import sys, yaml
+hr = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "HelmRelease")
+yaml.safe_dump(hr["spec"]["values"], open(sys.argv[2], "w"))' "$flux" "$DLV_WORK/flux-values.yml" ||
+	fail "charts/flux/helmrelease.yaml has no HelmRelease with spec.values"
+out="$DLV_WORK/flux.yaml"
+check "helm lint with the HelmRelease's values" bash -c '"$@" >/dev/null' _ "$helm" lint --strict "$chart" -f "$DLV_WORK/flux-values.yml"
+"$helm" template rel "$chart" -f "$DLV_WORK/flux-values.yml" >"$out" || fail "helm template with the HelmRelease's values"
+python3 "$DLV_SRC/tests/delivery/chart_checks.py" "$out" job false false initContainer false false
+check "Flux: the HelmRelease keeps Helm's hooks and waits for them, its timeout covers the Job, no unasked rollback hook" python3 - "$flux" "$out" <<'PY'
+import re, sys, yaml
+hr = next(d for d in yaml.safe_load_all(open(sys.argv[1])) if d and d["kind"] == "HelmRelease")
+spec = hr["spec"]
+job = next(d for d in yaml.safe_load_all(open(sys.argv[2])) if d and d["kind"] == "Job")
+def seconds(t):
+    return sum(int(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in re.findall(r"(\d+)([hms])", t))
+problems = []
+for phase in ("install", "upgrade", "rollback"):
+    for flag in ("disableHooks", "disableWait", "disableWaitForJobs"):
+        if (spec.get(phase) or {}).get(flag):
+            problems.append(f"{phase}.{flag} is set")
+if spec.get("values", {}).get("argocd", {}).get("enabled"):
+    problems.append("argocd.enabled under Flux")
+deadline = job["spec"]["activeDeadlineSeconds"]
+if seconds(spec.get("timeout", "5m")) <= deadline:
+    problems.append(f"timeout {spec.get('timeout', '5m')} does not cover activeDeadlineSeconds {deadline}")
+strategy = (spec.get("upgrade") or {}).get("remediation", {}).get("strategy", "rollback")
+if strategy == "rollback" and spec["values"]["schemagate"].get("rollback", {}).get("enabled"):
+    problems.append("remediation by rollback would run the destructive rollback hook")
+print("\n".join(problems))
+sys.exit(1 if problems else 0)
+PY
 
 # The rollback hook is opt-in, and its values say why and how to preview it.
 values=$("$helm" show values "$chart")

@@ -12,6 +12,13 @@
 #   initContainer:    three pods' "up" initContainers at once;
 #   Cloud SQL proxy:  the same with the proxy enabled (schemagate must then
 #                     talk to 127.0.0.1:<proxy port>; PostgreSQL stands in);
+#   Argo CD:          argocd_sync.py syncs the argocd.enabled rendering (the
+#                     migrations ConfigMap from the chart, the Secrets as
+#                     the README says to annotate them) in Argo CD's order:
+#                     ConfigMap and Secrets, the PreSync Job, then the
+#                     Deployment's wait initContainers; a re-sync of the
+#                     same revision succeeds; a Secret left in the Sync
+#                     phase, or a Job without BeforeHookCreation, fails;
 #   serve sidecar:    three pods' "serve" native sidecars migrate, pass their
 #                     startupProbe only once migrated, then readiness and
 #                     liveness, and exit 0 on SIGTERM; job mode's "serve
@@ -112,6 +119,92 @@ render dlv_proxy "$manifest" --set schemagate.mode=initContainer \
 check "proxy mode: 3 pods' up initContainers through the proxy address (exit 0)" \
 	k8s Deployment "$fullname" "$DLV_WORK/migrations-v3" --pods 3
 check "proxy mode: 3 migrations applied" test "$(count dlv_proxy)" = 3
+
+# ---- Argo CD: PreSync hooks and sync waves, a re-sync of the same revision
+argo_sync() {
+	python3 "$DLV_SRC/tests/delivery/argocd_sync.py" "$@" -- --path /schemagate="$bin" \
+		--logs "$DLV_WORK/logs" --json-logs
+}
+run_argocd() {
+	local dir="$DLV_WORK/argocd" files=() f
+	mkdir -p "$dir"
+	for f in "$DLV_WORK"/migrations-v3/*.sql; do
+		f=${f##*/}
+		files+=(--set-file "schemagate.migrations.files.${f//./\\.}=$DLV_WORK/migrations-v3/$f")
+	done
+	new_db dlv_argo
+	# The Secrets live in the same Argo CD application (as an ExternalSecret
+	# or SealedSecret would make them), annotated as charts/README.md says.
+	secret() {
+		printf 'apiVersion: v1\nkind: Secret\nmetadata:\n  name: %s\n  annotations:\n%s\nstringData:\n  username: %s\n  password: %s\n---\n' \
+			"$1" "$2" "$3" "$4"
+	}
+	local presync='    argocd.argoproj.io/hook: PreSync
+    argocd.argoproj.io/hook-delete-policy: BeforeHookCreation
+    argocd.argoproj.io/sync-wave: "-3"'
+	{ secret app-db-migrator "$presync" dlv_migrator dlv-migrator-pw; secret app-db-app "$presync" sg_app sg-app-pw; } \
+		>"$dir/secrets.yaml"
+	manifest="$DLV_WORK/argocd.yaml"
+	render dlv_argo "$manifest" --set schemagate.mode=job --set argocd.enabled=true "${files[@]}"
+	argo_sync --manifests "$manifest" --manifests "$dir/secrets.yaml" --state "$dir/cluster.json" >"$dir/sync1.log" ||
+		{ cat "$dir/sync1.log"; fail "Argo CD: the sync succeeds"; }
+	ok "Argo CD: the sync succeeds"
+	check "Argo CD: order ConfigMap and Secrets (PreSync -3), migrate Job (PreSync -1), Deployment (Sync 0)" \
+		python3 - "$dir/sync1.log" "$fullname" <<-'PY'
+		import re, sys
+		steps = re.findall(r"^sync: (\w+) wave (-?\d+): (\S+): (applied.*)$", open(sys.argv[1]).read(), re.M)
+		got = [(p, int(w), k) for p, w, k, _ in steps]
+		full = sys.argv[2]
+		want = [("PreSync", -3, "Secret/app-db-app"), ("PreSync", -3, "Secret/app-db-migrator"),
+		        ("PreSync", -3, f"ConfigMap/{full}-migrations"), ("PreSync", -1, f"Job/{full}-migrate"),
+		        ("Sync", 0, f"Deployment/{full}")]
+		print(got)
+		sys.exit(0 if got == want else 1)
+		PY
+	check "Argo CD: the PreSync Job applied the 3 migrations of the ConfigMap" test "$(count dlv_argo)" = 3
+	argo_sync --manifests "$manifest" --manifests "$dir/secrets.yaml" --state "$dir/cluster.json" >"$dir/sync2.log" ||
+		{ cat "$dir/sync2.log"; fail "Argo CD: a re-sync of the same revision succeeds"; }
+	ok "Argo CD: a re-sync of the same revision succeeds"
+	check "... replacing the finished Job (BeforeHookCreation), which runs again" \
+		grep -q "Job/$fullname-migrate: deleted the hook of the previous sync" "$dir/sync2.log"
+	check "... and nothing is applied twice" test "$(count dlv_argo)" = 3
+	# A rollback under Argo CD is a sync to the old revision: its image and
+	# its migrations (here the ConfigMap's) lack version 3, and with the
+	# rollback hook enabled its PreSync rollback Job reverts it first.
+	local old=()
+	for f in "$DLV_WORK"/migrations-v2/*.sql; do
+		f=${f##*/}
+		old+=(--set-file "schemagate.migrations.files.${f//./\\.}=$DLV_WORK/migrations-v2/$f")
+	done
+	cp "$dir/cluster.json" "$dir/cluster-rollback.json"
+	render dlv_argo "$DLV_WORK/argocd-old.yaml" --set schemagate.mode=job --set argocd.enabled=true \
+		--set schemagate.image.tag=0.9.0 --set schemagate.rollback.enabled=true "${old[@]}"
+	argo_sync --manifests "$DLV_WORK/argocd-old.yaml" --manifests "$dir/secrets.yaml" \
+		--state "$dir/cluster-rollback.json" >"$dir/sync-rollback.log" ||
+		{ cat "$dir/sync-rollback.log"; fail "Argo CD: a sync to the old revision succeeds"; }
+	ok "Argo CD: a sync to the old revision succeeds"
+	check "... its PreSync rollback Job (wave -2) completed before the migrate Job (wave -1) started" \
+		test "$(grep -o 'wave -[0-9]: Job/[^:]*: applied, completed' "$dir/sync-rollback.log" | paste -sd' ')" = \
+		"wave -2: Job/$fullname-rollback: applied, completed wave -1: Job/$fullname-migrate: applied, completed"
+	check "... and reverted version 3" \
+		test "$(dlv_psql dlv_argo "SELECT string_agg(version, ',' ORDER BY version) FROM schemagate_migrations")" = 0001,0002
+	# Failure cases: the test above could fail.
+	sed 's/BeforeHookCreation/HookFailed/' "$manifest" >"$DLV_WORK/argocd-nobhc.yaml"
+	if argo_sync --manifests "$DLV_WORK/argocd-nobhc.yaml" --manifests "$dir/secrets.yaml" \
+		--state "$dir/cluster.json" >"$dir/sync3.log"; then
+		fail "Argo CD: a re-sync with a Job lacking BeforeHookCreation succeeded"
+	fi
+	check "Argo CD: without BeforeHookCreation a re-sync fails on the hooks of the previous sync" \
+		grep -q "FAILED: already exists" "$dir/sync3.log"
+	grep -v 'argocd.argoproj.io/hook' "$dir/secrets.yaml" >"$dir/secrets-sync.yaml"
+	if argo_sync --manifests "$manifest" --manifests "$dir/secrets-sync.yaml" \
+		--state "$dir/cluster-new.json" >"$dir/sync4.log"; then
+		fail "Argo CD: a PreSync Job whose Secret is an ordinary (Sync phase) object succeeded"
+	fi
+	check "Argo CD: Secrets left in the Sync phase do not exist when the PreSync Job starts" \
+		grep -q "Job/$fullname-migrate: FAILED: CreateContainerConfigError: Secret/app-db-migrator not found" "$dir/sync4.log"
+}
+run_argocd
 
 # ---- serve as a native sidecar
 # k8s_run.py plays the kubelet: per-pod loopback IPs, the startupProbe

@@ -9,7 +9,8 @@ Kubernetes resolves them:
   - valueFrom.secretKeyRef from --secret NAME/KEY=VALUE (the test's
     Secrets), valueFrom.fieldRef metadata.name/namespace from the pod;
   - command and args expand $(VAR) from the container's environment;
-  - Secret volumes are written into a temporary directory, and container
+  - Secret volumes (from --secret) and ConfigMap volumes (from --configmap
+    NAME/KEY=VALUE) are written into a temporary directory, and container
     paths (mount paths, --path mappings) are rewritten to host paths.
 The environment is exactly the container's (plus nothing): like a container,
 the process inherits nothing from the test.
@@ -80,24 +81,30 @@ def map_path(value, paths):
     return value
 
 
-def prepare(pod, container, secrets, paths, scratch):
-    """Write the Secret volumes the container mounts; extend the path map."""
+def prepare(pod, container, secrets, configmaps, paths, scratch):
+    """Write the Secret and ConfigMap volumes the container mounts; extend the path map."""
     paths = dict(paths)
     volumes = {v["name"]: v for v in pod.get("volumes") or []}
     for mount in container.get("volumeMounts") or []:
         vol = volumes.get(mount["name"])
         if vol is None:
             sys.exit(f"k8s_run: volumeMount {mount['name']} has no volume")
-        if "secret" not in vol:
-            sys.exit(f"k8s_run: volume {mount['name']} is not a Secret volume")
+        if "secret" in vol:
+            src, name, store = vol["secret"], vol["secret"]["secretName"], secrets
+        elif "configMap" in vol:
+            src, name, store = vol["configMap"], vol["configMap"]["name"], configmaps
+        else:
+            sys.exit(f"k8s_run: volume {mount['name']} is neither a Secret nor a ConfigMap volume")
+        if name not in store:
+            sys.exit(f"k8s_run: the test supplied no {'Secret' if store is secrets else 'ConfigMap'} {name}")
         host = tempfile.mkdtemp(prefix=mount["name"] + ".", dir=scratch)
-        sec = vol["secret"]
-        items = sec.get("items") or [{"key": k, "path": k} for k in secrets.get(sec["secretName"], {})]
+        os.chmod(host, 0o755)
+        items = src.get("items") or [{"key": k, "path": k} for k in store[name]]
         for item in items:
             path = os.path.join(host, item["path"])
             with open(path, "w") as f:
-                f.write(secret_value(secrets, sec["secretName"], item["key"]))
-            os.chmod(path, sec.get("defaultMode", 0o644) & 0o777 | 0o400)
+                f.write(secret_value(store, name, item["key"]))
+            os.chmod(path, src.get("defaultMode", 0o644) & 0o777 | 0o400)
         paths[mount["mountPath"]] = host
     return paths
 
@@ -192,6 +199,7 @@ def main():
     ap.add_argument("--name", required=True)
     ap.add_argument("--container", default="schemagate")
     ap.add_argument("--secret", action="append", default=[], help="NAME/KEY=VALUE")
+    ap.add_argument("--configmap", action="append", default=[], help="NAME/KEY=VALUE")
     ap.add_argument("--path", action="append", default=[], help="CONTAINER_PATH=HOST_PATH")
     ap.add_argument("--pods", type=int, default=1)
     ap.add_argument("--expect", type=int, default=0)
@@ -205,11 +213,12 @@ def main():
     ap.add_argument("--stop-within", type=float, default=2, help="sidecars: seconds allowed after SIGTERM")
     args = ap.parse_args()
 
-    secrets = {}
-    for s in args.secret:
-        ref, _, value = s.partition("=")
-        name, _, key = ref.partition("/")
-        secrets.setdefault(name, {})[key] = value
+    secrets, configmaps = {}, {}
+    for store, given in ((secrets, args.secret), (configmaps, args.configmap)):
+        for s in given:
+            ref, _, value = s.partition("=")
+            name, _, key = ref.partition("/")
+            store.setdefault(name, {})[key] = value
     paths = dict(p.split("=", 1) for p in args.path)
 
     with open(args.manifests) as f:
@@ -224,7 +233,7 @@ def main():
     for i in range(args.pods):
         pod_name = f"{args.name}-{i}"
         pod_ip = f"127.0.0.{10 + i}"
-        pod_paths = prepare(pod, container, secrets, paths, scratch)
+        pod_paths = prepare(pod, container, secrets, configmaps, paths, scratch)
         env = resolve_env(container, secrets, pod_name, args.namespace, pod_paths, pod_ip)
         argv = [expand(a, env) for a in (container.get("command") or []) + (container.get("args") or [])]
         if not argv:

@@ -206,10 +206,10 @@ wait (true for "serve --wait").
     {{- with $s.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
-  {{- $mounts := include "schemagate-example.passwordVolumeMount" . }}
+  {{- $mounts := printf "%s\n%s" (include "schemagate-example.passwordVolumeMount" . | trim) (include "schemagate-example.migrationsVolumeMount" .root | trim) | trim }}
   {{- if $mounts }}
   volumeMounts:
-    {{- $mounts | trim | nindent 4 }}
+    {{- $mounts | nindent 4 }}
   {{- end }}
   terminationMessagePolicy: FallbackToLogsOnError
   resources:
@@ -276,9 +276,7 @@ metadata:
     {{- include "schemagate-example.labels" .root | nindent 4 }}
     app.kubernetes.io/component: {{ .suffix }}
   annotations:
-    helm.sh/hook: {{ .hook }}
-    helm.sh/hook-weight: {{ .weight | quote }}
-    helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
+    {{- include "schemagate-example.hookAnnotations" (dict "root" .root "hook" .hook "weight" .weight "wave" .wave "deletePolicy" "before-hook-creation,hook-succeeded") | nindent 4 }}
 spec:
   activeDeadlineSeconds: {{ $s.job.activeDeadlineSeconds }}
   backoffLimit: {{ $s.job.backoffLimit }}
@@ -301,7 +299,7 @@ spec:
       {{- end }}
       containers:
         {{- include "schemagate-example.schemagateContainer" (dict "root" .root "role" "migrator" "command" .command "name" "schemagate") | nindent 8 }}
-      {{- with include "schemagate-example.passwordVolume" (dict "root" .root "role" "migrator") | trim }}
+      {{- with printf "%s\n%s" (include "schemagate-example.passwordVolume" (dict "root" .root "role" "migrator") | trim) (include "schemagate-example.migrationsVolume" .root | trim) | trim }}
       volumes:
         {{- . | nindent 8 }}
       {{- end }}
@@ -313,4 +311,45 @@ spec:
       tolerations:
         {{- toYaml . | nindent 8 }}
       {{- end }}
+{{- end -}}
+
+{{/*
+The annotations of a resource that must exist before the new pods: the
+hook Jobs, and the migrations ConfigMap when a hook Job reads it (Helm runs
+hooks before the release's other objects). Arguments: root, hook (Helm's
+hook list), weight (Helm's weight), wave (Argo CD's sync wave),
+deletePolicy (Helm's). With argocd.enabled, Argo CD's annotations replace
+Helm's: a PreSync hook in its wave, BeforeHookCreation.
+*/}}
+{{- define "schemagate-example.hookAnnotations" -}}
+{{- if .root.Values.argocd.enabled -}}
+argocd.argoproj.io/hook: PreSync
+argocd.argoproj.io/hook-delete-policy: BeforeHookCreation
+argocd.argoproj.io/sync-wave: {{ .wave | quote }}
+{{- else -}}
+helm.sh/hook: {{ .hook }}
+helm.sh/hook-weight: {{ .weight | quote }}
+helm.sh/hook-delete-policy: {{ .deletePolicy }}
+{{- end -}}
+{{- end -}}
+
+{{/* Whether a hook Job is rendered (job mode, or the rollback hook). Renders "true" or nothing. */}}
+{{- define "schemagate-example.hasHookJob" -}}
+{{- if or (eq .Values.schemagate.mode "job") .Values.schemagate.rollback.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{- define "schemagate-example.migrationsVolumeMount" -}}
+{{- if .Values.schemagate.migrations.files }}
+- name: migrations
+  mountPath: {{ .Values.schemagate.dir }}
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "schemagate-example.migrationsVolume" -}}
+{{- if .Values.schemagate.migrations.files }}
+- name: migrations
+  configMap:
+    name: {{ include "schemagate-example.fullname" . }}-migrations
+{{- end }}
 {{- end -}}
