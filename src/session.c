@@ -96,6 +96,23 @@ static int create_database(struct sg_run *r, const struct sg_conn_opts *opts, bo
 	return 0;
 }
 
+/*
+ * A refused password that holds '#': in a URL, '#' starts the fragment
+ * for every other parser (Go's net/url, browsers, most shells' tools and
+ * .env readers cut the text there), so the password that reached the
+ * server is likely not the one meant. schemagate itself takes it as
+ * written; the portable spelling is %23.
+ */
+static void explain_refused_password(struct sg_run *r, struct sg_error *e)
+{
+	const char *pw = r->cfg->password ? r->cfg->password : r->url.password;
+	if (!pw || !strchr(pw, '#'))
+		return;
+	size_t n = strlen(e->msg);
+	snprintf(e->msg + n, sizeof(e->msg) - n, " (the password holds '#', which starts a URL fragment: "
+		 "anything that read the URL before schemagate may have cut it there; write '#' as %%23)");
+}
+
 /* Connect with retries: transient failures (refused, DNS, starting up,
  * too many connections) are retried with backoff until --connect-timeout
  * has passed since this outage began; permanent ones fail at once. */
@@ -125,10 +142,11 @@ static int connect_with_retry(struct sg_run *r, struct sg_conn **out, uint64_t l
 		if (e.kind != SG_ERRK_TRANSIENT && r->drv->unknown_database && r->drv->unknown_database(&e) &&
 		    create_database(r, &opts, &created_once, &e) == 0)
 			continue;   /* created, or another instance did: connect again at once */
+		if (e.kind != SG_ERRK_TRANSIENT && r->drv->auth_failed && r->drv->auth_failed(&e))
+			explain_refused_password(r, &e);
 		if (e.kind != SG_ERRK_TRANSIENT) {
 			*err = e;
-			if (!err->exit_code || err->exit_code == SG_EXIT_MIGRATION)
-				err->exit_code = SG_EXIT_DATABASE;
+			sg_error_ours(err);
 			return -1;
 		}
 		spent = elapsed_since(t0);
@@ -136,12 +154,12 @@ static int connect_with_retry(struct sg_run *r, struct sg_conn **out, uint64_t l
 		 * timeout and retry, so they never wait */
 		if (r->cmd->one_shot) {
 			*err = e;
-			return sg_fail(err, SG_EXIT_TIMEOUT, "could not connect to %s (%s makes one attempt): %s",
+			return sg_fail(err, SG_OUTCOME_TIMEOUT, "could not connect to %s (%s makes one attempt): %s",
 				       r->url.redacted, cfg->command_name, e.msg);
 		}
 		if (spent >= cfg->connect_timeout_ms) {
 			*err = e;
-			return sg_fail(err, SG_EXIT_TIMEOUT, "could not connect to %s within %llums (%d attempts): %s",
+			return sg_fail(err, SG_OUTCOME_TIMEOUT, "could not connect to %s within %llums (%d attempts): %s",
 				       r->url.redacted, (unsigned long long)cfg->connect_timeout_ms, attempts, e.msg);
 		}
 		if (last_log == 0 || elapsed_since(last_log) >= RETRY_LOG_INTERVAL_MS) {
@@ -213,7 +231,7 @@ int sg_session_build_view(struct sg_run *r, struct sg_error *err)
 	memset(&r->unseen, 0, sizeof(r->unseen));
 	if (sg_adopt_preview(r->conn, r->cfg->adopt, r->cfg->table, &r->set, &r->hist, err) != 0) {
 		/* status prints what it can see, and then says what it cannot */
-		if (r->cfg->command != SG_CMD_STATUS || err->exit_code != SG_EXIT_INTEGRITY) {
+		if (r->cfg->command != SG_CMD_STATUS || err->outcome != SG_OUTCOME_INTEGRITY) {
 			sg_history_free(&r->hist);
 			return -1;
 		}

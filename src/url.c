@@ -151,7 +151,10 @@ static int url_error(struct sg_error *err, const char *text, const char *why)
 {
 	char red[512];
 	sg_url_redact_text(text, red, sizeof(red));
-	return sg_fail(err, SG_EXIT_USAGE, "invalid database URL '%s': %s", red, why);
+	/* in double quotes: the log's masking of "password=VALUE" ends a
+	 * value at one, so the text after a ?password= at the URL's end
+	 * survives it */
+	return sg_fail(err, SG_OUTCOME_USAGE, "invalid database URL \"%s\": %s", red, why);
 }
 
 /* Decode s[0..n) into *out; a malformed escape fails naming the part. */
@@ -398,8 +401,8 @@ static int take_query_password(const char *text, struct sg_url *url, struct sg_e
 		}
 		if (url->password)
 			return url_error(err, text,
-					 "the password is given twice (in the user info and as ?password=, "
-					 "or twice as ?password=)");
+					 "the password is given twice (in the user info and as the password "
+					 "parameter, or as two password parameters); give it once");
 		url->password = p->value;
 		free(p->key);
 		memmove(p, p + 1, (url->nparams - i - 1) * sizeof(*p));
@@ -420,7 +423,7 @@ int sg_url_parse(const char *text, struct sg_url *url, struct sg_error *err)
 {
 	memset(url, 0, sizeof(*url));
 	if (!text || !*text)
-		return sg_fail(err, SG_EXIT_USAGE, "the database URL is empty");
+		return sg_fail(err, SG_OUTCOME_USAGE, "the database URL is empty");
 	size_t slen = strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
 	if (slen == 0 || text[slen] != ':')
 		return url_error(err, text,
@@ -429,7 +432,7 @@ int sg_url_parse(const char *text, struct sg_url *url, struct sg_error *err)
 	if (!se) {
 		char red[512];
 		sg_url_redact_text(text, red, sizeof(red));
-		return sg_fail(err, SG_EXIT_USAGE,
+		return sg_fail(err, SG_OUTCOME_USAGE,
 			       "unsupported database URL scheme '%.*s' in '%s' "
 			       "(use postgres://, postgresql://, mysql://, mariadb:// or sqlite:PATH)",
 			       (int)(slen > 32 ? 32 : slen), text, red);

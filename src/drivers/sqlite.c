@@ -15,6 +15,7 @@
  * cancel() interrupts the statement. Waiters have no notifications and
  * re-read the history every wake_poll_ms instead (a cheap local read).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -74,29 +75,25 @@ static int progress_handler(void *ctx)
 static int fail_sqlite(struct sqlite_conn *sc, int rc, const char *sql, struct sg_error *err)
 {
 	const char *msg = sc->db ? sqlite3_errmsg(sc->db) : sqlite3_errstr(rc);
-	snprintf(err->sqlstate, sizeof(err->sqlstate), "%d", rc & 0xff);
+	char code[8];
+	snprintf(code, sizeof(code), "%d", rc & 0xff);
 	if (sc->canceled || (rc & 0xff) == SQLITE_INTERRUPT) {
+		/* only the loop interrupts: there is no server to do it */
 		sc->canceled = false;
-		err->kind = SG_ERRK_CANCELED;
-		return sg_fail(err, SG_EXIT_SIGTERM, "sqlite: statement canceled");
+		return sg_fail_canceled(err, true, code, "sqlite: statement canceled");
 	}
 	int prim = rc & 0xff;
-	if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED) {
-		err->kind = SG_ERRK_TRANSIENT;
-		return sg_fail(err, SG_EXIT_TIMEOUT, "sqlite: database is locked by another writer");
-	}
+	if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
+		return sg_fail_db(err, SG_ERRK_TRANSIENT, code, "sqlite: database is locked by another writer");
 	if (prim == SQLITE_CANTOPEN || prim == SQLITE_PERM || prim == SQLITE_READONLY ||
-	    prim == SQLITE_NOTADB || prim == SQLITE_CORRUPT || prim == SQLITE_IOERR || prim == SQLITE_FULL) {
-		err->kind = SG_ERRK_PERMANENT;
-		return sg_fail(err, SG_EXIT_DATABASE, "sqlite: %s", msg);
-	}
-	err->kind = SG_ERRK_STATEMENT;
+	    prim == SQLITE_NOTADB || prim == SQLITE_CORRUPT || prim == SQLITE_IOERR || prim == SQLITE_FULL)
+		return sg_fail_db(err, SG_ERRK_PERMANENT, code, "sqlite: %s", msg);
 	if (sql) {
 		char head[120];
 		sg_statement_head(sql, head, sizeof(head));
-		return sg_fail(err, SG_EXIT_MIGRATION, "sqlite: %s (in statement: %s)", msg, head);
+		return sg_fail_db(err, SG_ERRK_STATEMENT, code, "sqlite: %s (in statement: %s)", msg, head);
 	}
-	return sg_fail(err, SG_EXIT_MIGRATION, "sqlite: %s", msg);
+	return sg_fail_db(err, SG_ERRK_STATEMENT, code, "sqlite: %s", msg);
 }
 
 static int sqlite_connect(const struct sg_conn_opts *o, struct sg_conn **out, struct sg_error *err)
@@ -122,9 +119,8 @@ static int sqlite_connect(const struct sg_conn_opts *o, struct sg_conn **out, st
 	if (rc != SQLITE_OK) {
 		/* A missing file for a read-only command may still appear (the
 		 * migrating Job creates it): retry like a server starting up. */
-		sg_fail(err, SG_EXIT_DATABASE, "sqlite: cannot open %s: %s", path,
-			sc->db ? sqlite3_errmsg(sc->db) : sqlite3_errstr(rc));
-		err->kind = (o->read_only && (rc & 0xff) == SQLITE_CANTOPEN) ? SG_ERRK_TRANSIENT : SG_ERRK_PERMANENT;
+		sg_fail_db(err, (o->read_only && (rc & 0xff) == SQLITE_CANTOPEN) ? SG_ERRK_TRANSIENT : SG_ERRK_PERMANENT,
+			   NULL, "sqlite: cannot open %s: %s", path, sc->db ? sqlite3_errmsg(sc->db) : sqlite3_errstr(rc));
 		sqlite3_close_v2(sc->db);
 		free(sc->path);
 		free(sc);
@@ -183,22 +179,87 @@ static int sqlite_exec(struct sg_conn *c, const char *sql, struct sg_error *err)
 	return rc;
 }
 
+/* Past the blanks and comments that SQLite's prepare takes as part of the
+ * statement after them: where the statement's own text starts. */
+static const char *skip_blanks_and_comments(const char *p)
+{
+	for (;;) {
+		while (isspace((unsigned char)*p))
+			p++;
+		if (p[0] == '-' && p[1] == '-')
+			p += strcspn(p, "\n");
+		else if (p[0] == '/' && p[1] == '*' && strstr(p + 2, "*/"))
+			p = strstr(p + 2, "*/") + 2;
+		else
+			return p;
+	}
+}
+
+/* Where the statement at text ends, by SQLite's own rule
+ * (sqlite3_complete): for a statement prepare refused, whose tail says
+ * nothing. */
+static const char *statement_end(const char *text)
+{
+	for (const char *semi = strchr(text, ';'); semi; semi = strchr(semi + 1, ';')) {
+		char *head = sg_strndup(text, (size_t)(semi + 1 - text));
+		bool complete = sqlite3_complete(head) != 0;
+		free(head);
+		if (complete)
+			return semi + 1;
+	}
+	return text + strlen(text);
+}
+
+/* A statement of a script failed: name it as PostgreSQL and MySQL errors
+ * do, by number and line in the script, with its first line (not the
+ * comment above it). A script of one statement needs no number. */
+static int fail_in_script(struct sqlite_conn *sc, int rc, const char *script, const char *start, int number,
+			  const char *tail, struct sg_error *err)
+{
+	const char *text = skip_blanks_and_comments(start);
+	/* the statement alone: prepare's tail is where the next one starts */
+	char *stmt = tail && tail > text ? sg_strndup(text, (size_t)(tail - text)) : sg_strdup(text);
+	size_t len = strlen(stmt);
+	while (len > 0 && isspace((unsigned char)stmt[len - 1]))
+		stmt[--len] = '\0';
+	if (number == 1 && (!tail || !*skip_blanks_and_comments(tail))) {
+		fail_sqlite(sc, rc, stmt, err);
+		free(stmt);
+		return -1;
+	}
+	int line = 1;
+	for (const char *p = script; p < text; p++)
+		line += *p == '\n';
+	char head[120];
+	sg_statement_head(stmt, head, sizeof(head));
+	free(stmt);
+	fail_sqlite(sc, rc, NULL, err);
+	if (err->kind != SG_ERRK_STATEMENT)
+		return -1;
+	size_t n = strlen(err->msg);
+	snprintf(err->msg + n, sizeof(err->msg) - n, " (statement %d, line %d: %s)", number, line, head);
+	return -1;
+}
+
 static int exec_busy(struct sqlite_conn *sc, const char *sql, struct sg_error *err)
 {
 	const char *tail = sql;
+	int number = 0;
 	while (tail && *tail) {
 		sqlite3_stmt *st = NULL;
 		const char *start = tail;
 		int rc = sqlite3_prepare_v2(sc->db, tail, -1, &st, &tail);
 		if (rc != SQLITE_OK)
-			return fail_sqlite(sc, rc, start, err);
+			return fail_in_script(sc, rc, sql, start, number + 1,
+					      statement_end(skip_blanks_and_comments(start)), err);
 		if (!st)
 			break; /* only whitespace or comments left */
+		number++;
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 			;
 		if (rc != SQLITE_DONE) {
 			sqlite3_finalize(st);
-			return fail_sqlite(sc, rc, start, err);
+			return fail_in_script(sc, rc, sql, start, number, tail, err);
 		}
 		sqlite3_finalize(st);
 	}
@@ -300,7 +361,7 @@ static int open_lock_fd(struct sqlite_conn *sc, struct sg_error *err)
 		return 0;
 	sc->lock_fd = open(sc->path, O_RDONLY | O_CLOEXEC);
 	if (sc->lock_fd < 0)
-		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, NULL, "sqlite: cannot open %s to lock it: %s",
+		return sg_fail_db(err, SG_ERRK_PERMANENT, NULL, "sqlite: cannot open %s to lock it: %s",
 				  sc->path, strerror(errno));
 	return 0;
 }
@@ -323,7 +384,7 @@ static int sqlite_try_lock(struct sg_conn *c, const char *key, uint64_t wait_ms,
 	}
 	if (errno == EWOULDBLOCK || errno == EINTR)
 		return 0;
-	return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, NULL, "sqlite: locking %s: %s", sc->path,
+	return sg_fail_db(err, SG_ERRK_PERMANENT, NULL, "sqlite: locking %s: %s", sc->path,
 			  strerror(errno));
 }
 
@@ -342,7 +403,7 @@ static int sqlite_lock_holder(struct sg_conn *c, const char *key, char *out, siz
 		return 0;
 	}
 	if (errno != EWOULDBLOCK)
-		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, NULL, "sqlite: probing the lock on %s: %s",
+		return sg_fail_db(err, SG_ERRK_PERMANENT, NULL, "sqlite: probing the lock on %s: %s",
 				  sc->path, strerror(errno));
 	snprintf(out, outsz, "another process (it holds the lock on %s)", sc->path);
 	return 0;
@@ -351,7 +412,7 @@ static int sqlite_lock_holder(struct sg_conn *c, const char *key, char *out, siz
 static int sqlite_verify_lock(struct sg_conn *c, const char *key, struct sg_error *err)
 {
 	if (!conn_of(c)->locked)
-		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_DATABASE, NULL, "sqlite: the file lock is not held");
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, NULL, "sqlite: the file lock is not held");
 	return 0;
 }
 
@@ -359,10 +420,10 @@ static int sqlite_unlock(struct sg_conn *c, const char *key, struct sg_error *er
 {
 	struct sqlite_conn *sc = conn_of(c);
 	if (!sc->locked)
-		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_DATABASE, NULL, "sqlite: unlock without the lock held");
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, NULL, "sqlite: unlock without the lock held");
 	sc->locked = false;
 	if (sc->lock_fd >= 0 && flock(sc->lock_fd, LOCK_UN) != 0)
-		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, NULL, "sqlite: unlocking %s: %s", sc->path,
+		return sg_fail_db(err, SG_ERRK_PERMANENT, NULL, "sqlite: unlocking %s: %s", sc->path,
 				  strerror(errno));
 	return 0;
 }
