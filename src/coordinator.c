@@ -23,7 +23,6 @@
 
 #include "schemagate/log.h"
 #include "schemagate/run.h"
-#include "schemagate/serve.h"
 
 #define HOLDER_LOG_INTERVAL_MS 10000
 
@@ -600,15 +599,6 @@ void sg_run_close(struct sg_run *r)
 
 int sg_run(const struct sg_config *cfg, struct sg_error *err)
 {
-	if (cfg->command == SG_CMD_NEW)
-		return sg_migration_new(cfg->dir, cfg->new_name, cfg->dialect, cfg->new_single_file, err) == 0
-			       ? SG_EXIT_OK : (err->exit_code ? err->exit_code : SG_EXIT_USAGE);
-	if (cfg->command == SG_CMD_LINT)
-		return sg_migration_lint(cfg->dir, cfg->dialect, cfg->strict, cfg->json, err) == 0 ? SG_EXIT_OK
-												: SG_EXIT_USAGE;
-	srand((unsigned)(time(NULL) ^ (getpid() << 8)));
-	if (cfg->command == SG_CMD_SERVE)
-		return sg_serve(cfg, err);   /* a run of up or wait, then the sidecar (serve.c) */
 	struct sg_run *r = NULL;
 	if (sg_run_open(cfg, cfg->command, &r, err) != 0)
 		return err->exit_code ? err->exit_code : SG_EXIT_USAGE;

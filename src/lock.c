@@ -23,6 +23,10 @@ struct lock_kind {
 		       struct sg_error *err);
 	int (*keepalive)(struct sg_lock *l, struct sg_error *err);
 	int (*verify)(struct sg_lock *l, struct sg_conn *work, struct sg_error *err);
+	/* verify as a statement inside the transaction, appended to out
+	 * (nothing when nothing needs checking): 0, 1 when it cannot be
+	 * said in one statement, -1 error. NULL: never can. */
+	int (*verify_sql)(struct sg_lock *l, struct sg_conn *work, struct sg_buf *out, struct sg_error *err);
 	int (*release)(struct sg_lock *l, struct sg_error *err);
 	void (*describe)(struct sg_lock *l, struct sg_conn *session, char *out, size_t n);
 };
@@ -60,6 +64,13 @@ static int session_verify(struct sg_lock *l, struct sg_conn *work, struct sg_err
 	return work->driver->verify_lock(work, l->p.table, err);
 }
 
+static int session_verify_sql(struct sg_lock *l, struct sg_conn *work, struct sg_buf *out, struct sg_error *err)
+{
+	if (!work->driver->verify_lock_sql)
+		return 1;
+	return work->driver->verify_lock_sql(work, l->p.table, out, err);
+}
+
 static int session_release(struct sg_lock *l, struct sg_error *err)
 {
 	return l->session->driver->unlock(l->session, l->p.table, err);
@@ -90,6 +101,7 @@ static const struct lock_kind session_kind = {
 	.acquire = session_acquire,
 	.keepalive = session_keepalive,
 	.verify = session_verify,
+	.verify_sql = session_verify_sql,
 	.release = session_release,
 	.describe = session_describe,
 };
@@ -263,6 +275,10 @@ static int none_probe(struct sg_lock *l, struct sg_conn *session, bool *held, st
 	return 0;
 }
 static int none_verify(struct sg_lock *l, struct sg_conn *work, struct sg_error *err) { return 0; }
+static int none_verify_sql(struct sg_lock *l, struct sg_conn *work, struct sg_buf *out, struct sg_error *err)
+{
+	return 0;
+}
 static void none_describe(struct sg_lock *l, struct sg_conn *session, char *out, size_t n) { out[0] = '\0'; }
 
 static const struct lock_kind none_kind = {
@@ -272,6 +288,7 @@ static const struct lock_kind none_kind = {
 	.acquire = none_acquire,
 	.keepalive = none_ok,
 	.verify = none_verify,
+	.verify_sql = none_verify_sql,
 	.release = none_ok,
 	.describe = none_describe,
 };
@@ -333,6 +350,18 @@ int sg_lock_verify(struct sg_lock *l, struct sg_conn *work, struct sg_error *err
 	if (!l->held)
 		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL, "the lock is not held");
 	return l->kind->verify(l, work, err);
+}
+
+int sg_lock_verify_sql(struct sg_lock *l, struct sg_conn *work, bool *can, struct sg_buf *out, struct sg_error *err)
+{
+	*can = false;
+	if (!l->held)
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL, "the lock is not held");
+	if (!l->kind->verify_sql)
+		return 0;
+	int rc = l->kind->verify_sql(l, work, out, err);
+	*can = rc == 0;
+	return rc < 0 ? -1 : 0;
 }
 
 int sg_lock_release(struct sg_lock *l, struct sg_error *err)

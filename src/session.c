@@ -26,28 +26,6 @@ uint64_t sg_jitter(uint64_t ms)
 
 static uint64_t elapsed_since(uint64_t t0) { return sg_now_ms() - t0; }
 
-bool sg_connection_lost(const struct sg_error *err)
-{
-	return err->kind == SG_ERRK_CONNECTION;
-}
-
-int sg_stopped_error(struct sg_run *r, struct sg_error *err, const char *doing)
-{
-	const struct sg_loop *l = &r->loop;
-	if (l->cancel == SG_CANCEL_DIRECTORY) {
-		*err = r->dir_err;
-		return -1;
-	}
-	err->kind = SG_ERRK_CANCELED;
-	if (l->cancel == SG_CANCEL_DEADLINE)
-		return sg_fail(err, SG_EXIT_TIMEOUT, "--timeout %llums expired while %s",
-			       (unsigned long long)r->cfg->timeout_ms, doing);
-	if (l->cancel == SG_CANCEL_LEASE)
-		return sg_fail(err, SG_EXIT_TIMEOUT, "lost the lease on %s while %s", r->cfg->table, doing);
-	return sg_fail(err, sg_loop_cancel_exit(l), "interrupted by %s while %s",
-		       l->signum == 2 ? "SIGINT" : "SIGTERM", doing);
-}
-
 static bool read_only(const struct sg_run *r)
 {
 	return r->cmd->read_only;
@@ -208,9 +186,15 @@ int sg_session_read_history(struct sg_run *r, struct sg_error *err)
 int sg_session_build_view(struct sg_run *r, struct sg_error *err)
 {
 	/* another tool's history, as the rows adoption would record */
+	memset(&r->unseen, 0, sizeof(r->unseen));
 	if (sg_adopt_preview(r->conn, r->cfg->adopt, r->cfg->table, &r->set, &r->hist, err) != 0) {
-		sg_history_free(&r->hist);
-		return -1;
+		/* status prints what it can see, and then says what it cannot */
+		if (r->cfg->command != SG_CMD_STATUS || err->exit_code != SG_EXIT_INTEGRITY) {
+			sg_history_free(&r->hist);
+			return -1;
+		}
+		r->unseen = *err;
+		memset(err, 0, sizeof(*err));
 	}
 	if (sg_plan_build(&r->set, &r->hist, r->cfg->target, &r->plan, err) != 0) {
 		sg_history_free(&r->hist);

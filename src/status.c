@@ -219,15 +219,3 @@ void sg_preview_print(const struct sg_run *r, const struct sg_preview *p)
 		print_preview_text(r, p);
 	fflush(stdout);
 }
-
-void sg_preview_free(struct sg_preview *p)
-{
-	for (size_t i = 0; i < p->count; i++)
-		free(p->items[i].action);
-	free(p->items);
-	for (size_t i = 0; i < p->nnotes; i++)
-		free(p->notes[i]);
-	free(p->notes);
-	sg_revert_items_free(p->reverts, p->nreverts);
-	memset(p, 0, sizeof(*p));
-}

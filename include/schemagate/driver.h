@@ -237,6 +237,20 @@ struct sg_driver {
 	 * = how many succeeded before the first error. Optional (NULL = one
 	 * exec each). */
 	int (*exec_batch)(struct sg_conn *c, const char *const *sql, size_t n, size_t *done, struct sg_error *err);
+	/* A transactional migration in one round trip: begin()'s BEGIN and
+	 * settings, parts[0] (the script), a check that the script left the
+	 * transaction open, the other parts, and COMMIT, sent as one message.
+	 * An error skips the rest and leaves the transaction open (aborted)
+	 * for rollback(); a script that ended the transaction itself leaves
+	 * in_transaction() false. Optional (NULL: begin(), one exec each,
+	 * commit()); needs quote_literal, verify_lock_sql and
+	 * batch_elapsed_ms_sql. */
+	int (*exec_transaction)(struct sg_conn *c, const char *const *parts, size_t n, struct sg_error *err);
+	/* Append value as a string literal; -1 when it cannot be (encoding). */
+	int (*quote_literal)(struct sg_conn *c, const char *value, struct sg_buf *out);
+	/* verify_lock as one statement for exec_transaction: it fails, with
+	 * verify_lock's error, unless this session holds the lock. */
+	int (*verify_lock_sql)(struct sg_conn *c, const char *key, struct sg_buf *out, struct sg_error *err);
 
 	/* Dialect for the state tables: printf formats whose single %s is the
 	 * quoted table name; now_sql is the database clock as text. */
@@ -249,6 +263,9 @@ struct sg_driver {
 	/* The database clock in epoch milliseconds, as a BIGINT expression
 	 * (the lease lock compares expiry times on the database's clock). */
 	const char *now_ms_sql;
+	/* exec_transaction: milliseconds since its message arrived, as a
+	 * BIGINT expression (how long the script ran, on the server). */
+	const char *batch_elapsed_ms_sql;
 };
 
 extern const struct sg_driver sg_driver_postgres;
@@ -263,6 +280,7 @@ static inline bool sg_conn_can(const struct sg_conn *c, unsigned cap) { return (
 static inline void sg_conn_close(struct sg_conn *c) { if (c) c->driver->close(c); }
 static inline void sg_conn_cancel(struct sg_conn *c) { if (c && c->driver->cancel) c->driver->cancel(c); }
 static inline int sg_conn_exec(struct sg_conn *c, const char *sql, struct sg_error *err) { return c->driver->exec(c, sql, err); }
+static inline int sg_conn_quote_literal(struct sg_conn *c, const char *v, struct sg_buf *out) { return c->driver->quote_literal ? c->driver->quote_literal(c, v, out) : -1; }
 static inline int sg_conn_query(struct sg_conn *c, const char *sql, int n, const char *const *p,
 				sg_row_fn fn, void *ctx, struct sg_error *err)
 {

@@ -63,6 +63,11 @@ void sg_lock_announce(const struct sg_lock *l, uint64_t waited_ms);
 int sg_lock_keepalive(struct sg_lock *l, struct sg_error *err);
 /* Inside the transaction about to commit on work: still ours? */
 int sg_lock_verify(struct sg_lock *l, struct sg_conn *work, struct sg_error *err);
+/* sg_lock_verify as a statement (appended to out) to run inside the
+ * transaction just before its commit, with the same error when the lock
+ * is not held; *can false when this kind or driver has no such statement
+ * (the caller calls sg_lock_verify instead). */
+int sg_lock_verify_sql(struct sg_lock *l, struct sg_conn *work, bool *can, struct sg_buf *out, struct sg_error *err);
 /* Give the lock back and check that the release took effect. */
 int sg_lock_release(struct sg_lock *l, struct sg_error *err);
 /* Forget a lock whose session is gone (connection lost): nothing to

@@ -90,6 +90,19 @@ static bool is_connection_sqlstate(const char *state)
 	       strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0;
 }
 
+#define POOLER_ADVICE                                                                                   \
+	"a transaction-mode pooler (PgBouncer) is between schemagate and PostgreSQL, so a session lock " \
+	"cannot protect the migration; use --lock=table"
+
+/* What the DO block of pg_verify_lock_sql raises (a class of our own). */
+#define LOCK_NOT_HELD_SQLSTATE "SGL01"
+
+static int lock_not_held(struct sg_error *err)
+{
+	return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
+			  "the server connection running this migration does not hold the advisory lock: " POOLER_ADVICE);
+}
+
 /* Turn an error result into err: `postgres 42P07: relation "x" already exists (line 3)`. */
 static int result_error(struct pg_conn *c, const PGresult *res, const char *sql, struct sg_error *err)
 {
@@ -111,6 +124,8 @@ static int result_error(struct pg_conn *c, const PGresult *res, const char *sql,
 
 	enum sg_err_kind kind = SG_ERRK_STATEMENT;
 	int exit_code = SG_EXIT_MIGRATION;
+	if (strcmp(state, LOCK_NOT_HELD_SQLSTATE) == 0)
+		return lock_not_held(err);
 	if (strcmp(state, "55P03") == 0) {
 		kind = SG_ERRK_LOCK_TIMEOUT;
 	} else if (strcmp(state, "57014") == 0) {
@@ -666,18 +681,61 @@ static int pg_query(struct sg_conn *conn, const char *sql, int nparams, const ch
  *   migration whose client was killed is canceled and rolled back, and its
  *   advisory lock freed, at once instead of when the statement ends.
  */
+static void begin_sql(struct pg_conn *c, struct sg_buf *sql)
+{
+	sg_buf_puts(sql, "BEGIN");
+	if (c->pg && PQserverVersion(c->pg) >= 140000)
+		sg_buf_puts(sql, "; SET LOCAL client_connection_check_interval = '500ms'");
+	if (c->lock_wait_ms > 0)
+		sg_buf_printf(sql, "; SET LOCAL lock_timeout = '%" PRIu64 "ms'", c->lock_wait_ms);
+}
+
 static int pg_begin(struct sg_conn *conn, struct sg_error *err)
 {
 	struct pg_conn *c = pg_of(conn);
 	struct sg_buf sql = { 0 };
-	sg_buf_puts(&sql, "BEGIN");
-	if (c->pg && PQserverVersion(c->pg) >= 140000)
-		sg_buf_puts(&sql, "; SET LOCAL client_connection_check_interval = '500ms'");
-	if (c->lock_wait_ms > 0)
-		sg_buf_printf(&sql, "; SET LOCAL lock_timeout = '%" PRIu64 "ms'", c->lock_wait_ms);
+	begin_sql(c, &sql);
 	int rc = run(c, sql.data, -1, NULL, NULL, NULL, err);
 	sg_buf_free(&sql);
 	return rc;
+}
+
+/*
+ * One simple-query message: the server runs the statements in order and
+ * skips the rest at the first error, leaving the explicit transaction
+ * aborted for rollback(). BEGIN shares the script's first line, so an
+ * error's line number is the script's own. A newline before each ';'
+ * ends a script whose last line is a comment. SAVEPOINT fails outside a
+ * transaction block (25P01): a script that ended the transaction itself
+ * stops there, before anything is recorded.
+ */
+static int pg_exec_transaction(struct sg_conn *conn, const char *const *parts, size_t n, struct sg_error *err)
+{
+	struct pg_conn *c = pg_of(conn);
+	struct sg_buf sql = { 0 };
+	begin_sql(c, &sql);
+	sg_buf_puts(&sql, "; ");
+	for (size_t i = 0; i < n; i++) {
+		sg_buf_puts(&sql, parts[i]);
+		sg_buf_puts(&sql, "\n;\n");
+		if (i == 0)
+			sg_buf_puts(&sql, "SAVEPOINT schemagate_script_done; RELEASE SAVEPOINT schemagate_script_done;\n");
+	}
+	sg_buf_puts(&sql, "COMMIT");
+	int rc = run(c, sql.data, -1, NULL, NULL, NULL, err);
+	sg_buf_free(&sql);
+	return rc;
+}
+
+static int pg_quote_literal(struct sg_conn *conn, const char *value, struct sg_buf *out)
+{
+	struct pg_conn *c = pg_of(conn);
+	char *q = c->pg ? PQescapeLiteral(c->pg, value, strlen(value)) : NULL;
+	if (!q)
+		return -1;
+	sg_buf_puts(out, q);
+	PQfreemem(q);
+	return 0;
 }
 
 static bool pg_in_transaction(struct sg_conn *conn)
@@ -780,10 +838,11 @@ static int lock_id(struct pg_conn *c, const char *table, int64_t *id, struct sg_
 
 /* pg_locks shows a bigint advisory key split in two: classid holds the
  * high 32 bits, objid the low 32 bits, objsubid 1. */
-#define ADVISORY_LOCK_ROW                                                        \
+#define ADVISORY_LOCK_ROW_OF(high, low)                                          \
 	"l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "                 \
-	"AND l.classid = $1::oid AND l.objid = $2::oid "                            \
+	"AND l.classid = " high "::oid AND l.objid = " low "::oid "                 \
 	"AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+#define ADVISORY_LOCK_ROW ADVISORY_LOCK_ROW_OF("$1", "$2")
 
 struct lock_key_params {
 	char high[16], low[16];
@@ -822,9 +881,6 @@ static int take_probe(void *ctx, int ncols, const char *const *values)
 	return 1;
 }
 
-#define POOLER_ADVICE                                                                                   \
-	"a transaction-mode pooler (PgBouncer) is between schemagate and PostgreSQL, so a session lock " \
-	"cannot protect the migration; use --lock=table"
 
 /*
  * Before the first lock attempt: do consecutive statements reach the same
@@ -930,9 +986,22 @@ static int pg_verify_lock(struct sg_conn *conn, const char *key, struct sg_error
 		2, k.values, bool_value, &held, err) < 0)
 		return -1;
 	if (!held)
-		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
-				  "the server connection running this migration does not hold the advisory lock: "
-				  POOLER_ADVICE);
+		return lock_not_held(err);
+	return 0;
+}
+
+/* The same check inside a one-message transaction: a DO block raising
+ * LOCK_NOT_HELD_SQLSTATE, which result_error turns into the same error. */
+static int pg_verify_lock_sql(struct sg_conn *conn, const char *key, struct sg_buf *out, struct sg_error *err)
+{
+	struct pg_conn *c = pg_of(conn);
+	struct lock_key_params k;
+	if (lock_key_params(c, key, &k, err) < 0)
+		return -1;
+	sg_buf_printf(out, "DO $schemagate$BEGIN IF NOT EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = pg_backend_pid() "
+			   "AND " ADVISORY_LOCK_ROW_OF("%s", "%s") ") THEN RAISE EXCEPTION USING ERRCODE = '"
+			   LOCK_NOT_HELD_SQLSTATE "', MESSAGE = 'advisory lock not held'; END IF; END$schemagate$",
+		      k.high, k.low);
 	return 0;
 }
 
@@ -1338,6 +1407,9 @@ const struct sg_driver sg_driver_postgres = {
 	.already_done = pg_already_done,
 	.before_statement = pg_before_statement,
 	.after_statement = pg_after_statement,
+	.exec_transaction = pg_exec_transaction,
+	.quote_literal = pg_quote_literal,
+	.verify_lock_sql = pg_verify_lock_sql,
 	.history_ddl = "CREATE TABLE IF NOT EXISTS %s ("
 		       "version TEXT PRIMARY KEY, "
 		       "name TEXT NOT NULL, "
@@ -1362,4 +1434,6 @@ const struct sg_driver sg_driver_postgres = {
 	.now_sql = "now()",
 	.applied_at_sql = "to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
 	.now_ms_sql = "(extract(epoch from clock_timestamp()) * 1000)::bigint",
+	/* statement_timestamp(): when the latest message from the client arrived */
+	.batch_elapsed_ms_sql = "(extract(epoch from clock_timestamp() - statement_timestamp()) * 1000)::bigint",
 };

@@ -465,3 +465,72 @@ Test(faults, lease_without_insert_privilege_exits_5_at_once, .timeout = 60)
 	PQclear(PQexec(c, sql));
 	PQfinish(c);
 }
+
+/* ---- SIGKILL at random moments over the one-message transactions ---------
+ * A fresh `up` on PostgreSQL sends each migration with its history row,
+ * audit event and lock check in one message. Killed at any instant, every
+ * migration is applied and recorded, or absent: its table, its counter
+ * row and its history row exist together or not at all, in one snapshot.
+ * The seed is printed (SG_TEST_SEED replays a run). */
+Test(faults, postgres_sigkill_at_random_moments_leaves_each_migration_whole_or_absent, .timeout = 240)
+{
+	enum { MIGRATIONS = 150, KILLS = 25 };
+	struct tdb d;
+	tdb_create(&d, ENG_PG, tdb_server_for(ENG_PG));
+	for (int i = 1; i <= MIGRATIONS; i++) {
+		char name[64], sql[256];
+		snprintf(name, sizeof(name), "%04d_k.up.sql", i);
+		snprintf(sql, sizeof(sql), "CREATE TABLE k_%04d (x INTEGER);\nINSERT INTO applied_log (v) VALUES ('%04d');\n",
+			 i, i);
+		sgt_write(d.mig, name, sql);
+	}
+	const char *seed_env = getenv("SG_TEST_SEED");
+	unsigned seed = seed_env ? (unsigned)strtoul(seed_env, NULL, 10) : (unsigned)time(NULL) ^ (unsigned)getpid();
+	fprintf(stderr, "postgres sigkill loop: SG_TEST_SEED=%u\n", seed);
+	srand(seed);
+	/* one snapshot: versions whose table, counter row and history row do not agree */
+	const char *torn =
+		"SELECT count(*) FROM (SELECT h.version AS hv, a.v AS av, to_regclass('k_' || coalesce(h.version, a.v)) AS t "
+		"FROM schemagate_migrations h FULL JOIN applied_log a ON a.v = h.version) x "
+		"WHERE hv IS NULL OR av IS NULL OR t IS NULL";
+	const char *argv[] = {"--database-url", d.url, "--dir", d.mig, "up", NULL};
+	int killed_mid_way = 0;
+	for (int k = 0; k < KILLS; k++) {
+		pid_t pid = sgt_spawn(NULL, argv, NULL);
+		/* up to the time a whole run takes on this machine */
+		sleep_ms((long)(rand() % (int)(400 * sgt_slowdown())));
+		kill(pid, SIGKILL);
+		sgt_wait(pid);
+		/* the table exists once schemagate created it under the lock */
+		if (tdb_long(&d, "SELECT count(*) FROM pg_tables WHERE tablename = 'schemagate_migrations'") == 0)
+			continue;
+		long applied = tdb_long(&d, "SELECT count(*) FROM schemagate_migrations");
+		cr_assert_eq(tdb_long(&d, torn), 0, "kill %d (seed %u): a migration is torn", k, seed);
+		cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_migrations WHERE status <> 'applied'"), 0,
+			     "kill %d (seed %u): a row is not 'applied'", k, seed);
+		cr_assert_eq(tdb_long(&d, "SELECT count(*) - count(DISTINCT v) FROM applied_log"), 0,
+			     "kill %d (seed %u): a migration ran twice", k, seed);
+		if (applied > 0 && applied < MIGRATIONS)
+			killed_mid_way++;
+		if (applied == MIGRATIONS) {
+			/* start again from nothing, so later kills land mid-way too */
+			char *drop = NULL;
+			cr_assert(asprintf(&drop, "SELECT 'DROP TABLE ' || string_agg(tablename, ', ') FROM pg_tables "
+					   "WHERE schemaname = 'public' AND tablename LIKE 'k\\_%%'") > 0);
+			char *stmt = tdb_value(&d, "%s", drop);
+			free(drop);
+			PQclear(PQexec(d.pg, stmt));
+			free(stmt);
+			PQclear(PQexec(d.pg, "TRUNCATE applied_log, schemagate_migrations"));
+		}
+	}
+	fprintf(stderr, "postgres sigkill loop: %d of %d kills landed mid-way\n", killed_mid_way, KILLS);
+	cr_assert_gt(killed_mid_way, 0, "no kill landed between the first and the last migration (seed %u)", seed);
+	/* and the run after the kills finishes the work, each migration once */
+	struct sgt_result r;
+	tdb_run(&d, NULL, &r, "up", NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	sgt_result_free(&r);
+	assert_exactly_once(&d, MIGRATIONS, "after the kills");
+	tdb_drop(&d);
+}
