@@ -1,4 +1,4 @@
--- schemagate:lint-ignore-file prefer-text-field
+-- squawk-ignore-file prefer-text-field
 -- (VARCHAR(n), not text: the same keys and lengths on every engine; MySQL
 -- cannot index a TEXT column without a prefix length.)
 

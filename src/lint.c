@@ -251,6 +251,21 @@ static char *lint_path(const char *dir, const char *file)
 	return sg_asprintf("%.*s/%s", (int)n, dir, file);
 }
 
+/* A path as an RFC 3986 URI reference: every byte but the unreserved
+ * characters and '/' percent-encoded (a ':' in a relative path's first
+ * segment would read as a scheme); an absolute path becomes file://. */
+static void uri_escape(struct sg_buf *b, const char *path)
+{
+	if (path[0] == '/')
+		sg_buf_puts(b, "file://");
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~' || *p == '/')
+			sg_buf_append(b, (const char *)p, 1);
+		else
+			sg_buf_printf(b, "%%%02X", *p);
+	}
+}
+
 /* SARIF 2.1.0: one run, the rules that fired as reportingDescriptors,
  * a result per finding. The directory's own problems use the rule id
  * "schemagate-directory". Paths are relative to SRCROOT, the working
@@ -298,7 +313,10 @@ static void lint_print_sarif(const char *dir, const struct report *rep)
 		if (f->file) {
 			char *path = lint_path(dir, f->file);
 			sg_buf_puts(&out, ",\"locations\":[{\"physicalLocation\":{\"artifactLocation\":{\"uri\":");
-			sg_buf_json_string(&out, path);
+			struct sg_buf uri = {0};
+			uri_escape(&uri, path);
+			sg_buf_json_string(&out, uri.data);
+			sg_buf_free(&uri);
 			if (path[0] != '/')
 				sg_buf_puts(&out, ",\"uriBaseId\":\"SRCROOT\"");
 			sg_buf_puts(&out, "}");
