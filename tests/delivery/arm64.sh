@@ -3,17 +3,20 @@
 # machine and run for real under emulation (qemu-user-static, registered
 # with binfmt_misc).
 #
-#   1. container/build-static.sh --arch arm64 cross-builds the binary: an
-#      aarch64, static, stripped ELF within the size budget; it runs in an
-#      empty root (chroot, /etc/hosts only) against PostgreSQL (by host
-#      name), MariaDB and SQLite: up, verify, serve (/readyz), and a herd
-#      of 5 "up" at once on a fresh database (each migration once, by one
-#      instance, all 5 exit 0);
-#   2. podman builds container/Dockerfile for linux/arm64 and linux/amd64
+#   1. podman builds container/Dockerfile for linux/amd64 and linux/arm64
+#      (the builder runs container/build-static.sh --arch arm64 on amd64)
 #      and joins them in one manifest list (podman manifest), pushed to an
-#      OCI layout directory as it would be to a registry; each image has its
-#      architecture and the OCI labels; the arm64 image runs the same
-#      scenarios, hardened (read-only, no capabilities, uid 65532).
+#      OCI layout directory as it would be to a registry; each image has
+#      its architecture and the OCI labels;
+#   2. the arm64 binary, taken from that image (one cross build serves
+#      both parts), is an aarch64, static, stripped ELF within 10 MiB; it
+#      runs in a root holding the image's files plus /etc/hosts (chroot)
+#      against PostgreSQL (by host name), MariaDB (a user IDENTIFIED VIA
+#      ed25519 too) and SQLite: up, verify, serve (/readyz, then SIGTERM),
+#      and a herd of 5 "up" at once on a fresh database (all 5 exit 0,
+#      each migration applied once, by one instance);
+#   3. the arm64 image runs the same scenarios, hardened (read-only, no
+#      capabilities, uid 65532).
 # Needs root (chroot, podman, binfmt_misc).
 # shellcheck source=tests/delivery/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -21,14 +24,64 @@ dlv_init arm64
 
 [[ $(id -u) -eq 0 ]] || fail "arm64.sh needs root (chroot, podman, binfmt_misc)"
 dlv_binfmt_arm64
-build=${SG_STATIC_BUILD_DIR:-/tmp/build-static}-arm64
-rootfs="$DLV_WORK/rootfs"
 
+# ---- the images: both architectures, one manifest list
+dlv_podman
+dlv_image
 start=$SECONDS
-"$DLV_SRC/container/build-static.sh" --arch arm64 --build "$build" --rootfs "$rootfs" >/dev/null ||
-	fail "container/build-static.sh --arch arm64"
-echo "timing: arm64 static build: $(dlv_elapsed "$start") s"
-bin="$build/schemagate"
+arm_image=$DLV_IMAGE-arm64
+dlv_image linux/arm64 "$arm_image"
+echo "timing: arm64 image build: $(dlv_elapsed "$start") s"
+revision=$(git -C "$DLV_SRC" rev-parse HEAD 2>/dev/null || echo unknown)
+for pair in "amd64 $DLV_IMAGE" "arm64 $arm_image"; do
+	read -r arch image <<<"$pair"
+	check "$image is a linux/$arch image" \
+		test "$(podman image inspect --format '{{.Os}}/{{.Architecture}}' "$image")" = "linux/$arch"
+	check "$image carries the OCI labels (title, version, revision $revision, source)" bash -c '
+		labels=$(podman image inspect --format "{{json .Labels}}" "$1")
+		python3 -c "
+import json, sys
+l = json.loads(sys.argv[1])
+p = \"org.opencontainers.image.\"
+sys.exit(0 if l.get(p + \"title\") == \"schemagate\" and l.get(p + \"revision\") == sys.argv[2]
+         and l.get(p + \"version\") and l.get(p + \"source\") else 1)" "$labels" "$2"' _ "$image" "$revision"
+done
+list=localhost/schemagate-multiarch:test-$$
+DLV_CLEANUP+=("podman manifest rm $list")
+podman manifest create "$list" >/dev/null
+check "podman manifest add the amd64 image" bash -c 'podman manifest add "$1" "containers-storage:$2" >/dev/null' _ "$list" "$DLV_IMAGE"
+check "podman manifest add the arm64 image" bash -c 'podman manifest add "$1" "containers-storage:$2" >/dev/null' _ "$list" "$arm_image"
+check "the manifest list holds linux/amd64 and linux/arm64" bash -c '
+	podman manifest inspect "$1" | python3 -c "
+import json, sys
+m = json.load(sys.stdin)
+p = sorted(x[\"platform\"][\"os\"] + \"/\" + x[\"platform\"][\"architecture\"] for x in m[\"manifests\"])
+print(p)
+sys.exit(0 if p == [\"linux/amd64\", \"linux/arm64\"] else 1)"' _ "$list"
+# As "podman manifest push --all LIST docker://REGISTRY/..." would, into an
+# OCI layout directory (no registry is reachable here).
+layout="$DLV_WORK/oci-layout"
+check "podman manifest push --all to an OCI layout" \
+	bash -c 'podman manifest push --all "$1" "oci:$2" >"$3" 2>&1' _ "$list" "$layout" "$DLV_WORK/push.log"
+check "the pushed index names both platforms" python3 -c '
+import json, os, sys
+d = sys.argv[1]
+def blob(digest):
+    return json.load(open(os.path.join(d, "blobs", *digest.split(":"))))
+index = json.load(open(os.path.join(d, "index.json")))
+lists = [m for m in index["manifests"] if m["mediaType"].endswith(("manifest.list.v2+json", "image.index.v1+json"))]
+plats = sorted(m["platform"]["architecture"] for l in lists for m in blob(l["digest"])["manifests"])
+print(plats)
+sys.exit(0 if plats == ["amd64", "arm64"] else 1)' "$layout"
+
+
+# ---- the arm64 binary, from the image
+rootfs="$DLV_WORK/rootfs"
+mnt=$(podman image mount "$arm_image") || fail "podman image mount $arm_image"
+mkdir -p "$rootfs"
+cp -a "$mnt/." "$rootfs/" || fail "copying the arm64 image's files"
+podman image unmount "$arm_image" >/dev/null
+bin="$rootfs/schemagate"
 size=$(stat -c %s "$bin")
 kind=$(file -b "$bin")
 echo "arm64 binary: $size bytes; $kind"
@@ -42,11 +95,11 @@ pg_url() { echo "postgres://sg:sg-test-pw@$1:$SG_TEST_PG_PORT/$2"; }
 my_url() { echo "mysql://sg:sg-test-pw@$1:$DLV_MYSQL_PORT/$2"; }
 free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
-# ---- the binary in an empty root
-root="$DLV_WORK/root"
-mkdir -p "$root/etc" "$root/data"
+# ---- the binary, in a root of the image's files (chroot)
+# plus the runtime's /etc/hosts and the migrations
+root=$rootfs
+mkdir -p "$root/data"
 echo '127.0.0.1 db.schemagate.test' >"$root/etc/hosts"
-cp "$bin" "$root/schemagate"
 dlv_fixtures "$root/migrations" 3
 # sg_binary [-d] URL COMMAND...: the arm64 binary in the empty root; -d
 # runs it in the background for sg_binary_stop.
@@ -125,55 +178,6 @@ check "MariaDB as a user IDENTIFIED VIA ed25519: up exits 0" \
 start=$SECONDS
 scenarios sg_binary db.schemagate.test "$root/data"
 echo "timing: arm64 binary scenarios: $(dlv_elapsed "$start") s"
-
-# ---- the images: both architectures, one manifest list
-dlv_podman
-dlv_image
-start=$SECONDS
-arm_image=$DLV_IMAGE-arm64
-dlv_image linux/arm64 "$arm_image"
-echo "timing: arm64 image build: $(dlv_elapsed "$start") s"
-revision=$(git -C "$DLV_SRC" rev-parse HEAD 2>/dev/null || echo unknown)
-for pair in "amd64 $DLV_IMAGE" "arm64 $arm_image"; do
-	read -r arch image <<<"$pair"
-	check "$image is a linux/$arch image" \
-		test "$(podman image inspect --format '{{.Os}}/{{.Architecture}}' "$image")" = "linux/$arch"
-	check "$image carries the OCI labels (title, version, revision $revision, source)" bash -c '
-		labels=$(podman image inspect --format "{{json .Labels}}" "$1")
-		python3 -c "
-import json, sys
-l = json.loads(sys.argv[1])
-p = \"org.opencontainers.image.\"
-sys.exit(0 if l.get(p + \"title\") == \"schemagate\" and l.get(p + \"revision\") == sys.argv[2]
-         and l.get(p + \"version\") and l.get(p + \"source\") else 1)" "$labels" "$2"' _ "$image" "$revision"
-done
-list=localhost/schemagate-multiarch:test-$$
-DLV_CLEANUP+=("podman manifest rm $list")
-podman manifest create "$list" >/dev/null
-check "podman manifest add the amd64 image" bash -c 'podman manifest add "$1" "containers-storage:$2" >/dev/null' _ "$list" "$DLV_IMAGE"
-check "podman manifest add the arm64 image" bash -c 'podman manifest add "$1" "containers-storage:$2" >/dev/null' _ "$list" "$arm_image"
-check "the manifest list holds linux/amd64 and linux/arm64" bash -c '
-	podman manifest inspect "$1" | python3 -c "
-import json, sys
-m = json.load(sys.stdin)
-p = sorted(x[\"platform\"][\"os\"] + \"/\" + x[\"platform\"][\"architecture\"] for x in m[\"manifests\"])
-print(p)
-sys.exit(0 if p == [\"linux/amd64\", \"linux/arm64\"] else 1)"' _ "$list"
-# As "podman manifest push --all LIST docker://REGISTRY/..." would, into an
-# OCI layout directory (no registry is reachable here).
-layout="$DLV_WORK/oci-layout"
-check "podman manifest push --all to an OCI layout" \
-	bash -c 'podman manifest push --all "$1" "oci:$2" >"$3" 2>&1' _ "$list" "$layout" "$DLV_WORK/push.log"
-check "the pushed index names both platforms" python3 -c '
-import json, os, sys
-d = sys.argv[1]
-def blob(digest):
-    return json.load(open(os.path.join(d, "blobs", *digest.split(":"))))
-index = json.load(open(os.path.join(d, "index.json")))
-lists = [m for m in index["manifests"] if m["mediaType"].endswith(("manifest.list.v2+json", "image.index.v1+json"))]
-plats = sorted(m["platform"]["architecture"] for l in lists for m in blob(l["digest"])["manifests"])
-print(plats)
-sys.exit(0 if plats == ["amd64", "arm64"] else 1)' "$layout"
 
 # the arm64 image, hardened, against the same servers
 mkdir -p "$DLV_WORK/img-data"
