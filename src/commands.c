@@ -173,6 +173,19 @@ static int check_resumable(struct sg_run *r, struct sg_error *err)
 	return 0;
 }
 
+/* The first migration ever run here failed because what it creates is
+ * there already: a database that predates schemagate. Say how to adopt
+ * it rather than leave the operator with the server's words alone. */
+static void suggest_baseline(struct sg_run *r, struct sg_error *err)
+{
+	if (r->changed > 0 || r->plan.napplied > 0 || err->kind != SG_ERRK_STATEMENT || !strstr(err->msg, "already exists"))
+		return;
+	size_t n = strlen(err->msg);
+	snprintf(err->msg + n, sizeof(err->msg) - n, "; if the database predates schemagate, record what it "
+		 "already holds with `schemagate baseline VERSION` (the newest migration whose changes it has), "
+		 "then run up again");
+}
+
 static int work_up(struct sg_run *r, struct sg_error *err)
 {
 	if (prepare(r, err) != 0 || sg_plan_check(&r->plan, r->cfg->strict, r->cfg->allow_out_of_order, err) != 0 ||
@@ -184,8 +197,10 @@ static int work_up(struct sg_run *r, struct sg_error *err)
 			continue;
 		if (sg_loop_stopping(&r->loop))
 			return sg_stopped_error(r, err, "between two migrations");
-		if (sg_apply_one(r, it->m, it->state == SG_M_PARTIAL ? it->row : NULL, true, err) != 0)
+		if (sg_apply_one(r, it->m, it->state == SG_M_PARTIAL ? it->row : NULL, true, err) != 0) {
+			suggest_baseline(r, err);
 			return -1;
+		}
 	}
 	return 0;
 }
@@ -812,8 +827,10 @@ static enum sg_state check_dry_run(struct sg_run *r, const char **reason, struct
 		*reason = "dry run: nothing to do";
 		return SG_ST_READY;
 	}
-	sg_fail(err, SG_EXIT_PENDING, "dry run: %zu action(s) would be taken; nothing was changed", n);
-	return SG_ST_FAILED;
+	/* an answer, not a failure: the run is over and nothing went wrong */
+	sg_fail(&r->answer, SG_EXIT_PENDING, "dry run: %zu action(s) would be taken; nothing was changed", n);
+	*reason = r->answer.msg;
+	return SG_ST_READY;
 }
 
 /* ---- the table ----------------------------------------------------------- */

@@ -99,8 +99,8 @@ int main(int argc, char **argv)
 	int code = run_command(&cfg, &err);
 	if (code == SG_EXIT_PENDING) {
 		/* verify, status --check, --dry-run: an answer, not a failure */
-		struct sg_log_fields f = {.error = err.msg, .duration_ms = -1, .waited_ms = -1};
-		sg_log(SG_LOG_INFO, "pending", &f, "%s: there is work to do", cfg.command_name);
+		/* an answer: the reason is the message, not an error field */
+		sg_info("pending", "%s: %s", cfg.command_name, err.msg);
 		/* a container gated on verify did not start: say why */
 		sg_write_termination_log(cfg.termination_log, err.msg);
 		sg_config_free(&cfg);
