@@ -446,7 +446,9 @@ static enum sg_state do_applying(struct sg_run *r, const char **reason, struct s
 {
 	if (r->cmd->work(r, err) == 0)
 		return SG_ST_RELEASING;
-	if (sg_loop_canceled(&r->loop) && err->kind != SG_ERRK_CANCELED)
+	/* a stop we asked for is a stop, even where the statement it canceled
+	 * was bookkeeping (a history read reports "database error", exit 5) */
+	if (sg_loop_canceled(&r->loop) && (err->kind != SG_ERRK_CANCELED || err->exit_code == SG_EXIT_DATABASE))
 		sg_stopped_error(r, err, "working under the lock");
 	if (err->kind == SG_ERRK_LOCK_LOST && !sg_loop_canceled(&r->loop)) {
 		*reason = say("lost the lock", err->msg, "; uncommitted work was rolled back, contending again");
