@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "schemagate/adopt.h"
+#include "schemagate/lint.h"
 #include "schemagate/log.h"
 #include "schemagate/run.h"
 
@@ -45,6 +46,19 @@ static int waiter_check(struct sg_run *r, struct sg_error *err)
 
 /* ---- up ------------------------------------------------------------------ */
 
+/* up --lint: every migration up would apply, before the lock is even
+ * contended (the check writes nothing). */
+static int lint_gate(const struct sg_run *r, struct sg_error *err)
+{
+	for (size_t i = 0; i < r->plan.count; i++) {
+		const struct sg_plan_item *it = &r->plan.items[i];
+		if ((it->state == SG_M_PENDING || it->state == SG_M_PARTIAL) && it->m &&
+		    sg_lint_gate(it->m, r->set.dialect, err) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static enum sg_state check_up(struct sg_run *r, const char **reason, struct sg_error *err)
 {
 	/* a failed or partial row may be a winner at work: contend, and
@@ -58,6 +72,8 @@ static enum sg_state check_up(struct sg_run *r, const char **reason, struct sg_e
 		*reason = "fast path: nothing pending, checksums match";
 		return SG_ST_READY;
 	}
+	if (ready == 0 && r->cfg->up_lint && lint_gate(r, err) != 0)
+		return SG_ST_FAILED;
 	*reason = ready == 0 ? "migrations are pending"
 	      : r->hist.nadopted > 0 ? "another tool's history is to be adopted"
 				      : "the history table does not exist yet (--baseline-version)";
@@ -157,6 +173,19 @@ static int check_resumable(struct sg_run *r, struct sg_error *err)
 	return 0;
 }
 
+/* The first migration ever run here failed because what it creates is
+ * there already: a database that predates schemagate. Say how to adopt
+ * it rather than leave the operator with the server's words alone. */
+static void suggest_baseline(struct sg_run *r, struct sg_error *err)
+{
+	if (r->changed > 0 || r->plan.napplied > 0 || err->kind != SG_ERRK_STATEMENT || !strstr(err->msg, "already exists"))
+		return;
+	size_t n = strlen(err->msg);
+	snprintf(err->msg + n, sizeof(err->msg) - n, "; if the database predates schemagate, record what it "
+		 "already holds with `schemagate baseline VERSION` (the newest migration whose changes it has), "
+		 "then run up again");
+}
+
 static int work_up(struct sg_run *r, struct sg_error *err)
 {
 	if (prepare(r, err) != 0 || sg_plan_check(&r->plan, r->cfg->strict, r->cfg->allow_out_of_order, err) != 0 ||
@@ -168,8 +197,10 @@ static int work_up(struct sg_run *r, struct sg_error *err)
 			continue;
 		if (sg_loop_stopping(&r->loop))
 			return sg_stopped_error(r, err, "between two migrations");
-		if (sg_apply_one(r, it->m, it->state == SG_M_PARTIAL ? it->row : NULL, true, err) != 0)
+		if (sg_apply_one(r, it->m, it->state == SG_M_PARTIAL ? it->row : NULL, true, err) != 0) {
+			suggest_baseline(r, err);
 			return -1;
+		}
 	}
 	return 0;
 }
@@ -235,6 +266,27 @@ static int report_verified(struct sg_run *r, struct sg_error *err)
 {
 	sg_status_log_ready(r, ", checksums match");
 	return 0;
+}
+
+/* lint --pending: what up would apply (pending and partly applied
+ * versions up to the target), read only; the exit code is lint's. */
+static enum sg_state check_lint_pending(struct sg_run *r, const char **reason, struct sg_error *err)
+{
+	const char **versions = sg_calloc(r->plan.count + 1, sizeof(*versions));
+	size_t n = 0;
+	for (size_t i = 0; i < r->plan.count; i++)
+		if (r->plan.items[i].state == SG_M_PENDING || r->plan.items[i].state == SG_M_PARTIAL)
+			versions[n++] = r->plan.items[i].version;
+	const struct sg_config *cfg = r->cfg;
+	struct sg_lint_request req = {.dir = cfg->dir, .dialect = sg_dialect_name(r->set.dialect), .strict = cfg->strict,
+				      .format = cfg->lint_format, .only_versions = true, .versions = versions,
+				      .nversions = n};
+	int rc = sg_lint(&req, err);
+	free(versions);
+	if (rc != 0)
+		return SG_ST_FAILED;
+	*reason = "pending migrations linted";
+	return SG_ST_READY;
 }
 
 static enum sg_state check_status(struct sg_run *r, const char **reason, struct sg_error *err)
@@ -780,8 +832,10 @@ static enum sg_state check_dry_run(struct sg_run *r, const char **reason, struct
 		*reason = "dry run: nothing to do";
 		return SG_ST_READY;
 	}
-	sg_fail(err, SG_EXIT_PENDING, "dry run: %zu action(s) would be taken; nothing was changed", n);
-	return SG_ST_FAILED;
+	/* an answer, not a failure: the run is over and nothing went wrong */
+	sg_fail(&r->answer, SG_EXIT_PENDING, "dry run: %zu action(s) would be taken; nothing was changed", n);
+	*reason = r->answer.msg;
+	return SG_ST_READY;
 }
 
 /* ---- the table ----------------------------------------------------------- */
@@ -792,6 +846,7 @@ static const struct sg_command_plan plans[] = {
 	{.cmd = SG_CMD_WAIT, .read_only = true, .check = check_wait, .report = report_ready},
 	{.cmd = SG_CMD_VERIFY, .read_only = true, .one_shot = true, .check = check_verify, .report = report_verified},
 	{.cmd = SG_CMD_STATUS, .read_only = true, .one_shot = true, .check = check_status, .report = report_status},
+	{.cmd = SG_CMD_LINT, .read_only = true, .one_shot = true, .check = check_lint_pending, .report = report_nothing},
 	{.cmd = SG_CMD_EVENTS, .read_only = true, .one_shot = true, .no_directory = true, .check = sg_events_check,
 	 .report = report_nothing},
 	{.cmd = SG_CMD_DOWN, .check = check_writes, .work = work_revert, .report = report_nothing,

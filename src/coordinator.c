@@ -88,7 +88,7 @@ static const struct transition transitions[] = {
 	{SG_ST_CHECKING,      SG_ST_CONTENDING,  "there is work to do",                           NULL},
 	{SG_ST_CHECKING,      SG_ST_WAITING,     "waiting for another instance to migrate",       NULL},
 	{SG_ST_CHECKING,      SG_ST_CONNECTING,  "connection lost",                               drop_connection},
-	{SG_ST_CHECKING,      SG_ST_FAILED,      "integrity error",                               NULL},
+	{SG_ST_CHECKING,      SG_ST_FAILED,      "integrity error, pending migrations or stop",   NULL},
 
 	{SG_ST_WAITING,       SG_ST_READY,       "the target was reached",                        enter_ready},
 	{SG_ST_WAITING,       SG_ST_CONNECTING,  "connection lost; waiting goes on",              drop_connection},
@@ -511,16 +511,17 @@ static void drive(struct sg_run *r, struct sg_error *err)
 		const char *reason = NULL;
 		sg_error_clear(err);
 		enum sg_state next = activities[r->state](r, &reason, err);
-		/* a failure's reason is its error, never what an earlier
-		 * check of the same activity said */
-		if (next == SG_ST_FAILED && (err->msg[0] || !reason))
-			reason = err->msg;
 		/* a bad directory beats whatever else went wrong meanwhile (a
 		 * refused password, a connect timeout): it is what to fix */
-		if (next == SG_ST_FAILED && directory_verdict(r, err) != 0)
-			reason = err->msg;
+		if (next == SG_ST_FAILED)
+			directory_verdict(r, err);
+		/* a failure's reason is its error, which main logs once, as the
+		 * ERROR line: the transition says only which row of the table
+		 * it took, never what an earlier check of the activity said */
+		if (next == SG_ST_FAILED)
+			reason = NULL;
 		if (step(r, next, reason, err) != 0)
-			step(r, SG_ST_FAILED, err->msg, err);  /* the action `next` needed failed */
+			step(r, SG_ST_FAILED, NULL, err);  /* the action `next` needed failed */
 	}
 }
 
@@ -569,6 +570,11 @@ int sg_run_drive(struct sg_run *r, struct sg_error *err)
 {
 	drive(r, err);
 	int code = r->state == SG_ST_READY ? SG_EXIT_OK : (err->exit_code ? err->exit_code : SG_EXIT_MIGRATION);
+	if (r->state == SG_ST_READY && r->answer.exit_code) {
+		/* ready, with an answer that is not 0 (a dry run with work) */
+		*err = r->answer;
+		code = r->answer.exit_code;
+	}
 	if (sg_lock_held(r->lock)) {
 		/* a failure on the way (an action that could not run) */
 		struct sg_error e = {0};

@@ -843,7 +843,7 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 
 	/* the newest version with a row (rows are sorted), for out-of-order
 	 * detection */
-	const char *newest_applied = h->count ? h->rows[h->count - 1].version : NULL;
+	const char *newest_applied = h->count ? h->rows[h->count - 1].version : NULL;   /* kept in plan->newest_applied */
 
 	/* the directory and the history are both sorted by version: walk
 	 * them side by side rather than search one for each of the other */
@@ -879,6 +879,7 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 			it->state = SG_M_PENDING;
 			plan->npending++;
 			if (newest_applied && sg_version_cmp(m->version, newest_applied) < 0) {
+				plan->newest_applied = newest_applied;
 				it->out_of_order = true;
 				plan->nout_of_order++;
 			}
@@ -955,8 +956,9 @@ int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_ord
 		for (size_t i = 0; i < plan->count; i++)
 			if (plan->items[i].out_of_order)
 				return sg_fail(err, SG_EXIT_INTEGRITY,
-					       "pending migration %s is older than the newest applied version; "
-					       "pass --allow-out-of-order to apply it anyway", plan->items[i].m->up_file);
+					       "pending migration %s is older than the newest applied version %s; "
+					       "pass --allow-out-of-order to apply it anyway", plan->items[i].m->up_file,
+					       plan->newest_applied);
 	}
 	return 0;
 }

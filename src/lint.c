@@ -131,7 +131,56 @@ static int finding_cmp(const void *pa, const void *pb)
 		return c;
 	if (a->line != b->line)
 		return a->line < b->line ? -1 : 1;
+	if (a->column != b->column)
+		return a->column < b->column ? -1 : 1;
 	return strcmp(a->text, b->text);
+}
+
+/* Is a version in the lint's scope (--since, --pending)? */
+static bool lint_in_scope(const struct sg_lint_request *req, const char *version)
+{
+	if (req->since && sg_version_cmp(version, req->since) <= 0)
+		return false;
+	if (!req->only_versions)
+		return true;
+	for (size_t i = 0; i < req->nversions; i++)
+		if (sg_version_cmp(version, req->versions[i]) == 0)
+			return true;
+	return false;
+}
+
+static enum level lint_level(enum sg_lint_severity s)
+{
+	return s == SG_LINT_ERROR ? LV_ERROR : s == SG_LINT_WARNING ? LV_WARNING : LV_NOTE;
+}
+
+/* The rules, on the up script of every migration in scope (down scripts
+ * run only on the way back, where dropping is the point). */
+static void lint_rules_selection(const struct sg_lint_request *req, const struct selection *sel,
+				 enum sg_dialect dialect, struct report *rep)
+{
+	for (size_t i = 0; i < sel->count; i++) {
+		const struct sg_migration *m = &sel->items[i];
+		if (!lint_in_scope(req, m->version))
+			continue;
+		struct sg_lint_result res = {0};
+		sg_lint_script(m->up_sql, dialect, m->up_no_tx, m->up_line, &res);
+		for (size_t k = 0; k < res.count; k++) {
+			struct sg_lint_hit *h = &res.items[k];
+			struct finding *f = sg_report_keep(rep, lint_level(h->rule->severity), m->up_file, h->line, h->column,
+							dialect, h->message);
+			h->message = NULL;   /* moved into the report */
+			if (!f)
+				continue;
+			f->rule = h->rule;
+			char *sql = sg_strndup(m->up_sql + h->stmt_start, h->stmt_end - h->stmt_start);
+			char head[160];
+			sg_statement_head(sql, head, sizeof(head));
+			f->statement = sg_strdup(head);
+			free(sql);
+		}
+		sg_lint_result_free(&res);
+	}
 }
 
 static void lint_print_text(const char *dir, const struct report *rep, size_t nmigrations)
@@ -141,6 +190,8 @@ static void lint_print_text(const char *dir, const struct report *rep, size_t nm
 		sg_buf_printf(&out, "%s: ", level_names[rep->items[i].level]);
 		sg_finding_format(&rep->items[i], rep->all, &out);
 		sg_buf_puts(&out, "\n");
+		if (rep->items[i].statement)
+			sg_buf_printf(&out, "    %s\n", rep->items[i].statement);
 	}
 	size_t ne = rep->counts[LV_ERROR], nw = rep->counts[LV_WARNING], nn = rep->counts[LV_NOTE];
 	sg_buf_printf(&out, "%s: %zu migration%s, %zu error%s, %zu warning%s, %zu note%s\n", dir, nmigrations,
@@ -164,7 +215,12 @@ static void lint_print_json(const char *dir, const struct report *rep, size_t nm
 		const struct finding *f = &rep->items[i];
 		sg_buf_printf(&out, "%s{\"level\":\"%s\",\"file\":", i ? "," : "", level_names[f->level]);
 		sg_buf_json_string(&out, f->file);
-		sg_buf_printf(&out, ",\"line\":%d,\"dialects\":[", f->line);
+		sg_buf_printf(&out, ",\"line\":%d,\"column\":%d,\"rule\":", f->line, f->column);
+		if (f->rule)
+			sg_buf_json_string(&out, f->rule->id);
+		else
+			sg_buf_puts(&out, "null");
+		sg_buf_puts(&out, ",\"dialects\":[");
 		bool first = true;
 		for (size_t k = 0; k < NDIALECTS; k++)
 			if (f->dialects & DIALECT_BIT(sg_all_dialects[k])) {
@@ -173,6 +229,10 @@ static void lint_print_json(const char *dir, const struct report *rep, size_t nm
 			}
 		sg_buf_puts(&out, "],\"message\":");
 		sg_buf_json_string(&out, f->text);
+		if (f->statement) {
+			sg_buf_puts(&out, ",\"statement\":");
+			sg_buf_json_string(&out, f->statement);
+		}
 		sg_buf_puts(&out, "}");
 	}
 	sg_buf_puts(&out, "]}\n");
@@ -180,8 +240,165 @@ static void lint_print_json(const char *dir, const struct report *rep, size_t nm
 	sg_buf_free(&out);
 }
 
-int sg_lint(const char *dir, const char *dialect_tag, bool strict, bool json, struct sg_error *err)
+/* dir/file as a path relative to where lint ran (or absolute). */
+static char *lint_path(const char *dir, const char *file)
 {
+	size_t n = strlen(dir);
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	if (n == 1 && dir[0] == '.')
+		return sg_strdup(file);
+	return sg_asprintf("%.*s/%s", (int)n, dir, file);
+}
+
+/* A path as an RFC 3986 URI reference: every byte but the unreserved
+ * characters and '/' percent-encoded (a ':' in a relative path's first
+ * segment would read as a scheme); an absolute path becomes file://. */
+static void uri_escape(struct sg_buf *b, const char *path)
+{
+	if (path[0] == '/')
+		sg_buf_puts(b, "file://");
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++) {
+		if (isalnum(*p) || *p == '-' || *p == '.' || *p == '_' || *p == '~' || *p == '/')
+			sg_buf_append(b, (const char *)p, 1);
+		else
+			sg_buf_printf(b, "%%%02X", *p);
+	}
+}
+
+/* SARIF 2.1.0: one run, the rules that fired as reportingDescriptors,
+ * a result per finding. The directory's own problems use the rule id
+ * "schemagate-directory". Paths are relative to SRCROOT, the working
+ * directory lint ran in (GitHub code scanning resolves them against the
+ * checkout). */
+static void lint_print_sarif(const char *dir, const struct report *rep)
+{
+	static const char *const sarif_levels[] = {"error", "warning", "note"};
+	struct sg_buf out = {0};
+	sg_buf_puts(&out, "{\"$schema\":\"https://json.schemastore.org/sarif-2.1.0.json\",\"version\":\"2.1.0\","
+			  "\"runs\":[{\"tool\":{\"driver\":{\"name\":\"schemagate\",\"version\":\"" SG_VERSION "\",\"informationUri\":"
+			  "\"https://github.com/schemagate/schemagate\",\"rules\":[");
+	/* every rule in the table, so ruleIndex is the table's index */
+	for (size_t i = 0; i < sg_lint_nrules; i++) {
+		const struct sg_lint_rule *r = &sg_lint_rules[i];
+		sg_buf_printf(&out, "%s{\"id\":", i ? "," : "");
+		sg_buf_json_string(&out, r->id);
+		sg_buf_puts(&out, ",\"shortDescription\":{\"text\":");
+		sg_buf_json_string(&out, r->summary);
+		sg_buf_puts(&out, "},\"fullDescription\":{\"text\":");
+		sg_buf_json_string(&out, r->explanation);
+		sg_buf_puts(&out, "},\"help\":{\"text\":");
+		sg_buf_json_string(&out, r->explanation);
+		sg_buf_printf(&out, "},\"defaultConfiguration\":{\"level\":\"%s\"}}", sarif_levels[r->severity]);
+	}
+	sg_buf_printf(&out, ",{\"id\":\"schemagate-directory\",\"shortDescription\":{\"text\":\"a problem of "
+			    "the migration directory\"},\"fullDescription\":{\"text\":\"File names, versions, "
+			    "dialect tags, sections and transaction control that schemagate refuses or warns about "
+			    "before any connection.\"},\"defaultConfiguration\":{\"level\":\"error\"}}");
+	sg_buf_puts(&out, "]}},\"originalUriBaseIds\":{\"SRCROOT\":{\"description\":{\"text\":"
+			  "\"the directory schemagate lint ran in\"}}},\"columnKind\":\"unicodeCodePoints\","
+			  "\"results\":[");
+	for (size_t i = 0; i < rep->count; i++) {
+		const struct finding *f = &rep->items[i];
+		size_t index = f->rule ? (size_t)(f->rule - sg_lint_rules) : sg_lint_nrules;
+		sg_buf_printf(&out, "%s{\"ruleId\":", i ? "," : "");
+		sg_buf_json_string(&out, f->rule ? f->rule->id : "schemagate-directory");
+		sg_buf_printf(&out, ",\"ruleIndex\":%zu,\"level\":\"%s\",\"message\":{\"text\":", index,
+			      sarif_levels[f->level]);
+		struct sg_buf text = {0};
+		sg_finding_format(&(struct finding){.text = f->text, .dialects = f->dialects}, rep->all, &text);
+		sg_buf_json_string(&out, text.data ? text.data : f->text);
+		sg_buf_free(&text);
+		sg_buf_puts(&out, "}");
+		if (f->file) {
+			char *path = lint_path(dir, f->file);
+			sg_buf_puts(&out, ",\"locations\":[{\"physicalLocation\":{\"artifactLocation\":{\"uri\":");
+			struct sg_buf uri = {0};
+			uri_escape(&uri, path);
+			sg_buf_json_string(&out, uri.data);
+			sg_buf_free(&uri);
+			if (path[0] != '/')
+				sg_buf_puts(&out, ",\"uriBaseId\":\"SRCROOT\"");
+			sg_buf_puts(&out, "}");
+			if (f->line > 0) {
+				sg_buf_printf(&out, ",\"region\":{\"startLine\":%d", f->line);
+				if (f->column > 0)
+					sg_buf_printf(&out, ",\"startColumn\":%d", f->column);
+				if (f->statement) {
+					sg_buf_puts(&out, ",\"snippet\":{\"text\":");
+					sg_buf_json_string(&out, f->statement);
+					sg_buf_puts(&out, "}");
+				}
+				sg_buf_puts(&out, "}");
+			}
+			sg_buf_puts(&out, "}}]");
+			free(path);
+		}
+		sg_buf_puts(&out, "}");
+	}
+	sg_buf_puts(&out, "]}]}\n");
+	fwrite(out.data, 1, out.len, stdout);
+	sg_buf_free(&out);
+}
+
+/* A GitHub Actions workflow command's data or property, escaped as the
+ * runner unescapes it (%, CR, LF; in properties also ':' and ','). */
+static void github_escape(struct sg_buf *b, const char *s, bool property)
+{
+	for (; *s; s++) {
+		switch (*s) {
+		case '%': sg_buf_puts(b, "%25"); break;
+		case '\r': sg_buf_puts(b, "%0D"); break;
+		case '\n': sg_buf_puts(b, "%0A"); break;
+		case ':': sg_buf_puts(b, property ? "%3A" : ":"); break;
+		case ',': sg_buf_puts(b, property ? "%2C" : ","); break;
+		default: sg_buf_append(b, s, 1);
+		}
+	}
+}
+
+/* ::error file=F,line=L,col=C,title=RULE::message - annotations on the
+ * pull request's diff. */
+static void lint_print_github(const char *dir, const struct report *rep, size_t nmigrations)
+{
+	static const char *const commands[] = {"error", "warning", "notice"};
+	struct sg_buf out = {0};
+	for (size_t i = 0; i < rep->count; i++) {
+		const struct finding *f = &rep->items[i];
+		sg_buf_printf(&out, "::%s ", commands[f->level]);
+		bool any = false;
+		if (f->file) {
+			char *path = lint_path(dir, f->file);
+			sg_buf_puts(&out, "file=");
+			github_escape(&out, path, true);
+			free(path);
+			any = true;
+			if (f->line > 0)
+				sg_buf_printf(&out, ",line=%d", f->line);
+			if (f->column > 0)
+				sg_buf_printf(&out, ",col=%d", f->column);
+		}
+		sg_buf_printf(&out, "%stitle=", any ? "," : "");
+		github_escape(&out, f->rule ? f->rule->id : "schemagate lint", true);
+		sg_buf_puts(&out, "::");
+		struct sg_buf text = {0};
+		sg_finding_format(&(struct finding){.text = f->text, .dialects = f->dialects}, rep->all, &text);
+		github_escape(&out, text.data, false);
+		sg_buf_free(&text);
+		sg_buf_puts(&out, "\n");
+	}
+	size_t ne = rep->counts[LV_ERROR], nw = rep->counts[LV_WARNING], nn = rep->counts[LV_NOTE];
+	sg_buf_printf(&out, "%s: %zu migration%s, %zu error%s, %zu warning%s, %zu note%s\n", dir, nmigrations,
+		      nmigrations == 1 ? "" : "s", ne, ne == 1 ? "" : "s", nw, nw == 1 ? "" : "s", nn,
+		      nn == 1 ? "" : "s");
+	fwrite(out.data, 1, out.len, stdout);
+	sg_buf_free(&out);
+}
+
+int sg_lint(const struct sg_lint_request *req, struct sg_error *err)
+{
+	const char *dir = req->dir, *dialect_tag = req->dialect;
+	bool strict = req->strict;
 	enum sg_dialect only = SG_DIALECT_NONE;
 	if (dialect_tag) {
 		bool known;
@@ -214,6 +431,7 @@ int sg_lint(const char *dir, const char *dialect_tag, bool strict, bool json, st
 			struct selection sel;
 			sg_load_dialect(&d, bad, dialect, false, &sel, &rep);
 			lint_selection(&sel, dialect, &rep);
+			lint_rules_selection(req, &sel, dialect, &rep);
 			/* both sorted by version: walk them together */
 			size_t b = 0, e = 0, gi = 0, j = 0;
 			while (sg_next_group(&d, &b, &e) && j < sel.count) {
@@ -243,17 +461,30 @@ int sg_lint(const char *dir, const char *dialect_tag, bool strict, bool json, st
 	/* sorted for printing: the hash slots index the old order and go */
 	if (rep.count > 1)
 		qsort(rep.items, rep.count, sizeof(*rep.items), finding_cmp);
-	if (json)
-		lint_print_json(dir, &rep, nmigrations, strict);
-	else
-		lint_print_text(dir, &rep, nmigrations);
+	switch (req->format) {
+	case SG_LINT_FORMAT_JSON: lint_print_json(dir, &rep, nmigrations, strict); break;
+	case SG_LINT_FORMAT_SARIF: lint_print_sarif(dir, &rep); break;
+	case SG_LINT_FORMAT_GITHUB: lint_print_github(dir, &rep, nmigrations); break;
+	default: lint_print_text(dir, &rep, nmigrations); break;
+	}
 	fflush(stdout);
-	size_t ne = rep.counts[LV_ERROR], nw = rep.counts[LV_WARNING];
+	/* the directory's own errors make it unrunnable (exit 2, SPEC 3); a
+	 * rule's error, or any warning under --strict, is exit 4 */
+	size_t ndir = 0, nrule = 0;
+	for (size_t i = 0; i < rep.count; i++)
+		if (rep.items[i].level == LV_ERROR)
+			*(rep.items[i].rule ? &nrule : &ndir) += 1;
+	size_t nw = rep.counts[LV_WARNING];
 	sg_report_free(&rep);
-	if (ne)
-		return sg_fail(err, SG_EXIT_USAGE, "lint found %zu error%s in %s", ne, ne == 1 ? "" : "s", dir);
+	if (ndir)
+		return sg_fail(err, SG_EXIT_USAGE, "lint found %zu error%s in %s", ndir + nrule,
+			       ndir + nrule == 1 ? "" : "s", dir);
+	if (nrule)
+		return sg_fail(err, SG_EXIT_INTEGRITY, "lint found %zu error%s in %s", nrule, nrule == 1 ? "" : "s",
+			       dir);
 	if (strict && nw)
-		return sg_fail(err, SG_EXIT_USAGE, "lint --strict: %zu warning%s in %s", nw, nw == 1 ? "" : "s", dir);
+		return sg_fail(err, SG_EXIT_INTEGRITY, "lint --strict: %zu warning%s in %s", nw, nw == 1 ? "" : "s",
+			       dir);
 	return 0;
 }
 

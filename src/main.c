@@ -53,8 +53,17 @@ static int run_command(const struct sg_config *cfg, struct sg_error *err)
 	case SG_CMD_NEW:
 		return sg_migration_new(cfg->dir, cfg->new_name, cfg->dialect, cfg->new_single_file, err) == 0
 			       ? SG_EXIT_OK : (err->exit_code ? err->exit_code : SG_EXIT_USAGE);
-	case SG_CMD_LINT:
-		return sg_lint(cfg->dir, cfg->dialect, cfg->strict, cfg->json, err) == 0 ? SG_EXIT_OK : SG_EXIT_USAGE;
+	case SG_CMD_LINT: {
+		if (cfg->lint_rules) {
+			sg_lint_print_rules(cfg->lint_format == SG_LINT_FORMAT_JSON);
+			return SG_EXIT_OK;
+		}
+		if (cfg->lint_pending)
+			return sg_run(cfg, err);   /* reads the history: what up would apply */
+		struct sg_lint_request req = {.dir = cfg->dir, .dialect = cfg->dialect, .strict = cfg->strict,
+					      .format = cfg->lint_format, .since = cfg->lint_since};
+		return sg_lint(&req, err) == 0 ? SG_EXIT_OK : (err->exit_code ? err->exit_code : SG_EXIT_USAGE);
+	}
 	case SG_CMD_SERVE:
 		return sg_serve(cfg, err);   /* a run of up or wait, then the sidecar */
 	default:
@@ -90,8 +99,8 @@ int main(int argc, char **argv)
 	int code = run_command(&cfg, &err);
 	if (code == SG_EXIT_PENDING) {
 		/* verify, status --check, --dry-run: an answer, not a failure */
-		struct sg_log_fields f = {.error = err.msg, .duration_ms = -1, .waited_ms = -1};
-		sg_log(SG_LOG_INFO, "pending", &f, "%s: there is work to do", cfg.command_name);
+		/* an answer: the reason is the message, not an error field */
+		sg_info("pending", "%s: %s", cfg.command_name, err.msg);
 		/* a container gated on verify did not start: say why */
 		sg_write_termination_log(cfg.termination_log, err.msg);
 		sg_config_free(&cfg);

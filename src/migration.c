@@ -35,6 +35,7 @@
 #include <unistd.h>
 
 #include "migration_internal.h"
+#include "schemagate/lint.h"
 #include <openssl/evp.h>
 
 const enum sg_dialect sg_all_dialects[NDIALECTS] = {SG_DIALECT_POSTGRES, SG_DIALECT_MYSQL, SG_DIALECT_MARIADB,
@@ -218,9 +219,10 @@ static uint64_t finding_hash(enum level lv, const char *file, int line, const ch
 	return h;
 }
 
-static bool same_finding(const struct finding *f, enum level lv, const char *file, int line, const char *text)
+static bool same_finding(const struct finding *f, enum level lv, const char *file, int line, int column,
+			 const char *text)
 {
-	return f->level == lv && f->line == line && strcmp(f->text, text) == 0 &&
+	return f->level == lv && f->line == line && f->column == column && strcmp(f->text, text) == 0 &&
 	       ((!f->file && !file) || (f->file && file && strcmp(f->file, file) == 0));
 }
 
@@ -238,8 +240,33 @@ static void report_rehash(struct report *r)
 	}
 }
 
+struct finding *sg_report_keep(struct report *r, enum level lv, const char *file, int line, int column,
+			       enum sg_dialect d, char *text)
+{
+	unsigned bit = d == SG_DIALECT_NONE ? 0 : DIALECT_BIT(d);
+	if ((r->count + 1) * 2 > r->nslots)
+		report_rehash(r);
+	size_t s = (size_t)finding_hash(lv, file, line, text) & (r->nslots - 1);
+	for (; r->slots[s]; s = (s + 1) & (r->nslots - 1)) {
+		struct finding *f = &r->items[r->slots[s] - 1];
+		if (same_finding(f, lv, file, line, column, text)) {
+			f->dialects |= bit;
+			free(text);
+			return NULL;
+		}
+	}
+	if (r->count == r->cap) {
+		r->cap = r->cap ? r->cap * 2 : 16;
+		r->items = sg_realloc(r->items, r->cap * sizeof(*r->items));
+	}
+	r->items[r->count] = (struct finding){lv, file ? sg_strdup(file) : NULL, line, text, bit, NULL, column, NULL};
+	r->slots[s] = ++r->count;
+	r->counts[lv]++;
+	return &r->items[r->count - 1];
+}
+
 void sg_report_add(struct report *r, enum level lv, const char *file, int line, enum sg_dialect d,
-		       const char *fmt, ...)
+		   const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -247,25 +274,7 @@ void sg_report_add(struct report *r, enum level lv, const char *file, int line, 
 	if (vasprintf(&text, fmt, ap) < 0)
 		abort();
 	va_end(ap);
-	unsigned bit = d == SG_DIALECT_NONE ? 0 : DIALECT_BIT(d);
-	if ((r->count + 1) * 2 > r->nslots)
-		report_rehash(r);
-	size_t s = (size_t)finding_hash(lv, file, line, text) & (r->nslots - 1);
-	for (; r->slots[s]; s = (s + 1) & (r->nslots - 1)) {
-		struct finding *f = &r->items[r->slots[s] - 1];
-		if (same_finding(f, lv, file, line, text)) {
-			f->dialects |= bit;
-			free(text);
-			return;
-		}
-	}
-	if (r->count == r->cap) {
-		r->cap = r->cap ? r->cap * 2 : 16;
-		r->items = sg_realloc(r->items, r->cap * sizeof(*r->items));
-	}
-	r->items[r->count] = (struct finding){lv, file ? sg_strdup(file) : NULL, line, text, bit};
-	r->slots[s] = ++r->count;
-	r->counts[lv]++;
+	sg_report_keep(r, lv, file, line, 0, d, text);
 }
 
 void sg_report_free(struct report *r)
@@ -273,6 +282,7 @@ void sg_report_free(struct report *r)
 	for (size_t i = 0; i < r->count; i++) {
 		free(r->items[i].file);
 		free(r->items[i].text);
+		free(r->items[i].statement);
 	}
 	free(r->items);
 	free(r->slots);
@@ -282,10 +292,14 @@ void sg_report_free(struct report *r)
 /* "file:line: text" as one line, for messages and lint. */
 void sg_finding_format(const struct finding *f, unsigned all, struct sg_buf *b)
 {
-	if (f->file && f->line > 0)
+	if (f->file && f->line > 0 && f->column > 0)
+		sg_buf_printf(b, "%s:%d:%d: ", f->file, f->line, f->column);
+	else if (f->file && f->line > 0)
 		sg_buf_printf(b, "%s:%d: ", f->file, f->line);
 	else if (f->file)
 		sg_buf_printf(b, "%s: ", f->file);
+	if (f->rule)
+		sg_buf_printf(b, "%s: ", f->rule->id);
 	sg_buf_puts(b, f->text);
 	if (f->dialects && f->dialects != all) {
 		sg_buf_puts(b, " [");

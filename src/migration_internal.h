@@ -33,12 +33,17 @@ enum level { LV_ERROR, LV_WARNING, LV_NOTE };
 
 /* One problem or observation: file (may be NULL), line (0 = none), and
  * the dialects it was seen for (0 = not dialect-specific). */
+struct sg_lint_rule;
 struct finding {
 	enum level level;
 	char *file;
 	int line;
 	char *text;
 	unsigned dialects;
+	/* a lint rule's finding (lint_rules.c); NULL rule for the directory's own problems */
+	const struct sg_lint_rule *rule;
+	int column;          /* 1-based; 0 = none */
+	char *statement;     /* the head of the statement it is about, or NULL */
 };
 
 /*
@@ -130,6 +135,10 @@ enum sg_dialect sg_dialect_tag_n(const char *s, size_t n, bool *known);
 void sg_report_add(struct report *r, enum level lv, const char *file, int line, enum sg_dialect d,
 		   const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 void sg_report_free(struct report *r);
+/* Keep text (owned, moved in) as a finding at line:column, once; the new
+ * finding, or NULL when it merged into an equal one (text freed). */
+struct finding *sg_report_keep(struct report *r, enum level lv, const char *file, int line, int column,
+			       enum sg_dialect d, char *text);
 /* "file:line: text [dialects]" as one line, for messages and lint. */
 void sg_finding_format(const struct finding *f, unsigned all, struct sg_buf *b);
 /* The first error as err's message, with how many more there are: -1;

@@ -173,6 +173,7 @@ int sg_script_prepare_text(const char *text, size_t len, bool marked, bool store
 	}
 	out->split = out->no_tx || engine == SG_ENGINE_MYSQL;
 	out->empty = l.count == 0;
+	out->first_line = prefix ? first_line - 1 : first_line;
 	if (rc == 0 && out->split)
 		out->statements = l;
 	else

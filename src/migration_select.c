@@ -198,6 +198,7 @@ static int build(const struct directory *d, const struct choice *c, enum sg_dial
 	m->name = sg_strdup(c->up->name);
 	m->up_file = sg_strdup(c->up->file);
 	m->up_sql = up.sql;
+	m->up_line = up.first_line;
 	m->up_no_tx = up.no_tx;
 	m->up_split = up.split;
 	m->up_statements = up.statements;

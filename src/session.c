@@ -80,6 +80,23 @@ static int create_database(struct sg_run *r, const struct sg_conn_opts *opts, bo
 	return 0;
 }
 
+/*
+ * A refused password that holds '#': in a URL, '#' starts the fragment
+ * for every other parser (Go's net/url, browsers, most shells' tools and
+ * .env readers cut the text there), so the password that reached the
+ * server is likely not the one meant. schemagate itself takes it as
+ * written; the portable spelling is %23.
+ */
+static void explain_refused_password(struct sg_run *r, struct sg_error *e)
+{
+	const char *pw = r->cfg->password ? r->cfg->password : r->url.password;
+	if (!pw || !strchr(pw, '#'))
+		return;
+	size_t n = strlen(e->msg);
+	snprintf(e->msg + n, sizeof(e->msg) - n, " (the password holds '#', which starts a URL fragment: "
+		 "anything that read the URL before schemagate may have cut it there; write '#' as %%23)");
+}
+
 /* Connect with retries: transient failures (refused, DNS, starting up,
  * too many connections) are retried with backoff until --connect-timeout
  * has passed since this outage began; permanent ones fail at once. */
@@ -108,6 +125,8 @@ static int connect_with_retry(struct sg_run *r, struct sg_conn **out, uint64_t l
 		if (e.kind != SG_ERRK_TRANSIENT && r->drv->unknown_database && r->drv->unknown_database(&e) &&
 		    create_database(r, &opts, &created_once, &e) == 0)
 			continue;   /* created, or another instance did: connect again at once */
+		if (e.kind != SG_ERRK_TRANSIENT && r->drv->auth_failed && r->drv->auth_failed(&e))
+			explain_refused_password(r, &e);
 		if (e.kind != SG_ERRK_TRANSIENT) {
 			*err = e;
 			if (!err->exit_code || err->exit_code == SG_EXIT_MIGRATION)

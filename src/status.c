@@ -80,6 +80,9 @@ static void print_status_text(const struct sg_run *r)
 		if ((it->state == SG_M_FAILED || it->state == SG_M_PARTIAL) && it->row)
 			printf("%16s %s after %ld statement(s)%s%s\n", "", it->row->status, it->row->statements_done,
 			       it->row->error ? ": " : "", it->row->error ? it->row->error : "");
+		if (it->out_of_order)
+			printf("%16s out of order: older than the newest applied version %s (--allow-out-of-order "
+			       "applies it)\n", "", p->newest_applied);
 		if (it->state == SG_M_CHANGED && it->row && it->m)
 			printf("%16s checksum recorded %s, file has %s\n", "", it->row->checksum, it->m->checksum);
 	}

@@ -137,7 +137,10 @@ static int url_error(struct sg_error *err, const char *text, const char *why)
 {
 	char red[512];
 	sg_url_redact_text(text, red, sizeof(red));
-	return sg_fail(err, SG_EXIT_USAGE, "invalid database URL '%s': %s", red, why);
+	/* in double quotes: the log's masking of "password=VALUE" ends a
+	 * value at one, so the text after a ?password= at the URL's end
+	 * survives it */
+	return sg_fail(err, SG_EXIT_USAGE, "invalid database URL \"%s\": %s", red, why);
 }
 
 /* Decode s[0..n) into *out; a malformed escape fails naming the part. */
@@ -347,8 +350,8 @@ static int take_query_password(const char *text, struct sg_url *url, struct sg_e
 		}
 		if (url->password)
 			return url_error(err, text,
-					 "the password is given twice (in the user info and as ?password=, "
-					 "or twice as ?password=)");
+					 "the password is given twice (in the user info and as the password "
+					 "parameter, or as two password parameters); give it once");
 		url->password = p->value;
 		free(p->key);
 		memmove(p, p + 1, (url->nparams - i - 1) * sizeof(*p));

@@ -204,6 +204,7 @@ struct sg_plan {
 	size_t count;
 	size_t npending, nchanged, nfailed, npartial, nunknown, nout_of_order, napplied;
 	const char *target;           /* NULL when the directory is empty */
+	const char *newest_applied;   /* set when a pending version is out of order (borrowed from the history) */
 };
 
 /* target NULL = newest in the directory. Fails (exit 2) if target is not

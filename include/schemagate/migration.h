@@ -37,6 +37,7 @@ struct sg_migration {
 	 */
 	char *up_sql;
 	char *down_sql;
+	int up_line;           /* file line of up_sql's first line (a single file's up section starts later) */
 	/* Decided by one rule for both directions (sg_script_prepare). */
 	bool up_no_tx, down_no_tx;
 	/* Runs statement by statement (MySQL/MariaDB: every script; any
@@ -137,6 +138,7 @@ struct sg_script {
 	bool no_tx, split;
 	bool empty;                          /* only blanks and comments */
 	struct sg_statement_list statements; /* when split */
+	int first_line;                      /* file line of sql's first line */
 };
 int sg_script_prepare(const char *text, bool marked, enum sg_dialect dialect, const char *what,
 		      struct sg_script *out, struct sg_error *err);

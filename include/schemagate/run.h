@@ -131,6 +131,9 @@ struct sg_run {
 	 * after a lost lock reverts the same migrations, not N more */
 	char *down_to;
 	struct sg_error work_err;      /* a failed work, reported after RELEASING */
+	/* a run that ended READY but answers with another exit code: a dry
+	 * run that would change something (6), with what it would do */
+	struct sg_error answer;
 	bool work_failed;
 	char app_name[320];
 };
