@@ -129,8 +129,7 @@ static int connect_with_retry(struct sg_run *r, struct sg_conn **out, uint64_t l
 			explain_refused_password(r, &e);
 		if (e.kind != SG_ERRK_TRANSIENT) {
 			*err = e;
-			if (!err->exit_code || err->exit_code == SG_EXIT_MIGRATION)
-				err->exit_code = SG_EXIT_DATABASE;
+			sg_error_ours(err);
 			return -1;
 		}
 		spent = elapsed_since(t0);
@@ -138,12 +137,12 @@ static int connect_with_retry(struct sg_run *r, struct sg_conn **out, uint64_t l
 		 * timeout and retry, so they never wait */
 		if (r->cmd->one_shot) {
 			*err = e;
-			return sg_fail(err, SG_EXIT_TIMEOUT, "could not connect to %s (%s makes one attempt): %s",
+			return sg_fail(err, SG_OUTCOME_TIMEOUT, "could not connect to %s (%s makes one attempt): %s",
 				       r->url.redacted, cfg->command_name, e.msg);
 		}
 		if (spent >= cfg->connect_timeout_ms) {
 			*err = e;
-			return sg_fail(err, SG_EXIT_TIMEOUT, "could not connect to %s within %llums (%d attempts): %s",
+			return sg_fail(err, SG_OUTCOME_TIMEOUT, "could not connect to %s within %llums (%d attempts): %s",
 				       r->url.redacted, (unsigned long long)cfg->connect_timeout_ms, attempts, e.msg);
 		}
 		if (last_log == 0 || elapsed_since(last_log) >= RETRY_LOG_INTERVAL_MS) {
@@ -208,7 +207,7 @@ int sg_session_build_view(struct sg_run *r, struct sg_error *err)
 	memset(&r->unseen, 0, sizeof(r->unseen));
 	if (sg_adopt_preview(r->conn, r->cfg->adopt, r->cfg->table, &r->set, &r->hist, err) != 0) {
 		/* status prints what it can see, and then says what it cannot */
-		if (r->cfg->command != SG_CMD_STATUS || err->exit_code != SG_EXIT_INTEGRITY) {
+		if (r->cfg->command != SG_CMD_STATUS || err->outcome != SG_OUTCOME_INTEGRITY) {
 			sg_history_free(&r->hist);
 			return -1;
 		}

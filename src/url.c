@@ -140,7 +140,7 @@ static int url_error(struct sg_error *err, const char *text, const char *why)
 	/* in double quotes: the log's masking of "password=VALUE" ends a
 	 * value at one, so the text after a ?password= at the URL's end
 	 * survives it */
-	return sg_fail(err, SG_EXIT_USAGE, "invalid database URL \"%s\": %s", red, why);
+	return sg_fail(err, SG_OUTCOME_USAGE, "invalid database URL \"%s\": %s", red, why);
 }
 
 /* Decode s[0..n) into *out; a malformed escape fails naming the part. */
@@ -372,7 +372,7 @@ int sg_url_parse(const char *text, struct sg_url *url, struct sg_error *err)
 {
 	memset(url, 0, sizeof(*url));
 	if (!text || !*text)
-		return sg_fail(err, SG_EXIT_USAGE, "the database URL is empty");
+		return sg_fail(err, SG_OUTCOME_USAGE, "the database URL is empty");
 	size_t slen = strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
 	if (slen == 0 || text[slen] != ':')
 		return url_error(err, text,
@@ -381,7 +381,7 @@ int sg_url_parse(const char *text, struct sg_url *url, struct sg_error *err)
 	if (!se) {
 		char red[512];
 		sg_url_redact_text(text, red, sizeof(red));
-		return sg_fail(err, SG_EXIT_USAGE,
+		return sg_fail(err, SG_OUTCOME_USAGE,
 			       "unsupported database URL scheme '%.*s' in '%s' "
 			       "(use postgres://, postgresql://, mysql://, mariadb:// or sqlite:PATH)",
 			       (int)(slen > 32 ? 32 : slen), text, red);

@@ -44,6 +44,7 @@ struct pg_conn {
 	char *lock_table;
 	int64_t lock_id;
 	bool pooler_probed;           /* the pre-lock probe ran on this connection */
+	bool cancel_sent;             /* pg_cancel ran: a 57014 is schemagate's stop */
 };
 
 static struct pg_conn *pg_of(struct sg_conn *c) { return (struct pg_conn *)c; }
@@ -65,7 +66,7 @@ static int connection_lost(struct pg_conn *c, struct sg_error *err)
 {
 	char msg[512];
 	trim_message(c->pg ? PQerrorMessage(c->pg) : "connection closed", msg, sizeof(msg));
-	return sg_fail_db(err, SG_ERRK_CONNECTION, SG_EXIT_DATABASE, "",
+	return sg_fail_db(err, SG_ERRK_CONNECTION, "",
 			 "postgres %s: connection lost: %s", c->where, msg[0] ? msg : "no reason given");
 }
 
@@ -99,7 +100,7 @@ static bool is_connection_sqlstate(const char *state)
 
 static int lock_not_held(struct sg_error *err)
 {
-	return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
+	return sg_fail_db(err, SG_ERRK_LOCK_LOST, "",
 			  "the server connection running this migration does not hold the advisory lock: " POOLER_ADVICE);
 }
 
@@ -123,20 +124,20 @@ static int result_error(struct pg_conn *c, const PGresult *res, const char *sql,
 		snprintf(where, sizeof(where), " (line %d)", line_of_position(sql, atol(position)));
 
 	enum sg_err_kind kind = SG_ERRK_STATEMENT;
-	int exit_code = SG_EXIT_MIGRATION;
 	if (strcmp(state, LOCK_NOT_HELD_SQLSTATE) == 0)
 		return lock_not_held(err);
 	if (strcmp(state, "55P03") == 0) {
 		kind = SG_ERRK_LOCK_TIMEOUT;
 	} else if (strcmp(state, "57014") == 0) {
-		/* ours (the loop stopped) or statement_timeout: the
-		 * coordinator knows which */
-		kind = SG_ERRK_CANCELED;
+		/* ours (the loop stopped), or the server's own: statement_timeout,
+		 * pg_cancel_backend() by a DBA */
+		sg_fail_canceled(err, c->cancel_sent, state, "postgres %s: %s%s%s%s", state, primary, where,
+				 detail ? "; " : "", detail ? detail : "");
+		return -1;
 	} else if (is_connection_sqlstate(state) || PQstatus(c->pg) == CONNECTION_BAD) {
 		kind = SG_ERRK_CONNECTION;
-		exit_code = SG_EXIT_DATABASE;
 	}
-	return sg_fail_db(err, kind, exit_code, state, "postgres %s%s%s%s%s%s", state, state[0] ? ": " : "",
+	return sg_fail_db(err, kind, state, "postgres %s%s%s%s%s%s", state, state[0] ? ": " : "",
 			 primary, where, detail ? "; " : "", detail ? detail : "");
 }
 
@@ -193,6 +194,7 @@ static void pg_cancel(struct sg_conn *conn)
 	PGcancel *cancel = c->pg ? PQgetCancel(c->pg) : NULL;
 	if (!cancel)
 		return;
+	c->cancel_sent = true;
 	if (sg_start_detached(cancel_thread, cancel) != 0)
 		PQfreeCancel(cancel);
 }
@@ -204,8 +206,9 @@ static int abandon(struct pg_conn *c, struct sg_error *err)
 	if (c->pg)
 		PQfinish(c->pg);
 	c->pg = NULL;
-	return sg_fail_db(err, SG_ERRK_CANCELED, SG_EXIT_SIGTERM, "57014",
-			  "postgres %s: the statement did not stop in time; connection closed", c->where);
+	/* only the loop's cleanup window abandons */
+	return sg_fail_canceled(err, true, "57014", "postgres %s: the statement did not stop in time; connection closed",
+				c->where);
 }
 
 /* ---- running statements ------------------------------------------------ */
@@ -404,8 +407,7 @@ static int build_conninfo(const struct sg_conn_opts *opts, struct conninfo *ci, 
 			conninfo_add(ci, key, value);
 		} else {
 			PQconninfoFree(known);
-			err->kind = SG_ERRK_PERMANENT;
-			return sg_fail(err, SG_EXIT_USAGE,
+			return sg_fail_db(err, SG_ERRK_USAGE, NULL,
 				       "postgres URL parameter \"%s\" is not a libpq connection option", key);
 		}
 	}
@@ -521,8 +523,7 @@ static int connect_failed(PGconn *pg, const char *where, bool timed_out, struct 
 		snprintf(msg, sizeof(msg), "no answer within the connection attempt timeout");
 	}
 	bool transient = timed_out || transient_connect_failure(state, msg);
-	return sg_fail_db(err, transient ? SG_ERRK_TRANSIENT : SG_ERRK_PERMANENT, transient ? SG_EXIT_TIMEOUT : SG_EXIT_DATABASE,
-			 state, "connecting to postgres %s: %s%s%s", where, state, state[0] ? " " : "", msg);
+	return sg_fail_db(err, transient ? SG_ERRK_TRANSIENT : SG_ERRK_PERMANENT, state, "connecting to postgres %s: %s%s%s", where, state, state[0] ? " " : "", msg);
 }
 
 /* Server notices go to our log, not straight to stderr. */
@@ -565,9 +566,9 @@ static int resolve_host(const struct sg_conn_opts *opts, char *addr, size_t n, u
 	char result[128];
 	int rc = sg_io_resolve(opts->io, host, result, sizeof(result), (int64_t)budget_ms);
 	if (rc == SG_IO_CANCELED)
-		return sg_fail_db(err, SG_ERRK_CANCELED, SG_EXIT_SIGTERM, "", "resolving %s: canceled", host);
+		return sg_fail_canceled(err, true, "", "resolving %s: canceled", host);
 	if (rc != 0)
-		return sg_fail_db(err, SG_ERRK_TRANSIENT, SG_EXIT_TIMEOUT, "",
+		return sg_fail_db(err, SG_ERRK_TRANSIENT, "",
 				  "connecting to postgres: could not resolve host \"%s\": %s", host, result);
 	snprintf(addr, n, "%s", result);
 	return 0;
@@ -588,7 +589,7 @@ static int pg_connect(const struct sg_conn_opts *opts, struct sg_conn **out, str
 	PGconn *pg = PQconnectStartParams(ci.keys, ci.values, 0);
 	sg_buf_free(&ci.options);
 	if (!pg)
-		return sg_fail_db(err, SG_ERRK_TRANSIENT, SG_EXIT_DATABASE, "", "postgres: out of memory");
+		return sg_fail_db(err, SG_ERRK_TRANSIENT, "", "postgres: out of memory");
 	/* verbose: the startup error then carries its SQLSTATE */
 	PQsetErrorVerbosity(pg, PQERRORS_VERBOSE);
 	char *where = describe_target(pg);
@@ -612,7 +613,7 @@ static int pg_connect(const struct sg_conn_opts *opts, struct sg_conn **out, str
 			ready = opts->io ? sg_io_wait(opts->io, fd, events, left) : poll_socket(fd, events, left);
 		}
 		if (ready == SG_IO_CANCELED) {
-			rc = sg_fail_db(err, SG_ERRK_CANCELED, SG_EXIT_SIGTERM, "", "connecting to postgres %s: canceled",
+			rc = sg_fail_canceled(err, true, "", "connecting to postgres %s: canceled",
 				       where);
 			break;
 		}
@@ -755,7 +756,7 @@ static int pg_commit(struct sg_conn *conn, struct sg_error *err)
 	if (run(c, "COMMIT", -1, NULL, NULL, NULL, err) < 0)
 		return -1;
 	if (aborted)
-		return sg_fail_db(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, "25P02",
+		return sg_fail_db(err, SG_ERRK_STATEMENT, "25P02",
 				 "postgres %s: the transaction had failed and was rolled back", c->where);
 	return 0;
 }
@@ -825,7 +826,7 @@ static int lock_id(struct pg_conn *c, const char *table, int64_t *id, struct sg_
 	free(material);
 	free(qualified);
 	if (!ok || len < 8)
-		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "", "SHA-256 failed (OpenSSL)");
+		return sg_fail_db(err, SG_ERRK_PERMANENT, "", "SHA-256 failed (OpenSSL)");
 	uint64_t v = 0;
 	for (int i = 0; i < 8; i++)
 		v = (v << 8) | digest[i];
@@ -900,7 +901,7 @@ static int probe_for_pooler(struct pg_conn *c, struct sg_error *err)
 		if (i == 0)
 			first = p;
 		else if (p.pid != first.pid)
-			return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
+			return sg_fail_db(err, SG_ERRK_PERMANENT, "",
 					  "consecutive statements ran on backends %ld and %ld: " POOLER_ADVICE,
 					  first.pid, p.pid);
 	}
@@ -941,7 +942,7 @@ static int pg_try_lock(struct sg_conn *conn, const char *key, uint64_t wait_ms, 
 				&ignored) < 0 || released)
 				break;
 		}
-		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
+		return sg_fail_db(err, SG_ERRK_PERMANENT, "",
 				 "the advisory lock was taken by backend %ld but the next statement ran on backend "
 				 "%ld: " POOLER_ADVICE, probe.pid, again.pid);
 	}
@@ -962,7 +963,7 @@ static int pg_unlock(struct sg_conn *conn, const char *key, struct sg_error *err
 	if (run(c, "SELECT pg_advisory_unlock($1::bigint)", 1, params, bool_value, &released, err) < 0)
 		return -1;
 	if (!released)
-		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
+		return sg_fail_db(err, SG_ERRK_PERMANENT, "",
 				 "advisory unlock returned false: the lock was not held by this session; a "
 				 "transaction-mode pooler (PgBouncer) is probably between schemagate and "
 				 "PostgreSQL; use --lock=table");
@@ -1311,7 +1312,7 @@ static int pg_after_statement(struct sg_conn *conn, const char *sql, struct sg_e
 	int is = cic_index(c, sql, index, sizeof(index), &st, err);
 	if (is <= 0 || (st.found && st.valid))
 		return is < 0 ? -1 : 0;
-	return sg_fail_db(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, "",
+	return sg_fail_db(err, SG_ERRK_STATEMENT, "",
 			  st.found ? "index %s is invalid after CREATE INDEX CONCURRENTLY; drop it with DROP INDEX "
 				     "CONCURRENTLY and run again"
 				   : "index %s does not exist after CREATE INDEX CONCURRENTLY", st.found ? st.qualified : index);
@@ -1344,7 +1345,7 @@ static int pg_create_database(const struct sg_conn_opts *opts, bool *created, st
 	*created = false;
 	const char *name = opts->url->database;
 	if (!name || !*name)
-		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
+		return sg_fail_db(err, SG_ERRK_PERMANENT, "",
 				  "--create-database: the URL names no database to create");
 	static const char *const maintenance[] = {"postgres", "template1"};
 	struct sg_url url = *opts->url;

@@ -120,7 +120,7 @@ static bool shows(const char *public_text, const char *s)
  * URL holds as its password. */
 static void check_refused(const char *text, const struct sg_error *err, const struct fuzz_outputs *skeleton)
 {
-	FUZZ_CHECK(err->exit_code == SG_EXIT_USAGE, "exit code %d", err->exit_code);
+	FUZZ_CHECK(err->outcome == SG_OUTCOME_USAGE, "outcome %d", (int)err->outcome);
 	FUZZ_CHECK(err->msg[0] && !strpbrk(err->msg, "\r\n"), "not a one-line message: %s", err->msg);
 	size_t at, wlen;
 	if (!fuzz_url_password_span(text, &at, &wlen))

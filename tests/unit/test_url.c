@@ -23,7 +23,7 @@ static struct sg_error parse_fails(const char *text)
 	struct sg_error err = {0};
 	int rc = sg_url_parse(text, &url, &err);
 	cr_assert_eq(rc, -1, "parsing %s should fail", text);
-	cr_assert_eq(err.exit_code, SG_EXIT_USAGE);
+	cr_assert_eq(err.outcome, SG_OUTCOME_USAGE);
 	cr_assert_neq(err.msg[0], '\0');
 	return err;
 }
