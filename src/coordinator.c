@@ -25,6 +25,9 @@
 #include "schemagate/run.h"
 
 #define HOLDER_LOG_INTERVAL_MS 10000
+/* A writer on a read-only server connects again this often, looking for
+ * a primary (the next host of a list, a service moved to the new one). */
+#define READ_ONLY_RECONNECT_MS 5000
 
 static const char *const state_names[] = {
 	[SG_ST_INIT] = "init",
@@ -91,6 +94,10 @@ static const struct transition transitions[] = {
 	{SG_ST_CHECKING,      SG_ST_FAILED,      "integrity error, pending migrations or stop",   NULL},
 
 	{SG_ST_WAITING,       SG_ST_READY,       "the target was reached",                        enter_ready},
+	/* a writer that waited on a read-only server: it takes writes now
+	 * (a standby promoted, read_only switched off) */
+	{SG_ST_WAITING,       SG_ST_CONTENDING,  "the server takes writes now",                   NULL},
+	/* lost, or a read-only server a writer leaves to look for a primary */
 	{SG_ST_WAITING,       SG_ST_CONNECTING,  "connection lost; waiting goes on",              drop_connection},
 	{SG_ST_WAITING,       SG_ST_FAILED,      "wait timeout, integrity error or stop",         NULL},
 
@@ -225,7 +232,34 @@ static enum sg_state do_connecting(struct sg_run *r, const char **reason, struct
 		return SG_ST_FAILED;
 	if (sg_session_connect(r, err) != 0)
 		return SG_ST_FAILED;
+	if (r->server.where[0]) {
+		/* the host reached, which a list of hosts does not tell */
+		snprintf(reason_buf, sizeof(reason_buf), "connected to %s%s%s", r->server.where,
+			 r->server.read_only ? ", a read-only server: " : "", r->server.read_only_why);
+		*reason = reason_buf;
+	}
 	return SG_ST_CHECKING;
+}
+
+/*
+ * Writers need a primary (SPEC section 5): a writer whose work is pending
+ * on a read-only server (a standby, read_only=ON) takes no lock there. It
+ * waits as `wait` does - done when another instance brings the replica to
+ * the target - and leaves for CONTENDING once the server takes writes.
+ */
+static enum sg_state writer_on_read_only(struct sg_run *r, enum sg_state next, const char **reason)
+{
+	if (next != SG_ST_CONTENDING || !r->server.read_only)
+		return next;
+	if (!r->said_read_only) {
+		sg_warn("read_only_server", "connected to a read-only server (%s) at %s; waiting for a primary",
+			r->server.read_only_why, r->server.where);
+		r->said_read_only = true;
+	}
+	if (!r->read_only_since_ms)
+		r->read_only_since_ms = sg_now_ms();
+	*reason = say("the server is read-only", r->server.read_only_why, "; waiting for a primary");
+	return SG_ST_WAITING;
 }
 
 /* A read failed: a lost connection means connecting again (unless the
@@ -243,7 +277,7 @@ static enum sg_state read_failed(struct sg_run *r, const char **reason, struct s
 static enum sg_state do_checking(struct sg_run *r, const char **reason, struct sg_error *err)
 {
 	if (r->cmd->no_directory)
-		return r->cmd->check(r, reason, err);
+		return writer_on_read_only(r, r->cmd->check(r, reason, err), reason);
 	/* the history's read is read only: it overlaps the directory's check */
 	if (sg_session_read_history(r, err) != 0)
 		return read_failed(r, reason, err, "reading the history");
@@ -256,7 +290,7 @@ static enum sg_state do_checking(struct sg_run *r, const char **reason, struct s
 		sg_migration_select(&r->set, r->drv->dialect(r->conn));
 	if (sg_session_build_view(r, err) != 0)
 		return read_failed(r, reason, err, "reading the history");
-	return r->cmd->check(r, reason, err);
+	return writer_on_read_only(r, r->cmd->check(r, reason, err), reason);
 }
 
 /* Sleep one poll interval (or wake_poll_ms, for engines that cannot
@@ -331,6 +365,31 @@ static void log_waiting(struct sg_run *r, uint64_t *last_log, const char *what)
 	*last_log = sg_now_ms();
 }
 
+/*
+ * A writer waiting on a read-only server with its work still pending: has
+ * the server become writable (CONTENDING)? If not, every
+ * READ_ONLY_RECONNECT_MS it connects again (CONNECTING), for a list of
+ * hosts or a service name may lead to the primary now; else it waits on.
+ */
+static enum sg_state still_read_only(struct sg_run *r, const char **reason, struct sg_error *err)
+{
+	if (sg_session_learn_server(r, err) != 0)
+		return read_failed(r, reason, err, "asking the server whether it takes writes");
+	if (!r->server.read_only) {
+		sg_info("primary", "%s takes writes now", r->server.where);
+		r->said_read_only = false;
+		r->read_only_since_ms = 0;
+		return SG_ST_CONTENDING;
+	}
+	if (elapsed_since(r->read_only_since_ms) >= READ_ONLY_RECONNECT_MS) {
+		r->read_only_since_ms = 0;
+		*reason = say("the server is still read-only", r->server.read_only_why,
+			      "; connecting again to look for a primary");
+		return SG_ST_CONNECTING;
+	}
+	return SG_ST_WAITING;
+}
+
 static enum sg_state do_waiting(struct sg_run *r, const char **reason, struct sg_error *err)
 {
 	if (!r->contend_started_ms)
@@ -343,6 +402,8 @@ static enum sg_state do_waiting(struct sg_run *r, const char **reason, struct sg
 		if (sg_session_read(r, err) != 0)
 			return read_failed(r, reason, err, "waiting");
 		int ready = r->cmd->check(r, reason, err);
+		if (ready == SG_ST_CONTENDING)
+			ready = still_read_only(r, reason, err);
 		if (ready != SG_ST_WAITING)
 			return ready;
 		if (deadline_left(r) == 0) {
@@ -545,7 +606,8 @@ int sg_run_open(const struct sg_config *cfg, enum sg_command as, struct sg_run *
 	sg_log_add_secret(r->url.password);
 	sg_log_add_secret(cfg->password);
 	r->drv = sg_driver_for(r->url.engine);
-	if (!r->drv || sg_loop_init(&r->loop, cfg->timeout_ms, err) != 0) {
+	if (!r->drv || (r->drv->check_url && r->drv->check_url(&r->url, err) != 0) ||
+	    sg_loop_init(&r->loop, cfg->timeout_ms, err) != 0) {
 		if (!r->drv)
 			sg_fail(err, SG_OUTCOME_USAGE, "no driver for %s", r->url.redacted);
 		sg_url_free(&r->url);

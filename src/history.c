@@ -137,6 +137,16 @@ int sg_history_has_events(struct sg_conn *c, const char *table, bool *any, struc
 
 /* ---- writing ------------------------------------------------------------- */
 
+/* PostgreSQL 42501; MySQL 1044 (database), 1142 (table), 1227 (privilege) */
+static bool permission_denied(const struct sg_error *err)
+{
+	static const char *const codes[] = { "42501", "1044", "1142", "1227" };
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (strcmp(err->sqlstate, codes[i]) == 0)
+			return true;
+	return false;
+}
+
 static int run_ddl(struct sg_conn *c, const char *fmt, const char *table, struct sg_error *err)
 {
 	/* splice the quoted name in place of the single %s */
@@ -157,6 +167,21 @@ int sg_history_ensure(struct sg_conn *c, const char *table, struct sg_error *err
 	if (rc == 0)
 		rc = run_ddl(c, c->driver->events_ddl, events, err);
 	free(events);
+	if (rc != 0 && permission_denied(err)) {
+		/* a reader's credentials on a writing command: say so, not
+		 * "creating history table: permission denied" of a table that
+		 * is there */
+		bool exists = false;
+		struct sg_error e = {0};
+		char why[SG_ERROR_MSG], state[sizeof(err->sqlstate)];
+		snprintf(why, sizeof(why), "%s", err->msg);
+		snprintf(state, sizeof(state), "%s", err->sqlstate);
+		if (c->driver->table_exists(c, table, &exists, &e) == 0 && exists)
+			return sg_fail_db(err, SG_ERRK_PERMANENT, state,
+					  "the history table %s exists, but this user may not write it (%s); a user "
+					  "with read rights only runs `schemagate wait`, which never writes",
+					  table, why);
+	}
 	if (rc != 0) {
 		sg_error_prefix(err, "creating history table %s", table);
 		return outside_migration(err);

@@ -25,7 +25,9 @@
 
 bool sg_connection_lost(const struct sg_error *err)
 {
-	return err->kind == SG_ERRK_CONNECTION;
+	/* a read-only server (a standby, a demoted primary) is as good as
+	 * gone for a writer: connect again, and wait for a primary */
+	return err->kind == SG_ERRK_CONNECTION || err->kind == SG_ERRK_READ_ONLY;
 }
 
 bool sg_stop_requested(const struct sg_error *err)
@@ -79,6 +81,7 @@ enum sg_outcome sg_outcome_of(const struct sg_run *r, const struct sg_error *err
 		return sg_lock_can_be_taken_over(r->lock) ? SG_OUTCOME_TIMEOUT : SG_OUTCOME_DATABASE;
 	case SG_ERRK_PERMANENT:
 	case SG_ERRK_CONNECTION:
+	case SG_ERRK_READ_ONLY:
 		return SG_OUTCOME_DATABASE;
 	case SG_ERRK_STATEMENT:
 	case SG_ERRK_LOCK_TIMEOUT:
@@ -92,7 +95,7 @@ bool sg_migration_failed(struct sg_run *r, struct sg_error *err)
 {
 	if (sg_loop_canceled(&r->loop) && (err->kind == SG_ERRK_CANCELED || err->kind == SG_ERRK_CONNECTION))
 		return false;
-	if (err->kind == SG_ERRK_LOCK_LOST || err->kind == SG_ERRK_CONNECTION)
+	if (err->kind == SG_ERRK_LOCK_LOST || sg_connection_lost(err))
 		return false;
 	err->outcome = sg_outcome_of(r, err, true);
 	return err->outcome == SG_OUTCOME_MIGRATION_FAILED;

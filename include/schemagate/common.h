@@ -48,6 +48,10 @@ enum sg_err_kind {
 	SG_ERRK_CONNECTION,  /* connection lost mid-session */
 	SG_ERRK_LOCK_LOST,   /* the migration lock is no longer ours (a failed verify, a lease taken over) */
 	SG_ERRK_USAGE,       /* the driver refuses the input (a URL option) */
+	/* the server refused a write because it is read-only (a standby,
+	 * read_only=ON; PostgreSQL 25006, MySQL 1290/1792/1836): transient,
+	 * the run connects again and waits for a primary */
+	SG_ERRK_READ_ONLY,
 };
 
 #define SG_ERROR_MSG 1024

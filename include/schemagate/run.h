@@ -113,6 +113,11 @@ struct sg_run {
 	int dir_rc;
 	struct sg_error dir_err;
 	struct sg_conn *conn;          /* the run's one connection; NULL while disconnected */
+	struct sg_server_info server;  /* what conn reached (session.c) */
+	/* a writer on a read-only server: said so once, and since when it
+	 * waits on this connection (it connects again every while) */
+	bool said_read_only;
+	uint64_t read_only_since_ms;
 	struct sg_lock *lock;
 	bool listening;
 	enum sg_state state;
@@ -157,6 +162,9 @@ void sg_run_close(struct sg_run *r);
 int sg_session_connect(struct sg_run *r, struct sg_error *err);
 /* Open another connection like r->conn (the lease's renewal connection). */
 int sg_session_open_extra(void *run, uint64_t lock_wait_ms, struct sg_conn **out, struct sg_error *err);
+/* Ask the server once more what it is (r->server): a standby that was
+ * promoted, read_only switched off. */
+int sg_session_learn_server(struct sg_run *r, struct sg_error *err);
 /* Close r->conn and forget everything tied to it (the lock, LISTEN). */
 void sg_session_drop(struct sg_run *r);
 /* Read the history and build the plan into r->hist / r->plan. */
@@ -172,7 +180,8 @@ uint64_t sg_jitter(uint64_t ms);
 
 /* ---- outcome.c ------------------------------------------------------------ */
 
-/* Is this error a lost connection (reconnect) rather than a failure? */
+/* Is this error a lost connection or a read-only server (connect again)
+ * rather than a failure? */
 bool sg_connection_lost(const struct sg_error *err);
 /* Was it a stop schemagate asked for (a cancel of the loop's)? */
 bool sg_stop_requested(const struct sg_error *err);

@@ -105,6 +105,10 @@ static int statement_error(struct my_conn *c, struct sg_error *err)
 	if (c->broken || connection_lost(errnum))
 		return set_error(err, SG_ERRK_CONNECTION, errnum,
 				 "lost the connection to %s: mysql %u: %s", c->target.display, errnum, text);
+	/* ER_OPTION_PREVENTS_STATEMENT (--read-only), ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION,
+	 * ER_READ_ONLY_MODE: a replica, or a primary demoted under us */
+	if (errnum == 1290 || errnum == 1792 || errnum == 1836)
+		return set_error(err, SG_ERRK_READ_ONLY, errnum, "mysql %u: %s", errnum, text);
 	return set_error(err, SG_ERRK_STATEMENT, errnum, "mysql %u: %s", errnum, text);
 }
 
@@ -217,6 +221,16 @@ bad_value:
 	/* Like the mysql client: a CA without a mode means "verify against it". */
 	if (t->ssl_mode == SSL_UNSET && t->ssl_ca)
 		t->ssl_mode = SSL_VERIFY_CA;
+	return 0;
+}
+
+static int drv_check_url(const struct sg_url *url, struct sg_error *err)
+{
+	struct sg_conn_opts opts = { .url = url };
+	struct my_target t;
+	if (target_from_opts(&opts, &t, err) < 0)
+		return -1;
+	target_free(&t);
 	return 0;
 }
 
@@ -913,6 +927,51 @@ static int query_value(struct sg_conn *c, const char *sql, int nparams, const ch
 	return 0;
 }
 
+/* ---- what the server is ------------------------------------------------ */
+
+static int take_variable(void *ctx, int ncols, const char *const *v)
+{
+	struct sg_server_info *info = ctx;
+	if (ncols < 2 || !v[0] || !v[1])
+		return 0;
+	bool on = strcasecmp(v[1], "ON") == 0 || strcmp(v[1], "1") == 0;
+	if ((strcasecmp(v[0], "read_only") == 0 || strcasecmp(v[0], "super_read_only") == 0) && on &&
+	    !info->read_only) {
+		info->read_only = true;
+		snprintf(info->read_only_why, sizeof(info->read_only_why), "%s=ON", v[0]);
+	} else if (strcasecmp(v[0], "wsrep_on") == 0 && on && info->cluster_size == 0) {
+		info->cluster_size = 1;   /* until wsrep_cluster_size says more */
+	} else if (strcasecmp(v[0], "wsrep_node_name") == 0) {
+		snprintf(info->node, sizeof(info->node), "%s", v[1]);
+	} else if (strcasecmp(v[0], "wsrep_cluster_size") == 0 && info->cluster_size > 0) {
+		info->cluster_size = atoi(v[1]) > 0 ? atoi(v[1]) : 1;
+	}
+	return 0;
+}
+
+/* read_only stops only users without SUPER (READ_ONLY ADMIN): a writer
+ * treats it as "not the primary" whatever its own rights, since writing
+ * to a replica is the mistake read_only is there to flag. */
+static int drv_server_info(struct sg_conn *base, struct sg_server_info *info, struct sg_error *err)
+{
+	struct my_conn *c = (struct my_conn *)base;
+	memset(info, 0, sizeof(*info));
+	if (c->target.socket_path)
+		snprintf(info->where, sizeof(info->where), "%s", c->target.socket_path);
+	else
+		snprintf(info->where, sizeof(info->where), "%s:%d", c->target.host ? c->target.host : "localhost",
+			 c->target.port ? c->target.port : 3306);
+	if (drv_query(base,
+		      "SHOW GLOBAL VARIABLES WHERE Variable_name IN "
+		      "('read_only', 'super_read_only', 'wsrep_on', 'wsrep_node_name')",
+		      0, NULL, take_variable, info, err) < 0)
+		return -1;
+	if (info->cluster_size == 0)
+		return 0;
+	return drv_query(base, "SHOW GLOBAL STATUS WHERE Variable_name = 'wsrep_cluster_size'", 0, NULL,
+			 take_variable, info, err);
+}
+
 /* ---- the lock ---------------------------------------------------------- */
 
 /* "schemagate:<db>.<table>", or when that exceeds 64 characters a prefix
@@ -1192,7 +1251,9 @@ const struct sg_driver sg_driver_mysql = {
 	.name = "mysql",
 	.engine = SG_ENGINE_MYSQL,
 	.caps = SG_CAP_POLLABLE | SG_CAP_LOCK_WAIT | SG_CAP_GROUP_STATEMENTS,
+	.check_url = drv_check_url,
 	.connect = drv_connect,
+	.server_info = drv_server_info,
 	.close = drv_close,
 	.unknown_database = drv_unknown_database,
 	.auth_failed = drv_auth_failed,

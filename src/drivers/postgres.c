@@ -136,6 +136,10 @@ static int result_error(struct pg_conn *c, const PGresult *res, const char *sql,
 		return -1;
 	} else if (is_connection_sqlstate(state) || PQstatus(c->pg) == CONNECTION_BAD) {
 		kind = SG_ERRK_CONNECTION;
+	} else if (strcmp(state, "25006") == 0) {
+		/* read_only_sql_transaction: a standby, or a primary demoted
+		 * under us (a failover) */
+		kind = SG_ERRK_READ_ONLY;
 	}
 	return sg_fail_db(err, kind, state, "postgres %s%s%s%s%s%s", state, state[0] ? ": " : "",
 			 primary, where, detail ? "; " : "", detail ? detail : "");
@@ -359,13 +363,31 @@ static bool libpq_knows(const PQconninfoOption *known, const char *key)
 	return false;
 }
 
+/* Every URL parameter is one of libpq's (target_session_attrs, sslmode,
+ * ...) or ours (search_path): a typo ("sslmod") is refused before any
+ * connection is tried, not after --connect-timeout of retries. */
+static int pg_check_url(const struct sg_url *url, struct sg_error *err)
+{
+	PQconninfoOption *known = PQconndefaults();
+	int rc = 0;
+	for (size_t i = 0; i < url->nparams && rc == 0; i++) {
+		const char *key = url->params[i].key;
+		if (strcmp(key, "search_path") != 0 && !libpq_knows(known, key)) {
+			rc = sg_fail_db(err, SG_ERRK_USAGE, NULL,
+					"postgres URL parameter \"%s\" is not a libpq connection option", key);
+		}
+	}
+	PQconninfoFree(known);
+	return rc;
+}
+
 struct conninfo {
 	const char *keys[64];
 	const char *values[64];
 	int n;
-	char port[16], timeout[24];
+	char timeout[24];
 	char hostaddr[128];           /* resolved on the loop, "" = let libpq */
-	struct sg_buf options;
+	struct sg_buf host, port, options;
 };
 
 static void conninfo_add(struct conninfo *ci, const char *key, const char *value)
@@ -377,19 +399,38 @@ static void conninfo_add(struct conninfo *ci, const char *key, const char *value
 	ci->n++;
 }
 
+static void conninfo_free(struct conninfo *ci)
+{
+	sg_buf_free(&ci->host);
+	sg_buf_free(&ci->port);
+	sg_buf_free(&ci->options);
+}
+
 /* Keywords/values for PQconnectStartParams from the URL and the options.
  * Later entries win in libpq, so ours come after the URL's parameters. */
 static int build_conninfo(const struct sg_conn_opts *opts, struct conninfo *ci, struct sg_error *err)
 {
 	const struct sg_url *url = opts->url;
+	if (pg_check_url(url, err) < 0)
+		return -1;
 	PQconninfoOption *known = PQconndefaults();
 
-	conninfo_add(ci, "host", url->host);
-	conninfo_add(ci, "hostaddr", ci->hostaddr);
-	if (url->port > 0) {
-		snprintf(ci->port, sizeof(ci->port), "%d", url->port);
-		conninfo_add(ci, "port", ci->port);
+	/* libpq's lists: "h1,h2" and "p1,p2", an empty port meaning 5432 */
+	bool any_port = false;
+	for (size_t i = 0; i < url->nhosts; i++) {
+		const struct sg_url_host *h = &url->hosts[i];
+		sg_buf_printf(&ci->host, "%s%s", i ? "," : "", h->host ? h->host : "");
+		if (h->port > 0)
+			any_port = true;
+		if (h->port > 0)
+			sg_buf_printf(&ci->port, "%s%d", i ? "," : "", h->port);
+		else if (i > 0)
+			sg_buf_puts(&ci->port, ",");
 	}
+	conninfo_add(ci, "host", ci->host.data);
+	conninfo_add(ci, "hostaddr", ci->hostaddr);
+	if (any_port)
+		conninfo_add(ci, "port", ci->port.data);
 	conninfo_add(ci, "dbname", url->database);
 	conninfo_add(ci, "user", url->user);
 
@@ -405,10 +446,6 @@ static int build_conninfo(const struct sg_conn_opts *opts, struct conninfo *ci, 
 			continue;   /* set below, from the options */
 		} else if (libpq_knows(known, key)) {
 			conninfo_add(ci, key, value);
-		} else {
-			PQconninfoFree(known);
-			return sg_fail_db(err, SG_ERRK_USAGE, NULL,
-				       "postgres URL parameter \"%s\" is not a libpq connection option", key);
 		}
 	}
 	PQconninfoFree(known);
@@ -559,8 +596,8 @@ static int resolve_host(const struct sg_conn_opts *opts, char *addr, size_t n, u
 	const char *host = opts->url->host;
 	unsigned char buf[sizeof(struct in6_addr)];
 	addr[0] = '\0';
-	if (!opts->io || !host || !*host || host[0] == '/' || strchr(host, ',') ||
-	    sg_url_param(opts->url, "hostaddr") || inet_pton(AF_INET, host, buf) == 1 ||
+	if (!opts->io || !host || !*host || host[0] == '/' || opts->url->nhosts > 1 ||
+	    sg_url_param(opts->url, "hostaddr") || sg_url_param(opts->url, "host") || inet_pton(AF_INET, host, buf) == 1 ||
 	    inet_pton(AF_INET6, host, buf) == 1)
 		return 0;
 	char result[128];
@@ -583,11 +620,11 @@ static int pg_connect(const struct sg_conn_opts *opts, struct sg_conn **out, str
 	if (resolve_host(opts, ci.hostaddr, sizeof(ci.hostaddr), budget, err) < 0)
 		return -1;
 	if (build_conninfo(opts, &ci, err) < 0) {
-		sg_buf_free(&ci.options);
+		conninfo_free(&ci);
 		return -1;
 	}
 	PGconn *pg = PQconnectStartParams(ci.keys, ci.values, 0);
-	sg_buf_free(&ci.options);
+	conninfo_free(&ci);
 	if (!pg)
 		return sg_fail_db(err, SG_ERRK_TRANSIENT, "", "postgres: out of memory");
 	/* verbose: the startup error then carries its SQLSTATE */
@@ -629,6 +666,9 @@ static int pg_connect(const struct sg_conn_opts *opts, struct sg_conn **out, str
 		return rc;
 	}
 
+	/* with a list of hosts, PQhost/PQport now name the one reached */
+	free(where);
+	where = describe_target(pg);
 	struct pg_conn *c = sg_calloc(1, sizeof(*c));
 	c->base.driver = &sg_driver_postgres;
 	c->pg = pg;
@@ -1088,6 +1128,34 @@ static int pg_socket(struct sg_conn *conn)
 	return c->pg ? PQsocket(c->pg) : -1;
 }
 
+/* ---- what the server is ------------------------------------------------ */
+
+static int take_role(void *ctx, int ncols, const char *const *v)
+{
+	struct sg_server_info *info = ctx;
+	if (ncols < 2)
+		return 1;
+	if (v[0] && strcmp(v[0], "t") == 0)
+		snprintf(info->read_only_why, sizeof(info->read_only_why), "standby");
+	else if (v[1] && strcmp(v[1], "on") == 0)
+		snprintf(info->read_only_why, sizeof(info->read_only_why), "transaction_read_only=on");
+	info->read_only = info->read_only_why[0] != '\0';
+	return 1;
+}
+
+static int pg_server_info(struct sg_conn *conn, struct sg_server_info *info, struct sg_error *err)
+{
+	struct pg_conn *c = pg_of(conn);
+	memset(info, 0, sizeof(*info));
+	/* PQhost/PQport: with a list of hosts, the one libpq settled on */
+	const char *host = c->pg ? PQhost(c->pg) : NULL, *port = c->pg ? PQport(c->pg) : NULL;
+	bool v6 = host && strchr(host, ':');
+	snprintf(info->where, sizeof(info->where), "%s%s%s:%s", v6 ? "[" : "", host && *host ? host : "(default)",
+		 v6 ? "]" : "", port && *port ? port : "5432");
+	return run(c, "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')", 0, NULL, take_role,
+		   info, err);
+}
+
 /* ---- history support --------------------------------------------------- */
 
 static int pg_table_exists(struct sg_conn *conn, const char *table, bool *exists, struct sg_error *err)
@@ -1386,7 +1454,9 @@ const struct sg_driver sg_driver_postgres = {
 	.name = "postgres",
 	.engine = SG_ENGINE_POSTGRES,
 	.caps = SG_CAP_TRANSACTIONAL_DDL | SG_CAP_NOTIFY | SG_CAP_POLLABLE,
+	.check_url = pg_check_url,
 	.connect = pg_connect,
+	.server_info = pg_server_info,
 	.close = pg_close,
 	.unknown_database = pg_unknown_database,
 	.auth_failed = pg_auth_failed,
