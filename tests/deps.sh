@@ -11,6 +11,8 @@ packages=(
 	default-libmysqlclient-dev libmariadb-dev libcriterion-dev
 	postgresql-15 postgresql-client-15 postgresql-server-dev-15
 	mariadb-server mariadb-client pgbouncer
+	# the Galera cluster of tests/harness/galera.sh (rsync state transfer)
+	galera-4 rsync
 	python3 python3-yaml docker-compose unzip
 	prometheus
 	# the static build's Connector/C (container/build-static.sh), the
@@ -22,6 +24,8 @@ packages=(
 	valgrind
 	# lint's PostgreSQL parser (static archive) and the protobuf-c header it needs
 	libpg-query-dev libprotobuf-c-dev
+	# the arm64 static build and image, run under emulation (tests/delivery/arm64.sh)
+	gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
 )
 missing=()
 for p in "${packages[@]}"; do
