@@ -1,3 +1,7 @@
+-- squawk-ignore-file prefer-text-field
+-- (VARCHAR(n), not text: the same keys and lengths on every engine; MySQL
+-- cannot index a TEXT column without a prefix length.)
+
 -- Everything that happened in a session: user messages, model turns,
 -- tool calls. Deleting a session deletes its events.
 CREATE TABLE events (

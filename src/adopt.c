@@ -401,7 +401,8 @@ static int record_all(struct sg_conn *c, const char *table, const struct adoptio
 		const struct sg_migration *m = a->items[i].m;
 		/* a version the directory lacks: no name, no checksum, no down script */
 		struct sg_migration unknown = {.version = (char *)a->items[i].version, .name = "", .checksum = ""};
-		if (sg_history_record(c, table, m ? m : &unknown, "baselined", 0, 0, NULL, err) != 0 ||
+		struct sg_row_change chg = {.version = a->items[i].version, .m = m ? m : &unknown};
+		if (sg_row_move(c, table, SG_ROW_ABSENT, SG_EV_BASELINE, &chg, err) != 0 ||
 		    sg_event_record(c, table, "adopt", a->items[i].version, "baselined", a->label, err) != 0)
 			return -1;
 	}

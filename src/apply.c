@@ -125,8 +125,10 @@ static int apply_in_transaction(struct sg_run *r, const struct sg_migration *m, 
 	if (sg_conn_begin(r->conn, err) != 0)
 		return -1;
 	char dur[32];
+	struct sg_row_change chg = {.version = m->version, .m = m};
 	if (sg_conn_exec(r->conn, m->up_sql, err) == 0 && check_before_commit(r, m->up_file, err) == 0 &&
-	    sg_history_record(r->conn, r->cfg->table, m, "applied", 0, (long)elapsed_since(t0), NULL, err) == 0 &&
+	    (chg.duration_ms = (long)elapsed_since(t0),
+	     sg_row_move(r->conn, r->cfg->table, SG_ROW_ABSENT, SG_EV_COMMITTED, &chg, err) == 0) &&
 	    (snprintf(dur, sizeof(dur), "%llums", (unsigned long long)elapsed_since(t0)), 1) &&
 	    sg_event_record(r->conn, r->cfg->table, "apply", m->version, "ok", dur, err) == 0 &&
 	    sg_conn_commit(r->conn, err) == 0)
@@ -186,12 +188,17 @@ static int apply_statements(struct sg_run *r, const struct sg_migration *m, cons
 {
 	uint64_t t0 = sg_now_ms();
 	const struct sg_statement_list *list = &m->up_statements;
-	struct sg_steps steps = {.version = m->version, .file = m->up_file, .list = list, .progress = true};
+	struct sg_steps steps = {.version = m->version, .file = m->up_file, .list = list, .row = SG_ROW_PARTIAL};
+	struct sg_row_change chg = {.version = m->version, .m = m, .row = resume};
 	int rc;
 	if (resume) {
 		steps.start = (size_t)resume->statements_done;
 		steps.start_in_doubt = in_doubt;
-		rc = sg_history_take_over(r->conn, r->cfg->table, resume, err);
+		/* resuming runs the rest of this file: the row records its
+		 * checksum (repair --resume after the file was fixed) */
+		chg.statements_done = resume->statements_done;
+		chg.checksum = m->checksum;
+		rc = sg_row_move(r->conn, r->cfg->table, sg_row_state_of(resume), SG_EV_RESUME, &chg, err);
 		if (rc == 0 && in_doubt)
 			sg_warn("resume", "resuming %s at statement %zu of %zu (the previous run, by %s, stopped there)",
 				m->up_file, steps.start + 1, list->count, resume->applied_by ? resume->applied_by : "?");
@@ -199,7 +206,7 @@ static int apply_statements(struct sg_run *r, const struct sg_migration *m, cons
 			sg_info("resume", "resuming %s at statement %zu of %zu (the statements before it are done)",
 				m->up_file, steps.start + 1, list->count);
 	} else {
-		rc = sg_history_record(r->conn, r->cfg->table, m, "partial", 0, 0, NULL, err);
+		rc = sg_row_move(r->conn, r->cfg->table, SG_ROW_ABSENT, SG_EV_START, &chg, err);
 		if (rc != 0 && err->kind != SG_ERRK_LOCK_LOST)
 			sg_error_prefix(err, "nothing of %s ran", m->up_file);
 	}
@@ -207,9 +214,11 @@ static int apply_statements(struct sg_run *r, const struct sg_migration *m, cons
 	size_t done = steps.start;
 	if (rc == 0)
 		rc = sg_steps_run(r, &steps, &done, err);
-	if (rc == 0)
-		rc = sg_history_progress(r->conn, r->cfg->table, m->version, "applied", (long)list->count,
-					 (long)elapsed_since(t0), NULL, err);
+	if (rc == 0) {
+		struct sg_row_change last = {.version = m->version, .statements_done = (long)list->count,
+					     .duration_ms = (long)elapsed_since(t0)};
+		rc = sg_row_move(r->conn, r->cfg->table, SG_ROW_PARTIAL, SG_EV_LAST_STATEMENT_DONE, &last, err);
+	}
 	if (rc == 0) {
 		char dur[32];
 		snprintf(dur, sizeof(dur), "%llums", (unsigned long long)elapsed_since(t0));
@@ -233,8 +242,9 @@ static int apply_statements(struct sg_run *r, const struct sg_migration *m, cons
 	}
 	sg_error_prefix(err, "applying %s", m->up_file);
 	struct sg_error e = {0};
-	if (sg_history_progress(r->conn, r->cfg->table, m->version, "failed", (long)done, (long)elapsed_since(t0),
-				err->msg, &e) != 0)
+	struct sg_row_change failed = {.version = m->version, .statements_done = (long)done,
+				       .duration_ms = (long)elapsed_since(t0), .note = err->msg};
+	if (sg_row_move(r->conn, r->cfg->table, SG_ROW_PARTIAL, SG_EV_SERVER_ERROR, &failed, &e) != 0)
 		sg_warn("history", "could not record the failure of %s: %s", m->version, e.msg);
 	record_failure_event(r, m->version, err->msg);
 	if (!err->exit_code || err->exit_code == SG_EXIT_DATABASE)
@@ -270,33 +280,51 @@ static int revert_in_transaction(struct sg_run *r, const struct sg_revert_item *
 {
 	if (sg_conn_begin(r->conn, err) != 0)
 		return -1;
+	struct sg_row_change chg = {.version = it->version};
 	if (sg_conn_exec(r->conn, it->down_sql, err) == 0 && check_before_commit(r, it->version, err) == 0 &&
-	    sg_history_delete(r->conn, r->cfg->table, it->version, false, err) == 0 &&
+	    sg_row_move(r->conn, r->cfg->table, it->from, SG_EV_REVERT_COMMITTED, &chg, err) == 0 &&
 	    sg_event_record(r->conn, r->cfg->table, "revert", it->version, "ok", NULL, err) == 0 &&
 	    sg_conn_commit(r->conn, err) == 0)
 		return 0;
 	return failed_in_transaction(r, err);
 }
 
+/*
+ * A down script statement by statement: the row becomes partial-revert
+ * (this instance its writer) and counts the down statements, so a kill
+ * leaves a row that says how far the revert got, and a failure a
+ * failed-revert row a human resumes or repairs. A row that is already
+ * partial-revert was taken over by repair --resume: go on from its count.
+ */
 static int revert_statements(struct sg_run *r, const struct sg_revert_item *it, struct sg_error *err)
 {
 	char file[96];
 	snprintf(file, sizeof(file), "the down script of %s", it->version);
-	struct sg_steps steps = {.version = it->version, .file = file, .list = it->statements};
-	size_t done = 0;
+	struct sg_steps steps = {.version = it->version, .file = file, .list = it->statements,
+				 .row = SG_ROW_PARTIAL_REVERT, .start = it->start};
+	if (it->from != SG_ROW_PARTIAL_REVERT) {
+		struct sg_row_change chg = {.version = it->version, .row = it->row, .note = "reverting"};
+		if (sg_row_move(r->conn, r->cfg->table, it->from, SG_EV_REVERT_START, &chg, err) != 0)
+			return -1;
+	}
+	size_t done = it->start;
 	int rc = sg_steps_run(r, &steps, &done, err);
+	struct sg_row_change end = {.version = it->version, .statements_done = (long)done};
 	if (rc == 0)
-		rc = sg_history_delete(r->conn, r->cfg->table, it->version, false, err);
+		rc = sg_row_move(r->conn, r->cfg->table, SG_ROW_PARTIAL_REVERT, SG_EV_LAST_STATEMENT_DONE, &end, err);
 	if (rc == 0) {
 		struct sg_error e = {0};
 		sg_event_record(r->conn, r->cfg->table, "revert", it->version, "ok", NULL, &e);
 		return 0;
 	}
-	if (err->kind == SG_ERRK_LOCK_LOST || (sg_connection_lost(err) && !sg_loop_canceled(&r->loop)))
+	/* stopped, lock or connection lost: the row says where the revert got */
+	if (err->kind == SG_ERRK_LOCK_LOST || err->kind == SG_ERRK_CANCELED || sg_connection_lost(err) ||
+	    sg_loop_stopping(&r->loop))
 		return -1;
 	sg_error_prefix(err, "reverting: %zu statement(s) of the down script ran", done);
+	end.note = err->msg;
 	struct sg_error e = {0};
-	if (sg_history_set_status(r->conn, r->cfg->table, it->version, "failed", err->msg, &e) != 0)
+	if (sg_row_move(r->conn, r->cfg->table, SG_ROW_PARTIAL_REVERT, SG_EV_SERVER_ERROR, &end, &e) != 0)
 		sg_warn("history", "could not record the failed revert of %s: %s", it->version, e.msg);
 	return -1;
 }

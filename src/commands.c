@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "schemagate/adopt.h"
+#include "schemagate/lint.h"
 #include "schemagate/log.h"
 #include "schemagate/run.h"
 
@@ -45,6 +46,19 @@ static int waiter_check(struct sg_run *r, struct sg_error *err)
 
 /* ---- up ------------------------------------------------------------------ */
 
+/* up --lint: every migration up would apply, before the lock is even
+ * contended (the check writes nothing). */
+static int lint_gate(const struct sg_run *r, struct sg_error *err)
+{
+	for (size_t i = 0; i < r->plan.count; i++) {
+		const struct sg_plan_item *it = &r->plan.items[i];
+		if ((it->state == SG_M_PENDING || it->state == SG_M_PARTIAL) && it->m &&
+		    sg_lint_gate(it->m, r->set.dialect, err) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static enum sg_state check_up(struct sg_run *r, const char **reason, struct sg_error *err)
 {
 	/* a failed or partial row may be a winner at work: contend, and
@@ -58,6 +72,8 @@ static enum sg_state check_up(struct sg_run *r, const char **reason, struct sg_e
 		*reason = "fast path: nothing pending, checksums match";
 		return SG_ST_READY;
 	}
+	if (ready == 0 && r->cfg->up_lint && lint_gate(r, err) != 0)
+		return SG_ST_FAILED;
 	*reason = ready == 0 ? "migrations are pending"
 	      : r->hist.nadopted > 0 ? "another tool's history is to be adopted"
 				      : "the history table does not exist yet (--baseline-version)";
@@ -77,7 +93,8 @@ static int baseline_upto(struct sg_run *r, const char *upto, struct sg_error *er
 		const struct sg_migration *m = &r->set.items[i];
 		if (!baselines(r, m, upto))
 			continue;
-		if (sg_history_record(r->conn, r->cfg->table, m, "baselined", 0, 0, NULL, err) != 0 ||
+		struct sg_row_change chg = {.version = m->version, .m = m};
+		if (sg_row_move(r->conn, r->cfg->table, SG_ROW_ABSENT, SG_EV_BASELINE, &chg, err) != 0 ||
 		    sg_event_record(r->conn, r->cfg->table, "baseline", m->version, "ok", NULL, err) != 0)
 			return -1;
 		n++;
@@ -93,23 +110,53 @@ static int adopt(struct sg_run *r, struct sg_error *err)
 	return sg_adopt_record(r->conn, r->cfg->adopt, r->cfg->table, &r->set, err);
 }
 
+/* Has the history never been used: no row, no event? (a run killed
+ * between creating the tables and recording anything in them) */
+static int never_used(struct sg_run *r, bool *unused, struct sg_error *err)
+{
+	bool any = true;
+	if (sg_session_read(r, err) != 0 || sg_history_has_events(r->conn, r->cfg->table, &any, err) != 0)
+		return -1;
+	*unused = r->hist.count == 0 && !any;
+	return 0;
+}
+
+/*
+ * up --baseline-version on a database that predates schemagate: the
+ * tables and the baseline rows commit in one transaction, so a kill
+ * leaves either both or neither. (On MySQL the CREATE commits at once; a
+ * history left empty and without events is then still seen as new.)
+ */
+static int baseline_bootstrap(struct sg_run *r, struct sg_error *err)
+{
+	bool any = true;
+	if (sg_conn_begin(r->conn, err) != 0)
+		return -1;
+	if (sg_history_ensure(r->conn, r->cfg->table, err) == 0 &&
+	    (!r->drv->has_user_tables || r->drv->has_user_tables(r->conn, r->cfg->table, &any, err) == 0) &&
+	    (!any || (sg_session_read(r, err) == 0 && baseline_upto(r, r->cfg->baseline_version, err) == 0)) &&
+	    sg_conn_commit(r->conn, err) == 0)
+		return sg_session_read(r, err);
+	struct sg_error e = {0};
+	if (!sg_connection_lost(err) && sg_conn_rollback(r->conn, &e) != 0)
+		sg_debug("rollback", "rollback failed: %s", e.msg);
+	return -1;
+}
+
 /* Under the lock, before any work: the state tables exist, and the view of
  * the history is re-read (the previous holder may have done part). */
 static int prepare(struct sg_run *r, struct sg_error *err)
 {
-	bool existed = false;
-	if (adopt(r, err) != 0 || r->drv->table_exists(r->conn, r->cfg->table, &existed, err) != 0 ||
-	    sg_history_ensure(r->conn, r->cfg->table, err) != 0 || sg_session_read(r, err) != 0)
+	bool existed = false, unused = false;
+	if (adopt(r, err) != 0 || r->drv->table_exists(r->conn, r->cfg->table, &existed, err) != 0)
 		return -1;
-	if (existed || !r->cfg->baseline_version || r->cfg->command != SG_CMD_UP)
-		return 0;
-	/* up --baseline-version: a database that predates schemagate */
-	bool any = true;
-	if (r->drv->has_user_tables && r->drv->has_user_tables(r->conn, r->cfg->table, &any, err) != 0)
-		return -1;
-	if (any && (baseline_upto(r, r->cfg->baseline_version, err) != 0 || sg_session_read(r, err) != 0))
-		return -1;
-	return 0;
+	if (r->cfg->baseline_version && r->cfg->command == SG_CMD_UP) {
+		if (existed && never_used(r, &unused, err) != 0)
+			return -1;
+		if (!existed || unused)
+			return baseline_bootstrap(r, err);
+	}
+	return sg_history_ensure(r->conn, r->cfg->table, err) == 0 ? sg_session_read(r, err) : -1;
 }
 
 /* Under the lock, a partial row's writer is gone: this holder resumes it,
@@ -126,6 +173,19 @@ static int check_resumable(struct sg_run *r, struct sg_error *err)
 	return 0;
 }
 
+/* The first migration ever run here failed because what it creates is
+ * there already: a database that predates schemagate. Say how to adopt
+ * it rather than leave the operator with the server's words alone. */
+static void suggest_baseline(struct sg_run *r, struct sg_error *err)
+{
+	if (r->changed > 0 || r->plan.napplied > 0 || err->kind != SG_ERRK_STATEMENT || !strstr(err->msg, "already exists"))
+		return;
+	size_t n = strlen(err->msg);
+	snprintf(err->msg + n, sizeof(err->msg) - n, "; if the database predates schemagate, record what it "
+		 "already holds with `schemagate baseline VERSION` (the newest migration whose changes it has), "
+		 "then run up again");
+}
+
 static int work_up(struct sg_run *r, struct sg_error *err)
 {
 	if (prepare(r, err) != 0 || sg_plan_check(&r->plan, r->cfg->strict, r->cfg->allow_out_of_order, err) != 0 ||
@@ -137,8 +197,10 @@ static int work_up(struct sg_run *r, struct sg_error *err)
 			continue;
 		if (sg_loop_stopping(&r->loop))
 			return sg_stopped_error(r, err, "between two migrations");
-		if (sg_apply_one(r, it->m, it->state == SG_M_PARTIAL ? it->row : NULL, true, err) != 0)
+		if (sg_apply_one(r, it->m, it->state == SG_M_PARTIAL ? it->row : NULL, true, err) != 0) {
+			suggest_baseline(r, err);
 			return -1;
+		}
 	}
 	return 0;
 }
@@ -206,6 +268,27 @@ static int report_verified(struct sg_run *r, struct sg_error *err)
 	return 0;
 }
 
+/* lint --pending: what up would apply (pending and partly applied
+ * versions up to the target), read only; the exit code is lint's. */
+static enum sg_state check_lint_pending(struct sg_run *r, const char **reason, struct sg_error *err)
+{
+	const char **versions = sg_calloc(r->plan.count + 1, sizeof(*versions));
+	size_t n = 0;
+	for (size_t i = 0; i < r->plan.count; i++)
+		if (r->plan.items[i].state == SG_M_PENDING || r->plan.items[i].state == SG_M_PARTIAL)
+			versions[n++] = r->plan.items[i].version;
+	const struct sg_config *cfg = r->cfg;
+	struct sg_lint_request req = {.dir = cfg->dir, .dialect = sg_dialect_name(r->set.dialect), .strict = cfg->strict,
+				      .format = cfg->lint_format, .only_versions = true, .versions = versions,
+				      .nversions = n};
+	int rc = sg_lint(&req, err);
+	free(versions);
+	if (rc != 0)
+		return SG_ST_FAILED;
+	*reason = "pending migrations linted";
+	return SG_ST_READY;
+}
+
 static enum sg_state check_status(struct sg_run *r, const char **reason, struct sg_error *err)
 {
 	*reason = "status read";
@@ -215,6 +298,10 @@ static enum sg_state check_status(struct sg_run *r, const char **reason, struct 
 static int report_status(struct sg_run *r, struct sg_error *err)
 {
 	sg_status_print(r);
+	if (r->unseen.exit_code) {
+		*err = r->unseen;
+		return -1;
+	}
 	return r->cfg->status_check ? sg_status_check(r, err) : 0;
 }
 
@@ -241,6 +328,44 @@ static void fix_down_target(struct sg_run *r)
 	r->down_to = sg_strdup("0");
 }
 
+/* One revert: the row, and the down script to run (the directory's file
+ * when prefer_file and it has one, else the one stored at apply time). */
+static int revert_item(struct sg_run *r, const struct sg_history_row *row, const struct sg_migration *m,
+		       bool prefer_file, struct sg_revert_item *it, struct sg_error *err)
+{
+	const struct sg_config *cfg = r->cfg;
+	it->version = sg_strdup(row->version);
+	it->name = sg_strdup(row->name);
+	it->checksum = sg_strdup(row->checksum);
+	it->row = row;
+	it->from = sg_row_state_of(row);
+	if (prefer_file && m && m->down_sql) {
+		it->down_sql = m->down_sql;
+		it->no_tx = m->down_no_tx;
+		it->split = m->down_split;
+		it->statements = &m->down_statements;
+		return 0;
+	}
+	char *stored = NULL;
+	if (sg_history_down_sql(r->conn, cfg->table, row->version, &stored, err) != 0)
+		return -1;
+	if (!stored)
+		return sg_fail(err, SG_EXIT_INTEGRITY, "cannot revert %s: no down script in the directory or "
+			       "recorded in %s when it was applied", row->version, cfg->table);
+	/* the rules the loader applies to a file, before anything runs */
+	char *what = sg_asprintf("the down script of %s stored in %s", row->version, cfg->table);
+	int prc = sg_script_prepare(stored, false, r->set.dialect, what, &it->stored, err);
+	free(what);
+	free(stored);
+	if (prc != 0)
+		return -1;
+	it->down_sql = it->stored.sql;
+	it->no_tx = it->stored.no_tx;
+	it->split = it->stored.split;
+	it->statements = &it->stored.statements;
+	return 0;
+}
+
 /*
  * What `down` or `rollback` reverts, newest first, with the down script
  * to run: rollback uses the script stored at apply time (the old image
@@ -262,45 +387,18 @@ static int collect_reverts(struct sg_run *r, struct sg_revert_item **out, size_t
 			break;
 		if (cfg->command == SG_CMD_ROLLBACK && m)
 			continue;
-		if (strcmp(row->status, "applied") != 0 && strcmp(row->status, "baselined") != 0) {
+		const struct sg_row_transition *t = sg_row_transition_find(sg_row_state_of(row), SG_EV_REVERT_START);
+		if (t->refusal) {
 			sg_revert_items_free(items, n);
-			return sg_fail(err, SG_EXIT_INTEGRITY, "migration %s is %s; repair it first with `schemagate "
-				       "repair %s --applied|--reverted`", row->version, row->status, row->version);
+			char *what = sg_asprintf("cannot revert: migration %s is %s", row->version, row->status);
+			sg_row_refuse(t, row->version, what, err);
+			free(what);
+			return -1;
 		}
-		struct sg_revert_item *it = &items[n++];
-		it->version = sg_strdup(row->version);
-		it->name = sg_strdup(row->name);
-		it->checksum = sg_strdup(row->checksum);
-		if (cfg->command == SG_CMD_DOWN && m && m->down_sql) {
-			it->down_sql = m->down_sql;
-			it->no_tx = m->down_no_tx;
-			it->split = m->down_split;
-			it->statements = &m->down_statements;
-			continue;
-		}
-		char *stored = NULL;
-		if (sg_history_down_sql(r->conn, cfg->table, row->version, &stored, err) != 0) {
+		if (revert_item(r, row, m, cfg->command == SG_CMD_DOWN, &items[n++], err) != 0) {
 			sg_revert_items_free(items, n);
 			return -1;
 		}
-		if (!stored) {
-			sg_revert_items_free(items, n);
-			return sg_fail(err, SG_EXIT_INTEGRITY, "cannot revert %s: no down script in the directory or "
-				       "recorded in %s when it was applied", row->version, cfg->table);
-		}
-		/* the rules the loader applies to a file, before anything runs */
-		char *what = sg_asprintf("the down script of %s stored in %s", row->version, cfg->table);
-		int prc = sg_script_prepare(stored, false, r->set.dialect, what, &it->stored, err);
-		free(what);
-		free(stored);
-		if (prc != 0) {
-			sg_revert_items_free(items, n);
-			return -1;
-		}
-		it->down_sql = it->stored.sql;
-		it->no_tx = it->stored.no_tx;
-		it->split = it->stored.split;
-		it->statements = &it->stored.statements;
 	}
 	*out = items;
 	*nout = n;
@@ -371,8 +469,17 @@ static int repair_checksums(struct sg_run *r, struct sg_error *err)
 		const struct sg_migration *m = sg_migration_find(&r->set, row->version);
 		if (!m || strcmp(m->checksum, row->checksum) == 0)
 			continue;
+		const struct sg_row_transition *t = sg_row_transition_find(sg_row_state_of(row), SG_EV_ACCEPT_CHECKSUM);
+		if (t->refusal) {
+			/* the checksum of a partial or failed row names the file
+			 * that ran: the row's own repair decides what it becomes */
+			sg_warn("repair", "version %s is %s: its checksum is left as it is; repair it with `schemagate "
+				"repair %s --applied|--reverted|--resume`", row->version, row->status, row->version);
+			continue;
+		}
 		char *detail = sg_asprintf("checksum %s -> %s (%s)", row->checksum, m->checksum, m->up_file);
-		rc = sg_history_set_checksum(r->conn, cfg->table, row->version, m->checksum, err);
+		struct sg_row_change chg = {.version = row->version, .checksum = m->checksum};
+		rc = sg_row_move(r->conn, cfg->table, t->from, SG_EV_ACCEPT_CHECKSUM, &chg, err);
 		if (rc == 0)
 			rc = sg_event_record(r->conn, cfg->table, "repair", row->version, "accept-checksum", detail, err);
 		if (rc == 0)
@@ -384,6 +491,8 @@ static int repair_checksums(struct sg_run *r, struct sg_error *err)
 		sg_info("repaired", "every checksum already matches");
 	return rc;
 }
+
+static bool is_revert(enum sg_row_state s) { return s == SG_ROW_PARTIAL_REVERT || s == SG_ROW_FAILED_REVERT; }
 
 /* The failed or partial row `repair VERSION` is about. */
 static const struct sg_history_row *repair_row(struct sg_run *r, struct sg_error *err)
@@ -398,12 +507,13 @@ static const struct sg_history_row *repair_row(struct sg_run *r, struct sg_error
 		sg_fail(err, SG_EXIT_USAGE, "nothing to repair: version %s is not in %s", cfg->repair_version, cfg->table);
 		return NULL;
 	}
-	if (strcmp(row->status, "failed") != 0 && strcmp(row->status, "partial") != 0) {
+	enum sg_row_state st = sg_row_state_of(row);
+	if (st == SG_ROW_APPLIED || st == SG_ROW_BASELINED) {
 		sg_fail(err, SG_EXIT_USAGE, "version %s is %s, not failed or partial: nothing to repair", row->version,
 			row->status);
 		return NULL;
 	}
-	if (cfg->repair_action == SG_REPAIR_RESUME && !sg_migration_find(&r->set, row->version)) {
+	if (cfg->repair_action == SG_REPAIR_RESUME && !is_revert(st) && !sg_migration_find(&r->set, row->version)) {
 		sg_fail(err, SG_EXIT_USAGE, "cannot resume %s: this directory does not have it", row->version);
 		return NULL;
 	}
@@ -419,8 +529,9 @@ static int repair_version(struct sg_run *r, struct sg_error *err)
 	bool applied = cfg->repair_action == SG_REPAIR_APPLIED;
 	char *detail = sg_asprintf("was %s after %ld statement(s)%s%s", row->status, row->statements_done,
 				   row->error ? ": " : "", row->error ? row->error : "");
-	int rc = applied ? sg_history_set_status(r->conn, cfg->table, row->version, "applied", NULL, err)
-			 : sg_history_delete(r->conn, cfg->table, row->version, true, err);
+	struct sg_row_change chg = {.version = row->version};
+	int rc = sg_row_move(r->conn, cfg->table, sg_row_state_of(row),
+			     applied ? SG_EV_REPAIR_APPLIED : SG_EV_REPAIR_REVERTED, &chg, err);
 	if (rc == 0)
 		rc = sg_event_record(r->conn, cfg->table, "repair", row->version,
 				     applied ? "marked-applied" : "marked-reverted", detail, err);
@@ -430,28 +541,98 @@ static int repair_version(struct sg_run *r, struct sg_error *err)
 	return rc;
 }
 
-/* repair VERSION --resume: a human completed the statement that failed
- * (or was in doubt); count it as done and run the rest, under this lock. */
+/*
+ * repair VERSION --resume: a human completed statement done+1 of the
+ * script that stopped (the up script for partial/failed, the down script
+ * for partial-revert/failed-revert); the rest of it runs under this lock.
+ * The statements of the current file are the ones that run (the up file's
+ * checksum is recorded with them); with no statement after the one done by
+ * hand left, or no such script, it refuses (exit 4) naming the other
+ * repairs. *plan (when not NULL) receives the script and the first
+ * statement to run, for --dry-run.
+ */
+struct resume_plan {
+	const struct sg_migration *m;         /* the up script, or NULL */
+	struct sg_revert_item revert;         /* the down script (revert.down_sql set) */
+	size_t first;                         /* the first statement to run */
+	size_t count;                         /* statements in the script */
+};
+
+static void resume_plan_free(struct resume_plan *rp)
+{
+	free(rp->revert.version);
+	free(rp->revert.name);
+	free(rp->revert.checksum);
+	sg_script_free(&rp->revert.stored);
+}
+
+static int plan_resume(struct sg_run *r, const struct sg_history_row *row, struct resume_plan *rp,
+		       struct sg_error *err)
+{
+	memset(rp, 0, sizeof(*rp));
+	enum sg_row_state st = sg_row_state_of(row);
+	const struct sg_migration *m = sg_migration_find(&r->set, row->version);
+	rp->first = (size_t)(row->statements_done < 0 ? 0 : row->statements_done) + 1;
+	const char *script = "up script";
+	if (is_revert(st)) {
+		script = "down script";
+		if (revert_item(r, row, m, true, &rp->revert, err) != 0) {
+			sg_error_prefix(err, "cannot resume the revert of %s", row->version);
+			err->exit_code = SG_EXIT_INTEGRITY;
+			return -1;
+		}
+		rp->count = rp->revert.split ? rp->revert.statements->count : 0;
+	} else {
+		rp->m = m;
+		rp->count = m->up_split ? m->up_statements.count : 0;
+	}
+	if (rp->count == 0 || rp->first > rp->count)
+		return sg_fail(err, SG_EXIT_INTEGRITY, "cannot resume %s: its %s now has %zu statement(s) run one by one, "
+			       "and statement %zu is the one counted as done by hand; finish by hand and run `schemagate "
+			       "repair %s --%s`", row->version, script, rp->count, rp->first, row->version,
+			       is_revert(st) ? "reverted` (or `--applied` if everything is back)" : "applied` (or "
+			       "`--reverted` if none of its changes are in the database)");
+	return 0;
+}
+
 static int repair_resume(struct sg_run *r, struct sg_error *err)
 {
 	const struct sg_config *cfg = r->cfg;
 	const struct sg_history_row *row = repair_row(r, err);
+	struct resume_plan rp;
 	if (!row)
 		return -1;
-	const struct sg_migration *m = sg_migration_find(&r->set, row->version);
-	long done = row->statements_done + 1;
-	char *note = sg_asprintf("statement %ld completed by hand (repair --resume)", done);
-	int rc = sg_history_take_over(r->conn, cfg->table, row, err);
-	if (rc == 0)
-		rc = sg_history_progress(r->conn, cfg->table, row->version, "partial", done, 0, note, err);
+	if (plan_resume(r, row, &rp, err) != 0) {
+		resume_plan_free(&rp);
+		return -1;
+	}
+	char *note = sg_asprintf("statement %zu of the %s completed by hand (repair --resume)", rp.first,
+				 rp.m ? "up script" : "down script");
+	struct sg_row_change chg = {.version = row->version, .row = row, .statements_done = (long)rp.first,
+				    .note = note, .checksum = rp.m ? rp.m->checksum : NULL};
+	int rc = sg_row_move(r->conn, cfg->table, sg_row_state_of(row), SG_EV_REPAIR_RESUME, &chg, err);
 	if (rc == 0)
 		rc = sg_event_record(r->conn, cfg->table, "repair", row->version, "resume", note, err);
 	free(note);
-	if (rc != 0 || sg_session_read(r, err) != 0)
-		return -1;
-	sg_info("repaired", "version %s: statement %ld counted as done by hand; running the rest", m->version, done);
-	/* the statements after it never ran: none is in doubt */
-	return sg_apply_one(r, m, sg_history_find(&r->hist, m->version), false, err);
+	if (rc == 0 && rp.first == rp.count)
+		sg_info("repaired", "version %s: the last statement of its %s was done by hand", row->version,
+			rp.m ? "up script" : "down script");
+	else if (rc == 0)
+		sg_info("repaired", "version %s: statement %zu counted as done by hand; running statements %zu-%zu of its "
+			"%s", row->version, rp.first, rp.first + 1, rp.count, rp.m ? "up script" : "down script");
+	if (rc == 0 && rp.m) {
+		rc = sg_session_read(r, err);
+		/* the statements after it never ran: none is in doubt */
+		if (rc == 0)
+			rc = sg_apply_one(r, rp.m, sg_history_find(&r->hist, rp.m->version), false, err);
+	} else if (rc == 0) {
+		rp.revert.from = SG_ROW_PARTIAL_REVERT;
+		rp.revert.start = rp.first;
+		rp.revert.row = NULL;
+		rc = sg_revert_one(r, &rp.revert, err);
+	}
+	resume_plan_free(&rp);
+	return rc;
 }
 
 static int work_repair(struct sg_run *r, struct sg_error *err)
@@ -576,7 +757,7 @@ static int preview_repair(struct sg_run *r, struct sg_preview *p, struct sg_erro
 	const struct sg_history_row *row = repair_row(r, err);
 	if (!row)
 		return -1;
-	const struct sg_migration *m = sg_migration_find(&r->set, row->version);
+	struct resume_plan rp;
 	struct sg_preview_item *it;
 	switch (r->cfg->repair_action) {
 	case SG_REPAIR_APPLIED:
@@ -589,13 +770,45 @@ static int preview_repair(struct sg_run *r, struct sg_preview *p, struct sg_erro
 							      row->statements_done));
 		break;
 	default:
+		if (plan_resume(r, row, &rp, err) != 0) {
+			resume_plan_free(&rp);
+			return -1;
+		}
+		/* exactly what runs: the statements after the one done by hand */
+		const struct sg_statement_list *list = rp.m ? &rp.m->up_statements : rp.revert.statements;
+		const char *script = rp.m ? rp.m->up_sql : rp.revert.down_sql;
 		it = add_item(p, row->version, row->name,
-			      sg_asprintf("count statement %ld as done by hand, then run statements %ld-%zu",
-					  row->statements_done + 1, row->statements_done + 2, m->up_statements.count));
-		runs_up(it, m);
+			      rp.first == rp.count
+				      ? sg_asprintf("count statement %zu as done by hand (the last of its %s); nothing "
+						    "else runs", rp.first, rp.m ? "up script" : "down script")
+				      : sg_asprintf("count statement %zu as done by hand, then run statements %zu-%zu of "
+						    "its %s", rp.first, rp.first + 1, rp.count,
+						    rp.m ? "up script" : "down script"));
+		it->file = rp.m ? rp.m->up_file : rp.revert.down_sql == (rp.revert.stored.sql) ?
+			"down script stored in the history table" : sg_migration_find(&r->set, row->version)->down_file;
+		it->transaction = 0;
+		it->statements = rp.count - rp.first;
+		it->sql = rp.first < rp.count ? script + list->items[rp.first].start : NULL;
+		if (!rp.m) {
+			/* the preview owns the stored script the SQL points into */
+			p->reverts = sg_realloc(p->reverts, (p->nreverts + 1) * sizeof(*p->reverts));
+			p->reverts[p->nreverts++] = rp.revert;
+		}
 		break;
 	}
 	return 0;
+}
+
+void sg_preview_free(struct sg_preview *p)
+{
+	for (size_t i = 0; i < p->count; i++)
+		free(p->items[i].action);
+	free(p->items);
+	for (size_t i = 0; i < p->nnotes; i++)
+		free(p->notes[i]);
+	free(p->notes);
+	sg_revert_items_free(p->reverts, p->nreverts);
+	memset(p, 0, sizeof(*p));
 }
 
 /* The dry-run plan of every writing command: read only, one connection
@@ -614,8 +827,10 @@ static enum sg_state check_dry_run(struct sg_run *r, const char **reason, struct
 		*reason = "dry run: nothing to do";
 		return SG_ST_READY;
 	}
-	sg_fail(err, SG_EXIT_PENDING, "dry run: %zu action(s) would be taken; nothing was changed", n);
-	return SG_ST_FAILED;
+	/* an answer, not a failure: the run is over and nothing went wrong */
+	sg_fail(&r->answer, SG_EXIT_PENDING, "dry run: %zu action(s) would be taken; nothing was changed", n);
+	*reason = r->answer.msg;
+	return SG_ST_READY;
 }
 
 /* ---- the table ----------------------------------------------------------- */
@@ -626,6 +841,7 @@ static const struct sg_command_plan plans[] = {
 	{.cmd = SG_CMD_WAIT, .read_only = true, .check = check_wait, .report = report_ready},
 	{.cmd = SG_CMD_VERIFY, .read_only = true, .one_shot = true, .check = check_verify, .report = report_verified},
 	{.cmd = SG_CMD_STATUS, .read_only = true, .one_shot = true, .check = check_status, .report = report_status},
+	{.cmd = SG_CMD_LINT, .read_only = true, .one_shot = true, .check = check_lint_pending, .report = report_nothing},
 	{.cmd = SG_CMD_EVENTS, .read_only = true, .one_shot = true, .no_directory = true, .check = sg_events_check,
 	 .report = report_nothing},
 	{.cmd = SG_CMD_DOWN, .check = check_writes, .work = work_revert, .report = report_nothing,

@@ -78,7 +78,10 @@ static const struct command_spec commands[] = {
 	  "  --create-database\n"
 	  "      when the server says the URL's database does not exist, create it\n"
 	  "      (PostgreSQL through the maintenance database, MySQL/MariaDB CREATE\n"
-	  "      DATABASE IF NOT EXISTS), then go on; safe when many instances do it\n" DRY_RUN_OPTIONS },
+	  "      DATABASE IF NOT EXISTS), then go on; safe when many instances do it\n"
+	  "  --lint\n"
+	  "      refuse (exit 4, nothing applied) when a pending migration has an\n"
+	  "      error-severity lint finding that its file does not ignore\n" DRY_RUN_OPTIONS },
 	{ "wait", SG_CMD_WAIT, NEEDS_URL | PROGRAM_ARGS, "[options] [-- PROGRAM ARGS...]",
 	  "wait until the database reaches the target, verify; never writes",
 	  "Wait until another instance (usually a migration Job) has brought the\n"
@@ -153,21 +156,38 @@ static const struct command_spec commands[] = {
 	  "      pgx), mysql, mariadb, sqlite (sqlite3)\n"
 	  "  --single-file\n"
 	  "      one file with -- migrate:up / -- migrate:down sections (dbmate style)\n" },
-	{ "lint", SG_CMD_LINT, 0, "[--dialect TAG] [--strict] [--json]",
+	{ "lint", SG_CMD_LINT, 0,
+	  "[--dialect TAG] [--strict] [--json | --format F] [--since V | --pending] [--rules]",
 	  "check the migration directory offline",
 	  "Check the migration directory without a database, for every engine at\n"
 	  "once: file names, duplicate versions, competing files, dialect tags,\n"
-	  "single-file sections, statement splitting, transaction control. Every\n"
-	  "finding goes to stdout, one per line (error:, warning:, note:). Exits 2\n"
-	  "on errors.\n",
+	  "single-file sections, statement splitting, transaction control; and the\n"
+	  "up scripts against the lint rules: changes that break the release still\n"
+	  "running (drops, renames, required columns, type changes) and long\n"
+	  "blocking locks (PostgreSQL parsed by its own parser). Rule ids are\n"
+	  "squawk's where squawk has the rule. Ignore a finding in the file with\n"
+	  "-- schemagate:lint-ignore RULE (or squawk-ignore, atlas:nolint). Every\n"
+	  "finding goes to stdout (error:, warning:, note:). Exits 2 when the\n"
+	  "directory itself is wrong, 4 on an error-severity rule finding.\n",
 	  "  --dialect TAG\n"
 	  "      check only what one engine runs (a directory for one engine):\n"
 	  "      postgres, mysql (with mariadb), mariadb or sqlite, or an alias\n"
 	  "  --strict\n"
-	  "      warnings fail too (exit 2): empty up scripts, byte-order marks,\n"
-	  "      files that are not migrations, transaction control, missing downs\n"
+	  "      warnings fail too (exit 4): rule warnings, empty up scripts,\n"
+	  "      byte-order marks, files that are not migrations, transaction\n"
+	  "      control, missing downs\n"
 	  "  --json\n"
-	  "      print one JSON document for machines\n" },
+	  "      print one JSON document for machines (--format json)\n"
+	  "  --format F\n"
+	  "      text (default), json, sarif (SARIF 2.1.0, for code scanning) or\n"
+	  "      github (workflow commands that annotate a pull request)\n"
+	  "  --since VERSION\n"
+	  "      apply the rules only to versions after VERSION\n"
+	  "  --pending\n"
+	  "      apply the rules only to what up would apply: reads the history\n"
+	  "      with --database-url (read only, no lock)\n"
+	  "  --rules\n"
+	  "      list every rule: id, severity, engines, explanation\n" },
 	{ "serve", SG_CMD_SERVE, NEEDS_URL, "[--wait] [--listen ADDR] [--check-interval DURATION]",
 	  "run up (or wait), then serve /livez, /readyz and /metrics as a sidecar",
 	  "Run up (or, with --wait, the wait logic), then keep running: serve\n"
@@ -256,6 +276,10 @@ enum opt_id {
 	OPT_CHECK,
 	OPT_SINCE,
 	OPT_CREATE_DATABASE,
+	OPT_FORMAT,
+	OPT_RULES,
+	OPT_PENDING,
+	OPT_LINT,
 	OPT_END,
 };
 
@@ -303,6 +327,10 @@ static const struct option long_options[] = {
 	{ "check", no_argument, NULL, OPT_CHECK },
 	{ "since", required_argument, NULL, OPT_SINCE },
 	{ "create-database", no_argument, NULL, OPT_CREATE_DATABASE },
+	{ "format", required_argument, NULL, OPT_FORMAT },
+	{ "rules", no_argument, NULL, OPT_RULES },
+	{ "pending", no_argument, NULL, OPT_PENDING },
+	{ "lint", no_argument, NULL, OPT_LINT },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -330,8 +358,12 @@ static const struct command_option command_options[] = {
 	{ OPT_LISTEN, "--listen", CMD_BIT(SG_CMD_SERVE) },
 	{ OPT_CHECK_INTERVAL, "--check-interval", CMD_BIT(SG_CMD_SERVE) },
 	{ OPT_CHECK, "--check", CMD_BIT(SG_CMD_STATUS) },
-	{ OPT_SINCE, "--since", CMD_BIT(SG_CMD_EVENTS) },
+	{ OPT_SINCE, "--since", CMD_BIT(SG_CMD_EVENTS) | CMD_BIT(SG_CMD_LINT) },
 	{ OPT_CREATE_DATABASE, "--create-database", CMD_BIT(SG_CMD_UP) },
+	{ OPT_FORMAT, "--format", CMD_BIT(SG_CMD_LINT) },
+	{ OPT_RULES, "--rules", CMD_BIT(SG_CMD_LINT) },
+	{ OPT_PENDING, "--pending", CMD_BIT(SG_CMD_LINT) },
+	{ OPT_LINT, "--lint", CMD_BIT(SG_CMD_UP) },
 };
 
 /* The settings table drives the help pages (and documents SPEC section 2). */
@@ -405,7 +437,8 @@ struct cmdline {
 
 	const char *baseline_version, *steps, *to, *dialect, *listen, *check_interval, *since;
 	const char *events_version;   /* events --version V */
-	bool create_database;
+	const char *format;           /* lint --format */
+	bool create_database, rules, pending, lint;
 	bool json, applied, reverted, accept_checksums, resume, single_file, wait, dry_run, sql, check;
 	bool seen[OPT_END];           /* command options given */
 
@@ -437,34 +470,6 @@ static char *replace_all(char *text, const char *word, const char *shown)
 	return b.data;
 }
 
-/* w with the password of every URL in it masked as sg_url_redact_text
- * masks one, each URL running to the scheme of the next
- * ("postgres://u:x@h,postgres://v:y@h" holds two). Malloc'd. */
-static char *mask_every_url(const char *w)
-{
-	struct sg_buf b = {0};
-	const char *p = w;
-	while (*p) {
-		const char *sep = strstr(p, "://");
-		const char *next = sep ? strstr(sep + 3, "://") : NULL;
-		if (next)
-			while (next > sep + 3 && (isalnum((unsigned char)next[-1]) || strchr("+-.", next[-1])))
-				next--;
-		size_t len = next ? (size_t)(next - p) : strlen(p);
-		char *piece = sg_strndup(p, len);
-		size_t n = 3 * len + 16;
-		char *shown = sg_malloc(n);
-		sg_url_redact_text(piece, shown, n);
-		sg_buf_puts(&b, shown);
-		free(shown);
-		free(piece);
-		p += len;
-	}
-	if (!b.data)
-		sg_buf_puts(&b, "");
-	return b.data;
-}
-
 static int longest_first(const void *pa, const void *pb)
 {
 	size_t a = strlen(*(char *const *)pa), b = strlen(*(char *const *)pb);
@@ -475,7 +480,7 @@ static int longest_first(const void *pa, const void *pb)
  * A message may quote any word of the command line, what follows its
  * '=', or any variable (an unknown option, quoted up to its '=', is
  * masked before it is cut: take_option). One that holds a URL is shown with the password of
- * each URL in it masked where the URL parser finds it (mask_every_url):
+ * each URL in it masked where the URL parser finds it (sg_url_redact_alloc):
  * the log's redaction finds URLs in free text and stops at a space or a
  * quote, which a password may hold ("unexpected argument
  * 'postgres://u:a b@h'"). The longest first: a word quoted inside a
@@ -503,7 +508,7 @@ static char *mask_quoted_urls(const struct parse *st, char *msg)
 	qsort(parts, n, sizeof(char *), longest_first);
 	for (size_t i = 0; i < n; i++) {
 		if (strstr(parts[i], "://") && strstr(msg, parts[i])) {
-			char *shown = mask_every_url(parts[i]);
+			char *shown = sg_url_redact_alloc(parts[i]);
 			if (strcmp(shown, parts[i]) != 0)
 				msg = replace_all(msg, parts[i], shown);
 			free(shown);
@@ -1013,6 +1018,34 @@ static int parse_since(const char *text, char **out)
 	return 0;
 }
 
+/* lint: --format (--json is --format json), --rules, --since VERSION,
+ * --pending with a URL (read only: what `up` would apply). */
+static void resolve_lint(struct parse *st, const struct cmdline *cl, struct sg_config *cfg)
+{
+	static const char *const formats[] = {"text", "json", "sarif", "github"};
+	cfg->lint_format = cl->json ? SG_LINT_FORMAT_JSON : SG_LINT_FORMAT_TEXT;
+	if (cl->format) {
+		size_t i = 0;
+		while (i < 4 && strcmp(cl->format, formats[i]) != 0)
+			i++;
+		if (i == 4)
+			usage_error(st, "--format: unknown format '%s' (text, json, sarif or github)", cl->format);
+		else if (cl->json && i != SG_LINT_FORMAT_JSON)
+			usage_error(st, "--json and --format %s contradict each other", cl->format);
+		else
+			cfg->lint_format = (enum sg_lint_format)i;
+	}
+	cfg->lint_rules = cl->rules;
+	if (cl->since)
+		resolve_version_arg(st, "--since", cl->since, &cfg->lint_since);
+	cfg->lint_pending = cl->pending;
+	if (cl->pending && cl->since)
+		usage_error(st, "--pending and --since contradict each other (--pending lints what the database has "
+				"not applied)");
+	if (cl->pending)
+		resolve_database(st, cl, cfg);
+}
+
 /* Positional arguments and command options, per command. */
 static void resolve_command(struct parse *st, const struct cmdline *cl, const struct command_spec *c,
 			    struct sg_config *cfg)
@@ -1027,7 +1060,12 @@ static void resolve_command(struct parse *st, const struct cmdline *cl, const st
 	if (cl->dialect && !*cl->dialect)
 		usage_error(st, "--dialect needs a tag (postgres, mysql, mariadb, sqlite or an alias)");
 	cfg->dialect = sg_strdup(cl->dialect);
+	cfg->up_lint = cl->lint;
 	switch (c->cmd) {
+	case SG_CMD_LINT:
+		expect_positionals(st, cl, c, 0, 0, "");
+		resolve_lint(st, cl, cfg);
+		break;
 	case SG_CMD_UP:
 		expect_positionals(st, cl, c, 0, 0, "");
 		cfg->create_database = cl->create_database;
@@ -1157,6 +1195,10 @@ static void take_option(struct parse *st, struct cmdline *cl, int c, char **argv
 	case OPT_CHECK: cl->check = true; break;
 	case OPT_SINCE: cl->since = optarg; break;
 	case OPT_CREATE_DATABASE: cl->create_database = true; break;
+	case OPT_FORMAT: cl->format = optarg; break;
+	case OPT_RULES: cl->rules = true; break;
+	case OPT_PENDING: cl->pending = true; break;
+	case OPT_LINT: cl->lint = true; break;
 	case ':':
 		/* only long options take values, so argv names the option */
 		usage_error(st, "option %s needs a value", argv[optind - 1]);
@@ -1167,7 +1209,7 @@ static void take_option(struct parse *st, struct cmdline *cl, int c, char **argv
 		bool is_long = arg[0] == '-' && arg[1] == '-';
 		/* quoted up to its '=', cut after masking: a password holding
 		 * '=' would otherwise lose the '@' that marks it as one */
-		char *name = mask_every_url(arg);
+		char *name = sg_url_redact_alloc(arg);
 		name[strcspn(name, "=")] = '\0';
 		if (optopt && optopt < 256 && !is_long)
 			usage_error(st, "unknown option '-%c'", optopt);
@@ -1425,6 +1467,7 @@ void sg_config_free(struct sg_config *cfg)
 	free(cfg->listen);
 	free(cfg->events_version);
 	free(cfg->events_since);
+	free(cfg->lint_since);
 	if (cfg->program_argv) {
 		for (char **a = cfg->program_argv; *a; a++)
 			free(*a);

@@ -23,7 +23,6 @@
 
 #include "schemagate/log.h"
 #include "schemagate/run.h"
-#include "schemagate/serve.h"
 
 #define HOLDER_LOG_INTERVAL_MS 10000
 
@@ -89,7 +88,7 @@ static const struct transition transitions[] = {
 	{SG_ST_CHECKING,      SG_ST_CONTENDING,  "there is work to do",                           NULL},
 	{SG_ST_CHECKING,      SG_ST_WAITING,     "waiting for another instance to migrate",       NULL},
 	{SG_ST_CHECKING,      SG_ST_CONNECTING,  "connection lost",                               drop_connection},
-	{SG_ST_CHECKING,      SG_ST_FAILED,      "integrity error",                               NULL},
+	{SG_ST_CHECKING,      SG_ST_FAILED,      "integrity error, pending migrations or stop",   NULL},
 
 	{SG_ST_WAITING,       SG_ST_READY,       "the target was reached",                        enter_ready},
 	{SG_ST_WAITING,       SG_ST_CONNECTING,  "connection lost; waiting goes on",              drop_connection},
@@ -510,16 +509,17 @@ static void drive(struct sg_run *r, struct sg_error *err)
 		const char *reason = NULL;
 		sg_error_clear(err);
 		enum sg_state next = activities[r->state](r, &reason, err);
-		/* a failure's reason is its error, never what an earlier
-		 * check of the same activity said */
-		if (next == SG_ST_FAILED && (err->msg[0] || !reason))
-			reason = err->msg;
 		/* a bad directory beats whatever else went wrong meanwhile (a
 		 * refused password, a connect timeout): it is what to fix */
-		if (next == SG_ST_FAILED && directory_verdict(r, err) != 0)
-			reason = err->msg;
+		if (next == SG_ST_FAILED)
+			directory_verdict(r, err);
+		/* a failure's reason is its error, which main logs once, as the
+		 * ERROR line: the transition says only which row of the table
+		 * it took, never what an earlier check of the activity said */
+		if (next == SG_ST_FAILED)
+			reason = NULL;
 		if (step(r, next, reason, err) != 0)
-			step(r, SG_ST_FAILED, err->msg, err);  /* the action `next` needed failed */
+			step(r, SG_ST_FAILED, NULL, err);  /* the action `next` needed failed */
 	}
 }
 
@@ -568,6 +568,11 @@ int sg_run_drive(struct sg_run *r, struct sg_error *err)
 {
 	drive(r, err);
 	int code = r->state == SG_ST_READY ? SG_EXIT_OK : (err->exit_code ? err->exit_code : SG_EXIT_MIGRATION);
+	if (r->state == SG_ST_READY && r->answer.exit_code) {
+		/* ready, with an answer that is not 0 (a dry run with work) */
+		*err = r->answer;
+		code = r->answer.exit_code;
+	}
 	if (sg_lock_held(r->lock)) {
 		/* a failure on the way (an action that could not run) */
 		struct sg_error e = {0};
@@ -600,15 +605,6 @@ void sg_run_close(struct sg_run *r)
 
 int sg_run(const struct sg_config *cfg, struct sg_error *err)
 {
-	if (cfg->command == SG_CMD_NEW)
-		return sg_migration_new(cfg->dir, cfg->new_name, cfg->dialect, cfg->new_single_file, err) == 0
-			       ? SG_EXIT_OK : (err->exit_code ? err->exit_code : SG_EXIT_USAGE);
-	if (cfg->command == SG_CMD_LINT)
-		return sg_migration_lint(cfg->dir, cfg->dialect, cfg->strict, cfg->json, err) == 0 ? SG_EXIT_OK
-												: SG_EXIT_USAGE;
-	srand((unsigned)(time(NULL) ^ (getpid() << 8)));
-	if (cfg->command == SG_CMD_SERVE)
-		return sg_serve(cfg, err);   /* a run of up or wait, then the sidecar (serve.c) */
 	struct sg_run *r = NULL;
 	if (sg_run_open(cfg, cfg->command, &r, err) != 0)
 		return err->exit_code ? err->exit_code : SG_EXIT_USAGE;

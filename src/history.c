@@ -5,6 +5,7 @@
  * drivers contribute only DDL, identifier quoting and the database clock.
  */
 #include "schemagate/history.h"
+#include "schemagate/log.h"
 
 #include <stddef.h>
 #include <stdio.h>
@@ -317,28 +318,14 @@ int sg_history_check_absent(struct sg_conn *c, const char *table, const char *ve
 	return 0;
 }
 
-int sg_history_record(struct sg_conn *c, const char *table, const struct sg_migration *m,
-		      const char *status, long statements_done, long duration_ms,
-		      const char *error, struct sg_error *err)
-{
-	if (sg_history_check_absent(c, table, m->version, err) != 0)
-		return -1;
-	struct stmt s;
-	record_stmt(&s, c, table, m, status, statements_done, duration_ms, error);
-	if (stmt_run(c, &s, err) != 0) {
-		sg_error_prefix(err, "recording %s in %s", m->version, table);
-		return outside_migration(err);
-	}
-	return 0;
-}
-
 int sg_history_applied_sql(struct sg_conn *c, const char *table, const struct sg_migration *m,
 			   struct sg_buf *row, struct sg_buf *event)
 {
 	/* the server's clock times the script: the message arrived when it began */
 	const char *elapsed = c->driver->batch_elapsed_ms_sql;
 	struct stmt s;
-	record_stmt(&s, c, table, m, "applied", 0, 0, NULL);
+	record_stmt(&s, c, table, m, sg_row_state_name(sg_row_transition_find(SG_ROW_ABSENT, SG_EV_COMMITTED)->to), 0, 0,
+		    NULL);
 	s.p[6] = elapsed;
 	s.raw[6] = true;
 	if (stmt_text(c, &s, row) != 0)
@@ -353,108 +340,362 @@ int sg_history_applied_sql(struct sg_conn *c, const char *table, const struct sg
 	return rc;
 }
 
-/* The row must still be this instance's partial row. */
-static int expect_one_row(struct sg_conn *c, const char *table, const char *version, const char *doing,
-			  struct sg_error *err)
+/* ---- the row's state machine ------------------------------------------- */
+
+#define FAILED_HINT                                                                                                \
+	"fix the database by hand, then run `schemagate repair {V} --applied` if all of its changes are now in "  \
+	"the database, `--reverted` if none of them are, or `--resume` if you completed the failed statement "    \
+	"and the rest of the up script should run"
+#define FAILED_REVERT_HINT                                                                                         \
+	"it failed while reverting: fix the database by hand, then run `schemagate repair {V} --resume` if you "  \
+	"completed the failed statement of the down script and the rest of it should run, `--reverted` if the "  \
+	"revert is complete, or `--applied` if everything the down script removed is back"
+#define PARTIAL_REVERT_HINT                                                                                        \
+	"it was interrupted while reverting: run `schemagate repair {V} --resume` to count the statement it "     \
+	"stopped at as done by hand and run the rest of the down script, or finish by hand and run `schemagate " \
+	"repair {V} --reverted` (or `--applied` if everything is back)"
+#define PARTIAL_CHANGED_HINT                                                                                       \
+	"its file changed since the interrupted run started, so the rest of it cannot be resumed: restore the "   \
+	"file that ran, or complete or undo its changes by hand and run `schemagate repair {V} --applied` (every " \
+	"change of the current file is in the database) or `--reverted` (none is)"
+#define CHANGED_HINT "restore the file, or run `schemagate repair --accept-checksums` if the edit is intended"
+#define REPAIR_FIRST_HINT "repair it first with `schemagate repair {V} --applied|--reverted|--resume`"
+
+/*
+ * Every (state, event) pair the code meets. A pair that is not here is a
+ * bug of the caller (sg_row_move says so, exit 4, and writes nothing).
+ * Rows with a refusal write nothing: a human must act first.
+ */
+static const struct sg_row_transition transitions[] = {
+	/* a version nobody recorded */
+	{SG_ROW_ABSENT, SG_EV_BASELINE, SG_ROW_BASELINED, SG_WRITE_INSERT, NULL,
+	 "recorded without running: the database predates schemagate"},
+	{SG_ROW_ABSENT, SG_EV_COMMITTED, SG_ROW_APPLIED, SG_WRITE_INSERT, NULL,
+	 "the script and its row commit in one transaction"},
+	{SG_ROW_ABSENT, SG_EV_START, SG_ROW_PARTIAL, SG_WRITE_INSERT, NULL,
+	 "the row (and the down script) is written before the first statement runs"},
+	{SG_ROW_ABSENT, SG_EV_SERVER_ERROR, SG_ROW_ABSENT, SG_WRITE_NONE, NULL,
+	 "a transactional script rolled back with its row; the failure is an event"},
+	{SG_ROW_ABSENT, SG_EV_STOPPED, SG_ROW_ABSENT, SG_WRITE_NONE, NULL,
+	 "a transactional script rolled back: nothing happened"},
+
+	/* applied, baselined */
+	{SG_ROW_APPLIED, SG_EV_FILE_CHANGED, SG_ROW_APPLIED, SG_WRITE_NONE, CHANGED_HINT, "the file changed"},
+	{SG_ROW_APPLIED, SG_EV_ACCEPT_CHECKSUM, SG_ROW_APPLIED, SG_WRITE_CHECKSUM, NULL, "a human accepted the edit"},
+	{SG_ROW_APPLIED, SG_EV_REVERT_COMMITTED, SG_ROW_ABSENT, SG_WRITE_DELETE, NULL,
+	 "the down script and the row's removal commit in one transaction"},
+	{SG_ROW_APPLIED, SG_EV_REVERT_START, SG_ROW_PARTIAL_REVERT, SG_WRITE_TAKE_OVER, NULL,
+	 "a statement-by-statement down script starts: the row keeps its count"},
+	{SG_ROW_APPLIED, SG_EV_SERVER_ERROR, SG_ROW_APPLIED, SG_WRITE_NONE, NULL,
+	 "a transactional down script rolled back"},
+	{SG_ROW_APPLIED, SG_EV_STOPPED, SG_ROW_APPLIED, SG_WRITE_NONE, NULL, "a transactional down script rolled back"},
+	{SG_ROW_BASELINED, SG_EV_FILE_CHANGED, SG_ROW_BASELINED, SG_WRITE_NONE, CHANGED_HINT, "the file changed"},
+	{SG_ROW_BASELINED, SG_EV_ACCEPT_CHECKSUM, SG_ROW_BASELINED, SG_WRITE_CHECKSUM, NULL, "a human accepted the edit"},
+	{SG_ROW_BASELINED, SG_EV_REVERT_COMMITTED, SG_ROW_ABSENT, SG_WRITE_DELETE, NULL,
+	 "the down script and the row's removal commit in one transaction"},
+	{SG_ROW_BASELINED, SG_EV_REVERT_START, SG_ROW_PARTIAL_REVERT, SG_WRITE_TAKE_OVER, NULL,
+	 "a statement-by-statement down script starts"},
+	{SG_ROW_BASELINED, SG_EV_SERVER_ERROR, SG_ROW_BASELINED, SG_WRITE_NONE, NULL,
+	 "a transactional down script rolled back"},
+	{SG_ROW_BASELINED, SG_EV_STOPPED, SG_ROW_BASELINED, SG_WRITE_NONE, NULL,
+	 "a transactional down script rolled back"},
+
+	/* the up script, statement by statement */
+	{SG_ROW_PARTIAL, SG_EV_STATEMENT_DONE, SG_ROW_PARTIAL, SG_WRITE_PROGRESS, NULL,
+	 "the count moves on; the note names the next statement and its digest"},
+	{SG_ROW_PARTIAL, SG_EV_LAST_STATEMENT_DONE, SG_ROW_APPLIED, SG_WRITE_PROGRESS, NULL,
+	 "every statement of the recorded file ran"},
+	{SG_ROW_PARTIAL, SG_EV_SERVER_ERROR, SG_ROW_FAILED, SG_WRITE_PROGRESS, NULL,
+	 "the failed statement and the server's error are recorded"},
+	{SG_ROW_PARTIAL, SG_EV_STOPPED, SG_ROW_PARTIAL, SG_WRITE_PROGRESS, NULL,
+	 "our own stop: the note says where and why"},
+	{SG_ROW_PARTIAL, SG_EV_RESUME, SG_ROW_PARTIAL, SG_WRITE_TAKE_OVER, NULL,
+	 "its writer is gone: the next lock holder goes on (the statement in doubt runs again)"},
+	{SG_ROW_PARTIAL, SG_EV_FILE_CHANGED, SG_ROW_PARTIAL, SG_WRITE_NONE, PARTIAL_CHANGED_HINT,
+	 "the rest of another file cannot finish this one"},
+	{SG_ROW_PARTIAL, SG_EV_REVERT_START, SG_ROW_PARTIAL, SG_WRITE_NONE,
+	 "it is being applied, or was interrupted: run `schemagate up` to finish it first, or " REPAIR_FIRST_HINT,
+	 "a half-applied migration is never reverted"},
+	{SG_ROW_PARTIAL, SG_EV_ACCEPT_CHECKSUM, SG_ROW_PARTIAL, SG_WRITE_NONE, REPAIR_FIRST_HINT,
+	 "a partial row's checksum names the file that ran"},
+	{SG_ROW_PARTIAL, SG_EV_REPAIR_APPLIED, SG_ROW_APPLIED, SG_WRITE_STATUS, NULL, "a human completed it"},
+	{SG_ROW_PARTIAL, SG_EV_REPAIR_REVERTED, SG_ROW_ABSENT, SG_WRITE_DELETE, NULL, "a human undid it"},
+	{SG_ROW_PARTIAL, SG_EV_REPAIR_RESUME, SG_ROW_PARTIAL, SG_WRITE_TAKE_OVER, NULL,
+	 "a human completed the next statement; the rest of the current file runs"},
+	{SG_ROW_FAILED, SG_EV_RESUME, SG_ROW_FAILED, SG_WRITE_NONE, FAILED_HINT, "a human must look"},
+	{SG_ROW_FAILED, SG_EV_FILE_CHANGED, SG_ROW_FAILED, SG_WRITE_NONE, FAILED_HINT, "a human must look"},
+	{SG_ROW_FAILED, SG_EV_REVERT_START, SG_ROW_FAILED, SG_WRITE_NONE, REPAIR_FIRST_HINT, "a human must look"},
+	{SG_ROW_FAILED, SG_EV_ACCEPT_CHECKSUM, SG_ROW_FAILED, SG_WRITE_NONE, REPAIR_FIRST_HINT, "a human must look"},
+	{SG_ROW_FAILED, SG_EV_REPAIR_APPLIED, SG_ROW_APPLIED, SG_WRITE_STATUS, NULL, "a human completed it"},
+	{SG_ROW_FAILED, SG_EV_REPAIR_REVERTED, SG_ROW_ABSENT, SG_WRITE_DELETE, NULL, "a human undid it"},
+	{SG_ROW_FAILED, SG_EV_REPAIR_RESUME, SG_ROW_PARTIAL, SG_WRITE_TAKE_OVER, NULL,
+	 "a human completed the failed statement; the rest of the current up script runs"},
+
+	/* the down script, statement by statement */
+	{SG_ROW_PARTIAL_REVERT, SG_EV_STATEMENT_DONE, SG_ROW_PARTIAL_REVERT, SG_WRITE_PROGRESS, NULL,
+	 "the count of down statements moves on"},
+	{SG_ROW_PARTIAL_REVERT, SG_EV_LAST_STATEMENT_DONE, SG_ROW_ABSENT, SG_WRITE_DELETE, NULL,
+	 "every statement of the down script ran"},
+	{SG_ROW_PARTIAL_REVERT, SG_EV_SERVER_ERROR, SG_ROW_FAILED_REVERT, SG_WRITE_PROGRESS, NULL,
+	 "the failed down statement and the server's error are recorded"},
+	{SG_ROW_PARTIAL_REVERT, SG_EV_STOPPED, SG_ROW_PARTIAL_REVERT, SG_WRITE_PROGRESS, NULL,
+	 "our own stop: the note says where"},
+	{SG_ROW_PARTIAL_REVERT, SG_EV_RESUME, SG_ROW_PARTIAL_REVERT, SG_WRITE_NONE, PARTIAL_REVERT_HINT,
+	 "down scripts destroy data: only a human resumes one"},
+	{SG_ROW_PARTIAL_REVERT, SG_EV_FILE_CHANGED, SG_ROW_PARTIAL_REVERT, SG_WRITE_NONE, PARTIAL_REVERT_HINT,
+	 "down scripts destroy data: only a human resumes one"},
+	{SG_ROW_PARTIAL_REVERT, SG_EV_REVERT_START, SG_ROW_PARTIAL_REVERT, SG_WRITE_NONE, PARTIAL_REVERT_HINT,
+	 "down scripts destroy data: only a human resumes one"},
+	{SG_ROW_PARTIAL_REVERT, SG_EV_ACCEPT_CHECKSUM, SG_ROW_PARTIAL_REVERT, SG_WRITE_NONE, REPAIR_FIRST_HINT,
+	 "a human must look"},
+	{SG_ROW_PARTIAL_REVERT, SG_EV_REPAIR_APPLIED, SG_ROW_APPLIED, SG_WRITE_STATUS, NULL, "a human restored it"},
+	{SG_ROW_PARTIAL_REVERT, SG_EV_REPAIR_REVERTED, SG_ROW_ABSENT, SG_WRITE_DELETE, NULL, "a human finished the revert"},
+	{SG_ROW_PARTIAL_REVERT, SG_EV_REPAIR_RESUME, SG_ROW_PARTIAL_REVERT, SG_WRITE_TAKE_OVER, NULL,
+	 "a human completed the next down statement; the rest of the down script runs"},
+	{SG_ROW_FAILED_REVERT, SG_EV_RESUME, SG_ROW_FAILED_REVERT, SG_WRITE_NONE, FAILED_REVERT_HINT, "a human must look"},
+	{SG_ROW_FAILED_REVERT, SG_EV_FILE_CHANGED, SG_ROW_FAILED_REVERT, SG_WRITE_NONE, FAILED_REVERT_HINT,
+	 "a human must look"},
+	{SG_ROW_FAILED_REVERT, SG_EV_REVERT_START, SG_ROW_FAILED_REVERT, SG_WRITE_NONE, FAILED_REVERT_HINT,
+	 "a human must look"},
+	{SG_ROW_FAILED_REVERT, SG_EV_ACCEPT_CHECKSUM, SG_ROW_FAILED_REVERT, SG_WRITE_NONE, REPAIR_FIRST_HINT,
+	 "a human must look"},
+	{SG_ROW_FAILED_REVERT, SG_EV_REPAIR_APPLIED, SG_ROW_APPLIED, SG_WRITE_STATUS, NULL, "a human restored it"},
+	{SG_ROW_FAILED_REVERT, SG_EV_REPAIR_REVERTED, SG_ROW_ABSENT, SG_WRITE_DELETE, NULL, "a human finished the revert"},
+	{SG_ROW_FAILED_REVERT, SG_EV_REPAIR_RESUME, SG_ROW_PARTIAL_REVERT, SG_WRITE_TAKE_OVER, NULL,
+	 "a human completed the failed down statement; the rest of the down script runs"},
+};
+
+static const char *const state_names[SG_ROW_STATE_COUNT] = {
+	[SG_ROW_ABSENT] = "absent",
+	[SG_ROW_APPLIED] = "applied",
+	[SG_ROW_BASELINED] = "baselined",
+	[SG_ROW_PARTIAL] = "partial",
+	[SG_ROW_FAILED] = "failed",
+	[SG_ROW_PARTIAL_REVERT] = "partial-revert",
+	[SG_ROW_FAILED_REVERT] = "failed-revert",
+};
+
+static const char *const event_names[SG_EV_COUNT] = {
+	[SG_EV_BASELINE] = "baseline",
+	[SG_EV_COMMITTED] = "committed",
+	[SG_EV_START] = "start",
+	[SG_EV_STATEMENT_DONE] = "statement done",
+	[SG_EV_LAST_STATEMENT_DONE] = "last statement done",
+	[SG_EV_SERVER_ERROR] = "server error",
+	[SG_EV_STOPPED] = "stopped",
+	[SG_EV_RESUME] = "resume",
+	[SG_EV_FILE_CHANGED] = "file changed",
+	[SG_EV_REVERT_COMMITTED] = "revert committed",
+	[SG_EV_REVERT_START] = "revert start",
+	[SG_EV_REPAIR_APPLIED] = "repair --applied",
+	[SG_EV_REPAIR_REVERTED] = "repair --reverted",
+	[SG_EV_REPAIR_RESUME] = "repair --resume",
+	[SG_EV_ACCEPT_CHECKSUM] = "repair --accept-checksums",
+};
+
+const char *sg_row_state_name(enum sg_row_state s) { return s < SG_ROW_STATE_COUNT ? state_names[s] : "?"; }
+const char *sg_row_event_name(enum sg_row_event e) { return e < SG_EV_COUNT ? event_names[e] : "?"; }
+
+/* A status this release does not know (a newer one wrote it) reads as
+ * failed: a human must look. */
+enum sg_row_state sg_row_state_of(const struct sg_history_row *row)
+{
+	if (!row)
+		return SG_ROW_ABSENT;
+	for (int s = SG_ROW_APPLIED; s < SG_ROW_STATE_COUNT; s++)
+		if (strcmp(row->status, state_names[s]) == 0)
+			return (enum sg_row_state)s;
+	return SG_ROW_FAILED;
+}
+
+const struct sg_row_transition *sg_row_transitions(size_t *count)
+{
+	*count = sizeof(transitions) / sizeof(transitions[0]);
+	return transitions;
+}
+
+const struct sg_row_transition *sg_row_transition_find(enum sg_row_state from, enum sg_row_event event)
+{
+	for (size_t i = 0; i < sizeof(transitions) / sizeof(transitions[0]); i++)
+		if (transitions[i].from == from && transitions[i].event == event)
+			return &transitions[i];
+	return NULL;
+}
+
+int sg_row_refuse(const struct sg_row_transition *t, const char *version, const char *what, struct sg_error *err)
+{
+	struct sg_buf hint = {0};
+	for (const char *p = t->refusal; *p;) {
+		const char *hole = strstr(p, "{V}");
+		if (!hole) {
+			sg_buf_puts(&hint, p);
+			break;
+		}
+		sg_buf_append(&hint, p, (size_t)(hole - p));
+		sg_buf_puts(&hint, version);
+		p = hole + 3;
+	}
+	sg_fail(err, SG_EXIT_INTEGRITY, "%s; %s", what, hint.data);
+	sg_buf_free(&hint);
+	return -1;
+}
+
+/* The row must still be what the transition started from. */
+static int expect_one_row(struct sg_conn *c, const char *table, const struct sg_row_transition *t,
+			  const char *version, struct sg_error *err)
 {
 	if (c->affected == 1)
 		return 0;
 	return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL,
-			  "%s %s in %s: the row is no longer this instance's partial row (another instance took it "
-			  "over): the lock was lost", doing, version, table);
+			  "%s of %s in %s: the row was no longer %s%s (%ld rows matched): another instance changed it; "
+			  "the lock was lost", sg_row_event_name(t->event), version, table, sg_row_state_name(t->from),
+			  t->write == SG_WRITE_PROGRESS ? " and this instance's" : "", c->affected);
 }
 
-int sg_history_progress(struct sg_conn *c, const char *table, const char *version, const char *status,
-			long statements_done, long duration_ms, const char *note, struct sg_error *err)
+static int insert_row(struct sg_conn *c, const char *table, const struct sg_row_transition *t,
+		      const struct sg_row_change *chg, struct sg_error *err)
 {
-	char done[32], dur[32];
-	snprintf(done, sizeof(done), "%ld", statements_done);
-	snprintf(dur, sizeof(dur), "%ld", duration_ms);
-	char *safe = note ? sg_utf8_sanitize(note, STORED_TEXT_MAX) : NULL;
-	const char *p[] = {version, status, done, dur, safe, sg_instance_id()};
-	struct sg_buf sql = {0};
-	sg_buf_puts(&sql, "UPDATE ");
-	quoted(c, table, &sql);
-	sg_buf_puts(&sql, " SET status = $2, statements_done = $3, duration_ms = $4, error = $5");
-	if (strcmp(status, "partial") != 0)
-		sg_buf_printf(&sql, ", applied_at = %s", c->driver->now_sql);
-	sg_buf_puts(&sql, " WHERE version = $1 AND status = 'partial' AND applied_by = $6");
-	int rc = sg_conn_query(c, sql.data, 6, p, NULL, NULL, err);
-	sg_buf_free(&sql);
-	free(safe);
-	if (rc != 0) {
-		sg_error_prefix(err, "recording the progress of %s in %s", version, table);
-		return outside_migration(err);
-	}
-	return expect_one_row(c, table, version, "recording the progress of", err);
+	if (sg_history_check_absent(c, table, chg->m->version, err) != 0)
+		return -1;
+	struct stmt s;
+	record_stmt(&s, c, table, chg->m, sg_row_state_name(t->to), chg->statements_done, chg->duration_ms, chg->note);
+	return stmt_run(c, &s, err);
 }
 
-int sg_history_take_over(struct sg_conn *c, const char *table, const struct sg_history_row *row,
-			 struct sg_error *err)
-{
-	char done[32];
-	snprintf(done, sizeof(done), "%ld", row->statements_done);
-	const char *p[] = {row->version, row->applied_by ? row->applied_by : "", done, row->status, sg_instance_id()};
-	struct sg_buf sql = {0};
-	sg_buf_puts(&sql, "UPDATE ");
-	quoted(c, table, &sql);
-	sg_buf_puts(&sql, " SET applied_by = $5, status = 'partial' WHERE version = $1 AND coalesce(applied_by, '') "
-			  "= $2 AND statements_done = $3 AND status = $4");
-	int rc = sg_conn_query(c, sql.data, 5, p, NULL, NULL, err);
-	sg_buf_free(&sql);
-	if (rc != 0) {
-		sg_error_prefix(err, "taking over %s in %s", row->version, table);
-		return outside_migration(err);
-	}
-	return expect_one_row(c, table, row->version, "taking over", err);
-}
-
-/* UPDATE/DELETE "... WHERE version = $1" with up to two more params. */
-static int simple_update(struct sg_conn *c, const char *table, const char *head, const char *tail,
-			 int n, const char *const *p, struct sg_error *err)
+/* UPDATE or DELETE of the one row in t->from; the SQL up to its WHERE,
+ * then "version = $1 AND status = $2" and `more`. */
+static int update_row(struct sg_conn *c, const char *table, const struct sg_row_transition *t, const char *head,
+		      const char *set, const char *more, int n, const char **p, struct sg_error *err)
 {
 	struct sg_buf sql = {0};
 	sg_buf_puts(&sql, head);
 	quoted(c, table, &sql);
-	sg_buf_puts(&sql, tail);
+	sg_buf_puts(&sql, set);
+	sg_buf_puts(&sql, " WHERE version = $1 AND status = $2");
+	sg_buf_puts(&sql, more);
 	int rc = sg_conn_query(c, sql.data, n, p, NULL, NULL, err);
 	sg_buf_free(&sql);
+	return rc != 0 ? -1 : expect_one_row(c, table, t, p[0], err);
+}
+
+static int write_row(struct sg_conn *c, const char *table, const struct sg_row_transition *t,
+		     const struct sg_row_change *chg, struct sg_error *err)
+{
+	const char *from = sg_row_state_name(t->from), *to = sg_row_state_name(t->to);
+	char done[32], dur[32];
+	snprintf(done, sizeof(done), "%ld", chg->statements_done);
+	snprintf(dur, sizeof(dur), "%ld", chg->duration_ms);
+	char *note = chg->note ? sg_utf8_sanitize(chg->note, STORED_TEXT_MAX) : NULL;
+	int rc = 0;
+	switch (t->write) {
+	case SG_WRITE_NONE:
+		break;
+	case SG_WRITE_INSERT:
+		rc = insert_row(c, table, t, chg, err);
+		break;
+	case SG_WRITE_PROGRESS: {
+		const char *p[] = {chg->version, from, to, done, dur, note, sg_instance_id()};
+		struct sg_buf set = {0};
+		sg_buf_puts(&set, " SET status = $3, statements_done = $4, duration_ms = $5, error = $6");
+		if (t->to == SG_ROW_APPLIED || t->to == SG_ROW_FAILED || t->to == SG_ROW_FAILED_REVERT)
+			sg_buf_printf(&set, ", applied_at = %s", c->driver->now_sql);
+		rc = update_row(c, table, t, "UPDATE ", set.data, " AND applied_by = $7", 7, p, err);
+		sg_buf_free(&set);
+		break;
+	}
+	case SG_WRITE_TAKE_OVER: {
+		/* the row as read: nobody else took it over in between */
+		char old_done[32];
+		const struct sg_history_row *row = chg->row;
+		snprintf(old_done, sizeof(old_done), "%ld", row->statements_done);
+		const char *p[] = {chg->version, from, to, done, sg_instance_id(), row->applied_by ? row->applied_by : "",
+				   old_done, note ? note : row->error, chg->checksum ? chg->checksum : row->checksum};
+		rc = update_row(c, table, t, "UPDATE ", " SET status = $3, statements_done = $4, applied_by = $5, "
+			       "error = $8, checksum = $9", " AND coalesce(applied_by, '') = $6 AND statements_done = $7",
+			       9, p, err);
+		break;
+	}
+	case SG_WRITE_STATUS: {
+		const char *p[] = {chg->version, from, to};
+		rc = update_row(c, table, t, "UPDATE ", " SET status = $3, error = NULL", "", 3, p, err);
+		break;
+	}
+	case SG_WRITE_CHECKSUM: {
+		const char *p[] = {chg->version, from, chg->checksum};
+		rc = update_row(c, table, t, "UPDATE ", " SET checksum = $3", "", 3, p, err);
+		break;
+	}
+	case SG_WRITE_DELETE: {
+		const char *p[] = {chg->version, from};
+		rc = update_row(c, table, t, "DELETE FROM ", "", "", 2, p, err);
+		break;
+	}
+	}
+	free(note);
 	return rc;
 }
 
-int sg_history_delete(struct sg_conn *c, const char *table, const char *version, bool failed_row,
-		      struct sg_error *err)
+int sg_row_move(struct sg_conn *c, const char *table, enum sg_row_state from, enum sg_row_event event,
+		const struct sg_row_change *chg, struct sg_error *err)
 {
-	const char *p[] = {version};
-	const char *where = failed_row ? " WHERE version = $1 AND status IN ('failed', 'partial')"
-				       : " WHERE version = $1 AND status IN ('applied', 'baselined')";
-	if (simple_update(c, table, "DELETE FROM ", where, 1, p, err) != 0)
-		return outside_migration(err);
-	/* exactly one row, or someone else reverted (or repaired) it first:
-	 * a revert must never run twice */
-	if (c->affected != 1)
-		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL,
-				  "version %s was no longer %s in %s when this instance reverted it (%ld rows matched): "
-				  "another instance changed it; the lock was lost", version,
-				  failed_row ? "failed or partial" : "applied", table, c->affected);
+	const struct sg_row_transition *t = sg_row_transition_find(from, event);
+	if (!t)
+		return sg_fail(err, SG_EXIT_INTEGRITY, "version %s is %s in %s: `%s` does not apply to it",
+			       chg->version, sg_row_state_name(from), table, sg_row_event_name(event));
+	if (t->refusal) {
+		char *what = sg_asprintf("version %s is %s in %s", chg->version, sg_row_state_name(from), table);
+		sg_row_refuse(t, chg->version, what, err);
+		free(what);
+		return -1;
+	}
+	if (write_row(c, table, t, chg, err) != 0) {
+		if (err->kind != SG_ERRK_LOCK_LOST) {
+			sg_error_prefix(err, "recording %s of %s in %s", sg_row_event_name(event), chg->version, table);
+			return outside_migration(err);
+		}
+		return -1;
+	}
+	if (t->to != from)
+		sg_debug("history", "%s: transition from \"%s\" to \"%s\" on %s: %s", chg->version,
+			 sg_row_state_name(from), sg_row_state_name(t->to), sg_row_event_name(event), t->why);
 	return 0;
 }
 
-int sg_history_set_checksum(struct sg_conn *c, const char *table, const char *version,
-			    const char *checksum, struct sg_error *err)
+/* The 12 hex digits after "sha256 " in a progress note, or NULL. */
+static const char *noted_digest(const char *note)
 {
-	const char *p[] = {version, checksum};
-	return simple_update(c, table, "UPDATE ", " SET checksum = $2 WHERE version = $1", 2, p, err);
+	const char *p = note ? strstr(note, "sha256 ") : NULL;
+	if (!p)
+		return NULL;
+	p += 7;
+	for (int i = 0; i < 12; i++)
+		if (!((p[i] >= '0' && p[i] <= '9') || (p[i] >= 'a' && p[i] <= 'f')))
+			return NULL;
+	return p;
 }
 
-int sg_history_set_status(struct sg_conn *c, const char *table, const char *version,
-			  const char *status, const char *error, struct sg_error *err)
+int sg_row_check_resumable(const struct sg_history_row *row, const struct sg_migration *m, struct sg_error *err)
 {
-	char *safe = error ? sg_utf8_sanitize(error, STORED_TEXT_MAX) : NULL;
-	const char *p[] = {version, status, safe};
-	int rc = simple_update(c, table, "UPDATE ", " SET status = $2, error = $3 WHERE version = $1", 3, p, err);
-	free(safe);
-	return rc;
+	bool same = strcmp(row->checksum, m->checksum) == 0;
+	const char *digest = noted_digest(row->error);
+	size_t next = row->statements_done < 0 ? 0 : (size_t)row->statements_done;
+	if (same && digest) {
+		/* the statement the note names is the one the file has there */
+		char sum[65] = "";
+		if (m->up_split && next < m->up_statements.count) {
+			const char *sql = m->up_statements.items[next].sql;
+			sg_checksum(sql, strlen(sql), sum);
+		}
+		same = strncmp(sum, digest, 12) == 0;
+	}
+	if (same)
+		return 0;
+	char *what = sg_asprintf("migration %s is partial after %ld statement(s) of a file with checksum %s, but %s "
+				 "now has %s%s", row->version, row->statements_done, row->checksum, m->up_file,
+				 m->checksum, strcmp(row->checksum, m->checksum) == 0 ? " and a different next statement" : "");
+	sg_row_refuse(sg_row_transition_find(SG_ROW_PARTIAL, SG_EV_FILE_CHANGED), row->version, what, err);
+	free(what);
+	return -1;
 }
 
 static int take_down(void *ctx, int ncols, const char *const *v)
@@ -575,7 +816,8 @@ const char *sg_mstate_name(enum sg_mstate s)
 
 static bool row_is_done(const struct sg_history_row *r)
 {
-	return strcmp(r->status, "applied") == 0 || strcmp(r->status, "baselined") == 0;
+	enum sg_row_state s = sg_row_state_of(r);
+	return s == SG_ROW_APPLIED || s == SG_ROW_BASELINED;
 }
 
 static int item_cmp(const void *a, const void *b)
@@ -599,13 +841,9 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 	}
 	plan->items = sg_calloc(set->count + h->count + 1, sizeof(*plan->items));
 
-	/* newest applied version, for out-of-order detection */
-	const char *newest_applied = NULL;
-	for (size_t i = 0; i < h->count; i++)
-		if (row_is_done(&h->rows[i]) || strcmp(h->rows[i].status, "failed") == 0 ||
-		    strcmp(h->rows[i].status, "partial") == 0)
-			if (!newest_applied || sg_version_cmp(h->rows[i].version, newest_applied) > 0)
-				newest_applied = h->rows[i].version;
+	/* the newest version with a row (rows are sorted), for out-of-order
+	 * detection */
+	const char *newest_applied = h->count ? h->rows[h->count - 1].version : NULL;   /* kept in plan->newest_applied */
 
 	/* the directory and the history are both sorted by version: walk
 	 * them side by side rather than search one for each of the other */
@@ -618,7 +856,7 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 		while (j < h->count && sg_version_cmp(h->rows[j].version, m->version) < 0)
 			j++;
 		it->row = j < h->count && sg_version_cmp(h->rows[j].version, m->version) == 0 ? &h->rows[j] : NULL;
-		if (it->row && strcmp(it->row->status, "partial") == 0) {
+		if (it->row && sg_row_state_of(it->row) == SG_ROW_PARTIAL) {
 			it->state = SG_M_PARTIAL;
 			plan->npartial++;
 		} else if (it->row && !row_is_done(it->row)) {
@@ -641,6 +879,7 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 			it->state = SG_M_PENDING;
 			plan->npending++;
 			if (newest_applied && sg_version_cmp(m->version, newest_applied) < 0) {
+				plan->newest_applied = newest_applied;
 				it->out_of_order = true;
 				plan->nout_of_order++;
 			}
@@ -660,7 +899,7 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 			it->state = SG_M_UNKNOWN;
 			plan->nunknown++;
 			plan->napplied++;
-		} else if (strcmp(r->status, "partial") == 0) {
+		} else if (sg_row_state_of(r) == SG_ROW_PARTIAL) {
 			/* a newer release's migration, interrupted: still its
 			 * business, but nobody here can resume it */
 			it->state = SG_M_PARTIAL;
@@ -684,21 +923,26 @@ int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_ord
 {
 	for (size_t i = 0; i < plan->count; i++) {
 		const struct sg_plan_item *it = &plan->items[i];
+		const struct sg_history_row *r = it->row;
 		if (it->state == SG_M_FAILED) {
-			const struct sg_history_row *r = it->row;
-			return sg_fail(err, SG_EXIT_INTEGRITY,
-				       "migration %s%s%s failed after %ld statement(s)%s%s; fix the database by hand, "
-				       "then run `schemagate repair %s --applied` if all of its changes are now in the "
-				       "database, `--reverted` if none of them are, or `--resume` if you completed the "
-				       "failed statement and the rest should run",
-				       r->version, r->name[0] ? "_" : "", r->name, r->statements_done,
-				       r->error ? ": " : "", r->error ? r->error : "", r->version);
+			enum sg_row_state st = sg_row_state_of(r);
+			bool reverting = st == SG_ROW_FAILED_REVERT || st == SG_ROW_PARTIAL_REVERT;
+			char *what = sg_asprintf("migration %s%s%s is %s after %ld statement(s) of its %s script%s%s",
+						 r->version, r->name[0] ? "_" : "", r->name, r->status, r->statements_done,
+						 reverting ? "down" : "up", r->error ? ": " : "", r->error ? r->error : "");
+			sg_row_refuse(sg_row_transition_find(st, SG_EV_RESUME), r->version, what, err);
+			free(what);
+			return -1;
 		}
-		if (it->state == SG_M_CHANGED)
-			return sg_fail(err, SG_EXIT_INTEGRITY,
-				       "checksum mismatch: %s was applied with checksum %s but the file now has %s; "
-				       "restore the file, or run `schemagate repair --accept-checksums` if the edit is "
-				       "intended", it->m->up_file, it->row->checksum, it->m->checksum);
+		if (it->state == SG_M_PARTIAL && it->m && sg_row_check_resumable(r, it->m, err) != 0)
+			return -1;
+		if (it->state == SG_M_CHANGED) {
+			char *what = sg_asprintf("checksum mismatch: %s was applied with checksum %s but the file now has %s",
+						 it->m->up_file, r->checksum, it->m->checksum);
+			sg_row_refuse(sg_row_transition_find(sg_row_state_of(r), SG_EV_FILE_CHANGED), r->version, what, err);
+			free(what);
+			return -1;
+		}
 	}
 	if (strict && plan->nunknown > 0) {
 		for (size_t i = 0; i < plan->count; i++)
@@ -712,8 +956,9 @@ int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_ord
 		for (size_t i = 0; i < plan->count; i++)
 			if (plan->items[i].out_of_order)
 				return sg_fail(err, SG_EXIT_INTEGRITY,
-					       "pending migration %s is older than the newest applied version; "
-					       "pass --allow-out-of-order to apply it anyway", plan->items[i].m->up_file);
+					       "pending migration %s is older than the newest applied version %s; "
+					       "pass --allow-out-of-order to apply it anyway", plan->items[i].m->up_file,
+					       plan->newest_applied);
 	}
 	return 0;
 }

@@ -245,7 +245,7 @@ static void alter_table(struct reader *r, size_t i)
 					c++;
 				char to[128];
 				if (!fresh)
-					add(r, "renaming-table", tname, "%s to %s", table, name_at(r, c, to, sizeof(to)));
+					add(r, "renaming-table", 0, "%s to %s", table, name_at(r, c, to, sizeof(to)));
 			}
 		} else if (is(r, c, "ALTER")) {
 			c++;
@@ -354,7 +354,7 @@ static void statement(struct reader *r)
 		if (is(r, k, "TO"))
 			k++;
 		if (!created_here(r, name))
-			add(r, "renaming-table", 2, "%s to %s", name, name_at(r, k, to, sizeof(to)));
+			add(r, "renaming-table", 0, "%s to %s", name, name_at(r, k, to, sizeof(to)));
 	}
 }
 

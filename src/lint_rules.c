@@ -11,6 +11,7 @@
  * says why they never fire: schemagate sets lock_timeout per migration.
  */
 #include "schemagate/lint.h"
+#include "schemagate/migration.h"
 #include "schemagate/sqlsplit.h"
 
 #include <ctype.h>
@@ -568,6 +569,9 @@ void sg_lint_script(const char *script, enum sg_dialect dialect, bool no_tx, int
 	default:
 		return;   /* generic files are linted as each engine's */
 	}
+	unsigned engine_bit = engine == SG_ENGINE_POSTGRES ? SG_LINT_POSTGRES
+			      : engine == SG_ENGINE_MYSQL  ? SG_LINT_MYSQL
+							   : SG_LINT_SQLITE;
 	struct sg_statement_list l = {0};
 	struct sg_error e = {0};
 	if (sg_sql_split(script, engine, &l, &e) < 0)
@@ -601,7 +605,10 @@ void sg_lint_script(const char *script, enum sg_dialect dialect, bool no_tx, int
 		for (size_t n = 0; n < ig->nnames; n++) {
 			if (ig->used[n])
 				continue;
-			bool known = sg_lint_rule_find(ig->names[n]) != NULL;
+			const struct sg_lint_rule *named = sg_lint_rule_find(ig->names[n]);
+			if (named && !(named->engines & engine_bit))
+				continue;   /* a generic file's ignore of another engine's rule */
+			bool known = named != NULL;
 			for (size_t r = 0; !known && ig->atlas && r < sg_lint_nrules; r++)
 				known = atlas_matches(ig->names[n], &sg_lint_rules[r]);
 			sg_lint_add(out, "unused-ignore", ig->offset, ss, se, "%s %s", ig->names[n],
@@ -616,6 +623,23 @@ void sg_lint_script(const char *script, enum sg_dialect dialect, bool no_tx, int
 	if (out->count > first_new)
 		qsort(out->items + first_new, out->count - first_new, sizeof(*out->items), compare_hits);
 	place_hits(script, first_line, out->items + first_new, out->count - first_new);
+}
+
+int sg_lint_gate(const struct sg_migration *m, enum sg_dialect dialect, struct sg_error *err)
+{
+	struct sg_lint_result r = {0};
+	sg_lint_script(m->up_sql, dialect, m->up_no_tx, m->up_line, &r);
+	int rc = 0;
+	for (size_t i = 0; i < r.count && rc == 0; i++) {
+		const struct sg_lint_hit *h = &r.items[i];
+		if (h->rule->severity == SG_LINT_ERROR)
+			rc = sg_fail(err, SG_EXIT_INTEGRITY,
+				     "up --lint: %s:%d:%d: %s: %s (nothing was applied; fix the migration, or keep it "
+				     "deliberately with -- schemagate:lint-ignore %s on the statement)",
+				     m->up_file, h->line, h->column, h->rule->id, h->message, h->rule->id);
+	}
+	sg_lint_result_free(&r);
+	return rc;
 }
 
 /* ---- tokens for the analysers without a parser ---------------------- */

@@ -79,7 +79,7 @@ static void alter(const char *s, const struct sg_lint_token *t, size_t n, size_t
 			sg_lint_add(out, "sqlite-table-rebuild", old->offset, old->stmt_start, old->stmt_end,
 				    "%s is dropped and %s renamed to take its place", a, table);
 		} else if (!fresh) {
-			sg_lint_add(out, "renaming-table", here, ss, se, "%s to %s", table, a);
+			sg_lint_add(out, "renaming-table", ss, ss, se, "%s to %s", table, a);
 		}
 	} else if (IS(i, "RENAME")) {
 		size_t k = IS(i + 1, "COLUMN") ? i + 2 : i + 1;

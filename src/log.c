@@ -171,8 +171,23 @@ static const char *userinfo_end(const char *start, const char *end)
 	return last_at(auth_end, end);
 }
 
-/* scheme://user:password@host -> scheme://user:***@host. */
-static char *mask_url_passwords(const char *text)
+/* Does key name a password ("password", "sslpassword", "PGPASSWORD")? */
+static bool is_password_key(const char *key, size_t n)
+{
+	for (size_t i = 0; i + 8 <= n; i++)
+		if (strncasecmp(key + i, "password", 8) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * The one URL-password masker: scheme://user:password@host ->
+ * scheme://user:***@host. In free text (in_text) a URL ends at the first
+ * byte no URL holds, and its query is left to mask_password_pairs; a URL
+ * as the user gave it (!in_text) runs to the end of text, whatever bytes
+ * it holds, and every password-like query value is masked up to its '&'.
+ */
+char *sg_mask_url_passwords(const char *text, bool in_text)
 {
 	struct sg_buf b = {0};
 	const char *p = text;
@@ -180,17 +195,32 @@ static char *mask_url_passwords(const char *text)
 	while ((sep = strstr(p, "://")) != NULL) {
 		const char *start = sep + 3;
 		const char *end = start;
-		while (!ends_url_token(*end))
-			end++;
+		if (in_text)
+			while (!ends_url_token(*end))
+				end++;
+		else
+			end += strlen(start);
 		const char *at = userinfo_end(start, end);
 		const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
 		if (colon && colon + 1 < at) {
 			sg_buf_append(&b, p, (size_t)(colon + 1 - p));
 			sg_buf_puts(&b, "***");
-			sg_buf_append(&b, at, (size_t)(end - at));
-		} else {
-			sg_buf_append(&b, p, (size_t)(end - p));
+			p = at;
 		}
+		const char *from = p > start ? p : start;   /* past the user info */
+		const char *q = in_text ? NULL : memchr(from, '?', (size_t)(end - from));
+		while (q) {
+			const char *seg = q + 1;
+			size_t seglen = strcspn(seg, "&");
+			const char *eq = memchr(seg, '=', seglen);
+			if (eq && is_password_key(seg, (size_t)(eq - seg)) && eq + 1 < seg + seglen) {
+				sg_buf_append(&b, p, (size_t)(eq + 1 - p));
+				sg_buf_puts(&b, "***");
+				p = seg + seglen;
+			}
+			q = seg[seglen] ? seg + seglen : NULL;
+		}
+		sg_buf_append(&b, p, (size_t)(end - p));
 		p = end;
 	}
 	sg_buf_puts(&b, p);
@@ -254,9 +284,9 @@ static char *mask_password_pairs(const char *text)
  * masking it first would break the syntax that finds the password as
  * written, percent-encoding and all.
  */
-static char *redact_alloc(const char *text)
+char *sg_redact_alloc(const char *text)
 {
-	char *a = mask_url_passwords(text ? text : "");
+	char *a = sg_mask_url_passwords(text ? text : "", true);
 	char *b = mask_password_pairs(a);
 	free(a);
 	char *c = mask_secrets(b);
@@ -268,7 +298,7 @@ void sg_redact(const char *text, char *out, size_t outsz)
 {
 	if (!out || outsz == 0)
 		return;
-	char *r = redact_alloc(text);
+	char *r = sg_redact_alloc(text);
 	snprintf(out, outsz, "%s", r);
 	free(r);
 }
@@ -323,7 +353,7 @@ static void json_field(struct sg_buf *b, const char *key, const char *value)
 	if (!value)
 		return;
 	sg_buf_printf(b, ",\"%s\":", key);
-	char *r = redact_alloc(value);
+	char *r = sg_redact_alloc(value);
 	sg_buf_json_string(b, r);
 	free(r);
 }
@@ -335,7 +365,7 @@ static void text_field(struct sg_buf *b, bool *first, const char *key, const cha
 	sg_buf_puts(b, *first ? " (" : " ");
 	*first = false;
 	sg_buf_printf(b, "%s=", key);
-	char *r = redact_alloc(value);
+	char *r = sg_redact_alloc(value);
 	bool quote = r[0] == '\0' || strpbrk(r, " \t\r\n\"") != NULL;
 	if (!quote) {
 		put_text(b, r);
@@ -391,7 +421,7 @@ static void format_text(struct sg_buf *b, enum sg_log_level level, const char *e
 		put_text(&rest, event);
 		sg_buf_puts(&rest, ": ");
 	}
-	char *r = redact_alloc(msg);
+	char *r = sg_redact_alloc(msg);
 	put_text(&rest, r);
 	free(r);
 	if (f) {
@@ -456,7 +486,7 @@ void sg_log(enum sg_log_level level, const char *event, const struct sg_log_fiel
 		format_json(&line, level, event, f, msg ? msg : "");
 	} else {
 		/* the JSON path redacts the event name too; text must match */
-		char *ev = event ? redact_alloc(event) : NULL;
+		char *ev = event ? sg_redact_alloc(event) : NULL;
 		format_text(&line, level, ev, f, msg ? msg : "");
 		free(ev);
 	}
@@ -479,7 +509,7 @@ void sg_write_termination_log(const char *path, const char *reason)
 	}
 	if (fd < 0)
 		return;
-	char *r = redact_alloc(reason);
+	char *r = sg_redact_alloc(reason);
 	struct sg_buf b = {0};
 	put_text(&b, r);
 	free(r);

@@ -190,7 +190,10 @@ static void on_wake(uv_async_t *h)
 		}
 		return;
 	}
-	sg_warn("signal", "received %s: stopping", signal_name(signum));
+	if (l->signal_expected && signum == SIGTERM)
+		sg_info("signal", "received %s: stopping", signal_name(signum));
+	else
+		sg_warn("signal", "received %s: stopping", signal_name(signum));
 	stop(l, SG_CANCEL_SIGNAL);
 }
 

@@ -11,13 +11,18 @@
 #include <openssl/crypto.h>
 #include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include "schemagate/config.h"
 #include "schemagate/coordinator.h"
+#include "schemagate/lint.h"
 #include "schemagate/log.h"
+#include "schemagate/migration.h"
+#include "schemagate/serve.h"
 
 /*
  * `version` and --version: what a bug report needs. The libraries report
@@ -38,6 +43,32 @@ static void print_version(void)
 	       SG_VERSION, SG_GIT_REVISION, pq / 10000, pq % 10000, mysql_get_client_info(), sqlite3_libversion(),
 	       uv_version_string(), OpenSSL_version(OPENSSL_VERSION_STRING));
 	fflush(stdout);
+}
+
+/* The command's module: the directory alone (new, lint), the sidecar
+ * (serve), or one run of the state machine (coordinator.c). */
+static int run_command(const struct sg_config *cfg, struct sg_error *err)
+{
+	switch (cfg->command) {
+	case SG_CMD_NEW:
+		return sg_migration_new(cfg->dir, cfg->new_name, cfg->dialect, cfg->new_single_file, err) == 0
+			       ? SG_EXIT_OK : (err->exit_code ? err->exit_code : SG_EXIT_USAGE);
+	case SG_CMD_LINT: {
+		if (cfg->lint_rules) {
+			sg_lint_print_rules(cfg->lint_format == SG_LINT_FORMAT_JSON);
+			return SG_EXIT_OK;
+		}
+		if (cfg->lint_pending)
+			return sg_run(cfg, err);   /* reads the history: what up would apply */
+		struct sg_lint_request req = {.dir = cfg->dir, .dialect = cfg->dialect, .strict = cfg->strict,
+					      .format = cfg->lint_format, .since = cfg->lint_since};
+		return sg_lint(&req, err) == 0 ? SG_EXIT_OK : (err->exit_code ? err->exit_code : SG_EXIT_USAGE);
+	}
+	case SG_CMD_SERVE:
+		return sg_serve(cfg, err);   /* a run of up or wait, then the sidecar */
+	default:
+		return sg_run(cfg, err);
+	}
 }
 
 int main(int argc, char **argv)
@@ -63,11 +94,13 @@ int main(int argc, char **argv)
 	}
 	sg_log_init(cfg.log_format, cfg.log_level);
 
-	int code = sg_run(&cfg, &err);
+	/* backoff jitter: 200 pods restarting together must not retry in step */
+	srand((unsigned)(time(NULL) ^ (getpid() << 8)));
+	int code = run_command(&cfg, &err);
 	if (code == SG_EXIT_PENDING) {
 		/* verify, status --check, --dry-run: an answer, not a failure */
-		struct sg_log_fields f = {.error = err.msg, .duration_ms = -1, .waited_ms = -1};
-		sg_log(SG_LOG_INFO, "pending", &f, "%s: there is work to do", cfg.command_name);
+		/* an answer: the reason is the message, not an error field */
+		sg_info("pending", "%s: %s", cfg.command_name, err.msg);
 		/* a container gated on verify did not start: say why */
 		sg_write_termination_log(cfg.termination_log, err.msg);
 		sg_config_free(&cfg);

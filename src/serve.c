@@ -256,6 +256,7 @@ static void keep_checking(struct serve *s)
 	struct sg_run *r = s->run;
 	r->cmd = &check_plan;
 	s->checking = true;
+	r->loop.signal_expected = true;   /* a sidecar ends with SIGTERM */
 	sg_metrics_set_ready(&s->metrics, false, "not ready: the run reached the target; checking once more");
 	sg_info("serving", "checking the schema every %llums", (unsigned long long)r->cfg->check_interval_ms);
 	if (check(s) != 0 && !sg_loop_canceled(&r->loop))

@@ -26,28 +26,6 @@ uint64_t sg_jitter(uint64_t ms)
 
 static uint64_t elapsed_since(uint64_t t0) { return sg_now_ms() - t0; }
 
-bool sg_connection_lost(const struct sg_error *err)
-{
-	return err->kind == SG_ERRK_CONNECTION;
-}
-
-int sg_stopped_error(struct sg_run *r, struct sg_error *err, const char *doing)
-{
-	const struct sg_loop *l = &r->loop;
-	if (l->cancel == SG_CANCEL_DIRECTORY) {
-		*err = r->dir_err;
-		return -1;
-	}
-	err->kind = SG_ERRK_CANCELED;
-	if (l->cancel == SG_CANCEL_DEADLINE)
-		return sg_fail(err, SG_EXIT_TIMEOUT, "--timeout %llums expired while %s",
-			       (unsigned long long)r->cfg->timeout_ms, doing);
-	if (l->cancel == SG_CANCEL_LEASE)
-		return sg_fail(err, SG_EXIT_TIMEOUT, "lost the lease on %s while %s", r->cfg->table, doing);
-	return sg_fail(err, sg_loop_cancel_exit(l), "interrupted by %s while %s",
-		       l->signum == 2 ? "SIGINT" : "SIGTERM", doing);
-}
-
 static bool read_only(const struct sg_run *r)
 {
 	return r->cmd->read_only;
@@ -102,6 +80,23 @@ static int create_database(struct sg_run *r, const struct sg_conn_opts *opts, bo
 	return 0;
 }
 
+/*
+ * A refused password that holds '#': in a URL, '#' starts the fragment
+ * for every other parser (Go's net/url, browsers, most shells' tools and
+ * .env readers cut the text there), so the password that reached the
+ * server is likely not the one meant. schemagate itself takes it as
+ * written; the portable spelling is %23.
+ */
+static void explain_refused_password(struct sg_run *r, struct sg_error *e)
+{
+	const char *pw = r->cfg->password ? r->cfg->password : r->url.password;
+	if (!pw || !strchr(pw, '#'))
+		return;
+	size_t n = strlen(e->msg);
+	snprintf(e->msg + n, sizeof(e->msg) - n, " (the password holds '#', which starts a URL fragment: "
+		 "anything that read the URL before schemagate may have cut it there; write '#' as %%23)");
+}
+
 /* Connect with retries: transient failures (refused, DNS, starting up,
  * too many connections) are retried with backoff until --connect-timeout
  * has passed since this outage began; permanent ones fail at once. */
@@ -130,6 +125,8 @@ static int connect_with_retry(struct sg_run *r, struct sg_conn **out, uint64_t l
 		if (e.kind != SG_ERRK_TRANSIENT && r->drv->unknown_database && r->drv->unknown_database(&e) &&
 		    create_database(r, &opts, &created_once, &e) == 0)
 			continue;   /* created, or another instance did: connect again at once */
+		if (e.kind != SG_ERRK_TRANSIENT && r->drv->auth_failed && r->drv->auth_failed(&e))
+			explain_refused_password(r, &e);
 		if (e.kind != SG_ERRK_TRANSIENT) {
 			*err = e;
 			if (!err->exit_code || err->exit_code == SG_EXIT_MIGRATION)
@@ -208,9 +205,15 @@ int sg_session_read_history(struct sg_run *r, struct sg_error *err)
 int sg_session_build_view(struct sg_run *r, struct sg_error *err)
 {
 	/* another tool's history, as the rows adoption would record */
+	memset(&r->unseen, 0, sizeof(r->unseen));
 	if (sg_adopt_preview(r->conn, r->cfg->adopt, r->cfg->table, &r->set, &r->hist, err) != 0) {
-		sg_history_free(&r->hist);
-		return -1;
+		/* status prints what it can see, and then says what it cannot */
+		if (r->cfg->command != SG_CMD_STATUS || err->exit_code != SG_EXIT_INTEGRITY) {
+			sg_history_free(&r->hist);
+			return -1;
+		}
+		r->unseen = *err;
+		memset(err, 0, sizeof(*err));
 	}
 	if (sg_plan_build(&r->set, &r->hist, r->cfg->target, &r->plan, err) != 0) {
 		sg_history_free(&r->hist);

@@ -80,6 +80,9 @@ static void print_status_text(const struct sg_run *r)
 		if ((it->state == SG_M_FAILED || it->state == SG_M_PARTIAL) && it->row)
 			printf("%16s %s after %ld statement(s)%s%s\n", "", it->row->status, it->row->statements_done,
 			       it->row->error ? ": " : "", it->row->error ? it->row->error : "");
+		if (it->out_of_order)
+			printf("%16s out of order: older than the newest applied version %s (--allow-out-of-order "
+			       "applies it)\n", "", p->newest_applied);
 		if (it->state == SG_M_CHANGED && it->row && it->m)
 			printf("%16s checksum recorded %s, file has %s\n", "", it->row->checksum, it->m->checksum);
 	}
@@ -218,16 +221,4 @@ void sg_preview_print(const struct sg_run *r, const struct sg_preview *p)
 	else
 		print_preview_text(r, p);
 	fflush(stdout);
-}
-
-void sg_preview_free(struct sg_preview *p)
-{
-	for (size_t i = 0; i < p->count; i++)
-		free(p->items[i].action);
-	free(p->items);
-	for (size_t i = 0; i < p->nnotes; i++)
-		free(p->notes[i]);
-	free(p->notes);
-	sg_revert_items_free(p->reverts, p->nreverts);
-	memset(p, 0, sizeof(*p));
 }

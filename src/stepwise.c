@@ -63,13 +63,14 @@ static char *describe(const struct steps_run *x, size_t i)
 /* The row after `done` statements: which one runs next. */
 static int record_progress(struct steps_run *x, size_t done, struct sg_error *err)
 {
-	if (!x->s->progress) {
+	if (x->s->row == SG_ROW_ABSENT) {
 		x->done = done;
 		return 0;
 	}
 	char *next = done < x->n ? describe(x, done) : NULL;
 	char *note = next ? sg_asprintf("next: %s", next) : NULL;
-	int rc = sg_history_progress(x->r->conn, x->r->cfg->table, x->s->version, "partial", (long)done, 0, note, err);
+	struct sg_row_change chg = {.version = x->s->version, .statements_done = (long)done, .note = note};
+	int rc = sg_row_move(x->r->conn, x->r->cfg->table, x->s->row, SG_EV_STATEMENT_DONE, &chg, err);
 	free(next);
 	free(note);
 	if (rc == 0)
@@ -80,10 +81,11 @@ static int record_progress(struct steps_run *x, size_t done, struct sg_error *er
 /* Best effort after a stop or failure (the cleanup window may be short). */
 static void record_note(struct steps_run *x, size_t done, const char *note)
 {
-	if (!x->s->progress)
+	if (x->s->row == SG_ROW_ABSENT)
 		return;
 	struct sg_error e = {0};
-	if (sg_history_progress(x->r->conn, x->r->cfg->table, x->s->version, "partial", (long)done, 0, note, &e) != 0)
+	struct sg_row_change chg = {.version = x->s->version, .statements_done = (long)done, .note = note};
+	if (sg_row_move(x->r->conn, x->r->cfg->table, x->s->row, SG_EV_STOPPED, &chg, &e) != 0)
 		sg_debug("history", "could not record where %s stopped: %s", x->s->version, e.msg);
 }
 

@@ -92,58 +92,55 @@ static bool is_password_key(const char *key)
 }
 
 /*
- * A URL's text for a message, its passwords masked the way this parser
- * finds them - the user info up to the last '@' of the authority, every
- * password-like query value up to the next '&' - whatever bytes they
- * hold; then the log's redaction. sg_redact alone looks for URLs in free
- * text and must stop at bytes no URL holds (a quote, a space), which a
- * URL refused for holding one is likely to contain.
+ * Text the user gave that holds URLs, for a message: each URL runs to the
+ * scheme of the next ("postgres://u:x@h,postgres://v:y@h" holds two) and
+ * has its passwords masked the way this parser finds them - the user info
+ * up to the last '@' of the authority, every password-like query value up
+ * to the next '&' - whatever bytes they hold; then the log's redaction.
+ * sg_redact alone looks for URLs in free text and must stop at bytes no
+ * URL holds (a quote, a space), which a URL refused for holding one is
+ * likely to contain.
  */
-void sg_url_redact_text(const char *text, char *out, size_t outsz)
+char *sg_url_redact_alloc(const char *text)
 {
 	struct sg_buf b = {0};
-	const char *sep = strstr(text, "://");
 	const char *p = text;
-	if (sep) {
-		const char *start = sep + 3;
-		const char *auth_end = start + strcspn(start, "/?");
-		const char *at = NULL;
-		for (const char *c = start; c < auth_end; c++)
-			if (*c == '@')
-				at = c;
-		const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
-		if (colon && colon + 1 < at) {
-			sg_buf_append(&b, text, (size_t)(colon + 1 - text));
-			sg_buf_puts(&b, "***");
-			p = at;
-		}
-		const char *q = strchr(auth_end, '?');
-		while (q) {
-			const char *seg = q + 1;
-			size_t seglen = strcspn(seg, "&");
-			const char *eq = memchr(seg, '=', seglen);
-			if (eq) {
-				char *key = sg_strndup(seg, (size_t)(eq - seg));
-				if (is_password_key(key) && eq + 1 < seg + seglen) {
-					sg_buf_append(&b, p, (size_t)(eq + 1 - p));
-					sg_buf_puts(&b, "***");
-					p = seg + seglen;
-				}
-				free(key);
-			}
-			q = seg[seglen] ? seg + seglen : NULL;
-		}
+	while (*p) {
+		const char *sep = strstr(p, "://");
+		const char *next = sep ? strstr(sep + 3, "://") : NULL;
+		if (next)
+			while (next > sep + 3 && (isalnum((unsigned char)next[-1]) || strchr("+-.", next[-1])))
+				next--;
+		size_t len = next ? (size_t)(next - p) : strlen(p);
+		char *piece = sg_strndup(p, len);
+		char *masked = sg_mask_url_passwords(piece, false);
+		char *shown = sg_redact_alloc(masked);
+		sg_buf_puts(&b, shown);
+		free(shown);
+		free(masked);
+		free(piece);
+		p += len;
 	}
-	sg_buf_puts(&b, p);
-	sg_redact(b.data, out, outsz);
-	sg_buf_free(&b);
+	if (!b.data)
+		sg_buf_puts(&b, "");
+	return b.data;
+}
+
+void sg_url_redact_text(const char *text, char *out, size_t outsz)
+{
+	char *shown = sg_url_redact_alloc(text);
+	snprintf(out, outsz, "%s", shown);
+	free(shown);
 }
 
 static int url_error(struct sg_error *err, const char *text, const char *why)
 {
 	char red[512];
 	sg_url_redact_text(text, red, sizeof(red));
-	return sg_fail(err, SG_EXIT_USAGE, "invalid database URL '%s': %s", red, why);
+	/* in double quotes: the log's masking of "password=VALUE" ends a
+	 * value at one, so the text after a ?password= at the URL's end
+	 * survives it */
+	return sg_fail(err, SG_EXIT_USAGE, "invalid database URL \"%s\": %s", red, why);
 }
 
 /* Decode s[0..n) into *out; a malformed escape fails naming the part. */
@@ -353,8 +350,8 @@ static int take_query_password(const char *text, struct sg_url *url, struct sg_e
 		}
 		if (url->password)
 			return url_error(err, text,
-					 "the password is given twice (in the user info and as ?password=, "
-					 "or twice as ?password=)");
+					 "the password is given twice (in the user info and as the password "
+					 "parameter, or as two password parameters); give it once");
 		url->password = p->value;
 		free(p->key);
 		memmove(p, p + 1, (url->nparams - i - 1) * sizeof(*p));

@@ -29,6 +29,8 @@ enum sg_command {
 
 enum sg_lock_mode { SG_LOCK_AUTO = 0, SG_LOCK_TABLE, SG_LOCK_NONE };
 enum sg_log_format { SG_LOG_TEXT = 0, SG_LOG_JSON };
+/* lint's output (in --format's order: text, json, sarif, github) */
+enum sg_lint_format { SG_LINT_FORMAT_TEXT = 0, SG_LINT_FORMAT_JSON, SG_LINT_FORMAT_SARIF, SG_LINT_FORMAT_GITHUB };
 enum sg_log_level { SG_LOG_DEBUG = 0, SG_LOG_INFO, SG_LOG_WARN, SG_LOG_ERROR, SG_LOG_QUIET };
 
 enum sg_repair_action {
@@ -94,6 +96,11 @@ struct sg_config {
 	char *events_version;          /* events --version V (NULL = every version) */
 	char *events_since;            /* events --since T: RFC 3339 UTC, ms ("2026-12-01T00:00:00.000Z") */
 	bool create_database;          /* up --create-database */
+	bool up_lint;                  /* up --lint: refuse a pending migration with an error-severity lint finding */
+	enum sg_lint_format lint_format;   /* lint --format (--json: json) */
+	bool lint_rules;               /* lint --rules: list the rules */
+	bool lint_pending;             /* lint --pending: only what up would apply (needs a URL) */
+	char *lint_since;              /* lint --since VERSION: only versions after it */
 	char *listen;                  /* serve: --listen / SCHEMAGATE_LISTEN ("0.0.0.0:9187"); NULL otherwise */
 	uint64_t check_interval_ms;    /* serve: --check-interval / SCHEMAGATE_CHECK_INTERVAL (30s) */
 

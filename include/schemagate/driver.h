@@ -166,6 +166,9 @@ struct sg_driver {
 	 * (another instance won the race), which is success too. Optional
 	 * (NULL: the engine creates its database itself, as SQLite does). */
 	bool (*unknown_database)(const struct sg_error *err);
+	/* Does this connect error say the password was refused? (for the
+	 * hint about a '#' in it). Optional. */
+	bool (*auth_failed)(const struct sg_error *err);
 	int (*create_database)(const struct sg_conn_opts *opts, bool *created, struct sg_error *err);
 	/* Ask the server to stop the statement in flight on c. Never blocks
 	 * (a detached thread or a flag); called by the loop when it stops.

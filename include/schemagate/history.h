@@ -15,7 +15,7 @@ struct sg_history_row {
 	char *version;
 	char *name;
 	char *checksum;
-	char *status;          /* "applied", "baselined", "failed", "partial" */
+	char *status;          /* as stored: sg_row_state_name() */
 	long statements_done;
 	char *applied_at;      /* database clock: "2026-12-01T00:34:23.553Z" (RFC 3339, UTC, ms) */
 	char *applied_by;
@@ -46,47 +46,114 @@ int sg_history_has_events(struct sg_conn *c, const char *table, bool *any, struc
 /* Create history and events tables if missing (under the lock). */
 int sg_history_ensure(struct sg_conn *c, const char *table, struct sg_error *err);
 
-/* Insert the row for m: status is "applied", "baselined" or "partial"
- * (a statement-by-statement migration about to start); error may be NULL.
- * A row that is already there is never overwritten: that fails with kind
- * LOCK_LOST (someone else recorded it: the lock was lost). */
-int sg_history_record(struct sg_conn *c, const char *table, const struct sg_migration *m,
-		      const char *status, long statements_done, long duration_ms,
-		      const char *error, struct sg_error *err);
-/* No row for version yet; else kind LOCK_LOST (sg_history_record's check). */
+/* ---- the row's state machine (README "The history row") -----------------
+ *
+ * Every change of a history row is one transition of this closed machine:
+ * the table of (state, event) -> next state lives in history.c, and
+ * sg_row_move() is the only function that writes a row's status. */
+
+enum sg_row_state {
+	SG_ROW_ABSENT,          /* no row: never applied, or reverted */
+	SG_ROW_APPLIED,         /* every statement of the recorded file ran */
+	SG_ROW_BASELINED,       /* recorded without running (baseline, adoption) */
+	SG_ROW_PARTIAL,         /* the up script runs statement by statement, or was interrupted */
+	SG_ROW_FAILED,          /* a statement of the up script failed */
+	SG_ROW_PARTIAL_REVERT,  /* the down script runs statement by statement, or was interrupted */
+	SG_ROW_FAILED_REVERT,   /* a statement of the down script failed */
+	SG_ROW_STATE_COUNT
+};
+
+enum sg_row_event {
+	SG_EV_BASELINE,           /* baseline, up --baseline-version, adoption */
+	SG_EV_COMMITTED,          /* a transactional script committed together with its row */
+	SG_EV_START,              /* a statement-by-statement script starts */
+	SG_EV_STATEMENT_DONE,     /* one more statement committed (its count with it) */
+	SG_EV_LAST_STATEMENT_DONE,
+	SG_EV_SERVER_ERROR,       /* a statement failed (also a cancel schemagate did not ask for) */
+	SG_EV_STOPPED,            /* kill, our own stop, lock or connection lost: nothing is written */
+	SG_EV_RESUME,             /* the next lock holder reaches the row (up) */
+	SG_EV_FILE_CHANGED,       /* the file's checksum (or its next statement's digest) differs */
+	SG_EV_REVERT_COMMITTED,   /* a transactional down script committed with the row's removal */
+	SG_EV_REVERT_START,       /* a statement-by-statement down script starts */
+	SG_EV_REPAIR_APPLIED,
+	SG_EV_REPAIR_REVERTED,
+	SG_EV_REPAIR_RESUME,
+	SG_EV_ACCEPT_CHECKSUM,
+	SG_EV_COUNT
+};
+
+/* What the history table sees on a transition. */
+enum sg_row_write {
+	SG_WRITE_NONE,      /* nothing (the row already says it, or a human must act) */
+	SG_WRITE_INSERT,    /* the row appears */
+	SG_WRITE_PROGRESS,  /* this instance's own row moves on */
+	SG_WRITE_TAKE_OVER, /* this instance becomes the row's writer (the old one is gone) */
+	SG_WRITE_STATUS,    /* a human's verdict: the status changes, the error is cleared */
+	SG_WRITE_CHECKSUM,  /* the file's current checksum is recorded */
+	SG_WRITE_DELETE,    /* the row goes */
+};
+
+struct sg_row_transition {
+	enum sg_row_state from;
+	enum sg_row_event event;
+	enum sg_row_state to;
+	enum sg_row_write write;
+	/* non-NULL: a human must act first (exit 4); what to run. "{V}"
+	 * stands for the version. */
+	const char *refusal;
+	const char *why;
+};
+
+/* The arguments of one transition; unused fields stay 0/NULL. */
+struct sg_row_change {
+	const char *version;
+	const struct sg_migration *m;      /* INSERT: the migration recorded */
+	const struct sg_history_row *row;  /* TAKE_OVER: the row as read */
+	long statements_done;
+	long duration_ms;
+	const char *note;                  /* progress note, or the error */
+	const char *checksum;              /* CHECKSUM, and TAKE_OVER when not NULL */
+};
+
+enum sg_row_state sg_row_state_of(const struct sg_history_row *row);   /* NULL: ABSENT */
+const char *sg_row_state_name(enum sg_row_state s);                    /* as stored */
+const char *sg_row_event_name(enum sg_row_event e);
+/* The transition for (from, event), or NULL when the machine has none. */
+const struct sg_row_transition *sg_row_transition_find(enum sg_row_state from, enum sg_row_event event);
+/* The whole table (README and tests walk it). */
+const struct sg_row_transition *sg_row_transitions(size_t *count);
+/* The transition's refusal as an exit-4 error naming the repair. */
+int sg_row_refuse(const struct sg_row_transition *t, const char *version, const char *what, struct sg_error *err);
+/*
+ * Move the row of chg->version from `from` by `event`: look the transition
+ * up, refuse (exit 4) where a human must act, else write it. A write only
+ * matches a row still in `from` (for PROGRESS, this instance's own row);
+ * anything else fails with kind LOCK_LOST: someone else changed the row,
+ * so nothing can apply twice. An INSERT over an existing row fails the
+ * same way.
+ */
+int sg_row_move(struct sg_conn *c, const char *table, enum sg_row_state from, enum sg_row_event event,
+		const struct sg_row_change *chg, struct sg_error *err);
+/* Does the partial row still describe m's file (checksum, and the digest
+ * of the next statement recorded in its note)? 0, or exit 4 naming the
+ * repair. */
+int sg_row_check_resumable(const struct sg_history_row *row, const struct sg_migration *m, struct sg_error *err);
+
+/* No row for version yet; else kind LOCK_LOST (a row is only ever
+ * inserted over none). */
 int sg_history_check_absent(struct sg_conn *c, const char *table, const char *version, struct sg_error *err);
-/* The same "applied" row and its "apply" event as SQL text with literal
- * values, appended to row and event, for a migration's one-message
- * transaction: the duration is the server's time since the message
- * arrived (driver batch_elapsed_ms_sql). -1 when a value cannot be quoted
- * (the caller runs the statements one by one instead). */
+/* The "applied" row of m (the ABSENT x committed transition) and its
+ * "apply" event as SQL text with literal values, appended to row and
+ * event, for a migration's one-message transaction: the duration is the
+ * server's time since the message arrived (driver batch_elapsed_ms_sql).
+ * -1 when a value cannot be quoted (the caller runs the statements one by
+ * one instead). */
 int sg_history_applied_sql(struct sg_conn *c, const char *table, const struct sg_migration *m,
 			   struct sg_buf *row, struct sg_buf *event);
-/* Delete the row of version, which must be exactly one row in the expected
- * state (applied/baselined, or with failed_row failed/partial); anything
- * else fails with kind LOCK_LOST, so a revert can never apply twice. */
-/* A statement-by-statement migration's own row as it goes: status
- * "partial" (note says which statement runs next), "applied" or "failed"
- * (note is the error). Only this instance's partial row is updated;
- * anything else fails with kind LOCK_LOST. Text is stored as valid UTF-8,
- * truncated. */
-int sg_history_progress(struct sg_conn *c, const char *table, const char *version, const char *status,
-			long statements_done, long duration_ms, const char *note, struct sg_error *err);
-/* Make this instance the owner of a partial (or, for repair --resume,
- * failed) row whose writer is gone, if the row still says what the
- * caller read; it becomes partial. Else kind LOCK_LOST. */
-int sg_history_take_over(struct sg_conn *c, const char *table, const struct sg_history_row *row,
-			 struct sg_error *err);
-int sg_history_delete(struct sg_conn *c, const char *table, const char *version, bool failed_row,
-		      struct sg_error *err);
+
 /* Stored down script; *down NULL if none recorded. Caller frees. */
 int sg_history_down_sql(struct sg_conn *c, const char *table, const char *version, char **down,
 			struct sg_error *err);
-int sg_history_set_checksum(struct sg_conn *c, const char *table, const char *version,
-			    const char *checksum, struct sg_error *err);
-/* Set status and error (NULL clears it): repair, and a failed revert. */
-int sg_history_set_status(struct sg_conn *c, const char *table, const char *version,
-			  const char *status, const char *error, struct sg_error *err);
 
 /* Audit: event is "apply", "revert", "baseline", "repair", "failure". */
 int sg_event_record(struct sg_conn *c, const char *table, const char *event, const char *version,
@@ -137,6 +204,7 @@ struct sg_plan {
 	size_t count;
 	size_t npending, nchanged, nfailed, npartial, nunknown, nout_of_order, napplied;
 	const char *target;           /* NULL when the directory is empty */
+	const char *newest_applied;   /* set when a pending version is out of order (borrowed from the history) */
 };
 
 /* target NULL = newest in the directory. Fails (exit 2) if target is not

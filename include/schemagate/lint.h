@@ -10,11 +10,14 @@
  * PostgreSQL with the real parser (libpg_query, lint_pg.c), MySQL/MariaDB
  * and SQLite by a statement-level reading of the DDL that matters
  * (lint_mysql.c, lint_sqlite.c), which says what it does not understand.
+ * The command itself (the directory's problems, then the rules) is
+ * lint.c, on the loader's own reading of the directory.
  */
 #ifndef SCHEMAGATE_LINT_H
 #define SCHEMAGATE_LINT_H
 
 #include "schemagate/common.h"
+#include "schemagate/config.h"
 #include "schemagate/url.h"
 
 #include <stdarg.h>
@@ -75,6 +78,12 @@ void sg_lint_script(const char *script, enum sg_dialect dialect, bool no_tx, int
 		    struct sg_lint_result *out);
 void sg_lint_result_free(struct sg_lint_result *r);
 
+/* `up --lint`: fail (exit 4) when m's up script has an error-severity
+ * finding for the dialect, naming file:line:col, the rule and how to
+ * ignore it. Returns 0 when it has none. */
+struct sg_migration;
+int sg_lint_gate(const struct sg_migration *m, enum sg_dialect dialect, struct sg_error *err);
+
 /* ---- for the engine analysers (lint_pg.c, lint_mysql.c, lint_sqlite.c) ---- */
 
 /* Append a hit of rule id at offset, about script[stmt_start, stmt_end). */
@@ -107,5 +116,23 @@ size_t sg_lint_tokenize(const char *script, size_t start, size_t end, bool hash_
 bool sg_lint_is(const char *script, const struct sg_lint_token *t, const char *word);
 /* The identifier a word or quoted token names, unquoted, in buf. */
 const char *sg_lint_name(const char *script, const struct sg_lint_token *t, char *buf, size_t size);
+
+/* `lint`: every problem of the directory at once, for every dialect (or
+ * only for one: dialect is a tag, NULL for all; mysql includes mariadb),
+ * and the rules' findings on the up scripts in scope, on stdout (text,
+ * JSON, SARIF or GitHub workflow commands). Returns 0, or -1 with exit 2
+ * for the directory's own errors, exit 4 for a rule's error (or any
+ * warning under strict). */
+struct sg_lint_request {
+	const char *dir;
+	const char *dialect;               /* tag, or NULL for every dialect */
+	bool strict;
+	enum sg_lint_format format;
+	const char *since;                 /* only versions after it, or NULL */
+	bool only_versions;                /* only these (--pending): */
+	const char *const *versions;
+	size_t nversions;
+};
+int sg_lint(const struct sg_lint_request *req, struct sg_error *err);
 
 #endif

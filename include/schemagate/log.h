@@ -46,6 +46,14 @@ void sg_log(enum sg_log_level level, const char *event, const struct sg_log_fiel
  * registered secret with "***".
  */
 void sg_redact(const char *text, char *out, size_t outsz);
+/* The same, malloc'd. */
+char *sg_redact_alloc(const char *text);
+/* Only the URL passwords (user info; with !in_text the password-like
+ * query values too), by the one rule of what a URL's password is: in_text
+ * finds URLs in free text (each ends at a space or a quote); !in_text
+ * reads text as one URL as the user gave it, whatever bytes it holds.
+ * Malloc'd. */
+char *sg_mask_url_passwords(const char *text, bool in_text);
 
 /* Write a one-line failure reason to path (or /dev/termination-log). */
 void sg_write_termination_log(const char *path, const char *reason);

@@ -62,6 +62,9 @@ struct sg_loop {
 	/* graceful stop of a non-transactional statement */
 	uint64_t grace_ms;            /* 0 = no grace window open */
 	bool stopping;                /* a signal arrived inside the grace window */
+	/* SIGTERM is how this run normally ends (serve, once serving): its
+	 * "received" line is info, not a warning */
+	bool signal_expected;
 	/* connections with a statement in flight, canceled on stop */
 	struct sg_conn *busy[SG_LOOP_MAX_BUSY];
 	/* heartbeat (lease renewal) */

@@ -37,6 +37,7 @@ struct sg_migration {
 	 */
 	char *up_sql;
 	char *down_sql;
+	int up_line;           /* file line of up_sql's first line (a single file's up section starts later) */
 	/* Decided by one rule for both directions (sg_script_prepare). */
 	bool up_no_tx, down_no_tx;
 	/* Runs statement by statement (MySQL/MariaDB: every script; any
@@ -137,6 +138,7 @@ struct sg_script {
 	bool no_tx, split;
 	bool empty;                          /* only blanks and comments */
 	struct sg_statement_list statements; /* when split */
+	int first_line;                      /* file line of sql's first line */
 };
 int sg_script_prepare(const char *text, bool marked, enum sg_dialect dialect, const char *what,
 		      struct sg_script *out, struct sg_error *err);
@@ -151,11 +153,5 @@ void sg_script_free(struct sg_script *s);
  */
 int sg_migration_new(const char *dir, const char *name, const char *dialect, bool single_file,
 		     struct sg_error *err);
-
-/* `lint`: every problem of the directory at once, for every dialect (or
- * only for one: dialect is a tag, NULL for all; mysql includes mariadb),
- * on stdout (text, or one JSON document). Returns 0, or -1 (exit 2) on
- * errors, and with strict on warnings too. */
-int sg_migration_lint(const char *dir, const char *dialect, bool strict, bool json, struct sg_error *err);
 
 #endif

@@ -8,6 +8,7 @@
  *   commands.c     what each command decides when checking and does
  *                  under the lock
  *   status.c       status and readiness output
+ *   outcome.c      what a failure means: reconnect, stopped, or failed
  *   events.c       the events command (the audit table)
  *
  * The run owns everything in it; coordinator.c creates and frees it.
@@ -119,6 +120,9 @@ struct sg_run {
 	struct sg_history hist;
 	struct sg_plan plan;
 	bool have_view;
+	/* status: what kept adoption from being previewed (a dirty foreign
+	 * history); the view is built without it, printed, then this fails */
+	struct sg_error unseen;
 	/* clocks, monotonic ms */
 	uint64_t contend_started_ms;   /* --lock-timeout counts from the first attempt */
 	uint64_t lock_waited_ms;       /* how long the lock took */
@@ -127,6 +131,9 @@ struct sg_run {
 	 * after a lost lock reverts the same migrations, not N more */
 	char *down_to;
 	struct sg_error work_err;      /* a failed work, reported after RELEASING */
+	/* a run that ended READY but answers with another exit code: a dry
+	 * run that would change something (6), with what it would do */
+	struct sg_error answer;
 	bool work_failed;
 	char app_name[320];
 };
@@ -162,6 +169,9 @@ int sg_session_build_view(struct sg_run *r, struct sg_error *err);
 void sg_session_forget_view(struct sg_run *r);
 /* ms * (0.8 .. 1.2): 200 pods polling in lockstep would hit the server together. */
 uint64_t sg_jitter(uint64_t ms);
+
+/* ---- outcome.c ------------------------------------------------------------ */
+
 /* Is this error a lost connection (reconnect) rather than a failure? */
 bool sg_connection_lost(const struct sg_error *err);
 /* Fill err for a stopped run (signal 130/143, --timeout or lease 3, the
@@ -187,6 +197,9 @@ struct sg_revert_item {
 	bool no_tx, split;
 	const struct sg_statement_list *statements;
 	struct sg_script stored;
+	const struct sg_history_row *row;   /* as read */
+	enum sg_row_state from;             /* its state */
+	size_t start;                       /* down statements done (repair --resume) */
 };
 int sg_revert_one(struct sg_run *r, const struct sg_revert_item *it, struct sg_error *err);
 void sg_revert_items_free(struct sg_revert_item *items, size_t n);
@@ -203,7 +216,9 @@ struct sg_steps {
 	const char *version;
 	const char *file;              /* for messages */
 	const struct sg_statement_list *list;
-	bool progress;                 /* keep the history row's count (apply); reverts keep none */
+	/* the row's state while the script runs, its count kept in it:
+	 * SG_ROW_PARTIAL (up) or SG_ROW_PARTIAL_REVERT (down) */
+	enum sg_row_state row;
 	size_t start;                  /* statements known done before this run */
 	bool start_in_doubt;           /* resuming: statement `start` may have run already */
 };

@@ -45,9 +45,12 @@ void sg_url_free(struct sg_url *url);
 const char *sg_url_param(const struct sg_url *url, const char *key);  /* NULL if absent */
 /* A URL's text for a message (out, outsz: as sg_redact): its passwords
  * masked where sg_url_parse finds them, whatever bytes they hold, then
- * sg_redact. For text that holds a URL the user gave; sg_redact alone
- * finds URLs in free text and stops at a space or a quote. */
+ * sg_redact. For text that holds URLs the user gave (each running to the
+ * next one's scheme); sg_redact alone finds URLs in free text and stops
+ * at a space or a quote. */
 void sg_url_redact_text(const char *text, char *out, size_t outsz);
+/* The same, malloc'd. */
+char *sg_url_redact_alloc(const char *text);
 /* Register the password and every password-like query value (sslpassword)
  * with the log's redaction, so that no message can print them. */
 void sg_url_register_secrets(const struct sg_url *url);

@@ -1149,6 +1149,11 @@ static bool drv_unknown_database(const struct sg_error *err)
 	return strcmp(err->sqlstate, "1049") == 0;   /* ER_BAD_DB_ERROR */
 }
 
+static bool drv_auth_failed(const struct sg_error *err)
+{
+	return strcmp(err->sqlstate, "1045") == 0;   /* ER_ACCESS_DENIED_ERROR */
+}
+
 /* CREATE DATABASE IF NOT EXISTS settles the race between instances in
  * the server; it reports one affected row only when it created one. */
 static int drv_create_database(const struct sg_conn_opts *opts, bool *created, struct sg_error *err)
@@ -1185,6 +1190,7 @@ const struct sg_driver sg_driver_mysql = {
 	.connect = drv_connect,
 	.close = drv_close,
 	.unknown_database = drv_unknown_database,
+	.auth_failed = drv_auth_failed,
 	.create_database = drv_create_database,
 	.cancel = drv_cancel,
 	.exec = drv_exec,

@@ -1322,6 +1322,11 @@ static bool pg_unknown_database(const struct sg_error *err)
 	return strcmp(err->sqlstate, "3D000") == 0;   /* invalid_catalog_name */
 }
 
+static bool pg_auth_failed(const struct sg_error *err)
+{
+	return strncmp(err->sqlstate, "28", 2) == 0;   /* invalid_authorization_specification, invalid_password */
+}
+
 static int found_database(void *ctx, int ncols, const char *const *v)
 {
 	*(bool *)ctx = true;
@@ -1383,6 +1388,7 @@ const struct sg_driver sg_driver_postgres = {
 	.connect = pg_connect,
 	.close = pg_close,
 	.unknown_database = pg_unknown_database,
+	.auth_failed = pg_auth_failed,
 	.create_database = pg_create_database,
 	.cancel = pg_cancel,
 	.exec = pg_exec,

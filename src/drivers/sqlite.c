@@ -15,6 +15,7 @@
  * cancel() interrupts the statement. Waiters have no notifications and
  * re-read the history every wake_poll_ms instead (a cheap local read).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sqlite3.h>
@@ -183,22 +184,87 @@ static int sqlite_exec(struct sg_conn *c, const char *sql, struct sg_error *err)
 	return rc;
 }
 
+/* Past the blanks and comments that SQLite's prepare takes as part of the
+ * statement after them: where the statement's own text starts. */
+static const char *skip_blanks_and_comments(const char *p)
+{
+	for (;;) {
+		while (isspace((unsigned char)*p))
+			p++;
+		if (p[0] == '-' && p[1] == '-')
+			p += strcspn(p, "\n");
+		else if (p[0] == '/' && p[1] == '*' && strstr(p + 2, "*/"))
+			p = strstr(p + 2, "*/") + 2;
+		else
+			return p;
+	}
+}
+
+/* Where the statement at text ends, by SQLite's own rule
+ * (sqlite3_complete): for a statement prepare refused, whose tail says
+ * nothing. */
+static const char *statement_end(const char *text)
+{
+	for (const char *semi = strchr(text, ';'); semi; semi = strchr(semi + 1, ';')) {
+		char *head = sg_strndup(text, (size_t)(semi + 1 - text));
+		bool complete = sqlite3_complete(head) != 0;
+		free(head);
+		if (complete)
+			return semi + 1;
+	}
+	return text + strlen(text);
+}
+
+/* A statement of a script failed: name it as PostgreSQL and MySQL errors
+ * do, by number and line in the script, with its first line (not the
+ * comment above it). A script of one statement needs no number. */
+static int fail_in_script(struct sqlite_conn *sc, int rc, const char *script, const char *start, int number,
+			  const char *tail, struct sg_error *err)
+{
+	const char *text = skip_blanks_and_comments(start);
+	/* the statement alone: prepare's tail is where the next one starts */
+	char *stmt = tail && tail > text ? sg_strndup(text, (size_t)(tail - text)) : sg_strdup(text);
+	size_t len = strlen(stmt);
+	while (len > 0 && isspace((unsigned char)stmt[len - 1]))
+		stmt[--len] = '\0';
+	if (number == 1 && (!tail || !*skip_blanks_and_comments(tail))) {
+		fail_sqlite(sc, rc, stmt, err);
+		free(stmt);
+		return -1;
+	}
+	int line = 1;
+	for (const char *p = script; p < text; p++)
+		line += *p == '\n';
+	char head[120];
+	sg_statement_head(stmt, head, sizeof(head));
+	free(stmt);
+	fail_sqlite(sc, rc, NULL, err);
+	if (err->kind != SG_ERRK_STATEMENT)
+		return -1;
+	size_t n = strlen(err->msg);
+	snprintf(err->msg + n, sizeof(err->msg) - n, " (statement %d, line %d: %s)", number, line, head);
+	return -1;
+}
+
 static int exec_busy(struct sqlite_conn *sc, const char *sql, struct sg_error *err)
 {
 	const char *tail = sql;
+	int number = 0;
 	while (tail && *tail) {
 		sqlite3_stmt *st = NULL;
 		const char *start = tail;
 		int rc = sqlite3_prepare_v2(sc->db, tail, -1, &st, &tail);
 		if (rc != SQLITE_OK)
-			return fail_sqlite(sc, rc, start, err);
+			return fail_in_script(sc, rc, sql, start, number + 1,
+					      statement_end(skip_blanks_and_comments(start)), err);
 		if (!st)
 			break; /* only whitespace or comments left */
+		number++;
 		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
 			;
 		if (rc != SQLITE_DONE) {
 			sqlite3_finalize(st);
-			return fail_sqlite(sc, rc, start, err);
+			return fail_in_script(sc, rc, sql, start, number, tail, err);
 		}
 		sqlite3_finalize(st);
 	}

@@ -14,6 +14,9 @@ bin=$(dlv_binary)
 compose="$DLV_SRC/container/compose.yaml"
 command -v docker-compose >/dev/null || fail "docker-compose is missing (apt-get install docker-compose)"
 
+# Compose v2 warns "the attribute `version` is obsolete" (issue 26)
+check "container/compose.yaml has no obsolete top-level version key" \
+	bash -c "! grep -qE '^version:' '$compose'"
 printf 'compose-test-pw\n' >"$DLV_WORK/db-password.txt"
 check "docker-compose config accepts container/compose.yaml" \
 	bash -c "docker-compose -f '$compose' config >'$DLV_WORK/config.yaml'"

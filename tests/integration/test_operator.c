@@ -389,9 +389,9 @@ static void waiter_interrupted_on(enum eng e)
 	char *log = sgt_slurp(b_log);
 	cr_assert_eq(status, 143, "%s: B exited %d:\n%s", tdb_eng_name(e), status, log);
 	cr_assert(strstr(log, "received SIGTERM: stopping"), "%s", log);
-	cr_assert(strstr(log, e == ENG_MY ? "to \"failed\": interrupted by SIGTERM while taking the lock"
-				       : "to \"failed\": interrupted by SIGTERM while waiting for the lock"),
-		  "%s: the failed transition names the interruption, not an earlier check:\n%s", tdb_eng_name(e), log);
+	cr_assert(strstr(log, e == ENG_MY ? "up failed (error=\"interrupted by SIGTERM while taking the lock\")"
+				       : "up failed (error=\"interrupted by SIGTERM while waiting for the lock\")"),
+		  "%s: the failure names the interruption, not an earlier check:\n%s", tdb_eng_name(e), log);
 	cr_assert_null(strstr(log, "lock_acquired"), "%s", log);
 	assert_claims_no_cleanup(log, tdb_eng_name(e));
 	free(log);

@@ -609,6 +609,9 @@ static void sigterm_exits_zero(enum eng eng)
 	char *log = serve_stop(&s, 0);
 	cr_expect(strstr(log, "serve stopped"), "%s", log);
 	cr_expect_null(strstr(log, "check_failed"), "a stop is not a failed check: %s", log);
+	/* the sidecar's expected end is no warning (issue 26) */
+	cr_expect(strstr(log, "Z INFO  signal: received SIGTERM: stopping\n"), "%s", log);
+	cr_expect_null(strstr(log, " WARN "), "%s", log);
 	close(idle);
 	close(partial);
 	free(log);
@@ -652,6 +655,8 @@ Test(serve, sigterm_during_the_migration_exits_143_and_rolls_back)
 	free(r);
 	char *log = serve_stop(&s, 143);
 	cr_expect_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_migrations"), 0, "rolled back");
+	/* a stop in the middle of the work is worth a warning */
+	cr_expect(strstr(log, "Z WARN  signal: received SIGTERM: stopping\n"), "%s", log);
 	free(log);
 	served_free(&s);
 	tdb_drop(&d);

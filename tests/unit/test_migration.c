@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "schemagate/lint.h"
 #include "schemagate/migration.h"
 #include "sgtest.h"
 
@@ -691,7 +692,9 @@ struct lint_args {
 static int run_lint(void *p)
 {
 	struct lint_args *a = p;
-	return sg_migration_lint(a->dir, a->dialect, a->strict, a->json, &a->err);
+	struct sg_lint_request req = {.dir = a->dir, .dialect = a->dialect, .strict = a->strict,
+				      .format = a->json ? SG_LINT_FORMAT_JSON : SG_LINT_FORMAT_TEXT};
+	return sg_lint(&req, &a->err);
 }
 
 Test(lint, reports_unknown_tags_missing_downs_and_begin_in_no_transaction)

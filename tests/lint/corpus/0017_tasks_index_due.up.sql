@@ -1,0 +1,1 @@
+CREATE INDEX tasks_due_on_idx ON tasks (due_on);

@@ -1,0 +1,2 @@
+-- schemagate:no-transaction
+CREATE INDEX CONCURRENTLY IF NOT EXISTS tasks_done_idx ON tasks (done) WHERE NOT done;

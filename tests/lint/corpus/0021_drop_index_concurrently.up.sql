@@ -1,0 +1,2 @@
+-- schemagate:no-transaction
+DROP INDEX CONCURRENTLY IF EXISTS tasks_title_idx;

@@ -1,0 +1,1 @@
+ALTER TABLE projects ADD CONSTRAINT projects_name_length CHECK (length(name) <= 200) NOT VALID;

@@ -1,0 +1,1 @@
+ALTER TABLE projects ADD CONSTRAINT projects_name_key UNIQUE (account_id, name);

@@ -1,0 +1,1 @@
+UPDATE tasks SET source = 'web' WHERE source IS NULL;

@@ -1,0 +1,3 @@
+-- schemagate:no-transaction
+ALTER TABLE tasks ADD COLUMN IF NOT EXISTS archived_at timestamptz;
+ALTER TABLE tasks ADD COLUMN weight bigint;

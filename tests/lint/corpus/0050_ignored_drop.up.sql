@@ -1,0 +1,2 @@
+-- squawk-ignore ban-drop-column
+ALTER TABLE tasks DROP COLUMN estimate_minutes;

@@ -1,0 +1,1 @@
+ALTER TABLE tasks ALTER COLUMN done SET DEFAULT false;

@@ -1,0 +1,1 @@
+ALTER TABLE tasks ADD COLUMN assignee_id bigint REFERENCES users (id);

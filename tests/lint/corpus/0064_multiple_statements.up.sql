@@ -1,0 +1,3 @@
+ALTER TABLE events ADD COLUMN source text;
+UPDATE events SET source = 'api';
+ALTER TABLE events ALTER COLUMN source SET NOT NULL;

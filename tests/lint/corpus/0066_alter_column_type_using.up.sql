@@ -1,0 +1,1 @@
+ALTER TABLE events ALTER COLUMN code TYPE text USING trim(code);
