@@ -154,7 +154,7 @@ static int probe(struct sg_conn *c, enum sg_adopt_mode mode, const char *history
 		/* read as dbmate's, golang-migrate's table would lose every version below its one row */
 		if (read_foreign(c, &tools[0], table, f, err) == 0) {
 			foreign_free(f);
-			rc = sg_fail(err, SG_EXIT_USAGE, "--adopt=dbmate: %s has golang-migrate's dirty column; "
+			rc = sg_fail(err, SG_OUTCOME_USAGE, "--adopt=dbmate: %s has golang-migrate's dirty column; "
 				     "use --adopt=golang-migrate", table);
 			goto out;
 		}
@@ -169,7 +169,7 @@ static int probe(struct sg_conn *c, enum sg_adopt_mode mode, const char *history
 	} else {
 		char cause[SG_ERROR_MSG];
 		snprintf(cause, sizeof(cause), "%s", err->msg);
-		rc = sg_fail(err, SG_EXIT_USAGE, "--adopt=%s: %s is not %s's history table (%s)", t->name, table,
+		rc = sg_fail(err, SG_OUTCOME_USAGE, "--adopt=%s: %s is not %s's history table (%s)", t->name, table,
 			     t->name, cause);
 	}
 out:
@@ -202,7 +202,7 @@ static int detect(struct sg_conn *c, enum sg_adopt_mode mode, const char *histor
 		}
 	}
 	if (n > 1) {
-		sg_fail(err, SG_EXIT_USAGE,
+		sg_fail(err, SG_OUTCOME_USAGE,
 			"--adopt=auto found two histories to adopt, %s's %s and %s's %s; choose one with "
 			"--adopt=%s or --adopt=%s (or --adopt=none)", found[0].tool->name, found[0].table,
 			found[1].tool->name, found[1].table, found[0].tool->name, found[1].tool->name);
@@ -252,7 +252,7 @@ static int resolve_golang_migrate(struct adoption *a, const struct sg_migration_
 	const char *newest = NULL;
 	for (size_t i = 0; i < f->count; i++) {
 		if (f->rows[i].flag)
-			return sg_fail(err, SG_EXIT_INTEGRITY,
+			return sg_fail(err, SG_OUTCOME_INTEGRITY,
 				       "golang-migrate's %s says version %s is dirty: a migration failed half way and "
 				       "was never finished; fix the database by hand, then clear the flag "
 				       "(`migrate force %s`) and run schemagate again; a dirty history is not adopted",

@@ -49,7 +49,7 @@ static int sleep_holding_lock(struct sg_run *r, uint64_t ms, struct sg_error *er
  * COMMIT in the file would leave part of it committed, unrecorded). */
 static int script_ended_transaction(const char *file, struct sg_error *err)
 {
-	return sg_fail_db(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, NULL,
+	return sg_fail_db(err, SG_ERRK_STATEMENT, NULL,
 			  "%s ended the migration's transaction itself (a COMMIT or ROLLBACK in the script): "
 			  "whatever it did before that is committed and is not recorded; fix the database by "
 			  "hand, then mark the file `-- schemagate:no-transaction` or remove the transaction "
@@ -144,16 +144,6 @@ static int apply_in_transaction(struct sg_run *r, const struct sg_migration *m, 
 	return failed_in_transaction(r, err);
 }
 
-/* Is this failure the migration's own (exit 1), or something the state
- * machine handles (lost lock, lost connection, stop, database error)? */
-static bool migration_failed(struct sg_run *r, const struct sg_error *err)
-{
-	if (sg_loop_canceled(&r->loop) && (err->kind == SG_ERRK_CANCELED || err->kind == SG_ERRK_CONNECTION))
-		return false;
-	return err->kind != SG_ERRK_LOCK_LOST && err->kind != SG_ERRK_CONNECTION && err->kind != SG_ERRK_PERMANENT &&
-	       err->exit_code != SG_EXIT_DATABASE;
-}
-
 static int apply_transactional(struct sg_run *r, const struct sg_migration *m, const struct sg_log_fields *f,
 			       struct sg_error *err)
 {
@@ -176,10 +166,9 @@ static int apply_transactional(struct sg_run *r, const struct sg_migration *m, c
 	}
 	if (sg_loop_canceled(&r->loop))
 		return sg_stopped_error(r, err, "applying a migration (rolled back)");
-	if (!migration_failed(r, err))
+	if (!sg_migration_failed(r, err))
 		return -1;
 	sg_error_prefix(err, "applying %s", m->up_file);
-	err->exit_code = SG_EXIT_MIGRATION;
 	record_failure_event(r, m->version, err->msg);
 	return -1;
 }
@@ -237,15 +226,14 @@ static int apply_statements(struct sg_run *r, const struct sg_migration *m, cons
 	}
 	/* stopped, lock or connection lost: the row says exactly where this
 	 * run got; the next holder resumes from there */
-	if (err->kind == SG_ERRK_CANCELED || err->kind == SG_ERRK_LOCK_LOST || sg_connection_lost(err) ||
+	if (sg_stop_requested(err) || err->kind == SG_ERRK_LOCK_LOST || sg_connection_lost(err) ||
 	    sg_loop_stopping(&r->loop))
 		return -1;
 	if (!recorded) {
 		/* the server refused the partial row (too large, no privilege):
 		 * nothing ran and nothing is left to repair */
 		record_failure_event(r, m->version, err->msg);
-		if (!err->exit_code)
-			err->exit_code = SG_EXIT_MIGRATION;
+		err->outcome = sg_outcome_of(r, err, true);
 		return -1;
 	}
 	sg_error_prefix(err, "applying %s", m->up_file);
@@ -255,11 +243,10 @@ static int apply_statements(struct sg_run *r, const struct sg_migration *m, cons
 	if (sg_row_move(r->conn, r->cfg->table, SG_ROW_PARTIAL, SG_EV_SERVER_ERROR, &failed, &e) != 0)
 		sg_warn("history", "could not record the failure of %s: %s", m->version, e.msg);
 	record_failure_event(r, m->version, err->msg);
-	if (!err->exit_code || err->exit_code == SG_EXIT_DATABASE)
-		err->exit_code = SG_EXIT_MIGRATION;
+	err->outcome = sg_outcome_of(r, err, true);
 	char cause[SG_ERROR_MSG];
 	memcpy(cause, err->msg, sizeof(cause));
-	sg_fail(err, err->exit_code, "%s; %zu statement(s) before it are applied and stay applied; see `schemagate "
+	sg_fail(err, err->outcome, "%s; %zu statement(s) before it are applied and stay applied; see `schemagate "
 		"repair --help`", cause, done);
 	return -1;
 }
@@ -347,10 +334,9 @@ int sg_revert_one(struct sg_run *r, const struct sg_revert_item *it, struct sg_e
 	if (rc != 0) {
 		if (sg_loop_canceled(&r->loop))
 			return sg_stopped_error(r, err, "reverting a migration");
-		if (!migration_failed(r, err))
+		if (!sg_migration_failed(r, err))
 			return -1;
 		sg_error_prefix(err, "reverting %s", it->version);
-		err->exit_code = SG_EXIT_MIGRATION;
 		record_failure_event(r, it->version, err->msg);
 		return -1;
 	}

@@ -166,7 +166,7 @@ static int check_resumable(struct sg_run *r, struct sg_error *err)
 	for (size_t i = 0; i < r->plan.count; i++) {
 		const struct sg_plan_item *it = &r->plan.items[i];
 		if (it->state == SG_M_PARTIAL && !it->m)
-			return sg_fail(err, SG_EXIT_INTEGRITY, "migration %s is partial (%s) and this directory does "
+			return sg_fail(err, SG_OUTCOME_INTEGRITY, "migration %s is partial (%s) and this directory does "
 				       "not have it: only a release that has it can resume it", it->version,
 				       it->row->error ? it->row->error : "interrupted");
 	}
@@ -214,7 +214,7 @@ static int report_ready(struct sg_run *r, struct sg_error *err)
 	if (ready < 0)
 		return -1;
 	if (ready == 0)
-		return sg_fail(err, SG_EXIT_INTEGRITY, "after applying, %zu migration(s) are still pending",
+		return sg_fail(err, SG_OUTCOME_INTEGRITY, "after applying, %zu migration(s) are still pending",
 			       r->plan.npending + r->plan.npartial);
 	sg_status_log_ready(r, "");
 	return 0;
@@ -238,7 +238,7 @@ static enum sg_state check_wait(struct sg_run *r, const char **reason, struct sg
 		if (sg_lock_probe(r->lock, r->conn, &held, err) != 0)
 			return SG_ST_FAILED;
 		if (!held) {
-			sg_fail(err, SG_EXIT_INTEGRITY, "migration %s is partial (%s) and no instance holds the lock: it "
+			sg_fail(err, SG_OUTCOME_INTEGRITY, "migration %s is partial (%s) and no instance holds the lock: it "
 				"was interrupted; the next `schemagate up` resumes it", partial->version,
 				partial->row->error ? partial->row->error : "interrupted");
 			return SG_ST_FAILED;
@@ -254,7 +254,7 @@ static enum sg_state check_verify(struct sg_run *r, const char **reason, struct 
 	if (ready < 0)
 		return SG_ST_FAILED;
 	if (ready == 0) {
-		sg_fail(err, SG_EXIT_PENDING, "not ready: %zu migration(s) pending%s (target %s)", r->plan.npending,
+		sg_fail(err, SG_OUTCOME_PENDING, "not ready: %zu migration(s) pending%s (target %s)", r->plan.npending,
 			r->plan.npartial ? ", one partly applied" : "", r->plan.target ? r->plan.target : "0");
 		return SG_ST_FAILED;
 	}
@@ -298,7 +298,7 @@ static enum sg_state check_status(struct sg_run *r, const char **reason, struct 
 static int report_status(struct sg_run *r, struct sg_error *err)
 {
 	sg_status_print(r);
-	if (r->unseen.exit_code) {
+	if (r->unseen.outcome) {
 		*err = r->unseen;
 		return -1;
 	}
@@ -350,7 +350,7 @@ static int revert_item(struct sg_run *r, const struct sg_history_row *row, const
 	if (sg_history_down_sql(r->conn, cfg->table, row->version, &stored, err) != 0)
 		return -1;
 	if (!stored)
-		return sg_fail(err, SG_EXIT_INTEGRITY, "cannot revert %s: no down script in the directory or "
+		return sg_fail(err, SG_OUTCOME_INTEGRITY, "cannot revert %s: no down script in the directory or "
 			       "recorded in %s when it was applied", row->version, cfg->table);
 	/* the rules the loader applies to a file, before anything runs */
 	char *what = sg_asprintf("the down script of %s stored in %s", row->version, cfg->table);
@@ -432,7 +432,7 @@ static int work_revert(struct sg_run *r, struct sg_error *err)
 static int validate_baseline(struct sg_run *r, struct sg_error *err)
 {
 	if (!sg_migration_find(&r->set, r->cfg->baseline_version))
-		return sg_fail(err, SG_EXIT_USAGE, "baseline %s: the migration directory %s has no version %s",
+		return sg_fail(err, SG_OUTCOME_USAGE, "baseline %s: the migration directory %s has no version %s",
 			       r->cfg->baseline_version, r->cfg->dir, r->cfg->baseline_version);
 	return 0;
 }
@@ -445,7 +445,7 @@ static int baseline_allowed(struct sg_run *r, struct sg_error *err)
 		const struct sg_history_row *row = &r->hist.rows[i];
 		if (sg_version_cmp(row->version, r->cfg->baseline_version) > 0 &&
 		    (!strcmp(row->status, "applied") || !strcmp(row->status, "baselined")))
-			return sg_fail(err, SG_EXIT_USAGE, "baseline %s: %s already has version %s %s; a baseline only "
+			return sg_fail(err, SG_OUTCOME_USAGE, "baseline %s: %s already has version %s %s; a baseline only "
 				       "adopts a database that predates schemagate (use up, or down --to)",
 				       r->cfg->baseline_version, r->cfg->table, row->version, row->status);
 	}
@@ -499,22 +499,22 @@ static const struct sg_history_row *repair_row(struct sg_run *r, struct sg_error
 {
 	const struct sg_config *cfg = r->cfg;
 	if (!r->hist.exists) {
-		sg_fail(err, SG_EXIT_USAGE, "nothing to repair: history table %s does not exist", cfg->table);
+		sg_fail(err, SG_OUTCOME_USAGE, "nothing to repair: history table %s does not exist", cfg->table);
 		return NULL;
 	}
 	const struct sg_history_row *row = sg_history_find(&r->hist, cfg->repair_version);
 	if (!row) {
-		sg_fail(err, SG_EXIT_USAGE, "nothing to repair: version %s is not in %s", cfg->repair_version, cfg->table);
+		sg_fail(err, SG_OUTCOME_USAGE, "nothing to repair: version %s is not in %s", cfg->repair_version, cfg->table);
 		return NULL;
 	}
 	enum sg_row_state st = sg_row_state_of(row);
 	if (st == SG_ROW_APPLIED || st == SG_ROW_BASELINED) {
-		sg_fail(err, SG_EXIT_USAGE, "version %s is %s, not failed or partial: nothing to repair", row->version,
+		sg_fail(err, SG_OUTCOME_USAGE, "version %s is %s, not failed or partial: nothing to repair", row->version,
 			row->status);
 		return NULL;
 	}
 	if (cfg->repair_action == SG_REPAIR_RESUME && !is_revert(st) && !sg_migration_find(&r->set, row->version)) {
-		sg_fail(err, SG_EXIT_USAGE, "cannot resume %s: this directory does not have it", row->version);
+		sg_fail(err, SG_OUTCOME_USAGE, "cannot resume %s: this directory does not have it", row->version);
 		return NULL;
 	}
 	return row;
@@ -578,7 +578,7 @@ static int plan_resume(struct sg_run *r, const struct sg_history_row *row, struc
 		script = "down script";
 		if (revert_item(r, row, m, true, &rp->revert, err) != 0) {
 			sg_error_prefix(err, "cannot resume the revert of %s", row->version);
-			err->exit_code = SG_EXIT_INTEGRITY;
+			err->outcome = SG_OUTCOME_INTEGRITY;
 			return -1;
 		}
 		rp->count = rp->revert.split ? rp->revert.statements->count : 0;
@@ -587,7 +587,7 @@ static int plan_resume(struct sg_run *r, const struct sg_history_row *row, struc
 		rp->count = m->up_split ? m->up_statements.count : 0;
 	}
 	if (rp->count == 0 || rp->first > rp->count)
-		return sg_fail(err, SG_EXIT_INTEGRITY, "cannot resume %s: its %s now has %zu statement(s) run one by one, "
+		return sg_fail(err, SG_OUTCOME_INTEGRITY, "cannot resume %s: its %s now has %zu statement(s) run one by one, "
 			       "and statement %zu is the one counted as done by hand; finish by hand and run `schemagate "
 			       "repair %s --%s`", row->version, script, rp->count, rp->first, row->version,
 			       is_revert(st) ? "reverted` (or `--applied` if everything is back)" : "applied` (or "
@@ -640,7 +640,7 @@ static int work_repair(struct sg_run *r, struct sg_error *err)
 	if (sg_session_read(r, err) != 0)
 		return -1;
 	if (!r->hist.exists)
-		return sg_fail(err, SG_EXIT_USAGE, "nothing to repair: history table %s does not exist", r->cfg->table);
+		return sg_fail(err, SG_OUTCOME_USAGE, "nothing to repair: history table %s does not exist", r->cfg->table);
 	switch (r->cfg->repair_action) {
 	case SG_REPAIR_ACCEPT_CHECKSUMS: return repair_checksums(r, err);
 	case SG_REPAIR_RESUME: return repair_resume(r, err);
@@ -828,7 +828,7 @@ static enum sg_state check_dry_run(struct sg_run *r, const char **reason, struct
 		return SG_ST_READY;
 	}
 	/* an answer, not a failure: the run is over and nothing went wrong */
-	sg_fail(&r->answer, SG_EXIT_PENDING, "dry run: %zu action(s) would be taken; nothing was changed", n);
+	sg_fail(&r->answer, SG_OUTCOME_PENDING, "dry run: %zu action(s) would be taken; nothing was changed", n);
 	*reason = r->answer.msg;
 	return SG_ST_READY;
 }
@@ -842,8 +842,8 @@ static const struct sg_command_plan plans[] = {
 	{.cmd = SG_CMD_VERIFY, .read_only = true, .one_shot = true, .check = check_verify, .report = report_verified},
 	{.cmd = SG_CMD_STATUS, .read_only = true, .one_shot = true, .check = check_status, .report = report_status},
 	{.cmd = SG_CMD_LINT, .read_only = true, .one_shot = true, .check = check_lint_pending, .report = report_nothing},
-	{.cmd = SG_CMD_EVENTS, .read_only = true, .one_shot = true, .no_directory = true, .check = sg_events_check,
-	 .report = report_nothing},
+	{.cmd = SG_CMD_EVENTS, .read_only = true, .one_shot = true, .no_directory = true, .missing_is_empty = true,
+	 .check = sg_events_check, .report = report_nothing},
 	{.cmd = SG_CMD_DOWN, .check = check_writes, .work = work_revert, .report = report_nothing,
 	 .preview = preview_revert},
 	{.cmd = SG_CMD_ROLLBACK, .check = check_writes, .work = work_revert, .report = report_nothing,

@@ -23,7 +23,37 @@ static void vset(struct sg_error *err, const char *fmt, va_list ap)
 			*p = ' ';
 }
 
-int sg_fail(struct sg_error *err, int exit_code, const char *fmt, ...)
+/* SPEC section 6. The only place that knows the numbers; main.c (and
+ * the loop's last-resort exit) ask it. */
+enum sg_exit {
+	SG_EXIT_OK = 0,
+	SG_EXIT_MIGRATION = 1,
+	SG_EXIT_USAGE = 2,
+	SG_EXIT_TIMEOUT = 3,
+	SG_EXIT_INTEGRITY = 4,
+	SG_EXIT_DATABASE = 5,
+	SG_EXIT_PENDING = 6,
+	SG_EXIT_SIGINT = 130,
+	SG_EXIT_SIGTERM = 143,
+};
+
+int sg_exit_code(enum sg_outcome outcome)
+{
+	static const int codes[] = {
+		[SG_OUTCOME_OK] = SG_EXIT_OK,
+		[SG_OUTCOME_MIGRATION_FAILED] = SG_EXIT_MIGRATION,
+		[SG_OUTCOME_USAGE] = SG_EXIT_USAGE,
+		[SG_OUTCOME_TIMEOUT] = SG_EXIT_TIMEOUT,
+		[SG_OUTCOME_INTEGRITY] = SG_EXIT_INTEGRITY,
+		[SG_OUTCOME_DATABASE] = SG_EXIT_DATABASE,
+		[SG_OUTCOME_PENDING] = SG_EXIT_PENDING,
+		[SG_OUTCOME_INTERRUPTED] = SG_EXIT_SIGINT,
+		[SG_OUTCOME_TERMINATED] = SG_EXIT_SIGTERM,
+	};
+	return (size_t)outcome < sizeof(codes) / sizeof(codes[0]) ? codes[outcome] : SG_EXIT_MIGRATION;
+}
+
+int sg_fail(struct sg_error *err, enum sg_outcome outcome, const char *fmt, ...)
 {
 	if (!err)
 		return -1;
@@ -31,7 +61,7 @@ int sg_fail(struct sg_error *err, int exit_code, const char *fmt, ...)
 	va_start(ap, fmt);
 	vset(err, fmt, ap);
 	va_end(ap);
-	err->exit_code = exit_code;
+	err->outcome = outcome;
 	return -1;
 }
 
@@ -58,25 +88,42 @@ int sg_error_prefix(struct sg_error *err, const char *fmt, ...)
 	return -1;
 }
 
-int sg_vfail_db(struct sg_error *err, enum sg_err_kind kind, int exit_code, const char *sqlstate,
-		const char *fmt, va_list ap)
+int sg_vfail_db(struct sg_error *err, enum sg_err_kind kind, const char *sqlstate, const char *fmt, va_list ap)
 {
 	if (!err)
 		return -1;
 	vset(err, fmt, ap);
-	err->exit_code = exit_code;
+	err->outcome = SG_OUTCOME_OK;
 	err->kind = kind;
+	err->cancel_requested = false;
 	snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate ? sqlstate : "");
 	return -1;
 }
 
-int sg_fail_db(struct sg_error *err, enum sg_err_kind kind, int exit_code, const char *sqlstate,
-	       const char *fmt, ...)
+int sg_fail_db(struct sg_error *err, enum sg_err_kind kind, const char *sqlstate, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	sg_vfail_db(err, kind, exit_code, sqlstate, fmt, ap);
+	sg_vfail_db(err, kind, sqlstate, fmt, ap);
 	va_end(ap);
+	return -1;
+}
+
+int sg_error_ours(struct sg_error *err)
+{
+	if (err && err->kind == SG_ERRK_STATEMENT)
+		err->kind = SG_ERRK_PERMANENT;
+	return -1;
+}
+
+int sg_fail_canceled(struct sg_error *err, bool requested, const char *sqlstate, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	sg_vfail_db(err, SG_ERRK_CANCELED, sqlstate, fmt, ap);
+	va_end(ap);
+	if (err)
+		err->cancel_requested = requested;
 	return -1;
 }
 

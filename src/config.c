@@ -1439,8 +1439,8 @@ int sg_config_parse(struct sg_config *cfg, int argc, char **argv, struct sg_erro
 	if (st.failed) {
 		keep_only_logging(cfg);
 		if (c && c->cmd != SG_CMD_HELP && c->cmd != SG_CMD_VERSION)
-			return sg_fail(err, SG_EXIT_USAGE, "%s (see schemagate %s --help)", st.error, c->name);
-		return sg_fail(err, SG_EXIT_USAGE, "%s (see schemagate --help)", st.error);
+			return sg_fail(err, SG_OUTCOME_USAGE, "%s (see schemagate %s --help)", st.error, c->name);
+		return sg_fail(err, SG_OUTCOME_USAGE, "%s (see schemagate --help)", st.error);
 	}
 	return 0;
 }

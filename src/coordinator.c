@@ -25,6 +25,9 @@
 #include "schemagate/run.h"
 
 #define HOLDER_LOG_INTERVAL_MS 10000
+/* A writer on a read-only server connects again this often, looking for
+ * a primary (the next host of a list, a service moved to the new one). */
+#define READ_ONLY_RECONNECT_MS 5000
 
 static const char *const state_names[] = {
 	[SG_ST_INIT] = "init",
@@ -91,6 +94,10 @@ static const struct transition transitions[] = {
 	{SG_ST_CHECKING,      SG_ST_FAILED,      "integrity error, pending migrations or stop",   NULL},
 
 	{SG_ST_WAITING,       SG_ST_READY,       "the target was reached",                        enter_ready},
+	/* a writer that waited on a read-only server: it takes writes now
+	 * (a standby promoted, read_only switched off) */
+	{SG_ST_WAITING,       SG_ST_CONTENDING,  "the server takes writes now",                   NULL},
+	/* lost, or a read-only server a writer leaves to look for a primary */
 	{SG_ST_WAITING,       SG_ST_CONNECTING,  "connection lost; waiting goes on",              drop_connection},
 	{SG_ST_WAITING,       SG_ST_FAILED,      "wait timeout, integrity error or stop",         NULL},
 
@@ -175,11 +182,11 @@ static void directory_loaded(uv_work_t *req, int status)
 	struct sg_run *r = req->data;
 	r->dir_done = true;
 	if (status != 0 && r->dir_rc == 0)
-		r->dir_rc = sg_fail(&r->dir_err, SG_EXIT_USAGE, "validating %s: %s", r->cfg->dir, uv_strerror(status));
+		r->dir_rc = sg_fail(&r->dir_err, SG_OUTCOME_USAGE, "validating %s: %s", r->cfg->dir, uv_strerror(status));
 	if (r->dir_rc == 0 && r->cmd->validate)
 		r->dir_rc = r->cmd->validate(r, &r->dir_err);
 	if (r->dir_rc != 0) {
-		r->dir_err.exit_code = SG_EXIT_USAGE;
+		r->dir_err.outcome = SG_OUTCOME_USAGE;
 		sg_loop_cancel(&r->loop, SG_CANCEL_DIRECTORY);
 	}
 }
@@ -225,29 +232,52 @@ static enum sg_state do_connecting(struct sg_run *r, const char **reason, struct
 		return SG_ST_FAILED;
 	if (sg_session_connect(r, err) != 0)
 		return SG_ST_FAILED;
+	if (r->server.where[0]) {
+		/* the host reached, which a list of hosts does not tell */
+		snprintf(reason_buf, sizeof(reason_buf), "connected to %s%s%s", r->server.where,
+			 r->server.read_only ? ", a read-only server: " : "", r->server.read_only_why);
+		*reason = reason_buf;
+	}
 	return SG_ST_CHECKING;
+}
+
+/*
+ * Writers need a primary (SPEC section 5): a writer whose work is pending
+ * on a read-only server (a standby, read_only=ON) takes no lock there. It
+ * waits as `wait` does - done when another instance brings the replica to
+ * the target - and leaves for CONTENDING once the server takes writes.
+ */
+static enum sg_state writer_on_read_only(struct sg_run *r, enum sg_state next, const char **reason)
+{
+	if (next != SG_ST_CONTENDING || !r->server.read_only)
+		return next;
+	if (!r->said_read_only) {
+		sg_warn("read_only_server", "connected to a read-only server (%s) at %s; waiting for a primary",
+			r->server.read_only_why, r->server.where);
+		r->said_read_only = true;
+	}
+	if (!r->read_only_since_ms)
+		r->read_only_since_ms = sg_now_ms();
+	*reason = say("the server is read-only", r->server.read_only_why, "; waiting for a primary");
+	return SG_ST_WAITING;
 }
 
 /* A read failed: a lost connection means connecting again (unless the
  * command is a one-shot probe), anything else is the run's failure. */
 static enum sg_state read_failed(struct sg_run *r, const char **reason, struct sg_error *err, const char *doing)
 {
-	if (sg_loop_canceled(&r->loop)) {
-		sg_stopped_error(r, err, doing);
-		return SG_ST_FAILED;
-	}
-	if (sg_connection_lost(err) && !r->cmd->one_shot) {
+	enum sg_state next = sg_outcome_next(r, err, doing);
+	if (next == SG_ST_CONNECTING) {
 		*reason = say("connection lost", err->msg, "");
 		sg_error_clear(err);
-		return SG_ST_CONNECTING;
 	}
-	return SG_ST_FAILED;
+	return next;
 }
 
 static enum sg_state do_checking(struct sg_run *r, const char **reason, struct sg_error *err)
 {
 	if (r->cmd->no_directory)
-		return r->cmd->check(r, reason, err);
+		return writer_on_read_only(r, r->cmd->check(r, reason, err), reason);
 	/* the history's read is read only: it overlaps the directory's check */
 	if (sg_session_read_history(r, err) != 0)
 		return read_failed(r, reason, err, "reading the history");
@@ -260,7 +290,7 @@ static enum sg_state do_checking(struct sg_run *r, const char **reason, struct s
 		sg_migration_select(&r->set, r->drv->dialect(r->conn));
 	if (sg_session_build_view(r, err) != 0)
 		return read_failed(r, reason, err, "reading the history");
-	return r->cmd->check(r, reason, err);
+	return writer_on_read_only(r, r->cmd->check(r, reason, err), reason);
 }
 
 /* Sleep one poll interval (or wake_poll_ms, for engines that cannot
@@ -335,6 +365,31 @@ static void log_waiting(struct sg_run *r, uint64_t *last_log, const char *what)
 	*last_log = sg_now_ms();
 }
 
+/*
+ * A writer waiting on a read-only server with its work still pending: has
+ * the server become writable (CONTENDING)? If not, every
+ * READ_ONLY_RECONNECT_MS it connects again (CONNECTING), for a list of
+ * hosts or a service name may lead to the primary now; else it waits on.
+ */
+static enum sg_state still_read_only(struct sg_run *r, const char **reason, struct sg_error *err)
+{
+	if (sg_session_learn_server(r, err) != 0)
+		return read_failed(r, reason, err, "asking the server whether it takes writes");
+	if (!r->server.read_only) {
+		sg_info("primary", "%s takes writes now", r->server.where);
+		r->said_read_only = false;
+		r->read_only_since_ms = 0;
+		return SG_ST_CONTENDING;
+	}
+	if (elapsed_since(r->read_only_since_ms) >= READ_ONLY_RECONNECT_MS) {
+		r->read_only_since_ms = 0;
+		*reason = say("the server is still read-only", r->server.read_only_why,
+			      "; connecting again to look for a primary");
+		return SG_ST_CONNECTING;
+	}
+	return SG_ST_WAITING;
+}
+
 static enum sg_state do_waiting(struct sg_run *r, const char **reason, struct sg_error *err)
 {
 	if (!r->contend_started_ms)
@@ -347,10 +402,12 @@ static enum sg_state do_waiting(struct sg_run *r, const char **reason, struct sg
 		if (sg_session_read(r, err) != 0)
 			return read_failed(r, reason, err, "waiting");
 		int ready = r->cmd->check(r, reason, err);
+		if (ready == SG_ST_CONTENDING)
+			ready = still_read_only(r, reason, err);
 		if (ready != SG_ST_WAITING)
 			return ready;
 		if (deadline_left(r) == 0) {
-			sg_fail(err, SG_EXIT_TIMEOUT, "wait timeout: the database did not reach version %s within %llums "
+			sg_fail(err, SG_OUTCOME_TIMEOUT, "wait timeout: the database did not reach version %s within %llums "
 				"(%zu migration(s) pending)", r->plan.target ? r->plan.target : "0",
 				(unsigned long long)r->cfg->lock_timeout_ms, r->plan.npending + r->plan.npartial);
 			return SG_ST_FAILED;
@@ -427,7 +484,7 @@ static enum sg_state do_contending(struct sg_run *r, const char **reason, struct
 		if (deadline_left(r) == 0) {
 			char holder[256];
 			sg_lock_describe(r->lock, r->conn, holder, sizeof(holder));
-			sg_fail(err, SG_EXIT_TIMEOUT, "lock timeout: waited %llums for the migration lock on %s%s%s",
+			sg_fail(err, SG_OUTCOME_TIMEOUT, "lock timeout: waited %llums for the migration lock on %s%s%s",
 				(unsigned long long)elapsed_since(r->contend_started_ms), r->cfg->table,
 				holder[0] ? ", held by " : "", holder);
 			return SG_ST_FAILED;
@@ -446,15 +503,14 @@ static enum sg_state do_applying(struct sg_run *r, const char **reason, struct s
 {
 	if (r->cmd->work(r, err) == 0)
 		return SG_ST_RELEASING;
-	if (sg_loop_canceled(&r->loop) && err->kind != SG_ERRK_CANCELED)
-		sg_stopped_error(r, err, "working under the lock");
-	if (err->kind == SG_ERRK_LOCK_LOST && !sg_loop_canceled(&r->loop)) {
+	enum sg_state next = sg_outcome_next(r, err, "working under the lock");
+	if (next == SG_ST_CONTENDING) {
 		*reason = say("lost the lock", err->msg, "; uncommitted work was rolled back, contending again");
 		sg_warn("lock_lost", "%s", err->msg);
 		sg_error_clear(err);
 		return SG_ST_CONTENDING;
 	}
-	if (sg_connection_lost(err) && !sg_loop_canceled(&r->loop)) {
+	if (next == SG_ST_CONNECTING) {
 		*reason = say("connection lost", err->msg, "; contending again");
 		sg_warn("connection_lost", "%s", err->msg);
 		sg_error_clear(err);
@@ -513,6 +569,9 @@ static void drive(struct sg_run *r, struct sg_error *err)
 		 * refused password, a connect timeout): it is what to fix */
 		if (next == SG_ST_FAILED)
 			directory_verdict(r, err);
+		/* what the failure means, decided once (outcome.c) */
+		if (next == SG_ST_FAILED && err->outcome == SG_OUTCOME_OK)
+			err->outcome = sg_outcome_of(r, err, false);
 		/* a failure's reason is its error, which main logs once, as the
 		 * ERROR line: the transition says only which row of the table
 		 * it took, never what an earlier check of the activity said */
@@ -533,7 +592,7 @@ int sg_run_open(const struct sg_config *cfg, enum sg_command as, struct sg_run *
 	*out = NULL;
 	const struct sg_command_plan *plan = sg_command_plan_for(as, cfg->dry_run);
 	if (!plan)
-		return sg_fail(err, SG_EXIT_USAGE, "command %s needs no database", cfg->command_name);
+		return sg_fail(err, SG_OUTCOME_USAGE, "command %s needs no database", cfg->command_name);
 	struct sg_run *r = sg_calloc(1, sizeof(*r));
 	r->cfg = cfg;
 	r->cmd = plan;
@@ -541,15 +600,16 @@ int sg_run_open(const struct sg_config *cfg, enum sg_command as, struct sg_run *
 	snprintf(r->app_name, sizeof(r->app_name), "schemagate/%s", sg_instance_id());
 	if (sg_url_parse(cfg->database_url, &r->url, err) != 0) {
 		free(r);
-		err->exit_code = SG_EXIT_USAGE;
+		err->outcome = SG_OUTCOME_USAGE;
 		return -1;
 	}
 	sg_log_add_secret(r->url.password);
 	sg_log_add_secret(cfg->password);
 	r->drv = sg_driver_for(r->url.engine);
-	if (!r->drv || sg_loop_init(&r->loop, cfg->timeout_ms, err) != 0) {
+	if (!r->drv || (r->drv->check_url && r->drv->check_url(&r->url, err) != 0) ||
+	    sg_loop_init(&r->loop, cfg->timeout_ms, err) != 0) {
 		if (!r->drv)
-			sg_fail(err, SG_EXIT_USAGE, "no driver for %s", r->url.redacted);
+			sg_fail(err, SG_OUTCOME_USAGE, "no driver for %s", r->url.redacted);
 		sg_url_free(&r->url);
 		free(r);
 		return -1;
@@ -564,14 +624,14 @@ int sg_run_open(const struct sg_config *cfg, enum sg_command as, struct sg_run *
 	return 0;
 }
 
-int sg_run_drive(struct sg_run *r, struct sg_error *err)
+enum sg_outcome sg_run_drive(struct sg_run *r, struct sg_error *err)
 {
 	drive(r, err);
-	int code = r->state == SG_ST_READY ? SG_EXIT_OK : (err->exit_code ? err->exit_code : SG_EXIT_MIGRATION);
-	if (r->state == SG_ST_READY && r->answer.exit_code) {
-		/* ready, with an answer that is not 0 (a dry run with work) */
+	enum sg_outcome code = r->state == SG_ST_READY ? SG_OUTCOME_OK : sg_outcome_of(r, err, false);
+	if (r->state == SG_ST_READY && r->answer.outcome) {
+		/* ready, with an answer that is not OK (a dry run with work) */
 		*err = r->answer;
-		code = r->answer.exit_code;
+		code = r->answer.outcome;
 	}
 	if (sg_lock_held(r->lock)) {
 		/* a failure on the way (an action that could not run) */
@@ -603,12 +663,12 @@ void sg_run_close(struct sg_run *r)
 	free(r);
 }
 
-int sg_run(const struct sg_config *cfg, struct sg_error *err)
+enum sg_outcome sg_run(const struct sg_config *cfg, struct sg_error *err)
 {
 	struct sg_run *r = NULL;
 	if (sg_run_open(cfg, cfg->command, &r, err) != 0)
-		return err->exit_code ? err->exit_code : SG_EXIT_USAGE;
-	int code = sg_run_drive(r, err);
+		return err->outcome ? err->outcome : SG_OUTCOME_USAGE;
+	enum sg_outcome code = sg_run_drive(r, err);
 	sg_run_close(r);
 	return code;
 }

@@ -30,12 +30,7 @@ static char *events_table_name(const char *table)
 
 /* A state-table statement that fails (permission denied, a table in the
  * way) is a database error outside a migration: exit 5, not 1. */
-static int outside_migration(struct sg_error *err)
-{
-	if (err && err->exit_code == SG_EXIT_MIGRATION)
-		err->exit_code = SG_EXIT_DATABASE;
-	return -1;
-}
+static int outside_migration(struct sg_error *err) { return sg_error_ours(err); }
 
 /* ---- reading ------------------------------------------------------------- */
 
@@ -142,6 +137,16 @@ int sg_history_has_events(struct sg_conn *c, const char *table, bool *any, struc
 
 /* ---- writing ------------------------------------------------------------- */
 
+/* PostgreSQL 42501; MySQL 1044 (database), 1142 (table), 1227 (privilege) */
+static bool permission_denied(const struct sg_error *err)
+{
+	static const char *const codes[] = { "42501", "1044", "1142", "1227" };
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (strcmp(err->sqlstate, codes[i]) == 0)
+			return true;
+	return false;
+}
+
 static int run_ddl(struct sg_conn *c, const char *fmt, const char *table, struct sg_error *err)
 {
 	/* splice the quoted name in place of the single %s */
@@ -162,6 +167,21 @@ int sg_history_ensure(struct sg_conn *c, const char *table, struct sg_error *err
 	if (rc == 0)
 		rc = run_ddl(c, c->driver->events_ddl, events, err);
 	free(events);
+	if (rc != 0 && permission_denied(err)) {
+		/* a reader's credentials on a writing command: say so, not
+		 * "creating history table: permission denied" of a table that
+		 * is there */
+		bool exists = false;
+		struct sg_error e = {0};
+		char why[SG_ERROR_MSG], state[sizeof(err->sqlstate)];
+		snprintf(why, sizeof(why), "%s", err->msg);
+		snprintf(state, sizeof(state), "%s", err->sqlstate);
+		if (c->driver->table_exists(c, table, &exists, &e) == 0 && exists)
+			return sg_fail_db(err, SG_ERRK_PERMANENT, state,
+					  "the history table %s exists, but this user may not write it (%s); a user "
+					  "with read rights only runs `schemagate wait`, which never writes",
+					  table, why);
+	}
 	if (rc != 0) {
 		sg_error_prefix(err, "creating history table %s", table);
 		return outside_migration(err);
@@ -312,7 +332,7 @@ int sg_history_check_absent(struct sg_conn *c, const char *table, const char *ve
 	if (read_existing(c, table, version, &old, err) != 0)
 		return outside_migration(err);
 	if (old.found)
-		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL,
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, NULL,
 				  "version %s was recorded as %s by %s while this instance applied it: the lock was "
 				  "lost", version, old.status, old.applied_by);
 	return 0;
@@ -535,7 +555,7 @@ int sg_row_refuse(const struct sg_row_transition *t, const char *version, const 
 		sg_buf_puts(&hint, version);
 		p = hole + 3;
 	}
-	sg_fail(err, SG_EXIT_INTEGRITY, "%s; %s", what, hint.data);
+	sg_fail(err, SG_OUTCOME_INTEGRITY, "%s; %s", what, hint.data);
 	sg_buf_free(&hint);
 	return -1;
 }
@@ -546,7 +566,7 @@ static int expect_one_row(struct sg_conn *c, const char *table, const struct sg_
 {
 	if (c->affected == 1)
 		return 0;
-	return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL,
+	return sg_fail_db(err, SG_ERRK_LOCK_LOST, NULL,
 			  "%s of %s in %s: the row was no longer %s%s (%ld rows matched): another instance changed it; "
 			  "the lock was lost", sg_row_event_name(t->event), version, table, sg_row_state_name(t->from),
 			  t->write == SG_WRITE_PROGRESS ? " and this instance's" : "", c->affected);
@@ -640,7 +660,7 @@ int sg_row_move(struct sg_conn *c, const char *table, enum sg_row_state from, en
 {
 	const struct sg_row_transition *t = sg_row_transition_find(from, event);
 	if (!t)
-		return sg_fail(err, SG_EXIT_INTEGRITY, "version %s is %s in %s: `%s` does not apply to it",
+		return sg_fail(err, SG_OUTCOME_INTEGRITY, "version %s is %s in %s: `%s` does not apply to it",
 			       chg->version, sg_row_state_name(from), table, sg_row_event_name(event));
 	if (t->refusal) {
 		char *what = sg_asprintf("version %s is %s in %s", chg->version, sg_row_state_name(from), table);
@@ -833,7 +853,7 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 	if (target) {
 		const struct sg_migration *t = sg_migration_find(set, target);
 		if (!t && sg_version_cmp(target, "0") != 0)
-			return sg_fail(err, SG_EXIT_USAGE, "target version %s is not in the migration directory %s",
+			return sg_fail(err, SG_OUTCOME_USAGE, "target version %s is not in the migration directory %s",
 				       target, set->dir);
 		plan->target = t ? t->version : NULL;
 	} else if (set->count > 0) {
@@ -947,7 +967,7 @@ int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_ord
 	if (strict && plan->nunknown > 0) {
 		for (size_t i = 0; i < plan->count; i++)
 			if (plan->items[i].state == SG_M_UNKNOWN)
-				return sg_fail(err, SG_EXIT_INTEGRITY,
+				return sg_fail(err, SG_OUTCOME_INTEGRITY,
 					       "--strict: the database has applied version %s which this migration "
 					       "directory does not contain (%zu unknown in all)",
 					       plan->items[i].version, plan->nunknown);
@@ -955,7 +975,7 @@ int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_ord
 	if (!allow_out_of_order && plan->nout_of_order > 0) {
 		for (size_t i = 0; i < plan->count; i++)
 			if (plan->items[i].out_of_order)
-				return sg_fail(err, SG_EXIT_INTEGRITY,
+				return sg_fail(err, SG_OUTCOME_INTEGRITY,
 					       "pending migration %s is older than the newest applied version %s; "
 					       "pass --allow-out-of-order to apply it anyway", plan->items[i].m->up_file,
 					       plan->newest_applied);

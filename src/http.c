@@ -254,28 +254,28 @@ int sg_http_parse_address(const char *text, struct sockaddr_storage *out, struct
 	memset(out, 0, sizeof(*out));
 	const char *colon = strrchr(text, ':');
 	if (!colon)
-		return sg_fail(err, SG_EXIT_USAGE, "listen address '%s': expected HOST:PORT or [IPV6]:PORT", text);
+		return sg_fail(err, SG_OUTCOME_USAGE, "listen address '%s': expected HOST:PORT or [IPV6]:PORT", text);
 	const char *port_text = colon + 1;
 	char *end;
 	errno = 0;
 	unsigned long port = strtoul(port_text, &end, 10);
 	if (!*port_text || *end || errno || port > 65535 || port_text[0] < '0' || port_text[0] > '9')
-		return sg_fail(err, SG_EXIT_USAGE, "listen address '%s': invalid port '%s'", text, port_text);
+		return sg_fail(err, SG_OUTCOME_USAGE, "listen address '%s': invalid port '%s'", text, port_text);
 
 	char host[INET6_ADDRSTRLEN + 2];
 	size_t host_n = (size_t)(colon - text);
 	if (host_n >= sizeof(host))
-		return sg_fail(err, SG_EXIT_USAGE, "listen address '%s': host is not a numeric IP address", text);
+		return sg_fail(err, SG_OUTCOME_USAGE, "listen address '%s': host is not a numeric IP address", text);
 	memcpy(host, text, host_n);
 	host[host_n] = '\0';
 
 	if (host[0] == '[') {
 		if (host_n < 3 || host[host_n - 1] != ']')
-			return sg_fail(err, SG_EXIT_USAGE, "listen address '%s': unbalanced brackets", text);
+			return sg_fail(err, SG_OUTCOME_USAGE, "listen address '%s': unbalanced brackets", text);
 		host[host_n - 1] = '\0';
 		struct sockaddr_in6 *a = (struct sockaddr_in6 *)out;
 		if (inet_pton(AF_INET6, host + 1, &a->sin6_addr) != 1)
-			return sg_fail(err, SG_EXIT_USAGE, "listen address '%s': invalid IPv6 address '%s'", text,
+			return sg_fail(err, SG_OUTCOME_USAGE, "listen address '%s': invalid IPv6 address '%s'", text,
 				       host + 1);
 		a->sin6_family = AF_INET6;
 		a->sin6_port = htons((uint16_t)port);
@@ -285,7 +285,7 @@ int sg_http_parse_address(const char *text, struct sockaddr_storage *out, struct
 	if (host_n == 0)
 		a->sin_addr.s_addr = htonl(INADDR_ANY);
 	else if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-		return sg_fail(err, SG_EXIT_USAGE,
+		return sg_fail(err, SG_OUTCOME_USAGE,
 			       "listen address '%s': '%s' is not a numeric IPv4 address (IPv6 goes in brackets: [::]:9187)",
 			       text, host);
 	a->sin_family = AF_INET;
@@ -684,14 +684,14 @@ int sg_http_server_listen(struct sg_http_server *s, const char *address, struct 
 {
 	struct sockaddr_storage sa;
 	if (s->listener_open || s->stopping)
-		return sg_fail(err, SG_EXIT_USAGE, "listen %s: the server is already listening or stopped", address);
+		return sg_fail(err, SG_OUTCOME_USAGE, "listen %s: the server is already listening or stopped", address);
 	if (sg_http_parse_address(address, &sa, err) < 0)
 		return -1;
 	/* Bind with plain system calls: a port in use must fail before a
 	 * libuv handle exists that would have to be closed asynchronously. */
 	int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return sg_fail(err, SG_EXIT_USAGE, "cannot listen on %s: %s", address, strerror(errno));
+		return sg_fail(err, SG_OUTCOME_USAGE, "cannot listen on %s: %s", address, strerror(errno));
 	int one = 1, zero = 0;
 	/* a restarted sidecar must not wait for TIME_WAIT of its old sockets */
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -702,7 +702,7 @@ int sg_http_server_listen(struct sg_http_server *s, const char *address, struct 
 	if (bind(fd, (struct sockaddr *)&sa, salen) != 0 || listen(fd, 128) != 0) {
 		int e = errno;
 		close(fd);
-		return sg_fail(err, SG_EXIT_USAGE, "cannot listen on %s: %s", address, strerror(e));
+		return sg_fail(err, SG_OUTCOME_USAGE, "cannot listen on %s: %s", address, strerror(e));
 	}
 	uv_tcp_init(s->loop, &s->listener);
 	s->listener.data = s;
@@ -711,11 +711,11 @@ int sg_http_server_listen(struct sg_http_server *s, const char *address, struct 
 	int rc = uv_tcp_open(&s->listener, fd);
 	if (rc != 0) {
 		close(fd);
-		return sg_fail(err, SG_EXIT_USAGE, "cannot listen on %s: %s", address, uv_strerror(rc));
+		return sg_fail(err, SG_OUTCOME_USAGE, "cannot listen on %s: %s", address, uv_strerror(rc));
 	}
 	rc = uv_listen((uv_stream_t *)&s->listener, 128, on_connection);
 	if (rc != 0)
-		return sg_fail(err, SG_EXIT_USAGE, "cannot listen on %s: %s", address, uv_strerror(rc));
+		return sg_fail(err, SG_OUTCOME_USAGE, "cannot listen on %s: %s", address, uv_strerror(rc));
 	s->listening = true;
 	return 0;
 }

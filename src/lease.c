@@ -106,8 +106,7 @@ static int read_row(struct sg_conn *c, const char *table, const char *key, struc
  * table in the way): exit 5 unless the driver said more. */
 static int lease_error(struct sg_error *err, const char *doing)
 {
-	if (err->exit_code == 0 || err->exit_code == SG_EXIT_MIGRATION)
-		err->exit_code = SG_EXIT_DATABASE;
+	sg_error_ours(err);
 	return sg_error_prefix(err, "%s", doing);
 }
 
@@ -203,10 +202,10 @@ int sg_lease_verify(struct sg_conn *c, const char *table, const char *key, const
 	if (r.found && strcmp(r.holder, holder) == 0 && (!timed || r.remaining_ms > (long long)min_left_ms))
 		return 0;
 	if (r.found && strcmp(r.holder, holder) == 0)
-		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL,
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, NULL,
 				  "the lease on %s runs out in %lldms: too close to trust it for this commit", key,
 				  r.remaining_ms);
-	return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL, "the lease on %s is now held by %s", key,
+	return sg_fail_db(err, SG_ERRK_LOCK_LOST, NULL, "the lease on %s is now held by %s", key,
 			  r.found ? r.holder : "nobody");
 }
 
@@ -217,7 +216,7 @@ int sg_lease_release(struct sg_conn *c, const char *table, const char *key, cons
 	if (read_row(c, table, key, &r, err) != 0)
 		return -1;
 	if (!r.found || strcmp(r.holder, holder) != 0)
-		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL,
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, NULL,
 				  "the lease on %s was no longer ours at release (now held by %s)", key,
 				  r.found ? r.holder : "nobody");
 	const char *p[] = {key, holder};

@@ -404,7 +404,7 @@ int sg_lint(const struct sg_lint_request *req, struct sg_error *err)
 		bool known;
 		only = sg_dialect_tag(dialect_tag, &known);
 		if (only == SG_DIALECT_NONE)
-			return sg_fail(err, SG_EXIT_USAGE, "lint --dialect: %s dialect '%s' (%s)",
+			return sg_fail(err, SG_OUTCOME_USAGE, "lint --dialect: %s dialect '%s' (%s)",
 				       known ? "schemagate does not run migrations for the" : "unknown", dialect_tag,
 				       sg_known_tags_help);
 	}
@@ -477,13 +477,13 @@ int sg_lint(const struct sg_lint_request *req, struct sg_error *err)
 	size_t nw = rep.counts[LV_WARNING];
 	sg_report_free(&rep);
 	if (ndir)
-		return sg_fail(err, SG_EXIT_USAGE, "lint found %zu error%s in %s", ndir + nrule,
+		return sg_fail(err, SG_OUTCOME_USAGE, "lint found %zu error%s in %s", ndir + nrule,
 			       ndir + nrule == 1 ? "" : "s", dir);
 	if (nrule)
-		return sg_fail(err, SG_EXIT_INTEGRITY, "lint found %zu error%s in %s", nrule, nrule == 1 ? "" : "s",
+		return sg_fail(err, SG_OUTCOME_INTEGRITY, "lint found %zu error%s in %s", nrule, nrule == 1 ? "" : "s",
 			       dir);
 	if (strict && nw)
-		return sg_fail(err, SG_EXIT_INTEGRITY, "lint --strict: %zu warning%s in %s", nw, nw == 1 ? "" : "s",
+		return sg_fail(err, SG_OUTCOME_INTEGRITY, "lint --strict: %zu warning%s in %s", nw, nw == 1 ? "" : "s",
 			       dir);
 	return 0;
 }

@@ -633,7 +633,7 @@ int sg_lint_gate(const struct sg_migration *m, enum sg_dialect dialect, struct s
 	for (size_t i = 0; i < r.count && rc == 0; i++) {
 		const struct sg_lint_hit *h = &r.items[i];
 		if (h->rule->severity == SG_LINT_ERROR)
-			rc = sg_fail(err, SG_EXIT_INTEGRITY,
+			rc = sg_fail(err, SG_OUTCOME_INTEGRITY,
 				     "up --lint: %s:%d:%d: %s: %s (nothing was applied; fix the migration, or keep it "
 				     "deliberately with -- schemagate:lint-ignore %s on the statement)",
 				     m->up_file, h->line, h->column, h->rule->id, h->message, h->rule->id);

@@ -87,7 +87,7 @@ static int session_probe(struct sg_lock *l, struct sg_conn *session, bool *held,
 {
 	char holder[256] = "";
 	if (!session->driver->lock_holder)
-		return sg_fail(err, SG_EXIT_DATABASE, "%s cannot tell who holds its lock", session->driver->name);
+		return sg_fail(err, SG_OUTCOME_DATABASE, "%s cannot tell who holds its lock", session->driver->name);
 	if (session->driver->lock_holder(session, l->p.table, holder, sizeof(holder), err) != 0)
 		return -1;
 	*held = holder[0] != '\0';
@@ -203,7 +203,7 @@ static int lease_keepalive(struct sg_lock *l, struct sg_error *err)
 	if (renew(l, &ours, err) != 0)
 		return -1;
 	if (!ours)
-		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL,
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, NULL,
 				  "the lease on %s expired and was taken by another instance", l->key);
 	return 0;
 }
@@ -348,7 +348,7 @@ int sg_lock_keepalive(struct sg_lock *l, struct sg_error *err)
 int sg_lock_verify(struct sg_lock *l, struct sg_conn *work, struct sg_error *err)
 {
 	if (!l->held)
-		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL, "the lock is not held");
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, NULL, "the lock is not held");
 	return l->kind->verify(l, work, err);
 }
 
@@ -356,7 +356,7 @@ int sg_lock_verify_sql(struct sg_lock *l, struct sg_conn *work, bool *can, struc
 {
 	*can = false;
 	if (!l->held)
-		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_TIMEOUT, NULL, "the lock is not held");
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, NULL, "the lock is not held");
 	if (!l->kind->verify_sql)
 		return 0;
 	int rc = l->kind->verify_sql(l, work, out, err);
@@ -410,6 +410,8 @@ void sg_lock_describe(struct sg_lock *l, struct sg_conn *session, char *out, siz
 const char *sg_lock_kind_name(const struct sg_lock *l) { return l->kind->name; }
 
 bool sg_lock_session_is_stable(const struct sg_lock *l) { return l->kind->stable_session; }
+
+bool sg_lock_can_be_taken_over(const struct sg_lock *l) { return l->kind == &lease_kind; }
 
 bool sg_lock_waits_in_server(const struct sg_lock *l)
 {

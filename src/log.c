@@ -200,6 +200,16 @@ char *sg_mask_url_passwords(const char *text, bool in_text)
 				end++;
 		else
 			end += strlen(start);
+		const char *auth_end = start + strcspn(start, "/?");
+		if (!in_text && auth_end < end && memchr(auth_end, '@', (size_t)(end - auth_end))) {
+			/* a raw '@' after the host: the URL parser refuses it
+			 * (url.c, UNENCODED_USERINFO), and where its password ends
+			 * is anyone's guess, so nothing after the scheme shows */
+			sg_buf_append(&b, p, (size_t)(start - p));
+			sg_buf_puts(&b, "***");
+			p = end;
+			continue;
+		}
 		const char *at = userinfo_end(start, end);
 		const char *colon = at ? memchr(start, ':', (size_t)(at - start)) : NULL;
 		if (colon && colon + 1 < at) {

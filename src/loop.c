@@ -152,7 +152,7 @@ static void stop(struct sg_loop *l, enum sg_cancel_reason why)
 	l->cancel = why;
 	l->cleanup_deadline_ms = sg_now_ms() + SG_CLEANUP_BUDGET_MS;
 	if (why != SG_CANCEL_SIGNAL)
-		arm_hard_exit(SG_CLEANUP_BUDGET_MS + SG_HARD_EXIT_MARGIN_MS, sg_loop_cancel_exit(l));
+		arm_hard_exit(SG_CLEANUP_BUDGET_MS + SG_HARD_EXIT_MARGIN_MS, sg_exit_code(sg_loop_cancel_outcome(l)));
 	uv_timer_stop(&l->grace);
 	for (int i = 0; i < SG_LOOP_MAX_BUSY; i++)
 		if (l->busy[i])
@@ -470,7 +470,7 @@ int sg_loop_init(struct sg_loop *l, uint64_t overall_timeout_ms, struct sg_error
 	memset(l, 0, sizeof(*l));
 	int rc = uv_loop_init(&l->uv);
 	if (rc != 0)
-		return sg_fail(err, SG_EXIT_DATABASE, "libuv: %s", uv_strerror(rc));
+		return sg_fail(err, SG_OUTCOME_DATABASE, "libuv: %s", uv_strerror(rc));
 	uv_async_init(&l->uv, &l->wake, on_wake);
 	uv_timer_init(&l->uv, &l->deadline);
 	uv_timer_init(&l->uv, &l->heartbeat);
@@ -554,13 +554,13 @@ void sg_loop_run_until(struct sg_loop *l, const bool *done)
 	}
 }
 
-int sg_loop_cancel_exit(const struct sg_loop *l)
+enum sg_outcome sg_loop_cancel_outcome(const struct sg_loop *l)
 {
 	if (l->cancel == SG_CANCEL_DEADLINE || l->cancel == SG_CANCEL_LEASE)
-		return SG_EXIT_TIMEOUT;
+		return SG_OUTCOME_TIMEOUT;
 	if (l->cancel == SG_CANCEL_DIRECTORY)
-		return SG_EXIT_USAGE;
+		return SG_OUTCOME_USAGE;
 	if (l->cancel == SG_CANCEL_NONE && !l->stopping)
-		return 0;
-	return l->signum == SIGINT ? SG_EXIT_SIGINT : SG_EXIT_SIGTERM;
+		return SG_OUTCOME_OK;
+	return l->signum == SIGINT ? SG_OUTCOME_INTERRUPTED : SG_OUTCOME_TERMINATED;
 }

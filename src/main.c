@@ -1,6 +1,7 @@
 /*
- * main.c - parse the configuration, run the command, turn the result into
- * an exit code, and exec the program after `--` on success.
+ * main.c - parse the configuration, pick the command's module, turn its
+ * outcome into an exit code (sg_exit_code, the one mapping), and exec the
+ * program after `--` on success.
  *
  * Only this file exits. A failure is logged once here, with the reason
  * also written to the termination log for `kubectl describe pod`.
@@ -47,22 +48,22 @@ static void print_version(void)
 
 /* The command's module: the directory alone (new, lint), the sidecar
  * (serve), or one run of the state machine (coordinator.c). */
-static int run_command(const struct sg_config *cfg, struct sg_error *err)
+static enum sg_outcome run_command(const struct sg_config *cfg, struct sg_error *err)
 {
 	switch (cfg->command) {
 	case SG_CMD_NEW:
 		return sg_migration_new(cfg->dir, cfg->new_name, cfg->dialect, cfg->new_single_file, err) == 0
-			       ? SG_EXIT_OK : (err->exit_code ? err->exit_code : SG_EXIT_USAGE);
+			       ? SG_OUTCOME_OK : (err->outcome ? err->outcome : SG_OUTCOME_USAGE);
 	case SG_CMD_LINT: {
 		if (cfg->lint_rules) {
 			sg_lint_print_rules(cfg->lint_format == SG_LINT_FORMAT_JSON);
-			return SG_EXIT_OK;
+			return SG_OUTCOME_OK;
 		}
 		if (cfg->lint_pending)
 			return sg_run(cfg, err);   /* reads the history: what up would apply */
 		struct sg_lint_request req = {.dir = cfg->dir, .dialect = cfg->dialect, .strict = cfg->strict,
 					      .format = cfg->lint_format, .since = cfg->lint_since};
-		return sg_lint(&req, err) == 0 ? SG_EXIT_OK : (err->exit_code ? err->exit_code : SG_EXIT_USAGE);
+		return sg_lint(&req, err) == 0 ? SG_OUTCOME_OK : (err->outcome ? err->outcome : SG_OUTCOME_USAGE);
 	}
 	case SG_CMD_SERVE:
 		return sg_serve(cfg, err);   /* a run of up or wait, then the sidecar */
@@ -84,7 +85,7 @@ int main(int argc, char **argv)
 		sg_errorlog("usage", "%s", err.msg);
 		sg_write_termination_log(cfg.termination_log, err.msg);
 		sg_config_free(&cfg);
-		return err.exit_code ? err.exit_code : 2;
+		return sg_exit_code(err.outcome ? err.outcome : SG_OUTCOME_USAGE);
 	}
 	if (cfg.command == SG_CMD_HELP || cfg.command == SG_CMD_VERSION) {
 		if (cfg.command == SG_CMD_VERSION)
@@ -96,24 +97,24 @@ int main(int argc, char **argv)
 
 	/* backoff jitter: 200 pods restarting together must not retry in step */
 	srand((unsigned)(time(NULL) ^ (getpid() << 8)));
-	int code = run_command(&cfg, &err);
-	if (code == SG_EXIT_PENDING) {
+	enum sg_outcome outcome = run_command(&cfg, &err);
+	if (outcome == SG_OUTCOME_PENDING) {
 		/* verify, status --check, --dry-run: an answer, not a failure */
 		/* an answer: the reason is the message, not an error field */
 		sg_info("pending", "%s: %s", cfg.command_name, err.msg);
 		/* a container gated on verify did not start: say why */
 		sg_write_termination_log(cfg.termination_log, err.msg);
 		sg_config_free(&cfg);
-		return code;
+		return sg_exit_code(outcome);
 	}
-	if (code != 0) {
+	if (outcome != SG_OUTCOME_OK) {
 		struct sg_log_fields f = {.error = err.msg, .duration_ms = -1, .waited_ms = -1};
 		/* the reason travels in the error field: once in text, and as
 		 * its own key in JSON */
 		sg_log(SG_LOG_ERROR, "failed", &f, "%s failed", cfg.command_name);
 		sg_write_termination_log(cfg.termination_log, err.msg);
 		sg_config_free(&cfg);
-		return code;
+		return sg_exit_code(outcome);
 	}
 	if (cfg.program_argv && cfg.program_argv[0]) {
 		/* Same pid, same environment: schemagate becomes the app.
@@ -121,7 +122,7 @@ int main(int argc, char **argv)
 		fflush(NULL);
 		execvp(cfg.program_argv[0], cfg.program_argv);
 		int e = errno;
-		sg_fail(&err, 2, "cannot exec %s: %s", cfg.program_argv[0], strerror(e));
+		sg_fail(&err, SG_OUTCOME_USAGE, "cannot exec %s: %s", cfg.program_argv[0], strerror(e));
 		sg_errorlog("exec", "%s", err.msg);
 		sg_write_termination_log(cfg.termination_log, err.msg);
 		sg_config_free(&cfg);

@@ -325,7 +325,7 @@ int sg_report_fail(const struct report *r, struct sg_error *err)
 		if (more)
 			sg_buf_printf(&b, " (and %zu more problem%s; `schemagate lint` lists them all)", more,
 				      more == 1 ? "" : "s");
-		sg_fail(err, SG_EXIT_USAGE, "%s", b.data);
+		sg_fail(err, SG_OUTCOME_USAGE, "%s", b.data);
 		sg_buf_free(&b);
 		return -1;
 	}

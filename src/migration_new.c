@@ -84,7 +84,7 @@ static int mkdir_p(const char *dir, struct sg_error *err)
 			continue;
 		*p = '\0';
 		if (mkdir(path, 0755) < 0 && errno != EEXIST) {
-			sg_fail(err, SG_EXIT_USAGE, "creating %s: %s", path, strerror(errno));
+			sg_fail(err, SG_OUTCOME_USAGE, "creating %s: %s", path, strerror(errno));
 			free(path);
 			return -1;
 		}
@@ -92,7 +92,7 @@ static int mkdir_p(const char *dir, struct sg_error *err)
 	}
 	int rc = 0;
 	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		rc = sg_fail(err, SG_EXIT_USAGE, "creating %s: %s", path, strerror(errno));
+		rc = sg_fail(err, SG_OUTCOME_USAGE, "creating %s: %s", path, strerror(errno));
 	free(path);
 	return rc;
 }
@@ -101,18 +101,18 @@ static int create_file(const char *path, const char *content, struct sg_error *e
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 	if (fd < 0)
-		return sg_fail(err, SG_EXIT_USAGE, "creating %s: %s", path, strerror(errno));
+		return sg_fail(err, SG_OUTCOME_USAGE, "creating %s: %s", path, strerror(errno));
 	size_t len = strlen(content);
 	if (len && write(fd, content, len) != (ssize_t)len) {
 		int saved = errno;
 		close(fd);
 		unlink(path);
-		return sg_fail(err, SG_EXIT_USAGE, "writing %s: %s", path, strerror(saved));
+		return sg_fail(err, SG_OUTCOME_USAGE, "writing %s: %s", path, strerror(saved));
 	}
 	if (close(fd) < 0) {
 		int saved = errno;
 		unlink(path);
-		return sg_fail(err, SG_EXIT_USAGE, "writing %s: %s", path, strerror(saved));
+		return sg_fail(err, SG_OUTCOME_USAGE, "writing %s: %s", path, strerror(saved));
 	}
 	return 0;
 }
@@ -157,11 +157,11 @@ int sg_migration_new(const char *dir, const char *name, const char *dialect, boo
 		     struct sg_error *err)
 {
 	if (!valid_migration_name(name))
-		return sg_fail(err, SG_EXIT_USAGE, "migration name '%s' must match [A-Za-z0-9_-]+", name ? name : "");
+		return sg_fail(err, SG_OUTCOME_USAGE, "migration name '%s' must match [A-Za-z0-9_-]+", name ? name : "");
 	if (dialect && *dialect) {
 		bool known;
 		if (sg_dialect_tag(dialect, &known) == SG_DIALECT_NONE)
-			return sg_fail(err, SG_EXIT_USAGE, "%s dialect '%s' (%s)",
+			return sg_fail(err, SG_OUTCOME_USAGE, "%s dialect '%s' (%s)",
 				       known ? "schemagate does not run migrations for the" : "unknown", dialect,
 				       sg_known_tags_help);
 	}

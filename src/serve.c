@@ -222,7 +222,7 @@ static int start_http(struct serve *s, struct sg_error *err)
 {
 	s->http = sg_http_server_new(&s->run->loop.uv, NULL);
 	if (sg_metrics_add_routes(s->http, &s->metrics) != 0)
-		return sg_fail(err, SG_EXIT_USAGE, "serve: the HTTP route table is full");
+		return sg_fail(err, SG_OUTCOME_USAGE, "serve: the HTTP route table is full");
 	if (sg_http_server_listen(s->http, s->run->cfg->listen, err) != 0)
 		return -1;
 	char bound[80];
@@ -231,22 +231,22 @@ static int start_http(struct serve *s, struct sg_error *err)
 	return 0;
 }
 
-/* up or wait, with /readyz saying what is going on. Returns the run's exit code. */
-static int run(struct serve *s, struct sg_error *err)
+/* up or wait, with /readyz saying what is going on. Returns the run's outcome. */
+static enum sg_outcome run(struct serve *s, struct sg_error *err)
 {
 	struct sg_run *r = s->run;
 	sg_metrics_set_ready(&s->metrics, false, "not ready: connecting to the database");
 	r->observer = (struct sg_run_observer){
 		.applied = on_applied, .lock_acquired = on_lock_acquired, .viewed = on_viewed, .ctx = s,
 	};
-	int code = sg_run_drive(r, err);
-	if (code != SG_EXIT_OK) {
+	enum sg_outcome code = sg_run_drive(r, err);
+	if (code != SG_OUTCOME_OK) {
 		sg_metrics_set_ready(&s->metrics, false, err->msg);
 		return code;
 	}
 	/* --timeout bounds the run; the sidecar lives until it is stopped */
 	sg_loop_disarm_deadline(&r->loop);
-	return SG_EXIT_OK;
+	return SG_OUTCOME_OK;
 }
 
 /* Check at once, so /readyz turns 200 with /metrics filled in, then every
@@ -281,17 +281,17 @@ static void stop_http(struct serve *s)
 	sg_loop_run_until(&s->run->loop, &s->http_stopped);
 }
 
-int sg_serve(const struct sg_config *cfg, struct sg_error *err)
+enum sg_outcome sg_serve(const struct sg_config *cfg, struct sg_error *err)
 {
 	struct serve s = {0};
 	if (sg_run_open(cfg, cfg->serve_wait ? SG_CMD_WAIT : SG_CMD_UP, &s.run, err) != 0)
-		return err->exit_code ? err->exit_code : SG_EXIT_USAGE;
+		return err->outcome ? err->outcome : SG_OUTCOME_USAGE;
 	sg_metrics_init(&s.metrics, sg_engine_name(s.run->url.engine));
-	int code = start_http(&s, err) == 0 ? run(&s, err) : (err->exit_code ? err->exit_code : SG_EXIT_USAGE);
-	if (code == SG_EXIT_OK)
+	enum sg_outcome code = start_http(&s, err) == 0 ? run(&s, err) : (err->outcome ? err->outcome : SG_OUTCOME_USAGE);
+	if (code == SG_OUTCOME_OK)
 		keep_checking(&s);
 	stop_http(&s);
-	if (code == SG_EXIT_OK)
+	if (code == SG_OUTCOME_OK)
 		sg_info("stopped", "serve stopped");
 	sg_metrics_free(&s.metrics);
 	sg_run_close(s.run);

@@ -47,6 +47,22 @@ static struct sg_conn_opts conn_opts(struct sg_run *r, uint64_t lock_wait_ms)
 	};
 }
 
+/* What the server just reached is (info NULL: nobody asks); a failure
+ * closes the connection and is retried like a failed connect when the
+ * connection was lost on the way. */
+static int learn_server(struct sg_run *r, struct sg_conn *c, struct sg_server_info *info, struct sg_error *err)
+{
+	if (!info)
+		return 0;
+	memset(info, 0, sizeof(*info));
+	if (!r->drv->server_info || r->drv->server_info(c, info, err) == 0)
+		return 0;
+	sg_conn_close(c);
+	if (err->kind == SG_ERRK_CONNECTION)
+		err->kind = SG_ERRK_TRANSIENT;
+	return -1;
+}
+
 /*
  * The server says the URL's database does not exist. With up
  * --create-database, create it (once per run: a second "unknown database"
@@ -101,7 +117,7 @@ static void explain_refused_password(struct sg_run *r, struct sg_error *e)
  * too many connections) are retried with backoff until --connect-timeout
  * has passed since this outage began; permanent ones fail at once. */
 static int connect_with_retry(struct sg_run *r, struct sg_conn **out, uint64_t lock_wait_ms, const char *role,
-			      struct sg_error *err)
+			      struct sg_server_info *info, struct sg_error *err)
 {
 	const struct sg_config *cfg = r->cfg;
 	struct sg_conn_opts opts = conn_opts(r, lock_wait_ms);
@@ -114,10 +130,11 @@ static int connect_with_retry(struct sg_run *r, struct sg_conn **out, uint64_t l
 		opts.attempt_timeout_ms = left < CONNECT_ATTEMPT_MAX_MS ? (left ? left : 1000) : CONNECT_ATTEMPT_MAX_MS;
 		struct sg_error e = {0};
 		attempts++;
-		if (r->drv->connect(&opts, out, &e) == 0) {
+		if (r->drv->connect(&opts, out, &e) == 0 && learn_server(r, *out, info, &e) == 0) {
 			if (attempts > 1)
-				sg_info("connected", "connected to %s (%s) after %d attempts, %llums", r->url.redacted, role,
-					attempts, (unsigned long long)elapsed_since(t0));
+				sg_info("connected", "connected to %s (%s) after %d attempts, %llums",
+					info && info->where[0] ? info->where : r->url.redacted, role, attempts,
+					(unsigned long long)elapsed_since(t0));
 			return 0;
 		}
 		if (sg_loop_canceled(&r->loop) || e.kind == SG_ERRK_CANCELED)
@@ -129,8 +146,7 @@ static int connect_with_retry(struct sg_run *r, struct sg_conn **out, uint64_t l
 			explain_refused_password(r, &e);
 		if (e.kind != SG_ERRK_TRANSIENT) {
 			*err = e;
-			if (!err->exit_code || err->exit_code == SG_EXIT_MIGRATION)
-				err->exit_code = SG_EXIT_DATABASE;
+			sg_error_ours(err);
 			return -1;
 		}
 		spent = elapsed_since(t0);
@@ -138,12 +154,12 @@ static int connect_with_retry(struct sg_run *r, struct sg_conn **out, uint64_t l
 		 * timeout and retry, so they never wait */
 		if (r->cmd->one_shot) {
 			*err = e;
-			return sg_fail(err, SG_EXIT_TIMEOUT, "could not connect to %s (%s makes one attempt): %s",
+			return sg_fail(err, SG_OUTCOME_TIMEOUT, "could not connect to %s (%s makes one attempt): %s",
 				       r->url.redacted, cfg->command_name, e.msg);
 		}
 		if (spent >= cfg->connect_timeout_ms) {
 			*err = e;
-			return sg_fail(err, SG_EXIT_TIMEOUT, "could not connect to %s within %llums (%d attempts): %s",
+			return sg_fail(err, SG_OUTCOME_TIMEOUT, "could not connect to %s within %llums (%d attempts): %s",
 				       r->url.redacted, (unsigned long long)cfg->connect_timeout_ms, attempts, e.msg);
 		}
 		if (last_log == 0 || elapsed_since(last_log) >= RETRY_LOG_INTERVAL_MS) {
@@ -162,12 +178,19 @@ static int connect_with_retry(struct sg_run *r, struct sg_conn **out, uint64_t l
 
 int sg_session_connect(struct sg_run *r, struct sg_error *err)
 {
-	return connect_with_retry(r, &r->conn, r->cfg->ddl_lock_timeout_ms, "work connection", err);
+	return connect_with_retry(r, &r->conn, r->cfg->ddl_lock_timeout_ms, "work connection", &r->server, err);
+}
+
+int sg_session_learn_server(struct sg_run *r, struct sg_error *err)
+{
+	if (!r->drv->server_info)
+		return 0;
+	return r->drv->server_info(r->conn, &r->server, err);
 }
 
 int sg_session_open_extra(void *run, uint64_t lock_wait_ms, struct sg_conn **out, struct sg_error *err)
 {
-	return connect_with_retry(run, out, lock_wait_ms, "lease connection", err);
+	return connect_with_retry(run, out, lock_wait_ms, "lease connection", NULL, err);
 }
 
 void sg_session_drop(struct sg_run *r)
@@ -208,7 +231,7 @@ int sg_session_build_view(struct sg_run *r, struct sg_error *err)
 	memset(&r->unseen, 0, sizeof(r->unseen));
 	if (sg_adopt_preview(r->conn, r->cfg->adopt, r->cfg->table, &r->set, &r->hist, err) != 0) {
 		/* status prints what it can see, and then says what it cannot */
-		if (r->cfg->command != SG_CMD_STATUS || err->exit_code != SG_EXIT_INTEGRITY) {
+		if (r->cfg->command != SG_CMD_STATUS || err->outcome != SG_OUTCOME_INTEGRITY) {
 			sg_history_free(&r->hist);
 			return -1;
 		}

@@ -263,7 +263,7 @@ static void emit(struct splitter *sp, size_t end, size_t delim_end)
 
 static int unterminated(struct splitter *sp, const char *what, size_t at)
 {
-	return sg_fail(sp->err, SG_EXIT_USAGE, "unterminated %s starting at line %d", what, line_at(sp, at));
+	return sg_fail(sp->err, SG_OUTCOME_USAGE, "unterminated %s starting at line %d", what, line_at(sp, at));
 }
 
 /* Skip a quoted run starting at sp->pos (the opening quote). */
@@ -394,9 +394,9 @@ static int try_delimiter_command(struct splitter *sp, bool *handled)
 	while (i < sp->len && !isspace((unsigned char)sp->s[i]))
 		i++;
 	if (i == b)
-		return sg_fail(sp->err, SG_EXIT_USAGE, "line %d: DELIMITER without a delimiter", line);
+		return sg_fail(sp->err, SG_OUTCOME_USAGE, "line %d: DELIMITER without a delimiter", line);
 	if (i - b >= sizeof(sp->delimiter))
-		return sg_fail(sp->err, SG_EXIT_USAGE, "line %d: DELIMITER too long", line);
+		return sg_fail(sp->err, SG_OUTCOME_USAGE, "line %d: DELIMITER too long", line);
 	memcpy(sp->delimiter, sp->s + b, i - b);
 	sp->delimiter[i - b] = '\0';
 	sp->delimiter_len = i - b;

@@ -112,11 +112,11 @@ int sg_status_check(const struct sg_run *r, struct sg_error *err)
 		return -1;
 	for (size_t i = 0; i < p->count; i++)
 		if (p->items[i].state == SG_M_PARTIAL)
-			return sg_fail(err, SG_EXIT_INTEGRITY, "migration %s is partial after %ld statement(s): being "
+			return sg_fail(err, SG_OUTCOME_INTEGRITY, "migration %s is partial after %ld statement(s): being "
 				       "applied, or interrupted (the next up resumes it)", p->items[i].version,
 				       p->items[i].row->statements_done);
 	if (p->npending > 0)
-		return sg_fail(err, SG_EXIT_PENDING, "%zu migration(s) pending (target %s)", p->npending,
+		return sg_fail(err, SG_OUTCOME_PENDING, "%zu migration(s) pending (target %s)", p->npending,
 			       p->target ? p->target : "0");
 	return 0;
 }

@@ -96,6 +96,21 @@ static void name_statement(struct steps_run *x, size_t i, struct sg_error *err)
 	free(what);
 }
 
+/*
+ * After a failure: the script's own transaction (its BEGIN) may still be
+ * open, aborted on PostgreSQL. Roll it back before anything records the
+ * failure, or the row and the event would join it and be lost with it
+ * (25P02). Its statements were never counted, so the row stays true.
+ */
+static void end_own_transaction(struct sg_run *r, const struct sg_error *err)
+{
+	if (sg_connection_lost(err) || !r->conn || !sg_conn_in_transaction(r->conn))
+		return;
+	struct sg_error e = {0};
+	if (sg_conn_rollback(r->conn, &e) != 0)
+		sg_debug("rollback", "rolling back the script's own transaction failed: %s", e.msg);
+}
+
 static bool stopped(struct steps_run *x) { return sg_loop_stopping(&x->r->loop); }
 
 /* Statements [i, j) in one transaction with the progress record that
@@ -119,7 +134,7 @@ static int run_group(struct steps_run *x, size_t i, size_t j, struct sg_error *e
 				ok--;
 		}
 	}
-	bool statement_failed = rc != 0 && err->kind == SG_ERRK_STATEMENT && i + ok < j;
+	bool statement_failed = rc != 0 && sg_statement_failed(err) && i + ok < j;
 	if (rc == 0)
 		rc = sg_lock_verify(r->lock, r->conn, err);
 	if (rc == 0)
@@ -187,6 +202,7 @@ static int run_alone(struct steps_run *x, size_t i, bool in_doubt, struct sg_err
 		return x->in_user_txn ? 0 : record_progress(x, i + 1, err);
 	}
 	if (sg_loop_canceled(&r->loop)) {
+		end_own_transaction(r, err);
 		char *what = describe(x, i);
 		char *note = sg_asprintf("in doubt: %s was canceled after --stop-grace; it may have taken effect",
 					 what);
@@ -201,7 +217,7 @@ static int run_alone(struct steps_run *x, size_t i, bool in_doubt, struct sg_err
 	if (in_doubt) {
 		/* neither done nor proven done: a human must look at this one */
 		sg_error_prefix(err, "resuming an interrupted migration");
-		err->exit_code = SG_EXIT_INTEGRITY;
+		err->outcome = SG_OUTCOME_INTEGRITY;
 	}
 	return -1;
 }
@@ -232,8 +248,10 @@ int sg_steps_run(struct sg_run *r, const struct sg_steps *s, size_t *done, struc
 		i = j;
 	}
 	if (rc == 0 && x.in_user_txn)
-		rc = sg_fail(err, SG_EXIT_MIGRATION, "%s ends inside a transaction it opened itself (a BEGIN without "
+		rc = sg_fail(err, SG_OUTCOME_MIGRATION_FAILED, "%s ends inside a transaction it opened itself (a BEGIN without "
 			     "COMMIT)", s->file);
+	if (rc != 0)
+		end_own_transaction(r, err);
 	*done = x.done;
 	return rc;
 }

@@ -2,9 +2,13 @@
  * url.c - parse database URLs into their parts (SPEC section 2).
  *
  * Network URLs: scheme://[user[:password]@][host][:port][/database][?k=v&...]
- * with IPv6 hosts in brackets; user, password, host, database and params
+ * with IPv6 hosts in brackets and, for PostgreSQL, libpq's list of hosts
+ * (host1:port1,[::1]:port2); user, password, host, database and params
  * are percent-decoded, so a password may hold any byte except NUL. The
- * password may also come as ?password=... (as libpq accepts it).
+ * authority ends at the first '/' or '?' and the last '@' in it ends the
+ * user info, as in libpq and the WHATWG URL standard; a raw '@' after it
+ * is refused (see UNENCODED_USERINFO). The password may also come as
+ * ?password=... (as libpq accepts it).
  * SQLite: sqlite:PATH, sqlite://RELATIVE, sqlite:///ABSOLUTE, all with an
  * optional ?query.
  *
@@ -133,6 +137,16 @@ void sg_url_redact_text(const char *text, char *out, size_t outsz)
 	free(shown);
 }
 
+/*
+ * A raw '@' after the host is refused: the user info then held a '/' or a
+ * '?' ("u:p/w@h/db", "mysql://u:se@cret/x@h/db"), which ends the host part
+ * for libpq and the WHATWG URL standard alike, so any reading would
+ * connect to a host made of a piece of the password, and print it.
+ */
+#define UNENCODED_USERINFO                                                                          \
+	"a raw '@' after the host: percent-encode '/', '?' and '@' in the user name and password "  \
+	"(%2F, %3F, %40), and '@' in the database name and parameters"
+
 static int url_error(struct sg_error *err, const char *text, const char *why)
 {
 	char red[512];
@@ -140,7 +154,7 @@ static int url_error(struct sg_error *err, const char *text, const char *why)
 	/* in double quotes: the log's masking of "password=VALUE" ends a
 	 * value at one, so the text after a ?password= at the URL's end
 	 * survives it */
-	return sg_fail(err, SG_EXIT_USAGE, "invalid database URL \"%s\": %s", red, why);
+	return sg_fail(err, SG_OUTCOME_USAGE, "invalid database URL \"%s\": %s", red, why);
 }
 
 /* Decode s[0..n) into *out; a malformed escape fails naming the part. */
@@ -212,12 +226,17 @@ static void build_redacted(struct sg_url *url)
 				sg_buf_puts(&b, ":***");
 			sg_buf_puts(&b, "@");
 		}
-		if (url->host && strchr(url->host, ':'))
-			sg_buf_printf(&b, "[%s]", url->host);
-		else if (url->host)
-			sg_buf_puts(&b, url->host);
-		if (url->port)
-			sg_buf_printf(&b, ":%d", url->port);
+		for (size_t i = 0; i < url->nhosts; i++) {
+			const struct sg_url_host *h = &url->hosts[i];
+			if (i > 0)
+				sg_buf_puts(&b, ",");
+			if (h->host && strchr(h->host, ':'))
+				sg_buf_printf(&b, "[%s]", h->host);
+			else if (h->host)
+				sg_buf_puts(&b, h->host);
+			if (h->port)
+				sg_buf_printf(&b, ":%d", h->port);
+		}
 		if (url->database)
 			sg_buf_printf(&b, "/%s", url->database);
 	}
@@ -261,7 +280,7 @@ static int parse_port(const char *text, const char *s, size_t n, int *port, stru
 }
 
 /* host[:port] or [v6]:port, n bytes at s. */
-static int parse_hostport(const char *text, const char *s, size_t n, struct sg_url *url,
+static int parse_hostport(const char *text, const char *s, size_t n, struct sg_url_host *h,
 			  struct sg_error *err)
 {
 	const char *port = NULL;
@@ -287,10 +306,40 @@ static int parse_hostport(const char *text, const char *s, size_t n, struct sg_u
 		if (colon)
 			port = colon + 1;
 	}
-	if (port && parse_port(text, port, (size_t)(s + n - port), &url->port, err) < 0)
+	if (port && parse_port(text, port, (size_t)(s + n - port), &h->port, err) < 0)
 		return -1;
-	if (hlen > 0 && decode_part(text, host, hlen, "host", &url->host, err) < 0)
+	if (hlen > 0 && decode_part(text, host, hlen, "host", &h->host, err) < 0)
 		return -1;
+	return 0;
+}
+
+/*
+ * The host part: one host[:port], or libpq's list host1:port1,host2:port2
+ * (PostgreSQL only; libpq tries them in order, target_session_attrs
+ * choosing among them). url->host and url->port are the first entry's.
+ */
+static int parse_hosts(const char *text, const char *s, size_t n, struct sg_url *url, struct sg_error *err)
+{
+	const char *end = s + n;
+	for (const char *p = s;;) {
+		const char *comma = memchr(p, ',', (size_t)(end - p));
+		const char *stop = comma ? comma : end;
+		if (comma && url->engine != SG_ENGINE_POSTGRES)
+			return url_error(err, text, "a list of hosts is a PostgreSQL (libpq) feature");
+		if ((comma || url->nhosts > 0) && stop == p)
+			return url_error(err, text, "an empty entry in the list of hosts");
+		url->hosts = sg_realloc(url->hosts, (url->nhosts + 1) * sizeof(*url->hosts));
+		struct sg_url_host *h = &url->hosts[url->nhosts++];
+		h->host = NULL;
+		h->port = 0;
+		if (parse_hostport(text, p, (size_t)(stop - p), h, err) < 0)
+			return -1;
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	url->host = url->hosts[0].host ? sg_strdup(url->hosts[0].host) : NULL;
+	url->port = url->hosts[0].port;
 	return 0;
 }
 
@@ -317,9 +366,11 @@ static int parse_network(const char *text, const char *rest, struct sg_url *url,
 			return -1;
 		hp = at + 1;
 	}
-	if (parse_hostport(text, hp, (size_t)(rest + alen - hp), url, err) < 0)
-		return -1;
 	const char *p = rest + alen;
+	if (strchr(p, '@'))
+		return url_error(err, text, UNENCODED_USERINFO);
+	if (parse_hosts(text, hp, (size_t)(rest + alen - hp), url, err) < 0)
+		return -1;
 	if (*p == '/') {
 		p++;
 		size_t dlen = strcspn(p, "?");
@@ -372,7 +423,7 @@ int sg_url_parse(const char *text, struct sg_url *url, struct sg_error *err)
 {
 	memset(url, 0, sizeof(*url));
 	if (!text || !*text)
-		return sg_fail(err, SG_EXIT_USAGE, "the database URL is empty");
+		return sg_fail(err, SG_OUTCOME_USAGE, "the database URL is empty");
 	size_t slen = strspn(text, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+.-");
 	if (slen == 0 || text[slen] != ':')
 		return url_error(err, text,
@@ -381,7 +432,7 @@ int sg_url_parse(const char *text, struct sg_url *url, struct sg_error *err)
 	if (!se) {
 		char red[512];
 		sg_url_redact_text(text, red, sizeof(red));
-		return sg_fail(err, SG_EXIT_USAGE,
+		return sg_fail(err, SG_OUTCOME_USAGE,
 			       "unsupported database URL scheme '%.*s' in '%s' "
 			       "(use postgres://, postgresql://, mysql://, mariadb:// or sqlite:PATH)",
 			       (int)(slen > 32 ? 32 : slen), text, red);
@@ -415,6 +466,9 @@ void sg_url_free(struct sg_url *url)
 	free(url->user);
 	free(url->password);
 	free(url->host);
+	for (size_t i = 0; i < url->nhosts; i++)
+		free(url->hosts[i].host);
+	free(url->hosts);
 	free(url->database);
 	free(url->path);
 	for (size_t i = 0; i < url->nparams; i++) {

@@ -3,7 +3,8 @@
 #   1. installs what it needs (tests/deps.sh),
 #   2. builds twice: normal, and with AddressSanitizer + UBSan,
 #   3. starts a private PostgreSQL 15 and MariaDB 10.11 on loopback in a
-#      temporary directory,
+#      temporary directory, and a PostgreSQL primary with a streaming
+#      standby (tests/harness/pg_ha.sh),
 #   4. runs every CTest label (unit, integration, delivery, fuzz,
 #      valgrind) on the normal build, and unit, integration and the
 #      delivery tests that run the dynamic binary (compose, helm_run,
@@ -34,12 +35,15 @@ chmod 755 "$WORK"
 cleanup() {
 	bash tests/harness/pg.sh stop "$WORK/pg" >/dev/null 2>&1 || true
 	bash tests/harness/mariadb.sh stop "$WORK/mariadb" >/dev/null 2>&1 || true
+	bash tests/harness/pg_ha.sh stop "$WORK/pg_ha" >/dev/null 2>&1 || true
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 eval "$(bash tests/harness/pg.sh start "$WORK/pg")"
 eval "$(bash tests/harness/mariadb.sh start "$WORK/mariadb")"
+# a primary and a streaming standby (tests/integration/test_postgres_ha.c)
+eval "$(bash tests/harness/pg_ha.sh start "$WORK/pg_ha")"
 # scratch space for the tests; servers running as other users write here too
 mkdir -m 1777 "$WORK/tmp"
 export TMPDIR="$WORK/tmp"

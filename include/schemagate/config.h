@@ -110,7 +110,7 @@ struct sg_config {
 
 /*
  * Parse argv (and the process environment). Returns 0 or -1 with err set
- * (exit code SG_EXIT_USAGE). --help sets command to HELP after printing to
+ * (exit code SG_OUTCOME_USAGE). --help sets command to HELP after printing to
  * stdout; --version and `version` set command to VERSION (main prints it).
  *
  * The log settings are resolved first, so that on failure cfg still holds

@@ -10,8 +10,8 @@
 #include "schemagate/config.h"
 
 /* Run cfg->command, one with a database other than serve (main.c picks
- * the module of the others). Returns the exit code (SPEC section 6); on failure err
+ * the module of the others). Returns the outcome (SPEC section 6); on failure err
  * holds the one-line reason, already logged. Never exits or execs. */
-int sg_run(const struct sg_config *cfg, struct sg_error *err);
+enum sg_outcome sg_run(const struct sg_config *cfg, struct sg_error *err);
 
 #endif

@@ -143,6 +143,20 @@ struct sg_conn_opts {
 	bool missing_is_empty;
 };
 
+/* What the server is, as a writer must know it (SPEC section 5, "Writers
+ * need a primary"; Galera). Filled by server_info() after connecting. */
+struct sg_server_info {
+	char where[160];       /* the host and port reached ("127.0.0.1:5442") */
+	/* in recovery (a standby) or read-only (transaction_read_only,
+	 * read_only, super_read_only): a writer takes no lock here and waits */
+	bool read_only;
+	char read_only_why[64];/* "standby (in recovery)", "read_only=ON", ... */
+	/* Galera (@@wsrep_on): the cluster's size and this node's name;
+	 * cluster_size 0 = not a cluster */
+	int cluster_size;
+	char node[64];
+};
+
 /* Called per result row; values are text or NULL. Return non-zero to stop. */
 typedef int (*sg_row_fn)(void *ctx, int ncols, const char *const *values);
 
@@ -154,11 +168,19 @@ struct sg_driver {
 	 * often (cheap in-process reads); 0 = the poll interval. */
 	uint32_t wake_poll_ms;
 
+	/* Offline, before any connection: are the URL's parameters ones this
+	 * driver knows? A typo is exit 2 at once, not after --connect-timeout
+	 * of retries. Optional (NULL = anything goes). */
+	int (*check_url)(const struct sg_url *url, struct sg_error *err);
 	/* One attempt. Fails with err->kind TRANSIENT (retry: refused, DNS,
 	 * starting up, too many connections) or PERMANENT (auth, unknown
 	 * database, permission; exit 5). The coordinator does the retrying. */
 	int (*connect)(const struct sg_conn_opts *opts, struct sg_conn **out, struct sg_error *err);
 	void (*close)(struct sg_conn *c);
+	/* What the server is: where we reached it, whether it takes writes,
+	 * whether it is a cluster node. Read-only: every command may ask.
+	 * Optional (NULL = a writable single server). */
+	int (*server_info)(struct sg_conn *c, struct sg_server_info *out, struct sg_error *err);
 	/* up --create-database. Does this connect error say that the URL's
 	 * database does not exist? create_database() then creates it from a
 	 * connection that does not need it (PostgreSQL's maintenance

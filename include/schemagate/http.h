@@ -86,7 +86,7 @@ const char *sg_http_status_text(int status);
 /*
  * Parse a listen address: "HOST:PORT" with HOST a numeric IPv4 address,
  * "[IPV6]:PORT", or ":PORT" (all IPv4 interfaces). PORT 0 asks the kernel
- * for a free port. Returns 0, or -1 with err (SG_EXIT_USAGE).
+ * for a free port. Returns 0, or -1 with err (SG_OUTCOME_USAGE).
  */
 int sg_http_parse_address(const char *text, struct sockaddr_storage *out, struct sg_error *err);
 
@@ -146,7 +146,7 @@ int sg_http_server_route(struct sg_http_server *s, const char *path, sg_http_han
 /*
  * Bind and listen on address (sg_http_parse_address). The socket is bound
  * before any libuv handle exists, so a bad address or a port in use
- * returns -1 with err (SG_EXIT_USAGE) and leaves nothing open but what
+ * returns -1 with err (SG_OUTCOME_USAGE) and leaves nothing open but what
  * sg_http_server_stop() closes anyway.
  */
 int sg_http_server_listen(struct sg_http_server *s, const char *address, struct sg_error *err);

@@ -84,6 +84,10 @@ const char *sg_lock_kind_name(const struct sg_lock *l);
 /* The lock's session is a real session end to end (no pooler between):
  * LISTEN works on it. */
 bool sg_lock_session_is_stable(const struct sg_lock *l);
+/* Can another instance take this lock over while we run (a lease that
+ * expired)? Then a lost lock means contending again; a session lock is
+ * lost only to a pooler or proxy in between, which no retry fixes. */
+bool sg_lock_can_be_taken_over(const struct sg_lock *l);
 /* acquire() can wait in the server for the holder to let go (GET_LOCK),
  * so waiters need no sleep between attempts. */
 bool sg_lock_waits_in_server(const struct sg_lock *l);

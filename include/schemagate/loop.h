@@ -110,6 +110,6 @@ void sg_loop_grace_begin(struct sg_loop *l, uint64_t grace_ms);
 void sg_loop_grace_end(struct sg_loop *l);
 
 /* Exit code for a stop: 130, 143, 3 (deadline, lease) or 2 (directory). */
-int sg_loop_cancel_exit(const struct sg_loop *l);
+enum sg_outcome sg_loop_cancel_outcome(const struct sg_loop *l);
 
 #endif

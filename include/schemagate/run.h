@@ -113,6 +113,11 @@ struct sg_run {
 	int dir_rc;
 	struct sg_error dir_err;
 	struct sg_conn *conn;          /* the run's one connection; NULL while disconnected */
+	struct sg_server_info server;  /* what conn reached (session.c) */
+	/* a writer on a read-only server: said so once, and since when it
+	 * waits on this connection (it connects again every while) */
+	bool said_read_only;
+	uint64_t read_only_since_ms;
 	struct sg_lock *lock;
 	bool listening;
 	enum sg_state state;
@@ -131,7 +136,7 @@ struct sg_run {
 	 * after a lost lock reverts the same migrations, not N more */
 	char *down_to;
 	struct sg_error work_err;      /* a failed work, reported after RELEASING */
-	/* a run that ended READY but answers with another exit code: a dry
+	/* a run that ended READY but answers with another outcome: a dry
 	 * run that would change something (6), with what it would do */
 	struct sg_error answer;
 	bool work_failed;
@@ -144,10 +149,10 @@ struct sg_run {
  * drives up or wait): parses the URL, starts the loop (signals, --timeout)
  * and opens the lock. Exit code in err on failure. */
 int sg_run_open(const struct sg_config *cfg, enum sg_command as, struct sg_run **out, struct sg_error *err);
-/* Drive the state machine to READY or FAILED; returns the exit code. The
+/* Drive the state machine to READY or FAILED; returns the outcome. The
  * loop stays up (serve keeps using it); the lock and the connection are
  * given back. */
-int sg_run_drive(struct sg_run *r, struct sg_error *err);
+enum sg_outcome sg_run_drive(struct sg_run *r, struct sg_error *err);
 void sg_run_close(struct sg_run *r);
 
 /* ---- session.c ------------------------------------------------------------ */
@@ -157,6 +162,9 @@ void sg_run_close(struct sg_run *r);
 int sg_session_connect(struct sg_run *r, struct sg_error *err);
 /* Open another connection like r->conn (the lease's renewal connection). */
 int sg_session_open_extra(void *run, uint64_t lock_wait_ms, struct sg_conn **out, struct sg_error *err);
+/* Ask the server once more what it is (r->server): a standby that was
+ * promoted, read_only switched off. */
+int sg_session_learn_server(struct sg_run *r, struct sg_error *err);
 /* Close r->conn and forget everything tied to it (the lock, LISTEN). */
 void sg_session_drop(struct sg_run *r);
 /* Read the history and build the plan into r->hist / r->plan. */
@@ -172,8 +180,25 @@ uint64_t sg_jitter(uint64_t ms);
 
 /* ---- outcome.c ------------------------------------------------------------ */
 
-/* Is this error a lost connection (reconnect) rather than a failure? */
+/* Is this error a lost connection or a read-only server (connect again)
+ * rather than a failure? */
 bool sg_connection_lost(const struct sg_error *err);
+/* Was it a stop schemagate asked for (a cancel of the loop's)? */
+bool sg_stop_requested(const struct sg_error *err);
+/* Did the statement itself fail: an error, a lock timeout, or a cancel
+ * the server did on its own (statement_timeout, pg_cancel_backend)? */
+bool sg_statement_failed(const struct sg_error *err);
+/* The outcome err means; in_migration: a migration's own script was
+ * running. A module's verdict (err->outcome already set) stands. */
+enum sg_outcome sg_outcome_of(const struct sg_run *r, const struct sg_error *err, bool in_migration);
+/* Is this failure the migration's own (exit 1, recorded), rather than one
+ * the state machine handles (lost lock, lost connection, a stop, a
+ * database error)? Sets err->outcome. */
+bool sg_migration_failed(struct sg_run *r, struct sg_error *err);
+/* After a failure in r->state: where the run goes (CONNECTING,
+ * CONTENDING, or FAILED with err->outcome decided; a stop makes err the
+ * stop's error, naming `doing`). A question: changes nothing but err. */
+enum sg_state sg_outcome_next(struct sg_run *r, struct sg_error *err, const char *doing);
 /* Fill err for a stopped run (signal 130/143, --timeout or lease 3, the
  * directory's own error when the bad directory stopped it). */
 int sg_stopped_error(struct sg_run *r, struct sg_error *err, const char *doing);
@@ -225,7 +250,7 @@ struct sg_steps {
 
 /* Run list->items[start..]. *done ends at the number of statements known
  * done (all of them on success). A stop lets a statement that runs alone
- * finish within --stop-grace; err->exit_code is 4 when a statement in
+ * finish within --stop-grace; err->outcome is 4 when a statement in
  * doubt neither succeeds nor proves it had run. */
 int sg_steps_run(struct sg_run *r, const struct sg_steps *s, size_t *done, struct sg_error *err);
 

@@ -9,11 +9,11 @@
 #include "schemagate/config.h"
 
 /*
- * Returns only when it is over: 0 after a stop (SIGTERM, SIGINT) once the
- * database had been brought to the target; 2 when --listen cannot be
- * bound; otherwise the exit code of the run that failed or was
- * interrupted (as `up` or `wait` would exit), with err holding the reason.
+ * Returns only when it is over: OK after a stop (SIGTERM, SIGINT) once the
+ * database had been brought to the target; USAGE when --listen cannot be
+ * bound; otherwise the outcome of the run that failed or was interrupted
+ * (as `up` or `wait` would end), with err holding the reason.
  */
-int sg_serve(const struct sg_config *cfg, struct sg_error *err);
+enum sg_outcome sg_serve(const struct sg_config *cfg, struct sg_error *err);
 
 #endif

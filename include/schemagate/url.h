@@ -25,6 +25,12 @@ struct sg_url_param {
 	char *key, *value;   /* percent-decoded */
 };
 
+/* One entry of the host list; host NULL if absent, port 0 if absent. */
+struct sg_url_host {
+	char *host;          /* percent-decoded; IPv6 without brackets */
+	int port;
+};
+
 /* Everything owned by the struct; sg_url_free() releases it. */
 struct sg_url {
 	enum sg_engine engine;
@@ -33,6 +39,10 @@ struct sg_url {
 	char *password;      /* user info or ?password= (not kept in params); NULL if absent */
 	char *host;          /* NULL if absent; IPv6 without brackets */
 	int port;            /* 0 if absent */
+	/* every host[:port] in order (libpq's host1:port1,host2:port2,
+	 * PostgreSQL only); host and port above are the first entry's */
+	struct sg_url_host *hosts;
+	size_t nhosts;
 	char *database;      /* path without leading '/', NULL if absent */
 	char *path;          /* sqlite: file path; NULL otherwise */
 	struct sg_url_param *params;

@@ -62,22 +62,22 @@ struct my_conn {
 	/* the connection was abandoned mid-statement; every later call fails */
 	bool broken;
 	unsigned long max_packet;   /* the server's max_allowed_packet; 0 until asked */
+	bool cancel_sent;       /* drv_cancel ran: an interrupted statement is schemagate's stop */
 };
 
 /* ---- errors ------------------------------------------------------------ */
 
-static int set_error(struct sg_error *err, enum sg_err_kind kind, int exit_code, unsigned errnum,
-		     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static int set_error(struct sg_error *err, enum sg_err_kind kind, unsigned errnum, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
-static int set_error(struct sg_error *err, enum sg_err_kind kind, int exit_code, unsigned errnum,
-		     const char *fmt, ...)
+static int set_error(struct sg_error *err, enum sg_err_kind kind, unsigned errnum, const char *fmt, ...)
 {
 	char num[16] = "";
 	if (errnum)
 		snprintf(num, sizeof(num), "%u", errnum % 10000000u); /* fits sqlstate: 7 digits */
 	va_list ap;
 	va_start(ap, fmt);
-	sg_vfail_db(err, kind, exit_code, num, fmt, ap);
+	sg_vfail_db(err, kind, num, fmt, ap);
 	va_end(ap);
 	return -1;
 }
@@ -95,13 +95,21 @@ static int statement_error(struct my_conn *c, struct sg_error *err)
 	unsigned errnum = c->mysql ? mysql_errno(c->mysql) : 0;
 	const char *text = c->mysql ? mysql_error(c->mysql) : "connection closed";
 
-	if (errnum == ER_QUERY_INTERRUPTED)
-		return set_error(err, SG_ERRK_CANCELED, SG_EXIT_MIGRATION, errnum,
-				 "statement canceled with KILL QUERY %lu: mysql %u: %s", c->thread_id, errnum, text);
+	if (errnum == ER_QUERY_INTERRUPTED) {
+		/* ours (the loop stopped), or a DBA's KILL QUERY: say which */
+		char num[16];
+		snprintf(num, sizeof(num), "%u", errnum);
+		return sg_fail_canceled(err, c->cancel_sent, num, "statement canceled with KILL QUERY %lu: mysql %u: %s",
+					c->thread_id, errnum, text);
+	}
 	if (c->broken || connection_lost(errnum))
-		return set_error(err, SG_ERRK_CONNECTION, SG_EXIT_DATABASE, errnum,
+		return set_error(err, SG_ERRK_CONNECTION, errnum,
 				 "lost the connection to %s: mysql %u: %s", c->target.display, errnum, text);
-	return set_error(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, errnum, "mysql %u: %s", errnum, text);
+	/* ER_OPTION_PREVENTS_STATEMENT (--read-only), ER_CANT_EXECUTE_IN_READ_ONLY_TRANSACTION,
+	 * ER_READ_ONLY_MODE: a replica, or a primary demoted under us */
+	if (errnum == 1290 || errnum == 1792 || errnum == 1836)
+		return set_error(err, SG_ERRK_READ_ONLY, errnum, "mysql %u: %s", errnum, text);
+	return set_error(err, SG_ERRK_STATEMENT, errnum, "mysql %u: %s", errnum, text);
 }
 
 /* SPEC 5.2: which connect failures are worth retrying. */
@@ -196,7 +204,7 @@ static int target_from_opts(const struct sg_conn_opts *opts, struct my_target *t
 			free(t->ssl_key);
 			t->ssl_key = sg_strdup(v);
 		} else {
-			set_error(err, SG_ERRK_PERMANENT, SG_EXIT_USAGE, 0,
+			set_error(err, SG_ERRK_USAGE, 0,
 				  "%s: unknown parameter \"%s\" (known: socket, ssl-mode, ssl-ca, ssl-cert, ssl-key)",
 				  t->display, k);
 			target_free(t);
@@ -204,7 +212,7 @@ static int target_from_opts(const struct sg_conn_opts *opts, struct my_target *t
 		}
 		continue;
 bad_value:
-		set_error(err, SG_ERRK_PERMANENT, SG_EXIT_USAGE, 0,
+		set_error(err, SG_ERRK_USAGE, 0,
 			  "%s: ssl-mode must be DISABLED, PREFERRED, REQUIRED, VERIFY_CA or VERIFY_IDENTITY, not \"%s\"",
 			  t->display, v);
 		target_free(t);
@@ -213,6 +221,16 @@ bad_value:
 	/* Like the mysql client: a CA without a mode means "verify against it". */
 	if (t->ssl_mode == SSL_UNSET && t->ssl_ca)
 		t->ssl_mode = SSL_VERIFY_CA;
+	return 0;
+}
+
+static int drv_check_url(const struct sg_url *url, struct sg_error *err)
+{
+	struct sg_conn_opts opts = { .url = url };
+	struct my_target t;
+	if (target_from_opts(&opts, &t, err) < 0)
+		return -1;
+	target_free(&t);
 	return 0;
 }
 
@@ -333,6 +351,7 @@ static void drv_cancel(struct sg_conn *base)
 	struct my_conn *c = (struct my_conn *)base;
 	if (!c->mysql || c->broken || !c->thread_id)
 		return;
+	c->cancel_sent = true;
 	struct kill_request *k = sg_calloc(1, sizeof(*k));
 	const struct my_target *t = &c->target;
 	k->target = (struct my_target){
@@ -422,7 +441,7 @@ static int begin_op(struct my_conn *c, struct sg_error *err)
 	c->abandoned = false;
 	c->deadline_ms = 0;
 	if (c->broken || !c->mysql)
-		return set_error(err, SG_ERRK_CONNECTION, SG_EXIT_DATABASE, 0,
+		return set_error(err, SG_ERRK_CONNECTION, 0,
 				 "the connection to %s was abandoned after a statement did not stop",
 				 c->target.display);
 	return 0;
@@ -431,8 +450,9 @@ static int begin_op(struct my_conn *c, struct sg_error *err)
 static int abandoned_error(struct my_conn *c, struct sg_error *err)
 {
 	abandon(c);
-	return set_error(err, SG_ERRK_CANCELED, SG_EXIT_MIGRATION, 0,
-			 "statement canceled; it did not stop in time after KILL QUERY, connection closed");
+	/* only the loop's cleanup window abandons */
+	return sg_fail_canceled(err, true, NULL,
+				"statement canceled; it did not stop in time after KILL QUERY, connection closed");
 }
 
 /* ---- connect / close --------------------------------------------------- */
@@ -466,9 +486,9 @@ static int resolve_host(struct my_conn *c, uint64_t budget_ms, struct sg_error *
 	char addr[128];
 	int rc = sg_io_resolve(c->io, host, addr, sizeof(addr), (int64_t)budget_ms);
 	if (rc == SG_IO_CANCELED)
-		return set_error(err, SG_ERRK_CANCELED, SG_EXIT_DATABASE, 0, "resolving %s: canceled", host);
+		return sg_fail_canceled(err, true, NULL, "resolving %s: canceled", host);
 	if (rc != 0)
-		return set_error(err, SG_ERRK_TRANSIENT, SG_EXIT_TIMEOUT, 0, "connecting to %s: could not resolve host "
+		return set_error(err, SG_ERRK_TRANSIENT, 0, "connecting to %s: could not resolve host "
 				 "\"%s\": %s", c->target.display, host, addr);
 	free(c->target.host);
 	c->target.host = sg_strdup(addr);
@@ -494,7 +514,7 @@ static int drv_connect(const struct sg_conn_opts *opts, struct sg_conn **out, st
 	c->mysql = new_handle(&c->target, (unsigned)((attempt_ms + 999) / 1000), true);
 	if (!c->mysql) {
 		drv_close(&c->base);
-		return set_error(err, SG_ERRK_TRANSIENT, SG_EXIT_DATABASE, 0, "mysql_init: out of memory");
+		return set_error(err, SG_ERRK_TRANSIENT, 0, "mysql_init: out of memory");
 	}
 
 	MYSQL *ret = NULL;
@@ -512,17 +532,16 @@ static int drv_connect(const struct sg_conn_opts *opts, struct sg_conn **out, st
 	if (st < 0 || !ret) {
 		int rc;
 		if (c->abandoned)
-			rc = set_error(err, SG_ERRK_CANCELED, SG_EXIT_DATABASE, 0, "connecting to %s: canceled",
+			rc = sg_fail_canceled(err, true, NULL, "connecting to %s: canceled",
 				       c->target.display);
 		else if (c->timed_out)
-			rc = set_error(err, SG_ERRK_TRANSIENT, SG_EXIT_TIMEOUT, 0,
+			rc = set_error(err, SG_ERRK_TRANSIENT, 0,
 				       "connecting to %s: no answer within %llu ms", c->target.display,
 				       (unsigned long long)attempt_ms);
 		else {
 			unsigned errnum = mysql_errno(c->mysql);
 			bool transient = connect_error_transient(errnum);
-			rc = set_error(err, transient ? SG_ERRK_TRANSIENT : SG_ERRK_PERMANENT,
-				       transient ? SG_EXIT_TIMEOUT : SG_EXIT_DATABASE, errnum,
+			rc = set_error(err, transient ? SG_ERRK_TRANSIENT : SG_ERRK_PERMANENT, errnum,
 				       "connecting to %s: mysql %u: %s", c->target.display, errnum,
 				       mysql_error(c->mysql));
 		}
@@ -532,7 +551,7 @@ static int drv_connect(const struct sg_conn_opts *opts, struct sg_conn **out, st
 	/* Connector/C 3.3 falls back to plain text when the server has no TLS
 	 * unless the certificate is verified; REQUIRED must not. */
 	if (c->target.ssl_mode >= SSL_REQUIRED && !mysql_get_ssl_cipher(c->mysql)) {
-		int rc = set_error(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, CR_SSL_CONNECTION_ERROR,
+		int rc = set_error(err, SG_ERRK_PERMANENT, CR_SSL_CONNECTION_ERROR,
 				   "connecting to %s: ssl-mode requires TLS but the server does not offer it",
 				   c->target.display);
 		drv_close(&c->base);
@@ -642,7 +661,7 @@ static int check_packet_size(struct my_conn *c, size_t len, struct sg_error *err
 	}
 	if (len + 1 <= c->max_packet)
 		return 0;
-	return set_error(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, 1153,
+	return set_error(err, SG_ERRK_STATEMENT, 1153,
 			 "%zu bytes of SQL in one request: more than the server's max_allowed_packet (%lu bytes); "
 			 "nothing was sent (raise max_allowed_packet on the server, or make the script smaller)", len,
 			 c->max_packet);
@@ -738,7 +757,7 @@ static int bind_params(struct my_conn *c, const char *sql, int nparams, const ch
 			char *end;
 			long n = strtol(p + 1, &end, 10);
 			if (n < 1 || n > nparams)
-				return set_error(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, 0,
+				return set_error(err, SG_ERRK_STATEMENT, 0,
 						 "query parameter $%ld out of range (%d given)", n, nparams);
 			const char *v = params[n - 1];
 			if (!v) {
@@ -908,6 +927,51 @@ static int query_value(struct sg_conn *c, const char *sql, int nparams, const ch
 	return 0;
 }
 
+/* ---- what the server is ------------------------------------------------ */
+
+static int take_variable(void *ctx, int ncols, const char *const *v)
+{
+	struct sg_server_info *info = ctx;
+	if (ncols < 2 || !v[0] || !v[1])
+		return 0;
+	bool on = strcasecmp(v[1], "ON") == 0 || strcmp(v[1], "1") == 0;
+	if ((strcasecmp(v[0], "read_only") == 0 || strcasecmp(v[0], "super_read_only") == 0) && on &&
+	    !info->read_only) {
+		info->read_only = true;
+		snprintf(info->read_only_why, sizeof(info->read_only_why), "%s=ON", v[0]);
+	} else if (strcasecmp(v[0], "wsrep_on") == 0 && on && info->cluster_size == 0) {
+		info->cluster_size = 1;   /* until wsrep_cluster_size says more */
+	} else if (strcasecmp(v[0], "wsrep_node_name") == 0) {
+		snprintf(info->node, sizeof(info->node), "%s", v[1]);
+	} else if (strcasecmp(v[0], "wsrep_cluster_size") == 0 && info->cluster_size > 0) {
+		info->cluster_size = atoi(v[1]) > 0 ? atoi(v[1]) : 1;
+	}
+	return 0;
+}
+
+/* read_only stops only users without SUPER (READ_ONLY ADMIN): a writer
+ * treats it as "not the primary" whatever its own rights, since writing
+ * to a replica is the mistake read_only is there to flag. */
+static int drv_server_info(struct sg_conn *base, struct sg_server_info *info, struct sg_error *err)
+{
+	struct my_conn *c = (struct my_conn *)base;
+	memset(info, 0, sizeof(*info));
+	if (c->target.socket_path)
+		snprintf(info->where, sizeof(info->where), "%s", c->target.socket_path);
+	else
+		snprintf(info->where, sizeof(info->where), "%s:%d", c->target.host ? c->target.host : "localhost",
+			 c->target.port ? c->target.port : 3306);
+	if (drv_query(base,
+		      "SHOW GLOBAL VARIABLES WHERE Variable_name IN "
+		      "('read_only', 'super_read_only', 'wsrep_on', 'wsrep_node_name')",
+		      0, NULL, take_variable, info, err) < 0)
+		return -1;
+	if (info->cluster_size == 0)
+		return 0;
+	return drv_query(base, "SHOW GLOBAL STATUS WHERE Variable_name = 'wsrep_cluster_size'", 0, NULL,
+			 take_variable, info, err);
+}
+
 /* ---- the lock ---------------------------------------------------------- */
 
 /* "schemagate:<db>.<table>", or when that exceeds 64 characters a prefix
@@ -942,7 +1006,7 @@ static int drv_try_lock(struct sg_conn *base, const char *key, uint64_t wait_ms,
 	/* NULL means the server could not even try (killed, out of memory). */
 	if (!v) {
 		*acquired = false;
-		return set_error(err, SG_ERRK_STATEMENT, SG_EXIT_DATABASE, 0, "GET_LOCK('%s') returned NULL", name);
+		return set_error(err, SG_ERRK_PERMANENT, 0, "GET_LOCK('%s') returned NULL", name);
 	}
 	*acquired = strcmp(v, "1") == 0;
 	free(v);
@@ -963,7 +1027,7 @@ static int drv_unlock(struct sg_conn *base, const char *key, struct sg_error *er
 		return 0;
 	/* The lock belongs to the session; losing it means the session was
 	 * swapped under us (a multiplexing proxy) or the server restarted. */
-	return set_error(err, SG_ERRK_STATEMENT, SG_EXIT_DATABASE, 0,
+	return set_error(err, SG_ERRK_PERMANENT, 0,
 			 "RELEASE_LOCK('%s'): lock was not held by this connection (%s); "
 			 "a connection-multiplexing proxy (ProxySQL) breaks session locks: use --lock=table",
 			 name, someone_else ? "another session holds it" : "nobody holds it");
@@ -981,7 +1045,7 @@ static int drv_verify_lock(struct sg_conn *base, const char *key, struct sg_erro
 	bool held = v && strcmp(v, "1") == 0;
 	free(v);
 	if (!held)
-		return set_error(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, 0,
+		return set_error(err, SG_ERRK_LOCK_LOST, 0,
 				 "GET_LOCK('%s') is not held by the connection running this migration; a "
 				 "connection-multiplexing proxy (ProxySQL) breaks session locks: use --lock=table", name);
 	return 0;
@@ -1161,7 +1225,7 @@ static int drv_create_database(const struct sg_conn_opts *opts, bool *created, s
 	*created = false;
 	const char *name = opts->url->database;
 	if (!name || !*name)
-		return set_error(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, 0,
+		return set_error(err, SG_ERRK_PERMANENT, 0,
 				 "--create-database: the URL names no database to create");
 	struct sg_url url = *opts->url;
 	url.database = NULL;
@@ -1187,7 +1251,9 @@ const struct sg_driver sg_driver_mysql = {
 	.name = "mysql",
 	.engine = SG_ENGINE_MYSQL,
 	.caps = SG_CAP_POLLABLE | SG_CAP_LOCK_WAIT | SG_CAP_GROUP_STATEMENTS,
+	.check_url = drv_check_url,
 	.connect = drv_connect,
+	.server_info = drv_server_info,
 	.close = drv_close,
 	.unknown_database = drv_unknown_database,
 	.auth_failed = drv_auth_failed,

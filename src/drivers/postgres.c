@@ -45,6 +45,7 @@ struct pg_conn {
 	char *lock_table;
 	int64_t lock_id;
 	bool pooler_probed;           /* the pre-lock probe ran on this connection */
+	bool cancel_sent;             /* pg_cancel ran: a 57014 is schemagate's stop */
 };
 
 static struct pg_conn *pg_of(struct sg_conn *c) { return (struct pg_conn *)c; }
@@ -66,7 +67,7 @@ static int connection_lost(struct pg_conn *c, struct sg_error *err)
 {
 	char msg[512];
 	trim_message(c->pg ? PQerrorMessage(c->pg) : "connection closed", msg, sizeof(msg));
-	return sg_fail_db(err, SG_ERRK_CONNECTION, SG_EXIT_DATABASE, "",
+	return sg_fail_db(err, SG_ERRK_CONNECTION, "",
 			 "postgres %s: connection lost: %s", c->where, msg[0] ? msg : "no reason given");
 }
 
@@ -104,7 +105,7 @@ static bool is_connection_sqlstate(const char *state)
 
 static int lock_not_held(struct sg_error *err)
 {
-	return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
+	return sg_fail_db(err, SG_ERRK_LOCK_LOST, "",
 			  "the server connection running this migration does not hold the advisory lock: " POOLER_ADVICE);
 }
 
@@ -128,20 +129,24 @@ static int result_error(struct pg_conn *c, const PGresult *res, const char *sql,
 		snprintf(where, sizeof(where), " (line %d)", line_of_position(sql, atol(position)));
 
 	enum sg_err_kind kind = SG_ERRK_STATEMENT;
-	int exit_code = SG_EXIT_MIGRATION;
 	if (strcmp(state, LOCK_NOT_HELD_SQLSTATE) == 0)
 		return lock_not_held(err);
 	if (strcmp(state, "55P03") == 0) {
 		kind = SG_ERRK_LOCK_TIMEOUT;
 	} else if (strcmp(state, "57014") == 0) {
-		/* ours (the loop stopped) or statement_timeout: the
-		 * coordinator knows which */
-		kind = SG_ERRK_CANCELED;
+		/* ours (the loop stopped), or the server's own: statement_timeout,
+		 * pg_cancel_backend() by a DBA */
+		sg_fail_canceled(err, c->cancel_sent, state, "postgres %s: %s%s%s%s", state, primary, where,
+				 detail ? "; " : "", detail ? detail : "");
+		return -1;
 	} else if (is_connection_sqlstate(state) || PQstatus(c->pg) == CONNECTION_BAD) {
 		kind = SG_ERRK_CONNECTION;
-		exit_code = SG_EXIT_DATABASE;
+	} else if (strcmp(state, "25006") == 0) {
+		/* read_only_sql_transaction: a standby, or a primary demoted
+		 * under us (a failover) */
+		kind = SG_ERRK_READ_ONLY;
 	}
-	return sg_fail_db(err, kind, exit_code, state, "postgres %s%s%s%s%s%s", state, state[0] ? ": " : "",
+	return sg_fail_db(err, kind, state, "postgres %s%s%s%s%s%s", state, state[0] ? ": " : "",
 			 primary, where, detail ? "; " : "", detail ? detail : "");
 }
 
@@ -198,6 +203,7 @@ static void pg_cancel(struct sg_conn *conn)
 	PGcancel *cancel = c->pg ? PQgetCancel(c->pg) : NULL;
 	if (!cancel)
 		return;
+	c->cancel_sent = true;
 	if (sg_start_detached(cancel_thread, cancel) != 0)
 		PQfreeCancel(cancel);
 }
@@ -209,8 +215,9 @@ static int abandon(struct pg_conn *c, struct sg_error *err)
 	if (c->pg)
 		PQfinish(c->pg);
 	c->pg = NULL;
-	return sg_fail_db(err, SG_ERRK_CANCELED, SG_EXIT_SIGTERM, "57014",
-			  "postgres %s: the statement did not stop in time; connection closed", c->where);
+	/* only the loop's cleanup window abandons */
+	return sg_fail_canceled(err, true, "57014", "postgres %s: the statement did not stop in time; connection closed",
+				c->where);
 }
 
 /* ---- running statements ------------------------------------------------ */
@@ -363,13 +370,31 @@ static bool libpq_knows(const PQconninfoOption *known, const char *key)
 	return false;
 }
 
+/* Every URL parameter is one of libpq's (target_session_attrs, sslmode,
+ * ...) or ours (search_path): a typo ("sslmod") is refused before any
+ * connection is tried, not after --connect-timeout of retries. */
+static int pg_check_url(const struct sg_url *url, struct sg_error *err)
+{
+	PQconninfoOption *known = PQconndefaults();
+	int rc = 0;
+	for (size_t i = 0; i < url->nparams && rc == 0; i++) {
+		const char *key = url->params[i].key;
+		if (strcmp(key, "search_path") != 0 && !libpq_knows(known, key)) {
+			rc = sg_fail_db(err, SG_ERRK_USAGE, NULL,
+					"postgres URL parameter \"%s\" is not a libpq connection option", key);
+		}
+	}
+	PQconninfoFree(known);
+	return rc;
+}
+
 struct conninfo {
 	const char *keys[64];
 	const char *values[64];
 	int n;
-	char port[16], timeout[24];
+	char timeout[24];
 	char hostaddr[128];           /* resolved on the loop, "" = let libpq */
-	struct sg_buf options;
+	struct sg_buf host, port, options;
 };
 
 static void conninfo_add(struct conninfo *ci, const char *key, const char *value)
@@ -381,19 +406,38 @@ static void conninfo_add(struct conninfo *ci, const char *key, const char *value
 	ci->n++;
 }
 
+static void conninfo_free(struct conninfo *ci)
+{
+	sg_buf_free(&ci->host);
+	sg_buf_free(&ci->port);
+	sg_buf_free(&ci->options);
+}
+
 /* Keywords/values for PQconnectStartParams from the URL and the options.
  * Later entries win in libpq, so ours come after the URL's parameters. */
 static int build_conninfo(const struct sg_conn_opts *opts, struct conninfo *ci, struct sg_error *err)
 {
 	const struct sg_url *url = opts->url;
+	if (pg_check_url(url, err) < 0)
+		return -1;
 	PQconninfoOption *known = PQconndefaults();
 
-	conninfo_add(ci, "host", url->host);
-	conninfo_add(ci, "hostaddr", ci->hostaddr);
-	if (url->port > 0) {
-		snprintf(ci->port, sizeof(ci->port), "%d", url->port);
-		conninfo_add(ci, "port", ci->port);
+	/* libpq's lists: "h1,h2" and "p1,p2", an empty port meaning 5432 */
+	bool any_port = false;
+	for (size_t i = 0; i < url->nhosts; i++) {
+		const struct sg_url_host *h = &url->hosts[i];
+		sg_buf_printf(&ci->host, "%s%s", i ? "," : "", h->host ? h->host : "");
+		if (h->port > 0)
+			any_port = true;
+		if (h->port > 0)
+			sg_buf_printf(&ci->port, "%s%d", i ? "," : "", h->port);
+		else if (i > 0)
+			sg_buf_puts(&ci->port, ",");
 	}
+	conninfo_add(ci, "host", ci->host.data);
+	conninfo_add(ci, "hostaddr", ci->hostaddr);
+	if (any_port)
+		conninfo_add(ci, "port", ci->port.data);
 	conninfo_add(ci, "dbname", url->database);
 	conninfo_add(ci, "user", url->user);
 
@@ -409,11 +453,6 @@ static int build_conninfo(const struct sg_conn_opts *opts, struct conninfo *ci, 
 			continue;   /* set below, from the options */
 		} else if (libpq_knows(known, key)) {
 			conninfo_add(ci, key, value);
-		} else {
-			PQconninfoFree(known);
-			err->kind = SG_ERRK_PERMANENT;
-			return sg_fail(err, SG_EXIT_USAGE,
-				       "postgres URL parameter \"%s\" is not a libpq connection option", key);
 		}
 	}
 	PQconninfoFree(known);
@@ -528,8 +567,7 @@ static int connect_failed(PGconn *pg, const char *where, bool timed_out, struct 
 		snprintf(msg, sizeof(msg), "no answer within the connection attempt timeout");
 	}
 	bool transient = timed_out || transient_connect_failure(state, msg);
-	return sg_fail_db(err, transient ? SG_ERRK_TRANSIENT : SG_ERRK_PERMANENT, transient ? SG_EXIT_TIMEOUT : SG_EXIT_DATABASE,
-			 state, "connecting to postgres %s: %s%s%s", where, state, state[0] ? " " : "", msg);
+	return sg_fail_db(err, transient ? SG_ERRK_TRANSIENT : SG_ERRK_PERMANENT, state, "connecting to postgres %s: %s%s%s", where, state, state[0] ? " " : "", msg);
 }
 
 /* Server notices go to our log, not straight to stderr. */
@@ -565,16 +603,16 @@ static int resolve_host(const struct sg_conn_opts *opts, char *addr, size_t n, u
 	const char *host = opts->url->host;
 	unsigned char buf[sizeof(struct in6_addr)];
 	addr[0] = '\0';
-	if (!opts->io || !host || !*host || host[0] == '/' || strchr(host, ',') ||
-	    sg_url_param(opts->url, "hostaddr") || inet_pton(AF_INET, host, buf) == 1 ||
+	if (!opts->io || !host || !*host || host[0] == '/' || opts->url->nhosts > 1 ||
+	    sg_url_param(opts->url, "hostaddr") || sg_url_param(opts->url, "host") || inet_pton(AF_INET, host, buf) == 1 ||
 	    inet_pton(AF_INET6, host, buf) == 1)
 		return 0;
 	char result[128];
 	int rc = sg_io_resolve(opts->io, host, result, sizeof(result), (int64_t)budget_ms);
 	if (rc == SG_IO_CANCELED)
-		return sg_fail_db(err, SG_ERRK_CANCELED, SG_EXIT_SIGTERM, "", "resolving %s: canceled", host);
+		return sg_fail_canceled(err, true, "", "resolving %s: canceled", host);
 	if (rc != 0)
-		return sg_fail_db(err, SG_ERRK_TRANSIENT, SG_EXIT_TIMEOUT, "",
+		return sg_fail_db(err, SG_ERRK_TRANSIENT, "",
 				  "connecting to postgres: could not resolve host \"%s\": %s", host, result);
 	snprintf(addr, n, "%s", result);
 	return 0;
@@ -589,13 +627,13 @@ static int pg_connect(const struct sg_conn_opts *opts, struct sg_conn **out, str
 	if (resolve_host(opts, ci.hostaddr, sizeof(ci.hostaddr), budget, err) < 0)
 		return -1;
 	if (build_conninfo(opts, &ci, err) < 0) {
-		sg_buf_free(&ci.options);
+		conninfo_free(&ci);
 		return -1;
 	}
 	PGconn *pg = PQconnectStartParams(ci.keys, ci.values, 0);
-	sg_buf_free(&ci.options);
+	conninfo_free(&ci);
 	if (!pg)
-		return sg_fail_db(err, SG_ERRK_TRANSIENT, SG_EXIT_DATABASE, "", "postgres: out of memory");
+		return sg_fail_db(err, SG_ERRK_TRANSIENT, "", "postgres: out of memory");
 	/* verbose: the startup error then carries its SQLSTATE */
 	PQsetErrorVerbosity(pg, PQERRORS_VERBOSE);
 	char *where = describe_target(pg);
@@ -619,7 +657,7 @@ static int pg_connect(const struct sg_conn_opts *opts, struct sg_conn **out, str
 			ready = opts->io ? sg_io_wait(opts->io, fd, events, left) : poll_socket(fd, events, left);
 		}
 		if (ready == SG_IO_CANCELED) {
-			rc = sg_fail_db(err, SG_ERRK_CANCELED, SG_EXIT_SIGTERM, "", "connecting to postgres %s: canceled",
+			rc = sg_fail_canceled(err, true, "", "connecting to postgres %s: canceled",
 				       where);
 			break;
 		}
@@ -635,6 +673,9 @@ static int pg_connect(const struct sg_conn_opts *opts, struct sg_conn **out, str
 		return rc;
 	}
 
+	/* with a list of hosts, PQhost/PQport now name the one reached */
+	free(where);
+	where = describe_target(pg);
 	struct pg_conn *c = sg_calloc(1, sizeof(*c));
 	c->base.driver = &sg_driver_postgres;
 	c->pg = pg;
@@ -767,7 +808,7 @@ static int pg_commit(struct sg_conn *conn, struct sg_error *err)
 	if (run(c, "COMMIT", -1, NULL, NULL, NULL, err) < 0)
 		return -1;
 	if (aborted)
-		return sg_fail_db(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, "25P02",
+		return sg_fail_db(err, SG_ERRK_STATEMENT, "25P02",
 				 "postgres %s: the transaction had failed and was rolled back", c->where);
 	return 0;
 }
@@ -837,7 +878,7 @@ static int lock_id(struct pg_conn *c, const char *table, int64_t *id, struct sg_
 	free(material);
 	free(qualified);
 	if (!ok || len < 8)
-		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "", "SHA-256 failed (OpenSSL)");
+		return sg_fail_db(err, SG_ERRK_PERMANENT, "", "SHA-256 failed (OpenSSL)");
 	uint64_t v = 0;
 	for (int i = 0; i < 8; i++)
 		v = (v << 8) | digest[i];
@@ -912,7 +953,7 @@ static int probe_for_pooler(struct pg_conn *c, struct sg_error *err)
 		if (i == 0)
 			first = p;
 		else if (p.pid != first.pid)
-			return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
+			return sg_fail_db(err, SG_ERRK_PERMANENT, "",
 					  "consecutive statements ran on backends %ld and %ld: " POOLER_ADVICE,
 					  first.pid, p.pid);
 	}
@@ -953,7 +994,7 @@ static int pg_try_lock(struct sg_conn *conn, const char *key, uint64_t wait_ms, 
 				&ignored) < 0 || released)
 				break;
 		}
-		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
+		return sg_fail_db(err, SG_ERRK_PERMANENT, "",
 				 "the advisory lock was taken by backend %ld but the next statement ran on backend "
 				 "%ld: " POOLER_ADVICE, probe.pid, again.pid);
 	}
@@ -974,7 +1015,7 @@ static int pg_unlock(struct sg_conn *conn, const char *key, struct sg_error *err
 	if (run(c, "SELECT pg_advisory_unlock($1::bigint)", 1, params, bool_value, &released, err) < 0)
 		return -1;
 	if (!released)
-		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
+		return sg_fail_db(err, SG_ERRK_PERMANENT, "",
 				 "advisory unlock returned false: the lock was not held by this session; a "
 				 "transaction-mode pooler (PgBouncer) is probably between schemagate and "
 				 "PostgreSQL; use --lock=table");
@@ -1097,6 +1138,34 @@ static int pg_socket(struct sg_conn *conn)
 {
 	struct pg_conn *c = pg_of(conn);
 	return c->pg ? PQsocket(c->pg) : -1;
+}
+
+/* ---- what the server is ------------------------------------------------ */
+
+static int take_role(void *ctx, int ncols, const char *const *v)
+{
+	struct sg_server_info *info = ctx;
+	if (ncols < 2)
+		return 1;
+	if (v[0] && strcmp(v[0], "t") == 0)
+		snprintf(info->read_only_why, sizeof(info->read_only_why), "standby");
+	else if (v[1] && strcmp(v[1], "on") == 0)
+		snprintf(info->read_only_why, sizeof(info->read_only_why), "transaction_read_only=on");
+	info->read_only = info->read_only_why[0] != '\0';
+	return 1;
+}
+
+static int pg_server_info(struct sg_conn *conn, struct sg_server_info *info, struct sg_error *err)
+{
+	struct pg_conn *c = pg_of(conn);
+	memset(info, 0, sizeof(*info));
+	/* PQhost/PQport: with a list of hosts, the one libpq settled on */
+	const char *host = c->pg ? PQhost(c->pg) : NULL, *port = c->pg ? PQport(c->pg) : NULL;
+	bool v6 = host && strchr(host, ':');
+	snprintf(info->where, sizeof(info->where), "%s%s%s:%s", v6 ? "[" : "", host && *host ? host : "(default)",
+		 v6 ? "]" : "", port && *port ? port : "5432");
+	return run(c, "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')", 0, NULL, take_role,
+		   info, err);
 }
 
 /* ---- history support --------------------------------------------------- */
@@ -1323,7 +1392,7 @@ static int pg_after_statement(struct sg_conn *conn, const char *sql, struct sg_e
 	int is = cic_index(c, sql, index, sizeof(index), &st, err);
 	if (is <= 0 || (st.found && st.valid))
 		return is < 0 ? -1 : 0;
-	return sg_fail_db(err, SG_ERRK_STATEMENT, SG_EXIT_MIGRATION, "",
+	return sg_fail_db(err, SG_ERRK_STATEMENT, "",
 			  st.found ? "index %s is invalid after CREATE INDEX CONCURRENTLY; drop it with DROP INDEX "
 				     "CONCURRENTLY and run again"
 				   : "index %s does not exist after CREATE INDEX CONCURRENTLY", st.found ? st.qualified : index);
@@ -1356,7 +1425,7 @@ static int pg_create_database(const struct sg_conn_opts *opts, bool *created, st
 	*created = false;
 	const char *name = opts->url->database;
 	if (!name || !*name)
-		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, "",
+		return sg_fail_db(err, SG_ERRK_PERMANENT, "",
 				  "--create-database: the URL names no database to create");
 	static const char *const maintenance[] = {"postgres", "template1"};
 	struct sg_url url = *opts->url;
@@ -1397,7 +1466,9 @@ const struct sg_driver sg_driver_postgres = {
 	.name = "postgres",
 	.engine = SG_ENGINE_POSTGRES,
 	.caps = SG_CAP_TRANSACTIONAL_DDL | SG_CAP_NOTIFY | SG_CAP_POLLABLE,
+	.check_url = pg_check_url,
 	.connect = pg_connect,
+	.server_info = pg_server_info,
 	.close = pg_close,
 	.unknown_database = pg_unknown_database,
 	.auth_failed = pg_auth_failed,

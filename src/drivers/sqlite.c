@@ -75,29 +75,25 @@ static int progress_handler(void *ctx)
 static int fail_sqlite(struct sqlite_conn *sc, int rc, const char *sql, struct sg_error *err)
 {
 	const char *msg = sc->db ? sqlite3_errmsg(sc->db) : sqlite3_errstr(rc);
-	snprintf(err->sqlstate, sizeof(err->sqlstate), "%d", rc & 0xff);
+	char code[8];
+	snprintf(code, sizeof(code), "%d", rc & 0xff);
 	if (sc->canceled || (rc & 0xff) == SQLITE_INTERRUPT) {
+		/* only the loop interrupts: there is no server to do it */
 		sc->canceled = false;
-		err->kind = SG_ERRK_CANCELED;
-		return sg_fail(err, SG_EXIT_SIGTERM, "sqlite: statement canceled");
+		return sg_fail_canceled(err, true, code, "sqlite: statement canceled");
 	}
 	int prim = rc & 0xff;
-	if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED) {
-		err->kind = SG_ERRK_TRANSIENT;
-		return sg_fail(err, SG_EXIT_TIMEOUT, "sqlite: database is locked by another writer");
-	}
+	if (prim == SQLITE_BUSY || prim == SQLITE_LOCKED)
+		return sg_fail_db(err, SG_ERRK_TRANSIENT, code, "sqlite: database is locked by another writer");
 	if (prim == SQLITE_CANTOPEN || prim == SQLITE_PERM || prim == SQLITE_READONLY ||
-	    prim == SQLITE_NOTADB || prim == SQLITE_CORRUPT || prim == SQLITE_IOERR || prim == SQLITE_FULL) {
-		err->kind = SG_ERRK_PERMANENT;
-		return sg_fail(err, SG_EXIT_DATABASE, "sqlite: %s", msg);
-	}
-	err->kind = SG_ERRK_STATEMENT;
+	    prim == SQLITE_NOTADB || prim == SQLITE_CORRUPT || prim == SQLITE_IOERR || prim == SQLITE_FULL)
+		return sg_fail_db(err, SG_ERRK_PERMANENT, code, "sqlite: %s", msg);
 	if (sql) {
 		char head[120];
 		sg_statement_head(sql, head, sizeof(head));
-		return sg_fail(err, SG_EXIT_MIGRATION, "sqlite: %s (in statement: %s)", msg, head);
+		return sg_fail_db(err, SG_ERRK_STATEMENT, code, "sqlite: %s (in statement: %s)", msg, head);
 	}
-	return sg_fail(err, SG_EXIT_MIGRATION, "sqlite: %s", msg);
+	return sg_fail_db(err, SG_ERRK_STATEMENT, code, "sqlite: %s", msg);
 }
 
 static int sqlite_connect(const struct sg_conn_opts *o, struct sg_conn **out, struct sg_error *err)
@@ -123,9 +119,8 @@ static int sqlite_connect(const struct sg_conn_opts *o, struct sg_conn **out, st
 	if (rc != SQLITE_OK) {
 		/* A missing file for a read-only command may still appear (the
 		 * migrating Job creates it): retry like a server starting up. */
-		sg_fail(err, SG_EXIT_DATABASE, "sqlite: cannot open %s: %s", path,
-			sc->db ? sqlite3_errmsg(sc->db) : sqlite3_errstr(rc));
-		err->kind = (o->read_only && (rc & 0xff) == SQLITE_CANTOPEN) ? SG_ERRK_TRANSIENT : SG_ERRK_PERMANENT;
+		sg_fail_db(err, (o->read_only && (rc & 0xff) == SQLITE_CANTOPEN) ? SG_ERRK_TRANSIENT : SG_ERRK_PERMANENT,
+			   NULL, "sqlite: cannot open %s: %s", path, sc->db ? sqlite3_errmsg(sc->db) : sqlite3_errstr(rc));
 		sqlite3_close_v2(sc->db);
 		free(sc->path);
 		free(sc);
@@ -366,7 +361,7 @@ static int open_lock_fd(struct sqlite_conn *sc, struct sg_error *err)
 		return 0;
 	sc->lock_fd = open(sc->path, O_RDONLY | O_CLOEXEC);
 	if (sc->lock_fd < 0)
-		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, NULL, "sqlite: cannot open %s to lock it: %s",
+		return sg_fail_db(err, SG_ERRK_PERMANENT, NULL, "sqlite: cannot open %s to lock it: %s",
 				  sc->path, strerror(errno));
 	return 0;
 }
@@ -389,7 +384,7 @@ static int sqlite_try_lock(struct sg_conn *c, const char *key, uint64_t wait_ms,
 	}
 	if (errno == EWOULDBLOCK || errno == EINTR)
 		return 0;
-	return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, NULL, "sqlite: locking %s: %s", sc->path,
+	return sg_fail_db(err, SG_ERRK_PERMANENT, NULL, "sqlite: locking %s: %s", sc->path,
 			  strerror(errno));
 }
 
@@ -408,7 +403,7 @@ static int sqlite_lock_holder(struct sg_conn *c, const char *key, char *out, siz
 		return 0;
 	}
 	if (errno != EWOULDBLOCK)
-		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, NULL, "sqlite: probing the lock on %s: %s",
+		return sg_fail_db(err, SG_ERRK_PERMANENT, NULL, "sqlite: probing the lock on %s: %s",
 				  sc->path, strerror(errno));
 	snprintf(out, outsz, "another process (it holds the lock on %s)", sc->path);
 	return 0;
@@ -417,7 +412,7 @@ static int sqlite_lock_holder(struct sg_conn *c, const char *key, char *out, siz
 static int sqlite_verify_lock(struct sg_conn *c, const char *key, struct sg_error *err)
 {
 	if (!conn_of(c)->locked)
-		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_DATABASE, NULL, "sqlite: the file lock is not held");
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, NULL, "sqlite: the file lock is not held");
 	return 0;
 }
 
@@ -425,10 +420,10 @@ static int sqlite_unlock(struct sg_conn *c, const char *key, struct sg_error *er
 {
 	struct sqlite_conn *sc = conn_of(c);
 	if (!sc->locked)
-		return sg_fail_db(err, SG_ERRK_LOCK_LOST, SG_EXIT_DATABASE, NULL, "sqlite: unlock without the lock held");
+		return sg_fail_db(err, SG_ERRK_LOCK_LOST, NULL, "sqlite: unlock without the lock held");
 	sc->locked = false;
 	if (sc->lock_fd >= 0 && flock(sc->lock_fd, LOCK_UN) != 0)
-		return sg_fail_db(err, SG_ERRK_PERMANENT, SG_EXIT_DATABASE, NULL, "sqlite: unlocking %s: %s", sc->path,
+		return sg_fail_db(err, SG_ERRK_PERMANENT, NULL, "sqlite: unlocking %s: %s", sc->path,
 				  strerror(errno));
 	return 0;
 }

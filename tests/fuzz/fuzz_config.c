@@ -449,7 +449,7 @@ static void check_refused(const struct input *in, const struct sg_config *cfg, c
 	rest.log_level = 0;
 	rest.termination_log = NULL;
 	FUZZ_CHECK(memcmp(&rest, &zero, sizeof(zero)) == 0, "a refused command line left settings behind");
-	FUZZ_CHECK(err->exit_code == SG_EXIT_USAGE, "exit code %d", err->exit_code);
+	FUZZ_CHECK(err->outcome == SG_OUTCOME_USAGE, "outcome %d", (int)err->outcome);
 	FUZZ_CHECK(err->msg[0] && !strpbrk(err->msg, "\r\n"), "not one line: %s", err->msg);
 
 	char *secrets[2 * MAX_WORDS + NFILES];

@@ -348,8 +348,8 @@ static void check_address(const char *text)
 	FUZZ_CHECK((rc == 0) == want, "'%s': %s, the reference %s", text, rc == 0 ? "accepted" : err.msg,
 		   want ? "accepts it" : "refuses it");
 	if (rc != 0) {
-		FUZZ_CHECK(err.exit_code == 2 && strncmp(err.msg, "listen address '", 16) == 0,
-			   "refused with exit %d: %s", err.exit_code, err.msg);
+		FUZZ_CHECK(err.outcome == SG_OUTCOME_USAGE && strncmp(err.msg, "listen address '", 16) == 0,
+			   "refused with outcome %d: %s", (int)err.outcome, err.msg);
 		return;
 	}
 	char host[INET6_ADDRSTRLEN], again[INET6_ADDRSTRLEN + 16];

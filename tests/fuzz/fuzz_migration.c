@@ -499,8 +499,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		expect_same_load(&l[0], &l[1], "reversed");
 		expect_same_load(&l[0], &l[2], "rotated");
 		if (l[0].rc) {
-			FUZZ_CHECK(l[0].err.exit_code == 2 && l[0].err.msg[0] && !strchr(l[0].err.msg, '\n'),
-				   "refused with exit %d: '%s'", l[0].err.exit_code, l[0].err.msg);
+			FUZZ_CHECK(l[0].err.outcome == SG_OUTCOME_USAGE && l[0].err.msg[0] && !strchr(l[0].err.msg, '\n'),
+				   "refused with outcome %d: '%s'", (int)l[0].err.outcome, l[0].err.msg);
 		} else {
 			check_names(files, n);
 			check_selection(files, n, l[0].set.items, l[0].set.count, dialects[e]);

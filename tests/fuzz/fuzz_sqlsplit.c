@@ -779,7 +779,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	bool refused = sg_sql_split_at(script, engine, first_line, &l, &err) != 0;
 	if (refused) {
 		FUZZ_CHECK(l.count == 0 && l.items == NULL, "a refused split left %zu statements", l.count);
-		FUZZ_CHECK(err.exit_code == 2, "refused with exit code %d: %s", err.exit_code, err.msg);
+		FUZZ_CHECK(err.outcome == SG_OUTCOME_USAGE, "refused with outcome %d: %s", (int)err.outcome, err.msg);
 		FUZZ_CHECK(err.msg[0] && !strchr(err.msg, '\n'), "not one line: %s", err.msg);
 		const char *at = strstr(err.msg, "line ");
 		int line = at ? atoi(at + 5) : 0;

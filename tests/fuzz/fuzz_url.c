@@ -27,6 +27,10 @@
  *     error message of the URL made invalid by a port out of range;
  *   - after registration nothing printed contains the password or the
  *     text it was written as.
+ * For the same URL with the password pasted raw into the user info (no
+ * percent-encoding: "p@ss:w/ord"): it parses to exactly that password, or
+ * it is refused (exit 2) and no piece of the password shows in the
+ * message (see pasted()).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -38,6 +42,11 @@
 #include "schemagate/common.h"
 #include "schemagate/log.h"
 #include "schemagate/url.h"
+
+/* The wording of the refusal of a raw '@' after the host (url.c) */
+#define UNENCODED_WORDING                                                                           \
+	"a raw '@' after the host: percent-encode '/', '?' and '@' in the user name and password "  \
+	"(%2F, %3F, %40), and '@' in the database name and parameters"
 
 /* Passwords shorter than this are not registered (log.c MIN_SECRET_LEN):
  * only URL syntax hides them. */
@@ -120,7 +129,7 @@ static bool shows(const char *public_text, const char *s)
  * URL holds as its password. */
 static void check_refused(const char *text, const struct sg_error *err, const struct fuzz_outputs *skeleton)
 {
-	FUZZ_CHECK(err->exit_code == SG_EXIT_USAGE, "exit code %d", err->exit_code);
+	FUZZ_CHECK(err->outcome == SG_OUTCOME_USAGE, "outcome %d", (int)err->outcome);
 	FUZZ_CHECK(err->msg[0] && !strpbrk(err->msg, "\r\n"), "not a one-line message: %s", err->msg);
 	size_t at, wlen;
 	if (!fuzz_url_password_span(text, &at, &wlen))
@@ -186,7 +195,9 @@ static void as_written(const char *text, const struct fuzz_outputs *skeleton)
 
 /* ---- a URL built from parts ------------------------------------------------ */
 
-enum carrier { IN_USERINFO, IN_QUERY, IN_SSLPASSWORD, NCARRIERS };
+/* IN_USERINFO_RAW: the password pasted into the user info as it is, no
+ * percent-encoding at all ("p@ss:w/ord", "se@cret/xyz") */
+enum carrier { IN_USERINFO, IN_QUERY, IN_SSLPASSWORD, IN_USERINFO_RAW, NCARRIERS };
 enum encoding { ENC_RFC, ENC_UPPER, ENC_LOWER, ENC_MIXED, NENCODINGS };
 /* RFC 3986: what each part may hold without percent-encoding */
 enum part { P_USER, P_PASSWORD, P_HOST, P_DATABASE, P_QUERY };
@@ -202,12 +213,16 @@ static bool rfc_allows(enum part part, unsigned char c)
 	case P_PASSWORD:
 		return sub_delim || c == ':';
 	case P_HOST:
-		return sub_delim;
+		/* ',' separates libpq's list of hosts */
+		return sub_delim && c != ',';
+	/* RFC 3986 allows a raw '@' after the host; schemagate refuses it
+	 * there (it is most often a password that held a '/' or a '?'), so
+	 * these URLs write it %40 */
 	case P_DATABASE:
-		return sub_delim || c == ':' || c == '@' || c == '/';
+		return sub_delim || c == ':' || c == '/';
 	case P_QUERY:
 		/* '&' and '=' separate parameters: encoded */
-		return (sub_delim && c != '&' && c != '=') || c == ':' || c == '@' || c == '/' || c == '?';
+		return (sub_delim && c != '&' && c != '=') || c == ':' || c == '/' || c == '?';
 	}
 	return false;
 }
@@ -250,12 +265,16 @@ static char *build(const struct parts *pt, struct builder b, const char *passwor
 	/* its own copy of the case bits: the other parts must be written the
 	 * same whatever the password's length */
 	struct builder bp = b;
-	encode(&bp, &w, pt->carrier == IN_USERINFO ? P_PASSWORD : P_QUERY, password);
+	bool userinfo = pt->carrier == IN_USERINFO || pt->carrier == IN_USERINFO_RAW;
+	if (pt->carrier == IN_USERINFO_RAW)
+		sg_buf_puts(&w, password);
+	else
+		encode(&bp, &w, pt->carrier == IN_USERINFO ? P_PASSWORD : P_QUERY, password);
 	sg_buf_printf(&u, "%s://", pt->scheme);
-	if (pt->user || pt->carrier == IN_USERINFO) {
+	if (pt->user || userinfo) {
 		if (pt->user)
 			encode(&b, &u, P_USER, pt->user);
-		if (pt->carrier == IN_USERINFO)
+		if (userinfo)
 			sg_buf_printf(&u, ":%s", w.data ? w.data : "");
 		sg_buf_puts(&u, "@");
 	}
@@ -276,7 +295,7 @@ static char *build(const struct parts *pt, struct builder b, const char *passwor
 		encode(&b, &u, P_QUERY, pt->value);
 		sep = '&';
 	}
-	if (pt->carrier != IN_USERINFO)
+	if (!userinfo)
 		sg_buf_printf(&u, "%c%s=%s", sep, pt->carrier == IN_QUERY ? "password" : "sslpassword",
 			      w.data ? w.data : "");
 	*written = w.data ? w.data : sg_strdup("");
@@ -327,6 +346,65 @@ static char *bad_port_message(const struct parts *pt, struct builder b, const ch
 	return strdup(err.msg);
 }
 
+/*
+ * A password pasted without percent-encoding: the URL parses with exactly
+ * that password (unless it holds a '%', which may read as an escape) and
+ * the other parts, or it is refused with exit 2 - and then no piece of
+ * the password (split where URL syntax could cut it: '@', '/', '?', ':',
+ * '#', ',', '[', ']') shows in the message, unless the rest of the URL
+ * or the message for a filler password shows it anyway.
+ */
+static void pasted(const struct parts *pt, struct builder b, const struct fuzz_outputs *skeleton)
+{
+	char *written;
+	char *text = build(pt, b, pt->password, &written);
+	struct sg_url url;
+	struct sg_error err = {0};
+	sg_log_forget_secrets();
+	if (sg_url_parse(text, &url, &err) == 0) {
+		if (!strchr(pt->password, '%')) {
+			assert_decoded(url.password, pt->password, "pasted password", text);
+			assert_decoded(url.user, pt->user, "user", text);
+			assert_decoded(url.host, pt->host, "host", text);
+			assert_decoded(url.database, pt->database, "database", text);
+		}
+		sg_url_free(&url);
+		free(text);
+		free(written);
+		return;
+	}
+	FUZZ_CHECK(err.exit_code == SG_EXIT_USAGE, "exit code %d", err.exit_code);
+	/* what the message shows for the same URL with a filler password */
+	size_t plen = strlen(pt->password);
+	char *filler = malloc(plen + 1);
+	memset(filler, 'x', plen);
+	filler[plen] = '\0';
+	struct parts fpt = *pt;
+	fpt.password = filler;
+	char *fwritten;
+	char *ftext = build(&fpt, b, filler, &fwritten);
+	struct sg_error ferr = {0};
+	if (sg_url_parse(ftext, &url, &ferr) == 0)
+		sg_url_free(&url);
+	char *piece = strdup(pt->password);
+	for (char *tok = strtok(piece, "@/?:#,[]"); tok; tok = strtok(NULL, "@/?:#,[]")) {
+		if (!searchable(tok, skeleton) || shows(ftext, tok) || shows(ferr.msg, tok) ||
+		    strstr(UNENCODED_WORDING, tok))
+			continue;
+		if (strstr(err.msg, tok)) {
+			fuzz_dump("URL", text, strlen(text));
+			fuzz_dump("piece", tok, strlen(tok));
+			FUZZ_CHECK(false, "a piece of a pasted password shows in the message: %s", err.msg);
+		}
+	}
+	free(piece);
+	free(ftext);
+	free(fwritten);
+	free(filler);
+	free(text);
+	free(written);
+}
+
 static void built(const struct fuzz_fields *f, const struct fuzz_outputs *skeleton)
 {
 	static const char *const schemes[] = { "postgres", "postgresql", "mysql", "mariadb", "PostgreSQL" };
@@ -359,6 +437,10 @@ static void built(const struct fuzz_fields *f, const struct fuzz_outputs *skelet
 		.ncase_bits = nc > 6 ? nc - 6 : 0,
 	};
 
+	if (pt.carrier == IN_USERINFO_RAW) {
+		pasted(&pt, b, skeleton);
+		return;
+	}
 	char *written, *written_x;
 	char *text = build(&pt, b, password, &written);
 	char *text_x = build(&pt, b, "x", &written_x);

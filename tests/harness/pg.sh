@@ -13,6 +13,8 @@
 # Environment:
 #   SG_PG_PORT             port to listen on (default: a free one)
 #   SG_PG_MAX_CONNECTIONS  max_connections (default 300)
+#   SG_PG_LISTEN           listen_addresses, loopback only (default 127.0.0.1;
+#                          pg_ha.sh adds ::1 for the IPv6 URL tests)
 #   SG_PG_BIN              server binaries (default /usr/lib/postgresql/15/bin)
 set -eu
 
@@ -56,6 +58,7 @@ start() {
 	[ ! -e "$dir/data/postmaster.pid" ] || die "$dir/data/postmaster.pid exists: a server may already run there (stop it first)"
 	port=${SG_PG_PORT:-$(free_port)}
 	maxconn=${SG_PG_MAX_CONNECTIONS:-300}
+	listen=${SG_PG_LISTEN:-127.0.0.1}
 	if [ "$(id -u)" -eq 0 ]; then
 		id postgres >/dev/null 2>&1 || die "running as root needs the 'postgres' system user"
 		chown postgres "$dir"
@@ -77,7 +80,7 @@ start() {
 	echo "pg.sh: starting PostgreSQL on 127.0.0.1:$port (max_connections $maxconn)" >&2
 	# fsync off and no full-page writes: the tests need speed, not durability.
 	as_server "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -s -w -t 30 \
-		-o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c max_connections=$maxconn \
+		-o "-c listen_addresses='$listen' -p $port -k $dir -c max_connections=$maxconn \
 -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
 -c shared_buffers=32MB -c max_locks_per_transaction=128 \
 -c log_min_messages=warning -c lc_messages=C" start >/dev/null 2>&1 ||

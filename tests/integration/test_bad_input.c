@@ -931,8 +931,9 @@ static const struct bad_case cases[] = {
 	 5, "no_such_db_y", SAME, NULL},
 	{"no CREATE privilege (a fresh database)", SERVERS, true, RUNS(make_no_create),
 	 5, "creating history table", SAME, NULL},
+	/* a reader's credentials on a writing command: pointed at `wait` */
 	{"SELECT only, migrations pending", SERVERS, false, RUNS(make_select_only),
-	 5, "creating history table", SAME, NULL},
+	 5, "may not write it (", SAME, NULL},
 	{"SELECT and CREATE but no INSERT", SERVERS, false, RUNS(make_no_insert),
 	 5, "schemagate_migrations", SAME, NULL},
 	{"a read-only SQLite file", LITE, false, RUNS(make_read_only_sqlite),

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "schemagate/common.h"
 #include "sgdb.h"
@@ -218,6 +219,14 @@ Test(events, no_audit_table_yet_is_empty)
 	struct tdb d;
 	tdb_create(&d, ENG_LITE, NULL);
 	struct sgt_result r;
+	/* a SQLite file that does not exist yet reads as empty, and stays absent */
+	unlink(d.file);
+	events(&r, d.url, "--json", NULL, NULL);
+	expect(&d, &r, 0, "events on a missing file");
+	cr_assert(strstr(r.out, "\"events_table_exists\":false,\"events\":[]"), "%s", r.out);
+	cr_assert_neq(access(d.file, F_OK), 0, "events created %s", d.file);
+	sgt_result_free(&r);
+	free(tdb_value(&d, "CREATE TABLE app_t (x INTEGER)"));
 	events(&r, d.url, "--json", NULL, NULL);
 	expect(&d, &r, 0, "events on an empty database");
 	cr_assert(strstr(r.out, "\"events_table_exists\":false,\"events\":[]"), "%s", r.out);

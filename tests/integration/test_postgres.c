@@ -751,3 +751,30 @@ Test(postgres, permission_denied_on_the_history_table_exits_5)
 	free(role);
 	free(url);
 }
+
+/* A user with read rights only, on a writing command: the message says
+ * so and points at `wait`, not "creating history table: permission
+ * denied" about a table that exists (issue 22). */
+Test(postgres, reader_on_up_is_pointed_at_wait, .timeout = 60)
+{
+	struct pgt t;
+	pgt_setup(&t);
+	migration(&t, "0001_a.up.sql", "CREATE TABLE a (id int);\n");
+	const char *argv[] = { "--database-url", t.url, "--dir", t.migrations, "up", NULL };
+	struct sgt_result r;
+	sgt_run(&r, NULL, argv);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	sgt_result_free(&r);
+	free(db_value(t.url, "GRANT SELECT ON schemagate_migrations, schemagate_events TO sg_app"));
+
+	migration(&t, "0002_b.up.sql", "CREATE TABLE b (id int);\n");
+	char *reader = NULL;
+	cr_assert(asprintf(&reader, "postgres://sg_app:sg-app-pw%s", strchr(t.url, '@')) > 0);
+	const char *rargv[] = { "--database-url", reader, "--dir", t.migrations, "up", NULL };
+	sgt_run(&r, NULL, rargv);
+	cr_assert_eq(r.status, 5, "%s", r.err);
+	cr_assert(strstr(r.err, "may not write it") && strstr(r.err, "schemagate wait"), "%s", r.err);
+	sgt_result_free(&r);
+	free(reader);
+	pgt_teardown(&t);
+}

@@ -48,7 +48,7 @@ static const char *parse_usage_error(char **argv)
 	memset(&err, 0, sizeof(err));
 	int rc = sg_config_parse(&cfg, argc_of(argv), argv, &err);
 	cr_assert_eq(rc, -1, "parse should fail (argv[1]=%s)", argv[1]);
-	cr_assert_eq(err.exit_code, SG_EXIT_USAGE, "%s", err.msg);
+	cr_assert_eq(err.outcome, SG_OUTCOME_USAGE, "%s", err.msg);
 	cr_assert_null(strchr(err.msg, '\n'));
 	cr_assert_null(cfg.database_url);   /* nothing left allocated but the log settings */
 	sg_config_free(&cfg);

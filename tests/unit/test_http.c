@@ -254,7 +254,7 @@ Test(http_address, rejected_forms_name_the_problem)
 		struct sockaddr_storage sa;
 		struct sg_error err = {0};
 		cr_expect_eq(sg_http_parse_address(bad[i].text, &sa, &err), -1, "%s", bad[i].text);
-		cr_expect_eq(err.exit_code, SG_EXIT_USAGE);
+		cr_expect_eq(err.outcome, SG_OUTCOME_USAGE);
 		cr_expect_not_null(strstr(err.msg, bad[i].says), "%s: %s", bad[i].text, err.msg);
 		cr_expect_not_null(strstr(err.msg, bad[i].text), "%s", err.msg);
 	}
@@ -745,7 +745,7 @@ Test(http_server, port_in_use_fails_with_a_message_and_leaves_nothing_open)
 	struct sg_http_server *second = sg_http_server_new(&loop, NULL);
 	struct sg_error err = {0};
 	cr_expect_eq(sg_http_server_listen(second, address, &err), -1);
-	cr_expect_eq(err.exit_code, SG_EXIT_USAGE);
+	cr_expect_eq(err.outcome, SG_OUTCOME_USAGE);
 	cr_expect_not_null(strstr(err.msg, "Address already in use"), "%s", err.msg);
 	cr_expect_not_null(strstr(err.msg, address), "%s", err.msg);
 	sg_http_server_stop(second, NULL, NULL);

@@ -38,7 +38,7 @@ Test(loop, deadline_due_at_the_start_of_an_iteration_cancels_an_endless_wait)
 	double t0 = sgt_now_ms();
 	cr_expect_eq(sg_io_wait(&loop.io, -1, 0, -1), SG_IO_CANCELED);
 	cr_expect_lt(sgt_now_ms() - t0, 1000.0);
-	cr_expect_eq(sg_loop_cancel_exit(&loop), 3);
+	cr_expect_eq(sg_exit_code(sg_loop_cancel_outcome(&loop)), 3);
 	sg_loop_close(&loop);
 }
 
@@ -68,7 +68,7 @@ Test(loop, sigterm_cancels_a_wait_and_maps_to_143)
 	double t0 = sgt_now_ms();
 	cr_expect_eq(sg_io_wait(&loop.io, fds[0], SG_IO_READ, -1), SG_IO_CANCELED);
 	cr_expect_lt(sgt_now_ms() - t0, 2000.0);
-	cr_expect_eq(sg_loop_cancel_exit(&loop), 143);
+	cr_expect_eq(sg_exit_code(sg_loop_cancel_outcome(&loop)), 143);
 	close(fds[0]);
 	close(fds[1]);
 	sg_loop_close(&loop);

@@ -29,7 +29,7 @@ static void load_fails(const char *dir, enum sg_engine engine, struct sg_error *
 	struct sg_migration_set set;
 	sg_error_clear(err);
 	cr_assert_eq(sg_migration_load(dir, engine, &set, err), -1, "load should fail");
-	cr_assert_eq(err->exit_code, SG_EXIT_USAGE);
+	cr_assert_eq(err->outcome, SG_OUTCOME_USAGE);
 }
 
 static bool file_exists(const char *dir, const char *name)
@@ -619,7 +619,7 @@ Test(new, rejects_bad_names_and_broken_directories)
 	char *dir = sgt_tempdir();
 	struct sg_error err = {0};
 	cr_assert_eq(sg_migration_new(dir, "bad name", NULL, false, &err), -1);
-	cr_assert_eq(err.exit_code, SG_EXIT_USAGE);
+	cr_assert_eq(err.outcome, SG_OUTCOME_USAGE);
 	sg_error_clear(&err);
 	cr_assert_eq(sg_migration_new(dir, "x.y", NULL, false, &err), -1);
 	sg_error_clear(&err);
@@ -628,7 +628,7 @@ Test(new, rejects_bad_names_and_broken_directories)
 	sgt_write(dir, "01_b.up.sql", "");
 	sg_error_clear(&err);
 	cr_assert_eq(sg_migration_new(dir, "ok", NULL, false, &err), -1);
-	cr_assert_eq(err.exit_code, SG_EXIT_USAGE);
+	cr_assert_eq(err.outcome, SG_OUTCOME_USAGE);
 	cr_assert_not(file_exists(dir, "2_ok.up.sql"));
 	sgt_rmrf(dir);
 	free(dir);
@@ -764,7 +764,7 @@ Test(lint, errors_fail_with_exit_code_2)
 	int rc;
 	char *out = capture_stdout(run_lint, &a, &rc);
 	cr_assert_eq(rc, -1, "%s", out);
-	cr_assert_eq(a.err.exit_code, SG_EXIT_USAGE);
+	cr_assert_eq(a.err.outcome, SG_OUTCOME_USAGE);
 	cr_assert(strstr(out, "error: 8-bad-name.sql: cannot parse") != NULL, "%s", out);
 	cr_assert(strstr(out, "error: duplicate version") != NULL, "%s", out);
 	/* every problem at once: the script that cannot be split too (until

@@ -106,7 +106,7 @@ Test(sqlsplit, postgres_unterminated_dollar_quote_is_an_error)
 	struct sg_statement_list l;
 	struct sg_error err = {0};
 	cr_assert_eq(sg_sql_split("SELECT 1;\nDO $x$ BEGIN; END;\n", SG_ENGINE_POSTGRES, &l, &err), -1);
-	cr_assert_eq(err.exit_code, SG_EXIT_USAGE);
+	cr_assert_eq(err.outcome, SG_OUTCOME_USAGE);
 	cr_assert(strstr(err.msg, "line 2") != NULL, "%s", err.msg);
 	cr_assert_eq(l.count, 0);
 }

@@ -23,7 +23,7 @@ static struct sg_error parse_fails(const char *text)
 	struct sg_error err = {0};
 	int rc = sg_url_parse(text, &url, &err);
 	cr_assert_eq(rc, -1, "parsing %s should fail", text);
-	cr_assert_eq(err.exit_code, SG_EXIT_USAGE);
+	cr_assert_eq(err.outcome, SG_OUTCOME_USAGE);
 	cr_assert_neq(err.msg[0], '\0');
 	return err;
 }
@@ -336,4 +336,90 @@ Test(url, free_is_idempotent_and_failed_parse_leaves_nothing)
 	cr_assert_null(u.user);
 	cr_assert_null(u.password);
 	cr_assert_null(u.redacted);
+}
+
+/* ---- libpq's list of hosts (issue 22) ----------------------------------- */
+
+Test(url, libpq_host_list_with_ports)
+{
+	struct sg_url u = parse_ok("postgresql://u:p@127.0.0.1:5441,127.0.0.1:5442/db?target_session_attrs=read-write");
+	cr_assert_eq(u.nhosts, 2);
+	cr_assert_str_eq(u.hosts[0].host, "127.0.0.1");
+	cr_assert_eq(u.hosts[0].port, 5441);
+	cr_assert_str_eq(u.hosts[1].host, "127.0.0.1");
+	cr_assert_eq(u.hosts[1].port, 5442);
+	/* host and port are the first entry's */
+	cr_assert_str_eq(u.host, "127.0.0.1");
+	cr_assert_eq(u.port, 5441);
+	cr_assert_str_eq(u.database, "db");
+	cr_assert_str_eq(sg_url_param(&u, "target_session_attrs"), "read-write");
+	cr_assert_str_eq(u.redacted,
+			 "postgresql://u:***@127.0.0.1:5441,127.0.0.1:5442/db?target_session_attrs=read-write");
+	sg_url_free(&u);
+}
+
+Test(url, libpq_host_list_with_ipv6_and_missing_ports)
+{
+	struct sg_url u = parse_ok("postgres://u:p@[::1]:5441,db-b,[fe80::1]/app");
+	cr_assert_eq(u.nhosts, 3);
+	cr_assert_str_eq(u.hosts[0].host, "::1");
+	cr_assert_eq(u.hosts[0].port, 5441);
+	cr_assert_str_eq(u.hosts[1].host, "db-b");
+	cr_assert_eq(u.hosts[1].port, 0);
+	cr_assert_str_eq(u.hosts[2].host, "fe80::1");
+	cr_assert_eq(u.hosts[2].port, 0);
+	cr_assert_str_eq(u.redacted, "postgres://u:***@[::1]:5441,db-b,[fe80::1]/app");
+	sg_url_free(&u);
+}
+
+Test(url, host_list_errors)
+{
+	struct sg_error e = parse_fails("postgres://u:p@a:1,,b:2/db");
+	cr_assert(strstr(e.msg, "empty entry in the list of hosts"), "%s", e.msg);
+	e = parse_fails("postgres://u:p@a:1,b:x/db");
+	cr_assert(strstr(e.msg, "port"), "%s", e.msg);
+	/* MariaDB Connector/C has no list of hosts: refused, not half-used */
+	e = parse_fails("mysql://u:p@a:3306,b:3306/db");
+	cr_assert(strstr(e.msg, "PostgreSQL"), "%s", e.msg);
+}
+
+/* ---- passwords pasted without percent-encoding (issue 22) --------------- */
+
+/* Nothing of the password may show: not as a host, a port, or a path. */
+static void refused_without_a_piece_of(const char *text, const char *const *pieces)
+{
+	struct sg_error e = parse_fails(text);
+	cr_assert(strstr(e.msg, "percent-encode"), "%s", e.msg);
+	for (const char *const *p = pieces; *p; p++)
+		cr_assert_null(strstr(e.msg, *p), "'%s' shows in: %s", *p, e.msg);
+}
+
+Test(url, unencoded_slash_in_the_password_is_refused_without_leaking)
+{
+	/* the issue's two cases: "ss:w" became host and port, "cret" a host */
+	refused_without_a_piece_of("postgres://sp_user:p@ss:w/ord@127.0.0.1/app",
+				   (const char *const[]){ "ss:w", "w/ord", "p@ss", NULL });
+	refused_without_a_piece_of("mysql://app:se@cret/xyz@127.0.0.1:3306/shop",
+				   (const char *const[]){ "cret", "xyz", NULL });
+	/* a '?' ends the host part just the same */
+	refused_without_a_piece_of("postgres://u:pa?ss9@127.0.0.1/app", (const char *const[]){ "ss9", NULL });
+}
+
+Test(url, redacting_a_refused_url_hides_everything_after_the_scheme)
+{
+	char out[256];
+	sg_url_redact_text("postgres://sp_user:p@ss:w/ord@127.0.0.1/app", out, sizeof(out));
+	cr_assert_str_eq(out, "postgres://***");
+	/* a parseable URL keeps its shape */
+	sg_url_redact_text("postgres://u:p@ss@h/db", out, sizeof(out));
+	cr_assert_str_eq(out, "postgres://u:***@h/db");
+}
+
+Test(url, encoded_at_after_the_host_is_fine)
+{
+	struct sg_url u = parse_ok("postgres://u:p%2Fw@h/db%40x?application_name=a%40b");
+	cr_assert_str_eq(u.password, "p/w");
+	cr_assert_str_eq(u.database, "db@x");
+	cr_assert_str_eq(sg_url_param(&u, "application_name"), "a@b");
+	sg_url_free(&u);
 }
