@@ -103,8 +103,7 @@ static int apply_in_one_message(struct sg_run *r, const struct sg_migration *m, 
 			/* the script ran; the row or the event could not be written
 			 * (no INSERT privilege): a database error, not the migration's */
 			sg_error_prefix(err, "recording %s in %s", m->version, r->cfg->table);
-			if (err->exit_code == SG_EXIT_MIGRATION)
-				err->exit_code = SG_EXIT_DATABASE;
+			sg_error_ours(err);
 		}
 		if (rc != 0 && !sg_connection_lost(err) && !sg_conn_in_transaction(r->conn)) {
 			script_ended_transaction(m->up_file, err);
