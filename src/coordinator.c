@@ -232,6 +232,10 @@ static enum sg_state do_connecting(struct sg_run *r, const char **reason, struct
 		return SG_ST_FAILED;
 	if (sg_session_connect(r, err) != 0)
 		return SG_ST_FAILED;
+	if (r->server.cluster_size > 0 && sg_lock_use_lease(r->lock))
+		sg_info("galera", "Galera cluster of %d node%s (this is %s): using the lease lock, GET_LOCK is node-local",
+			r->server.cluster_size, r->server.cluster_size == 1 ? "" : "s",
+			r->server.node[0] ? r->server.node : "an unnamed node");
 	if (r->server.where[0]) {
 		/* the host reached, which a list of hosts does not tell */
 		snprintf(reason_buf, sizeof(reason_buf), "connected to %s%s%s", r->server.where,

@@ -620,8 +620,9 @@ void sg_lint_script(const char *script, enum sg_dialect dialect, bool no_tx, int
 	}
 	free(igs);
 	sg_statement_list_free(&l);
-	if (out->count > first_new)
-		qsort(out->items + first_new, out->count - first_new, sizeof(*out->items), compare_hits);
+	if (out->count == first_new)
+		return;   /* items may be NULL: no pointer arithmetic on it */
+	qsort(out->items + first_new, out->count - first_new, sizeof(*out->items), compare_hits);
 	place_hits(script, first_line, out->items + first_new, out->count - first_new);
 }
 

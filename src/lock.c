@@ -307,6 +307,15 @@ struct sg_lock *sg_lock_open(const struct sg_lock_params *p)
 	return l;
 }
 
+bool sg_lock_use_lease(struct sg_lock *l)
+{
+	if (l->kind != &session_kind || l->held)
+		return false;
+	l->kind = &lease_kind;
+	l->p.mode = SG_LOCK_TABLE;
+	return true;
+}
+
 void sg_lock_close(struct sg_lock *l)
 {
 	if (!l)

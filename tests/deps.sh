@@ -11,6 +11,8 @@ packages=(
 	default-libmysqlclient-dev libmariadb-dev libcriterion-dev
 	postgresql-15 postgresql-client-15 postgresql-server-dev-15
 	mariadb-server mariadb-client pgbouncer
+	# the Galera cluster of tests/harness/galera.sh (rsync state transfer)
+	galera-4 rsync
 	python3 python3-yaml docker-compose unzip
 	prometheus
 	# the static build's Connector/C (container/build-static.sh), the

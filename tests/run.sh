@@ -3,8 +3,9 @@
 #   1. installs what it needs (tests/deps.sh),
 #   2. builds twice: normal, and with AddressSanitizer + UBSan,
 #   3. starts a private PostgreSQL 15 and MariaDB 10.11 on loopback in a
-#      temporary directory, and a PostgreSQL primary with a streaming
-#      standby (tests/harness/pg_ha.sh),
+#      temporary directory, a PostgreSQL primary with a streaming standby
+#      (tests/harness/pg_ha.sh) and a three-node Galera cluster
+#      (tests/harness/galera.sh),
 #   4. runs every CTest label (unit, integration, delivery, fuzz,
 #      valgrind) on the normal build, and unit, integration and the
 #      delivery tests that run the dynamic binary (compose, helm_run,
@@ -36,6 +37,7 @@ cleanup() {
 	bash tests/harness/pg.sh stop "$WORK/pg" >/dev/null 2>&1 || true
 	bash tests/harness/mariadb.sh stop "$WORK/mariadb" >/dev/null 2>&1 || true
 	bash tests/harness/pg_ha.sh stop "$WORK/pg_ha" >/dev/null 2>&1 || true
+	bash tests/harness/galera.sh stop "$WORK/galera" >/dev/null 2>&1 || true
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -44,6 +46,8 @@ eval "$(bash tests/harness/pg.sh start "$WORK/pg")"
 eval "$(bash tests/harness/mariadb.sh start "$WORK/mariadb")"
 # a primary and a streaming standby (tests/integration/test_postgres_ha.c)
 eval "$(bash tests/harness/pg_ha.sh start "$WORK/pg_ha")"
+# three MariaDB Galera nodes (tests/integration/test_galera.c); about a minute
+eval "$(bash tests/harness/galera.sh start "$WORK/galera")"
 # scratch space for the tests; servers running as other users write here too
 mkdir -m 1777 "$WORK/tmp"
 export TMPDIR="$WORK/tmp"

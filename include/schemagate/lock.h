@@ -49,6 +49,10 @@ struct sg_lock_params {
 
 /* The lock of the kind p->mode names; nothing is contacted yet. */
 struct sg_lock *sg_lock_open(const struct sg_lock_params *p);
+/* --lock=auto on a server whose session locks are node-local (a Galera
+ * cluster: GET_LOCK excludes nobody on the other nodes): the lease from
+ * now on. True when it switched (auto, not held). */
+bool sg_lock_use_lease(struct sg_lock *l);
 /* Frees the lock; a lock still held is released by closing its sessions. */
 void sg_lock_close(struct sg_lock *l);
 

@@ -109,6 +109,11 @@ static int statement_error(struct my_conn *c, struct sg_error *err)
 	 * ER_READ_ONLY_MODE: a replica, or a primary demoted under us */
 	if (errnum == 1290 || errnum == 1792 || errnum == 1836)
 		return set_error(err, SG_ERRK_READ_ONLY, errnum, "mysql %u: %s", errnum, text);
+	/* ER_LOCK_DEADLOCK: InnoDB or (Galera) certification rolled the
+	 * transaction back to let another one through: a lost race, to retry
+	 * like a lock wait that timed out (the lease treats both so) */
+	if (errnum == 1213)
+		return set_error(err, SG_ERRK_LOCK_TIMEOUT, errnum, "mysql %u: %s", errnum, text);
 	return set_error(err, SG_ERRK_STATEMENT, errnum, "mysql %u: %s", errnum, text);
 }
 
@@ -968,6 +973,11 @@ static int drv_server_info(struct sg_conn *base, struct sg_server_info *info, st
 		return -1;
 	if (info->cluster_size == 0)
 		return 0;
+	/* a Galera node: reads wait until this node has applied what the
+	 * cluster committed before them (a waiter on node 3 sees what the
+	 * winner committed on node 1) */
+	if (drv_exec(base, "SET SESSION wsrep_sync_wait = 1", err) < 0)
+		return -1;
 	return drv_query(base, "SHOW GLOBAL STATUS WHERE Variable_name = 'wsrep_cluster_size'", 0, NULL,
 			 take_variable, info, err);
 }

@@ -9,7 +9,7 @@
 # chart and compose example run it: --read-only (no tmpfs either), all
 # capabilities dropped, no-new-privileges, as the image's uid 65532, on the
 # host network so it reaches the private PostgreSQL and MariaDB on loopback.
-# Checks: size <= 8 MiB, labels, config, contents; --version; up + verify
+# Checks: size <= 10 MiB, labels, config, contents; --version; up + verify
 # on PostgreSQL, MariaDB (also as an ed25519 user) and SQLite on a volume;
 # the kernel's view of a running container (uid, capabilities, read-only
 # root); the termination log on a mounted /dev/termination-log; and the
@@ -27,7 +27,7 @@ version=$(dlv_version)
 # ---- the image itself
 size=$(podman image inspect --format '{{.Size}}' "$image")
 echo "image: $image, $size bytes ($(awk -v s="$size" 'BEGIN { printf "%.2f", s / 1048576 }') MiB)"
-check "image size $size <= 8 MiB" test "$size" -le $((8 * 1024 * 1024))
+check "image size $size <= 10 MiB" test "$size" -le $((10 * 1024 * 1024))
 
 podman image inspect "$image" >"$DLV_WORK/inspect.json"
 revision=$(git -C "$DLV_SRC" rev-parse HEAD 2>/dev/null || echo unknown)

@@ -25,7 +25,7 @@ echo "size: $size bytes ($(awk -v s="$size" 'BEGIN { printf "%.2f", s / 1048576 
 echo "file: $kind"
 check "file reports a statically linked executable" grep -q 'statically linked' <<<"$kind"
 check "the binary is stripped" grep -q ', stripped' <<<"$kind"
-check "size $size <= 8 MiB" test "$size" -le $((8 * 1024 * 1024))
+check "size $size <= 10 MiB" test "$size" -le $((10 * 1024 * 1024))
 check "ldd finds no shared libraries" bash -c "! ldd '$bin' 2>&1 | grep -q '=>'"
 
 # ---- an empty root: /etc/hosts, the binary, the migrations

@@ -28,6 +28,11 @@
  *     happens exactly when the oracle ends inside a quote or comment;
  *   - SQLite: the statements are exactly those sqlite3_complete() (the
  *     engine's own tokenizer and trigger rule) finds;
+ *   - PostgreSQL, once more: when PostgreSQL's own parser (libpg_query's
+ *     pg_query_split_with_parser, the PostgreSQL 15 grammar) accepts the
+ *     script, it finds the same statements (each trimmed of the blanks
+ *     and comments before it and the blanks after it); parsing only
+ *     splits valid SQL, so scripts it refuses are not judged by it;
  *   - MySQL: lexically, as the server and the mysql client read it
  *     (backslash escapes, doubled quotes, backticks, "#" and "-- "
  *     comments, DELIMITER commands, the delimiter found before a comment
@@ -60,6 +65,7 @@
 #include <strings.h>
 
 #include "fuzz.h"
+#include <pg_query.h>
 #include "schemagate/sqlsplit.h"
 
 #define NONE_YET SIZE_MAX
@@ -764,6 +770,59 @@ static void check_rejoin(const char *script, size_t n, const struct sg_statement
 	free(joined);
 }
 
+/* ---- PostgreSQL: its own parser ---------------------------------------- */
+
+/* Past blanks and comments (nested block comments, as the server reads them). */
+static size_t pg_skip_blank(const char *s, size_t p, size_t end)
+{
+	while (p < end) {
+		if (blank((unsigned char)s[p])) {
+			p++;
+		} else if (s[p] == '-' && p + 1 < end && s[p + 1] == '-') {
+			while (p < end && s[p] != '\n' && s[p] != '\r')
+				p++;
+		} else if (s[p] == '/' && p + 1 < end && s[p + 1] == '*') {
+			int depth = 0;
+			do {
+				if (s[p] == '/' && p + 1 < end && s[p + 1] == '*') {
+					depth++;
+					p += 2;
+				} else if (s[p] == '*' && p + 1 < end && s[p + 1] == '/') {
+					depth--;
+					p += 2;
+				} else {
+					p++;
+				}
+			} while (p < end && depth > 0);
+		} else {
+			break;
+		}
+	}
+	return p;
+}
+
+static void check_pg_query(const char *s, size_t n, const struct sg_statement_list *l, bool refused)
+{
+	PgQuerySplitResult r = pg_query_split_with_parser(s);
+	if (r.error) {
+		pg_query_free_split_result(r);
+		return;
+	}
+	FUZZ_CHECK(!refused, "the splitter refused a script PostgreSQL's parser accepts");
+	struct spans want = {0};
+	for (int i = 0; i < r.n_stmts; i++) {
+		size_t start = (size_t)r.stmts[i]->stmt_location;
+		size_t end = r.stmts[i]->stmt_len ? start + (size_t)r.stmts[i]->stmt_len : n;
+		if (end > n)
+			end = n;
+		start = pg_skip_blank(s, start, end);
+		oracle_emit(&want, start, end, s);
+	}
+	expect_same("PostgreSQL's parser (pg_query_split_with_parser)", s, n, l, &want);
+	free(want.item);
+	pg_query_free_split_result(r);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
@@ -794,8 +853,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			check_rejoin(script, n, &l, engine);
 	}
 	if (n <= ORACLE_MAX_LEN) {
-		if (engine == SG_ENGINE_POSTGRES)
+		if (engine == SG_ENGINE_POSTGRES) {
 			check_postgres(script, n, &l, refused);
+			check_pg_query(script, n, &l, refused);
+		}
 		else if (engine == SG_ENGINE_SQLITE)
 			check_sqlite(script, n, &l, refused);
 		else if (engine == SG_ENGINE_MYSQL)

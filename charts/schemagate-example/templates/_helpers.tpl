@@ -174,7 +174,7 @@ wait (true for "serve --wait").
   {{- if .wait }}
   args: [{{ .command | quote }}, "--wait"]
   {{- else }}
-  args: [{{ .command | quote }}]
+  args: [{{ .command | quote }}{{ if and (eq .command "up") $s.lint }}, "--lint"{{ end }}]
   {{- end }}
   {{- if .sidecar }}
   ports:
