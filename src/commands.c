@@ -586,6 +586,11 @@ static int plan_resume(struct sg_run *r, const struct sg_history_row *row, struc
 		rp->m = m;
 		rp->count = m->up_split ? m->up_statements.count : 0;
 	}
+	/* an interrupted script whose every statement ran (killed before its
+	 * row moved on): nothing is in doubt, resuming only finishes it */
+	if ((st == SG_ROW_PARTIAL || st == SG_ROW_PARTIAL_REVERT) && rp->count > 0 &&
+	    (size_t)row->statements_done == rp->count)
+		rp->first = rp->count;
 	if (rp->count == 0 || rp->first > rp->count)
 		return sg_fail(err, SG_OUTCOME_INTEGRITY, "cannot resume %s: its %s now has %zu statement(s) run one by one, "
 			       "and statement %zu is the one counted as done by hand; finish by hand and run `schemagate "
