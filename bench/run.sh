@@ -314,6 +314,8 @@ for n in 100 1000; do
 	if [[ $n -eq 100 ]]; then runs=$SLOW; else runs=$VSLOW; fi
 	hf pg_apply$n schemagate $runs 1 "$(pg_fresh_cmd apply_sg)" \
 		"$sg" --database-url "$(pgurl apply_sg)" --dir "$gen/m$n" -q up
+	fls hf pg_apply$n floor-apply $runs 1 "$(pg_fresh_cmd apply_floor)" \
+		"$bindir/floor" --apply "$gen/m$n" "$(pgurl apply_floor)"
 	dbm hf pg_apply$n dbmate $runs 1 "$(pg_fresh_cmd apply_dbmate)" \
 		"$dbmate" --url "$(pgurl apply_dbmate)" --migrations-dir "$gen/m$n" --no-dump-schema migrate
 	alb hf pg_apply$n alembic $VSLOW 1 "$(pg_fresh_cmd apply_alembic)" \

@@ -97,7 +97,14 @@ static int apply_in_one_message(struct sg_run *r, const struct sg_migration *m, 
 		can = false;
 	if (rc == 0 && can) {
 		const char *parts[] = {m->up_sql, row.data, event.data, verify.data};
-		rc = r->conn->driver->exec_transaction(r->conn, parts, verify.len ? 4 : 3, err);
+		bool script_done = false;
+		rc = r->conn->driver->exec_transaction(r->conn, parts, verify.len ? 4 : 3, &script_done, err);
+		if (rc != 0 && script_done && err->kind == SG_ERRK_STATEMENT) {
+			/* the script ran; the row or the event could not be written
+			 * (no INSERT privilege): a database error, not the migration's */
+			sg_error_prefix(err, "recording %s in %s", m->version, r->cfg->table);
+			sg_error_ours(err);
+		}
 		if (rc != 0 && !sg_connection_lost(err) && !sg_conn_in_transaction(r->conn)) {
 			script_ended_transaction(m->up_file, err);
 		} else if (rc != 0) {

@@ -24,6 +24,8 @@ packages=(
 	valgrind
 	# lint's PostgreSQL parser (static archive) and the protobuf-c header it needs
 	libpg-query-dev libprotobuf-c-dev
+	# the arm64 static build and image, run under emulation (tests/delivery/arm64.sh)
+	gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -267,10 +267,12 @@ struct sg_driver {
 	 * transaction open, the other parts, and COMMIT, sent as one message.
 	 * An error skips the rest and leaves the transaction open (aborted)
 	 * for rollback(); a script that ended the transaction itself leaves
-	 * in_transaction() false. Optional (NULL: begin(), one exec each,
-	 * commit()); needs quote_literal, verify_lock_sql and
-	 * batch_elapsed_ms_sql. */
-	int (*exec_transaction)(struct sg_conn *c, const char *const *parts, size_t n, struct sg_error *err);
+	 * in_transaction() false. *script_done says whether the script ran to
+	 * its end (an error then came from a later part). Optional (NULL:
+	 * begin(), one exec each, commit()); needs quote_literal,
+	 * verify_lock_sql and batch_elapsed_ms_sql. */
+	int (*exec_transaction)(struct sg_conn *c, const char *const *parts, size_t n, bool *script_done,
+				struct sg_error *err);
 	/* Append value as a string literal; -1 when it cannot be (encoding). */
 	int (*quote_literal)(struct sg_conn *c, const char *value, struct sg_buf *out);
 	/* verify_lock as one statement for exec_transaction: it fails, with

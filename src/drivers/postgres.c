@@ -40,6 +40,7 @@ struct pg_conn {
 	struct sg_io *io;             /* borrowed; NULL = plain poll() */
 	char *where;                  /* "host:port/db as user", for messages */
 	uint64_t lock_wait_ms;        /* SET LOCAL lock_timeout in begin(); 0 = off */
+	bool past_script;             /* exec_transaction: the script's marker row came back */
 	/* lock key cache: history table as configured -> advisory lock id */
 	char *lock_table;
 	int64_t lock_id;
@@ -94,6 +95,10 @@ static bool is_connection_sqlstate(const char *state)
 #define POOLER_ADVICE                                                                                   \
 	"a transaction-mode pooler (PgBouncer) is between schemagate and PostgreSQL, so a session lock " \
 	"cannot protect the migration; use --lock=table"
+
+/* The column of the row exec_transaction asks for right after the script:
+ * an error that comes after it is the bookkeeping's, not the script's. */
+#define SCRIPT_DONE_MARKER "schemagate_script_done"
 
 /* What the DO block of pg_verify_lock_sql raises (a class of our own). */
 #define LOCK_NOT_HELD_SQLSTATE "SGL01"
@@ -300,6 +305,8 @@ static int run_busy(struct pg_conn *c, const char *sql, int nparams, const char 
 			break;
 		switch (PQresultStatus(res)) {
 		case PGRES_TUPLES_OK:
+			if (PQnfields(res) == 1 && strcmp(PQfname(res, 0), SCRIPT_DONE_MARKER) == 0)
+				c->past_script = true;
 			if (fn && !stopped && rc == 0)
 				stopped = deliver_rows(res, fn, ctx) != 0;
 			break;
@@ -748,11 +755,14 @@ static int pg_begin(struct sg_conn *conn, struct sg_error *err)
  * error's line number is the script's own. A newline before each ';'
  * ends a script whose last line is a comment. SAVEPOINT fails outside a
  * transaction block (25P01): a script that ended the transaction itself
- * stops there, before anything is recorded.
+ * stops there, before anything is recorded. The marker row after it tells
+ * the script's errors from the bookkeeping's.
  */
-static int pg_exec_transaction(struct sg_conn *conn, const char *const *parts, size_t n, struct sg_error *err)
+static int pg_exec_transaction(struct sg_conn *conn, const char *const *parts, size_t n, bool *script_done,
+			       struct sg_error *err)
 {
 	struct pg_conn *c = pg_of(conn);
+	c->past_script = false;
 	struct sg_buf sql = { 0 };
 	begin_sql(c, &sql);
 	sg_buf_puts(&sql, "; ");
@@ -760,11 +770,13 @@ static int pg_exec_transaction(struct sg_conn *conn, const char *const *parts, s
 		sg_buf_puts(&sql, parts[i]);
 		sg_buf_puts(&sql, "\n;\n");
 		if (i == 0)
-			sg_buf_puts(&sql, "SAVEPOINT schemagate_script_done; RELEASE SAVEPOINT schemagate_script_done;\n");
+			sg_buf_puts(&sql, "SAVEPOINT schemagate_script_done; RELEASE SAVEPOINT schemagate_script_done; "
+					  "SELECT 1 AS " SCRIPT_DONE_MARKER ";\n");
 	}
 	sg_buf_puts(&sql, "COMMIT");
 	int rc = run(c, sql.data, -1, NULL, NULL, NULL, err);
 	sg_buf_free(&sql);
+	*script_done = c->past_script;
 	return rc;
 }
 

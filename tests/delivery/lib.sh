@@ -208,20 +208,66 @@ dlv_base_image() {
 	echo "timing: base image (debootstrap + import): $(dlv_elapsed "$start") s"
 }
 
-# dlv_image: build container/Dockerfile exactly as the README tells a user
-# to (podman's layer cache keeps the builder's packages and Connector/C).
+# dlv_image [PLATFORM TAG]: build container/Dockerfile exactly as the
+# README tells a user to (podman's layer cache keeps the builder's packages
+# and Connector/C), for PLATFORM (linux/arm64) as TAG, else for this
+# machine as $DLV_IMAGE. The builder stage runs natively and cross-compiles;
+# podman 4 does not set BUILDPLATFORM itself.
 dlv_image() {
-	local start=$SECONDS revision created
+	local start=$SECONDS revision created platform=() tag=$DLV_IMAGE
+	if [[ $# -eq 2 ]]; then
+		platform=(--platform "$1" --build-arg BUILDPLATFORM="linux/$(dpkg --print-architecture)")
+		tag=$2
+	fi
 	# The commit's identity and time, so rebuilding one commit is a full
 	# cache hit (and leaves no new image behind).
 	revision=$(git -C "$DLV_SRC" rev-parse HEAD 2>/dev/null || echo unknown)
 	created=$(git -C "$DLV_SRC" log -1 --format=%cI 2>/dev/null || echo unknown)
-	say "building $DLV_IMAGE (podman build -f container/Dockerfile)"
-	(cd "$DLV_SRC" && podman build --network host -f container/Dockerfile -t "$DLV_IMAGE" \
+	say "building $tag (podman build ${platform[*]} -f container/Dockerfile)"
+	(cd "$DLV_SRC" && podman build --network host "${platform[@]}" -f container/Dockerfile -t "$tag" \
 		--build-arg REVISION="$revision" --build-arg CREATED="$created" .) \
 		>"$DLV_WORK/image-build.log" 2>&1 ||
 		{ tail -n 40 "$DLV_WORK/image-build.log"; fail "podman build -f container/Dockerfile"; }
 	echo "timing: image build: $(dlv_elapsed "$start") s"
+}
+
+# dlv_binfmt_arm64: make the kernel run aarch64 binaries through Debian's
+# qemu-user-static: binfmt_misc mounted, the qemu-aarch64 handler
+# registered from the package's binfmt.d entry (flags OCF: the interpreter
+# is opened at registration, so it works inside a chroot or a container).
+dlv_binfmt_arm64() {
+	local conf=/usr/lib/binfmt.d/qemu-aarch64.conf dir=/proc/sys/fs/binfmt_misc
+	[[ -f $conf ]] || fail "$conf is missing (apt-get install qemu-user-static)"
+	if [[ ! -e $dir/register ]]; then
+		mount -t binfmt_misc binfmt_misc "$dir" || fail "mount -t binfmt_misc binfmt_misc $dir"
+	fi
+	if [[ ! -e $dir/qemu-aarch64 ]]; then
+		if command -v update-binfmts >/dev/null && [[ -e /usr/share/binfmts/qemu-aarch64 ]]; then
+			update-binfmts --enable qemu-aarch64 || fail "update-binfmts --enable qemu-aarch64"
+		else
+			grep -v '^#' "$conf" >"$dir/register" || fail "registering $conf with binfmt_misc"
+		fi
+	fi
+	grep -qx enabled "$dir/qemu-aarch64" || fail "the qemu-aarch64 binfmt_misc handler is not enabled"
+	say "binfmt_misc: qemu-aarch64 $(grep -E '^(interpreter|flags)' "$dir/qemu-aarch64" | tr '\n' ' ')"
+}
+
+# dlv_http_ok URL SECONDS: URL answers 200 within SECONDS.
+dlv_http_ok() {
+	python3 - "$1" "$2" <<'PY'
+import sys, time, urllib.request
+deadline = time.monotonic() + float(sys.argv[2])
+while True:
+    try:
+        with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
+            if r.status == 200:
+                sys.exit(0)
+    except OSError:
+        pass
+    if time.monotonic() > deadline:
+        sys.exit(1)
+    time.sleep(0.5)
+PY
 }
 
 # The version CMake gives the project (what --version prints).

@@ -472,6 +472,17 @@ Test(faults, lease_without_insert_privilege_exits_5_at_once, .timeout = 60)
  * migration is applied and recorded, or absent: its table, its counter
  * row and its history row exist together or not at all, in one snapshot.
  * The seed is printed (SG_TEST_SEED replays a run). */
+/* Drop what the migrations made and forget them: a fresh apply again. */
+static void start_over(struct tdb *d)
+{
+	char *stmt = tdb_value(d, "SELECT 'DROP TABLE ' || string_agg(tablename, ', ') FROM pg_tables "
+				  "WHERE schemaname = 'public' AND tablename LIKE 'k\\_%%'");
+	if (stmt)
+		PQclear(PQexec(d->pg, stmt));
+	free(stmt);
+	PQclear(PQexec(d->pg, "TRUNCATE applied_log, schemagate_migrations"));
+}
+
 Test(faults, postgres_sigkill_at_random_moments_leaves_each_migration_whole_or_absent, .timeout = 240)
 {
 	enum { MIGRATIONS = 150, KILLS = 25 };
@@ -494,11 +505,16 @@ Test(faults, postgres_sigkill_at_random_moments_leaves_each_migration_whole_or_a
 		"FROM schemagate_migrations h FULL JOIN applied_log a ON a.v = h.version) x "
 		"WHERE hv IS NULL OR av IS NULL OR t IS NULL";
 	const char *argv[] = {"--database-url", d.url, "--dir", d.mig, "up", NULL};
+	/* kill moments spread over the time a whole run takes here and now
+	 * (a loaded machine, ASan, valgrind) */
+	double t0 = sgt_now_ms();
+	cr_assert_eq(sgt_wait(sgt_spawn(NULL, argv, NULL)), 0);
+	long whole_run_ms = (long)(sgt_now_ms() - t0) + 1;
+	start_over(&d);
 	int killed_mid_way = 0;
 	for (int k = 0; k < KILLS; k++) {
 		pid_t pid = sgt_spawn(NULL, argv, NULL);
-		/* up to the time a whole run takes on this machine */
-		sleep_ms((long)(rand() % (int)(400 * sgt_slowdown())));
+		sleep_ms(rand() % whole_run_ms);
 		kill(pid, SIGKILL);
 		sgt_wait(pid);
 		/* the table exists once schemagate created it under the lock */
@@ -512,17 +528,8 @@ Test(faults, postgres_sigkill_at_random_moments_leaves_each_migration_whole_or_a
 			     "kill %d (seed %u): a migration ran twice", k, seed);
 		if (applied > 0 && applied < MIGRATIONS)
 			killed_mid_way++;
-		if (applied == MIGRATIONS) {
-			/* start again from nothing, so later kills land mid-way too */
-			char *drop = NULL;
-			cr_assert(asprintf(&drop, "SELECT 'DROP TABLE ' || string_agg(tablename, ', ') FROM pg_tables "
-					   "WHERE schemaname = 'public' AND tablename LIKE 'k\\_%%'") > 0);
-			char *stmt = tdb_value(&d, "%s", drop);
-			free(drop);
-			PQclear(PQexec(d.pg, stmt));
-			free(stmt);
-			PQclear(PQexec(d.pg, "TRUNCATE applied_log, schemagate_migrations"));
-		}
+		if (applied == MIGRATIONS)
+			start_over(&d);   /* so later kills land mid-way too */
 	}
 	fprintf(stderr, "postgres sigkill loop: %d of %d kills landed mid-way\n", killed_mid_way, KILLS);
 	cr_assert_gt(killed_mid_way, 0, "no kill landed between the first and the last migration (seed %u)", seed);
