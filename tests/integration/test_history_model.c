@@ -399,7 +399,7 @@ static int needing(const struct model *m)
 static void repair(struct world *w, struct model *m, int v)
 {
 	struct sgt_result r;
-	char ver[8];
+	char ver[16];
 	snprintf(ver, sizeof(ver), "000%d", v + 1);
 	int n = nstatements[v], choice = rand() % 3;
 	if (mismatch(m, v)) {
