@@ -241,6 +241,10 @@ static enum sg_state do_connecting(struct sg_run *r, const char **reason, struct
 		sg_info("galera", "Galera cluster of %d node%s (this is %s): using the lease lock, GET_LOCK is node-local",
 			r->server.cluster_size, r->server.cluster_size == 1 ? "" : "s",
 			r->server.node[0] ? r->server.node : "an unnamed node");
+	if (r->server.osu_method[0])
+		sg_warn("galera", "this node's wsrep_OSU_method is %s: schemagate's session runs TOI, so every node "
+			"gets each migration's DDL (a migration that sets %s itself diverges the nodes)",
+			r->server.osu_method, r->server.osu_method);
 	if (r->server.where[0]) {
 		/* the host reached, which a list of hosts does not tell */
 		snprintf(reason_buf, sizeof(reason_buf), "connected to %s%s%s", r->server.where,

@@ -155,6 +155,10 @@ struct sg_server_info {
 	 * cluster_size 0 = not a cluster */
 	int cluster_size;
 	char node[64];
+	/* the node's global wsrep_OSU_method when it is not TOI ("RSU"): the
+	 * session runs TOI all the same (the driver sets it), so every node
+	 * gets the DDL; the coordinator warns once */
+	char osu_method[16];
 };
 
 /* Called per result row; values are text or NULL. Return non-zero to stop. */

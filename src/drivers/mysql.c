@@ -948,6 +948,8 @@ static int take_variable(void *ctx, int ncols, const char *const *v)
 		info->cluster_size = 1;   /* until wsrep_cluster_size says more */
 	} else if (strcasecmp(v[0], "wsrep_node_name") == 0) {
 		snprintf(info->node, sizeof(info->node), "%s", v[1]);
+	} else if (strcasecmp(v[0], "wsrep_OSU_method") == 0 && strcasecmp(v[1], "TOI") != 0) {
+		snprintf(info->osu_method, sizeof(info->osu_method), "%s", v[1]);
 	} else if (strcasecmp(v[0], "wsrep_cluster_size") == 0 && info->cluster_size > 0) {
 		info->cluster_size = atoi(v[1]) > 0 ? atoi(v[1]) : 1;
 	}
@@ -968,15 +970,19 @@ static int drv_server_info(struct sg_conn *base, struct sg_server_info *info, st
 			 c->target.port ? c->target.port : 3306);
 	if (drv_query(base,
 		      "SHOW GLOBAL VARIABLES WHERE Variable_name IN "
-		      "('read_only', 'super_read_only', 'wsrep_on', 'wsrep_node_name')",
+		      "('read_only', 'super_read_only', 'wsrep_on', 'wsrep_node_name', 'wsrep_OSU_method')",
 		      0, NULL, take_variable, info, err) < 0)
 		return -1;
-	if (info->cluster_size == 0)
+	if (info->cluster_size == 0) {
+		info->osu_method[0] = '\0';   /* not a cluster: the setting means nothing */
 		return 0;
+	}
 	/* a Galera node: reads wait until this node has applied what the
 	 * cluster committed before them (a waiter on node 3 sees what the
-	 * winner committed on node 1) */
-	if (drv_exec(base, "SET SESSION wsrep_sync_wait = 1", err) < 0)
+	 * winner committed on node 1); DDL runs in total order on every node
+	 * even where a DBA left the node in RSU for a rolling upgrade, since
+	 * a migration recorded cluster-wide must exist cluster-wide */
+	if (drv_exec(base, "SET SESSION wsrep_sync_wait = 1, wsrep_OSU_method = 'TOI'", err) < 0)
 		return -1;
 	return drv_query(base, "SHOW GLOBAL STATUS WHERE Variable_name = 'wsrep_cluster_size'", 0, NULL,
 			 take_variable, info, err);

@@ -156,3 +156,40 @@ Test(galera, winner_node_killed_mid_herd, .timeout = 600, .fini = rejoin_killed)
 	d.my = my_open(d.server_url, d.name);
 	tdb_drop(&d);
 }
+
+/* node 1 back in total order isolation for the next test, whatever
+ * happened to this one */
+static void restore_toi(void)
+{
+	MYSQL *m = my_open(node_url(1), NULL);
+	mysql_query(m, "SET GLOBAL wsrep_OSU_method = 'TOI'");
+	mysql_close(m);
+}
+
+/* A DBA left node 1 in RSU (rolling schema upgrade: DDL on this node
+ * only). schemagate's session still runs TOI, so the table its migration
+ * creates exists on every node, and it warns once about the setting. */
+Test(galera, rsu_node_still_migrates_every_node, .timeout = 300, .fini = restore_toi)
+{
+	struct tdb d;
+	tdb_create(&d, ENG_MY, node_url(1));
+	sgt_write(d.mig, "0001_rsu.up.sql", "CREATE TABLE rsu_t (x INT PRIMARY KEY);\nINSERT INTO rsu_t VALUES (1);\n");
+	MYSQL *m = my_open(node_url(1), NULL);
+	cr_assert_eq(mysql_query(m, "SET GLOBAL wsrep_OSU_method = 'RSU'"), 0, "%s", mysql_error(m));
+	mysql_close(m);
+	struct sgt_result r;
+	tdb_run(&d, NULL, &r, "up", NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	cr_assert(strstr(r.err, "wsrep_OSU_method is RSU: schemagate's session runs TOI") != NULL, "%s", r.err);
+	sgt_result_free(&r);
+	for (int n = 2; n <= 3; n++) {
+		MYSQL *o = my_open(node_url(n), d.name);
+		cr_assert_eq(mysql_query(o, "SET SESSION wsrep_sync_wait = 1"), 0, "%s", mysql_error(o));
+		cr_assert_eq(mysql_query(o, "SELECT count(*) FROM rsu_t"), 0,
+			     "node %d does not have the migration's table: %s", n, mysql_error(o));
+		mysql_free_result(mysql_store_result(o));
+		mysql_close(o);
+	}
+	restore_toi();
+	tdb_drop(&d);
+}
