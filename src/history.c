@@ -964,6 +964,20 @@ int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_ord
 			return -1;
 		}
 	}
+	/* an applied version the directory does not know is a newer release's
+	 * only when it is newer than every version the directory has: below
+	 * one, the directory lost it (deleted or renamed) */
+	for (size_t i = 0; i < plan->count; i++) {
+		if (plan->items[i].state != SG_M_UNKNOWN)
+			continue;
+		for (size_t k = i + 1; k < plan->count; k++)
+			if (plan->items[k].m)
+				return sg_fail(err, SG_OUTCOME_INTEGRITY,
+					       "applied version %s is missing from the migration directory, which has "
+					       "the newer version %s: its file was deleted or renamed; restore it (a "
+					       "newer release's migrations are accepted only above every version the "
+					       "directory has)", plan->items[i].version, plan->items[k].m->up_file);
+	}
 	if (strict && plan->nunknown > 0) {
 		for (size_t i = 0; i < plan->count; i++)
 			if (plan->items[i].state == SG_M_UNKNOWN)

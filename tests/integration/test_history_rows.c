@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "schemagate/migration.h"
 #include "sgdb.h"
@@ -259,4 +260,74 @@ Test(history_rows, status_prints_what_it_sees_beside_a_dirty_golang_migrate_hist
 	cr_expect(strstr(r.out, "\"version\":\"0001\""), "status --json printed:\n%s", r.out);
 	sgt_result_free(&r);
 	tdb_drop(&d);
+}
+
+/* ---- case 7: a migration deleted from the middle of the directory --------- */
+
+/*
+ * 0003 is applied and then deleted from the directory while 0005, newer,
+ * is applied and still there: 0003 is not "a newer release's", it is
+ * missing. up, verify and status --check exit 4 naming it; rollback refuses to
+ * revert it under 0004 and 0005 (out of order) and touches nothing.
+ */
+static void deleted_middle_migration(enum eng eng)
+{
+	struct tdb d;
+	open_db(&d, eng);
+	static const char *const names[] = {"0001_a", "0002_b", "0003_c", "0004_d", "0005_e"};
+	for (size_t i = 0; i < 5; i++) {
+		char file[64], sql[96];
+		snprintf(file, sizeof(file), "%s.up.sql", names[i]);
+		snprintf(sql, sizeof(sql), "CREATE TABLE t%zu (id INT);\n", i + 1);
+		sgt_write(d.mig, file, sql);
+		snprintf(file, sizeof(file), "%s.down.sql", names[i]);
+		snprintf(sql, sizeof(sql), "DROP TABLE t%zu;\n", i + 1);
+		sgt_write(d.mig, file, sql);
+	}
+	struct sgt_result r;
+	cr_assert_eq(tdb_run(&d, NULL, &r, "up", NULL), 0, "%s: %s", tdb_eng_name(eng), r.err);
+	sgt_result_free(&r);
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/0003_c.up.sql", d.mig);
+	cr_assert_eq(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/0003_c.down.sql", d.mig);
+	cr_assert_eq(unlink(path), 0);
+	static const char *const cmds[] = {"up", "verify", "status", "rollback"};
+	for (size_t i = 0; i < 4; i++) {
+		cr_expect_eq(tdb_run(&d, NULL, &r, cmds[i], i == 2 ? "--check" : NULL, NULL), 4, "%s %s: %s", tdb_eng_name(eng), cmds[i], r.err);
+		cr_expect(strstr(r.err, "0003") && strstr(r.err, "missing from the migration directory"), "%s %s: %s",
+			  tdb_eng_name(eng), cmds[i], r.err);
+		cr_expect(!strstr(r.err, "newer release migrated it"), "%s %s: %s", tdb_eng_name(eng), cmds[i], r.err);
+		sgt_result_free(&r);
+	}
+	expect_row(&d, "0003", eng == ENG_MY ? "applied/1" : "applied/0");
+	cr_expect_eq(tables_named(&d, "t3"), 1, "%s: rollback reverted 0003 under 0004 and 0005", tdb_eng_name(eng));
+	/* a truly newer release's 0006 stays accepted, and rollback reverts it
+	 * (and only it) once 0003 is back */
+	sgt_write(d.mig, "0003_c.up.sql", "CREATE TABLE t3 (id INT);\n");
+	sgt_write(d.mig, "0003_c.down.sql", "DROP TABLE t3;\n");
+	sgt_write(d.mig, "0006_f.up.sql", "CREATE TABLE t6 (id INT);\n");
+	sgt_write(d.mig, "0006_f.down.sql", "DROP TABLE t6;\n");
+	cr_assert_eq(tdb_run(&d, NULL, &r, "up", NULL), 0, "%s: %s", tdb_eng_name(eng), r.err);
+	sgt_result_free(&r);
+	snprintf(path, sizeof(path), "%s/0006_f.up.sql", d.mig);
+	cr_assert_eq(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/0006_f.down.sql", d.mig);
+	cr_assert_eq(unlink(path), 0);
+	cr_expect_eq(tdb_run(&d, NULL, &r, "verify", NULL), 0, "%s: %s", tdb_eng_name(eng), r.err);
+	sgt_result_free(&r);
+	cr_expect_eq(tdb_run(&d, NULL, &r, "verify", "--strict", NULL), 4, "%s: %s", tdb_eng_name(eng), r.err);
+	sgt_result_free(&r);
+	cr_expect_eq(tdb_run(&d, NULL, &r, "rollback", NULL), 0, "%s: %s", tdb_eng_name(eng), r.err);
+	sgt_result_free(&r);
+	expect_row(&d, "0006", "(none)");
+	cr_expect_eq(tables_named(&d, "t6"), 0);
+	cr_expect_eq(tables_named(&d, "t5"), 1);
+	tdb_drop(&d);
+}
+
+Test(history_rows, a_deleted_middle_migration_is_missing_not_ahead_and_never_rolled_back, .timeout = 120)
+{
+	for (size_t i = 0; i < sizeof(engines) / sizeof(engines[0]); i++)
+		deleted_middle_migration(engines[i]);
 }
