@@ -470,10 +470,24 @@ static int work_baseline(struct sg_run *r, struct sg_error *err)
 	return baseline_upto(r, r->cfg->baseline_version, err);
 }
 
+static bool row_is_done_state(const struct sg_history_row *row)
+{
+	enum sg_row_state st = sg_row_state_of(row);
+	return st == SG_ROW_APPLIED || st == SG_ROW_BASELINED;
+}
+
 static int repair_checksums(struct sg_run *r, struct sg_error *err)
 {
 	const struct sg_config *cfg = r->cfg;
 	int n = 0, rc = 0;
+	/* a name that differs is another migration, not an edit: refuse
+	 * before touching any row */
+	for (size_t i = 0; i < r->hist.count; i++) {
+		const struct sg_history_row *row = &r->hist.rows[i];
+		const struct sg_migration *m = sg_migration_find(&r->set, row->version);
+		if (m && row_is_done_state(row) && sg_row_check_name(row, m, err) != 0)
+			return -1;
+	}
 	for (size_t i = 0; rc == 0 && i < r->hist.count; i++) {
 		const struct sg_history_row *row = &r->hist.rows[i];
 		const struct sg_migration *m = sg_migration_find(&r->set, row->version);

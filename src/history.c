@@ -834,6 +834,24 @@ const char *sg_mstate_name(enum sg_mstate s)
 	return "?";
 }
 
+static bool renamed(const struct sg_history_row *row, const struct sg_migration *m)
+{
+	return row->name[0] != '\0' && strcmp(row->name, m->name) != 0;
+}
+
+int sg_row_check_name(const struct sg_history_row *row, const struct sg_migration *m, struct sg_error *err)
+{
+	if (!renamed(row, m))
+		return 0;
+	return sg_fail(err, SG_OUTCOME_INTEGRITY,
+		       "version %s was applied as %s_%s but the directory's file for it is %s: another release "
+		       "applied a different migration under this version, or the file was renamed. The name is "
+		       "part of a migration's identity and `repair --accept-checksums` does not adopt it: if the "
+		       "file was renamed, rename it back to %s_%s; if it is a different migration, give it a new "
+		       "version newer than every applied one", row->version, row->version, row->name, m->up_file,
+		       row->version, row->name);
+}
+
 static bool row_is_done(const struct sg_history_row *r)
 {
 	enum sg_row_state s = sg_row_state_of(r);
@@ -886,7 +904,8 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 			/* a baselined row records the file's checksum at baseline time;
 			 * a version adopted from another tool before this directory
 			 * had its file records none, and matches any file */
-			if (strcmp(it->row->checksum, m->checksum) != 0 && it->row->checksum[0] != '\0') {
+			it->renamed = renamed(it->row, m);
+			if (it->renamed || (strcmp(it->row->checksum, m->checksum) != 0 && it->row->checksum[0] != '\0')) {
 				it->state = SG_M_CHANGED;
 				plan->nchanged++;
 			} else {
@@ -956,6 +975,8 @@ int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_ord
 		}
 		if (it->state == SG_M_PARTIAL && it->m && sg_row_check_resumable(r, it->m, err) != 0)
 			return -1;
+		if (it->state == SG_M_CHANGED && it->renamed)
+			return sg_row_check_name(r, it->m, err);
 		if (it->state == SG_M_CHANGED) {
 			char *what = sg_asprintf("checksum mismatch: %s was applied with checksum %s but the file now has %s",
 						 it->m->up_file, r->checksum, it->m->checksum);
