@@ -160,33 +160,81 @@ static int run_ddl(struct sg_conn *c, const char *fmt, const char *table, struct
 	return rc;
 }
 
+/* A reader's credentials on a writing command: say so, and point at the
+ * command that never writes. */
+static int may_not_write(const char *table, const char *why, const char *sqlstate, struct sg_error *err)
+{
+	return sg_fail_db(err, SG_ERRK_PERMANENT, sqlstate,
+			  "the history table %s exists, but this user may not write it (%s); a user with read "
+			  "rights only runs `schemagate wait`, which never writes", table, why);
+}
+
+struct missing_rights {
+	const char *const *quoted, *const *name;   /* the two tables, as sent and as the user wrote them */
+	struct sg_buf text;
+};
+
+static int take_missing_right(void *ctx, int ncols, const char *const *v)
+{
+	struct missing_rights *m = ctx;
+	if (ncols < 2 || !v[0] || !v[1])
+		return 0;
+	const char *object = v[0];
+	for (int i = 0; i < 2; i++)
+		if (strcmp(object, m->quoted[i]) == 0)
+			object = m->name[i];
+	sg_buf_printf(&m->text, "%sno %s on %s", m->text.len ? "; " : "", v[1], object);
+	return 0;
+}
+
+/* Every right the bookkeeping needs, before any migration runs: a refusal
+ * inside a migration's transaction would read as the script's failure. */
+static int check_rights(struct sg_conn *c, const char *table, const char *events, struct sg_error *err)
+{
+	const char *sql = c->driver->history_rights_sql;
+	if (!sql)
+		return 0;
+	struct sg_buf t = {0}, e = {0};
+	quoted(c, table, &t);
+	quoted(c, events, &e);
+	const char *p[] = {t.data, e.data}, *names[] = {table, events};
+	struct missing_rights m = {.quoted = p, .name = names};
+	int rc = sg_conn_query(c, sql, 2, p, take_missing_right, &m, err);
+	if (rc == 0 && m.text.len)
+		rc = may_not_write(table, m.text.data, "42501", err);
+	else if (rc != 0)
+		sg_error_prefix(err, "checking this user's rights on %s", table);
+	sg_buf_free(&t);
+	sg_buf_free(&e);
+	sg_buf_free(&m.text);
+	return rc == 0 ? 0 : outside_migration(err);
+}
+
 int sg_history_ensure(struct sg_conn *c, const char *table, struct sg_error *err)
 {
 	char *events = events_table_name(table);
 	int rc = run_ddl(c, c->driver->history_ddl, table, err);
 	if (rc == 0)
 		rc = run_ddl(c, c->driver->events_ddl, events, err);
+	if (rc == 0) {
+		rc = check_rights(c, table, events, err);
+		free(events);
+		return rc;
+	}
 	free(events);
-	if (rc != 0 && permission_denied(err)) {
-		/* a reader's credentials on a writing command: say so, not
-		 * "creating history table: permission denied" of a table that
-		 * is there */
+	if (permission_denied(err)) {
+		/* not "creating history table: permission denied" of a table
+		 * that is there */
 		bool exists = false;
 		struct sg_error e = {0};
 		char why[SG_ERROR_MSG], state[sizeof(err->sqlstate)];
 		snprintf(why, sizeof(why), "%s", err->msg);
 		snprintf(state, sizeof(state), "%s", err->sqlstate);
 		if (c->driver->table_exists(c, table, &exists, &e) == 0 && exists)
-			return sg_fail_db(err, SG_ERRK_PERMANENT, state,
-					  "the history table %s exists, but this user may not write it (%s); a user "
-					  "with read rights only runs `schemagate wait`, which never writes",
-					  table, why);
+			return may_not_write(table, why, state, err);
 	}
-	if (rc != 0) {
-		sg_error_prefix(err, "creating history table %s", table);
-		return outside_migration(err);
-	}
-	return 0;
+	sg_error_prefix(err, "creating history table %s", table);
+	return outside_migration(err);
 }
 
 struct existing_row {

@@ -283,6 +283,13 @@ struct sg_driver {
 	 * quoted table name; now_sql is the database clock as text. */
 	const char *history_ddl;
 	const char *events_ddl;
+	/* The rights a writing command needs on the history ($1) and events
+	 * ($2) tables, both quoted: one row (object, "PRIV, PRIV") per object
+	 * with rights this user lacks. A migration's bookkeeping may share its
+	 * transaction's one message (exec_transaction), where a refusal
+	 * would look like the script's own failure: checked before any
+	 * migration runs. Optional (NULL: the first write says). */
+	const char *history_rights_sql;
 	const char *now_sql;
 	/* The history row's applied_at as text in one format on every
 	 * engine: RFC 3339, UTC, milliseconds ("2026-12-01T00:34:23.553Z"). */

@@ -1520,6 +1520,14 @@ const struct sg_driver sg_driver_postgres = {
 		      "version VARCHAR(255), "
 		      "outcome VARCHAR(32), "
 		      "detail TEXT)",
+	/* the history row is inserted, updated and deleted (down); the events
+	 * table takes rows, its id from a sequence */
+	.history_rights_sql = "SELECT t, string_agg(p, ', ' ORDER BY o) FROM (SELECT o, t, p FROM (VALUES "
+			      "(1, $1::text, 'INSERT'), (2, $1::text, 'UPDATE'), (3, $1::text, 'DELETE'), "
+			      "(4, $2::text, 'INSERT')) AS v (o, t, p) WHERE NOT has_table_privilege(t, p) "
+			      "UNION ALL SELECT 5, s, 'USAGE' FROM pg_get_serial_sequence($2::text, 'id') AS s "
+			      "WHERE s IS NOT NULL AND NOT has_sequence_privilege(s, 'USAGE') "
+			      "AND NOT has_sequence_privilege(s, 'UPDATE')) AS missing GROUP BY t ORDER BY min(o)",
 	.now_sql = "now()",
 	.applied_at_sql = "to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')",
 	.now_ms_sql = "(extract(epoch from clock_timestamp()) * 1000)::bigint",

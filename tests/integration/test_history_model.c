@@ -4,8 +4,8 @@
  * (it shares no code with src/) and the real binary against a real
  * database take random steps: up, down, up or down killed (SIGKILL or
  * SIGTERM) at a random moment, a server error switched on and off (the
- * table `gate` one statement needs), a migration file edited and
- * restored, and every repair a human would make. After every step:
+ * table `gate` one statement needs), a migration file's statements
+ * edited and restored, and every repair a human would make. After every step:
  *
  * - no statement ever ran twice, and a row says `applied` only if every
  *   statement of its file ran (the counter rows and tables prove it);
@@ -342,9 +342,19 @@ static void expect_refusal(struct world *w, struct sgt_result *r)
 		FAIL_AT(w, "exit %d, the model says a human is needed (exit 4 naming the repair):\n%s", r->status, r->err);
 }
 
+/* The edited files change statements (a column type, a statement's form),
+ * not only a comment, with the same evidence: for a partial 0002 the
+ * checksum and the digest of the next statement both change. */
+static const char *const ups_edited[NV] = {
+	"CREATE TABLE t1 (id BIGINT);\nINSERT INTO stmt_log (v) VALUES ('1.2');\n",
+	"-- schemagate:no-transaction\nINSERT INTO stmt_log (v) VALUES ('2.1');\nCREATE TABLE t2 (id BIGINT);\n"
+	"INSERT INTO stmt_log (v) SELECT '2.3' FROM gate;\nINSERT INTO stmt_log (v) SELECT '2.4';\n",
+	"CREATE TABLE t3 (id BIGINT);\nINSERT INTO stmt_log (v) SELECT '3.2';\n",
+};
+
 static void write_file(struct world *w, int v, bool edited)
 {
-	sgt_write(w->d.mig, files[v], fmt("%s%s", ups[v], edited ? "-- edited\n" : ""));
+	sgt_write(w->d.mig, files[v], edited ? ups_edited[v] : ups[v]);
 }
 
 static void by_hand(struct world *w, const char *sql) { free(tdb_value(&w->d, "%s", sql)); }
@@ -386,7 +396,7 @@ static int needing(const struct model *m)
 static void repair(struct world *w, struct model *m, int v)
 {
 	struct sgt_result r;
-	char ver[8];
+	char ver[16];
 	snprintf(ver, sizeof(ver), "000%d", v + 1);
 	int n = nstatements[v], choice = rand() % 3;
 	if (mismatch(m, v)) {
