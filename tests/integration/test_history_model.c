@@ -16,6 +16,9 @@
  * - exit 4 only when the model says a human is needed, and then the
  *   message names `repair` (or says which file to restore).
  *
+ * 0002 and 0003 are both no-transaction (statement by statement on every
+ * engine), so a partial or failed row can sit below or above another.
+ *
  * Seeded and reproducible: SG_MODEL_SEED (printed), SG_MODEL_STEPS steps
  * per engine (default 200; tests/stress/history_model.sh runs thousands).
  */
@@ -68,7 +71,7 @@ static const char *const ups[NV] = {
 	/* statement 3 needs `gate`: without it, a server error */
 	"-- schemagate:no-transaction\nINSERT INTO stmt_log (v) VALUES ('2.1');\nCREATE TABLE t2 (id INT);\n"
 	"INSERT INTO stmt_log (v) SELECT '2.3' FROM gate;\nINSERT INTO stmt_log (v) VALUES ('2.4');\n",
-	"CREATE TABLE t3 (id INT);\nINSERT INTO stmt_log (v) VALUES ('3.2');\n",
+	"-- schemagate:no-transaction\nCREATE TABLE t3 (id INT);\nINSERT INTO stmt_log (v) VALUES ('3.2');\n",
 };
 /* down statements undo the up statements newest first */
 static const char *const down_sql[NV] = {
@@ -76,7 +79,7 @@ static const char *const down_sql[NV] = {
 	"-- schemagate:no-transaction\nDELETE FROM stmt_log WHERE v = '2.4';\n"
 	"DELETE FROM stmt_log WHERE v IN (SELECT '2.3' FROM gate);\nDROP TABLE t2;\n"
 	"DELETE FROM stmt_log WHERE v = '2.1';\n",
-	"DELETE FROM stmt_log WHERE v = '3.2';\nDROP TABLE t3;\n",
+	"-- schemagate:no-transaction\nDELETE FROM stmt_log WHERE v = '3.2';\nDROP TABLE t3;\n",
 };
 
 /* ---- the model ------------------------------------------------------------ */
@@ -349,7 +352,7 @@ static const char *const ups_edited[NV] = {
 	"CREATE TABLE t1 (id BIGINT);\nINSERT INTO stmt_log (v) VALUES ('1.2');\n",
 	"-- schemagate:no-transaction\nINSERT INTO stmt_log (v) VALUES ('2.1');\nCREATE TABLE t2 (id BIGINT);\n"
 	"INSERT INTO stmt_log (v) SELECT '2.3' FROM gate;\nINSERT INTO stmt_log (v) SELECT '2.4';\n",
-	"CREATE TABLE t3 (id BIGINT);\nINSERT INTO stmt_log (v) SELECT '3.2';\n",
+	"-- schemagate:no-transaction\nCREATE TABLE t3 (id BIGINT);\nINSERT INTO stmt_log (v) SELECT '3.2';\n",
 };
 
 static void write_file(struct world *w, int v, bool edited)
@@ -580,7 +583,7 @@ static void history_model(enum eng eng)
 	for (int v = 0; v < NV; v++) {
 		write_file(&w, v, false);
 		sgt_write(w.d.mig, downs[v], down_sql[v]);
-		m.stepwise[v] = eng == ENG_MY || v == 1;
+		m.stepwise[v] = eng == ENG_MY || v >= 1;   /* 0002 and 0003 are no-transaction */
 	}
 	/* the history table exists from here on: the first up */
 	struct sgt_result r;
