@@ -380,13 +380,23 @@ static int collect_reverts(struct sg_run *r, struct sg_revert_item **out, size_t
 	const char *down_to = cfg->down_to ? cfg->down_to : r->down_to;
 	struct sg_revert_item *items = sg_calloc(h->count + 1, sizeof(*items));
 	size_t n = 0;
+	const char *below_known = NULL;   /* rollback: the newest row this directory knows */
 	for (size_t i = h->count; i-- > 0;) {
 		const struct sg_history_row *row = &h->rows[i];
 		const struct sg_migration *m = sg_migration_find(&r->set, row->version);
 		if (cfg->command == SG_CMD_DOWN && sg_version_cmp(row->version, down_to) <= 0)
 			break;
-		if (cfg->command == SG_CMD_ROLLBACK && m)
+		if (cfg->command == SG_CMD_ROLLBACK && m) {
+			below_known = row->version;
 			continue;
+		}
+		if (cfg->command == SG_CMD_ROLLBACK && below_known) {
+			sg_revert_items_free(items, n);
+			return sg_fail(err, SG_OUTCOME_INTEGRITY,
+				       "rollback: applied version %s is missing from the migration directory but older "
+				       "than its applied version %s (deleted or renamed, not a newer release's): "
+				       "rollback never reverts out of order; restore its file", row->version, below_known);
+		}
 		const struct sg_row_transition *t = sg_row_transition_find(sg_row_state_of(row), SG_EV_REVERT_START);
 		if (t->refusal) {
 			sg_revert_items_free(items, n);
@@ -460,10 +470,24 @@ static int work_baseline(struct sg_run *r, struct sg_error *err)
 	return baseline_upto(r, r->cfg->baseline_version, err);
 }
 
+static bool row_is_done_state(const struct sg_history_row *row)
+{
+	enum sg_row_state st = sg_row_state_of(row);
+	return st == SG_ROW_APPLIED || st == SG_ROW_BASELINED;
+}
+
 static int repair_checksums(struct sg_run *r, struct sg_error *err)
 {
 	const struct sg_config *cfg = r->cfg;
 	int n = 0, rc = 0;
+	/* a name that differs is another migration, not an edit: refuse
+	 * before touching any row */
+	for (size_t i = 0; i < r->hist.count; i++) {
+		const struct sg_history_row *row = &r->hist.rows[i];
+		const struct sg_migration *m = sg_migration_find(&r->set, row->version);
+		if (m && row_is_done_state(row) && sg_row_check_name(row, m, err) != 0)
+			return -1;
+	}
 	for (size_t i = 0; rc == 0 && i < r->hist.count; i++) {
 		const struct sg_history_row *row = &r->hist.rows[i];
 		const struct sg_migration *m = sg_migration_find(&r->set, row->version);

@@ -882,6 +882,24 @@ const char *sg_mstate_name(enum sg_mstate s)
 	return "?";
 }
 
+static bool renamed(const struct sg_history_row *row, const struct sg_migration *m)
+{
+	return row->name[0] != '\0' && strcmp(row->name, m->name) != 0;
+}
+
+int sg_row_check_name(const struct sg_history_row *row, const struct sg_migration *m, struct sg_error *err)
+{
+	if (!renamed(row, m))
+		return 0;
+	return sg_fail(err, SG_OUTCOME_INTEGRITY,
+		       "version %s was applied as %s_%s but the directory's file for it is %s: another release "
+		       "applied a different migration under this version, or the file was renamed. The name is "
+		       "part of a migration's identity and `repair --accept-checksums` does not adopt it: if the "
+		       "file was renamed, rename it back to %s_%s; if it is a different migration, give it a new "
+		       "version newer than every applied one", row->version, row->version, row->name, m->up_file,
+		       row->version, row->name);
+}
+
 static bool row_is_done(const struct sg_history_row *r)
 {
 	enum sg_row_state s = sg_row_state_of(r);
@@ -934,7 +952,8 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 			/* a baselined row records the file's checksum at baseline time;
 			 * a version adopted from another tool before this directory
 			 * had its file records none, and matches any file */
-			if (strcmp(it->row->checksum, m->checksum) != 0 && it->row->checksum[0] != '\0') {
+			it->renamed = renamed(it->row, m);
+			if (it->renamed || (strcmp(it->row->checksum, m->checksum) != 0 && it->row->checksum[0] != '\0')) {
 				it->state = SG_M_CHANGED;
 				plan->nchanged++;
 			} else {
@@ -1004,6 +1023,8 @@ int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_ord
 		}
 		if (it->state == SG_M_PARTIAL && it->m && sg_row_check_resumable(r, it->m, err) != 0)
 			return -1;
+		if (it->state == SG_M_CHANGED && it->renamed)
+			return sg_row_check_name(r, it->m, err);
 		if (it->state == SG_M_CHANGED) {
 			char *what = sg_asprintf("checksum mismatch: %s was applied with checksum %s but the file now has %s",
 						 it->m->up_file, r->checksum, it->m->checksum);
@@ -1011,6 +1032,20 @@ int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_ord
 			free(what);
 			return -1;
 		}
+	}
+	/* an applied version the directory does not know is a newer release's
+	 * only when it is newer than every version the directory has: below
+	 * one, the directory lost it (deleted or renamed) */
+	for (size_t i = 0; i < plan->count; i++) {
+		if (plan->items[i].state != SG_M_UNKNOWN)
+			continue;
+		for (size_t k = i + 1; k < plan->count; k++)
+			if (plan->items[k].m)
+				return sg_fail(err, SG_OUTCOME_INTEGRITY,
+					       "applied version %s is missing from the migration directory, which has "
+					       "the newer version %s: its file was deleted or renamed; restore it (a "
+					       "newer release's migrations are accepted only above every version the "
+					       "directory has)", plan->items[i].version, plan->items[k].m->up_file);
 	}
 	if (strict && plan->nunknown > 0) {
 		for (size_t i = 0; i < plan->count; i++)

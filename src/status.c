@@ -83,7 +83,10 @@ static void print_status_text(const struct sg_run *r)
 		if (it->out_of_order)
 			printf("%16s out of order: older than the newest applied version %s (--allow-out-of-order "
 			       "applies it)\n", "", p->newest_applied);
-		if (it->state == SG_M_CHANGED && it->row && it->m)
+		if (it->state == SG_M_CHANGED && it->renamed)
+			printf("%16s recorded as %s_%s, the directory's file is %s (another migration, or renamed)\n", "",
+			       it->row->version, it->row->name, it->m->up_file);
+		else if (it->state == SG_M_CHANGED && it->row && it->m)
 			printf("%16s checksum recorded %s, file has %s\n", "", it->row->checksum, it->m->checksum);
 	}
 	printf("%s: target %s; %zu applied, %zu pending, %zu partial, %zu failed, %zu changed, %zu unknown%s\n",

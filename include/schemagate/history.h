@@ -191,12 +191,19 @@ enum sg_mstate {
 	SG_M_BEYOND,       /* in dir, newer than the target, not applied */
 };
 
+/* A done row whose recorded name is not the directory's file name for
+ * its version: another release applied a different migration under this
+ * version, or the file was renamed. Exit 4 naming both; 0 when they agree
+ * (or the row records no name: adopted from another tool). */
+int sg_row_check_name(const struct sg_history_row *row, const struct sg_migration *m, struct sg_error *err);
+
 struct sg_plan_item {
 	const char *version;
 	const struct sg_migration *m;        /* NULL for UNKNOWN */
 	const struct sg_history_row *row;    /* NULL if not applied */
 	enum sg_mstate state;
 	bool out_of_order;                   /* pending but older than newest applied */
+	bool renamed;                        /* CHANGED: the row's name is not the file's */
 };
 
 struct sg_plan {

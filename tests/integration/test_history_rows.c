@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "schemagate/migration.h"
 #include "sgdb.h"
@@ -259,4 +260,143 @@ Test(history_rows, status_prints_what_it_sees_beside_a_dirty_golang_migrate_hist
 	cr_expect(strstr(r.out, "\"version\":\"0001\""), "status --json printed:\n%s", r.out);
 	sgt_result_free(&r);
 	tdb_drop(&d);
+}
+
+/* ---- case 7: a migration deleted from the middle of the directory --------- */
+
+/*
+ * 0003 is applied and then deleted from the directory while 0005, newer,
+ * is applied and still there: 0003 is not "a newer release's", it is
+ * missing. up, verify and status --check exit 4 naming it; rollback refuses to
+ * revert it under 0004 and 0005 (out of order) and touches nothing.
+ */
+static void deleted_middle_migration(enum eng eng)
+{
+	struct tdb d;
+	open_db(&d, eng);
+	static const char *const names[] = {"0001_a", "0002_b", "0003_c", "0004_d", "0005_e"};
+	for (size_t i = 0; i < 5; i++) {
+		char file[64], sql[96];
+		snprintf(file, sizeof(file), "%s.up.sql", names[i]);
+		snprintf(sql, sizeof(sql), "CREATE TABLE t%zu (id INT);\n", i + 1);
+		sgt_write(d.mig, file, sql);
+		snprintf(file, sizeof(file), "%s.down.sql", names[i]);
+		snprintf(sql, sizeof(sql), "DROP TABLE t%zu;\n", i + 1);
+		sgt_write(d.mig, file, sql);
+	}
+	struct sgt_result r;
+	cr_assert_eq(tdb_run(&d, NULL, &r, "up", NULL), 0, "%s: %s", tdb_eng_name(eng), r.err);
+	sgt_result_free(&r);
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/0003_c.up.sql", d.mig);
+	cr_assert_eq(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/0003_c.down.sql", d.mig);
+	cr_assert_eq(unlink(path), 0);
+	static const char *const cmds[] = {"up", "verify", "status", "rollback"};
+	for (size_t i = 0; i < 4; i++) {
+		cr_expect_eq(tdb_run(&d, NULL, &r, cmds[i], i == 2 ? "--check" : NULL, NULL), 4, "%s %s: %s", tdb_eng_name(eng), cmds[i], r.err);
+		cr_expect(strstr(r.err, "0003") && strstr(r.err, "missing from the migration directory"), "%s %s: %s",
+			  tdb_eng_name(eng), cmds[i], r.err);
+		cr_expect(!strstr(r.err, "newer release migrated it"), "%s %s: %s", tdb_eng_name(eng), cmds[i], r.err);
+		sgt_result_free(&r);
+	}
+	expect_row(&d, "0003", eng == ENG_MY ? "applied/1" : "applied/0");
+	cr_expect_eq(tables_named(&d, "t3"), 1, "%s: rollback reverted 0003 under 0004 and 0005", tdb_eng_name(eng));
+	/* a truly newer release's 0006 stays accepted, and rollback reverts it
+	 * (and only it) once 0003 is back */
+	sgt_write(d.mig, "0003_c.up.sql", "CREATE TABLE t3 (id INT);\n");
+	sgt_write(d.mig, "0003_c.down.sql", "DROP TABLE t3;\n");
+	sgt_write(d.mig, "0006_f.up.sql", "CREATE TABLE t6 (id INT);\n");
+	sgt_write(d.mig, "0006_f.down.sql", "DROP TABLE t6;\n");
+	cr_assert_eq(tdb_run(&d, NULL, &r, "up", NULL), 0, "%s: %s", tdb_eng_name(eng), r.err);
+	sgt_result_free(&r);
+	snprintf(path, sizeof(path), "%s/0006_f.up.sql", d.mig);
+	cr_assert_eq(unlink(path), 0);
+	snprintf(path, sizeof(path), "%s/0006_f.down.sql", d.mig);
+	cr_assert_eq(unlink(path), 0);
+	cr_expect_eq(tdb_run(&d, NULL, &r, "verify", NULL), 0, "%s: %s", tdb_eng_name(eng), r.err);
+	sgt_result_free(&r);
+	cr_expect_eq(tdb_run(&d, NULL, &r, "verify", "--strict", NULL), 4, "%s: %s", tdb_eng_name(eng), r.err);
+	sgt_result_free(&r);
+	cr_expect_eq(tdb_run(&d, NULL, &r, "rollback", NULL), 0, "%s: %s", tdb_eng_name(eng), r.err);
+	sgt_result_free(&r);
+	expect_row(&d, "0006", "(none)");
+	cr_expect_eq(tables_named(&d, "t6"), 0);
+	cr_expect_eq(tables_named(&d, "t5"), 1);
+	tdb_drop(&d);
+}
+
+Test(history_rows, a_deleted_middle_migration_is_missing_not_ahead_and_never_rolled_back, .timeout = 120)
+{
+	for (size_t i = 0; i < sizeof(engines) / sizeof(engines[0]); i++)
+		deleted_middle_migration(engines[i]);
+}
+
+/* ---- case 6: the name is part of a migration's identity -------------------- */
+
+static void expect_name_refusal(struct tdb *d, struct sgt_result *r, const char *what)
+{
+	cr_expect(strstr(r->err, "0002") && strstr(r->err, "0002_team_a") && strstr(r->err, "0002_team_b.up.sql") &&
+			  strstr(r->err, "another release applied a different migration"),
+		  "%s %s: %s", tdb_eng_name(d->eng), what, r->err);
+	cr_expect(!strstr(r->err, "if the edit is intended"), "%s %s sends the user to accept-checksums: %s",
+		  tdb_eng_name(d->eng), what, r->err);
+}
+
+/*
+ * Team A's release applied 0002_team_a; team B's directory ships a
+ * different 0002_team_b (and then a pure rename of team A's file, same
+ * checksum). up, verify, wait and status --check exit 4 naming the
+ * version and both names; repair --accept-checksums refuses and leaves
+ * the row team A's.
+ */
+static void two_releases_one_version(enum eng eng)
+{
+	struct tdb d;
+	open_db(&d, eng);
+	sgt_write(d.mig, "0001_base.up.sql", "CREATE TABLE base (id INT);\n");
+	sgt_write(d.mig, "0002_team_a.up.sql", "CREATE TABLE team_a (id INT);\n");
+	struct sgt_result r;
+	cr_assert_eq(tdb_run(&d, NULL, &r, "up", NULL), 0, "%s: %s", tdb_eng_name(eng), r.err);
+	sgt_result_free(&r);
+	char path[4096];
+	snprintf(path, sizeof(path), "%s/0002_team_a.up.sql", d.mig);
+	cr_assert_eq(unlink(path), 0);
+	for (int pass = 0; pass < 2; pass++) {
+		/* pass 0: another migration; pass 1: the same file, renamed */
+		sgt_write(d.mig, "0002_team_b.up.sql",
+			  pass == 0 ? "CREATE TABLE team_b (id INT);\n" : "CREATE TABLE team_a (id INT);\n");
+		static const char *const cmds[] = {"up", "verify", "wait", "status"};
+		for (size_t i = 0; i < 4; i++) {
+			cr_expect_eq(tdb_run(&d, NULL, &r, cmds[i], i == 3 ? "--check" : NULL, NULL), 4, "%s %s: %s",
+				     tdb_eng_name(eng), cmds[i], r.err);
+			expect_name_refusal(&d, &r, cmds[i]);
+			if (i == 3)
+				cr_expect(strstr(r.out, "0002_team_a") && strstr(r.out, "0002_team_b.up.sql"),
+					  "%s status printed:\n%s", tdb_eng_name(eng), r.out);
+			sgt_result_free(&r);
+		}
+		cr_expect_eq(tdb_run(&d, NULL, &r, "repair", "--accept-checksums", NULL), 4, "%s: %s", tdb_eng_name(eng),
+			     r.err);
+		expect_name_refusal(&d, &r, "repair --accept-checksums");
+		sgt_result_free(&r);
+		char *name = tdb_value(&d, "SELECT name FROM schemagate_migrations WHERE version = '0002'");
+		cr_expect(name && strcmp(name, "team_a") == 0, "%s: the row's name is %s", tdb_eng_name(eng),
+			  name ? name : "(none)");
+		free(name);
+		cr_expect_eq(tables_named(&d, "team_b"), 0);
+	}
+	/* renaming it back is the way out */
+	snprintf(path, sizeof(path), "%s/0002_team_b.up.sql", d.mig);
+	cr_assert_eq(unlink(path), 0);
+	sgt_write(d.mig, "0002_team_a.up.sql", "CREATE TABLE team_a (id INT);\n");
+	cr_expect_eq(tdb_run(&d, NULL, &r, "verify", NULL), 0, "%s: %s", tdb_eng_name(eng), r.err);
+	sgt_result_free(&r);
+	tdb_drop(&d);
+}
+
+Test(history_rows, a_different_name_under_an_applied_version_is_an_integrity_error, .timeout = 120)
+{
+	for (size_t i = 0; i < sizeof(engines) / sizeof(engines[0]); i++)
+		two_releases_one_version(engines[i]);
 }
