@@ -183,6 +183,18 @@ static void lint_rules_selection(const struct sg_lint_request *req, const struct
 	}
 }
 
+/* The closing line of the text and github formats, then out goes to
+ * stdout in one write (and is freed). */
+static void print_summary(struct sg_buf *out, const char *dir, const struct report *rep, size_t nmigrations)
+{
+	size_t ne = rep->counts[LV_ERROR], nw = rep->counts[LV_WARNING], nn = rep->counts[LV_NOTE];
+	sg_buf_printf(out, "%s: %zu migration%s, %zu error%s, %zu warning%s, %zu note%s\n", dir, nmigrations,
+		      nmigrations == 1 ? "" : "s", ne, ne == 1 ? "" : "s", nw, nw == 1 ? "" : "s", nn,
+		      nn == 1 ? "" : "s");
+	fwrite(out->data, 1, out->len, stdout);
+	sg_buf_free(out);
+}
+
 static void lint_print_text(const char *dir, const struct report *rep, size_t nmigrations)
 {
 	struct sg_buf out = {0};
@@ -193,12 +205,7 @@ static void lint_print_text(const char *dir, const struct report *rep, size_t nm
 		if (rep->items[i].statement)
 			sg_buf_printf(&out, "    %s\n", rep->items[i].statement);
 	}
-	size_t ne = rep->counts[LV_ERROR], nw = rep->counts[LV_WARNING], nn = rep->counts[LV_NOTE];
-	sg_buf_printf(&out, "%s: %zu migration%s, %zu error%s, %zu warning%s, %zu note%s\n", dir, nmigrations,
-		      nmigrations == 1 ? "" : "s", ne, ne == 1 ? "" : "s", nw, nw == 1 ? "" : "s", nn,
-		      nn == 1 ? "" : "s");
-	fwrite(out.data, 1, out.len, stdout);
-	sg_buf_free(&out);
+	print_summary(&out, dir, rep, nmigrations);
 }
 
 static void lint_print_json(const char *dir, const struct report *rep, size_t nmigrations, bool strict)
@@ -387,12 +394,7 @@ static void lint_print_github(const char *dir, const struct report *rep, size_t 
 		sg_buf_free(&text);
 		sg_buf_puts(&out, "\n");
 	}
-	size_t ne = rep->counts[LV_ERROR], nw = rep->counts[LV_WARNING], nn = rep->counts[LV_NOTE];
-	sg_buf_printf(&out, "%s: %zu migration%s, %zu error%s, %zu warning%s, %zu note%s\n", dir, nmigrations,
-		      nmigrations == 1 ? "" : "s", ne, ne == 1 ? "" : "s", nw, nw == 1 ? "" : "s", nn,
-		      nn == 1 ? "" : "s");
-	fwrite(out.data, 1, out.len, stdout);
-	sg_buf_free(&out);
+	print_summary(&out, dir, rep, nmigrations);
 }
 
 int sg_lint(const struct sg_lint_request *req, struct sg_error *err)
