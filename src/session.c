@@ -50,14 +50,17 @@ static struct sg_conn_opts conn_opts(struct sg_run *r, uint64_t lock_wait_ms)
 /* What the server just reached is (info NULL: nobody asks); a failure
  * closes the connection and is retried like a failed connect when the
  * connection was lost on the way. */
-static int learn_server(struct sg_run *r, struct sg_conn *c, struct sg_server_info *info, struct sg_error *err)
+static int learn_server(struct sg_run *r, struct sg_conn **conn, struct sg_server_info *info, struct sg_error *err)
 {
 	if (!info)
 		return 0;
 	memset(info, 0, sizeof(*info));
-	if (!r->drv->server_info || r->drv->server_info(c, info, err) == 0)
+	if (!r->drv->server_info || r->drv->server_info(*conn, info, err) == 0)
 		return 0;
-	sg_conn_close(c);
+	/* the caller's pointer goes with the connection: the run closes
+	 * whatever r->conn holds when it ends */
+	sg_conn_close(*conn);
+	*conn = NULL;
 	if (err->kind == SG_ERRK_CONNECTION)
 		err->kind = SG_ERRK_TRANSIENT;
 	return -1;
@@ -130,7 +133,7 @@ static int connect_with_retry(struct sg_run *r, struct sg_conn **out, uint64_t l
 		opts.attempt_timeout_ms = left < CONNECT_ATTEMPT_MAX_MS ? (left ? left : 1000) : CONNECT_ATTEMPT_MAX_MS;
 		struct sg_error e = {0};
 		attempts++;
-		if (r->drv->connect(&opts, out, &e) == 0 && learn_server(r, *out, info, &e) == 0) {
+		if (r->drv->connect(&opts, out, &e) == 0 && learn_server(r, out, info, &e) == 0) {
 			if (attempts > 1)
 				sg_info("connected", "connected to %s (%s) after %d attempts, %llums",
 					info && info->where[0] ? info->where : r->url.redacted, role, attempts,
