@@ -147,10 +147,24 @@ void sg_url_redact_text(const char *text, char *out, size_t outsz)
 	"a raw '@' after the host: percent-encode '/', '?' and '@' in the user name and password "  \
 	"(%2F, %3F, %40), and '@' in the database name and parameters"
 
+/* The database URL a message quotes: all of the text is one URL, so a
+ * "://" inside its password or a query value starts no second one (that
+ * would show the password's tail as the next URL's user info; fuzz_url,
+ * regressions/url/query-password-holding-a-scheme and
+ * userinfo-password-holding-a-scheme). */
+static void redact_database_url(const char *text, char *out, size_t outsz)
+{
+	char *masked = sg_mask_url_passwords(text, false);
+	char *shown = sg_redact_alloc(masked);
+	snprintf(out, outsz, "%s", shown);
+	free(shown);
+	free(masked);
+}
+
 static int url_error(struct sg_error *err, const char *text, const char *why)
 {
 	char red[512];
-	sg_url_redact_text(text, red, sizeof(red));
+	redact_database_url(text, red, sizeof(red));
 	/* in double quotes: the log's masking of "password=VALUE" ends a
 	 * value at one, so the text after a ?password= at the URL's end
 	 * survives it */
@@ -431,7 +445,7 @@ int sg_url_parse(const char *text, struct sg_url *url, struct sg_error *err)
 	const struct scheme_entry *se = find_scheme(text, slen);
 	if (!se) {
 		char red[512];
-		sg_url_redact_text(text, red, sizeof(red));
+		redact_database_url(text, red, sizeof(red));
 		return sg_fail(err, SG_OUTCOME_USAGE,
 			       "unsupported database URL scheme '%.*s' in '%s' "
 			       "(use postgres://, postgresql://, mysql://, mariadb:// or sqlite:PATH)",

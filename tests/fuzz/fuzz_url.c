@@ -373,7 +373,7 @@ static void pasted(const struct parts *pt, struct builder b, const struct fuzz_o
 		free(written);
 		return;
 	}
-	FUZZ_CHECK(err.exit_code == SG_EXIT_USAGE, "exit code %d", err.exit_code);
+	FUZZ_CHECK(err.outcome == SG_OUTCOME_USAGE, "outcome %d", (int)err.outcome);
 	/* what the message shows for the same URL with a filler password */
 	size_t plen = strlen(pt->password);
 	char *filler = malloc(plen + 1);
