@@ -317,8 +317,9 @@ static int revert_statements(struct sg_run *r, const struct sg_revert_item *it, 
 		sg_event_record(r->conn, r->cfg->table, "revert", it->version, "ok", NULL, &e);
 		return 0;
 	}
-	/* stopped, lock or connection lost: the row says where the revert got */
-	if (err->kind == SG_ERRK_LOCK_LOST || err->kind == SG_ERRK_CANCELED || sg_connection_lost(err) ||
+	/* stopped, lock or connection lost: the row says where the revert got
+	 * (a cancel the server did on its own is a failure of the statement) */
+	if (sg_stop_requested(err) || err->kind == SG_ERRK_LOCK_LOST || sg_connection_lost(err) ||
 	    sg_loop_stopping(&r->loop))
 		return -1;
 	sg_error_prefix(err, "reverting: %zu statement(s) of the down script ran", done);
