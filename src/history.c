@@ -927,6 +927,7 @@ const char *sg_mstate_name(enum sg_mstate s)
 	case SG_M_FAILED: return "failed";
 	case SG_M_PARTIAL: return "partial";
 	case SG_M_UNKNOWN: return "unknown";
+	case SG_M_MISSING: return "missing";
 	case SG_M_BEYOND: return "beyond-target";
 	case SG_M_REAPPLY: return "reapply";
 	}
@@ -1075,6 +1076,20 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 		}
 	}
 	qsort(plan->items, plan->count, sizeof(*plan->items), item_cmp);
+	/* an applied version the directory does not know is a newer release's
+	 * only when it is newer than every version the directory has: below
+	 * one, the directory lost it (deleted or renamed) */
+	bool below_a_file = false;
+	for (size_t i = plan->count; i-- > 0;) {
+		struct sg_plan_item *it = &plan->items[i];
+		if (it->m)
+			below_a_file = true;
+		else if (it->state == SG_M_UNKNOWN && below_a_file) {
+			it->state = SG_M_MISSING;
+			plan->nunknown--;
+			plan->nmissing++;
+		}
+	}
 	plan_repeatables(set, h, plan);
 	return 0;
 }
@@ -1113,11 +1128,8 @@ int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_ord
 			return -1;
 		}
 	}
-	/* an applied version the directory does not know is a newer release's
-	 * only when it is newer than every version the directory has: below
-	 * one, the directory lost it (deleted or renamed) */
 	for (size_t i = 0; i < plan->count; i++) {
-		if (plan->items[i].state != SG_M_UNKNOWN)
+		if (plan->items[i].state != SG_M_MISSING)
 			continue;
 		for (size_t k = i + 1; k < plan->count; k++)
 			if (plan->items[k].m)

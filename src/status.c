@@ -23,9 +23,10 @@ static void print_status_json(const struct sg_run *r)
 	sg_buf_printf(&b, ",\"history_exists\":%s,\"target\":", h->exists ? "true" : "false");
 	sg_buf_json_string(&b, p->target);
 	sg_buf_printf(&b, ",\"at_target\":%s,\"counts\":{\"applied\":%zu,\"pending\":%zu,\"failed\":%zu,"
-			  "\"partial\":%zu,\"changed\":%zu,\"unknown\":%zu},\"migrations\":[",
-		      p->npending == 0 && p->nfailed == 0 && p->npartial == 0 && p->nchanged == 0 ? "true" : "false",
-		      p->napplied, p->npending, p->nfailed, p->npartial, p->nchanged, p->nunknown);
+			  "\"partial\":%zu,\"changed\":%zu,\"unknown\":%zu,\"missing\":%zu},\"migrations\":[",
+		      p->npending == 0 && p->nfailed == 0 && p->npartial == 0 && p->nchanged == 0 && p->nmissing == 0
+			      ? "true" : "false",
+		      p->napplied, p->npending, p->nfailed, p->npartial, p->nchanged, p->nunknown, p->nmissing);
 	for (size_t i = 0; i < p->count; i++)
 		json_item(&b, &p->items[i], i > 0);
 	sg_buf_puts(&b, "],\"repeatables\":[");
@@ -111,9 +112,9 @@ static void print_status_text(const struct sg_run *r)
 			printf("%16s no file in this directory: left as it is\n", "");
 		nreps_pending += it->state == SG_M_PENDING || it->state == SG_M_REAPPLY;
 	}
-	printf("%s: target %s; %zu applied, %zu pending, %zu partial, %zu failed, %zu changed, %zu unknown",
-	       r->cfg->table, p->target ? p->target : "-", p->napplied, p->npending, p->npartial, p->nfailed,
-	       p->nchanged, p->nunknown);
+	printf("%s: target %s; %zu applied, %zu pending, %zu partial, %zu failed, %zu changed, %zu unknown, "
+	       "%zu missing", r->cfg->table, p->target ? p->target : "-", p->napplied, p->npending, p->npartial,
+	       p->nfailed, p->nchanged, p->nunknown, p->nmissing);
 	if (p->nreps)
 		printf("; %zu repeatable (%zu to apply)", p->nreps, nreps_pending);
 	printf("%s\n", h->exists ? "" : " (history table does not exist yet)");
@@ -154,7 +155,7 @@ static const char *newest_applied(const struct sg_plan *p)
 {
 	for (size_t i = p->count; i-- > 0;)
 		if (p->items[i].state == SG_M_APPLIED || p->items[i].state == SG_M_CHANGED ||
-		    p->items[i].state == SG_M_UNKNOWN)
+		    p->items[i].state == SG_M_UNKNOWN || p->items[i].state == SG_M_MISSING)
 			return p->items[i].version;
 	return "0";
 }

@@ -197,7 +197,8 @@ enum sg_mstate {
 	SG_M_CHANGED,      /* applied, file checksum differs */
 	SG_M_FAILED,       /* status failed: a human must look (repair) */
 	SG_M_PARTIAL,      /* status partial: being applied, or interrupted and resumable */
-	SG_M_UNKNOWN,      /* in the database, not in the directory */
+	SG_M_UNKNOWN,      /* in the database, newer than every version in the directory: a newer release's */
+	SG_M_MISSING,      /* in the database, not in the directory, below a version it has: deleted or renamed */
 	SG_M_BEYOND,       /* in dir, newer than the target, not applied */
 	SG_M_REAPPLY,      /* a repeatable whose file changed: pending, re-applied by up */
 };
@@ -225,7 +226,7 @@ struct sg_plan {
 	 * file: left alone). PENDING and REAPPLY count in npending. */
 	struct sg_plan_item *reps;
 	size_t nreps;
-	size_t npending, nchanged, nfailed, npartial, nunknown, nout_of_order, napplied;
+	size_t npending, nchanged, nfailed, npartial, nunknown, nmissing, nout_of_order, napplied;
 	const char *target;           /* NULL when the directory is empty */
 	const char *newest_applied;   /* set when a pending version is out of order (borrowed from the history) */
 };
@@ -236,7 +237,7 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 		  struct sg_plan *plan, struct sg_error *err);
 void sg_plan_free(struct sg_plan *plan);
 /* Integrity check before doing anything (exit 4): failed rows, changed
- * checksums, unknown versions under strict, out-of-order pending unless
+ * checksums, missing versions, unknown versions under strict, out-of-order pending unless
  * allowed. Partial rows are not errors: the next lock holder resumes
  * them. The message names file, versions and the fix. */
 int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_order,
