@@ -647,15 +647,21 @@ int sg_row_refuse(const struct sg_row_transition *t, const char *version, const 
 }
 
 /* The row must still be what the transition started from. */
-static int expect_one_row(struct sg_conn *c, const char *table, const struct sg_row_transition *t,
-			  const char *version, struct sg_error *err)
+static int expect_one_row(long affected, const char *table, const struct sg_row_transition *t, const char *version,
+			  struct sg_error *err)
 {
-	if (c->affected == 1)
+	if (affected == 1)
 		return 0;
 	return sg_fail_db(err, SG_ERRK_LOCK_LOST, NULL,
 			  "%s of %s in %s: the row was no longer %s%s (%ld rows matched): another instance changed it; "
 			  "the lock was lost", sg_row_event_name(t->event), version, table, sg_row_state_name(t->from),
-			  t->write == SG_WRITE_PROGRESS ? " and this instance's" : "", c->affected);
+			  t->write == SG_WRITE_PROGRESS ? " and this instance's" : "", affected);
+}
+
+int sg_row_check_moved(const char *table, enum sg_row_state from, enum sg_row_event event, const char *version,
+		       long affected, struct sg_error *err)
+{
+	return expect_one_row(affected, table, sg_row_transition_find(from, event), version, err);
 }
 
 static int insert_row(struct sg_conn *c, const char *table, const struct sg_row_transition *t,
@@ -681,16 +687,35 @@ static int update_row(struct sg_conn *c, const char *table, const struct sg_row_
 	sg_buf_puts(&sql, more);
 	int rc = sg_conn_query(c, sql.data, n, p, NULL, NULL, err);
 	sg_buf_free(&sql);
-	return rc != 0 ? -1 : expect_one_row(c, table, t, p[0], err);
+	return rc != 0 ? -1 : expect_one_row(c->affected, table, t, p[0], err);
+}
+
+/* The PROGRESS write: this instance's row in t->from moves on. */
+static void progress_stmt(struct stmt *s, struct sg_conn *c, const char *table, const struct sg_row_transition *t,
+			  const struct sg_row_change *chg)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->num[0], sizeof(s->num[0]), "%ld", chg->statements_done);
+	snprintf(s->num[1], sizeof(s->num[1]), "%ld", chg->duration_ms);
+	s->owned = chg->note ? sg_utf8_sanitize(chg->note, STORED_TEXT_MAX) : NULL;
+	const char *p[] = {chg->version, sg_row_state_name(t->from), sg_row_state_name(t->to), s->num[0], s->num[1],
+			   s->owned, sg_instance_id()};
+	memcpy(s->p, p, sizeof(p));
+	s->n = 7;
+	sg_buf_puts(&s->sql, "UPDATE ");
+	quoted(c, table, &s->sql);
+	sg_buf_puts(&s->sql, " SET status = $3, statements_done = $4, duration_ms = $5, error = $6");
+	if (t->to == SG_ROW_APPLIED || t->to == SG_ROW_FAILED || t->to == SG_ROW_FAILED_REVERT)
+		sg_buf_printf(&s->sql, ", applied_at = %s", c->driver->now_sql);
+	sg_buf_puts(&s->sql, " WHERE version = $1 AND status = $2 AND applied_by = $7");
 }
 
 static int write_row(struct sg_conn *c, const char *table, const struct sg_row_transition *t,
 		     const struct sg_row_change *chg, struct sg_error *err)
 {
 	const char *from = sg_row_state_name(t->from), *to = sg_row_state_name(t->to);
-	char done[32], dur[32];
+	char done[32];
 	snprintf(done, sizeof(done), "%ld", chg->statements_done);
-	snprintf(dur, sizeof(dur), "%ld", chg->duration_ms);
 	char *note = chg->note ? sg_utf8_sanitize(chg->note, STORED_TEXT_MAX) : NULL;
 	int rc = 0;
 	switch (t->write) {
@@ -700,13 +725,9 @@ static int write_row(struct sg_conn *c, const char *table, const struct sg_row_t
 		rc = insert_row(c, table, t, chg, err);
 		break;
 	case SG_WRITE_PROGRESS: {
-		const char *p[] = {chg->version, from, to, done, dur, note, sg_instance_id()};
-		struct sg_buf set = {0};
-		sg_buf_puts(&set, " SET status = $3, statements_done = $4, duration_ms = $5, error = $6");
-		if (t->to == SG_ROW_APPLIED || t->to == SG_ROW_FAILED || t->to == SG_ROW_FAILED_REVERT)
-			sg_buf_printf(&set, ", applied_at = %s", c->driver->now_sql);
-		rc = update_row(c, table, t, "UPDATE ", set.data, " AND applied_by = $7", 7, p, err);
-		sg_buf_free(&set);
+		struct stmt s;
+		progress_stmt(&s, c, table, t, chg);
+		rc = stmt_run(c, &s, err) != 0 ? -1 : expect_one_row(c->affected, table, t, chg->version, err);
 		break;
 	}
 	case SG_WRITE_TAKE_OVER: {
@@ -777,6 +798,38 @@ int sg_row_move(struct sg_conn *c, const char *table, enum sg_row_state from, en
 		sg_debug("history", "%s: transition from \"%s\" to \"%s\" on %s: %s", chg->version,
 			 sg_row_state_name(from), sg_row_state_name(t->to), sg_row_event_name(event), t->why);
 	return 0;
+}
+
+int sg_row_move_sql(struct sg_conn *c, const char *table, enum sg_row_state from, enum sg_row_event event,
+		    const struct sg_row_change *chg, const char *duration_sql, struct sg_buf *out)
+{
+	const struct sg_row_transition *t = sg_row_transition_find(from, event);
+	if (!t || t->refusal)
+		return -1;
+	struct stmt s;
+	if (t->write == SG_WRITE_INSERT)
+		record_stmt(&s, c, table, chg->m, sg_row_state_name(t->to), chg->statements_done, chg->duration_ms,
+			    chg->note);
+	else if (t->write == SG_WRITE_PROGRESS)
+		progress_stmt(&s, c, table, t, chg);
+	else
+		return -1;
+	if (duration_sql) {
+		int at = t->write == SG_WRITE_INSERT ? 6 : 4;
+		s.p[at] = duration_sql;
+		s.raw[at] = true;
+	}
+	return stmt_text(c, &s, out);
+}
+
+int sg_event_sql(struct sg_conn *c, const char *table, const char *event, const char *version, const char *outcome,
+		 const char *detail_sql, struct sg_buf *out)
+{
+	struct stmt s;
+	event_stmt(&s, c, table, event, version, outcome, NULL);
+	s.p[5] = detail_sql;
+	s.raw[5] = detail_sql != NULL;
+	return stmt_text(c, &s, out);
 }
 
 /* The 12 hex digits after "sha256 " in a progress note, or NULL. */

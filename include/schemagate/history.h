@@ -144,6 +144,17 @@ int sg_row_refuse(const struct sg_row_transition *t, const char *version, const 
  */
 int sg_row_move(struct sg_conn *c, const char *table, enum sg_row_state from, enum sg_row_event event,
 		const struct sg_row_change *chg, struct sg_error *err);
+/* The same write as SQL text with literal values, appended to out, for a
+ * multi-statement round trip (MySQL): INSERT and PROGRESS writes only,
+ * and no check that the row moved (the caller checks that one row was
+ * affected: sg_row_lost). duration_sql, when not NULL, is an SQL
+ * expression for duration_ms. -1 when the write cannot be text. */
+int sg_row_move_sql(struct sg_conn *c, const char *table, enum sg_row_state from, enum sg_row_event event,
+		    const struct sg_row_change *chg, const char *duration_sql, struct sg_buf *out);
+/* After sg_row_move_sql's statement: 0 when it moved one row, else
+ * kind LOCK_LOST as sg_row_move says it. */
+int sg_row_check_moved(const char *table, enum sg_row_state from, enum sg_row_event event, const char *version,
+		       long affected, struct sg_error *err);
 /* Does the partial row still describe m's file (checksum, and the digest
  * of the next statement recorded in its note)? 0, or exit 4 naming the
  * repair. */
@@ -168,6 +179,11 @@ int sg_history_down_sql(struct sg_conn *c, const char *table, const char *versio
 /* Audit: event is "apply", "revert", "baseline", "repair", "failure". */
 int sg_event_record(struct sg_conn *c, const char *table, const char *event, const char *version,
 		    const char *outcome, const char *detail, struct sg_error *err);
+
+/* The same as text (see sg_row_move_sql); detail_sql is an SQL
+ * expression, or NULL. */
+int sg_event_sql(struct sg_conn *c, const char *table, const char *event, const char *version, const char *outcome,
+		 const char *detail_sql, struct sg_buf *out);
 
 /* One row of the audit table, as `events` shows it. */
 struct sg_event_row {
