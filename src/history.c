@@ -755,6 +755,8 @@ static int write_row(struct sg_conn *c, const char *table, const struct sg_row_t
 	case SG_WRITE_REAPPLIED: {
 		/* only over the checksum this instance read: a second writer
 		 * matches no row (LOCK_LOST), so a text never runs twice */
+		char dur[32];
+		snprintf(dur, sizeof(dur), "%ld", chg->duration_ms);
 		const char *p[] = {chg->version, from, chg->old_checksum, chg->m->checksum, chg->m->name,
 				   sg_instance_id(), dur, SG_VERSION};
 		struct sg_buf set = {0};
