@@ -58,9 +58,9 @@ PACKAGES=(
 # The libraries linked in, for the architecture built (installed on the
 # machine for its own architecture, unpacked into the sysroot for another).
 LIBRARY_PACKAGES=(
-	libpq-dev postgresql-server-dev-15   # libpq.a, libpgcommon.a, libpgport.a
+	libpq-dev postgresql-server-dev-15   # libpq.a, libpgcommon.a, libpgport.a; the parse tree nodes lint reads
 	libsqlite3-dev libuv1-dev libssl-dev zlib1g-dev
-	libpg-query-dev libprotobuf-c-dev    # libpg_query.a: lint's PostgreSQL parser
+	libpg-query-dev                      # libpg_query.a: lint's PostgreSQL parser
 )
 # A sysroot also needs the shared libraries the -dev packages' .so links
 # point to (Connector/C links its shared library too, then we delete it).

@@ -186,7 +186,9 @@ static int apply_statements(struct sg_run *r, const struct sg_migration *m, cons
 	const struct sg_statement_list *list = &m->up_statements;
 	struct sg_steps steps = {.version = m->version, .file = m->up_file, .list = list, .row = SG_ROW_PARTIAL};
 	struct sg_row_change chg = {.version = m->version, .m = m, .row = resume};
-	int rc;
+	struct sg_steps_fresh fresh = {.event = "apply", .t0 = t0};
+	struct sg_buf insert = {0};
+	int rc = 0;
 	if (resume) {
 		steps.start = (size_t)resume->statements_done;
 		steps.start_in_doubt = in_doubt;
@@ -201,15 +203,25 @@ static int apply_statements(struct sg_run *r, const struct sg_migration *m, cons
 		else if (rc == 0)
 			sg_info("resume", "resuming %s at statement %zu of %zu (the statements before it are done)",
 				m->up_file, steps.start + 1, list->count);
+	} else if (sg_steps_batch(r) && sg_row_move_sql(r->conn, r->cfg->table, SG_ROW_ABSENT, SG_EV_START, &chg, NULL,
+							 &insert) == 0) {
+		/* the row's insert goes with the first statement (MariaDB) */
+		fresh.insert = insert.data;
+		steps.fresh = &fresh;
 	} else {
 		rc = sg_row_move(r->conn, r->cfg->table, SG_ROW_ABSENT, SG_EV_START, &chg, err);
-		if (rc != 0 && err->kind != SG_ERRK_LOCK_LOST)
-			sg_error_prefix(err, "nothing of %s ran", m->up_file);
 	}
 	bool recorded = resume || rc == 0;   /* the row the progress and a failure go to */
 	size_t done = steps.start;
 	if (rc == 0)
 		rc = sg_steps_run(r, &steps, &done, err);
+	sg_buf_free(&insert);
+	if (steps.fresh)
+		recorded = fresh.inserted;
+	if (!recorded && !resume && err->kind != SG_ERRK_LOCK_LOST)
+		sg_error_prefix(err, "nothing of %s ran", m->up_file);
+	if (rc == 0 && fresh.finished)
+		return 0;   /* the row is applied and the event recorded */
 	if (rc == 0) {
 		struct sg_row_change last = {.version = m->version, .statements_done = (long)list->count,
 					     .duration_ms = (long)elapsed_since(t0)};

@@ -609,15 +609,21 @@ int sg_row_refuse(const struct sg_row_transition *t, const char *version, const 
 }
 
 /* The row must still be what the transition started from. */
-static int expect_one_row(struct sg_conn *c, const char *table, const struct sg_row_transition *t,
-			  const char *version, struct sg_error *err)
+static int expect_one_row(long affected, const char *table, const struct sg_row_transition *t, const char *version,
+			  struct sg_error *err)
 {
-	if (c->affected == 1)
+	if (affected == 1)
 		return 0;
 	return sg_fail_db(err, SG_ERRK_LOCK_LOST, NULL,
 			  "%s of %s in %s: the row was no longer %s%s (%ld rows matched): another instance changed it; "
 			  "the lock was lost", sg_row_event_name(t->event), version, table, sg_row_state_name(t->from),
-			  t->write == SG_WRITE_PROGRESS ? " and this instance's" : "", c->affected);
+			  t->write == SG_WRITE_PROGRESS ? " and this instance's" : "", affected);
+}
+
+int sg_row_check_moved(const char *table, enum sg_row_state from, enum sg_row_event event, const char *version,
+		       long affected, struct sg_error *err)
+{
+	return expect_one_row(affected, table, sg_row_transition_find(from, event), version, err);
 }
 
 static int insert_row(struct sg_conn *c, const char *table, const struct sg_row_transition *t,
@@ -643,16 +649,35 @@ static int update_row(struct sg_conn *c, const char *table, const struct sg_row_
 	sg_buf_puts(&sql, more);
 	int rc = sg_conn_query(c, sql.data, n, p, NULL, NULL, err);
 	sg_buf_free(&sql);
-	return rc != 0 ? -1 : expect_one_row(c, table, t, p[0], err);
+	return rc != 0 ? -1 : expect_one_row(c->affected, table, t, p[0], err);
+}
+
+/* The PROGRESS write: this instance's row in t->from moves on. */
+static void progress_stmt(struct stmt *s, struct sg_conn *c, const char *table, const struct sg_row_transition *t,
+			  const struct sg_row_change *chg)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->num[0], sizeof(s->num[0]), "%ld", chg->statements_done);
+	snprintf(s->num[1], sizeof(s->num[1]), "%ld", chg->duration_ms);
+	s->owned = chg->note ? sg_utf8_sanitize(chg->note, STORED_TEXT_MAX) : NULL;
+	const char *p[] = {chg->version, sg_row_state_name(t->from), sg_row_state_name(t->to), s->num[0], s->num[1],
+			   s->owned, sg_instance_id()};
+	memcpy(s->p, p, sizeof(p));
+	s->n = 7;
+	sg_buf_puts(&s->sql, "UPDATE ");
+	quoted(c, table, &s->sql);
+	sg_buf_puts(&s->sql, " SET status = $3, statements_done = $4, duration_ms = $5, error = $6");
+	if (t->to == SG_ROW_APPLIED || t->to == SG_ROW_FAILED || t->to == SG_ROW_FAILED_REVERT)
+		sg_buf_printf(&s->sql, ", applied_at = %s", c->driver->now_sql);
+	sg_buf_puts(&s->sql, " WHERE version = $1 AND status = $2 AND applied_by = $7");
 }
 
 static int write_row(struct sg_conn *c, const char *table, const struct sg_row_transition *t,
 		     const struct sg_row_change *chg, struct sg_error *err)
 {
 	const char *from = sg_row_state_name(t->from), *to = sg_row_state_name(t->to);
-	char done[32], dur[32];
+	char done[32];
 	snprintf(done, sizeof(done), "%ld", chg->statements_done);
-	snprintf(dur, sizeof(dur), "%ld", chg->duration_ms);
 	char *note = chg->note ? sg_utf8_sanitize(chg->note, STORED_TEXT_MAX) : NULL;
 	int rc = 0;
 	switch (t->write) {
@@ -662,13 +687,9 @@ static int write_row(struct sg_conn *c, const char *table, const struct sg_row_t
 		rc = insert_row(c, table, t, chg, err);
 		break;
 	case SG_WRITE_PROGRESS: {
-		const char *p[] = {chg->version, from, to, done, dur, note, sg_instance_id()};
-		struct sg_buf set = {0};
-		sg_buf_puts(&set, " SET status = $3, statements_done = $4, duration_ms = $5, error = $6");
-		if (t->to == SG_ROW_APPLIED || t->to == SG_ROW_FAILED || t->to == SG_ROW_FAILED_REVERT)
-			sg_buf_printf(&set, ", applied_at = %s", c->driver->now_sql);
-		rc = update_row(c, table, t, "UPDATE ", set.data, " AND applied_by = $7", 7, p, err);
-		sg_buf_free(&set);
+		struct stmt s;
+		progress_stmt(&s, c, table, t, chg);
+		rc = stmt_run(c, &s, err) != 0 ? -1 : expect_one_row(c->affected, table, t, chg->version, err);
 		break;
 	}
 	case SG_WRITE_TAKE_OVER: {
@@ -727,6 +748,38 @@ int sg_row_move(struct sg_conn *c, const char *table, enum sg_row_state from, en
 		sg_debug("history", "%s: transition from \"%s\" to \"%s\" on %s: %s", chg->version,
 			 sg_row_state_name(from), sg_row_state_name(t->to), sg_row_event_name(event), t->why);
 	return 0;
+}
+
+int sg_row_move_sql(struct sg_conn *c, const char *table, enum sg_row_state from, enum sg_row_event event,
+		    const struct sg_row_change *chg, const char *duration_sql, struct sg_buf *out)
+{
+	const struct sg_row_transition *t = sg_row_transition_find(from, event);
+	if (!t || t->refusal)
+		return -1;
+	struct stmt s;
+	if (t->write == SG_WRITE_INSERT)
+		record_stmt(&s, c, table, chg->m, sg_row_state_name(t->to), chg->statements_done, chg->duration_ms,
+			    chg->note);
+	else if (t->write == SG_WRITE_PROGRESS)
+		progress_stmt(&s, c, table, t, chg);
+	else
+		return -1;
+	if (duration_sql) {
+		int at = t->write == SG_WRITE_INSERT ? 6 : 4;
+		s.p[at] = duration_sql;
+		s.raw[at] = true;
+	}
+	return stmt_text(c, &s, out);
+}
+
+int sg_event_sql(struct sg_conn *c, const char *table, const char *event, const char *version, const char *outcome,
+		 const char *detail_sql, struct sg_buf *out)
+{
+	struct stmt s;
+	event_stmt(&s, c, table, event, version, outcome, NULL);
+	s.p[5] = detail_sql;
+	s.raw[5] = detail_sql != NULL;
+	return stmt_text(c, &s, out);
 }
 
 /* The 12 hex digits after "sha256 " in a progress note, or NULL. */
@@ -877,6 +930,7 @@ const char *sg_mstate_name(enum sg_mstate s)
 	case SG_M_FAILED: return "failed";
 	case SG_M_PARTIAL: return "partial";
 	case SG_M_UNKNOWN: return "unknown";
+	case SG_M_MISSING: return "missing";
 	case SG_M_BEYOND: return "beyond-target";
 	}
 	return "?";
@@ -997,6 +1051,20 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 		}
 	}
 	qsort(plan->items, plan->count, sizeof(*plan->items), item_cmp);
+	/* an applied version the directory does not know is a newer release's
+	 * only when it is newer than every version the directory has: below
+	 * one, the directory lost it (deleted or renamed) */
+	bool below_a_file = false;
+	for (size_t i = plan->count; i-- > 0;) {
+		struct sg_plan_item *it = &plan->items[i];
+		if (it->m)
+			below_a_file = true;
+		else if (it->state == SG_M_UNKNOWN && below_a_file) {
+			it->state = SG_M_MISSING;
+			plan->nunknown--;
+			plan->nmissing++;
+		}
+	}
 	return 0;
 }
 
@@ -1033,11 +1101,8 @@ int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_ord
 			return -1;
 		}
 	}
-	/* an applied version the directory does not know is a newer release's
-	 * only when it is newer than every version the directory has: below
-	 * one, the directory lost it (deleted or renamed) */
 	for (size_t i = 0; i < plan->count; i++) {
-		if (plan->items[i].state != SG_M_UNKNOWN)
+		if (plan->items[i].state != SG_M_MISSING)
 			continue;
 		for (size_t k = i + 1; k < plan->count; k++)
 			if (plan->items[k].m)

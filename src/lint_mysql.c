@@ -105,15 +105,28 @@ static bool holds(const struct reader *r, size_t i, size_t end, const char *word
 	return false;
 }
 
+/* Does the column definition [i, end) say NOT NULL (itself, not inside
+ * a CHECK (... IS NOT NULL))? */
+static bool declares_not_null(const struct reader *r, size_t i, size_t end)
+{
+	int depth = 0;
+	for (size_t k = i; k < end; k++) {
+		if (punct(r, k, '('))
+			depth++;
+		else if (punct(r, k, ')'))
+			depth--;
+		else if (depth == 0 && k + 1 < end && is(r, k, "NOT") && is(r, k + 1, "NULL") && !is(r, k - 1, "IS"))
+			return true;
+	}
+	return false;
+}
+
 /* A column definition at i (its name) to end: NOT NULL without DEFAULT? */
 static void check_new_column(struct reader *r, const char *table, size_t i, size_t end)
 {
 	char col[128];
 	name_at(r, i, col, sizeof(col));
-	bool not_null = false;
-	for (size_t k = i + 1; k + 1 < end; k++)
-		if (is(r, k, "NOT") && is(r, k + 1, "NULL"))
-			not_null = true;
+	bool not_null = declares_not_null(r, i + 1, end);
 	bool has_default = holds(r, i, end, "DEFAULT") || holds(r, i, end, "AUTO_INCREMENT") ||
 			   holds(r, i, end, "GENERATED") || holds(r, i, end, "AS");
 	if (not_null && !has_default && !created_here(r, table))
@@ -122,7 +135,8 @@ static void check_new_column(struct reader *r, const char *table, size_t i, size
 		add(r, "disallowed-unique-constraint", i, "column %s of %s", col, table);
 }
 
-/* MODIFY/CHANGE: the column's new definition starts at def. */
+/* MODIFY/CHANGE: the column's new definition starts at def. The old one
+ * is not visible offline, so a restated NOT NULL counts as a new one. */
 static void check_redefined_column(struct reader *r, const char *table, size_t name, size_t def, size_t end)
 {
 	char col[128];
@@ -132,6 +146,8 @@ static void check_redefined_column(struct reader *r, const char *table, size_t n
 	else
 		add(r, "changing-column-type", name, "column %s of %s is restated as %.*s", col, table,
 		    def < end ? (int)r->t[def].len : 1, def < end ? r->s + r->t[def].start : "?");
+	if (declares_not_null(r, def, end) && !holds(r, def, end, "PRIMARY"))
+		add(r, "adding-not-nullable-field", name, "column %s of %s is restated NOT NULL", col, table);
 }
 
 static void alter_table(struct reader *r, size_t i)

@@ -2,20 +2,27 @@
  * lint_pg.c - the PostgreSQL analyser of `lint`, on the real parser.
  *
  * libpg_query (PostgreSQL 15's own grammar, linked statically) turns the
- * script into parse trees (its protobuf form); this file walks the
- * statements a rule is about. Nothing here reads SQL text except to
+ * script into PostgreSQL's raw parse trees (pg_query_raw_parse, in a
+ * memory context of its own); this file walks the statements a rule is
+ * about, through the node structs of the PostgreSQL 15 server headers
+ * (postgresql-server-dev-15; test_lint.c's pg_nodes tests check that they
+ * and the archive agree). It skips libpg_query's protobuf form: encoding
+ * and decoding that cost five times the parse itself. Nothing here reads SQL text except to
  * point a finding at a column name the tree has no position for. A
  * script the parser refuses as a whole is parsed statement by statement
  * (schemagate's own split), so one bad statement is reported and the
  * others are still checked.
  */
+/* PostgreSQL's headers first: postgres.h sets up what the others need. */
+#include <pg_query.h>
+#include <pg_query/pg_query_internal.h>
+#include <nodes/parsenodes.h>
+
 #include "schemagate/lint.h"
 #include "schemagate/sqlsplit.h"
 
 #include <ctype.h>
-#include <pg_query.h>
 #include <stdarg.h>
-#include <pg_query/pg_query.pb-c.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -78,21 +85,32 @@ static void lower_copy(char *dst, const char *src, size_t n)
 	dst[i] = '\0';
 }
 
-static bool created_here(const struct walk *w, const PgQuery__RangeVar *rv)
+/* A name of the tree, which may be absent (NULL). */
+static const char *str(const char *s)
 {
-	if (!rv)
+	return s ? s : "";
+}
+
+static bool created_name(const struct walk *w, const char *relation)
+{
+	if (!relation)
 		return false;
 	char name[128];
-	lower_copy(name, rv->relname, sizeof(name));
+	lower_copy(name, relation, sizeof(name));
 	for (size_t i = 0; i < w->ncreated; i++)
 		if (strcmp(w->created[i], name) == 0)
 			return true;
 	return false;
 }
 
-static void remember_created(struct walk *w, const PgQuery__RangeVar *rv)
+static bool created_here(const struct walk *w, const RangeVar *rv)
 {
-	if (!rv || created_here(w, rv))
+	return rv && created_name(w, rv->relname);
+}
+
+static void remember_created(struct walk *w, const RangeVar *rv)
+{
+	if (!rv || !rv->relname || created_here(w, rv))
 		return;
 	char name[128];
 	lower_copy(name, rv->relname, sizeof(name));
@@ -100,18 +118,22 @@ static void remember_created(struct walk *w, const PgQuery__RangeVar *rv)
 	w->created[w->ncreated++] = sg_strdup(name);
 }
 
-static const char *relname(const PgQuery__RangeVar *rv)
+static const char *relname(const RangeVar *rv)
 {
 	return rv && rv->relname ? rv->relname : "?";
 }
 
-/* The last name of a type ("pg_catalog.int4" -> "int4"). */
-static const char *type_last_name(const PgQuery__TypeName *t)
+/* The string of a String node, NULL for any other node. */
+static const char *string_value(const Node *n)
 {
-	if (!t || t->n_names == 0)
-		return "";
-	const PgQuery__Node *n = t->names[t->n_names - 1];
-	return n->node_case == PG_QUERY__NODE__NODE_STRING ? n->string->sval : "";
+	return n && IsA(n, String) ? strVal(n) : NULL;
+}
+
+/* The last name of a qualified name list ("pg_catalog.int4" -> "int4"). */
+static const char *last_name(const List *names)
+{
+	const char *s = names ? string_value(llast(names)) : NULL;
+	return s ? s : "";
 }
 
 static bool name_in(const char *name, const char *const *list)
@@ -123,15 +145,16 @@ static bool name_in(const char *name, const char *const *list)
 }
 
 /* squawk's column type rules, for a column of a new or altered table. */
-static void check_type(struct walk *w, const PgQuery__TypeName *t, const char *column)
+static void check_type(struct walk *w, const TypeName *t, const char *column)
 {
 	static const char *const int4[] = {"int4", "int", "integer", "serial", "serial4", NULL};
 	static const char *const int2[] = {"int2", "smallint", "smallserial", "serial2", NULL};
 	static const char *const serials[] = {"serial", "serial4", "bigserial", "serial8", "smallserial", "serial2",
 					      NULL};
-	const char *name = type_last_name(t);
+	const char *name = t ? last_name(t->names) : "";
 	if (!*name)
 		return;
+	column = str(column);
 	size_t p = at(w, t->location);
 	if (name_in(name, int4))
 		add(w, "prefer-bigint-over-int", p, "column %s is %s", column, name);
@@ -139,7 +162,7 @@ static void check_type(struct walk *w, const PgQuery__TypeName *t, const char *c
 		add(w, "prefer-bigint-over-smallint", p, "column %s is %s", column, name);
 	if (name_in(name, serials))
 		add(w, "prefer-identity", p, "column %s is %s", column, name);
-	if (strcasecmp(name, "varchar") == 0 && t->n_typmods > 0)
+	if (strcasecmp(name, "varchar") == 0 && list_length(t->typmods) > 0)
 		add(w, "prefer-text-field", p, "column %s is varchar(n)", column);
 	if (strcasecmp(name, "bpchar") == 0)
 		add(w, "ban-char-field", p, "column %s is char(n)", column);
@@ -149,24 +172,24 @@ static void check_type(struct walk *w, const PgQuery__TypeName *t, const char *c
 
 /* A default PostgreSQL 11+ adds without rewriting: constants, casts of
  * constants, and the stable clock functions. */
-static bool default_is_cheap(const PgQuery__Node *n)
+static bool default_is_cheap(const Node *n)
 {
 	static const char *const stable[] = {"now", "statement_timestamp", "transaction_timestamp",
 					     "current_timestamp", "current_date", NULL};
 	if (!n)
 		return true;
-	switch (n->node_case) {
-	case PG_QUERY__NODE__NODE_A_CONST:
-	case PG_QUERY__NODE__NODE_SQLVALUE_FUNCTION:
+	switch (nodeTag(n)) {
+	case T_A_Const:
+	case T_SQLValueFunction:
 		return true;
-	case PG_QUERY__NODE__NODE_TYPE_CAST:
-		return default_is_cheap(n->type_cast->arg);
-	case PG_QUERY__NODE__NODE_FUNC_CALL: {
-		const PgQuery__FuncCall *f = n->func_call;
-		if (f->n_funcname == 0 || f->n_args > 0)
+	case T_TypeCast:
+		return default_is_cheap(((const TypeCast *)n)->arg);
+	case T_FuncCall: {
+		const FuncCall *f = (const FuncCall *)n;
+		if (list_length(f->funcname) == 0 || list_length(f->args) > 0)
 			return false;
-		const PgQuery__Node *last = f->funcname[f->n_funcname - 1];
-		return last->node_case == PG_QUERY__NODE__NODE_STRING && name_in(last->string->sval, stable);
+		const char *last = string_value(llast(f->funcname));
+		return last && name_in(last, stable);
 	}
 	default:
 		return false;
@@ -174,59 +197,58 @@ static bool default_is_cheap(const PgQuery__Node *n)
 }
 
 /* ALTER TABLE ... ADD COLUMN of an existing table. */
-static void check_add_column(struct walk *w, const PgQuery__AlterTableStmt *s, const PgQuery__AlterTableCmd *cmd,
-			     const PgQuery__ColumnDef *col)
+static void check_add_column(struct walk *w, const AlterTableStmt *s, const AlterTableCmd *cmd, const ColumnDef *col)
 {
 	size_t p = at(w, col->location);
-	check_type(w, col->type_name, col->colname);
+	const char *column = str(col->colname);
+	check_type(w, col->typeName, column);
 	if (w->no_tx && !cmd->missing_ok)
-		add(w, "prefer-robust-stmts", p, "ADD COLUMN %s without IF NOT EXISTS", col->colname);
+		add(w, "prefer-robust-stmts", p, "ADD COLUMN %s without IF NOT EXISTS", column);
 	if (created_here(w, s->relation))
 		return;
 	bool not_null = col->is_not_null, has_default = col->raw_default != NULL, generated = false;
-	const PgQuery__Node *def = col->raw_default;
-	for (size_t i = 0; i < col->n_constraints; i++) {
-		const PgQuery__Node *n = col->constraints[i];
-		if (n->node_case != PG_QUERY__NODE__NODE_CONSTRAINT)
+	const Node *def = col->raw_default;
+	const ListCell *lc;
+	foreach (lc, col->constraints) {
+		const Node *n = lfirst(lc);
+		if (!IsA(n, Constraint))
 			continue;
-		const PgQuery__Constraint *c = n->constraint;
+		const Constraint *c = (const Constraint *)n;
 		size_t cp = at(w, c->location);
 		switch (c->contype) {
-		case PG_QUERY__CONSTR_TYPE__CONSTR_NOTNULL: not_null = true; break;
-		case PG_QUERY__CONSTR_TYPE__CONSTR_DEFAULT:
+		case CONSTR_NOTNULL: not_null = true; break;
+		case CONSTR_DEFAULT:
 			has_default = true;
 			def = c->raw_expr;
 			break;
-		case PG_QUERY__CONSTR_TYPE__CONSTR_IDENTITY: has_default = true; break;
-		case PG_QUERY__CONSTR_TYPE__CONSTR_GENERATED:
+		case CONSTR_IDENTITY: has_default = true; break;
+		case CONSTR_GENERATED:
 			generated = true;
-			add(w, "adding-field-with-default", cp, "column %s of %s is GENERATED ... STORED", col->colname,
+			add(w, "adding-field-with-default", cp, "column %s of %s is GENERATED ... STORED", column,
 			    relname(s->relation));
 			break;
-		case PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY:
-			add(w, "adding-serial-primary-key-field", cp, "column %s of %s", col->colname,
-			    relname(s->relation));
+		case CONSTR_PRIMARY:
+			add(w, "adding-serial-primary-key-field", cp, "column %s of %s", column, relname(s->relation));
 			break;
-		case PG_QUERY__CONSTR_TYPE__CONSTR_UNIQUE:
-			add(w, "disallowed-unique-constraint", cp, "column %s of %s", col->colname, relname(s->relation));
+		case CONSTR_UNIQUE:
+			add(w, "disallowed-unique-constraint", cp, "column %s of %s", column, relname(s->relation));
 			break;
-		case PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN:
-			add(w, "adding-foreign-key-constraint", cp, "column %s of %s", col->colname,
-			    relname(s->relation));
+		case CONSTR_FOREIGN:
+			add(w, "adding-foreign-key-constraint", cp, "column %s of %s", column, relname(s->relation));
 			break;
 		default: break;
 		}
 	}
-	const char *t = type_last_name(col->type_name);
+	const char *t = col->typeName ? last_name(col->typeName->names) : "";
 	bool serial = strncasecmp(t, "serial", 6) == 0 || strcasecmp(t, "bigserial") == 0 ||
 		      strcasecmp(t, "smallserial") == 0;
 	if (not_null && !has_default && !generated && !serial)
-		add(w, "adding-required-field", p, "column %s of %s", col->colname, relname(s->relation));
+		add(w, "adding-required-field", p, "column %s of %s", column, relname(s->relation));
 	if (has_default && !default_is_cheap(def))
-		add(w, "adding-field-with-default", p, "column %s of %s", col->colname, relname(s->relation));
+		add(w, "adding-field-with-default", p, "column %s of %s", column, relname(s->relation));
 }
 
-static void check_add_constraint(struct walk *w, const PgQuery__AlterTableStmt *s, const PgQuery__Constraint *c)
+static void check_add_constraint(struct walk *w, const AlterTableStmt *s, const Constraint *c)
 {
 	size_t p = at(w, c->location);
 	const char *table = relname(s->relation);
@@ -237,21 +259,21 @@ static void check_add_constraint(struct walk *w, const PgQuery__AlterTableStmt *
 		return;
 	bool using_index = c->indexname && *c->indexname;
 	switch (c->contype) {
-	case PG_QUERY__CONSTR_TYPE__CONSTR_UNIQUE:
+	case CONSTR_UNIQUE:
 		if (!using_index)
 			add(w, "disallowed-unique-constraint", p, "on %s", table);
 		break;
-	case PG_QUERY__CONSTR_TYPE__CONSTR_PRIMARY:
+	case CONSTR_PRIMARY:
 		if (!using_index)
 			add(w, "adding-serial-primary-key-field", p, "on %s", table);
 		break;
-	case PG_QUERY__CONSTR_TYPE__CONSTR_FOREIGN:
+	case CONSTR_FOREIGN:
 		if (!c->skip_validation) {
 			add(w, "constraint-missing-not-valid", p, "foreign key on %s", table);
 			add(w, "adding-foreign-key-constraint", p, "on %s", table);
 		}
 		break;
-	case PG_QUERY__CONSTR_TYPE__CONSTR_CHECK:
+	case CONSTR_CHECK:
 		if (!c->skip_validation)
 			add(w, "constraint-missing-not-valid", p, "check on %s", table);
 		break;
@@ -259,57 +281,60 @@ static void check_add_constraint(struct walk *w, const PgQuery__AlterTableStmt *
 	}
 }
 
-static void check_alter_table(struct walk *w, const PgQuery__AlterTableStmt *s)
+static void check_alter_table(struct walk *w, const AlterTableStmt *s)
 {
-	if (s->objtype != PG_QUERY__OBJECT_TYPE__OBJECT_TABLE)
+	if (s->objtype != OBJECT_TABLE)
 		return;
 	const char *table = relname(s->relation);
 	size_t cursor = at(w, s->relation ? s->relation->location : -1);
-	for (size_t i = 0; i < s->n_cmds; i++) {
-		if (s->cmds[i]->node_case != PG_QUERY__NODE__NODE_ALTER_TABLE_CMD)
+	const ListCell *lc;
+	foreach (lc, s->cmds) {
+		const Node *n = lfirst(lc);
+		if (!IsA(n, AlterTableCmd))
 			continue;
-		const PgQuery__AlterTableCmd *cmd = s->cmds[i]->alter_table_cmd;
-		const PgQuery__Node *def = cmd->def;
+		const AlterTableCmd *cmd = (const AlterTableCmd *)n;
+		const Node *def = cmd->def;
+		const char *column = str(cmd->name);
 		size_t p;
 		switch (cmd->subtype) {
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_AddColumn:
-			if (def && def->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF) {
-				check_add_column(w, s, cmd, def->column_def);
-				cursor = at(w, def->column_def->location);
+		case AT_AddColumn:
+			if (def && IsA(def, ColumnDef)) {
+				check_add_column(w, s, cmd, (const ColumnDef *)def);
+				cursor = at(w, ((const ColumnDef *)def)->location);
 			}
 			break;
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_DropColumn:
-			p = cursor = find_name(w, cursor, cmd->name);
+		case AT_DropColumn:
+			p = cursor = find_name(w, cursor, column);
 			if (!created_here(w, s->relation))
-				add(w, "ban-drop-column", p, "column %s of %s", cmd->name, table);
+				add(w, "ban-drop-column", p, "column %s of %s", column, table);
 			if (w->no_tx && !cmd->missing_ok)
-				add(w, "prefer-robust-stmts", p, "DROP COLUMN %s without IF EXISTS", cmd->name);
+				add(w, "prefer-robust-stmts", p, "DROP COLUMN %s without IF EXISTS", column);
 			break;
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_AlterColumnType:
-			p = cursor = find_name(w, cursor, cmd->name);
+		case AT_AlterColumnType:
+			p = cursor = find_name(w, cursor, column);
 			if (!created_here(w, s->relation))
-				add(w, "changing-column-type", p, "column %s of %s", cmd->name, table);
-			if (def && def->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF)
-				check_type(w, def->column_def->type_name, cmd->name);
+				add(w, "changing-column-type", p, "column %s of %s", column, table);
+			if (def && IsA(def, ColumnDef))
+				check_type(w, ((const ColumnDef *)def)->typeName, column);
 			break;
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_SetNotNull:
-			p = cursor = find_name(w, cursor, cmd->name);
+		case AT_SetNotNull:
+			p = cursor = find_name(w, cursor, column);
 			if (!created_here(w, s->relation))
-				add(w, "adding-not-nullable-field", p, "column %s of %s", cmd->name, table);
+				add(w, "adding-not-nullable-field", p, "column %s of %s", column, table);
 			break;
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_DropNotNull:
-			p = cursor = find_name(w, cursor, cmd->name);
-			add(w, "ban-drop-not-null", p, "column %s of %s", cmd->name, table);
+		case AT_DropNotNull:
+			p = cursor = find_name(w, cursor, column);
+			add(w, "ban-drop-not-null", p, "column %s of %s", column, table);
 			break;
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_ColumnDefault:
-			p = cursor = find_name(w, cursor, cmd->name);
+		case AT_ColumnDefault:
+			p = cursor = find_name(w, cursor, column);
 			if (!def && !created_here(w, s->relation))
-				add(w, "ban-drop-default", p, "column %s of %s", cmd->name, table);
+				add(w, "ban-drop-default", p, "column %s of %s", column, table);
 			break;
-		case PG_QUERY__ALTER_TABLE_TYPE__AT_AddConstraint:
-			if (def && def->node_case == PG_QUERY__NODE__NODE_CONSTRAINT) {
-				check_add_constraint(w, s, def->constraint);
-				cursor = at(w, def->constraint->location);
+		case AT_AddConstraint:
+			if (def && IsA(def, Constraint)) {
+				check_add_constraint(w, s, (const Constraint *)def);
+				cursor = at(w, ((const Constraint *)def)->location);
 			}
 			break;
 		default: break;
@@ -317,17 +342,20 @@ static void check_alter_table(struct walk *w, const PgQuery__AlterTableStmt *s)
 	}
 }
 
-static void check_create_table(struct walk *w, const PgQuery__CreateStmt *s)
+static void check_create_table(struct walk *w, const CreateStmt *s)
 {
 	remember_created(w, s->relation);
 	if (w->no_tx && !s->if_not_exists)
 		add(w, "prefer-robust-stmts", w->stmt_start, "CREATE TABLE %s without IF NOT EXISTS", relname(s->relation));
-	for (size_t i = 0; i < s->n_table_elts; i++)
-		if (s->table_elts[i]->node_case == PG_QUERY__NODE__NODE_COLUMN_DEF)
-			check_type(w, s->table_elts[i]->column_def->type_name, s->table_elts[i]->column_def->colname);
+	const ListCell *lc;
+	foreach (lc, s->tableElts) {
+		const Node *n = lfirst(lc);
+		if (IsA(n, ColumnDef))
+			check_type(w, ((const ColumnDef *)n)->typeName, ((const ColumnDef *)n)->colname);
+	}
 }
 
-static void check_index(struct walk *w, const PgQuery__IndexStmt *s)
+static void check_index(struct walk *w, const IndexStmt *s)
 {
 	size_t p = w->stmt_start;
 	const char *table = relname(s->relation);
@@ -345,35 +373,30 @@ static void check_index(struct walk *w, const PgQuery__IndexStmt *s)
 
 /* Every table a DROP TABLE names was created earlier in this script
  * (no release uses it yet)? */
-static bool dropped_only_new(const struct walk *w, const PgQuery__DropStmt *s)
+static bool dropped_only_new(const struct walk *w, const DropStmt *s)
 {
-	for (size_t i = 0; i < s->n_objects; i++) {
-		const PgQuery__Node *o = s->objects[i];
-		if (o->node_case != PG_QUERY__NODE__NODE_LIST || o->list->n_items == 0)
-			return false;
-		const PgQuery__Node *last = o->list->items[o->list->n_items - 1];
-		if (last->node_case != PG_QUERY__NODE__NODE_STRING)
-			return false;
-		PgQuery__RangeVar rv = PG_QUERY__RANGE_VAR__INIT;
-		rv.relname = last->string->sval;
-		if (!created_here(w, &rv))
+	const ListCell *lc;
+	foreach (lc, s->objects) {
+		const Node *o = lfirst(lc);
+		if (!IsA(o, List) || list_length((const List *)o) == 0 ||
+		    !created_name(w, string_value(llast((const List *)o))))
 			return false;
 	}
-	return s->n_objects > 0;
+	return list_length(s->objects) > 0;
 }
 
-static void check_drop(struct walk *w, const PgQuery__DropStmt *s)
+static void check_drop(struct walk *w, const DropStmt *s)
 {
 	size_t p = w->stmt_start;
-	switch (s->remove_type) {
-	case PG_QUERY__OBJECT_TYPE__OBJECT_TABLE:
+	switch (s->removeType) {
+	case OBJECT_TABLE:
 		if (!dropped_only_new(w, s))
 			add(w, "ban-drop-table", p, "%s", "");
 		break;
-	case PG_QUERY__OBJECT_TYPE__OBJECT_SCHEMA:
+	case OBJECT_SCHEMA:
 		add(w, "ban-drop-schema", p, "%s", "");
 		break;
-	case PG_QUERY__OBJECT_TYPE__OBJECT_INDEX:
+	case OBJECT_INDEX:
 		if (!s->concurrent)
 			add(w, "require-concurrent-index-deletion", p, "%s", "");
 		else if (!w->no_tx)
@@ -385,58 +408,64 @@ static void check_drop(struct walk *w, const PgQuery__DropStmt *s)
 		add(w, "prefer-robust-stmts", p, "DROP without IF EXISTS");
 }
 
-static void check_rename(struct walk *w, const PgQuery__RenameStmt *s)
+static void check_rename(struct walk *w, const RenameStmt *s)
 {
-	if (s->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE && !created_here(w, s->relation))
-		add(w, "renaming-table", w->stmt_start, "%s to %s", relname(s->relation), s->newname);
-	else if (s->rename_type == PG_QUERY__OBJECT_TYPE__OBJECT_COLUMN &&
-		 s->relation_type == PG_QUERY__OBJECT_TYPE__OBJECT_TABLE && !created_here(w, s->relation))
-		add(w, "renaming-column", find_name(w, w->stmt_start, s->subname), "%s.%s to %s", relname(s->relation),
-		    s->subname, s->newname);
+	if (s->renameType == OBJECT_TABLE && !created_here(w, s->relation))
+		add(w, "renaming-table", w->stmt_start, "%s to %s", relname(s->relation), str(s->newname));
+	else if (s->renameType == OBJECT_COLUMN && s->relationType == OBJECT_TABLE && !created_here(w, s->relation))
+		add(w, "renaming-column", find_name(w, w->stmt_start, str(s->subname)), "%s.%s to %s",
+		    relname(s->relation), str(s->subname), str(s->newname));
 }
 
-static bool has_option(PgQuery__Node *const *opts, size_t n, const char *name)
+static bool has_option(const List *options, const char *name)
 {
-	for (size_t i = 0; i < n; i++)
-		if (opts[i]->node_case == PG_QUERY__NODE__NODE_DEF_ELEM && strcasecmp(opts[i]->def_elem->defname, name) == 0)
+	const ListCell *lc;
+	foreach (lc, options) {
+		const Node *n = lfirst(lc);
+		if (IsA(n, DefElem) && strcasecmp(str(((const DefElem *)n)->defname), name) == 0)
 			return true;
+	}
 	return false;
 }
 
-static void check_statement(struct walk *w, const PgQuery__Node *n)
+static void check_statement(struct walk *w, const Node *n)
 {
 	size_t p = w->stmt_start;
-	switch (n->node_case) {
-	case PG_QUERY__NODE__NODE_ALTER_TABLE_STMT: check_alter_table(w, n->alter_table_stmt); break;
-	case PG_QUERY__NODE__NODE_CREATE_STMT: check_create_table(w, n->create_stmt); break;
-	case PG_QUERY__NODE__NODE_INDEX_STMT: check_index(w, n->index_stmt); break;
-	case PG_QUERY__NODE__NODE_DROP_STMT: check_drop(w, n->drop_stmt); break;
-	case PG_QUERY__NODE__NODE_RENAME_STMT: check_rename(w, n->rename_stmt); break;
-	case PG_QUERY__NODE__NODE_DROPDB_STMT: add(w, "ban-drop-database", p, "%s", n->dropdb_stmt->dbname); break;
-	case PG_QUERY__NODE__NODE_REINDEX_STMT:
-		if (!has_option(n->reindex_stmt->params, n->reindex_stmt->n_params, "concurrently"))
+	switch (nodeTag(n)) {
+	case T_AlterTableStmt: check_alter_table(w, (const AlterTableStmt *)n); break;
+	case T_CreateStmt: check_create_table(w, (const CreateStmt *)n); break;
+	case T_IndexStmt: check_index(w, (const IndexStmt *)n); break;
+	case T_DropStmt: check_drop(w, (const DropStmt *)n); break;
+	case T_RenameStmt: check_rename(w, (const RenameStmt *)n); break;
+	case T_DropdbStmt: add(w, "ban-drop-database", p, "%s", str(((const DropdbStmt *)n)->dbname)); break;
+	case T_ReindexStmt:
+		if (!has_option(((const ReindexStmt *)n)->params, "concurrently"))
 			add(w, "require-concurrent-reindex", p, "%s", "");
 		break;
-	case PG_QUERY__NODE__NODE_ALTER_ENUM_STMT:
-		if (*n->alter_enum_stmt->new_val && !*n->alter_enum_stmt->old_val && !w->no_tx)
-			add(w, "enum-add-value-in-transaction", p, "value '%s'", n->alter_enum_stmt->new_val);
+	case T_AlterEnumStmt: {
+		const AlterEnumStmt *s = (const AlterEnumStmt *)n;
+		if (s->newVal && *s->newVal && !(s->oldVal && *s->oldVal) && !w->no_tx)
+			add(w, "enum-add-value-in-transaction", p, "value '%s'", s->newVal);
 		break;
-	case PG_QUERY__NODE__NODE_TRUNCATE_STMT:
-		if (n->truncate_stmt->behavior == PG_QUERY__DROP_BEHAVIOR__DROP_CASCADE)
+	}
+	case T_TruncateStmt:
+		if (((const TruncateStmt *)n)->behavior == DROP_CASCADE)
 			add(w, "ban-truncate-cascade", p, "%s", "");
 		break;
-	case PG_QUERY__NODE__NODE_CREATE_DOMAIN_STMT:
-		for (size_t i = 0; i < n->create_domain_stmt->n_constraints; i++) {
-			const PgQuery__Node *c = n->create_domain_stmt->constraints[i];
-			if (c->node_case == PG_QUERY__NODE__NODE_CONSTRAINT &&
-			    c->constraint->contype == PG_QUERY__CONSTR_TYPE__CONSTR_CHECK) {
-				add(w, "ban-create-domain-with-constraint", at(w, c->constraint->location), "%s", "");
+	case T_CreateDomainStmt: {
+		const ListCell *lc;
+		foreach (lc, ((const CreateDomainStmt *)n)->constraints) {
+			const Node *c = lfirst(lc);
+			if (IsA(c, Constraint) && ((const Constraint *)c)->contype == CONSTR_CHECK) {
+				add(w, "ban-create-domain-with-constraint", at(w, ((const Constraint *)c)->location), "%s",
+				    "");
 				break;
 			}
 		}
 		break;
-	case PG_QUERY__NODE__NODE_ALTER_DOMAIN_STMT:
-		if (strcmp(n->alter_domain_stmt->subtype, "C") == 0)
+	}
+	case T_AlterDomainStmt:
+		if (((const AlterDomainStmt *)n)->subtype == 'C')
 			add(w, "ban-alter-domain-with-add-constraint", p, "%s", "");
 		break;
 	default: break;
@@ -474,38 +503,40 @@ static size_t skip_blank(const char *s, size_t p, size_t end)
 }
 
 /* Parse text (script[base, base + strlen(text))) and walk its statements.
- * Returns false with *error_at set when the parser refuses it. */
+ * Returns false with *error_at set when the parser refuses it. The tree
+ * lives in libpg_query's memory context, gone once the walk is over;
+ * what a finding keeps is copied by sg_lint_vadd. */
 static bool walk_text(struct walk *w, const char *text, size_t base, size_t *error_at, char **error)
 {
-	PgQueryProtobufParseResult r = pg_query_parse_protobuf(text);
-	if (r.error) {
+	MemoryContext ctx = pg_query_enter_memory_context();
+	PgQueryInternalParsetreeAndError r = pg_query_raw_parse(text);
+	bool ok = r.error == NULL;
+	if (!ok) {
 		*error_at = base + (r.error->cursorpos > 0 ? (size_t)r.error->cursorpos - 1 : 0);
 		*error = sg_strdup(r.error->message);
-		pg_query_free_protobuf_parse_result(r);
-		return false;
+		pg_query_free_error(r.error);
+	} else {
+		size_t len = strlen(text);
+		w->base = base;
+		const ListCell *lc;
+		foreach (lc, r.tree) {
+			const RawStmt *raw = lfirst(lc);
+			size_t start = raw->stmt_location > 0 ? (size_t)raw->stmt_location : 0;
+			size_t end = raw->stmt_len > 0 ? start + (size_t)raw->stmt_len : len;
+			if (end > len)
+				end = len;
+			start = skip_blank(text, start, end);
+			while (end > start && isspace((unsigned char)text[end - 1]))
+				end--;
+			w->stmt_start = base + start;
+			w->stmt_end = base + end;
+			if (raw->stmt)
+				check_statement(w, raw->stmt);
+		}
 	}
-	PgQuery__ParseResult *tree =
-		pg_query__parse_result__unpack(NULL, r.parse_tree.len, (const uint8_t *)r.parse_tree.data);
-	size_t len = strlen(text);
-	w->base = base;
-	for (size_t i = 0; tree && i < tree->n_stmts; i++) {
-		const PgQuery__RawStmt *raw = tree->stmts[i];
-		size_t start = raw->stmt_location > 0 ? (size_t)raw->stmt_location : 0;
-		size_t end = raw->stmt_len > 0 ? start + (size_t)raw->stmt_len : len;
-		if (end > len)
-			end = len;
-		start = skip_blank(text, start, end);
-		while (end > start && isspace((unsigned char)text[end - 1]))
-			end--;
-		w->stmt_start = base + start;
-		w->stmt_end = base + end;
-		if (raw->stmt)
-			check_statement(w, raw->stmt);
-	}
-	if (tree)
-		pg_query__parse_result__free_unpacked(tree, NULL);
-	pg_query_free_protobuf_parse_result(r);
-	return true;
+	free(r.stderr_buffer);
+	pg_query_exit_memory_context(ctx);
+	return ok;
 }
 
 void sg_lint_postgres(const char *script, bool no_tx, struct sg_lint_result *out)

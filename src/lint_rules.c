@@ -60,37 +60,41 @@ const struct sg_lint_rule sg_lint_rules[] = {
 	 "(PostgreSQL and MySQL in strict mode; SQLite refuses the ALTER itself). Add the column "
 	 "nullable or with a constant DEFAULT; make it required in a later release once every writer "
 	 "sets it."},
-	{"changing-column-type", E, P | M, true, "PG3xx",
+	{"changing-column-type", E, P | M, true, "PG301",
 	 "changes a column's type",
 	 "A new type can break the release still running (narrower values, other text in its driver) and "
 	 "most type changes rewrite the table under an ACCESS EXCLUSIVE lock (MySQL: a table copy). Add a "
 	 "column of the new type, write both and backfill in batches, move the readers, then drop the old "
 	 "column. On MySQL, MODIFY restates the whole column: schemagate cannot see the old definition "
 	 "offline, so any MODIFY or CHANGE is reported."},
-	{"disallowed-unique-constraint", W, P | M, true, "MF101",
+	{"disallowed-unique-constraint", W, P | M, true, "MF101 PG105",
 	 "adds a UNIQUE constraint to an existing table",
 	 "The constraint fails on duplicates already in the table, writes of the running release that "
 	 "would create one start failing, and building it takes an ACCESS EXCLUSIVE lock on PostgreSQL. "
 	 "Create a unique index CONCURRENTLY first, then ADD CONSTRAINT ... UNIQUE USING INDEX."},
-	{"adding-unique-index", W, P | M | S, false, "MF101 MF102",
+	{"adding-unique-index", W, P | M | S, false, "MF101",
 	 "creates a unique index on an existing table",
 	 "The index fails on duplicates already in the table (on PostgreSQL a failed CONCURRENTLY build "
 	 "leaves an INVALID index behind) and writes of the running release that would create a "
 	 "duplicate start failing. Check for duplicates first and deploy the release that stops writing "
 	 "them before the index."},
-	{"adding-not-nullable-field", E, P, true, "MF104 PG3xx",
+	{"adding-not-nullable-field", E, P | M, true, "MF104 PG303",
 	 "makes an existing column NOT NULL",
 	 "Writers of the release still running that leave it NULL fail, and on PostgreSQL SET NOT NULL "
 	 "scans the whole table under an ACCESS EXCLUSIVE lock. First deploy a release that always sets "
 	 "it; on PostgreSQL add CHECK (col IS NOT NULL) NOT VALID, VALIDATE CONSTRAINT it in another "
-	 "migration, then SET NOT NULL (PostgreSQL 12+ uses the validated check and skips the scan)."},
+	 "migration, then SET NOT NULL (PostgreSQL 12+ uses the validated check and skips the scan). On "
+	 "MySQL/MariaDB, MODIFY/CHANGE ... NOT NULL fails on rows that hold NULL (or, outside strict mode, "
+	 "silently turns them into the type's zero value) and rebuilds the table; the old definition is "
+	 "not visible offline, so every MODIFY/CHANGE that states NOT NULL is reported: backfill the "
+	 "NULLs in batches after the writers are fixed, then restate the column in a later migration."},
 	{"ban-drop-not-null", W, P, true, "", "drops a NOT NULL constraint",
 	 "Readers of the release still running may not expect NULL in this column. Deploy readers that "
 	 "handle NULL first."},
 	{"ban-drop-default", W, P | M, false, "", "drops a column default",
 	 "Inserts of the release still running that rely on the default now write NULL (or fail on a NOT "
 	 "NULL column). Drop the default only after a release that sets the column itself."},
-	{"enum-set-change", W, M, false, "MY110 MY111", "redefines an ENUM or SET column",
+	{"enum-set-change", W, M, false, "MY110 MY111 MY112 MY113 MY120 MY121 MY122 MY123", "redefines an ENUM or SET column",
 	 "Removing or reordering values copies the table and makes rows of the running release invalid; "
 	 "only appending values at the end is INSTANT. Schemagate cannot see the old list offline: "
 	 "append, never remove or reorder, and write ALGORITHM=INSTANT so the server refuses a copy."},
@@ -111,23 +115,23 @@ const struct sg_lint_rule sg_lint_rules[] = {
 	 "PostgreSQL refuses CONCURRENTLY inside a transaction block, and schemagate runs this script in "
 	 "one: the migration fails. Put the statement in its own migration marked "
 	 "-- schemagate:no-transaction."},
-	{"constraint-missing-not-valid", W, P, true, "PG3xx",
+	{"constraint-missing-not-valid", W, P, true, "PG305 PG306",
 	 "adds a CHECK or FOREIGN KEY constraint without NOT VALID",
 	 "The new constraint is checked against every row while a lock blocks writes. Add it NOT VALID "
 	 "(only new rows are checked, the lock is brief), then VALIDATE CONSTRAINT in a later migration, "
 	 "which takes a lock that lets writes through."},
-	{"adding-foreign-key-constraint", W, P, true, "PG3xx",
+	{"adding-foreign-key-constraint", W, P, true, "PG306",
 	 "adds a foreign key that scans the table",
 	 "A foreign key takes SHARE ROW EXCLUSIVE locks on both tables and, without NOT VALID, scans the "
 	 "referencing table while writes to both wait. Add it NOT VALID, then VALIDATE CONSTRAINT in a "
 	 "later migration."},
-	{"adding-field-with-default", W, P, true, "PG3xx",
+	{"adding-field-with-default", W, P, true, "PG302",
 	 "adds a column whose default is volatile or stored-generated",
 	 "A constant default is only catalog work since PostgreSQL 11, but a volatile default "
 	 "(gen_random_uuid(), clock_timestamp(), nextval) or a STORED generated column rewrites the table "
 	 "under an ACCESS EXCLUSIVE lock. Add the column without the default, set the default, backfill "
 	 "in batches."},
-	{"adding-serial-primary-key-field", W, P, true, "PG3xx", "adds a primary key by building its index",
+	{"adding-serial-primary-key-field", W, P, true, "PG104 PG304", "adds a primary key by building its index",
 	 "ALTER TABLE ... ADD PRIMARY KEY builds the index under an ACCESS EXCLUSIVE lock. Build a unique "
 	 "index CONCURRENTLY, then ADD CONSTRAINT ... PRIMARY KEY USING INDEX."},
 	{"enum-add-value-in-transaction", W, P, false, "",
@@ -135,13 +139,13 @@ const struct sg_lint_rule sg_lint_rules[] = {
 	 "Before PostgreSQL 12, ALTER TYPE ... ADD VALUE fails inside a transaction block; from 12 on the "
 	 "new value cannot be used until the transaction commits, so a later statement of this migration "
 	 "that uses it fails. Put it in its own migration marked -- schemagate:no-transaction."},
-	{"require-online-alter", W, M, false, "MY1xx",
+	{"require-online-alter", W, M, false, "",
 	 "an ALTER TABLE that may copy the table",
 	 "MODIFY/CHANGE of a column, CONVERT TO CHARACTER SET, ADD/DROP PRIMARY KEY, ENGINE= and FORCE can "
 	 "make MySQL/MariaDB copy the table, blocking writes for the whole copy. State ALGORITHM=INSTANT "
 	 "(or INPLACE) and LOCK=NONE: the server then refuses what it cannot do online instead of copying, "
 	 "and you can use an online schema change tool for the rest."},
-	{"require-lock-none", W, M, false, "MY1xx", "builds an index without LOCK=NONE",
+	{"require-lock-none", W, M, false, "", "builds an index without LOCK=NONE",
 	 "Without LOCK=NONE an index build may take a lock that blocks writes (FULLTEXT and SPATIAL "
 	 "indexes always do). Write ALGORITHM=INPLACE, LOCK=NONE so the server refuses a blocking build."},
 	{"sqlite-table-rebuild", W, S, false, "",

@@ -80,6 +80,7 @@ static void plan_schema(const struct sg_plan *p, struct sg_metrics_schema *out)
 			out->applied++;
 			out->applied_version = it->version;
 			break;
+		case SG_M_MISSING: out->applied++; break;   /* lost, not ahead: readiness refuses it */
 		case SG_M_UNKNOWN:
 			out->database_ahead++;
 			out->applied_version = it->version;
@@ -167,6 +168,10 @@ static bool judge(const struct sg_run *r, const struct sg_metrics *m, char *reas
 		case SG_M_CHANGED:
 			snprintf(reason, n, "not ready: checksum mismatch: %s was applied with checksum %s but the file "
 				 "now has %s", it->m->up_file, row->checksum, it->m->checksum);
+			return false;
+		case SG_M_MISSING:
+			snprintf(reason, n, "not ready: applied version %s is missing from this image's migration "
+				 "directory, below a version it has (deleted or renamed)", it->version);
 			return false;
 		case SG_M_UNKNOWN:
 			if (!r->cfg->strict)

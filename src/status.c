@@ -21,9 +21,10 @@ static void print_status_json(const struct sg_run *r)
 	sg_buf_printf(&b, ",\"history_exists\":%s,\"target\":", h->exists ? "true" : "false");
 	sg_buf_json_string(&b, p->target);
 	sg_buf_printf(&b, ",\"at_target\":%s,\"counts\":{\"applied\":%zu,\"pending\":%zu,\"failed\":%zu,"
-			  "\"partial\":%zu,\"changed\":%zu,\"unknown\":%zu},\"migrations\":[",
-		      p->npending == 0 && p->nfailed == 0 && p->npartial == 0 && p->nchanged == 0 ? "true" : "false",
-		      p->napplied, p->npending, p->nfailed, p->npartial, p->nchanged, p->nunknown);
+			  "\"partial\":%zu,\"changed\":%zu,\"unknown\":%zu,\"missing\":%zu},\"migrations\":[",
+		      p->npending == 0 && p->nfailed == 0 && p->npartial == 0 && p->nchanged == 0 && p->nmissing == 0
+			      ? "true" : "false",
+		      p->napplied, p->npending, p->nfailed, p->npartial, p->nchanged, p->nunknown, p->nmissing);
 	for (size_t i = 0; i < p->count; i++) {
 		const struct sg_plan_item *it = &p->items[i];
 		sg_buf_puts(&b, i ? ",{\"version\":" : "{\"version\":");
@@ -89,9 +90,9 @@ static void print_status_text(const struct sg_run *r)
 		else if (it->state == SG_M_CHANGED && it->row && it->m)
 			printf("%16s checksum recorded %s, file has %s\n", "", it->row->checksum, it->m->checksum);
 	}
-	printf("%s: target %s; %zu applied, %zu pending, %zu partial, %zu failed, %zu changed, %zu unknown%s\n",
-	       r->cfg->table, p->target ? p->target : "-", p->napplied, p->npending, p->npartial, p->nfailed,
-	       p->nchanged, p->nunknown, h->exists ? "" : " (history table does not exist yet)");
+	printf("%s: target %s; %zu applied, %zu pending, %zu partial, %zu failed, %zu changed, %zu unknown, "
+	       "%zu missing%s\n", r->cfg->table, p->target ? p->target : "-", p->napplied, p->npending, p->npartial,
+	       p->nfailed, p->nchanged, p->nunknown, p->nmissing, h->exists ? "" : " (history table does not exist yet)");
 }
 
 void sg_status_print(const struct sg_run *r)
@@ -129,7 +130,7 @@ static const char *newest_applied(const struct sg_plan *p)
 {
 	for (size_t i = p->count; i-- > 0;)
 		if (p->items[i].state == SG_M_APPLIED || p->items[i].state == SG_M_CHANGED ||
-		    p->items[i].state == SG_M_UNKNOWN)
+		    p->items[i].state == SG_M_UNKNOWN || p->items[i].state == SG_M_MISSING)
 			return p->items[i].version;
 	return "0";
 }

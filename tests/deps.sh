@@ -22,8 +22,9 @@ packages=(
 	clang libclang-rt-14-dev llvm tzdata
 	# the valgrind pass (tests/support/valgrind.sh)
 	valgrind
-	# lint's PostgreSQL parser (static archive) and the protobuf-c header it needs
-	libpg-query-dev libprotobuf-c-dev
+	# lint's PostgreSQL parser (static archive; its trees are read through
+	# postgresql-server-dev-15's node headers, above)
+	libpg-query-dev
 	# the arm64 static build and image, run under emulation (tests/delivery/arm64.sh)
 	gcc-aarch64-linux-gnu binutils-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static
 )

@@ -134,6 +134,17 @@ int sg_row_refuse(const struct sg_row_transition *t, const char *version, const 
  */
 int sg_row_move(struct sg_conn *c, const char *table, enum sg_row_state from, enum sg_row_event event,
 		const struct sg_row_change *chg, struct sg_error *err);
+/* The same write as SQL text with literal values, appended to out, for a
+ * multi-statement round trip (MySQL): INSERT and PROGRESS writes only,
+ * and no check that the row moved (the caller checks that one row was
+ * affected: sg_row_lost). duration_sql, when not NULL, is an SQL
+ * expression for duration_ms. -1 when the write cannot be text. */
+int sg_row_move_sql(struct sg_conn *c, const char *table, enum sg_row_state from, enum sg_row_event event,
+		    const struct sg_row_change *chg, const char *duration_sql, struct sg_buf *out);
+/* After sg_row_move_sql's statement: 0 when it moved one row, else
+ * kind LOCK_LOST as sg_row_move says it. */
+int sg_row_check_moved(const char *table, enum sg_row_state from, enum sg_row_event event, const char *version,
+		       long affected, struct sg_error *err);
 /* Does the partial row still describe m's file (checksum, and the digest
  * of the next statement recorded in its note)? 0, or exit 4 naming the
  * repair. */
@@ -158,6 +169,11 @@ int sg_history_down_sql(struct sg_conn *c, const char *table, const char *versio
 /* Audit: event is "apply", "revert", "baseline", "repair", "failure". */
 int sg_event_record(struct sg_conn *c, const char *table, const char *event, const char *version,
 		    const char *outcome, const char *detail, struct sg_error *err);
+
+/* The same as text (see sg_row_move_sql); detail_sql is an SQL
+ * expression, or NULL. */
+int sg_event_sql(struct sg_conn *c, const char *table, const char *event, const char *version, const char *outcome,
+		 const char *detail_sql, struct sg_buf *out);
 
 /* One row of the audit table, as `events` shows it. */
 struct sg_event_row {
@@ -187,7 +203,8 @@ enum sg_mstate {
 	SG_M_CHANGED,      /* applied, file checksum differs */
 	SG_M_FAILED,       /* status failed: a human must look (repair) */
 	SG_M_PARTIAL,      /* status partial: being applied, or interrupted and resumable */
-	SG_M_UNKNOWN,      /* in the database, not in the directory */
+	SG_M_UNKNOWN,      /* in the database, newer than every version in the directory: a newer release's */
+	SG_M_MISSING,      /* in the database, not in the directory, below a version it has: deleted or renamed */
 	SG_M_BEYOND,       /* in dir, newer than the target, not applied */
 };
 
@@ -209,7 +226,7 @@ struct sg_plan_item {
 struct sg_plan {
 	struct sg_plan_item *items;   /* union of dir and history, by version */
 	size_t count;
-	size_t npending, nchanged, nfailed, npartial, nunknown, nout_of_order, napplied;
+	size_t npending, nchanged, nfailed, npartial, nunknown, nmissing, nout_of_order, napplied;
 	const char *target;           /* NULL when the directory is empty */
 	const char *newest_applied;   /* set when a pending version is out of order (borrowed from the history) */
 };
@@ -220,7 +237,7 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 		  struct sg_plan *plan, struct sg_error *err);
 void sg_plan_free(struct sg_plan *plan);
 /* Integrity check before doing anything (exit 4): failed rows, changed
- * checksums, unknown versions under strict, out-of-order pending unless
+ * checksums, missing versions, unknown versions under strict, out-of-order pending unless
  * allowed. Partial rows are not errors: the next lock holder resumes
  * them. The message names file, versions and the fix. */
 int sg_plan_check(const struct sg_plan *plan, bool strict, bool allow_out_of_order,

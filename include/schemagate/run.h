@@ -276,7 +276,27 @@ struct sg_steps {
 	enum sg_row_state row;
 	size_t start;                  /* statements known done before this run */
 	bool start_in_doubt;           /* resuming: statement `start` may have run already */
+	/* A fresh apply where sg_steps_batch() says yes; else NULL. */
+	struct sg_steps_fresh *fresh;
 };
+
+/*
+ * Where the lock check, a statement that runs alone and the record that
+ * counts it share one multi-statement round trip (MariaDB), a fresh apply
+ * also sends the row's first write with the first statement and the row's
+ * move to applied and the audit event with the last one.
+ */
+struct sg_steps_fresh {
+	const char *insert;   /* SQL text of the row's first write (sg_row_move_sql) */
+	const char *event;    /* the audit event's name ("apply") */
+	uint64_t t0;          /* when the migration began (its duration) */
+	bool inserted;        /* out: the row's first write is done */
+	bool finished;        /* out: the row is applied and the event recorded */
+};
+
+/* Does this connection and lock send a statement with its bookkeeping in
+ * one round trip (sg_steps.fresh may be set)? */
+bool sg_steps_batch(struct sg_run *r);
 
 /* Run list->items[start..]. *done ends at the number of statements known
  * done (all of them on success). A stop lets a statement that runs alone

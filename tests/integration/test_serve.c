@@ -471,6 +471,46 @@ Test(serve, strict_makes_a_database_ahead_not_ready)
 	serve_done(&d, &s);
 }
 
+/*
+ * A version below one this image has, applied by a directory that has it
+ * while this image's directory lacks it (deleted or renamed): not a newer
+ * release's, so not "ahead". The check classifies it as the CLI does
+ * (`up` refuses it with exit 4): schemagate_database_ahead stays 0 and
+ * /readyz says what is missing.
+ */
+Test(serve, a_deleted_middle_version_is_not_ahead)
+{
+	struct tdb d;
+	tdb_create(&d, ENG_LITE, NULL);
+	write_migrations(&d, 3, NULL);
+	char *other = newer_directory(&d, 3);
+	char *gone = sgt_path(d.mig, "0002_step_2.up.sql");
+	cr_assert_eq(unlink(gone), 0);
+	struct served s;
+	serve_start(&s, &d, d.mig, "300ms", NULL);
+	free(await_readyz(&s, 200, 30000));
+
+	const char *argv[] = {"--database-url", d.url, "--dir", other, "up", "--allow-out-of-order", NULL};
+	struct sgt_result r;
+	sgt_run(&r, NULL, argv);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	sgt_result_free(&r);
+	char *body = await_readyz(&s, 503, 5000);
+	cr_expect(strstr(body, "applied version 0002 is missing"), "%s", body);
+	free(body);
+	char *m = metrics_now(&s);
+	cr_expect_eq(sample(m, "schemagate_database_ahead"), 0, "%s", m);
+	cr_expect_eq(sample(m, "schemagate_migrations_applied"), 3, "%s", m);
+	cr_expect_eq(schema_info(m, "0003", "0003", ENG_LITE), 1, "%s", m);
+	free(m);
+	schemagate(&d, d.mig, "up", 4);
+	free(gone);
+	free(other);
+	free(serve_stop(&s, 0));
+	served_free(&s);
+	tdb_drop(&d);
+}
+
 /* A check that cannot reach the database is counted and changes nothing
  * else; the next one that can updates the timestamp again. */
 Test(serve, failed_check_counts_an_error_and_keeps_readiness)
