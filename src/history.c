@@ -913,7 +913,10 @@ static int collect_event(void *ctx, int ncols, const char *const *v)
 		return 1;
 	if (f->since && (!v[0] || strcmp(v[0], f->since) < 0))
 		return 0;
-	if (f->version && (!v[3] || !sg_version_valid(v[3]) || sg_version_cmp(v[3], f->version) != 0))
+	if (f->version && sg_is_repeatable_key(f->version) && (!v[3] || strcmp(v[3], f->version) != 0))
+		return 0;
+	if (f->version && !sg_is_repeatable_key(f->version) &&
+	    (!v[3] || !sg_version_valid(v[3]) || sg_version_cmp(v[3], f->version) != 0))
 		return 0;
 	struct sg_event_list *l = f->list;
 	l->rows = sg_realloc(l->rows, (l->count + 1) * sizeof(*l->rows));

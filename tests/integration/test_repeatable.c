@@ -174,6 +174,11 @@ static void run_repeatable(enum eng eng)
 	cr_assert(strstr(r.err, "applying R__rv.sql") && strstr(r.err, "no_such_table"), "%s: %s", name, r.err);
 	sgt_result_free(&r);
 	cr_assert_eq(events_of(&d, "failure"), 1, "%s", name);
+	tdb_run(&d, NULL, &r, "events", "--version", "R__rv", "--json", NULL);
+	expect(&d, &r, 0, "events --version R__rv");
+	cr_assert(strstr(r.out, "\"event\":\"failure\",\"version\":\"R__rv\",\"outcome\":\"failed\"") &&
+		  !strstr(r.out, "\"version\":\"0001\""), "%s: events --version R__rv:\n%s", name, r.out);
+	sgt_result_free(&r);
 	expect_row(&d, v2, "after the failure");
 	if (eng == ENG_MY) {
 		/* MariaDB commits DDL at once: the new view stayed; the row
