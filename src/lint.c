@@ -136,15 +136,17 @@ static int finding_cmp(const void *pa, const void *pb)
 	return strcmp(a->text, b->text);
 }
 
-/* Is a version in the lint's scope (--since, --pending)? */
+/* Is a version in the lint's scope (--since, --pending)? A repeatable
+ * migration (its key "R__NAME") changes at any time: --since keeps it. */
 static bool lint_in_scope(const struct sg_lint_request *req, const char *version)
 {
-	if (req->since && sg_version_cmp(version, req->since) <= 0)
+	bool repeatable = sg_is_repeatable_key(version);
+	if (req->since && !repeatable && sg_version_cmp(version, req->since) <= 0)
 		return false;
 	if (!req->only_versions)
 		return true;
 	for (size_t i = 0; i < req->nversions; i++)
-		if (sg_version_cmp(version, req->versions[i]) == 0)
+		if (repeatable ? strcmp(version, req->versions[i]) == 0 : sg_version_cmp(version, req->versions[i]) == 0)
 			return true;
 	return false;
 }
@@ -416,10 +418,11 @@ int sg_lint(const struct sg_lint_request *req, struct sg_error *err)
 	if (sg_directory_scan(dir, &d, &rep) == 0) {
 		for (size_t i = 0; i < d.nignored; i++)
 			sg_report_add(&rep, is_readme(d.ignored[i]) ? LV_NOTE : LV_WARNING, d.ignored[i], 0, SG_DIALECT_NONE,
-				   "not a migration file; ignored (migrations are VERSION_NAME.up.sql, .down.sql or .sql)");
+				   "not a migration file; ignored (migrations are VERSION_NAME.up.sql, .down.sql or .sql; "
+				   "repeatable ones R__NAME.sql)");
 		warn_tag_like_names(&d, &rep);
 		bool *bad = sg_check_groups(&d, &rep);
-		if (d.count == 0 && rep.counts[LV_ERROR] == 0)
+		if (d.count == 0 && d.nreps == 0 && rep.counts[LV_ERROR] == 0)
 			sg_no_migrations(&d, &rep);
 		unsigned *present = sg_calloc(d.count + 1, sizeof(unsigned));
 		for (size_t k = 0; k < NDIALECTS; k++) {
@@ -444,12 +447,18 @@ int sg_lint(const struct sg_lint_request *req, struct sg_error *err)
 				gi++;
 			}
 			sg_selection_free(&sel);
+			/* repeatable migrations: the same rules on their text */
+			sg_load_repeatables(&d, dialect, &sel, &rep);
+			lint_rules_selection(req, &sel, dialect, &rep);
+			sg_selection_free(&sel);
 		}
 		if (rep.counts[LV_ERROR] == 0 && only == SG_DIALECT_NONE)
 			note_partial_versions(&d, present, &rep);
 		size_t b = 0, e = 0, gi = 0;
 		while (sg_next_group(&d, &b, &e))
 			nmigrations += present[gi++] != 0;
+		for (size_t i = 0; i < d.nreps; i++)
+			nmigrations += i == 0 || strcmp(d.reps[i].version, d.reps[i - 1].version) != 0;
 		for (size_t i = 0; i < d.count; i++)
 			if (d.items[i].bom)
 				sg_report_add(&rep, LV_WARNING, d.items[i].file, 0, SG_DIALECT_NONE,

@@ -212,6 +212,11 @@ int sg_stopped_error(struct sg_run *r, struct sg_error *err, const char *doing);
  * happened: LOCK_LOST (rolled back), CONNECTION, CANCELED, or a failure. */
 int sg_apply_one(struct sg_run *r, const struct sg_migration *m, const struct sg_history_row *resume, bool in_doubt,
 		 struct sg_error *err);
+/* Run a repeatable migration's text under the lock and record its
+ * checksum: a new row, or over prev (its row as read, which must still
+ * record the checksum read, else LOCK_LOST). Failures as sg_apply_one. */
+int sg_reapply_one(struct sg_run *r, const struct sg_migration *m, const struct sg_history_row *prev,
+		   struct sg_error *err);
 
 /* One migration to revert, with the down script to run: the directory's
  * (prepared by the loader) or the one stored in the history table
