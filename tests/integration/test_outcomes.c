@@ -138,6 +138,18 @@ static char *session_running(struct tdb *d, const char *like)
 			 like);
 }
 
+/* Once a statement starting with `like` runs, a DBA cancels it
+ * (pg_cancel_backend, KILL QUERY). */
+static void cancel_when_running(struct tdb *d, const char *like)
+{
+	char *session = NULL;
+	for (double t0 = sgt_now_ms(); !session && sgt_now_ms() - t0 < 30000; sleep_ms(100))
+		session = session_running(d, like);
+	cr_assert(session, "the statement never ran");
+	free(tdb_value(d, d->eng == ENG_PG ? "SELECT pg_cancel_backend(%s)" : "KILL QUERY %s", session));
+	free(session);
+}
+
 /* A DBA cancels the running statement (pg_cancel_backend, KILL QUERY):
  * the same. like: how the statement starts. */
 static void canceled_by_a_dba(enum eng eng, const char *slow, const char *like)
@@ -151,15 +163,7 @@ static void canceled_by_a_dba(enum eng eng, const char *slow, const char *like)
 	char *log = sgt_path(d.dir, "up.log");
 	const char *argv[] = {"--database-url", d.url, "--dir", d.mig, "up", NULL};
 	pid_t pid = sgt_spawn(NULL, argv, log);
-	char *session = NULL;
-	for (double t0 = sgt_now_ms(); !session && sgt_now_ms() - t0 < 30000; sleep_ms(100))
-		session = session_running(&d, like);
-	cr_assert(session, "the statement never ran");
-	if (eng == ENG_PG)
-		free(tdb_value(&d, "SELECT pg_cancel_backend(%s)", session));
-	else
-		free(tdb_value(&d, "KILL QUERY %s", session));
-	free(session);
+	cancel_when_running(&d, like);
 	int st = sgt_wait(pid);
 	char *out = sgt_slurp(log);
 	cr_expect_eq(st, 1, "up exited %d:\n%s", st, out ? out : "");
@@ -200,12 +204,7 @@ static void revert_canceled_by_a_dba(enum eng eng, const char *slow, const char 
 	char *log = sgt_path(d.dir, "down.log");
 	const char *argv[] = {"--database-url", d.url, "--dir", d.mig, "down", "--steps", "1", NULL};
 	pid_t pid = sgt_spawn(NULL, argv, log);
-	char *session = NULL;
-	for (double t0 = sgt_now_ms(); !session && sgt_now_ms() - t0 < 30000; sleep_ms(100))
-		session = session_running(&d, like);
-	cr_assert(session, "the statement never ran");
-	free(tdb_value(&d, eng == ENG_PG ? "SELECT pg_cancel_backend(%s)" : "KILL QUERY %s", session));
-	free(session);
+	cancel_when_running(&d, like);
 	int st = sgt_wait(pid);
 	char *out = sgt_slurp(log);
 	cr_expect_eq(st, 1, "down exited %d:\n%s", st, out ? out : "");
