@@ -7,13 +7,14 @@ timing (os.wait4 returns the moment a child exits) and JSON handling; every
 database query goes through psql, the mariadb client or Python's sqlite3,
 so no driver is needed here.
 
-  bench.py gen KIND N DIR [--alembic DIR]
+  bench.py gen KIND N DIR [--alembic DIR | --sqlite-floor FILE]
   bench.py replicas N OUT.json LOGDIR [--after CMD] -- COMMAND...
   bench.py wake OUT.json LOGDIR --db URL --rounds R --waiters W --prepare CMD -- COMMAND...
   bench.py rss OUT.json RUNS -- COMMAND...
   bench.py merge RESULTS_DIR CASE
   bench.py alternate RUNS NAME=COMMAND...   (before/after comparisons, by hand)
   bench.py report RESULTS_DIR [NOTES.md]
+  bench.py two-runs RESULTS_DIR_1 RESULTS_DIR_2
 """
 import glob
 import json
@@ -144,6 +145,7 @@ def op_lines(sql):
 def cmd_gen(args):
     kind, count, outdir = args[0], int(args[1]), args[2]
     alembic_dir = args[4] if len(args) > 4 and args[3] == "--alembic" else None
+    sqlite_floor = args[4] if len(args) > 4 and args[3] == "--sqlite-floor" else None
     if kind == "wake":
         return gen_wake(outdir)
     if kind == "inserts":
@@ -157,10 +159,20 @@ def cmd_gen(args):
             f.write(ALEMBIC_ENV)
         with open(os.path.join(alembic_dir, "script.py.mako"), "w") as f:
             f.write("# unused\n")
+    floor = None
+    if sqlite_floor:
+        # the SQLite floor: what the sqlite3 client does for the same
+        # migrations, each with one history INSERT in its own transaction
+        floor = open(sqlite_floor, "w")
+        floor.write(".bail on\nCREATE TABLE schema_history (version TEXT PRIMARY KEY, name TEXT NOT NULL, "
+                    "applied_at TEXT NOT NULL);\n")
     for n in range(1, count + 1):
         up, down = migration_sql(kind, n, count)
         version = "%014d" % n
         name = "%s_%d" % (kind, n)
+        if floor:
+            floor.write("BEGIN;\n%sINSERT INTO schema_history VALUES ('%s', '%s', datetime('now'));\nCOMMIT;\n"
+                        % (up, version, name))
         with open(os.path.join(outdir, "%s_%s.sql" % (version, name)), "w") as f:
             f.write("-- migrate:up\n" + up + "\n-- migrate:down\n" + down)
         if alembic_dir:
@@ -169,6 +181,8 @@ def cmd_gen(args):
             with open(os.path.join(alembic_dir, "versions", "%s_%s.py" % (rev, name)), "w") as f:
                 f.write(ALEMBIC_REV.format(name=name, rev=rev, down=prev, up=op_lines(up),
                                            down_sql=op_lines(down)))
+    if floor:
+        floor.close()
 
 
 # --------------------------------------------------------------------------
@@ -386,6 +400,7 @@ TOOLS = {
     "floor-apply": "floor (static libpq): each migration + one history INSERT, one transaction, one message",
     "psql": "`psql -1 -f` (one transaction)",
     "mariadb": "`mariadb` client, `START TRANSACTION` … `COMMIT`",
+    "sqlite3": "`sqlite3` client: each migration + one history INSERT, `BEGIN` … `COMMIT`",
 }
 
 
@@ -466,7 +481,7 @@ class Report:
         for k, label in [("cpu", "CPU"), ("nproc", "cores (nproc)"), ("mem", "memory"), ("kernel", "kernel"),
                          ("os", "OS"), ("v.schemagate", "schemagate"), ("v.dbmate", "dbmate"),
                          ("v.alembic", "Alembic"), ("v.sqlalchemy", "SQLAlchemy / driver"),
-                         ("v.postgres", "PostgreSQL"), ("v.mariadb", "MariaDB"), ("v.sqlite", "SQLite (schemagate's)"),
+                         ("v.postgres", "PostgreSQL"), ("v.mariadb", "MariaDB"), ("v.sqlite", "SQLite (schemagate's)"), ("v.sqlite3", "sqlite3 client"),
                          ("v.hyperfine", "hyperfine")]:
             self.out("- %s: %s" % (label, m.get(k, "?")))
         self.out()
@@ -537,9 +552,11 @@ class Report:
             self.timing_table(eng + "_noop", ["schemagate", "dbmate"])
             self.out("### %s: fresh apply of 100" % label)
             self.out()
-            self.timing_table(eng + "_apply100", ["schemagate", "dbmate"])
+            self.timing_table(eng + "_apply100", ["schemagate", "dbmate"] + (["sqlite3"] if eng == "sqlite" else []))
         self.check_ratio("mariadb_apply100", "schemagate", "dbmate", 0.90, "fresh apply of 100, MariaDB ≤ 0.90 × dbmate")
         self.check_ratio("sqlite_apply100", "schemagate", "dbmate", 0.95, "fresh apply of 100, SQLite ≤ 0.95 × dbmate")
+        self.check_ratio("sqlite_apply100", "schemagate", "sqlite3", 1.15,
+                         "fresh apply of 100, SQLite ≤ 1.15 × the sqlite3 client applying the same transactions")
 
         self.inserts()
 
@@ -754,11 +771,51 @@ def cmd_report(args):
             sys.stdout.write("\n" + f.read())
 
 
+# The figures of issue 24: (case, tool, reference, limit, text).
+ISSUE24 = [
+    ("pg_noop", "schemagate", "floor", 1.10, "no-op `up`, 100 applied, static: schemagate / floor"),
+    ("pg_noop1000", "schemagate", "floor", 1.25, "no-op `up`, 1,000 applied, static: schemagate / floor"),
+    ("pg_apply100", "schemagate", "dbmate", 0.90, "fresh apply of 100, PostgreSQL: schemagate / dbmate"),
+    ("pg_apply100", "schemagate", "floor-apply", 1.15, "fresh apply of 100, PostgreSQL: schemagate / one-message floor"),
+    ("mariadb_apply100", "schemagate", "dbmate", 0.90, "fresh apply of 100, MariaDB: schemagate / dbmate"),
+    ("sqlite_apply100", "schemagate", "dbmate", 0.95, "fresh apply of 100, SQLite: schemagate / dbmate"),
+    ("sqlite_apply100", "schemagate", "sqlite3", 1.15, "fresh apply of 100, SQLite: schemagate / sqlite3 client"),
+    ("growth", "schemagate", None, 10, "growth 1,000 / 100 fresh, PostgreSQL"),
+]
+
+
+def issue24_ratio(rep, case, tool, ref):
+    if case == "growth":
+        a, b = rep.hf("pg_apply1000", tool), rep.hf("pg_apply100", tool)
+        return a[1] / b[1] if a and b else None
+    return rep.ratio(case, tool, ref)
+
+
+def cmd_two_runs(args):
+    """two-runs RESULTS1 RESULTS2: the "Issue 24: two runs" table; a
+    target counts when both runs meet it."""
+    reps = [Report(d) for d in args[:2]]
+    out = ["## Issue 24: two runs", "",
+           "Generated by `bench/run.sh --twice`: the whole bench twice, back to back, on %s and %s; "
+           "the tables above are run 1's. A target counts when both runs meet it." %
+           (reps[0].meta.get("date", "?"), reps[1].meta.get("date", "?")), "",
+           "| figure | target | run 1 | run 2 | counts |", "|---|---:|---:|---:|---|"]
+    met = 0
+    for case, tool, ref, limit, text in ISSUE24:
+        rs = [issue24_ratio(r, case, tool, ref) for r in reps]
+        ok = all(r is not None and r <= limit for r in rs)
+        met += ok
+        out.append("| %s | ≤ %s× | %s | %s | %s |" % (text, limit, *["—" if r is None else "%.3f×" % r for r in rs],
+                                                     "yes" if ok else "no"))
+    out += ["", "%d of %d targets met in both runs." % (met, len(ISSUE24)), ""]
+    sys.stdout.write("\n".join(out))
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
     cmds = {"gen": cmd_gen, "replicas": cmd_replicas, "wake": cmd_wake, "rss": cmd_rss, "merge": cmd_merge,
-            "alternate": cmd_alternate, "report": cmd_report}
+            "alternate": cmd_alternate, "report": cmd_report, "two-runs": cmd_two_runs}
     fn = cmds.get(sys.argv[1])
     if not fn:
         sys.exit(__doc__)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # run.sh - benchmark schemagate against dbmate, Alembic and the libpq floor.
 #
-#   bench/run.sh [--no-install] [--quick] [--keep]
+#   bench/run.sh [--no-install] [--quick] [--keep] [--twice]
 #
 # Installs what it needs (apt: hyperfine, alembic, python3-psycopg2, time,
 # the static-build packages; npm: dbmate into $BENCH_CACHE), builds
@@ -12,10 +12,13 @@
 #   --no-install  do not call apt-get / npm (use what is there)
 #   --quick       fewer runs, for trying the script itself (numbers are rough)
 #   --keep        keep the work directory (logs of every instance)
+#   --twice       the whole bench twice, back to back: RESULTS.md gets run 1's
+#                 tables and the "Issue 24: two runs" table (a target counts
+#                 when both runs meet it)
 #
 # Environment: BENCH_CACHE (~/.cache/schemagate-bench), BENCH_WORK (a new
 # temp dir), SG_BIN / SG_STATIC_BIN (use these binaries instead of building),
-# BENCH_OUT (bench/RESULTS.md).
+# BENCH_OUT (bench/RESULTS.md), BENCH_RESULTS (copy the raw results there).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -25,11 +28,14 @@ out=${BENCH_OUT:-$here/RESULTS.md}
 install=1
 quick=0
 keep=0
+twice=0
+args=("$@")
 while [[ $# -gt 0 ]]; do
 	case $1 in
 	--no-install) install=0 ;;
 	--quick) quick=1 ;;
 	--keep) keep=1 ;;
+	--twice) twice=1 ;;
 	-h | --help) sed -n '2,20p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -38,6 +44,29 @@ done
 
 say() { echo "bench: $*" >&2; }
 die() { echo "bench: $*" >&2; exit 1; }
+
+if [[ $twice -eq 1 ]]; then
+	once=()
+	for a in "${args[@]}"; do [[ $a == --twice ]] || once+=("$a"); done
+	runs=$(mktemp -d /tmp/schemagate-bench-twice.XXXXXX)
+	say "--twice: run 1 of 2"
+	BENCH_RESULTS=$runs/1 BENCH_OUT=$runs/RESULTS-1.md "$0" "${once[@]}"
+	say "--twice: run 2 of 2"
+	BENCH_RESULTS=$runs/2 BENCH_OUT=$runs/RESULTS-2.md "$0" --no-install "${once[@]}"
+	{
+		python3 "$here/bench.py" report "$runs/1"
+		python3 "$here/bench.py" two-runs "$runs/1" "$runs/2"
+		if [[ -f $here/before-after.md ]]; then printf '\n'; cat "$here/before-after.md"; fi
+	} >"$runs/RESULTS.md"
+	if [[ $quick -eq 1 ]]; then
+		say "--quick: not overwriting $out ($runs/RESULTS.md)"
+	else
+		cp "$runs/RESULTS.md" "$out"
+		say "wrote $out"
+	fi
+	python3 "$here/bench.py" two-runs "$runs/1" "$runs/2"
+	exit 0
+fi
 
 # ---- runs per case (hyperfine --runs / --warmup) ---------------------------
 if [[ $quick -eq 1 ]]; then
@@ -76,7 +105,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # ---- 1. install -------------------------------------------------------------
-APT_PKGS=(hyperfine alembic python3-psycopg2 python3-pymysql python3-sqlalchemy time
+APT_PKGS=(hyperfine alembic python3-psycopg2 python3-pymysql python3-sqlalchemy time sqlite3
 	postgresql-15 mariadb-server mariadb-client
 	build-essential cmake pkg-config file libpq-dev postgresql-server-dev-15 libmariadb-dev
 	libsqlite3-dev libuv1-dev libssl-dev zlib1g-dev)
@@ -225,6 +254,8 @@ say "generating migrations"
 gen=$work/gen
 python3 "$here/bench.py" gen tables 100 "$gen/m100" --alembic "$gen/a100"
 python3 "$here/bench.py" gen tables 1000 "$gen/m1000" --alembic "$gen/a1000"
+# the same 100 again, for the SQLite floor: the sqlite3 client's script
+python3 "$here/bench.py" gen tables 100 "$gen/m100-lite" --sqlite-floor "$gen/sqlite-floor.sql"
 python3 "$here/bench.py" gen counter $REPLICA_MIGRATIONS "$gen/r" --alembic "$gen/ar"
 python3 "$here/bench.py" gen wake 1 "$gen/w"
 python3 "$here/bench.py" gen inserts $INSERTS "$gen/ins"
@@ -395,6 +426,12 @@ hf sqlite_apply100 schemagate $SLOW 1 "rm -f $lite/apply_sg.db" \
 	"$sg" --database-url "sqlite:$lite/apply_sg.db" --dir "$gen/m100" -q up
 dbm hf sqlite_apply100 dbmate $SLOW 1 "rm -f $lite/apply_dbmate.db" \
 	"$dbmate" --url "sqlite:$lite/apply_dbmate.db" --migrations-dir "$gen/m100" --no-dump-schema migrate
+# the floor: the sqlite3 client, same file settings (neither changes the
+# journal mode or synchronous), each migration + one history INSERT in
+# its own BEGIN ... COMMIT
+hf sqlite_apply100 sqlite3 $SLOW 1 "rm -f $lite/apply_floor.db" \
+	sqlite3 "$lite/apply_floor.db" ".read $gen/sqlite-floor.sql"
+note v.sqlite3 "$(sqlite3 --version | cut -d' ' -f1)"
 
 # ---- 11. a data migration: single-row INSERTs ------------------------------------------
 # One migration of $INSERTS INSERTs into a table created beforehand, fresh
@@ -416,6 +453,7 @@ fi
 # ---- 12. report ------------------------------------------------------------------
 note elapsed $(($(date +%s) - start_time))
 python3 "$here/bench.py" report "$res" "$here/before-after.md" >"$work/RESULTS.md"
+[[ -z ${BENCH_RESULTS:-} ]] || { mkdir -p "$BENCH_RESULTS" && cp -r "$res/." "$BENCH_RESULTS/"; }
 if [[ $quick -eq 1 ]]; then
 	say "--quick: not overwriting $out"
 else

@@ -124,18 +124,23 @@ static int apply_in_one_message(struct sg_run *r, const struct sg_migration *m, 
 	return rc != 0 ? -1 : can ? 0 : 1;
 }
 
-static int apply_in_transaction(struct sg_run *r, const struct sg_migration *m, uint64_t t0, struct sg_error *err)
+/* A versioned migration's row goes from absent; a repeatable's from the
+ * row it had (prev), only while it still records prev's checksum. */
+static int apply_in_transaction(struct sg_run *r, const struct sg_migration *m, const struct sg_history_row *prev,
+				uint64_t t0, struct sg_error *err)
 {
-	int one = apply_in_one_message(r, m, err);
+	int one = m->repeatable ? 1 : apply_in_one_message(r, m, err);
 	if (one <= 0)
 		return one;
 	if (sg_conn_begin(r->conn, err) != 0)
 		return -1;
 	char dur[32];
-	struct sg_row_change chg = {.version = m->version, .m = m};
+	struct sg_row_change chg = {.version = m->version, .m = m, .old_checksum = prev ? prev->checksum : NULL};
+	enum sg_row_state from = prev ? sg_row_state_of(prev) : SG_ROW_ABSENT;
+	enum sg_row_event ev = m->repeatable ? SG_EV_REPEATABLE_COMMITTED : SG_EV_COMMITTED;
 	if (sg_conn_exec(r->conn, m->up_sql, err) == 0 && check_before_commit(r, m->up_file, err) == 0 &&
 	    (chg.duration_ms = (long)elapsed_since(t0),
-	     sg_row_move(r->conn, r->cfg->table, SG_ROW_ABSENT, SG_EV_COMMITTED, &chg, err) == 0) &&
+	     sg_row_move(r->conn, r->cfg->table, from, ev, &chg, err) == 0) &&
 	    (snprintf(dur, sizeof(dur), "%llums", (unsigned long long)elapsed_since(t0)), 1) &&
 	    sg_event_record(r->conn, r->cfg->table, "apply", m->version, "ok", dur, err) == 0 &&
 	    sg_conn_commit(r->conn, err) == 0)
@@ -143,12 +148,12 @@ static int apply_in_transaction(struct sg_run *r, const struct sg_migration *m, 
 	return failed_in_transaction(r, err);
 }
 
-static int apply_transactional(struct sg_run *r, const struct sg_migration *m, const struct sg_log_fields *f,
-			       struct sg_error *err)
+static int apply_transactional(struct sg_run *r, const struct sg_migration *m, const struct sg_history_row *prev,
+			       const struct sg_log_fields *f, struct sg_error *err)
 {
 	uint64_t t0 = sg_now_ms(), backoff = 500;
 	for (int attempt = 1;; attempt++) {
-		if (apply_in_transaction(r, m, t0, err) == 0)
+		if (apply_in_transaction(r, m, prev, t0, err) == 0)
 			return 0;
 		if (err->kind != SG_ERRK_LOCK_TIMEOUT || attempt >= DDL_LOCK_RETRIES || sg_loop_canceled(&r->loop))
 			break;
@@ -186,7 +191,9 @@ static int apply_statements(struct sg_run *r, const struct sg_migration *m, cons
 	const struct sg_statement_list *list = &m->up_statements;
 	struct sg_steps steps = {.version = m->version, .file = m->up_file, .list = list, .row = SG_ROW_PARTIAL};
 	struct sg_row_change chg = {.version = m->version, .m = m, .row = resume};
-	int rc;
+	struct sg_steps_fresh fresh = {.event = "apply", .t0 = t0};
+	struct sg_buf insert = {0};
+	int rc = 0;
 	if (resume) {
 		steps.start = (size_t)resume->statements_done;
 		steps.start_in_doubt = in_doubt;
@@ -201,15 +208,25 @@ static int apply_statements(struct sg_run *r, const struct sg_migration *m, cons
 		else if (rc == 0)
 			sg_info("resume", "resuming %s at statement %zu of %zu (the statements before it are done)",
 				m->up_file, steps.start + 1, list->count);
+	} else if (sg_steps_batch(r) && sg_row_move_sql(r->conn, r->cfg->table, SG_ROW_ABSENT, SG_EV_START, &chg, NULL,
+							 &insert) == 0) {
+		/* the row's insert goes with the first statement (MariaDB) */
+		fresh.insert = insert.data;
+		steps.fresh = &fresh;
 	} else {
 		rc = sg_row_move(r->conn, r->cfg->table, SG_ROW_ABSENT, SG_EV_START, &chg, err);
-		if (rc != 0 && err->kind != SG_ERRK_LOCK_LOST)
-			sg_error_prefix(err, "nothing of %s ran", m->up_file);
 	}
 	bool recorded = resume || rc == 0;   /* the row the progress and a failure go to */
 	size_t done = steps.start;
 	if (rc == 0)
 		rc = sg_steps_run(r, &steps, &done, err);
+	sg_buf_free(&insert);
+	if (steps.fresh)
+		recorded = fresh.inserted;
+	if (!recorded && !resume && err->kind != SG_ERRK_LOCK_LOST)
+		sg_error_prefix(err, "nothing of %s ran", m->up_file);
+	if (rc == 0 && fresh.finished)
+		return 0;   /* the row is applied and the event recorded */
 	if (rc == 0) {
 		struct sg_row_change last = {.version = m->version, .statements_done = (long)list->count,
 					     .duration_ms = (long)elapsed_since(t0)};
@@ -257,11 +274,75 @@ int sg_apply_one(struct sg_run *r, const struct sg_migration *m, const struct sg
 	sg_log(SG_LOG_INFO, "apply_start", &f, "applying %s%s", m->up_file, m->up_no_tx ? " (no transaction)" : "");
 	uint64_t t0 = sg_now_ms();
 	/* the loader decided (MySQL, no-transaction scripts) and split it offline */
-	int rc = !m->up_split && !resume ? apply_transactional(r, m, &f, err) : apply_statements(r, m, resume, in_doubt, err);
+	int rc = !m->up_split && !resume ? apply_transactional(r, m, NULL, &f, err) : apply_statements(r, m, resume, in_doubt, err);
 	if (rc != 0)
 		return -1;
 	f.duration_ms = (int64_t)elapsed_since(t0);
 	sg_log(SG_LOG_INFO, "applied", &f, "applied %s in %lldms", m->up_file, (long long)f.duration_ms);
+	r->changed++;
+	if (r->observer.applied)
+		r->observer.applied(r->observer.ctx, m, (uint64_t)f.duration_ms);
+	return 0;
+}
+
+/*
+ * A repeatable migration's text statement by statement (MySQL, whose DDL
+ * commits anyway; no-transaction scripts): no progress is recorded, the
+ * row moves only when every statement ran. Stopped or failed half-way,
+ * the row still records the old checksum and the next up runs the whole
+ * text again: a repeatable migration's text is written to be re-run
+ * (CREATE OR REPLACE, DROP ... IF EXISTS).
+ */
+static int reapply_statements(struct sg_run *r, const struct sg_migration *m, const struct sg_history_row *prev,
+			      struct sg_error *err)
+{
+	uint64_t t0 = sg_now_ms();
+	struct sg_steps steps = {.version = m->version, .file = m->up_file, .list = &m->up_statements,
+				 .row = SG_ROW_ABSENT};
+	size_t done = 0;
+	int rc = sg_steps_run(r, &steps, &done, err);
+	if (rc == 0) {
+		struct sg_row_change chg = {.version = m->version, .m = m, .duration_ms = (long)elapsed_since(t0),
+					    .old_checksum = prev ? prev->checksum : NULL};
+		rc = sg_row_move(r->conn, r->cfg->table, prev ? sg_row_state_of(prev) : SG_ROW_ABSENT,
+				 SG_EV_REPEATABLE_COMMITTED, &chg, err);
+	}
+	if (rc == 0) {
+		char dur[32];
+		snprintf(dur, sizeof(dur), "%llums", (unsigned long long)elapsed_since(t0));
+		struct sg_error e = {0};
+		if (sg_event_record(r->conn, r->cfg->table, "apply", m->version, "ok", dur, &e) != 0)
+			sg_warn("event", "could not record the apply event: %s", e.msg);
+		return 0;
+	}
+	if (sg_stop_requested(err) || err->kind == SG_ERRK_LOCK_LOST || sg_connection_lost(err) ||
+	    sg_loop_stopping(&r->loop))
+		return -1;
+	err->outcome = sg_outcome_of(r, err, true);
+	if (done > 0) {
+		char cause[SG_ERROR_MSG];
+		memcpy(cause, err->msg, sizeof(cause));
+		sg_fail(err, err->outcome, "%s; %zu statement(s) before it ran and committed (the row still records the "
+			"previous text: the next up runs the whole file again)", cause, done);
+	}
+	sg_error_prefix(err, "applying %s", m->up_file);
+	record_failure_event(r, m->version, err->msg);
+	return -1;
+}
+
+int sg_reapply_one(struct sg_run *r, const struct sg_migration *m, const struct sg_history_row *prev,
+		   struct sg_error *err)
+{
+	struct sg_log_fields f = {.version = m->version, .name = m->name, .duration_ms = -1, .waited_ms = -1};
+	sg_log(SG_LOG_INFO, "apply_start", &f, "applying repeatable migration %s (%s)", m->up_file,
+	       prev ? "changed" : "new");
+	uint64_t t0 = sg_now_ms();
+	int rc = m->up_split ? reapply_statements(r, m, prev, err) : apply_transactional(r, m, prev, &f, err);
+	if (rc != 0)
+		return -1;
+	f.duration_ms = (int64_t)elapsed_since(t0);
+	sg_log(SG_LOG_INFO, "applied", &f, "applied repeatable migration %s in %lldms", m->up_file,
+	       (long long)f.duration_ms);
 	r->changed++;
 	if (r->observer.applied)
 		r->observer.applied(r->observer.ctx, m, (uint64_t)f.duration_ms);

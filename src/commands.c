@@ -50,9 +50,9 @@ static int waiter_check(struct sg_run *r, struct sg_error *err)
  * contended (the check writes nothing). */
 static int lint_gate(const struct sg_run *r, struct sg_error *err)
 {
-	for (size_t i = 0; i < r->plan.count; i++) {
-		const struct sg_plan_item *it = &r->plan.items[i];
-		if ((it->state == SG_M_PENDING || it->state == SG_M_PARTIAL) && it->m &&
+	for (size_t i = 0; i < r->plan.count + r->plan.nreps; i++) {
+		const struct sg_plan_item *it = i < r->plan.count ? &r->plan.items[i] : &r->plan.reps[i - r->plan.count];
+		if ((it->state == SG_M_PENDING || it->state == SG_M_PARTIAL || it->state == SG_M_REAPPLY) && it->m &&
 		    sg_lint_gate(it->m, r->set.dialect, err) != 0)
 			return -1;
 	}
@@ -186,6 +186,22 @@ static void suggest_baseline(struct sg_run *r, struct sg_error *err)
 		 "then run up again");
 }
 
+/* After every versioned migration, under the same lock: each repeatable
+ * migration that is new or whose file changed, in name order. */
+static int apply_repeatables(struct sg_run *r, struct sg_error *err)
+{
+	for (size_t i = 0; i < r->plan.nreps; i++) {
+		const struct sg_plan_item *it = &r->plan.reps[i];
+		if (it->state != SG_M_PENDING && it->state != SG_M_REAPPLY)
+			continue;
+		if (sg_loop_stopping(&r->loop))
+			return sg_stopped_error(r, err, "between two migrations");
+		if (sg_reapply_one(r, it->m, it->row, err) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 static int work_up(struct sg_run *r, struct sg_error *err)
 {
 	if (prepare(r, err) != 0 || sg_plan_check(&r->plan, r->cfg->strict, r->cfg->allow_out_of_order, err) != 0 ||
@@ -202,7 +218,7 @@ static int work_up(struct sg_run *r, struct sg_error *err)
 			return -1;
 		}
 	}
-	return 0;
+	return apply_repeatables(r, err);
 }
 
 static int report_ready(struct sg_run *r, struct sg_error *err)
@@ -272,11 +288,14 @@ static int report_verified(struct sg_run *r, struct sg_error *err)
  * versions up to the target), read only; the exit code is lint's. */
 static enum sg_state check_lint_pending(struct sg_run *r, const char **reason, struct sg_error *err)
 {
-	const char **versions = sg_calloc(r->plan.count + 1, sizeof(*versions));
+	const char **versions = sg_calloc(r->plan.count + r->plan.nreps + 1, sizeof(*versions));
 	size_t n = 0;
 	for (size_t i = 0; i < r->plan.count; i++)
 		if (r->plan.items[i].state == SG_M_PENDING || r->plan.items[i].state == SG_M_PARTIAL)
 			versions[n++] = r->plan.items[i].version;
+	for (size_t i = 0; i < r->plan.nreps; i++)
+		if (r->plan.reps[i].state == SG_M_PENDING || r->plan.reps[i].state == SG_M_REAPPLY)
+			versions[n++] = r->plan.reps[i].version;
 	const struct sg_config *cfg = r->cfg;
 	struct sg_lint_request req = {.dir = cfg->dir, .dialect = sg_dialect_name(r->set.dialect), .strict = cfg->strict,
 				      .format = cfg->lint_format, .only_versions = true, .versions = versions,
@@ -433,6 +452,10 @@ static int work_revert(struct sg_run *r, struct sg_error *err)
 			rc = sg_revert_one(r, &items[i], err);
 	}
 	sg_revert_items_free(items, n);
+	/* rollback (the old image): its own repeatable texts come back where
+	 * the database has another one; down never touches them */
+	if (rc == 0 && r->cfg->command == SG_CMD_ROLLBACK)
+		rc = n == 0 || sg_session_read(r, err) == 0 ? apply_repeatables(r, err) : -1;
 	return rc;
 }
 
@@ -713,6 +736,17 @@ static void note_history_changes(struct sg_run *r, struct sg_preview *p)
 					r->hist.adopted_from ? r->hist.adopted_from : "another tool's history"));
 }
 
+/* The repeatable migrations up and rollback would (re-)apply. */
+static void preview_repeatables(struct sg_run *r, struct sg_preview *p)
+{
+	for (size_t i = 0; i < r->plan.nreps; i++) {
+		const struct sg_plan_item *it = &r->plan.reps[i];
+		if (it->state == SG_M_PENDING || it->state == SG_M_REAPPLY)
+			runs_up(add_item(p, it->version, it->m->name, sg_strdup(it->row ? "re-apply (changed)" : "apply")),
+				it->m);
+	}
+}
+
 static int preview_up(struct sg_run *r, struct sg_preview *p, struct sg_error *err)
 {
 	if (sg_plan_check(&r->plan, r->cfg->strict, r->cfg->allow_out_of_order, err) != 0 || check_resumable(r, err) != 0)
@@ -740,6 +774,7 @@ static int preview_up(struct sg_run *r, struct sg_preview *p, struct sg_error *e
 					   it->m->up_statements.count);
 		runs_up(add_item(p, it->version, it->m->name, action), it->m);
 	}
+	preview_repeatables(r, p);
 	return 0;
 }
 
@@ -756,6 +791,8 @@ static int preview_revert(struct sg_run *r, struct sg_preview *p, struct sg_erro
 		it->statements = rv->split ? rv->statements->count : 0;
 		it->sql = rv->down_sql;
 	}
+	if (r->cfg->command == SG_CMD_ROLLBACK)
+		preview_repeatables(r, p);
 	return 0;
 }
 

@@ -1106,7 +1106,9 @@ static void resolve_command(struct parse *st, const struct cmdline *cl, const st
 		break;
 	case SG_CMD_EVENTS:
 		expect_positionals(st, cl, c, 0, 0, "");
-		if (cl->events_version)
+		if (cl->events_version && sg_is_repeatable_key(cl->events_version))
+			cfg->events_version = sg_strdup(cl->events_version);   /* a repeatable migration's */
+		else if (cl->events_version)
 			resolve_version_arg(st, "--version", cl->events_version, &cfg->events_version);
 		if (cl->since && parse_since(cl->since, &cfg->events_since) != 0)
 			usage_error(st, "--since: invalid time '%s' (use 2026-12-01, 2026-12-01T10:00:00Z, "

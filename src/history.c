@@ -39,8 +39,14 @@ static int collect_row(void *ctx, int ncols, const char *const *v)
 	struct sg_history *h = ctx;
 	if (ncols < 10)
 		return 1;
-	h->rows = sg_realloc(h->rows, (h->count + 1) * sizeof(*h->rows));
-	struct sg_history_row *r = &h->rows[h->count++];
+	struct sg_history_row *r;
+	if (sg_is_repeatable_key(v[0])) {
+		h->reps = sg_realloc(h->reps, (h->nreps + 1) * sizeof(*h->reps));
+		r = &h->reps[h->nreps++];
+	} else {
+		h->rows = sg_realloc(h->rows, (h->count + 1) * sizeof(*h->rows));
+		r = &h->rows[h->count++];
+	}
 	memset(r, 0, sizeof(*r));
 	r->version = sg_strdup(v[0] ? v[0] : "");
 	r->name = sg_strdup(v[1] ? v[1] : "");
@@ -59,6 +65,12 @@ static int row_cmp(const void *a, const void *b)
 {
 	const struct sg_history_row *x = a, *y = b;
 	return sg_version_cmp(x->version, y->version);
+}
+
+static int rep_row_cmp(const void *a, const void *b)
+{
+	const struct sg_history_row *x = a, *y = b;
+	return strcmp(x->version, y->version);
 }
 
 int sg_history_read(struct sg_conn *c, const char *table, struct sg_history *h, struct sg_error *err)
@@ -84,13 +96,15 @@ int sg_history_read(struct sg_conn *c, const char *table, struct sg_history *h, 
 	}
 	if (h->count > 1)
 		qsort(h->rows, h->count, sizeof(*h->rows), row_cmp);
+	if (h->nreps > 1)
+		qsort(h->reps, h->nreps, sizeof(*h->reps), rep_row_cmp);
 	return 0;
 }
 
-void sg_history_free(struct sg_history *h)
+static void rows_free(struct sg_history_row *rows, size_t n)
 {
-	for (size_t i = 0; i < h->count; i++) {
-		struct sg_history_row *r = &h->rows[i];
+	for (size_t i = 0; i < n; i++) {
+		struct sg_history_row *r = &rows[i];
 		free(r->version);
 		free(r->name);
 		free(r->checksum);
@@ -99,8 +113,20 @@ void sg_history_free(struct sg_history *h)
 		free(r->applied_by);
 		free(r->error);
 	}
-	free(h->rows);
+	free(rows);
+}
+
+void sg_history_free(struct sg_history *h)
+{
+	rows_free(h->rows, h->count);
+	rows_free(h->reps, h->nreps);
 	memset(h, 0, sizeof(*h));
+}
+
+const struct sg_history_row *sg_history_find_repeatable(const struct sg_history *h, const char *key)
+{
+	struct sg_history_row k = {.version = (char *)key};
+	return bsearch(&k, h->reps, h->nreps, sizeof(*h->reps), rep_row_cmp);
 }
 
 /* Rows are sorted by version (sg_history_read): binary search, since the
@@ -468,6 +494,16 @@ static const struct sg_row_transition transitions[] = {
 	{SG_ROW_BASELINED, SG_EV_STOPPED, SG_ROW_BASELINED, SG_WRITE_NONE, NULL,
 	 "a transactional down script rolled back"},
 
+	/* a repeatable migration (R__NAME.sql): its row records the text that ran */
+	{SG_ROW_ABSENT, SG_EV_REPEATABLE_COMMITTED, SG_ROW_REPEATABLE, SG_WRITE_INSERT, NULL,
+	 "a repeatable migration's first text ran; its row is inserted"},
+	{SG_ROW_REPEATABLE, SG_EV_REPEATABLE_COMMITTED, SG_ROW_REPEATABLE, SG_WRITE_REAPPLIED, NULL,
+	 "its changed text ran: the row records the new checksum, only over the checksum it read"},
+	{SG_ROW_REPEATABLE, SG_EV_SERVER_ERROR, SG_ROW_REPEATABLE, SG_WRITE_NONE, NULL,
+	 "the new text failed: the row keeps the text that ran before; a failure event"},
+	{SG_ROW_REPEATABLE, SG_EV_STOPPED, SG_ROW_REPEATABLE, SG_WRITE_NONE, NULL,
+	 "stopped: the row keeps the text that ran before; the next up runs the new one"},
+
 	/* the up script, statement by statement */
 	{SG_ROW_PARTIAL, SG_EV_STATEMENT_DONE, SG_ROW_PARTIAL, SG_WRITE_PROGRESS, NULL,
 	 "the count moves on; the note names the next statement and its digest"},
@@ -537,6 +573,7 @@ static const char *const state_names[SG_ROW_STATE_COUNT] = {
 	[SG_ROW_ABSENT] = "absent",
 	[SG_ROW_APPLIED] = "applied",
 	[SG_ROW_BASELINED] = "baselined",
+	[SG_ROW_REPEATABLE] = "repeatable",
 	[SG_ROW_PARTIAL] = "partial",
 	[SG_ROW_FAILED] = "failed",
 	[SG_ROW_PARTIAL_REVERT] = "partial-revert",
@@ -559,6 +596,7 @@ static const char *const event_names[SG_EV_COUNT] = {
 	[SG_EV_REPAIR_REVERTED] = "repair --reverted",
 	[SG_EV_REPAIR_RESUME] = "repair --resume",
 	[SG_EV_ACCEPT_CHECKSUM] = "repair --accept-checksums",
+	[SG_EV_REPEATABLE_COMMITTED] = "repeatable committed",
 };
 
 const char *sg_row_state_name(enum sg_row_state s) { return s < SG_ROW_STATE_COUNT ? state_names[s] : "?"; }
@@ -609,15 +647,21 @@ int sg_row_refuse(const struct sg_row_transition *t, const char *version, const 
 }
 
 /* The row must still be what the transition started from. */
-static int expect_one_row(struct sg_conn *c, const char *table, const struct sg_row_transition *t,
-			  const char *version, struct sg_error *err)
+static int expect_one_row(long affected, const char *table, const struct sg_row_transition *t, const char *version,
+			  struct sg_error *err)
 {
-	if (c->affected == 1)
+	if (affected == 1)
 		return 0;
 	return sg_fail_db(err, SG_ERRK_LOCK_LOST, NULL,
 			  "%s of %s in %s: the row was no longer %s%s (%ld rows matched): another instance changed it; "
 			  "the lock was lost", sg_row_event_name(t->event), version, table, sg_row_state_name(t->from),
-			  t->write == SG_WRITE_PROGRESS ? " and this instance's" : "", c->affected);
+			  t->write == SG_WRITE_PROGRESS ? " and this instance's" : "", affected);
+}
+
+int sg_row_check_moved(const char *table, enum sg_row_state from, enum sg_row_event event, const char *version,
+		       long affected, struct sg_error *err)
+{
+	return expect_one_row(affected, table, sg_row_transition_find(from, event), version, err);
 }
 
 static int insert_row(struct sg_conn *c, const char *table, const struct sg_row_transition *t,
@@ -643,16 +687,35 @@ static int update_row(struct sg_conn *c, const char *table, const struct sg_row_
 	sg_buf_puts(&sql, more);
 	int rc = sg_conn_query(c, sql.data, n, p, NULL, NULL, err);
 	sg_buf_free(&sql);
-	return rc != 0 ? -1 : expect_one_row(c, table, t, p[0], err);
+	return rc != 0 ? -1 : expect_one_row(c->affected, table, t, p[0], err);
+}
+
+/* The PROGRESS write: this instance's row in t->from moves on. */
+static void progress_stmt(struct stmt *s, struct sg_conn *c, const char *table, const struct sg_row_transition *t,
+			  const struct sg_row_change *chg)
+{
+	memset(s, 0, sizeof(*s));
+	snprintf(s->num[0], sizeof(s->num[0]), "%ld", chg->statements_done);
+	snprintf(s->num[1], sizeof(s->num[1]), "%ld", chg->duration_ms);
+	s->owned = chg->note ? sg_utf8_sanitize(chg->note, STORED_TEXT_MAX) : NULL;
+	const char *p[] = {chg->version, sg_row_state_name(t->from), sg_row_state_name(t->to), s->num[0], s->num[1],
+			   s->owned, sg_instance_id()};
+	memcpy(s->p, p, sizeof(p));
+	s->n = 7;
+	sg_buf_puts(&s->sql, "UPDATE ");
+	quoted(c, table, &s->sql);
+	sg_buf_puts(&s->sql, " SET status = $3, statements_done = $4, duration_ms = $5, error = $6");
+	if (t->to == SG_ROW_APPLIED || t->to == SG_ROW_FAILED || t->to == SG_ROW_FAILED_REVERT)
+		sg_buf_printf(&s->sql, ", applied_at = %s", c->driver->now_sql);
+	sg_buf_puts(&s->sql, " WHERE version = $1 AND status = $2 AND applied_by = $7");
 }
 
 static int write_row(struct sg_conn *c, const char *table, const struct sg_row_transition *t,
 		     const struct sg_row_change *chg, struct sg_error *err)
 {
 	const char *from = sg_row_state_name(t->from), *to = sg_row_state_name(t->to);
-	char done[32], dur[32];
+	char done[32];
 	snprintf(done, sizeof(done), "%ld", chg->statements_done);
-	snprintf(dur, sizeof(dur), "%ld", chg->duration_ms);
 	char *note = chg->note ? sg_utf8_sanitize(chg->note, STORED_TEXT_MAX) : NULL;
 	int rc = 0;
 	switch (t->write) {
@@ -662,13 +725,9 @@ static int write_row(struct sg_conn *c, const char *table, const struct sg_row_t
 		rc = insert_row(c, table, t, chg, err);
 		break;
 	case SG_WRITE_PROGRESS: {
-		const char *p[] = {chg->version, from, to, done, dur, note, sg_instance_id()};
-		struct sg_buf set = {0};
-		sg_buf_puts(&set, " SET status = $3, statements_done = $4, duration_ms = $5, error = $6");
-		if (t->to == SG_ROW_APPLIED || t->to == SG_ROW_FAILED || t->to == SG_ROW_FAILED_REVERT)
-			sg_buf_printf(&set, ", applied_at = %s", c->driver->now_sql);
-		rc = update_row(c, table, t, "UPDATE ", set.data, " AND applied_by = $7", 7, p, err);
-		sg_buf_free(&set);
+		struct stmt s;
+		progress_stmt(&s, c, table, t, chg);
+		rc = stmt_run(c, &s, err) != 0 ? -1 : expect_one_row(c->affected, table, t, chg->version, err);
 		break;
 	}
 	case SG_WRITE_TAKE_OVER: {
@@ -691,6 +750,20 @@ static int write_row(struct sg_conn *c, const char *table, const struct sg_row_t
 	case SG_WRITE_CHECKSUM: {
 		const char *p[] = {chg->version, from, chg->checksum};
 		rc = update_row(c, table, t, "UPDATE ", " SET checksum = $3", "", 3, p, err);
+		break;
+	}
+	case SG_WRITE_REAPPLIED: {
+		/* only over the checksum this instance read: a second writer
+		 * matches no row (LOCK_LOST), so a text never runs twice */
+		char dur[32];
+		snprintf(dur, sizeof(dur), "%ld", chg->duration_ms);
+		const char *p[] = {chg->version, from, chg->old_checksum, chg->m->checksum, chg->m->name,
+				   sg_instance_id(), dur, SG_VERSION};
+		struct sg_buf set = {0};
+		sg_buf_printf(&set, " SET checksum = $4, name = $5, applied_by = $6, duration_ms = $7, tool_version = $8, "
+			      "error = NULL, applied_at = %s", c->driver->now_sql);
+		rc = update_row(c, table, t, "UPDATE ", set.data, " AND checksum = $3", 8, p, err);
+		sg_buf_free(&set);
 		break;
 	}
 	case SG_WRITE_DELETE: {
@@ -727,6 +800,38 @@ int sg_row_move(struct sg_conn *c, const char *table, enum sg_row_state from, en
 		sg_debug("history", "%s: transition from \"%s\" to \"%s\" on %s: %s", chg->version,
 			 sg_row_state_name(from), sg_row_state_name(t->to), sg_row_event_name(event), t->why);
 	return 0;
+}
+
+int sg_row_move_sql(struct sg_conn *c, const char *table, enum sg_row_state from, enum sg_row_event event,
+		    const struct sg_row_change *chg, const char *duration_sql, struct sg_buf *out)
+{
+	const struct sg_row_transition *t = sg_row_transition_find(from, event);
+	if (!t || t->refusal)
+		return -1;
+	struct stmt s;
+	if (t->write == SG_WRITE_INSERT)
+		record_stmt(&s, c, table, chg->m, sg_row_state_name(t->to), chg->statements_done, chg->duration_ms,
+			    chg->note);
+	else if (t->write == SG_WRITE_PROGRESS)
+		progress_stmt(&s, c, table, t, chg);
+	else
+		return -1;
+	if (duration_sql) {
+		int at = t->write == SG_WRITE_INSERT ? 6 : 4;
+		s.p[at] = duration_sql;
+		s.raw[at] = true;
+	}
+	return stmt_text(c, &s, out);
+}
+
+int sg_event_sql(struct sg_conn *c, const char *table, const char *event, const char *version, const char *outcome,
+		 const char *detail_sql, struct sg_buf *out)
+{
+	struct stmt s;
+	event_stmt(&s, c, table, event, version, outcome, NULL);
+	s.p[5] = detail_sql;
+	s.raw[5] = detail_sql != NULL;
+	return stmt_text(c, &s, out);
 }
 
 /* The 12 hex digits after "sha256 " in a progress note, or NULL. */
@@ -808,7 +913,10 @@ static int collect_event(void *ctx, int ncols, const char *const *v)
 		return 1;
 	if (f->since && (!v[0] || strcmp(v[0], f->since) < 0))
 		return 0;
-	if (f->version && (!v[3] || !sg_version_valid(v[3]) || sg_version_cmp(v[3], f->version) != 0))
+	if (f->version && sg_is_repeatable_key(f->version) && (!v[3] || strcmp(v[3], f->version) != 0))
+		return 0;
+	if (f->version && !sg_is_repeatable_key(f->version) &&
+	    (!v[3] || !sg_version_valid(v[3]) || sg_version_cmp(v[3], f->version) != 0))
 		return 0;
 	struct sg_event_list *l = f->list;
 	l->rows = sg_realloc(l->rows, (l->count + 1) * sizeof(*l->rows));
@@ -879,6 +987,7 @@ const char *sg_mstate_name(enum sg_mstate s)
 	case SG_M_UNKNOWN: return "unknown";
 	case SG_M_MISSING: return "missing";
 	case SG_M_BEYOND: return "beyond-target";
+	case SG_M_REAPPLY: return "reapply";
 	}
 	return "?";
 }
@@ -911,6 +1020,33 @@ static int item_cmp(const void *a, const void *b)
 {
 	const struct sg_plan_item *x = a, *y = b;
 	return sg_version_cmp(x->version, y->version);
+}
+
+/* Repeatables: the directory's and the history's, both by key, side by
+ * side. A changed file is not an integrity error: it is what a
+ * repeatable migration is for. A row whose file is gone is left alone. */
+static void plan_repeatables(const struct sg_migration_set *set, const struct sg_history *h, struct sg_plan *plan)
+{
+	plan->reps = sg_calloc(set->nrepeatables + h->nreps + 1, sizeof(*plan->reps));
+	size_t i = 0, j = 0;
+	while (i < set->nrepeatables || j < h->nreps) {
+		const struct sg_migration *m = i < set->nrepeatables ? &set->repeatables[i] : NULL;
+		const struct sg_history_row *row = j < h->nreps ? &h->reps[j] : NULL;
+		int c = !m ? 1 : !row ? -1 : strcmp(m->version, row->version);
+		struct sg_plan_item *it = &plan->reps[plan->nreps++];
+		it->m = c <= 0 ? m : NULL;
+		it->row = c >= 0 ? row : NULL;
+		it->version = it->m ? m->version : row->version;
+		i += c <= 0;
+		j += c >= 0;
+		if (!it->m)
+			it->state = SG_M_UNKNOWN;
+		else if (it->row && strcmp(it->row->checksum, it->m->checksum) == 0)
+			it->state = SG_M_APPLIED;
+		else
+			it->state = it->row ? SG_M_REAPPLY : SG_M_PENDING;
+		plan->npending += it->state == SG_M_PENDING || it->state == SG_M_REAPPLY;
+	}
 }
 
 int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h, const char *target,
@@ -1012,11 +1148,13 @@ int sg_plan_build(const struct sg_migration_set *set, const struct sg_history *h
 			plan->nmissing++;
 		}
 	}
+	plan_repeatables(set, h, plan);
 	return 0;
 }
 
 void sg_plan_free(struct sg_plan *plan)
 {
+	free(plan->reps);
 	free(plan->items);
 	memset(plan, 0, sizeof(*plan));
 }

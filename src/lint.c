@@ -138,15 +138,17 @@ static int finding_cmp(const void *pa, const void *pb)
 	return strcmp(a->text, b->text);
 }
 
-/* Is a version in the lint's scope (--since, --pending)? */
+/* Is a version in the lint's scope (--since, --pending)? A repeatable
+ * migration (its key "R__NAME") changes at any time: --since keeps it. */
 static bool lint_in_scope(const struct sg_lint_request *req, const char *version)
 {
-	if (req->since && sg_version_cmp(version, req->since) <= 0)
+	bool repeatable = sg_is_repeatable_key(version);
+	if (req->since && !repeatable && sg_version_cmp(version, req->since) <= 0)
 		return false;
 	if (!req->only_versions)
 		return true;
 	for (size_t i = 0; i < req->nversions; i++)
-		if (sg_version_cmp(version, req->versions[i]) == 0)
+		if (repeatable ? strcmp(version, req->versions[i]) == 0 : sg_version_cmp(version, req->versions[i]) == 0)
 			return true;
 	return false;
 }
@@ -458,13 +460,14 @@ int sg_lint(const struct sg_lint_request *req, struct sg_error *err)
 	if (sg_directory_scan(dir, &d, &rep) == 0) {
 		for (size_t i = 0; i < d.nignored; i++)
 			sg_report_add(&rep, is_readme(d.ignored[i]) ? LV_NOTE : LV_WARNING, d.ignored[i], 0, SG_DIALECT_NONE,
-				   "not a migration file; ignored (migrations are VERSION_NAME.up.sql, .down.sql or .sql)");
+				   "not a migration file; ignored (migrations are VERSION_NAME.up.sql, .down.sql or .sql; "
+				   "repeatable ones R__NAME.sql)");
 		warn_tag_like_names(&d, &rep);
 		bool *bad = sg_check_groups(&d, &rep);
-		if (d.count == 0 && rep.counts[LV_ERROR] == 0)
+		if (d.count == 0 && d.nreps == 0 && rep.counts[LV_ERROR] == 0)
 			sg_no_migrations(&d, &rep);
 		unsigned *present = sg_calloc(d.count + 1, sizeof(unsigned));
-		struct rules_job jobs[NDIALECTS];
+		struct rules_job jobs[2 * NDIALECTS];   /* each dialect's versions and its repeatables */
 		size_t njobs = 0;
 		for (size_t k = 0; k < NDIALECTS; k++) {
 			enum sg_dialect dialect = sg_all_dialects[k];
@@ -490,6 +493,12 @@ int sg_lint(const struct sg_lint_request *req, struct sg_error *err)
 				}
 				gi++;
 			}
+			/* repeatable migrations: the same rules on their text */
+			job = &jobs[njobs++];
+			job->req = req;
+			job->dialect = dialect;
+			sg_load_repeatables(&d, dialect, &job->sel, &rep);
+			start_rules(job);
 		}
 		for (size_t k = 0; k < njobs; k++)
 			finish_rules(&jobs[k], &rep);
@@ -498,6 +507,8 @@ int sg_lint(const struct sg_lint_request *req, struct sg_error *err)
 		size_t b = 0, e = 0, gi = 0;
 		while (sg_next_group(&d, &b, &e))
 			nmigrations += present[gi++] != 0;
+		for (size_t i = 0; i < d.nreps; i++)
+			nmigrations += i == 0 || strcmp(d.reps[i].version, d.reps[i - 1].version) != 0;
 		for (size_t i = 0; i < d.count; i++)
 			if (d.items[i].bom)
 				sg_report_add(&rep, LV_WARNING, d.items[i].file, 0, SG_DIALECT_NONE,

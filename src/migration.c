@@ -53,6 +53,11 @@ bool sg_version_valid(const char *s)
 	return true;
 }
 
+bool sg_is_repeatable_key(const char *version)
+{
+	return version && strncmp(version, SG_REPEATABLE_PREFIX, strlen(SG_REPEATABLE_PREFIX)) == 0;
+}
+
 /* Compared as text after leading zeros: no integer can overflow. */
 int sg_version_cmp(const char *a, const char *b)
 {

@@ -61,7 +61,8 @@ struct report {
 };
 
 
-enum file_kind { FILE_UP, FILE_DOWN, FILE_SINGLE };
+/* FILE_REPEATABLE: R__NAME[.DIALECT].sql, the whole file is the definition */
+enum file_kind { FILE_UP, FILE_DOWN, FILE_SINGLE, FILE_REPEATABLE };
 
 /* dbmate's single-file layout, as its parser reads it. */
 struct sections {
@@ -74,7 +75,7 @@ struct sections {
 /* One migration file: its parsed name, and its text once read. */
 struct entry {
 	char *file;            /* as in the directory */
-	char *version;         /* digits as written */
+	char *version;         /* digits as written; a repeatable's key "R__NAME" */
 	char *name;            /* "" when the name has no _NAME part */
 	enum sg_dialect tag;   /* SG_DIALECT_NONE: generic, or another engine's */
 	bool other_engine;     /* tagged for an engine schemagate does not drive */
@@ -98,6 +99,8 @@ struct directory {
 	size_t nfiles;
 	struct entry *items;
 	size_t count, cap;
+	struct entry *reps;    /* repeatable migrations, by key (never in items) */
+	size_t nreps, capreps;
 	char **ignored;        /* files that are not migrations */
 	size_t nignored;
 	bool has_tag[SG_DIALECT_SQLITE + 1];
@@ -174,6 +177,9 @@ void sg_selection_free(struct selection *s);
 /* Choose and prepare every version's scripts for dialect into sel. */
 void sg_load_dialect(const struct directory *d, const bool *bad, enum sg_dialect dialect, bool note_absent,
 		     struct selection *sel, struct report *rep);
+/* The repeatable migrations of the directory for dialect, by name, into sel. */
+void sg_load_repeatables(const struct directory *d, enum sg_dialect dialect, struct selection *sel,
+			 struct report *rep);
 /* Versions whose files conflict, as a malloc'd flag per entry. */
 bool *sg_check_groups(struct directory *d, struct report *rep);
 /* Files of no selected script that could not be read. */

@@ -2,6 +2,7 @@
  * migration_scan.c - reading the migration directory (SPEC section 3):
  * each name that starts like a migration (digits, ending in .sql) is
  * parsed into version, name, dialect tag, layout and .autocommit marker;
+ * R__NAME[.DIALECT].sql is a repeatable migration (kept apart, by name);
  * anything else is not a migration and is only listed by lint. Entries are
  * sorted numerically; a file's text is read once, on first use.
  */
@@ -32,6 +33,13 @@ void sg_directory_free(struct directory *d)
 		free(e->text);
 	}
 	free(d->items);
+	for (size_t i = 0; i < d->nreps; i++) {
+		free(d->reps[i].file);
+		free(d->reps[i].version);
+		free(d->reps[i].name);
+		free(d->reps[i].text);
+	}
+	free(d->reps);
 	for (size_t i = 0; i < d->nignored; i++)
 		free(d->ignored[i]);
 	free(d->ignored);
@@ -55,6 +63,52 @@ static bool looks_like_migration(const char *file)
 {
 	size_t rest;
 	return isdigit((unsigned char)file[0]) && ends_with(file, strlen(file), ".sql", &rest);
+}
+
+/* Flyway's repeatable migrations: R__NAME.sql. golang-migrate and dbmate
+ * ignore the name (it does not start with digits). */
+static bool looks_repeatable(const char *file)
+{
+	size_t rest;
+	return strncmp(file, SG_REPEATABLE_PREFIX, strlen(SG_REPEATABLE_PREFIX)) == 0 &&
+	       ends_with(file, strlen(file), ".sql", &rest);
+}
+
+static const char *const repeatable_help = "expected R__NAME.sql or R__NAME.DIALECT.sql";
+
+/* R__NAME[.DIALECT].sql: one file, the whole of it the definition. */
+static int parse_repeatable_name(const char *file, struct entry *e, struct report *rep)
+{
+	memset(e, 0, sizeof(*e));
+	size_t len = strlen(file), end = 0, pre = strlen(SG_REPEATABLE_PREFIX);
+	if (ends_with(file, len, ".up.sql", &end) || ends_with(file, len, ".down.sql", &end)) {
+		sg_report_add(rep, LV_ERROR, file, 0, SG_DIALECT_NONE,
+			   "a repeatable migration is one file whose whole text is the definition, re-applied when it "
+			   "changes; it has no up or down script (%s)", repeatable_help);
+		return -1;
+	}
+	ends_with(file, len, ".sql", &end);
+	const char *dot = end > pre ? memrchr(file + pre, '.', end - pre) : NULL;
+	if (dot) {
+		bool known;
+		size_t tb = (size_t)(dot - file) + 1;
+		enum sg_dialect d = sg_dialect_tag_n(file + tb, end - tb, &known);
+		if (known) {
+			e->tag = d;
+			e->other_engine = d == SG_DIALECT_NONE;
+			end = tb - 1;
+		}
+	}
+	if (end <= pre) {
+		sg_report_add(rep, LV_ERROR, file, 0, SG_DIALECT_NONE, "empty repeatable migration name after 'R__' (%s)",
+			   repeatable_help);
+		return -1;
+	}
+	e->kind = FILE_REPEATABLE;
+	e->file = sg_strdup(file);
+	e->version = sg_strndup(file, end);
+	e->name = sg_strndup(file + pre, end - pre);
+	return 0;
 }
 
 static const char *const name_help = "expected VERSION_NAME[.DIALECT][.autocommit].up.sql, .down.sql or .sql";
@@ -136,6 +190,14 @@ static int entry_cmp(const void *pa, const void *pb)
 	return c ? c : strcmp(a->file, b->file);
 }
 
+/* Repeatables by key (their name order), then file. */
+static int rep_cmp(const void *pa, const void *pb)
+{
+	const struct entry *a = pa, *b = pb;
+	int c = strcmp(a->version, b->version);
+	return c ? c : strcmp(a->file, b->file);
+}
+
 static const char *file_type(mode_t m)
 {
 	if (S_ISFIFO(m))
@@ -150,7 +212,8 @@ static const char *file_type(mode_t m)
 /* Classify one directory entry; adds a migration to d. */
 static void scan_one(struct directory *d, const char *name, unsigned char dtype, struct report *rep)
 {
-	bool migration = looks_like_migration(name);
+	bool repeatable = looks_repeatable(name);
+	bool migration = repeatable || looks_like_migration(name);
 	struct stat st;
 	mode_t mode;
 	if (dtype == DT_REG) {
@@ -201,10 +264,18 @@ static void scan_one(struct directory *d, const char *name, unsigned char dtype,
 		return;
 	}
 	struct entry e;
-	if (parse_file_name(name, &e, rep) < 0)
+	if ((repeatable ? parse_repeatable_name(name, &e, rep) : parse_file_name(name, &e, rep)) < 0)
 		return;
 	if (!e.other_engine)
 		d->has_tag[e.tag] = true;
+	if (repeatable) {
+		if (d->nreps == d->capreps) {
+			d->capreps = d->capreps ? d->capreps * 2 : 16;
+			d->reps = sg_realloc(d->reps, d->capreps * sizeof(*d->reps));
+		}
+		d->reps[d->nreps++] = e;
+		return;
+	}
 	if (d->count == d->cap) {
 		d->cap = d->cap ? d->cap * 2 : 64;
 		d->items = sg_realloc(d->items, d->cap * sizeof(*d->items));
@@ -237,6 +308,8 @@ static void scan_names(struct directory *d, struct dir_name *names, size_t n, st
 	free(names);
 	if (d->count > 1)
 		qsort(d->items, d->count, sizeof(*d->items), entry_cmp);
+	if (d->nreps > 1)
+		qsort(d->reps, d->nreps, sizeof(*d->reps), rep_cmp);
 }
 
 /* Every file of dir, classified. Problems go to rep; returns -1 only

@@ -194,6 +194,7 @@ static int build(const struct directory *d, const struct choice *c, enum sg_dial
 		sg_script_free(&down);
 		return -1;
 	}
+	m->repeatable = c->up->kind == FILE_REPEATABLE;
 	m->version = sg_strdup(c->up->version);
 	m->name = sg_strdup(c->up->name);
 	m->up_file = sg_strdup(c->up->file);
@@ -252,6 +253,24 @@ void sg_load_dialect(const struct directory *d, const bool *bad, enum sg_dialect
 	}
 }
 
+/* The repeatables: each name's most specific file for the dialect (the
+ * rules of an up file: a dialect's own, MySQL's for MariaDB, generic). */
+void sg_load_repeatables(const struct directory *d, enum sg_dialect dialect, struct selection *sel,
+			 struct report *rep)
+{
+	memset(sel, 0, sizeof(*sel));
+	for (size_t b = 0, e; b < d->nreps; b = e) {
+		for (e = b + 1; e < d->nreps && strcmp(d->reps[e].version, d->reps[b].version) == 0; e++)
+			;
+		struct choice c;
+		struct sg_migration m;
+		if (choose(d, &d->reps[b], e - b, dialect, &c, rep) < 0 || !c.up || build(d, &c, dialect, &m, rep) < 0)
+			continue;
+		sel->items = sg_realloc(sel->items, (sel->count + 1) * sizeof(*sel->items));
+		sel->items[sel->count++] = m;
+	}
+}
+
 /* bad[i] for the first entry of each group that group_ok() refused. */
 bool *sg_check_groups(struct directory *d, struct report *rep)
 {
@@ -266,12 +285,12 @@ bool *sg_check_groups(struct directory *d, struct report *rep)
  * file is an error), as the next image may select them. */
 void sg_check_unread(const struct directory *d, struct report *rep)
 {
-	for (size_t i = 0; i < d->count && !d->files; i++) {
-		if (d->items[i].read)
+	for (size_t i = 0; i < d->count + d->nreps && !d->files; i++) {
+		const struct entry *e = i < d->count ? &d->items[i] : &d->reps[i - d->count];
+		if (e->read)
 			continue;
-		if (faccessat(dirfd(d->handle), d->items[i].file, R_OK, 0) < 0)
-			sg_report_add(rep, LV_ERROR, d->items[i].file, 0, SG_DIALECT_NONE, "cannot be read: %s",
-				   strerror(errno));
+		if (faccessat(dirfd(d->handle), e->file, R_OK, 0) < 0)
+			sg_report_add(rep, LV_ERROR, e->file, 0, SG_DIALECT_NONE, "cannot be read: %s", strerror(errno));
 	}
 }
 
@@ -279,7 +298,7 @@ void sg_no_migrations(const struct directory *d, struct report *rep)
 {
 	sg_report_add(rep, LV_ERROR, NULL, 0, SG_DIALECT_NONE,
 		   "migration directory %s holds no migrations (files named VERSION_NAME.up.sql, "
-		   "VERSION_NAME.down.sql or VERSION_NAME.sql)%s", d->dir,
+		   "VERSION_NAME.down.sql, VERSION_NAME.sql or R__NAME.sql)%s", d->dir,
 		   d->nignored ? "; its other files are ignored" : "");
 }
 
@@ -310,7 +329,7 @@ static int load_scanned(struct directory *d, int scanned, enum sg_engine engine,
 		for (size_t i = 0; i < d->nignored; i++)
 			sg_report_add(rep, LV_NOTE, d->ignored[i], 0, SG_DIALECT_NONE, "not a migration file; ignored");
 		bad = sg_check_groups(d, rep);
-		if (d->count == 0 && rep->counts[LV_ERROR] == 0)
+		if (d->count == 0 && d->nreps == 0 && rep->counts[LV_ERROR] == 0)
 			sg_no_migrations(d, rep);
 		enum sg_dialect first = sg_engine_dialect(engine);
 		struct selection sel;
@@ -319,6 +338,8 @@ static int load_scanned(struct directory *d, int scanned, enum sg_engine engine,
 			for (size_t k = 0; k < NDIALECTS; k++) {
 				sg_load_dialect(d, bad, sg_all_dialects[k], false, &sel, rep);
 				sg_selection_free(&sel);
+				sg_load_repeatables(d, sg_all_dialects[k], &sel, rep);
+				sg_selection_free(&sel);
 			}
 		} else {
 			set->dialect = first;
@@ -326,14 +347,20 @@ static int load_scanned(struct directory *d, int scanned, enum sg_engine engine,
 			sg_load_dialect(d, bad, first, true, &sel, rep);
 			set->items = sel.items;
 			set->count = sel.count;
+			sg_load_repeatables(d, first, &sel, rep);
+			set->repeatables = sel.items;
+			set->nrepeatables = sel.count;
 			if (first == SG_DIALECT_MYSQL && d->has_tag[SG_DIALECT_MARIADB]) {
 				set->other_dialect = SG_DIALECT_MARIADB;
 				rep->all |= DIALECT_BIT(SG_DIALECT_MARIADB);
 				sg_load_dialect(d, bad, SG_DIALECT_MARIADB, true, &sel, rep);
 				set->other_items = sel.items;
 				set->other_count = sel.count;
+				sg_load_repeatables(d, SG_DIALECT_MARIADB, &sel, rep);
+				set->other_repeatables = sel.items;
+				set->other_nrepeatables = sel.count;
 			}
-			if (set->count == 0 && d->count > 0 && rep->counts[LV_ERROR] == 0)
+			if (set->count + set->nrepeatables == 0 && d->count + d->nreps > 0 && rep->counts[LV_ERROR] == 0)
 				sg_report_add(rep, LV_ERROR, NULL, 0, SG_DIALECT_NONE,
 					   "none of the migrations in %s is for %s: every version has only files "
 					   "tagged for other engines", dir, sg_engine_name(engine));
@@ -380,6 +407,8 @@ void sg_migration_set_free(struct sg_migration_set *set)
 {
 	items_free(set->items, set->count);
 	items_free(set->other_items, set->other_count);
+	items_free(set->repeatables, set->nrepeatables);
+	items_free(set->other_repeatables, set->other_nrepeatables);
 	for (size_t i = 0; i < set->nnotes; i++)
 		free(set->notes[i]);
 	free(set->notes);
@@ -397,6 +426,12 @@ void sg_migration_select(struct sg_migration_set *set, enum sg_dialect dialect)
 	set->count = set->other_count;
 	set->other_items = items;
 	set->other_count = count;
+	items = set->repeatables;
+	count = set->nrepeatables;
+	set->repeatables = set->other_repeatables;
+	set->nrepeatables = set->other_nrepeatables;
+	set->other_repeatables = items;
+	set->other_nrepeatables = count;
 	set->other_dialect = set->dialect;
 	set->dialect = dialect;
 }

@@ -84,9 +84,13 @@ static void plan_schema(const struct sg_plan *p, struct sg_metrics_schema *out)
 			out->database_ahead++;
 			out->applied_version = it->version;
 			break;
-		case SG_M_BEYOND: break;
+		case SG_M_BEYOND:
+		case SG_M_REAPPLY: break;
 		}
 	}
+	/* repeatable migrations to (re-)apply are pending too */
+	for (size_t i = 0; i < p->nreps; i++)
+		out->pending += p->reps[i].state == SG_M_PENDING || p->reps[i].state == SG_M_REAPPLY;
 }
 
 /* ---- what the run reports (observer) ---------------------------------- */
@@ -174,7 +178,16 @@ static bool judge(const struct sg_run *r, const struct sg_metrics *m, char *reas
 			return false;
 		case SG_M_APPLIED:
 		case SG_M_BEYOND:
+		case SG_M_REAPPLY:
 			break;
+		}
+	}
+	for (size_t i = 0; i < p->nreps; i++) {
+		const struct sg_plan_item *it = &p->reps[i];
+		if (it->state == SG_M_PENDING || it->state == SG_M_REAPPLY) {
+			snprintf(reason, n, "not ready: repeatable migration %s is %s", it->m->up_file,
+				 it->row ? "changed: not re-applied yet" : "not applied yet");
+			return false;
 		}
 	}
 	int len = snprintf(reason, n, "ready: database at version %s, target %s", m->applied_version,

@@ -9,6 +9,8 @@
 #include "schemagate/log.h"
 #include "schemagate/run.h"
 
+static void json_item(struct sg_buf *b, const struct sg_plan_item *it, bool comma);
+
 static void print_status_json(const struct sg_run *r)
 {
 	const struct sg_history *h = &r->hist;
@@ -25,36 +27,43 @@ static void print_status_json(const struct sg_run *r)
 		      p->npending == 0 && p->nfailed == 0 && p->npartial == 0 && p->nchanged == 0 && p->nmissing == 0
 			      ? "true" : "false",
 		      p->napplied, p->npending, p->nfailed, p->npartial, p->nchanged, p->nunknown, p->nmissing);
-	for (size_t i = 0; i < p->count; i++) {
-		const struct sg_plan_item *it = &p->items[i];
-		sg_buf_puts(&b, i ? ",{\"version\":" : "{\"version\":");
-		sg_buf_json_string(&b, it->version);
-		sg_buf_puts(&b, ",\"name\":");
-		sg_buf_json_string(&b, it->m ? it->m->name : it->row->name);
-		sg_buf_puts(&b, ",\"state\":");
-		sg_buf_json_string(&b, sg_mstate_name(it->state));
-		sg_buf_puts(&b, ",\"file\":");
-		sg_buf_json_string(&b, it->m ? it->m->up_file : NULL);
-		sg_buf_puts(&b, ",\"status\":");
-		sg_buf_json_string(&b, it->row ? it->row->status : NULL);
-		sg_buf_puts(&b, ",\"applied_at\":");
-		sg_buf_json_string(&b, it->row ? it->row->applied_at : NULL);
-		sg_buf_puts(&b, ",\"applied_by\":");
-		sg_buf_json_string(&b, it->row ? it->row->applied_by : NULL);
-		sg_buf_puts(&b, ",\"checksum_recorded\":");
-		sg_buf_json_string(&b, it->row ? it->row->checksum : NULL);
-		sg_buf_puts(&b, ",\"checksum_file\":");
-		sg_buf_json_string(&b, it->m ? it->m->checksum : NULL);
-		if (it->row)
-			sg_buf_printf(&b, ",\"statements_done\":%ld,\"duration_ms\":%ld", it->row->statements_done,
-				      it->row->duration_ms);
-		sg_buf_puts(&b, ",\"error\":");
-		sg_buf_json_string(&b, it->row ? it->row->error : NULL);
-		sg_buf_printf(&b, ",\"out_of_order\":%s}", it->out_of_order ? "true" : "false");
-	}
+	for (size_t i = 0; i < p->count; i++)
+		json_item(&b, &p->items[i], i > 0);
+	sg_buf_puts(&b, "],\"repeatables\":[");
+	for (size_t i = 0; i < p->nreps; i++)
+		json_item(&b, &p->reps[i], i > 0);
 	sg_buf_puts(&b, "]}\n");
 	fwrite(b.data, 1, b.len, stdout);
 	sg_buf_free(&b);
+}
+
+/* One migration of the JSON status (versioned or repeatable). */
+static void json_item(struct sg_buf *b, const struct sg_plan_item *it, bool comma)
+{
+	sg_buf_puts(b, comma ? ",{\"version\":" : "{\"version\":");
+	sg_buf_json_string(b, it->version);
+	sg_buf_puts(b, ",\"name\":");
+	sg_buf_json_string(b, it->m ? it->m->name : it->row->name);
+	sg_buf_puts(b, ",\"state\":");
+	sg_buf_json_string(b, sg_mstate_name(it->state));
+	sg_buf_puts(b, ",\"file\":");
+	sg_buf_json_string(b, it->m ? it->m->up_file : NULL);
+	sg_buf_puts(b, ",\"status\":");
+	sg_buf_json_string(b, it->row ? it->row->status : NULL);
+	sg_buf_puts(b, ",\"applied_at\":");
+	sg_buf_json_string(b, it->row ? it->row->applied_at : NULL);
+	sg_buf_puts(b, ",\"applied_by\":");
+	sg_buf_json_string(b, it->row ? it->row->applied_by : NULL);
+	sg_buf_puts(b, ",\"checksum_recorded\":");
+	sg_buf_json_string(b, it->row ? it->row->checksum : NULL);
+	sg_buf_puts(b, ",\"checksum_file\":");
+	sg_buf_json_string(b, it->m ? it->m->checksum : NULL);
+	if (it->row)
+		sg_buf_printf(b, ",\"statements_done\":%ld,\"duration_ms\":%ld", it->row->statements_done,
+			      it->row->duration_ms);
+	sg_buf_puts(b, ",\"error\":");
+	sg_buf_json_string(b, it->row ? it->row->error : NULL);
+	sg_buf_printf(b, ",\"out_of_order\":%s}", it->out_of_order ? "true" : "false");
 }
 
 /* Text says "baselined" for a row recorded without running (baseline,
@@ -90,9 +99,25 @@ static void print_status_text(const struct sg_run *r)
 		else if (it->state == SG_M_CHANGED && it->row && it->m)
 			printf("%16s checksum recorded %s, file has %s\n", "", it->row->checksum, it->m->checksum);
 	}
+	size_t nreps_pending = 0;
+	for (size_t i = 0; i < p->nreps; i++) {
+		const struct sg_plan_item *it = &p->reps[i];
+		printf("%-16s %-14s %-32s %-26s %s\n", it->version, sg_mstate_name(it->state), it->m ? it->m->name : it->row->name,
+		       it->row && it->row->applied_at ? it->row->applied_at : "-",
+		       it->row && it->row->applied_by ? it->row->applied_by : "-");
+		if (it->state == SG_M_REAPPLY)
+			printf("%16s changed: checksum recorded %s, file has %s; the next up re-applies it\n", "",
+			       it->row->checksum, it->m->checksum);
+		else if (it->state == SG_M_UNKNOWN)
+			printf("%16s no file in this directory: left as it is\n", "");
+		nreps_pending += it->state == SG_M_PENDING || it->state == SG_M_REAPPLY;
+	}
 	printf("%s: target %s; %zu applied, %zu pending, %zu partial, %zu failed, %zu changed, %zu unknown, "
-	       "%zu missing%s\n", r->cfg->table, p->target ? p->target : "-", p->napplied, p->npending, p->npartial,
-	       p->nfailed, p->nchanged, p->nunknown, p->nmissing, h->exists ? "" : " (history table does not exist yet)");
+	       "%zu missing", r->cfg->table, p->target ? p->target : "-", p->napplied, p->npending, p->npartial,
+	       p->nfailed, p->nchanged, p->nunknown, p->nmissing);
+	if (p->nreps)
+		printf("; %zu repeatable (%zu to apply)", p->nreps, nreps_pending);
+	printf("%s\n", h->exists ? "" : " (history table does not exist yet)");
 }
 
 void sg_status_print(const struct sg_run *r)

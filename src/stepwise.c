@@ -42,6 +42,7 @@ struct steps_run {
 	size_t n;
 	size_t done;          /* statements known done (committed and counted) */
 	bool in_user_txn;     /* the script opened a transaction of its own */
+	struct sg_buf verify; /* the lock check as a statement (sg_steps_batch), or empty */
 };
 
 static enum sg_stmt_kind kind_of(const struct steps_run *x, size_t i)
@@ -126,7 +127,7 @@ static int run_group(struct steps_run *x, size_t i, size_t j, struct sg_error *e
 	int rc = sg_conn_begin(r->conn, err);
 	if (rc == 0) {
 		if (r->drv->exec_batch) {
-			rc = r->drv->exec_batch(r->conn, sqls, j - i, &ok, err);
+			rc = r->drv->exec_batch(r->conn, sqls, j - i, &ok, NULL, err);
 		} else {
 			for (; ok < j - i && rc == 0; ok++)
 				rc = sg_conn_exec(r->conn, sqls[ok], err);
@@ -172,18 +173,158 @@ static int run_group(struct steps_run *x, size_t i, size_t j, struct sg_error *e
 	return -1;
 }
 
+bool sg_steps_batch(struct sg_run *r)
+{
+	if (!r->drv->exec_batch || r->drv->before_statement || r->drv->after_statement || !r->drv->batch_elapsed_ms_sql)
+		return false;
+	struct sg_buf verify = {0};
+	struct sg_error e = {0};
+	bool can = false;
+	sg_lock_verify_sql(r->lock, r->conn, &can, &verify, &e);
+	sg_buf_free(&verify);
+	return can;
+}
+
+/* The parts of one round trip (run_batched) and where each one is. */
+enum { PART_VERIFY, PART_INSERT, PART_STATEMENT, PART_RECORD, PART_EVENT, PARTS };
+
+static int record_sql(struct steps_run *x, size_t i, bool last, struct sg_buf *record, struct sg_buf *event)
+{
+	struct sg_run *r = x->r;
+	char *next = last || i + 1 >= x->n ? NULL : describe(x, i + 1);
+	char *note = next ? sg_asprintf("next: %s", next) : NULL;
+	char *duration = NULL, *detail = NULL;
+	if (last) {
+		/* the client's time until this round trip, and the server's in it */
+		duration = sg_asprintf("(%llu + %s)", (unsigned long long)(sg_now_ms() - x->s->fresh->t0),
+				       r->drv->batch_elapsed_ms_sql);
+		detail = sg_asprintf("CONCAT(%s, 'ms')", duration);
+	}
+	struct sg_row_change chg = {.version = x->s->version, .statements_done = (long)(i + 1), .note = note};
+	int rc = sg_row_move_sql(r->conn, r->cfg->table, x->s->row, last ? SG_EV_LAST_STATEMENT_DONE : SG_EV_STATEMENT_DONE,
+				 &chg, duration, record);
+	if (rc == 0 && last)
+		rc = sg_event_sql(r->conn, r->cfg->table, x->s->fresh->event, x->s->version, "ok", detail, event);
+	free(next);
+	free(note);
+	free(duration);
+	free(detail);
+	return rc;
+}
+
+/*
+ * MariaDB: the lock check, statement i and the record that counts it in
+ * one multi-statement round trip. The server runs them in order, each
+ * committing on its own, and an error skips the rest: the row says what a
+ * kill at any instant left, as when they go one by one. A fresh apply's
+ * first statement also carries the row's insert (after the lock check,
+ * before the statement), its last one the move to applied and the audit
+ * event. Returns 0 done; 1 when the text cannot be built (nothing was
+ * sent); -2 when the lock check or the statement failed (err, as
+ * sg_conn_exec says it); -1 when the bookkeeping failed.
+ */
+static int run_batched(struct steps_run *x, size_t i, struct sg_error *err)
+{
+	struct sg_run *r = x->r;
+	struct sg_steps_fresh *fresh = x->s->fresh;
+	bool last = fresh && i + 1 == x->n;
+	struct sg_buf record = {0}, event = {0};
+	if (record_sql(x, i, last, &record, &event) != 0) {
+		sg_buf_free(&record);
+		sg_buf_free(&event);
+		return 1;
+	}
+	const char *parts[PARTS];
+	size_t at[PARTS], n = 0;
+	for (int k = 0; k < PARTS; k++)
+		at[k] = SIZE_MAX;
+	at[PART_VERIFY] = n, parts[n++] = x->verify.data;
+	if (fresh && !fresh->inserted)
+		at[PART_INSERT] = n, parts[n++] = fresh->insert;
+	at[PART_STATEMENT] = n, parts[n++] = x->s->list->items[i].sql;
+	at[PART_RECORD] = n, parts[n++] = record.data;
+	if (last)
+		at[PART_EVENT] = n, parts[n++] = event.data;
+	long affected[PARTS];
+	size_t ok = 0;
+	sg_loop_grace_begin(&r->loop, r->cfg->stop_grace_ms);
+	int rc = r->drv->exec_batch(r->conn, parts, n, &ok, affected, err);
+	sg_loop_grace_end(&r->loop);
+	sg_buf_free(&record);
+	sg_buf_free(&event);
+	if (at[PART_INSERT] != SIZE_MAX && ok > at[PART_INSERT])
+		fresh->inserted = true;
+	if (rc != 0 && ok == at[PART_INSERT]) {
+		/* nothing ran: a row already there means the lock was lost */
+		struct sg_error e = {0};
+		if (strcmp(err->sqlstate, "1062") == 0 &&
+		    sg_history_check_absent(r->conn, r->cfg->table, x->s->version, &e) != 0)
+			*err = e;
+		else if (err->kind != SG_ERRK_LOCK_LOST)
+			sg_error_prefix(err, "recording start of %s in %s", x->s->version, r->cfg->table);
+		return -1;
+	}
+	if (rc != 0 && ok <= at[PART_STATEMENT])
+		return -2;   /* the lock check or the statement */
+	if (rc != 0 && ok == at[PART_RECORD]) {
+		/* the statement ran, its record did not: it is in doubt */
+		sg_error_prefix(err, "recording statement %zu of %s in %s", i + 1, x->s->version, r->cfg->table);
+		sg_error_ours(err);
+		return -1;
+	}
+	if (rc != 0) {
+		sg_warn("event", "could not record the %s event: %s", fresh->event, err->msg);
+		sg_error_clear(err);
+	}
+	if (sg_row_check_moved(r->cfg->table, x->s->row, last ? SG_EV_LAST_STATEMENT_DONE : SG_EV_STATEMENT_DONE,
+			       x->s->version, affected[at[PART_RECORD]], err) != 0)
+		return -1;
+	x->done = i + 1;
+	if (last)
+		fresh->finished = true;
+	return 0;
+}
+
+/* Only the row's first write, with the lock check, when the first
+ * statement goes in a transaction of grouped statements. */
+static int write_insert(struct steps_run *x, struct sg_error *err)
+{
+	struct sg_steps_fresh *fresh = x->s->fresh;
+	const char *parts[] = {x->verify.data, fresh->insert};
+	size_t ok = 0;
+	int rc = x->r->drv->exec_batch(x->r->conn, parts, 2, &ok, NULL, err);
+	fresh->inserted = ok == 2;
+	if (rc != 0 && ok == 1) {
+		struct sg_error e = {0};
+		if (strcmp(err->sqlstate, "1062") == 0 &&
+		    sg_history_check_absent(x->r->conn, x->r->cfg->table, x->s->version, &e) != 0)
+			*err = e;
+		else
+			sg_error_prefix(err, "recording start of %s in %s", x->s->version, x->r->cfg->table);
+	}
+	return rc;
+}
+
 /* One statement that runs alone. in_doubt: it may have run before. */
 static int run_alone(struct steps_run *x, size_t i, bool in_doubt, struct sg_error *err)
 {
 	struct sg_run *r = x->r;
 	const char *sql = x->s->list->items[i].sql;
-	if (r->drv->before_statement && r->drv->before_statement(r->conn, sql, err) != 0) {
-		name_statement(x, i, err);
-		return -1;
+	/* not a BEGIN or COMMIT of the script's: its record would join it */
+	int rc = x->verify.len && !in_doubt && kind_of(x, i) == SG_STMT_STANDALONE ? run_batched(x, i, err) : 1;
+	if (rc == 0 || rc == -1)
+		return rc;
+	if (rc > 0) {
+		if (sg_lock_verify(r->lock, r->conn, err) != 0)
+			return -1;
+		if (r->drv->before_statement && r->drv->before_statement(r->conn, sql, err) != 0) {
+			name_statement(x, i, err);
+			return -1;
+		}
+		sg_loop_grace_begin(&r->loop, r->cfg->stop_grace_ms);
+		rc = sg_conn_exec(r->conn, sql, err);
+		sg_loop_grace_end(&r->loop);
 	}
-	sg_loop_grace_begin(&r->loop, r->cfg->stop_grace_ms);
-	int rc = sg_conn_exec(r->conn, sql, err);
-	sg_loop_grace_end(&r->loop);
 	if (rc != 0 && in_doubt && !sg_loop_canceled(&r->loop) && r->drv->already_done &&
 	    r->drv->already_done(sql, err)) {
 		char *what = describe(x, i);
@@ -228,6 +369,12 @@ int sg_steps_run(struct sg_run *r, const struct sg_steps *s, size_t *done, struc
 	size_t i = s->start;
 	int rc = 0;
 	bool groups = sg_conn_can(r->conn, SG_CAP_GROUP_STATEMENTS);
+	if (s->row != SG_ROW_ABSENT && sg_steps_batch(r)) {
+		bool can = false;
+		rc = sg_lock_verify_sql(r->lock, r->conn, &can, &x.verify, err);
+	}
+	if (rc == 0 && s->fresh && !s->fresh->inserted && (i >= x.n || kind_of(&x, i) != SG_STMT_STANDALONE))
+		rc = write_insert(&x, err);
 	while (i < x.n && rc == 0) {
 		if (stopped(&x)) {
 			rc = sg_stopped_error(r, err, "between two statements");
@@ -241,12 +388,11 @@ int sg_steps_run(struct sg_run *r, const struct sg_steps *s, size_t *done, struc
 				bytes += strlen(s->list->items[j++].sql);
 			rc = run_group(&x, i, j, err);
 		} else {
-			rc = sg_lock_verify(r->lock, r->conn, err);
-			if (rc == 0)
-				rc = run_alone(&x, i, s->start_in_doubt && i == s->start, err);
+			rc = run_alone(&x, i, s->start_in_doubt && i == s->start, err);
 		}
 		i = j;
 	}
+	sg_buf_free(&x.verify);
 	if (rc == 0 && x.in_user_txn)
 		rc = sg_fail(err, SG_OUTCOME_MIGRATION_FAILED, "%s ends inside a transaction it opened itself (a BEGIN without "
 			     "COMMIT)", s->file);

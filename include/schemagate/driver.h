@@ -262,10 +262,13 @@ struct sg_driver {
 	 * if the statement left damage. Optional (NULL). */
 	int (*before_statement)(struct sg_conn *c, const char *sql, struct sg_error *err);
 	int (*after_statement)(struct sg_conn *c, const char *sql, struct sg_error *err);
-	/* Run n statements in as few round trips as the engine allows; *done
-	 * = how many succeeded before the first error. Optional (NULL = one
-	 * exec each). */
-	int (*exec_batch)(struct sg_conn *c, const char *const *sql, size_t n, size_t *done, struct sg_error *err);
+	/* Run n statements in as few round trips as the engine allows, each
+	 * on its own as exec() would (MySQL multi-statements: one that does
+	 * not open a transaction commits alone); *done = how many succeeded
+	 * before the first error; affected (NULL, or n entries) gets each
+	 * one's affected rows (-1 not run). Optional (NULL = one exec each). */
+	int (*exec_batch)(struct sg_conn *c, const char *const *sql, size_t n, size_t *done, long *affected,
+			  struct sg_error *err);
 	/* A transactional migration in one round trip: begin()'s BEGIN and
 	 * settings, parts[0] (the script), a check that the script left the
 	 * transaction open, the other parts, and COMMIT, sent as one message.

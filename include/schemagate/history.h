@@ -28,6 +28,10 @@ struct sg_history {
 	bool exists;           /* the table is there at all */
 	struct sg_history_row *rows;  /* sorted by version */
 	size_t count;
+	/* Rows of repeatable migrations (version "R__NAME"), by key: kept
+	 * apart, so nothing that orders versions ever meets them. */
+	struct sg_history_row *reps;
+	size_t nreps;
 	/* Rows that adoption would record (sg_adopt_preview): the history
 	 * table does not hold them yet. 0 / NULL for real rows. */
 	size_t nadopted;
@@ -38,6 +42,8 @@ struct sg_history {
 int sg_history_read(struct sg_conn *c, const char *table, struct sg_history *h, struct sg_error *err);
 void sg_history_free(struct sg_history *h);
 const struct sg_history_row *sg_history_find(const struct sg_history *h, const char *version);
+/* The row of a repeatable migration's key ("R__NAME"), or NULL. */
+const struct sg_history_row *sg_history_find_repeatable(const struct sg_history *h, const char *key);
 
 /* Has this history table any audit event? (an empty history with none
  * was never used: adoption may still run) */
@@ -56,6 +62,7 @@ enum sg_row_state {
 	SG_ROW_ABSENT,          /* no row: never applied, or reverted */
 	SG_ROW_APPLIED,         /* every statement of the recorded file ran */
 	SG_ROW_BASELINED,       /* recorded without running (baseline, adoption) */
+	SG_ROW_REPEATABLE,      /* a repeatable migration: the text whose checksum it records ran */
 	SG_ROW_PARTIAL,         /* the up script runs statement by statement, or was interrupted */
 	SG_ROW_FAILED,          /* a statement of the up script failed */
 	SG_ROW_PARTIAL_REVERT,  /* the down script runs statement by statement, or was interrupted */
@@ -79,6 +86,7 @@ enum sg_row_event {
 	SG_EV_REPAIR_REVERTED,
 	SG_EV_REPAIR_RESUME,
 	SG_EV_ACCEPT_CHECKSUM,
+	SG_EV_REPEATABLE_COMMITTED, /* a repeatable migration's text committed with its row */
 	SG_EV_COUNT
 };
 
@@ -90,6 +98,7 @@ enum sg_row_write {
 	SG_WRITE_TAKE_OVER, /* this instance becomes the row's writer (the old one is gone) */
 	SG_WRITE_STATUS,    /* a human's verdict: the status changes, the error is cleared */
 	SG_WRITE_CHECKSUM,  /* the file's current checksum is recorded */
+	SG_WRITE_REAPPLIED, /* a repeatable's new text ran: checksum, time and writer recorded */
 	SG_WRITE_DELETE,    /* the row goes */
 };
 
@@ -113,6 +122,7 @@ struct sg_row_change {
 	long duration_ms;
 	const char *note;                  /* progress note, or the error */
 	const char *checksum;              /* CHECKSUM, and TAKE_OVER when not NULL */
+	const char *old_checksum;          /* REAPPLIED: the row must still record it */
 };
 
 enum sg_row_state sg_row_state_of(const struct sg_history_row *row);   /* NULL: ABSENT */
@@ -134,6 +144,17 @@ int sg_row_refuse(const struct sg_row_transition *t, const char *version, const 
  */
 int sg_row_move(struct sg_conn *c, const char *table, enum sg_row_state from, enum sg_row_event event,
 		const struct sg_row_change *chg, struct sg_error *err);
+/* The same write as SQL text with literal values, appended to out, for a
+ * multi-statement round trip (MySQL): INSERT and PROGRESS writes only,
+ * and no check that the row moved (the caller checks that one row was
+ * affected: sg_row_lost). duration_sql, when not NULL, is an SQL
+ * expression for duration_ms. -1 when the write cannot be text. */
+int sg_row_move_sql(struct sg_conn *c, const char *table, enum sg_row_state from, enum sg_row_event event,
+		    const struct sg_row_change *chg, const char *duration_sql, struct sg_buf *out);
+/* After sg_row_move_sql's statement: 0 when it moved one row, else
+ * kind LOCK_LOST as sg_row_move says it. */
+int sg_row_check_moved(const char *table, enum sg_row_state from, enum sg_row_event event, const char *version,
+		       long affected, struct sg_error *err);
 /* Does the partial row still describe m's file (checksum, and the digest
  * of the next statement recorded in its note)? 0, or exit 4 naming the
  * repair. */
@@ -158,6 +179,11 @@ int sg_history_down_sql(struct sg_conn *c, const char *table, const char *versio
 /* Audit: event is "apply", "revert", "baseline", "repair", "failure". */
 int sg_event_record(struct sg_conn *c, const char *table, const char *event, const char *version,
 		    const char *outcome, const char *detail, struct sg_error *err);
+
+/* The same as text (see sg_row_move_sql); detail_sql is an SQL
+ * expression, or NULL. */
+int sg_event_sql(struct sg_conn *c, const char *table, const char *event, const char *version, const char *outcome,
+		 const char *detail_sql, struct sg_buf *out);
 
 /* One row of the audit table, as `events` shows it. */
 struct sg_event_row {
@@ -190,6 +216,7 @@ enum sg_mstate {
 	SG_M_UNKNOWN,      /* in the database, newer than every version in the directory: a newer release's */
 	SG_M_MISSING,      /* in the database, not in the directory, below a version it has: deleted or renamed */
 	SG_M_BEYOND,       /* in dir, newer than the target, not applied */
+	SG_M_REAPPLY,      /* a repeatable whose file changed: pending, re-applied by up */
 };
 
 /* A done row whose recorded name is not the directory's file name for
@@ -210,6 +237,11 @@ struct sg_plan_item {
 struct sg_plan {
 	struct sg_plan_item *items;   /* union of dir and history, by version */
 	size_t count;
+	/* Repeatable migrations, union of dir and history, by key: PENDING
+	 * (no row), REAPPLY (changed), APPLIED, UNKNOWN (a row without a
+	 * file: left alone). PENDING and REAPPLY count in npending. */
+	struct sg_plan_item *reps;
+	size_t nreps;
 	size_t npending, nchanged, nfailed, npartial, nunknown, nmissing, nout_of_order, napplied;
 	const char *target;           /* NULL when the directory is empty */
 	const char *newest_applied;   /* set when a pending version is out of order (borrowed from the history) */

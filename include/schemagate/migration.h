@@ -22,7 +22,9 @@
 #define SG_NO_TX_DIRECTIVE "-- schemagate:no-transaction"
 
 struct sg_migration {
-	char *version;         /* digits as written in the file name ("0003") */
+	/* digits as written in the file name ("0003"); a repeatable
+	 * migration's key, "R__" and its name ("R__active_users") */
+	char *version;
 	char *name;            /* "add_index"; may hold dots ("2.9.0_schema") */
 	char *up_file;         /* file name relative to dir ("0003_add_index.pg.up.sql") */
 	char *down_file;       /* NULL if there is no down script for this engine */
@@ -47,7 +49,15 @@ struct sg_migration {
 	bool up_split, down_split;
 	struct sg_statement_list up_statements, down_statements;
 	char checksum[65];     /* hex SHA-256 of the up script, CRLF -> LF, without a BOM */
+	/* R__NAME[.DIALECT].sql: the whole file is the definition, re-applied
+	 * whenever its checksum changes; no down script */
+	bool repeatable;
 };
+
+/* The key prefix of a repeatable migration's file and history row. */
+#define SG_REPEATABLE_PREFIX "R__"
+/* Is this version (a file's or a history row's) a repeatable's key? */
+bool sg_is_repeatable_key(const char *version);
 
 /* Sorted by version (numeric). Owned; sg_migration_set_free() releases. */
 struct sg_migration_set {
@@ -61,6 +71,11 @@ struct sg_migration_set {
 	struct sg_migration *other_items;
 	size_t other_count;
 	enum sg_dialect other_dialect;    /* SG_DIALECT_NONE when there is none */
+	/* Repeatable migrations (R__NAME.sql) for this dialect, by key
+	 * (strcmp); applied after every versioned one. The MariaDB selection
+	 * waits in other_repeatables like other_items. */
+	struct sg_migration *repeatables, *other_repeatables;
+	size_t nrepeatables, other_nrepeatables;
 	/* Non-fatal observations: versions absent for this engine, files
 	 * that are not migrations. */
 	char **notes;

@@ -212,6 +212,11 @@ int sg_stopped_error(struct sg_run *r, struct sg_error *err, const char *doing);
  * happened: LOCK_LOST (rolled back), CONNECTION, CANCELED, or a failure. */
 int sg_apply_one(struct sg_run *r, const struct sg_migration *m, const struct sg_history_row *resume, bool in_doubt,
 		 struct sg_error *err);
+/* Run a repeatable migration's text under the lock and record its
+ * checksum: a new row, or over prev (its row as read, which must still
+ * record the checksum read, else LOCK_LOST). Failures as sg_apply_one. */
+int sg_reapply_one(struct sg_run *r, const struct sg_migration *m, const struct sg_history_row *prev,
+		   struct sg_error *err);
 
 /* One migration to revert, with the down script to run: the directory's
  * (prepared by the loader) or the one stored in the history table
@@ -246,7 +251,27 @@ struct sg_steps {
 	enum sg_row_state row;
 	size_t start;                  /* statements known done before this run */
 	bool start_in_doubt;           /* resuming: statement `start` may have run already */
+	/* A fresh apply where sg_steps_batch() says yes; else NULL. */
+	struct sg_steps_fresh *fresh;
 };
+
+/*
+ * Where the lock check, a statement that runs alone and the record that
+ * counts it share one multi-statement round trip (MariaDB), a fresh apply
+ * also sends the row's first write with the first statement and the row's
+ * move to applied and the audit event with the last one.
+ */
+struct sg_steps_fresh {
+	const char *insert;   /* SQL text of the row's first write (sg_row_move_sql) */
+	const char *event;    /* the audit event's name ("apply") */
+	uint64_t t0;          /* when the migration began (its duration) */
+	bool inserted;        /* out: the row's first write is done */
+	bool finished;        /* out: the row is applied and the event recorded */
+};
+
+/* Does this connection and lock send a statement with its bookkeeping in
+ * one round trip (sg_steps.fresh may be set)? */
+bool sg_steps_batch(struct sg_run *r);
 
 /* Run list->items[start..]. *done ends at the number of statements known
  * done (all of them on success). A stop lets a statement that runs alone

@@ -63,6 +63,7 @@ struct my_conn {
 	bool broken;
 	unsigned long max_packet;   /* the server's max_allowed_packet; 0 until asked */
 	bool cancel_sent;       /* drv_cancel ran: an interrupted statement is schemagate's stop */
+	long *affected;         /* exec_batch: each statement's affected rows, from affected[0] */
 };
 
 /* ---- errors ------------------------------------------------------------ */
@@ -89,12 +90,22 @@ static bool connection_lost(unsigned errnum)
 	       errnum == CR_SERVER_LOST_EXTENDED || errnum == ER_CONNECTION_KILLED;
 }
 
+/* What the lock check of a multi-statement round trip (drv_verify_lock_sql)
+ * signals when this session does not hold the lock: the errno of SIGNAL
+ * SQLSTATE '45000' (ER_SIGNAL_EXCEPTION) and a text of our own. */
+#define LOCK_NOT_HELD_ERRNO 1644
+#define LOCK_NOT_HELD_TEXT "schemagate: the migration lock is not held by this session"
+
 /* The statement (or the session) failed: report the server's error. */
 static int statement_error(struct my_conn *c, struct sg_error *err)
 {
 	unsigned errnum = c->mysql ? mysql_errno(c->mysql) : 0;
 	const char *text = c->mysql ? mysql_error(c->mysql) : "connection closed";
 
+	if (errnum == LOCK_NOT_HELD_ERRNO && strcmp(text, LOCK_NOT_HELD_TEXT) == 0)
+		return set_error(err, SG_ERRK_LOCK_LOST, 0,
+				 "GET_LOCK is not held by the connection running this migration; a "
+				 "connection-multiplexing proxy (ProxySQL) breaks session locks: use --lock=table");
 	if (errnum == ER_QUERY_INTERRUPTED) {
 		/* ours (the loop stopped), or a DBA's KILL QUERY: say which */
 		char num[16];
@@ -604,6 +615,8 @@ static int collect_results(struct my_conn *c, sg_row_fn fn, void *ctx, size_t *o
 			return statement_error(c, err);
 		} else {
 			c->base.affected = (long)mysql_affected_rows(c->mysql);
+			if (c->affected)
+				c->affected[*ok] = c->base.affected;
 		}
 
 		if (!mysql_more_results(c->mysql)) {
@@ -743,6 +756,19 @@ static size_t skip_quoted(const char *p, bool backslash_escapes)
 	return 0;
 }
 
+static int drv_quote_literal(struct sg_conn *base, const char *value, struct sg_buf *out)
+{
+	struct my_conn *c = (struct my_conn *)base;
+	size_t len = strlen(value);
+	char *esc = sg_malloc(len * 2 + 1);
+	unsigned long elen = mysql_real_escape_string(c->mysql, esc, value, (unsigned long)len);
+	sg_buf_puts(out, "'");
+	sg_buf_append(out, esc, elen);
+	sg_buf_puts(out, "'");
+	free(esc);
+	return 0;
+}
+
 /* The text protocol has no placeholders: replace each $n outside quotes
  * and comments by the escaped literal of params[n-1] (NULL -> NULL). */
 static int bind_params(struct my_conn *c, const char *sql, int nparams, const char *const *params,
@@ -765,17 +791,10 @@ static int bind_params(struct my_conn *c, const char *sql, int nparams, const ch
 				return set_error(err, SG_ERRK_STATEMENT, 0,
 						 "query parameter $%ld out of range (%d given)", n, nparams);
 			const char *v = params[n - 1];
-			if (!v) {
+			if (!v)
 				sg_buf_puts(out, "NULL");
-			} else {
-				size_t len = strlen(v);
-				char *esc = sg_malloc(len * 2 + 1);
-				unsigned long elen = mysql_real_escape_string(c->mysql, esc, v, (unsigned long)len);
-				sg_buf_puts(out, "'");
-				sg_buf_append(out, esc, elen);
-				sg_buf_puts(out, "'");
-				free(esc);
-			}
+			else
+				drv_quote_literal(&c->base, v, out);
 			p = end;
 			continue;
 		}
@@ -808,6 +827,7 @@ static int drv_rollback(struct sg_conn *c, struct sg_error *err) { return drv_ex
 
 /* ---- statement by statement ------------------------------------------- */
 
+
 /* Up to this much SQL per round trip (max_allowed_packet is 16 MiB by
  * default; 1 MiB keeps far from it and from long single writes). */
 #define BATCH_MAX_BYTES (1u << 20)
@@ -817,10 +837,13 @@ static int drv_rollback(struct sg_conn *c, struct sg_error *err) { return drv_ex
  * starts on a new line, so a statement ending in a "-- comment" cannot
  * swallow it. *done counts the statements that succeeded.
  */
-static int drv_exec_batch(struct sg_conn *base, const char *const *sql, size_t n, size_t *done, struct sg_error *err)
+static int drv_exec_batch(struct sg_conn *base, const char *const *sql, size_t n, size_t *done, long *affected,
+			  struct sg_error *err)
 {
 	struct my_conn *c = (struct my_conn *)base;
 	*done = 0;
+	for (size_t k = 0; affected && k < n; k++)
+		affected[k] = -1;
 	size_t i = 0;
 	while (i < n) {
 		struct sg_buf b = {0};
@@ -834,7 +857,9 @@ static int drv_exec_batch(struct sg_conn *base, const char *const *sql, size_t n
 			 * fails alone, and is the one named */
 		} while (i < n && b.len + 3 + strlen(sql[i]) <= BATCH_MAX_BYTES);
 		size_t ok = 0;
+		c->affected = affected ? affected + first : NULL;
 		int rc = run_counted(c, b.data, b.len, NULL, NULL, &ok, err);
+		c->affected = NULL;
 		sg_buf_free(&b);
 		*done = first + (ok < i - first ? ok : i - first);
 		if (rc != 0)
@@ -1067,6 +1092,26 @@ static int drv_verify_lock(struct sg_conn *base, const char *key, struct sg_erro
 	return 0;
 }
 
+/* drv_verify_lock as the first statement of a multi-statement round trip:
+ * an error (LOCK_NOT_HELD_*) stops the rest of it. Also notes when the
+ * round trip began (@schemagate_t0, for batch_elapsed_ms_sql). MariaDB
+ * runs compound statements outside stored programs; MySQL does not: 1,
+ * the caller checks the lock on its own. */
+static int drv_verify_lock_sql(struct sg_conn *base, const char *key, struct sg_buf *out, struct sg_error *err)
+{
+	struct my_conn *c = (struct my_conn *)base;
+	if (!mariadb_connection(c->mysql))
+		return 1;
+	char name[LOCK_NAME_MAX + 1];
+	lock_name(c, key, name);
+	sg_buf_puts(out, "BEGIN NOT ATOMIC SET @schemagate_t0 = UTC_TIMESTAMP(6); IF NOT (IS_USED_LOCK(");
+	if (drv_quote_literal(base, name, out) != 0)
+		return set_error(err, SG_ERRK_PERMANENT, 0, "the lock name %s cannot be quoted", name);
+	sg_buf_puts(out, ") <=> CONNECTION_ID()) THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = '" LOCK_NOT_HELD_TEXT
+			 "'; END IF; END");
+	return 0;
+}
+
 struct holder_row {
 	bool found;
 	char id[32];
@@ -1289,6 +1334,8 @@ const struct sg_driver sg_driver_mysql = {
 	.classify = drv_classify,
 	.already_done = drv_already_done,
 	.exec_batch = drv_exec_batch,
+	.quote_literal = drv_quote_literal,
+	.verify_lock_sql = drv_verify_lock_sql,
 	.qualify = drv_qualify,
 	.table_exists = drv_table_exists,
 	.has_user_tables = drv_has_user_tables,
@@ -1304,4 +1351,6 @@ const struct sg_driver sg_driver_mysql = {
 	 * repeats it reads an hour behind, then jumps (the lease compares
 	 * expiry times with this clock). */
 	.now_ms_sql = "TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', UTC_TIMESTAMP(3)) DIV 1000",
+	/* since the round trip's lock check (drv_verify_lock_sql) */
+	.batch_elapsed_ms_sql = "(TIMESTAMPDIFF(MICROSECOND, @schemagate_t0, UTC_TIMESTAMP(6)) DIV 1000)",
 };

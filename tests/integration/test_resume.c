@@ -196,7 +196,13 @@ Test(resume, mariadb_sigterm_cancels_grouped_dml_at_once_and_it_is_not_in_doubt,
  * Each DDL statement takes half a second (CREATE TABLE ... AS SELECT
  * SLEEP), so a kill often lands inside one: the server finishes it, the
  * row still names it as the next statement, and the next `up` runs it
- * again, sees "table exists" and counts it as done.
+ * again, sees "table exists" and counts it as done. On MariaDB a statement
+ * that runs alone shares its round trip with the lock check and the record
+ * that counts it, and the server finishes that round trip after the
+ * client is gone: a kill leaves nothing in doubt there. The statement by
+ * statement round trips that can (the lease lock, --lock=table, checked
+ * on the client's clock, has no lock check as a statement) run in every
+ * other round.
  */
 Test(resume, mariadb_sigkill_at_random_moments_next_up_always_finishes, .timeout = 900)
 {
@@ -212,7 +218,8 @@ Test(resume, mariadb_sigkill_at_random_moments_next_up_always_finishes, .timeout
 			  "CREATE TABLE t3 AS SELECT SLEEP(0.5) AS x;\nINSERT INTO applied_log (v) VALUES ('c');\n"
 			  "CREATE TABLE t4 AS SELECT SLEEP(0.5) AS x;\nINSERT INTO applied_log (v) VALUES ('d');\n"
 			  "CREATE TABLE t5 AS SELECT SLEEP(0.5) AS x;\n");
-		pid_t pid = spawn_up(&d, NULL, NULL, NULL);
+		bool lease = round % 2 == 0;
+		pid_t pid = spawn_up(&d, NULL, lease ? "--lock" : NULL, lease ? "table" : NULL);
 		long at = 100 + rand() % 2600;
 		sleep_ms(at);
 		kill(pid, SIGKILL);
@@ -222,7 +229,7 @@ Test(resume, mariadb_sigkill_at_random_moments_next_up_always_finishes, .timeout
 		char *text = sgt_slurp(after);
 		bool in_doubt = text && strstr(text, "in_doubt_resolved");
 		resolved += in_doubt;
-		fprintf(stderr, "round %d: SIGKILL at %ld ms -> next up %d%s\n", round, at, st,
+		fprintf(stderr, "round %d%s: SIGKILL at %ld ms -> next up %d%s\n", round, lease ? " (--lock=table)" : "", at, st,
 			in_doubt ? " (statement in doubt, resolved)" : "");
 		cr_expect_eq(st, 0, "round %d: the next up failed:\n%s", round, text);
 		free(text);
@@ -235,6 +242,67 @@ Test(resume, mariadb_sigkill_at_random_moments_next_up_always_finishes, .timeout
 	}
 	fprintf(stderr, "in-doubt statements resolved: %d of 20 rounds\n", resolved);
 	cr_expect_geq(resolved, 1, "no kill ever left a statement in doubt: the resolution was not exercised");
+}
+
+/* ---- round trips ------------------------------------------------------------ */
+
+/* The requests schemagate sent for its migrations' statements and their
+ * bookkeeping (the lock check, the history row, the audit event), from
+ * the server's general log: one row per round trip, however many
+ * statements it carries. */
+static long bookkeeping_round_trips(struct tdb *d)
+{
+	char *n = tdb_value(d, "SELECT count(*) FROM mysql.general_log WHERE command_type = 'Query' AND thread_id IN "
+			    "(SELECT thread_id FROM mysql.general_log WHERE argument LIKE 'SELECT GET_LOCK(''schemagate:%s.%%') "
+			    "AND (argument LIKE '%%CREATE TABLE t%%' OR argument LIKE '%%CREATE INDEX%%' OR argument LIKE "
+			    "'%%IS_USED_LOCK(%%' OR argument LIKE '%%`schemagate_migrations` (version%%' OR argument LIKE "
+			    "'%%UPDATE `schemagate_migrations`%%' OR argument LIKE '%%`schemagate_events` (at%%' OR "
+			    "argument LIKE 'SELECT status, applied_by%%')", d->name);
+	long v = n ? atol(n) : -1;
+	free(n);
+	return v;
+}
+
+/*
+ * A fresh apply on MariaDB: each statement that runs alone (DDL) goes in
+ * one round trip with the lock check and the record that counts it; the
+ * first also carries the history row's insert, the last the row's move
+ * to applied and the audit event. Two DDL statements: two round trips
+ * (ten before: the row check, its insert, and per statement the lock
+ * check, the statement and its count, then the applied row and the event).
+ */
+Test(resume, mariadb_fresh_apply_sends_each_statement_with_its_bookkeeping)
+{
+	const char *url = sgt_require_server("SG_TEST_MYSQL_URL");
+	struct tdb d;
+	tdb_create(&d, ENG_MY, url);
+	for (int i = 1; i <= 3; i++) {
+		char name[32], sql[160];
+		snprintf(name, sizeof(name), "000%d_t%d.up.sql", i, i);
+		snprintf(sql, sizeof(sql), "CREATE TABLE t%d (id INT PRIMARY KEY, name VARCHAR(20));\n"
+			 "CREATE INDEX t%d_name ON t%d (name);\n", i, i, i);
+		sgt_write(d.mig, name, sql);
+	}
+	free(tdb_value(&d, "SET GLOBAL log_output = 'TABLE'"));
+	free(tdb_value(&d, "SET GLOBAL general_log = 1"));
+	int st = up(&d, NULL, NULL);
+	free(tdb_value(&d, "SET GLOBAL general_log = 0"));
+	cr_assert_eq(st, 0);
+	long trips = bookkeeping_round_trips(&d);
+	cr_expect_eq(trips, 6, "%ld round trips for 3 migrations of 2 DDL statements (2 each expected)", trips);
+	for (int i = 1; i <= 3; i++) {
+		char v[8];
+		snprintf(v, sizeof(v), "000%d", i);
+		expect_row(&d, v, "applied/2");
+		char *ev = tdb_value(&d, "SELECT concat(event, '/', outcome, '/', detail REGEXP '^[0-9]+ms$') FROM "
+				     "schemagate_events WHERE version = '%s'", v);
+		cr_expect(ev && strcmp(ev, "apply/ok/1") == 0, "event of %s: %s", v, ev ? ev : "(none)");
+		free(ev);
+	}
+	cr_expect_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_events"), 3);
+	cr_expect_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_migrations WHERE duration_ms < 0 OR error IS NOT NULL"),
+		     0);
+	tdb_drop(&d);
 }
 
 /* ---- wait never hangs behind an orphan ------------------------------------ */

@@ -677,3 +677,43 @@ Test(sqlite, status_during_a_long_migration_waits_up_to_the_lock_timeout, .timeo
 	free(log);
 	teardown(&f);
 }
+
+/* The database header's file change counter (offset 24, big-endian): one
+ * more for each write transaction committed (rollback journal). */
+static unsigned long change_counter(const char *db)
+{
+	unsigned char h[28] = {0};
+	FILE *fp = fopen(db, "rb");
+	cr_assert(fp, "%s", db);
+	cr_assert_eq(fread(h, 1, sizeof(h), fp), sizeof(h));
+	fclose(fp);
+	return (unsigned long)h[24] << 24 | (unsigned long)h[25] << 16 | (unsigned long)h[26] << 8 | h[27];
+}
+
+/* A fresh apply writes each migration in one transaction - its script,
+ * its history row and its audit event - and nothing outside it (the
+ * state tables are created once: two more); a no-op up writes nothing. */
+Test(sqlite, each_migration_is_one_write_transaction)
+{
+	struct fixture f;
+	setup(&f);
+	three_migrations(&f);
+	struct sgt_result r;
+	sg(&r, &f, "up", NULL, NULL, NULL, NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	sgt_result_free(&r);
+	cr_expect_eq(change_counter(f.db), 2 + 3, "%lu write transactions for 3 migrations", change_counter(f.db));
+	char *rows = sql1(&f, "SELECT count(*) FROM schemagate_migrations WHERE status = 'applied'");
+	cr_expect_str_eq(rows, "3");
+	free(rows);
+	sg(&r, &f, "up", NULL, NULL, NULL, NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	sgt_result_free(&r);
+	cr_expect_eq(change_counter(f.db), 5, "a no-op up wrote to the database");
+	sgt_write(f.mig, "0004_more.up.sql", "CREATE TABLE more (id INTEGER);\n");
+	sg(&r, &f, "up", NULL, NULL, NULL, NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	sgt_result_free(&r);
+	cr_expect_eq(change_counter(f.db), 6, "%lu write transactions after one more migration", change_counter(f.db));
+	teardown(&f);
+}

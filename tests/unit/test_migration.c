@@ -1013,3 +1013,89 @@ Test(files, the_first_problem_is_named_with_how_many_more)
 	sgt_rmrf(dir);
 	free(dir);
 }
+
+/* ---- repeatable migrations (R__NAME[.DIALECT].sql) ---- */
+
+Test(repeatable, kept_apart_from_versions_by_name_with_dialect_variants)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_users.up.sql", "CREATE TABLE users (id TEXT);");
+	sgt_write(dir, "R__b_view.sql", "CREATE VIEW b AS SELECT 1;");
+	sgt_write(dir, "R__a_func.sql", "SELECT 'generic';");
+	sgt_write(dir, "R__a_func.pg.sql", "CREATE OR REPLACE FUNCTION a() RETURNS int AS 'SELECT 1' LANGUAGE sql;");
+	sgt_write(dir, "R__c.mssql.sql", "SELECT 'another engine';");
+
+	struct sg_migration_set pg, lite;
+	load_ok(dir, SG_ENGINE_POSTGRES, &pg);
+	load_ok(dir, SG_ENGINE_SQLITE, &lite);
+	/* versions never meet them */
+	cr_assert_eq(pg.count, 1);
+	cr_assert_str_eq(pg.items[0].version, "0001");
+	cr_assert_eq(pg.nrepeatables, 2);
+	cr_assert_str_eq(pg.repeatables[0].version, "R__a_func");
+	cr_assert_str_eq(pg.repeatables[0].name, "a_func");
+	cr_assert_str_eq(pg.repeatables[0].up_file, "R__a_func.pg.sql");
+	cr_assert(pg.repeatables[0].repeatable);
+	cr_assert_null(pg.repeatables[0].down_sql);
+	cr_assert_str_eq(pg.repeatables[1].version, "R__b_view");
+	cr_assert_eq(lite.nrepeatables, 2);
+	cr_assert_str_eq(lite.repeatables[0].up_file, "R__a_func.sql");
+	cr_assert_str_eq(lite.repeatables[0].up_sql, "SELECT 'generic';");
+	cr_assert_str_neq(lite.repeatables[0].checksum, pg.repeatables[0].checksum);
+	sg_migration_set_free(&pg);
+	sg_migration_set_free(&lite);
+
+	/* a directory of repeatables only is a directory */
+	char *only = sgt_tempdir();
+	sgt_write(only, "R__v.sql", "SELECT 1;");
+	load_ok(only, SG_ENGINE_SQLITE, &lite);
+	cr_assert_eq(lite.count, 0);
+	cr_assert_eq(lite.nrepeatables, 1);
+	sg_migration_set_free(&lite);
+	sgt_rmrf(only);
+	free(only);
+	sgt_rmrf(dir);
+	free(dir);
+}
+
+Test(repeatable, up_down_halves_empty_names_and_competing_files_are_refused)
+{
+	static const struct {
+		const char *file, *second, *needle;
+	} cases[] = {
+		{"R__v.up.sql", NULL, "it has no up or down script (expected R__NAME.sql or R__NAME.DIALECT.sql)"},
+		{"R__v.down.sql", NULL, "it has no up or down script"},
+		{"R__.sql", NULL, "R__.sql: empty repeatable migration name after 'R__'"},
+		{"R__.pg.sql", NULL, "empty repeatable migration name"},
+		{"R__v.pg.sql", "R__v.pgx.sql", "R__v.pg.sql and R__v.pgx.sql both provide the up script of version R__v"},
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *dir = sgt_tempdir();
+		sgt_write(dir, "0001_a.up.sql", "SELECT 1;");
+		sgt_write(dir, cases[i].file, "SELECT 1;");
+		if (cases[i].second)
+			sgt_write(dir, cases[i].second, "SELECT 2;");
+		struct sg_error err;
+		load_fails(dir, SG_ENGINE_POSTGRES, &err);
+		cr_expect(strstr(err.msg, cases[i].needle), "%s: %s", cases[i].file, err.msg);
+		sgt_rmrf(dir);
+		free(dir);
+	}
+}
+
+/* golang-migrate and dbmate read only names that start with digits; a
+ * lowercase r__ is not the form (Flyway's prefix is R) and is ignored. */
+Test(repeatable, other_names_stay_ignored)
+{
+	char *dir = sgt_tempdir();
+	sgt_write(dir, "0001_a.up.sql", "SELECT 1;");
+	sgt_write(dir, "r__v.sql", "SELECT 1;");
+	sgt_write(dir, "R_v.sql", "SELECT 1;");
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_SQLITE, &set);
+	cr_assert_eq(set.nrepeatables, 0);
+	cr_assert(notes_mention(&set, "r__v.sql"));
+	sg_migration_set_free(&set);
+	sgt_rmrf(dir);
+	free(dir);
+}
