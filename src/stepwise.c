@@ -185,6 +185,19 @@ bool sg_steps_batch(struct sg_run *r)
 	return can;
 }
 
+/* The row's first write failed, so nothing ran: a row already there
+ * (ER_DUP_ENTRY) means another instance recorded it, the lock was lost. */
+static int insert_failed(struct steps_run *x, struct sg_error *err)
+{
+	struct sg_error e = {0};
+	if (strcmp(err->sqlstate, "1062") == 0 &&
+	    sg_history_check_absent(x->r->conn, x->r->cfg->table, x->s->version, &e) != 0)
+		*err = e;
+	else if (err->kind != SG_ERRK_LOCK_LOST)
+		sg_error_prefix(err, "recording start of %s in %s", x->s->version, x->r->cfg->table);
+	return -1;
+}
+
 /* The parts of one round trip (run_batched) and where each one is. */
 enum { PART_VERIFY, PART_INSERT, PART_STATEMENT, PART_RECORD, PART_EVENT, PARTS };
 
@@ -254,16 +267,8 @@ static int run_batched(struct steps_run *x, size_t i, struct sg_error *err)
 	sg_buf_free(&event);
 	if (at[PART_INSERT] != SIZE_MAX && ok > at[PART_INSERT])
 		fresh->inserted = true;
-	if (rc != 0 && ok == at[PART_INSERT]) {
-		/* nothing ran: a row already there means the lock was lost */
-		struct sg_error e = {0};
-		if (strcmp(err->sqlstate, "1062") == 0 &&
-		    sg_history_check_absent(r->conn, r->cfg->table, x->s->version, &e) != 0)
-			*err = e;
-		else if (err->kind != SG_ERRK_LOCK_LOST)
-			sg_error_prefix(err, "recording start of %s in %s", x->s->version, r->cfg->table);
-		return -1;
-	}
+	if (rc != 0 && ok == at[PART_INSERT])
+		return insert_failed(x, err);
 	if (rc != 0 && ok <= at[PART_STATEMENT])
 		return -2;   /* the lock check or the statement */
 	if (rc != 0 && ok == at[PART_RECORD]) {
@@ -294,15 +299,7 @@ static int write_insert(struct steps_run *x, struct sg_error *err)
 	size_t ok = 0;
 	int rc = x->r->drv->exec_batch(x->r->conn, parts, 2, &ok, NULL, err);
 	fresh->inserted = ok == 2;
-	if (rc != 0 && ok == 1) {
-		struct sg_error e = {0};
-		if (strcmp(err->sqlstate, "1062") == 0 &&
-		    sg_history_check_absent(x->r->conn, x->r->cfg->table, x->s->version, &e) != 0)
-			*err = e;
-		else
-			sg_error_prefix(err, "recording start of %s in %s", x->s->version, x->r->cfg->table);
-	}
-	return rc;
+	return rc != 0 && ok == 1 ? insert_failed(x, err) : rc;
 }
 
 /* One statement that runs alone. in_doubt: it may have run before. */
