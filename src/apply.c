@@ -273,8 +273,10 @@ int sg_apply_one(struct sg_run *r, const struct sg_migration *m, const struct sg
 	struct sg_log_fields f = {.version = m->version, .name = m->name, .duration_ms = -1, .waited_ms = -1};
 	sg_log(SG_LOG_INFO, "apply_start", &f, "applying %s%s", m->up_file, m->up_no_tx ? " (no transaction)" : "");
 	uint64_t t0 = sg_now_ms();
+	sg_progress_watch_begin(r, m->up_file, m->version, m->name);
 	/* the loader decided (MySQL, no-transaction scripts) and split it offline */
 	int rc = !m->up_split && !resume ? apply_transactional(r, m, NULL, &f, err) : apply_statements(r, m, resume, in_doubt, err);
+	sg_progress_watch_end(r);
 	if (rc != 0)
 		return -1;
 	f.duration_ms = (int64_t)elapsed_since(t0);
@@ -337,7 +339,9 @@ int sg_reapply_one(struct sg_run *r, const struct sg_migration *m, const struct 
 	sg_log(SG_LOG_INFO, "apply_start", &f, "applying repeatable migration %s (%s)", m->up_file,
 	       prev ? "changed" : "new");
 	uint64_t t0 = sg_now_ms();
+	sg_progress_watch_begin(r, m->up_file, m->version, m->name);
 	int rc = m->up_split ? reapply_statements(r, m, prev, err) : apply_transactional(r, m, prev, &f, err);
+	sg_progress_watch_end(r);
 	if (rc != 0)
 		return -1;
 	f.duration_ms = (int64_t)elapsed_since(t0);
@@ -410,7 +414,11 @@ int sg_revert_one(struct sg_run *r, const struct sg_revert_item *it, struct sg_e
 	sg_log(SG_LOG_INFO, "revert_start", &f, "reverting %s_%s%s", it->version, it->name,
 	       it->no_tx ? " (no transaction)" : "");
 	uint64_t t0 = sg_now_ms();
+	char file[96];
+	snprintf(file, sizeof(file), "the down script of %s", it->version);
+	sg_progress_watch_begin(r, file, it->version, it->name);
 	int rc = it->split ? revert_statements(r, it, err) : revert_in_transaction(r, it, err);
+	sg_progress_watch_end(r);
 	if (rc != 0) {
 		if (sg_loop_canceled(&r->loop))
 			return sg_stopped_error(r, err, "reverting a migration");

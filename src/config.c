@@ -252,6 +252,7 @@ enum opt_id {
 	OPT_ADOPT,
 	OPT_DDL_LOCK_TIMEOUT,
 	OPT_STOP_GRACE,
+	OPT_PROGRESS_INTERVAL,
 	OPT_STRICT,
 	OPT_ALLOW_OUT_OF_ORDER,
 	OPT_LOG_FORMAT,
@@ -299,6 +300,7 @@ static const struct option long_options[] = {
 	{ "adopt", required_argument, NULL, OPT_ADOPT },
 	{ "ddl-lock-timeout", required_argument, NULL, OPT_DDL_LOCK_TIMEOUT },
 	{ "stop-grace", required_argument, NULL, OPT_STOP_GRACE },
+	{ "progress-interval", required_argument, NULL, OPT_PROGRESS_INTERVAL },
 	{ "strict", no_argument, NULL, OPT_STRICT },
 	{ "allow-out-of-order", no_argument, NULL, OPT_ALLOW_OUT_OF_ORDER },
 	{ "log-format", required_argument, NULL, OPT_LOG_FORMAT },
@@ -404,6 +406,8 @@ static const struct setting_doc settings[] = {
 	  "PostgreSQL lock_timeout for migration statements; retried with backoff", LOCKING },
 	{ "--stop-grace DURATION", "SCHEMAGATE_STOP_GRACE", "20s",
 	  "on SIGTERM, let a running non-transactional statement finish this long", LOCKING },
+	{ "--progress-interval DURATION", "SCHEMAGATE_PROGRESS_INTERVAL", "10s",
+	  "log what a migration statement does this often once it runs this long; 0 = off", LOCKING },
 	{ "--adopt TOOL", "SCHEMAGATE_ADOPT", "auto",
 	  "adopt another tool's history when schemagate's does not exist yet: auto,\n"
 	  "      golang-migrate, dbmate, pop, goose or none", DATABASE },
@@ -428,7 +432,7 @@ static const struct setting_doc settings[] = {
 struct cmdline {
 	const char *database_url, *database_url_file, *password_file, *dir, *table, *target;
 	const char *connect_timeout, *lock_timeout, *poll_interval, *timeout, *lock_lease,
-		*ddl_lock_timeout, *stop_grace;
+		*ddl_lock_timeout, *stop_grace, *progress_interval;
 	const char *lock, *adopt, *log_format, *log_level, *termination_log;
 	bool strict, allow_out_of_order, help, version;
 	const char *version_value;    /* --version=V */
@@ -782,6 +786,7 @@ static void set_defaults(struct sg_config *cfg)
 	cfg->lock_lease_ms = 30 * 1000;
 	cfg->ddl_lock_timeout_ms = 0;
 	cfg->stop_grace_ms = 20 * 1000;
+	cfg->progress_interval_ms = 10 * 1000;
 	cfg->lock_mode = SG_LOCK_AUTO;
 	cfg->adopt = SG_ADOPT_AUTO;
 	cfg->log_format = SG_LOG_TEXT;
@@ -813,6 +818,8 @@ static void resolve_settings(struct parse *st, const struct cmdline *cl, struct 
 	resolve_duration(st, cl->ddl_lock_timeout, "--ddl-lock-timeout", "SCHEMAGATE_DDL_LOCK_TIMEOUT",
 			 &cfg->ddl_lock_timeout_ms);
 	resolve_duration(st, cl->stop_grace, "--stop-grace", "SCHEMAGATE_STOP_GRACE", &cfg->stop_grace_ms);
+	resolve_duration(st, cl->progress_interval, "--progress-interval", "SCHEMAGATE_PROGRESS_INTERVAL",
+			 &cfg->progress_interval_ms);
 	if (cfg->stop_grace_ms > 10 * 60 * 1000)
 		usage_error(st, "--stop-grace: %llus is longer than any termination grace period; use at most 10m",
 			    (unsigned long long)(cfg->stop_grace_ms / 1000));
@@ -1165,6 +1172,7 @@ static void take_option(struct parse *st, struct cmdline *cl, int c, char **argv
 	case OPT_ADOPT: cl->adopt = optarg; break;
 	case OPT_DDL_LOCK_TIMEOUT: cl->ddl_lock_timeout = optarg; break;
 	case OPT_STOP_GRACE: cl->stop_grace = optarg; break;
+	case OPT_PROGRESS_INTERVAL: cl->progress_interval = optarg; break;
 	case OPT_STRICT: cl->strict = true; break;
 	case OPT_ALLOW_OUT_OF_ORDER: cl->allow_out_of_order = true; break;
 	case OPT_LOG_FORMAT: cl->log_format = optarg; break;

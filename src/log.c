@@ -408,6 +408,11 @@ static void format_json(struct sg_buf *b, enum sg_log_level level, const char *e
 		json_field(b, "from", f->from);
 		json_field(b, "to", f->to);
 		json_field(b, "reason", f->reason);
+		json_field(b, "phase", f->phase);
+		json_field(b, "wait", f->wait);
+		json_field(b, "blocked_by", f->blocked_by);
+		if (f->percent)
+			sg_buf_printf(b, ",\"percent\":%s", f->percent);
 		if (f->duration_ms >= 0)
 			sg_buf_printf(b, ",\"duration_ms\":%lld", (long long)f->duration_ms);
 		if (f->waited_ms >= 0)

@@ -207,11 +207,11 @@ static void on_expiry(uv_timer_t *h)
 	stop(h->data, SG_CANCEL_LEASE);
 }
 
-static void on_heartbeat(uv_timer_t *h)
+static void on_tick(uv_timer_t *h)
 {
-	struct sg_loop *l = h->data;
-	l->tick_due = true;
-	kick(l);
+	struct sg_loop_tick *t = h->data;
+	t->due = true;
+	kick(h->loop->data);
 }
 
 void sg_loop_cancel(struct sg_loop *l, enum sg_cancel_reason why)
@@ -242,8 +242,9 @@ void sg_loop_grace_end(struct sg_loop *l)
  * lease connection while the work connection waits for a statement), so
  * every call has its own handles, on its own stack frame; they are closed
  * and the close completed before the frame goes away. */
-struct wait_call {
+struct sg_wait_call {
 	struct sg_loop *loop;
+	struct sg_wait_call *outer;   /* the wait this one runs inside, if any */
 	uv_poll_t poll;
 	uv_timer_t timer;
 	int ready_events;
@@ -252,14 +253,14 @@ struct wait_call {
 
 static void on_wait_timer(uv_timer_t *h)
 {
-	struct wait_call *w = h->data;
+	struct sg_wait_call *w = h->data;
 	w->woke = true;
 	kick(w->loop);
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
 {
-	struct wait_call *w = h->data;
+	struct sg_wait_call *w = h->data;
 	/* An error on the socket counts as ready: the driver's next read
 	 * reports the real failure. */
 	if (status < 0)
@@ -271,14 +272,26 @@ static void on_poll(uv_poll_t *h, int status, int events)
 	kick(w->loop);
 }
 
-static void run_due_tick(struct sg_loop *l)
+static void run_due_ticks(struct sg_loop *l)
 {
-	if (!l->tick_due || l->in_tick || !l->tick_fn || sg_loop_canceled(l))
-		return;
-	l->tick_due = false;
-	l->in_tick = true;
-	l->tick_fn(l->tick_data);
-	l->in_tick = false;
+	for (int i = 0; i < SG_TICK_SLOTS; i++) {
+		struct sg_loop_tick *t = &l->ticks[i];
+		if (!t->due || t->running || !t->fn || sg_loop_canceled(l))
+			continue;
+		t->due = false;
+		t->running = true;
+		t->fn(t->data);
+		t->running = false;
+	}
+}
+
+/* Has a wait this one runs inside got what it waited for? */
+static bool outer_ready(const struct sg_wait_call *w)
+{
+	for (const struct sg_wait_call *o = w->outer; o; o = o->outer)
+		if (o->ready_events || o->woke)
+			return true;
+	return false;
 }
 
 static bool any_busy(const struct sg_loop *l)
@@ -298,10 +311,13 @@ static bool stopped_for(const struct sg_loop *l, bool statement)
 	return !statement || sg_now_ms() >= l->cleanup_deadline_ms;
 }
 
-static int io_wait(struct sg_io *io, int fd, int events, int64_t timeout_ms)
+/*
+ * statement: a statement is in flight, so a stop leaves it the cleanup
+ * window; yield: end (-1) as soon as an enclosing wait is ready. Returns
+ * the ready events, 0 on timeout, SG_IO_CANCELED, or -1 (yielded).
+ */
+static int wait_on(struct sg_loop *l, int fd, int events, int64_t timeout_ms, bool statement, bool yield)
 {
-	struct sg_loop *l = io->data;
-	bool statement = any_busy(l);
 	if (stopped_for(l, statement))
 		return SG_IO_CANCELED;
 	if (sg_loop_canceled(l)) {
@@ -309,7 +325,9 @@ static int io_wait(struct sg_io *io, int fd, int events, int64_t timeout_ms)
 		if (timeout_ms < 0 || timeout_ms > left)
 			timeout_ms = left;
 	}
-	struct wait_call w = {.loop = l};
+	struct sg_wait_call w = {.loop = l, .outer = l->waits};
+	if (yield && outer_ready(&w))
+		return -1;
 	bool polling = fd >= 0 && events;
 	if (polling) {
 		int uvev = ((events & SG_IO_READ) ? UV_READABLE : 0) | ((events & SG_IO_WRITE) ? UV_WRITABLE : 0);
@@ -325,11 +343,12 @@ static int io_wait(struct sg_io *io, int fd, int events, int64_t timeout_ms)
 	uv_update_time(&l->uv);
 	if (timeout_ms >= 0)
 		uv_timer_start(&w.timer, on_wait_timer, (uint64_t)timeout_ms, 0);
-	bool bounded = sg_loop_canceled(l);
-	while (!w.ready_events && !w.woke && !stopped_for(l, statement)) {
+	bool bounded = sg_loop_canceled(l), yielded = false;
+	l->waits = &w;
+	while (!w.ready_events && !w.woke && !stopped_for(l, statement) && !(yielded = yield && outer_ready(&w))) {
 		uv_run(&l->uv, UV_RUN_ONCE);
 		uv_idle_stop(&l->kick);
-		run_due_tick(l);
+		run_due_ticks(l);
 		if (!bounded && sg_loop_canceled(l)) {
 			/* stopped during the wait: the statement gets until the
 			 * cleanup deadline, not a moment longer */
@@ -340,6 +359,7 @@ static int io_wait(struct sg_io *io, int fd, int events, int64_t timeout_ms)
 				       l->cleanup_deadline_ms > now ? l->cleanup_deadline_ms - now : 0, 0);
 		}
 	}
+	l->waits = w.outer;
 	if (polling)
 		uv_close((uv_handle_t *)&w.poll, NULL);
 	uv_close((uv_handle_t *)&w.timer, NULL);
@@ -347,9 +367,17 @@ static int io_wait(struct sg_io *io, int fd, int events, int64_t timeout_ms)
 	uv_run(&l->uv, UV_RUN_NOWAIT);
 	if (w.ready_events)
 		return w.ready_events;
+	if (yielded)
+		return -1;
 	if (sg_loop_canceled(l) && (!statement || sg_now_ms() >= l->cleanup_deadline_ms))
 		return SG_IO_CANCELED;
 	return 0;
+}
+
+static int io_wait(struct sg_io *io, int fd, int events, int64_t timeout_ms)
+{
+	struct sg_loop *l = io->data;
+	return wait_on(l, fd, events, timeout_ms, any_busy(l), false);
 }
 
 static int io_check(struct sg_io *io)
@@ -363,14 +391,10 @@ static int io_check(struct sg_io *io)
 static int io_sleep(struct sg_io *io, uint64_t ms)
 {
 	struct sg_loop *l = io->data;
-	/* a sleep is never a statement: it ends at once on a stop */
-	if (sg_loop_canceled(l))
-		return SG_IO_CANCELED;
-	struct sg_conn *saved[SG_LOOP_MAX_BUSY];
-	memcpy(saved, l->busy, sizeof(saved));
-	memset(l->busy, 0, sizeof(l->busy));
-	int rc = io_wait(io, -1, 0, (int64_t)ms);
-	memcpy(l->busy, saved, sizeof(saved));
+	/* a sleep is never a statement: it ends at once on a stop (the
+	 * statements in flight around it stay registered: the stop cancels
+	 * them) */
+	int rc = wait_on(l, -1, 0, (int64_t)ms, false, false);
 	return rc == SG_IO_CANCELED ? SG_IO_CANCELED : 0;
 }
 
@@ -380,6 +404,7 @@ static void io_busy(struct sg_io *io, struct sg_conn *c, bool busy)
 	for (int i = 0; i < SG_LOOP_MAX_BUSY; i++) {
 		if (busy && !l->busy[i]) {
 			l->busy[i] = c;
+			l->busy_since[i] = sg_now_ms();
 			return;
 		}
 		if (!busy && l->busy[i] == c) {
@@ -387,6 +412,64 @@ static void io_busy(struct sg_io *io, struct sg_conn *c, bool busy)
 			return;
 		}
 	}
+}
+
+uint64_t sg_loop_busy_since(const struct sg_loop *l, const struct sg_conn *c)
+{
+	for (int i = 0; i < SG_LOOP_MAX_BUSY; i++)
+		if (c && l->busy[i] == c)
+			return l->busy_since[i];
+	return 0;
+}
+
+/* ---- the side connection's waits ----------------------------------------- */
+
+static int side_wait(struct sg_io *io, int fd, int events, int64_t timeout_ms)
+{
+	struct sg_side_io *s = io->data;
+	uint64_t now = sg_now_ms();
+	if (sg_loop_canceled(s->loop))
+		s->ended = SG_SIDE_STOPPED;
+	else if (now >= s->deadline_ms)
+		s->ended = SG_SIDE_TIMED_OUT;
+	if (s->ended)
+		return SG_IO_CANCELED;
+	int64_t mine = (int64_t)(s->deadline_ms - now);
+	bool own_deadline = timeout_ms < 0 || timeout_ms > mine;
+	int rc = wait_on(s->loop, fd, events, own_deadline ? mine : timeout_ms, false, true);
+	if (rc == -1)
+		s->ended = SG_SIDE_YIELDED;
+	else if (rc == SG_IO_CANCELED)
+		s->ended = SG_SIDE_STOPPED;
+	else if (rc == 0 && own_deadline)
+		s->ended = SG_SIDE_TIMED_OUT;
+	return s->ended ? SG_IO_CANCELED : rc;
+}
+
+static int side_sleep(struct sg_io *io, uint64_t ms)
+{
+	int rc = side_wait(io, -1, 0, (int64_t)ms);
+	return rc == SG_IO_CANCELED ? SG_IO_CANCELED : 0;
+}
+
+static int io_resolve(struct sg_io *io, const char *host, char *addr, size_t addrsz, int64_t timeout_ms);
+
+static int side_resolve(struct sg_io *io, const char *host, char *addr, size_t addrsz, int64_t timeout_ms)
+{
+	struct sg_side_io *s = io->data;
+	uint64_t now = sg_now_ms();
+	int64_t mine = s->deadline_ms > now ? (int64_t)(s->deadline_ms - now) : 0;
+	return io_resolve(&s->loop->io, host, addr, addrsz, timeout_ms < 0 || timeout_ms > mine ? mine : timeout_ms);
+}
+
+void sg_loop_side_io(struct sg_loop *l, struct sg_side_io *out, uint64_t budget_ms)
+{
+	*out = (struct sg_side_io){
+		.io = {.wait = side_wait, .check = io_check, .sleep = side_sleep, .resolve = side_resolve},
+		.loop = l,
+		.deadline_ms = sg_now_ms() + budget_ms,
+	};
+	out->io.data = out;
 }
 
 /* ---- resolving ----------------------------------------------------------
@@ -473,11 +556,15 @@ int sg_loop_init(struct sg_loop *l, uint64_t overall_timeout_ms, struct sg_error
 		return sg_fail(err, SG_OUTCOME_DATABASE, "libuv: %s", uv_strerror(rc));
 	uv_async_init(&l->uv, &l->wake, on_wake);
 	uv_timer_init(&l->uv, &l->deadline);
-	uv_timer_init(&l->uv, &l->heartbeat);
 	uv_timer_init(&l->uv, &l->expiry);
 	uv_timer_init(&l->uv, &l->grace);
 	uv_idle_init(&l->uv, &l->kick);
-	l->wake.data = l->deadline.data = l->heartbeat.data = l->expiry.data = l->grace.data = l;
+	l->wake.data = l->deadline.data = l->expiry.data = l->grace.data = l;
+	l->uv.data = l;
+	for (int i = 0; i < SG_TICK_SLOTS; i++) {
+		uv_timer_init(&l->uv, &l->ticks[i].timer);
+		l->ticks[i].timer.data = &l->ticks[i];
+	}
 	signals_seen = 0;
 	first_signal = 0;
 	grace_open_ms = 0;
@@ -500,7 +587,8 @@ void sg_loop_close(struct sg_loop *l)
 	restore_handlers();
 	uv_close((uv_handle_t *)&l->wake, NULL);
 	uv_close((uv_handle_t *)&l->deadline, NULL);
-	uv_close((uv_handle_t *)&l->heartbeat, NULL);
+	for (int i = 0; i < SG_TICK_SLOTS; i++)
+		uv_close((uv_handle_t *)&l->ticks[i].timer, NULL);
 	uv_close((uv_handle_t *)&l->expiry, NULL);
 	uv_close((uv_handle_t *)&l->grace, NULL);
 	uv_close((uv_handle_t *)&l->kick, NULL);
@@ -512,20 +600,22 @@ void sg_loop_close(struct sg_loop *l)
 		sg_debug("loop", "loop closed with requests still open (a resolver that did not answer)");
 }
 
-void sg_loop_start_heartbeat(struct sg_loop *l, uint64_t interval_ms, sg_tick_fn fn, void *data)
+void sg_loop_start_tick(struct sg_loop *l, enum sg_tick_slot slot, uint64_t interval_ms, sg_tick_fn fn, void *data)
 {
-	l->tick_fn = fn;
-	l->tick_data = data;
-	l->tick_due = false;
+	struct sg_loop_tick *t = &l->ticks[slot];
+	t->fn = fn;
+	t->data = data;
+	t->due = false;
 	uv_update_time(&l->uv);
-	uv_timer_start(&l->heartbeat, on_heartbeat, interval_ms, interval_ms);
+	uv_timer_start(&t->timer, on_tick, interval_ms, interval_ms);
 }
 
-void sg_loop_stop_heartbeat(struct sg_loop *l)
+void sg_loop_stop_tick(struct sg_loop *l, enum sg_tick_slot slot)
 {
-	uv_timer_stop(&l->heartbeat);
-	l->tick_fn = NULL;
-	l->tick_due = false;
+	struct sg_loop_tick *t = &l->ticks[slot];
+	uv_timer_stop(&t->timer);
+	t->fn = NULL;
+	t->due = false;
 }
 
 void sg_loop_arm_expiry(struct sg_loop *l, uint64_t delay_ms)

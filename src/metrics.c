@@ -31,7 +31,14 @@ void sg_metrics_init(struct sg_metrics *m, const char *engine)
 	replace(&m->target_version, "");
 	replace(&m->version, SG_VERSION);
 	replace(&m->revision, SG_GIT_REVISION);
+	m->statement_ratio = NAN;
 	sg_metrics_set_ready(m, false, "starting");
+}
+
+void sg_metrics_set_statement(struct sg_metrics *m, double seconds, double ratio)
+{
+	m->statement_seconds = seconds >= 0 ? seconds : 0;
+	m->statement_ratio = ratio >= 0 && ratio <= 1 ? ratio : NAN;
 }
 
 void sg_metrics_free(struct sg_metrics *m)
@@ -172,6 +179,12 @@ void sg_metrics_render(const struct sg_metrics *m, struct sg_buf *out)
 		  (double)m->database_ahead },
 		{ "schemagate_lock_wait_seconds", "gauge", "How long this process waited for the migration lock.",
 		  m->lock_wait_seconds },
+		{ "schemagate_statement_seconds", "gauge",
+		  "How long the migration statement in flight has run; 0 when none runs.", m->statement_seconds },
+		{ "schemagate_statement_progress_ratio", "gauge",
+		  "Fraction of the statement in flight done, as the server reports it (PostgreSQL "
+		  "pg_stat_progress_*, MariaDB PROGRESS); NaN when none runs or the server does not say.",
+		  m->statement_ratio },
 		{ "schemagate_last_check_timestamp_seconds", "gauge",
 		  "Unix time of the last successful schema check; 0 before the first.", m->last_check_timestamp },
 		{ "schemagate_check_errors_total", "counter",

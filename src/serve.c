@@ -8,7 +8,8 @@
  *              says 503 with a reason while the run connects, waits for
  *              the lock and migrates.
  *   running    the coordinator drives up or wait to READY or FAILED; its
- *              observer feeds the duration histogram and the lock wait. A
+ *              observer feeds the duration histogram, the lock wait and
+ *              the statement in flight (seconds, progress). A
  *              failed or interrupted run ends serve with the run's exit
  *              code, as `up` or `wait` would end: the kubelet restarts the
  *              sidecar, and the next run is the retry.
@@ -126,6 +127,12 @@ static void on_lock_acquired(void *ctx, uint64_t waited_ms)
 {
 	struct serve *s = ctx;
 	sg_metrics_set_lock_wait(&s->metrics, (double)waited_ms / 1000.0);
+}
+
+static void on_statement(void *ctx, double seconds, double ratio)
+{
+	struct serve *s = ctx;
+	sg_metrics_set_statement(&s->metrics, seconds, ratio);
 }
 
 static void on_applied(void *ctx, const struct sg_migration *m, uint64_t duration_ms)
@@ -255,7 +262,8 @@ static enum sg_outcome run(struct serve *s, struct sg_error *err)
 	struct sg_run *r = s->run;
 	sg_metrics_set_ready(&s->metrics, false, "not ready: connecting to the database");
 	r->observer = (struct sg_run_observer){
-		.applied = on_applied, .lock_acquired = on_lock_acquired, .viewed = on_viewed, .ctx = s,
+		.applied = on_applied, .lock_acquired = on_lock_acquired, .viewed = on_viewed,
+		.statement = on_statement, .ctx = s,
 	};
 	enum sg_outcome code = sg_run_drive(r, err);
 	if (code != SG_OUTCOME_OK) {

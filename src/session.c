@@ -196,6 +196,19 @@ int sg_session_open_extra(void *run, uint64_t lock_wait_ms, struct sg_conn **out
 	return connect_with_retry(run, out, lock_wait_ms, "lease connection", NULL, err);
 }
 
+int sg_session_progress(struct sg_run *r, struct sg_io *io, uint64_t budget_ms, struct sg_progress *out,
+			struct sg_error *err)
+{
+	struct sg_conn_opts opts = conn_opts(r, 0);
+	opts.io = io;
+	opts.attempt_timeout_ms = budget_ms;
+	opts.read_only = true;
+	char name[sizeof(r->app_name) + 16];
+	snprintf(name, sizeof(name), "%s progress", r->app_name);
+	opts.application_name = name;
+	return r->drv->progress(r->conn, &opts, out, err);
+}
+
 void sg_session_drop(struct sg_run *r)
 {
 	if (r->lock)

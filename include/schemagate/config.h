@@ -69,6 +69,7 @@ struct sg_config {
 	uint64_t lock_lease_ms;        /* 30s */
 	uint64_t ddl_lock_timeout_ms;  /* 0 = off */
 	uint64_t stop_grace_ms;        /* 20s: a non-transactional statement may finish */
+	uint64_t progress_interval_ms; /* 10s: a long statement's progress line; 0 = off */
 
 	enum sg_lock_mode lock_mode;
 	enum sg_adopt_mode adopt;      /* auto */

@@ -161,6 +161,29 @@ struct sg_server_info {
 	char osu_method[16];
 };
 
+/*
+ * What a long statement on a session is doing, as the server tells it
+ * (the progress probe, SPEC 8). Numbers the server does not report are
+ * -1; strings it does not report are "".
+ */
+struct sg_progress {
+	bool found;            /* the session is there and running a statement */
+	double seconds;        /* how long the statement has run, server side; -1 */
+	char command[80];      /* "CREATE INDEX CONCURRENTLY", "CLUSTER", "ALTER TABLE" */
+	char phase[80];        /* "building index: scanning table", "copy to tmp table" */
+	int stage, max_stage;  /* MariaDB: stage 1 of 2 */
+	int64_t blocks_done, blocks_total, tuples_done, tuples_total;
+	double percent;        /* 0-100 as the server counts it (the phase's or the whole's); -1 */
+	char wait[96];         /* what it waits for: "Lock:relation", "Waiting for table metadata lock" */
+	/* who it waits for: "pid 123 (application_name \"psql\", idle in
+	 * transaction, transaction open 14s)"; a concurrent index build
+	 * waiting for old snapshots names the transactions it waits for */
+	char blockers[400];
+	/* the server cannot name the holder (a MariaDB metadata lock without
+	 * performance_schema): blockers are the sessions that may hold it */
+	bool blockers_guessed;
+};
+
 /* Called per result row; values are text or NULL. Return non-zero to stop. */
 typedef int (*sg_row_fn)(void *ctx, int ncols, const char *const *values);
 
@@ -196,6 +219,16 @@ struct sg_driver {
 	 * hint about a '#' in it). Optional. */
 	bool (*auth_failed)(const struct sg_error *err);
 	int (*create_database)(const struct sg_conn_opts *opts, bool *created, struct sg_error *err);
+	/* What the statement in flight on work is doing (progress, what it
+	 * waits for and who blocks it), asked on a short-lived connection of
+	 * its own to the very server work reached, never on work (busy). The
+	 * connection holds nothing (no transaction, no lock, a statement
+	 * timeout of a second or two) and is closed before this returns;
+	 * opts->io bounds every wait (a side io: it gives way to the
+	 * statement). out->found is false when the session runs nothing.
+	 * Optional (NULL: the engine has no such view, SQLite). */
+	int (*progress)(struct sg_conn *work, const struct sg_conn_opts *opts, struct sg_progress *out,
+			struct sg_error *err);
 	/* Ask the server to stop the statement in flight on c. Never blocks
 	 * (a detached thread or a flag); called by the loop when it stops.
 	 * The statement then fails with kind CANCELED through the usual path. */

@@ -18,6 +18,9 @@ struct sg_log_fields {
 	/* a state transition (event "transition"): JSON fields only, the text
 	 * message already says them */
 	const char *from, *to, *reason;
+	/* a long statement's progress (event "progress"): JSON fields only;
+	 * percent is a number as text ("41.2") */
+	const char *phase, *wait, *blocked_by, *percent;
 	int64_t duration_ms;   /* -1 = absent */
 	int64_t waited_ms;     /* -1 = absent */
 };

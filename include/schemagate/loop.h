@@ -47,11 +47,25 @@ typedef void (*sg_tick_fn)(void *data);
 
 #define SG_LOOP_MAX_BUSY 4
 
+/* Periodic work between loop iterations, one per kind: the lease's
+ * renewal (heartbeat) and the progress report of a long statement
+ * (watch). Either may run inside a wait of the other. */
+enum sg_tick_slot { SG_TICK_HEARTBEAT = 0, SG_TICK_WATCH, SG_TICK_SLOTS };
+
+struct sg_loop_tick {
+	uv_timer_t timer;             /* sets due every interval */
+	sg_tick_fn fn;
+	void *data;
+	bool due, running;
+};
+
+/* One wait for a socket or a timer (loop.c); waits nest, innermost first. */
+struct sg_wait_call;
+
 struct sg_loop {
 	uv_loop_t uv;
 	uv_async_t wake;              /* the signal handler's way in */
 	uv_timer_t deadline;          /* --timeout */
-	uv_timer_t heartbeat;         /* sets tick_due every interval */
 	uv_timer_t expiry;            /* the lease runs out: stop */
 	uv_timer_t grace;             /* a graceful stop ran out of time */
 	uv_idle_t kick;               /* makes the current uv_run() return */
@@ -65,13 +79,30 @@ struct sg_loop {
 	/* SIGTERM is how this run normally ends (serve, once serving): its
 	 * "received" line is info, not a warning */
 	bool signal_expected;
-	/* connections with a statement in flight, canceled on stop */
+	/* connections with a statement in flight, canceled on stop, and
+	 * since when (monotonic ms) */
 	struct sg_conn *busy[SG_LOOP_MAX_BUSY];
-	/* heartbeat (lease renewal) */
-	sg_tick_fn tick_fn;
-	void *tick_data;
-	bool tick_due, in_tick;
+	uint64_t busy_since[SG_LOOP_MAX_BUSY];
+	struct sg_loop_tick ticks[SG_TICK_SLOTS];
+	struct sg_wait_call *waits;   /* the innermost wait in progress */
 };
+
+/*
+ * An sg_io for a connection on the side that must never hold anything up
+ * (the progress probe): its waits end (SG_IO_CANCELED) at once when the
+ * run stops, when its own budget is spent, or when an enclosing wait -
+ * the statement the probe looks at - has something to do: the probe
+ * gives way and its driver abandons the connection. It registers no busy
+ * connection, so a stop never waits for it.
+ */
+enum sg_side_end { SG_SIDE_RUNNING = 0, SG_SIDE_STOPPED, SG_SIDE_TIMED_OUT, SG_SIDE_YIELDED };
+struct sg_side_io {
+	struct sg_io io;
+	struct sg_loop *loop;
+	uint64_t deadline_ms;
+	enum sg_side_end ended;       /* why a wait ended early, if one did */
+};
+void sg_loop_side_io(struct sg_loop *l, struct sg_side_io *out, uint64_t budget_ms);
 
 /* overall_timeout_ms 0 = none. Installs the signal handlers. Returns 0 or
  * -1 with err (libuv failure). */
@@ -88,9 +119,16 @@ static inline bool sg_loop_canceled(const struct sg_loop *l) { return l->cancel 
 static inline bool sg_loop_stopping(const struct sg_loop *l) { return l->stopping || l->cancel != SG_CANCEL_NONE; }
 
 /* Call fn every interval_ms while the program waits on the loop (inside
- * sg_io_wait/sg_io_sleep). One heartbeat at a time. */
-void sg_loop_start_heartbeat(struct sg_loop *l, uint64_t interval_ms, sg_tick_fn fn, void *data);
-void sg_loop_stop_heartbeat(struct sg_loop *l);
+ * sg_io_wait/sg_io_sleep), never after a stop. One tick per slot. */
+void sg_loop_start_tick(struct sg_loop *l, enum sg_tick_slot slot, uint64_t interval_ms, sg_tick_fn fn, void *data);
+void sg_loop_stop_tick(struct sg_loop *l, enum sg_tick_slot slot);
+static inline void sg_loop_start_heartbeat(struct sg_loop *l, uint64_t interval_ms, sg_tick_fn fn, void *data)
+{
+	sg_loop_start_tick(l, SG_TICK_HEARTBEAT, interval_ms, fn, data);
+}
+static inline void sg_loop_stop_heartbeat(struct sg_loop *l) { sg_loop_stop_tick(l, SG_TICK_HEARTBEAT); }
+/* Since when (monotonic ms) c has had a statement in flight; 0 = none. */
+uint64_t sg_loop_busy_since(const struct sg_loop *l, const struct sg_conn *c);
 /* Stop everything (SG_CANCEL_LEASE) delay_ms from now, unless re-armed
  * or disarmed first: fires even while a renewal is itself blocked. */
 void sg_loop_arm_expiry(struct sg_loop *l, uint64_t delay_ms);

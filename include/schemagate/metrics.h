@@ -18,6 +18,8 @@
  *   schemagate_schema_info{applied,target,engine} gauge, always 1
  *   schemagate_migration_duration_seconds         histogram (migrations this process applied)
  *   schemagate_lock_wait_seconds                  gauge
+ *   schemagate_statement_seconds                  gauge (the migration statement in flight; 0 = none)
+ *   schemagate_statement_progress_ratio           gauge 0..1 (NaN = none runs, or no view says)
  *   schemagate_last_check_timestamp_seconds       gauge (unix time; 0 = no successful check yet)
  *   schemagate_check_errors_total                 counter
  *   schemagate_build_info{version,revision}       gauge, always 1
@@ -62,6 +64,7 @@ struct sg_metrics {
 	uint64_t duration_count;
 	double duration_sum;
 	double lock_wait_seconds;
+	double statement_seconds, statement_ratio;
 	double last_check_timestamp;   /* unix seconds of the last successful check */
 	uint64_t check_errors;
 	char *version;              /* build: SG_VERSION */
@@ -88,6 +91,10 @@ void sg_metrics_observe_migration(struct sg_metrics *m, double seconds);
 
 /* How long this process waited for the migration lock (0 when it did not). */
 void sg_metrics_set_lock_wait(struct sg_metrics *m, double seconds);
+
+/* The migration statement in flight has run seconds (0: none runs);
+ * ratio 0..1 done as the server reports it, NAN when it does not. */
+void sg_metrics_set_statement(struct sg_metrics *m, double seconds, double ratio);
 
 /* Append the exposition text (every family, "\n"-terminated) to out. */
 void sg_metrics_render(const struct sg_metrics *m, struct sg_buf *out);

@@ -92,7 +92,20 @@ struct sg_run_observer {
 	/* the run has just read the history and built the plan (r->hist,
 	 * r->plan; r->state says what for) */
 	void (*viewed)(void *ctx, const struct sg_run *r);
+	/* a migration's statement has run this long (0: none runs now);
+	 * ratio 0..1 as the server last reported it, NAN when it did not */
+	void (*statement)(void *ctx, double seconds, double ratio);
 	void *ctx;
+};
+
+/* The progress report of the migration that runs (progress.c). */
+struct sg_progress_watch {
+	const char *file;              /* borrowed for the migration: "0002_x.up.sql" */
+	const char *version, *name;
+	uint64_t since;                /* the statement looked at: when it started */
+	uint64_t next_ms;              /* its running time at the next line */
+	double ratio;                  /* the server's last word, NAN = none */
+	bool warned;                   /* a failed probe said so (once per migration) */
 };
 
 struct sg_run {
@@ -141,6 +154,7 @@ struct sg_run {
 	struct sg_error answer;
 	bool work_failed;
 	char app_name[320];
+	struct sg_progress_watch watch;
 };
 
 /* ---- coordinator.c --------------------------------------------------------- */
@@ -177,6 +191,22 @@ int sg_session_build_view(struct sg_run *r, struct sg_error *err);
 void sg_session_forget_view(struct sg_run *r);
 /* ms * (0.8 .. 1.2): 200 pods polling in lockstep would hit the server together. */
 uint64_t sg_jitter(uint64_t ms);
+
+/* Ask the server, on a short-lived connection beside r->conn, what the
+ * statement in flight on r->conn does (the driver's progress()); io is
+ * the side io every wait of the probe goes through. */
+int sg_session_progress(struct sg_run *r, struct sg_io *io, uint64_t budget_ms, struct sg_progress *out,
+			struct sg_error *err);
+
+/* ---- progress.c ----------------------------------------------------------- */
+
+/* Around one migration: while one of its statements runs longer than
+ * --progress-interval (10 s), the log says what it does every interval
+ * (SPEC 8). file names it in the log; the strings are
+ * borrowed until the end. Engines without a progress view (SQLite)
+ * report nothing. */
+void sg_progress_watch_begin(struct sg_run *r, const char *file, const char *version, const char *name);
+void sg_progress_watch_end(struct sg_run *r);
 
 /* ---- outcome.c ------------------------------------------------------------ */
 

@@ -511,19 +511,31 @@ static int resolve_host(struct my_conn *c, uint64_t budget_ms, struct sg_error *
 	return 0;
 }
 
-static int drv_connect(const struct sg_conn_opts *opts, struct sg_conn **out, struct sg_error *err)
+/* One connection attempt; beside: to the server that connection
+ * reached (its target, the host already resolved). */
+static int connect_to(const struct sg_conn_opts *opts, const struct my_conn *beside, struct sg_conn **out,
+		      struct sg_error *err)
 {
 	*out = NULL;
 	struct my_conn *c = sg_calloc(1, sizeof(*c));
 	c->base.driver = &sg_driver_mysql;
 	c->io = opts->io;
-	if (target_from_opts(opts, &c->target, err) < 0) {
+	if (beside) {
+		const struct my_target *t = &beside->target;
+		c->target = (struct my_target){
+			.host = dup_or_null(t->host), .user = dup_or_null(t->user), .password = dup_or_null(t->password),
+			.database = dup_or_null(t->database), .socket_path = dup_or_null(t->socket_path),
+			.ssl_ca = dup_or_null(t->ssl_ca), .ssl_cert = dup_or_null(t->ssl_cert),
+			.ssl_key = dup_or_null(t->ssl_key), .program_name = dup_or_null(opts->application_name),
+			.display = dup_or_null(t->display), .port = t->port, .ssl_mode = t->ssl_mode,
+		};
+	} else if (target_from_opts(opts, &c->target, err) < 0) {
 		free(c);
 		return -1;
 	}
 
 	uint64_t attempt_ms = opts->attempt_timeout_ms ? opts->attempt_timeout_ms : 10000;
-	if (resolve_host(c, attempt_ms, err) < 0) {
+	if (!beside && resolve_host(c, attempt_ms, err) < 0) {
 		drv_close(&c->base);
 		return -1;
 	}
@@ -588,6 +600,11 @@ static int drv_connect(const struct sg_conn_opts *opts, struct sg_conn **out, st
 	}
 	*out = &c->base;
 	return 0;
+}
+
+static int drv_connect(const struct sg_conn_opts *opts, struct sg_conn **out, struct sg_error *err)
+{
+	return connect_to(opts, NULL, out, err);
 }
 
 /* ---- statements -------------------------------------------------------- */
@@ -1236,6 +1253,112 @@ static enum sg_dialect drv_dialect(struct sg_conn *base)
 	return v && strcasestr(v, "mariadb") ? SG_DIALECT_MARIADB : SG_DIALECT_MYSQL;
 }
 
+/* ---- progress of a long statement ---------------------------------------
+ * MariaDB reports an ALTER TABLE's (and LOAD DATA's) progress in
+ * information_schema.PROCESSLIST: PROGRESS (percent of the whole),
+ * STAGE of MAX_STAGE, and STATE ("copy to tmp table", "Waiting for table
+ * metadata lock"). MySQL has none of those columns: its state and time
+ * only. Who blocks a row lock wait: INNODB_LOCK_WAITS; a metadata lock
+ * wait names no holder without performance_schema, so the probe names the
+ * sessions whose open transaction began before the statement (they hold
+ * the metadata locks of what they touched until they end). */
+
+struct my_progress {
+	struct sg_progress *p;
+	struct sg_buf blockers;
+};
+
+static int take_processlist(void *ctx, int ncols, const char *const *v)
+{
+	struct sg_progress *p = ((struct my_progress *)ctx)->p;
+	if (ncols < 7 || !v[0] || strcmp(v[0], "Query") != 0)
+		return 1;
+	p->found = true;
+	p->seconds = v[1] ? strtod(v[1], NULL) / 1000.0 : -1;
+	const char *state = v[2] ? v[2] : "";
+	if (strncasecmp(state, "Waiting for ", 12) == 0)
+		snprintf(p->wait, sizeof(p->wait), "%s", state + 12);
+	else
+		snprintf(p->phase, sizeof(p->phase), "%s", state);
+	p->stage = v[3] ? atoi(v[3]) : -1;
+	p->max_stage = v[4] ? atoi(v[4]) : -1;
+	/* MariaDB says 0 until a stage reports anything */
+	if (v[5] && (strtod(v[5], NULL) > 0 || p->stage > 0))
+		p->percent = strtod(v[5], NULL);
+	char words[2][SG_SQL_WORD_MAX];
+	size_t n = v[6] ? sg_sql_words(v[6], words, 2) : 0;
+	if (n == 2)
+		snprintf(p->command, sizeof(p->command), "%s %s", words[0], words[1]);
+	else if (n == 1)
+		snprintf(p->command, sizeof(p->command), "%s", words[0]);
+	return 1;
+}
+
+static int take_blocker(void *ctx, int ncols, const char *const *v)
+{
+	struct my_progress *mp = ctx;
+	if (ncols < 6 || !v[0])
+		return 0;
+	if (mp->blockers.len)
+		sg_buf_puts(&mp->blockers, ", ");
+	sg_buf_printf(&mp->blockers, "connection %s (%s@%s, %s %ss, transaction open %ss)", v[0], v[1] ? v[1] : "?",
+		      v[2] ? v[2] : "?", v[3] ? v[3] : "?", v[4] ? v[4] : "?", v[5] ? v[5] : "?");
+	return 0;
+}
+
+static int drv_progress(struct sg_conn *work, const struct sg_conn_opts *opts, struct sg_progress *out,
+			struct sg_error *err)
+{
+	struct my_conn *w = (struct my_conn *)work;
+	if (!w->mysql || w->broken || !w->thread_id)
+		return set_error(err, SG_ERRK_CONNECTION, 0, "the session to look at is gone");
+	bool mariadb = drv_dialect(work) == SG_DIALECT_MARIADB;
+	struct sg_conn *probe = NULL;
+	if (connect_to(opts, w, &probe, err) != 0)
+		return -1;
+	struct my_progress mp = {.p = out};
+	char sql[1024];
+	/* nothing the probe reads takes a lock; if something ever did, it
+	 * gives up at once rather than queue */
+	int rc = drv_exec(probe, mariadb ? "SET SESSION max_statement_time = 2, lock_wait_timeout = 1, "
+					   "innodb_lock_wait_timeout = 1"
+					 : "SET SESSION max_execution_time = 2000, lock_wait_timeout = 1, "
+					   "innodb_lock_wait_timeout = 1", err);
+	if (rc == 0) {
+		snprintf(sql, sizeof(sql), mariadb ? "SELECT COMMAND, TIME_MS, STATE, STAGE, MAX_STAGE, PROGRESS, INFO "
+						   "FROM information_schema.PROCESSLIST WHERE ID = %lu"
+						 : "SELECT COMMAND, TIME * 1000, STATE, NULL, NULL, NULL, INFO "
+						   "FROM information_schema.PROCESSLIST WHERE ID = %lu",
+			 w->thread_id);
+		rc = drv_query(probe, sql, 0, NULL, take_processlist, &mp, err);
+	}
+	if (rc == 0 && out->found && out->wait[0]) {
+		bool metadata = strcasestr(out->wait, "metadata lock") != NULL;
+		char where[400];
+		if (metadata)
+			snprintf(where, sizeof(where), "b.trx_mysql_thread_id <> %lu AND b.trx_started <= NOW() - "
+				 "INTERVAL (SELECT TIME FROM information_schema.PROCESSLIST WHERE ID = %lu) SECOND",
+				 w->thread_id, w->thread_id);
+		else
+			snprintf(where, sizeof(where), "b.trx_id IN (SELECT w.blocking_trx_id FROM "
+				 "information_schema.INNODB_LOCK_WAITS w JOIN information_schema.INNODB_TRX r ON "
+				 "r.trx_id = w.requesting_trx_id WHERE r.trx_mysql_thread_id = %lu)", w->thread_id);
+		snprintf(sql, sizeof(sql),
+			 "SELECT p.ID, p.USER, p.HOST, p.COMMAND, p.TIME, "
+			 "TIMESTAMPDIFF(SECOND, b.trx_started, NOW()) FROM information_schema.INNODB_TRX b "
+			 "JOIN information_schema.PROCESSLIST p ON p.ID = b.trx_mysql_thread_id WHERE %s ORDER BY p.ID",
+			 where);
+		rc = drv_query(probe, sql, 0, NULL, take_blocker, &mp, err);
+		if (rc == 0 && mp.blockers.len) {
+			snprintf(out->blockers, sizeof(out->blockers), "%s", mp.blockers.data);
+			out->blockers_guessed = metadata;
+		}
+	}
+	sg_buf_free(&mp.blockers);
+	drv_close(probe);
+	return rc;
+}
+
 static void drv_quote_ident(const char *name, struct sg_buf *out)
 {
 	sg_quote_ident(name, '`', out);
@@ -1341,6 +1464,7 @@ const struct sg_driver sg_driver_mysql = {
 	.has_user_tables = drv_has_user_tables,
 	.quote_ident = drv_quote_ident,
 	.dialect = drv_dialect,
+	.progress = drv_progress,
 	.history_ddl = HISTORY_DDL,
 	.events_ddl = EVENTS_DDL,
 	.now_sql = "UTC_TIMESTAMP(3)",

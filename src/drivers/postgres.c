@@ -46,6 +46,9 @@ struct pg_conn {
 	int64_t lock_id;
 	bool pooler_probed;           /* the pre-lock probe ran on this connection */
 	bool cancel_sent;             /* pg_cancel ran: a 57014 is schemagate's stop */
+	/* the server process of this session (pg_backend_pid(), which a
+	 * session pooler does not fake as it fakes PQbackendPID) */
+	int backend_pid;
 };
 
 static struct pg_conn *pg_of(struct sg_conn *c) { return (struct pg_conn *)c; }
@@ -618,18 +621,34 @@ static int resolve_host(const struct sg_conn_opts *opts, char *addr, size_t n, u
 	return 0;
 }
 
-static int pg_connect(const struct sg_conn_opts *opts, struct sg_conn **out, struct sg_error *err)
+/* The server beside reached, and no other: later entries win in libpq,
+ * over a list of hosts too. */
+static void conninfo_beside(struct conninfo *ci, const struct pg_conn *beside)
+{
+	const char *addr = PQhostaddr(beside->pg);
+	conninfo_add(ci, "host", PQhost(beside->pg));
+	conninfo_add(ci, "hostaddr", addr);
+	conninfo_add(ci, "port", PQport(beside->pg));
+	ci->keys[ci->n] = NULL;
+	ci->values[ci->n] = NULL;
+}
+
+/* One connection attempt; beside: to the server that connection reached. */
+static int connect_to(const struct sg_conn_opts *opts, const struct pg_conn *beside, struct sg_conn **out,
+		      struct sg_error *err)
 {
 	*out = NULL;
 	struct conninfo ci = { .n = 0 };
 	uint64_t budget = opts->attempt_timeout_ms ? opts->attempt_timeout_ms : DEFAULT_ATTEMPT_TIMEOUT_MS;
 	uint64_t deadline = sg_now_ms() + budget;
-	if (resolve_host(opts, ci.hostaddr, sizeof(ci.hostaddr), budget, err) < 0)
+	if (!beside && resolve_host(opts, ci.hostaddr, sizeof(ci.hostaddr), budget, err) < 0)
 		return -1;
 	if (build_conninfo(opts, &ci, err) < 0) {
 		conninfo_free(&ci);
 		return -1;
 	}
+	if (beside)
+		conninfo_beside(&ci, beside);
 	PGconn *pg = PQconnectStartParams(ci.keys, ci.values, 0);
 	conninfo_free(&ci);
 	if (!pg)
@@ -682,6 +701,7 @@ static int pg_connect(const struct sg_conn_opts *opts, struct sg_conn **out, str
 	c->io = opts->io;
 	c->where = where;
 	c->lock_wait_ms = opts->lock_wait_ms;
+	c->backend_pid = PQbackendPID(pg);
 	c->base.affected = -1;
 	PQsetErrorVerbosity(pg, PQERRORS_DEFAULT);
 	PQsetNoticeReceiver(pg, on_notice, c);
@@ -693,6 +713,11 @@ static int pg_connect(const struct sg_conn_opts *opts, struct sg_conn **out, str
 	}
 	*out = &c->base;
 	return 0;
+}
+
+static int pg_connect(const struct sg_conn_opts *opts, struct sg_conn **out, struct sg_error *err)
+{
+	return connect_to(opts, NULL, out, err);
 }
 
 static void pg_close(struct sg_conn *conn)
@@ -1142,11 +1167,19 @@ static int pg_socket(struct sg_conn *conn)
 
 /* ---- what the server is ------------------------------------------------ */
 
+struct role {
+	struct sg_server_info *info;
+	struct pg_conn *c;
+};
+
 static int take_role(void *ctx, int ncols, const char *const *v)
 {
-	struct sg_server_info *info = ctx;
-	if (ncols < 2)
+	struct role *role = ctx;
+	struct sg_server_info *info = role->info;
+	if (ncols < 3)
 		return 1;
+	if (v[2] && atoi(v[2]) > 0)
+		role->c->backend_pid = atoi(v[2]);
 	if (v[0] && strcmp(v[0], "t") == 0)
 		snprintf(info->read_only_why, sizeof(info->read_only_why), "standby");
 	else if (v[1] && strcmp(v[1], "on") == 0)
@@ -1164,8 +1197,9 @@ static int pg_server_info(struct sg_conn *conn, struct sg_server_info *info, str
 	bool v6 = host && strchr(host, ':');
 	snprintf(info->where, sizeof(info->where), "%s%s%s:%s", v6 ? "[" : "", host && *host ? host : "(default)",
 		 v6 ? "]" : "", port && *port ? port : "5432");
-	return run(c, "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')", 0, NULL, take_role,
-		   info, err);
+	struct role role = {.info = info, .c = c};
+	return run(c, "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), pg_backend_pid()", 0, NULL,
+		   take_role, &role, err);
 }
 
 /* ---- history support --------------------------------------------------- */
@@ -1398,6 +1432,93 @@ static int pg_after_statement(struct sg_conn *conn, const char *sql, struct sg_e
 				   : "index %s does not exist after CREATE INDEX CONCURRENTLY", st.found ? st.qualified : index);
 }
 
+/* ---- progress of a long statement ---------------------------------------
+ * One statement on a connection of its own: the session's activity, its
+ * row in pg_stat_progress_create_index or pg_stat_progress_cluster, and
+ * who blocks it (pg_blocking_pids; for a concurrent build waiting for old
+ * snapshots, also the transaction it waits for now). */
+
+static const char progress_sql[] =
+	"SELECT a.state, a.wait_event_type, a.wait_event, "
+	"extract(epoch FROM clock_timestamp() - a.query_start)::float8, "
+	"coalesce(ci.command, cl.command), coalesce(ci.phase, cl.phase), "
+	"coalesce(ci.blocks_done, cl.heap_blks_scanned), coalesce(ci.blocks_total, cl.heap_blks_total), "
+	"coalesce(ci.tuples_done, cl.heap_tuples_written), ci.tuples_total, "
+	"(SELECT string_agg(format('pid %s (application_name \"%s\", %s%s)', p, coalesce(b.application_name, ''), "
+	"coalesce(b.state, 'state unknown'), CASE WHEN b.xact_start IS NULL THEN '' ELSE format(', transaction "
+	"open %ss', round(extract(epoch FROM clock_timestamp() - b.xact_start))) END), ', ' ORDER BY o) "
+	"FROM (SELECT p, min(o) AS o FROM unnest(pg_blocking_pids(a.pid) || CASE WHEN ci.current_locker_pid > 0 "
+	"THEN ARRAY[ci.current_locker_pid] ELSE '{}'::int[] END) WITH ORDINALITY AS n(p, o) GROUP BY p) AS u "
+	"LEFT JOIN pg_stat_activity b ON b.pid = u.p), "
+	"ci.lockers_done, ci.lockers_total, left(a.query, 200) "
+	"FROM pg_stat_activity a "
+	"LEFT JOIN pg_stat_progress_create_index ci ON ci.pid = a.pid "
+	"LEFT JOIN pg_stat_progress_cluster cl ON cl.pid = a.pid "
+	"WHERE a.pid = $1";
+
+static int64_t count_or_unknown(const char *v) { return v && *v ? strtoll(v, NULL, 10) : -1; }
+
+static int take_progress(void *ctx, int ncols, const char *const *v)
+{
+	struct sg_progress *p = ctx;
+	if (ncols < 14 || !v[0] || strcmp(v[0], "active") != 0)
+		return 1;
+	p->found = true;
+	if (v[1] && v[2])
+		snprintf(p->wait, sizeof(p->wait), "%s:%s", v[1], v[2]);
+	p->seconds = v[3] ? strtod(v[3], NULL) : -1;
+	snprintf(p->command, sizeof(p->command), "%s", v[4] ? v[4] : "");
+	/* no progress view covers it: what it is, unless it is our own
+	 * one-message transaction (BEGIN; ...) */
+	char words[2][SG_SQL_WORD_MAX];
+	size_t nwords = !p->command[0] && v[13] ? sg_sql_words(v[13], words, 2) : 0;
+	if (nwords > 0 && strcmp(words[0], "BEGIN") != 0)
+		snprintf(p->command, sizeof(p->command), "%s%s%s", words[0], nwords > 1 ? " " : "",
+			 nwords > 1 ? words[1] : "");
+	snprintf(p->phase, sizeof(p->phase), "%s", v[5] ? v[5] : "");
+	p->blocks_done = count_or_unknown(v[6]);
+	p->blocks_total = count_or_unknown(v[7]);
+	p->tuples_done = count_or_unknown(v[8]);
+	p->tuples_total = count_or_unknown(v[9]);
+	snprintf(p->blockers, sizeof(p->blockers), "%s", v[10] ? v[10] : "");
+	int64_t lockers_done = count_or_unknown(v[11]), lockers_total = count_or_unknown(v[12]);
+	if (strncmp(p->phase, "waiting for", 11) == 0 && lockers_total > 0) {
+		size_t n = strlen(p->phase);
+		snprintf(p->phase + n, sizeof(p->phase) - n, " (%lld of %lld transactions)", (long long)lockers_done,
+			 (long long)lockers_total);
+	}
+	/* the phase says which counter moves: tuples while loading the
+	 * tree, blocks while scanning the table */
+	bool tuples = strstr(p->phase, "loading tuples") || strstr(p->phase, "writing new heap");
+	if (tuples && p->tuples_total > 0)
+		p->percent = 100.0 * (double)p->tuples_done / (double)p->tuples_total;
+	else if (p->blocks_total > 0 && p->blocks_done >= 0)
+		p->percent = 100.0 * (double)p->blocks_done / (double)p->blocks_total;
+	else if (p->tuples_total > 0 && p->tuples_done >= 0)
+		p->percent = 100.0 * (double)p->tuples_done / (double)p->tuples_total;
+	return 1;
+}
+
+static int pg_progress(struct sg_conn *work, const struct sg_conn_opts *opts, struct sg_progress *out,
+		       struct sg_error *err)
+{
+	struct pg_conn *w = pg_of(work);
+	if (!w->pg || !w->backend_pid)
+		return sg_fail_db(err, SG_ERRK_CONNECTION, "", "postgres: the session to look at is gone");
+	struct sg_conn *probe = NULL;
+	if (connect_to(opts, w, &probe, err) != 0)
+		return -1;
+	char pid[16];
+	snprintf(pid, sizeof(pid), "%d", w->backend_pid);
+	const char *params[] = {pid};
+	/* a catalog view must never queue behind a DDL lock: give up fast */
+	int rc = pg_exec(probe, "SET statement_timeout = 2000; SET lock_timeout = 500", err);
+	if (rc == 0)
+		rc = pg_query(probe, progress_sql, 1, params, take_progress, out, err);
+	pg_close(probe);
+	return rc;
+}
+
 static bool pg_unknown_database(const struct sg_error *err)
 {
 	return strcmp(err->sqlstate, "3D000") == 0;   /* invalid_catalog_name */
@@ -1474,6 +1595,7 @@ const struct sg_driver sg_driver_postgres = {
 	.auth_failed = pg_auth_failed,
 	.create_database = pg_create_database,
 	.cancel = pg_cancel,
+	.progress = pg_progress,
 	.exec = pg_exec,
 	.query = pg_query,
 	.begin = pg_begin,
