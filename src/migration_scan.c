@@ -65,6 +65,23 @@ static bool looks_like_migration(const char *file)
 	return isdigit((unsigned char)file[0]) && ends_with(file, strlen(file), ".sql", &rest);
 }
 
+/* The name in file[begin, end) ends in a known dialect tag as its last
+ * dotted word: record it in e; returns where the name ends without it. */
+static size_t strip_tag(const char *file, size_t begin, size_t end, struct entry *e)
+{
+	const char *dot = end > begin ? memrchr(file + begin, '.', end - begin) : NULL;
+	if (!dot)
+		return end;
+	bool known;
+	size_t tb = (size_t)(dot - file) + 1;
+	enum sg_dialect d = sg_dialect_tag_n(file + tb, end - tb, &known);
+	if (!known)
+		return end;
+	e->tag = d;
+	e->other_engine = d == SG_DIALECT_NONE;
+	return tb - 1;
+}
+
 /* Flyway's repeatable migrations: R__NAME.sql. golang-migrate and dbmate
  * ignore the name (it does not start with digits). */
 static bool looks_repeatable(const char *file)
@@ -88,17 +105,7 @@ static int parse_repeatable_name(const char *file, struct entry *e, struct repor
 		return -1;
 	}
 	ends_with(file, len, ".sql", &end);
-	const char *dot = end > pre ? memrchr(file + pre, '.', end - pre) : NULL;
-	if (dot) {
-		bool known;
-		size_t tb = (size_t)(dot - file) + 1;
-		enum sg_dialect d = sg_dialect_tag_n(file + tb, end - tb, &known);
-		if (known) {
-			e->tag = d;
-			e->other_engine = d == SG_DIALECT_NONE;
-			end = tb - 1;
-		}
-	}
+	end = strip_tag(file, pre, end, e);
 	if (end <= pre) {
 		sg_report_add(rep, LV_ERROR, file, 0, SG_DIALECT_NONE, "empty repeatable migration name after 'R__' (%s)",
 			   repeatable_help);
@@ -149,17 +156,7 @@ static int parse_file_name(const char *file, struct entry *e, struct report *rep
 		e->autocommit = true;
 		end = rest;
 	}
-	const char *dot = end > name_b ? memrchr(file + name_b, '.', end - name_b) : NULL;
-	if (dot) {
-		bool known;
-		size_t tb = (size_t)(dot - file) + 1;
-		enum sg_dialect d = sg_dialect_tag_n(file + tb, end - tb, &known);
-		if (known) {
-			e->tag = d;
-			e->other_engine = d == SG_DIALECT_NONE;
-			end = tb - 1;
-		}
-	}
+	end = strip_tag(file, name_b, end, e);
 	if (file[v] == '.' && end != v) {
 		sg_report_add(rep, LV_ERROR, file, 0, SG_DIALECT_NONE,
 			   "cannot parse the migration file name: after VERSION, '.' must start a dialect tag (%s)",

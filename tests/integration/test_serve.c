@@ -793,3 +793,34 @@ Test(serve, sqlite_wait_is_503_until_another_instance_migrates)
 {
 	wait_mode(ENG_LITE);
 }
+
+/* A repeatable migration serve applied, whose text the database no longer
+ * records (another release's text ran): pending and not ready until an up
+ * of this image's text; the metrics count it as pending. */
+Test(serve, a_changed_repeatable_is_pending_and_not_ready)
+{
+	struct tdb d;
+	struct served s;
+	tdb_create(&d, ENG_LITE, NULL);
+	write_migrations(&d, 1, NULL);
+	sgt_write(d.mig, "R__rv.sql", "DROP VIEW IF EXISTS rv;\nCREATE VIEW rv AS SELECT 1 AS one;\n");
+	serve_start(&s, &d, d.mig, "300ms", NULL);
+	free(await_readyz(&s, 200, 30000));
+	char *m = metrics_now(&s);
+	cr_expect_eq(sample(m, "schemagate_migrations_pending"), 0, "%s", m);
+	free(m);
+	char *sum = tdb_value(&d, "SELECT checksum FROM schemagate_migrations WHERE version = 'R__rv'");
+	cr_assert(sum, "serve did not apply R__rv.sql");
+	free(tdb_value(&d, "UPDATE schemagate_migrations SET checksum = 'other' WHERE version = 'R__rv'"));
+	char *body = await_readyz(&s, 503, 5000);
+	cr_expect(strstr(body, "not ready: repeatable migration R__rv.sql is changed: not re-applied yet"), "%s", body);
+	free(body);
+	free(await_sample(&s, "schemagate_migrations_pending", 1, 5000));
+	schemagate(&d, d.mig, "up", 0);
+	free(await_readyz(&s, 200, 5000));
+	char *again = tdb_value(&d, "SELECT checksum FROM schemagate_migrations WHERE version = 'R__rv'");
+	cr_expect(again && strcmp(again, sum) == 0, "up recorded %s, not %s", again, sum);
+	free(again);
+	free(sum);
+	serve_done(&d, &s);
+}
