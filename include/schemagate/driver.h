@@ -315,8 +315,10 @@ struct sg_driver {
 				struct sg_error *err);
 	/* Append value as a string literal; -1 when it cannot be (encoding). */
 	int (*quote_literal)(struct sg_conn *c, const char *value, struct sg_buf *out);
-	/* verify_lock as one statement for exec_transaction: it fails, with
-	 * verify_lock's error, unless this session holds the lock. */
+	/* verify_lock as one statement for exec_transaction or exec_batch:
+	 * it fails, with verify_lock's error, unless this session holds the
+	 * lock. 1 when this server cannot (MySQL: no compound statements
+	 * outside stored programs); the caller runs verify_lock. */
 	int (*verify_lock_sql)(struct sg_conn *c, const char *key, struct sg_buf *out, struct sg_error *err);
 
 	/* Dialect for the state tables: printf formats whose single %s is the
@@ -338,7 +340,8 @@ struct sg_driver {
 	 * (the lease lock compares expiry times on the database's clock). */
 	const char *now_ms_sql;
 	/* exec_transaction: milliseconds since its message arrived, as a
-	 * BIGINT expression (how long the script ran, on the server). */
+	 * BIGINT expression (how long the script ran, on the server); in an
+	 * exec_batch, since its verify_lock_sql statement ran. */
 	const char *batch_elapsed_ms_sql;
 };
 

@@ -794,6 +794,41 @@ Test(serve, sqlite_wait_is_503_until_another_instance_migrates)
 	wait_mode(ENG_LITE);
 }
 
+/* A migration statement that runs for seconds: /metrics says how long it
+ * has run and how far it got (the progress report's ratio), and both fall
+ * back once it is done. The index key sleeps 0.1 s per row, one row per
+ * page: a concurrent build of about 8 s. */
+Test(serve, postgres_metrics_show_a_long_statement_and_its_progress)
+{
+	struct tdb d;
+	tdb_create(&d, ENG_PG, tdb_server_for(ENG_PG));
+	free(tdb_value(&d, "CREATE TABLE slow_rows (id int PRIMARY KEY, pad text) WITH (fillfactor = 10); "
+			   "INSERT INTO slow_rows SELECT i, repeat('x', 1000) FROM generate_series(1, 80) i; "
+			   "CREATE FUNCTION slow_key(i int) RETURNS int LANGUAGE plpgsql IMMUTABLE AS "
+			   "$$ BEGIN PERFORM pg_sleep(0.1); RETURN i; END $$"));
+	sgt_write(d.mig, "0001_slow_index.up.sql",
+		  "-- schemagate:no-transaction\nCREATE INDEX CONCURRENTLY slow_rows_key ON slow_rows (slow_key(id));\n");
+	struct served s;
+	const char *args[] = {"--progress-interval", "2s", NULL};
+	serve_start(&s, &d, d.mig, "30s", args);
+	double seconds = 0, ratio = NAN, end = sgt_now_ms() + 30000;
+	while (sgt_now_ms() < end) {
+		char *m = metrics_now(&s);
+		seconds = sample(m, "schemagate_statement_seconds");
+		ratio = sample(m, "schemagate_statement_progress_ratio");
+		free(m);
+		if (ratio > 0 && ratio < 1)
+			break;
+		sleep_ms(200);
+	}
+	cr_assert(ratio > 0 && ratio < 1, "no progress ratio while the index was built (ratio %g, seconds %g)", ratio,
+		  seconds);
+	cr_expect_geq(seconds, 2, "the statement had run %g s at its first report", seconds);
+	char *m = await_sample(&s, "schemagate_ready", 1, 60000);
+	cr_expect_eq(sample(m, "schemagate_statement_seconds"), 0, "%s", m);
+	cr_expect(strstr(m, "\nschemagate_statement_progress_ratio NaN\n"), "%s", m);
+	free(m);
+
 /* A repeatable migration serve applied, whose text the database no longer
  * records (another release's text ran): pending and not ready until an up
  * of this image's text; the metrics count it as pending. */
