@@ -93,7 +93,13 @@ static int apply_in_one_message(struct sg_run *r, const struct sg_migration *m, 
 	struct sg_buf verify = {0}, row = {0}, event = {0};
 	bool can = false;
 	int rc = sg_lock_verify_sql(r->lock, r->conn, &can, &verify, err);
-	if (rc == 0 && can && sg_history_applied_sql(r->conn, r->cfg->table, m, &row, &event) != 0)
+	/* the row's write is the transition table's, batched: what cannot
+	 * batch runs statement by statement, where the same move runs */
+	struct sg_row_change chg = {.version = m->version, .m = m, .batch = &row,
+				    .duration_sql = r->conn->driver->batch_elapsed_ms_sql};
+	struct sg_error batch_err = {0};
+	if (rc == 0 && can && (sg_row_move(r->conn, r->cfg->table, SG_ROW_ABSENT, SG_EV_COMMITTED, &chg, &batch_err) != 0 ||
+			       sg_event_applied_sql(r->conn, r->cfg->table, m, &event) != 0))
 		can = false;
 	if (rc == 0 && can) {
 		const char *parts[] = {m->up_sql, row.data, event.data, verify.data};
@@ -396,8 +402,9 @@ static int revert_statements(struct sg_run *r, const struct sg_revert_item *it, 
 		sg_event_record(r->conn, r->cfg->table, "revert", it->version, "ok", NULL, &e);
 		return 0;
 	}
-	/* stopped, lock or connection lost: the row says where the revert got */
-	if (err->kind == SG_ERRK_LOCK_LOST || err->kind == SG_ERRK_CANCELED || sg_connection_lost(err) ||
+	/* stopped, lock or connection lost: the row says where the revert got
+	 * (a cancel the server did on its own is a failure of the statement) */
+	if (sg_stop_requested(err) || err->kind == SG_ERRK_LOCK_LOST || sg_connection_lost(err) ||
 	    sg_loop_stopping(&r->loop))
 		return -1;
 	sg_error_prefix(err, "reverting: %zu statement(s) of the down script ran", done);

@@ -412,21 +412,12 @@ int sg_history_check_absent(struct sg_conn *c, const char *table, const char *ve
 	return 0;
 }
 
-int sg_history_applied_sql(struct sg_conn *c, const char *table, const struct sg_migration *m,
-			   struct sg_buf *row, struct sg_buf *event)
+int sg_event_applied_sql(struct sg_conn *c, const char *table, const struct sg_migration *m, struct sg_buf *event)
 {
-	/* the server's clock times the script: the message arrived when it began */
-	const char *elapsed = c->driver->batch_elapsed_ms_sql;
 	struct stmt s;
-	record_stmt(&s, c, table, m, sg_row_state_name(sg_row_transition_find(SG_ROW_ABSENT, SG_EV_COMMITTED)->to), 0, 0,
-		    NULL);
-	s.p[6] = elapsed;
-	s.raw[6] = true;
-	if (stmt_text(c, &s, row) != 0)
-		return -1;
 	event_stmt(&s, c, table, "apply", m->version, "ok", NULL);
 	struct sg_buf ms = {0};
-	sg_buf_printf(&ms, "%s || 'ms'", elapsed);
+	sg_buf_printf(&ms, "%s || 'ms'", c->driver->batch_elapsed_ms_sql);
 	s.p[5] = ms.data;
 	s.raw[5] = true;
 	int rc = stmt_text(c, &s, event);
@@ -667,9 +658,20 @@ int sg_row_check_moved(const char *table, enum sg_row_state from, enum sg_row_ev
 static int insert_row(struct sg_conn *c, const char *table, const struct sg_row_transition *t,
 		      const struct sg_row_change *chg, struct sg_error *err)
 {
+	struct stmt s;
+	if (chg->batch) {
+		/* the transaction's unique key refuses a second row (23505) */
+		record_stmt(&s, c, table, chg->m, sg_row_state_name(t->to), chg->statements_done, 0, chg->note);
+		if (chg->duration_sql) {
+			s.p[6] = chg->duration_sql;
+			s.raw[6] = true;
+		}
+		if (stmt_text(c, &s, chg->batch) != 0)
+			return sg_fail(err, SG_OUTCOME_DATABASE, "a value of %s cannot be quoted", chg->version);
+		return 0;
+	}
 	if (sg_history_check_absent(c, table, chg->m->version, err) != 0)
 		return -1;
-	struct stmt s;
 	record_stmt(&s, c, table, chg->m, sg_row_state_name(t->to), chg->statements_done, chg->duration_ms, chg->note);
 	return stmt_run(c, &s, err);
 }
@@ -789,6 +791,9 @@ int sg_row_move(struct sg_conn *c, const char *table, enum sg_row_state from, en
 		free(what);
 		return -1;
 	}
+	if (chg->batch && t->write != SG_WRITE_INSERT)
+		return sg_fail(err, SG_OUTCOME_DATABASE, "%s of %s cannot be batched", sg_row_event_name(event),
+			       chg->version);
 	if (write_row(c, table, t, chg, err) != 0) {
 		if (err->kind != SG_ERRK_LOCK_LOST) {
 			sg_error_prefix(err, "recording %s of %s in %s", sg_row_event_name(event), chg->version, table);
@@ -797,8 +802,9 @@ int sg_row_move(struct sg_conn *c, const char *table, enum sg_row_state from, en
 		return -1;
 	}
 	if (t->to != from)
-		sg_debug("history", "%s: transition from \"%s\" to \"%s\" on %s: %s", chg->version,
-			 sg_row_state_name(from), sg_row_state_name(t->to), sg_row_event_name(event), t->why);
+		sg_debug("history", "%s: transition from \"%s\" to \"%s\" on %s: %s%s", chg->version,
+			 sg_row_state_name(from), sg_row_state_name(t->to), sg_row_event_name(event), t->why,
+			 chg->batch ? " (written by the migration's own transaction)" : "");
 	return 0;
 }
 

@@ -123,6 +123,14 @@ struct sg_row_change {
 	const char *note;                  /* progress note, or the error */
 	const char *checksum;              /* CHECKSUM, and TAKE_OVER when not NULL */
 	const char *old_checksum;          /* REAPPLIED: the row must still record it */
+	/* Not NULL: run nothing; append the transition's write to *batch as
+	 * SQL text with literal values, for a migration's one-message
+	 * transaction, with duration_sql (the server's own expression, raw
+	 * SQL) as its duration. Only an INSERT batches (every other write
+	 * checks the rows it matched); anything else, or a value that
+	 * cannot be quoted, fails and the caller writes it by itself. */
+	struct sg_buf *batch;
+	const char *duration_sql;
 };
 
 enum sg_row_state sg_row_state_of(const struct sg_history_row *row);   /* NULL: ABSENT */
@@ -163,14 +171,12 @@ int sg_row_check_resumable(const struct sg_history_row *row, const struct sg_mig
 /* No row for version yet; else kind LOCK_LOST (a row is only ever
  * inserted over none). */
 int sg_history_check_absent(struct sg_conn *c, const char *table, const char *version, struct sg_error *err);
-/* The "applied" row of m (the ABSENT x committed transition) and its
- * "apply" event as SQL text with literal values, appended to row and
- * event, for a migration's one-message transaction: the duration is the
- * server's time since the message arrived (driver batch_elapsed_ms_sql).
- * -1 when a value cannot be quoted (the caller runs the statements one by
- * one instead). */
-int sg_history_applied_sql(struct sg_conn *c, const char *table, const struct sg_migration *m,
-			   struct sg_buf *row, struct sg_buf *event);
+/* The "apply" event of m as SQL text with literal values, appended to
+ * event, for a migration's one-message transaction (its row is
+ * sg_row_move with chg->batch): the duration is the server's time since
+ * the message arrived (driver batch_elapsed_ms_sql). -1 when a value
+ * cannot be quoted (the caller runs the statements one by one instead). */
+int sg_event_applied_sql(struct sg_conn *c, const char *table, const struct sg_migration *m, struct sg_buf *event);
 
 /* Stored down script; *down NULL if none recorded. Caller frees. */
 int sg_history_down_sql(struct sg_conn *c, const char *table, const char *version, char **down,

@@ -5,7 +5,13 @@
  * database take random steps: up, down, up or down killed (SIGKILL or
  * SIGTERM) at a random moment, a server error switched on and off (the
  * table `gate` one statement needs), a migration file's statements
- * edited and restored, and every repair a human would make. After every step:
+ * edited and restored, every repair a human would make, `rollback` by an
+ * old image's directory (0001 or 0001..0002), the history dropped and
+ * `baseline V` or `up --baseline-version V` on the schema left behind,
+ * and (PostgreSQL, MariaDB) a statement canceled by the server
+ * (pg_cancel_backend, KILL QUERY) or the session holding the lock killed
+ * (pg_terminate_backend, KILL of the GET_LOCK connection) while it waits
+ * for a table the test holds. After every step:
  *
  * - no statement ever ran twice, and a row says `applied` only if every
  *   statement of its file ran (the counter rows and tables prove it);
@@ -28,6 +34,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -84,8 +92,12 @@ static const char *const down_sql[NV] = {
 
 /* ---- the model ------------------------------------------------------------ */
 
-enum mstate { M_ABSENT, M_APPLIED, M_PARTIAL, M_FAILED, M_PARTIAL_REVERT, M_FAILED_REVERT };
-static const char *const mnames[] = {"absent", "applied", "partial", "failed", "partial-revert", "failed-revert"};
+enum mstate { M_ABSENT, M_APPLIED, M_PARTIAL, M_FAILED, M_PARTIAL_REVERT, M_FAILED_REVERT, M_BASELINED };
+static const char *const mnames[] = {"absent",        "applied",       "partial",  "failed",
+				     "partial-revert", "failed-revert", "baselined"};
+
+/* applied or baselined: every statement's effect is in the database */
+static bool done_row(enum mstate st) { return st == M_APPLIED || st == M_BASELINED; }
 
 struct model {
 	enum mstate st[NV];
@@ -116,7 +128,7 @@ static bool human_needed(const struct model *m)
 static int model_up(struct model *m)
 {
 	for (int v = 0; v < NV; v++) {
-		if (m->st[v] == M_APPLIED)
+		if (done_row(m->st[v]))
 			continue;
 		if (m->st[v] == M_ABSENT)
 			m->rec_edited[v] = m->file_edited[v];
@@ -158,6 +170,7 @@ struct world {
 	int step;
 	char action[160];
 	char *log;               /* every step's command and output */
+	int rollbacks, baselines, cancels, lock_kills;   /* the newer steps taken */
 };
 
 static long table_exists(struct tdb *d, const char *name)
@@ -209,7 +222,7 @@ static void take_snap(struct world *w, struct snap *sn)
 		if (sscanf(r, "%d:%31[a-z-]:%d", &version, status, &done) != 3 || version < 1 || version > NV)
 			FAIL_AT(w, "a history row I cannot read: %s", r);
 		bool known = false;
-		for (int i = 1; i <= M_FAILED_REVERT; i++)
+		for (int i = 1; i <= M_BASELINED; i++)
 			if (strcmp(status, mnames[i]) == 0) {
 				sn->st[version - 1] = (enum mstate)i;
 				known = true;
@@ -256,13 +269,14 @@ static void check_invariants(struct world *w, const struct model *m, const struc
 			if (c[k] > 1)
 				FAIL_AT(w, "statement %d of %s ran %ld times", k + 1, files[v], c[k]);
 		}
-		if (!m->stepwise[v] && st != M_ABSENT && st != M_APPLIED)
+		if (!m->stepwise[v] && st != M_ABSENT && !done_row(st))
 			FAIL_AT(w, "transactional %s is %s", files[v], mnames[st]);
 		for (int k = 0; k < n; k++) {
 			/* what statement k must show: 1, 0, or -1 either (in doubt) */
 			int want;
 			switch (st) {
-			case M_APPLIED: want = 1; break;
+			case M_APPLIED:
+			case M_BASELINED: want = 1; break;
 			case M_ABSENT: want = 0; break;
 			case M_PARTIAL: want = k < done ? 1 : k == done ? -1 : 0; break;
 			case M_FAILED: want = k < done ? 1 : 0; break;
@@ -283,7 +297,7 @@ static void check_prediction(struct world *w, const struct model *m, const struc
 	for (int v = 0; v < NV; v++) {
 		enum mstate st = sn->st[v];
 		int done = sn->done[v];
-		if (st != m->st[v] || (st != M_APPLIED && st != M_ABSENT && done != m->done[v]))
+		if (st != m->st[v] || (!done_row(st) && st != M_ABSENT && done != m->done[v]))
 			FAIL_AT(w, "%s is %s/%d, the model says %s/%d", files[v], mnames[st], done, mnames[m->st[v]],
 				m->done[v]);
 	}
@@ -339,7 +353,7 @@ static int run(struct world *w, struct sgt_result *r, const char *a1, const char
 }
 
 /* A human is needed: exit 4 naming the repair (or the file to restore). */
-static void expect_refusal(struct world *w, struct sgt_result *r)
+static void expect_refusal(struct world *w, const struct sgt_result *r)
 {
 	if (r->status != 4 || !(strstr(r->err, "repair") || strstr(r->err, "restore the file")))
 		FAIL_AT(w, "exit %d, the model says a human is needed (exit 4 naming the repair):\n%s", r->status, r->err);
@@ -403,13 +417,13 @@ static void repair(struct world *w, struct model *m, int v)
 	snprintf(ver, sizeof(ver), "000%d", v + 1);
 	int n = nstatements[v], choice = rand() % 3;
 	if (mismatch(m, v)) {
-		if (m->st[v] == M_APPLIED && choice == 0) {
+		if (done_row(m->st[v]) && choice == 0) {
 			snprintf(w->action, sizeof(w->action), "repair --accept-checksums (%s edited)", files[v]);
 			cr_assert_eq(run(w, &r, "repair", "--accept-checksums", NULL), 0, "%s", r.err);
 			sgt_result_free(&r);
 			/* every applied row takes its file's checksum */
 			for (int u = 0; u < NV; u++)
-				if (m->st[u] == M_APPLIED)
+				if (done_row(m->st[u]))
 					m->rec_edited[u] = m->file_edited[u];
 		} else {
 			snprintf(w->action, sizeof(w->action), "restore %s", files[v]);
@@ -420,6 +434,10 @@ static void repair(struct world *w, struct model *m, int v)
 	}
 	bool reverting = m->st[v] == M_PARTIAL_REVERT || m->st[v] == M_FAILED_REVERT;
 	int done = m->done[v];
+	/* --resume refuses when no statement is left after the one done by
+	 * hand (a server cancel can fail the last one): finish it by hand */
+	if (choice == 0 && done + 1 >= n)
+		choice = 1 + done % 2;
 	if (choice == 0) {
 		/* the statement it stopped at, by hand; the rest runs */
 		if (reverting && done < n)
@@ -507,6 +525,291 @@ static void killed(struct world *w, struct model *m, const char *command, int si
 	after_step(w, m, false, strcmp(command, "up") == 0);
 }
 
+
+/* up, or down --steps 1, that ran to its end: the model's exit code, and
+ * the model moves. down refuses only for the rows it meets (an edit of an
+ * applied file does not stop it). */
+static void expect_outcome(struct world *w, struct model *m, bool up, const struct sgt_result *r)
+{
+	bool blocked = up && human_needed(m);
+	for (int v = NV - 1; v >= 0 && !up; v--)
+		if (m->st[v] != M_ABSENT) {
+			blocked = !done_row(m->st[v]);
+			break;
+		}
+	if (blocked) {
+		expect_refusal(w, r);
+		return;
+	}
+	int want = up ? model_up(m) : model_down(m);
+	if (r->status != want)
+		FAIL_AT(w, "exit %d, the model says %d:\n%s", r->status, want, r->err);
+}
+
+/* ---- an old image, a baseline, a server that interferes ------------------ */
+
+/* rollback with an old image's directory that knows 0001..k, with nobody
+ * in need: reverts what it does not know, newest first, with the down
+ * scripts stored at apply time. */
+static int model_rollback(struct model *m, int k)
+{
+	for (int v = NV - 1; v >= k; v--) {
+		if (m->st[v] == M_ABSENT)
+			continue;
+		if (v == 1 && !m->gate) {
+			m->st[v] = M_FAILED_REVERT;
+			m->done[v] = 1;
+			return 1;
+		}
+		m->st[v] = M_ABSENT;
+		m->done[v] = 0;
+	}
+	return 0;
+}
+
+static bool any_partial(const struct model *m)
+{
+	for (int v = 0; v < NV; v++)
+		if (m->st[v] == M_PARTIAL)
+			return true;
+	return false;
+}
+
+static int run_in(struct world *w, const char *dir, struct sgt_result *r, const char *a1, const char *a2)
+{
+	int st = tdb_run(&w->d, dir, r, a1, a2, NULL);
+	logf_step(w, w->action, r);
+	return st;
+}
+
+static bool rollback_step(struct world *w, struct model *m)
+{
+	if (human_needed(m) || any_partial(m))
+		return false;
+	int k = 1 + rand() % 2;
+	char *old = sgt_path(w->d.dir, fmt("old%d", k));
+	mkdir(old, 0755);
+	for (int v = 0; v < k; v++) {
+		sgt_write(old, files[v], m->file_edited[v] ? ups_edited[v] : ups[v]);
+		sgt_write(old, downs[v], down_sql[v]);
+	}
+	snprintf(w->action, sizeof(w->action), "rollback by an old image (0001..000%d; gate %s)", k,
+		 m->gate ? "there" : "missing");
+	struct sgt_result r;
+	w->rollbacks++;
+	int st = run_in(w, old, &r, "rollback", NULL);
+	int want = model_rollback(m, k);
+	if (st != want)
+		FAIL_AT(w, "exit %d, the model says %d:\n%s", st, want, r.err);
+	sgt_result_free(&r);
+	free(old);
+	return true;
+}
+
+/* The schema of 0001..V-1 is there but the history is not (a database
+ * restored without it, or one that predates schemagate): `baseline V-1`,
+ * or `up --baseline-version V-1`, which then applies the rest. */
+static bool baseline_step(struct world *w, struct model *m)
+{
+	int v0 = 0;
+	while (v0 < NV && done_row(m->st[v0]))
+		v0++;
+	for (int v = v0; v < NV; v++)
+		if (m->st[v] != M_ABSENT)
+			return false;
+	if (v0 == 0 || human_needed(m))
+		return false;
+	by_hand(w, "DROP TABLE schemagate_migrations");
+	by_hand(w, "DROP TABLE schemagate_events");
+	bool via_up = rand() % 2;
+	char ver[16];
+	snprintf(ver, sizeof(ver), "000%d", v0);
+	snprintf(w->action, sizeof(w->action), "history dropped, then %s %s (gate %s)",
+		 via_up ? "up --baseline-version" : "baseline", ver, m->gate ? "there" : "missing");
+	for (int v = 0; v < v0; v++) {
+		m->st[v] = M_BASELINED;
+		m->done[v] = 0;
+		m->rec_edited[v] = m->file_edited[v];
+	}
+	w->baselines++;
+	struct sgt_result r;
+	int st = via_up ? run(w, &r, "up", "--baseline-version", ver) : run(w, &r, "baseline", ver, NULL);
+	int want = via_up ? model_up(m) : 0;
+	if (st != want)
+		FAIL_AT(w, "exit %d, the model says %d:\n%s", st, want, r.err);
+	sgt_result_free(&r);
+	return true;
+}
+
+/* failure events per version, to prove a failed row came with its event */
+static void failure_events(struct world *w, long out[NV])
+{
+	for (int v = 0; v < NV; v++)
+		out[v] = tdb_long(&w->d, fmt("SELECT count(*) FROM schemagate_events WHERE event = 'failure' AND "
+					     "version = '000%d'", v + 1));
+}
+
+/* Every other session of the database: canceled (its running statement)
+ * or, with lock_only, the one holding schemagate's lock terminated. */
+static int interfere_now(struct world *w, bool lock_only)
+{
+	if (w->d.eng == ENG_PG)
+		return (int)tdb_long(&w->d, lock_only
+			? "SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND "
+			  "granted AND pid <> pg_backend_pid() AND database = (SELECT oid FROM pg_database WHERE "
+			  "datname = current_database())"
+			: "SELECT count(pg_cancel_backend(pid)) FROM pg_locks WHERE relation = 'stmt_log'::regclass AND "
+			  "NOT granted");
+	char *ids = lock_only
+		? tdb_value(&w->d, "SELECT IS_USED_LOCK(CONCAT('schemagate:', DATABASE(), '.schemagate_migrations'))")
+		: tdb_value(&w->d, "SELECT group_concat(ID SEPARATOR ',') FROM information_schema.PROCESSLIST WHERE DB "
+			    "= DATABASE() AND ID <> CONNECTION_ID() AND COMMAND = 'Query'");
+	int n = 0;
+	for (char *save = NULL, *id = ids ? strtok_r(ids, ",", &save) : NULL; id; id = strtok_r(NULL, ",", &save))
+		if (mysql_query(w->d.my, fmt("KILL %s%s", lock_only ? "" : "QUERY ", id)) == 0)   /* may be gone */
+			n++;
+	free(ids);
+	return n;
+}
+
+/* The test's session holds stmt_log (every migration writes it), so the
+ * next statement that needs it waits: the interference lands inside a
+ * statement, not between two. */
+static void hold_stmt_log(struct world *w, bool hold)
+{
+	if (w->d.eng == ENG_PG)
+		by_hand(w, hold ? "BEGIN; LOCK TABLE stmt_log IN ACCESS EXCLUSIVE MODE" : "COMMIT");
+	else
+		by_hand(w, hold ? "LOCK TABLES stmt_log WRITE" : "UNLOCK TABLES");
+}
+
+/* Until a session waits for stmt_log (1; also after 5 s), or pid exits
+ * (0, and its status). pg_locks, unlike pg_stat_activity, is not a
+ * snapshot taken once per transaction. */
+static int await_waiter(struct world *w, pid_t pid, int *status)
+{
+	const char *sql = w->d.eng == ENG_PG
+		? "SELECT count(*) FROM pg_locks WHERE relation = 'stmt_log'::regclass AND NOT granted"
+		: "SELECT count(*) FROM information_schema.PROCESSLIST WHERE DB = DATABASE() AND STATE LIKE "
+		  "'Waiting for table metadata lock%'";
+	double t0 = sgt_now_ms();
+	while (sgt_now_ms() - t0 < 5000) {
+		if (tdb_long(&w->d, sql) > 0)
+			return 1;
+		int st;
+		if (waitpid(pid, &st, WNOHANG) == pid) {
+			*status = WIFEXITED(st) ? WEXITSTATUS(st) : WIFSIGNALED(st) ? 128 + WTERMSIG(st) : -1;
+			return 0;
+		}
+		sleep_ms(5);
+	}
+	return 1;
+}
+
+/* The statement a run that meets stmt_log held stops at: the first of
+ * version v's from `from` on that writes stmt_log (every version has one
+ * after any point it can resume from; down scripts start with one). */
+static int first_logging(int v, int from, bool up)
+{
+	if (!up)
+		return 0;
+	for (int k = from; k < nstatements[v]; k++)
+		if (evidence[v][k].counter)
+			return k;
+	return -1;
+}
+
+/*
+ * up or down --steps 1 while the server interferes, at the moment its
+ * statement waits for stmt_log (held by the test's session):
+ *
+ * - a cancel schemagate did not ask for (a DBA's pg_cancel_backend, KILL
+ *   QUERY) fails that statement: exit 1 and a `failure` event; a
+ *   statement-by-statement script's row is `failed` (`failed-revert`) at
+ *   that statement, a transactional one is rolled back with its row;
+ * - the session holding the lock killed (pg_terminate_backend, KILL of the
+ *   GET_LOCK connection): the run connects again, takes the lock again,
+ *   and ends as an undisturbed run would; except in a statement-by-
+ *   statement down script, whose statement is then in doubt: the row
+ *   stays partial-revert and the run exits 4 naming the repair.
+ *
+ * A run that never waits (nothing to do, a refusal) is predicted as usual.
+ */
+static bool interfere_step(struct world *w, struct model *m, bool lock_only)
+{
+	if (w->d.eng == ENG_LITE)
+		return false;
+	bool up = rand() % 3;
+	const char *argv[] = {"--database-url", w->d.url, "--dir", w->d.mig, up ? "up" : "down",
+			      up ? NULL : "--steps", "1", NULL};
+	long events[NV], after[NV];
+	failure_events(w, events);
+	char *out = sgt_path(w->d.dir, "interfered.log");
+	hold_stmt_log(w, true);
+	pid_t pid = sgt_spawn(NULL, argv, out);
+	int st = -1, hit = 0;
+	bool waiting = await_waiter(w, pid, &st);
+	if (waiting)
+		hit = interfere_now(w, lock_only);
+	hold_stmt_log(w, false);
+	if (lock_only)
+		w->lock_kills += hit > 0;
+	else
+		w->cancels += hit > 0;
+	snprintf(w->action, sizeof(w->action), "%s, %s (%d session(s); gate %s)", up ? "up" : "down --steps 1",
+		 lock_only ? "the lock's session killed" : "its statement canceled by the server", hit,
+		 m->gate ? "there" : "missing");
+	if (waiting)
+		st = sgt_wait(pid);
+	struct sgt_result r = {.status = st, .err = sgt_slurp(out)};
+	logf_step(w, w->action, &r);
+	free(out);
+	quiesce(w);
+	/* the version the run works on first */
+	int v = -1;
+	for (int u = 0; u < NV && up && v < 0; u++)
+		if (!done_row(m->st[u]))
+			v = u;
+	for (int u = NV - 1; u >= 0 && !up && v < 0; u--)
+		if (m->st[u] != M_ABSENT)
+			v = u;
+	if (hit > 0 && v < 0)
+		FAIL_AT(w, "a statement waited although there is nothing to %s", up ? "apply" : "revert");
+	if (hit > 0 && lock_only && !up && m->stepwise[v]) {
+		/* the run connects again, but the down statement it was in is
+		 * in doubt, and only a human resumes a down script */
+		expect_refusal(w, &r);
+		free(r.err);
+		after_step(w, m, false, false);
+		if (m->st[v] != M_PARTIAL_REVERT || m->done[v] > 1)
+			FAIL_AT(w, "%s is %s/%d, the model says partial-revert at its first or second statement", files[v],
+				mnames[m->st[v]], m->done[v]);
+		return true;
+	}
+	if (hit == 0 || lock_only) {
+		expect_outcome(w, m, up, &r);
+		free(r.err);
+		after_step(w, m, true, false);
+		return true;
+	}
+	int k = first_logging(v, m->st[v] == M_PARTIAL ? m->done[v] : 0, up);
+	if (r.status != 1)
+		FAIL_AT(w, "exit %d, the model says 1 (%s's statement %d canceled):\n%s", r.status, files[v], k + 1, r.err);
+	free(r.err);
+	if (m->stepwise[v]) {
+		if (m->st[v] == M_ABSENT)
+			m->rec_edited[v] = m->file_edited[v];
+		m->st[v] = up ? M_FAILED : M_FAILED_REVERT;
+		m->done[v] = k;
+	}
+	after_step(w, m, true, false);
+	failure_events(w, after);
+	for (int u = 0; u < NV; u++)
+		if (after[u] != events[u] + (u == v))
+			FAIL_AT(w, "%s has %ld failure event(s), the model says %ld", files[u], after[u], events[u] + (u == v));
+	return true;
+}
+
 static void step(struct world *w, struct model *m)
 {
 	struct sgt_result r;
@@ -518,39 +821,23 @@ static void step(struct world *w, struct model *m)
 	}
 	if (dice < 30) {
 		snprintf(w->action, sizeof(w->action), "up (gate %s)", m->gate ? "there" : "missing");
-		bool human = human_needed(m);
-		int st = run(w, &r, "up", NULL, NULL);
-		if (human) {
-			expect_refusal(w, &r);
-		} else {
-			int want = model_up(m);
-			if (st != want)
-				FAIL_AT(w, "exit %d, the model says %d:\n%s", st, want, r.err);
-		}
+		run(w, &r, "up", NULL, NULL);
+		expect_outcome(w, m, true, &r);
 		sgt_result_free(&r);
 	} else if (dice < 45) {
 		snprintf(w->action, sizeof(w->action), "down --steps 1 (gate %s)", m->gate ? "there" : "missing");
-		bool human = human_needed(m);
-		/* down refuses only for the rows it meets; an edit of an
-		 * applied file does not stop it */
-		int st = run(w, &r, "down", "--steps", "1");
-		bool blocked = false;
-		for (int v = NV - 1; v >= 0 && !blocked; v--)
-			if (m->st[v] != M_ABSENT) {
-				blocked = m->st[v] != M_APPLIED;
-				break;
-			}
-		if (blocked) {
-			expect_refusal(w, &r);
-		} else {
-			(void)human;
-			int want = model_down(m);
-			if (st != want)
-				FAIL_AT(w, "exit %d, the model says %d:\n%s", st, want, r.err);
-		}
+		run(w, &r, "down", "--steps", "1");
+		expect_outcome(w, m, false, &r);
 		sgt_result_free(&r);
-	} else if (dice < 65) {
+	} else if (dice < 58) {
 		killed(w, m, rand() % 3 ? "up" : "down", rand() % 2 ? SIGKILL : SIGTERM);
+		return;
+	} else if (dice < 61 && rollback_step(w, m)) {
+		/* predicted, checked below */
+	} else if (dice < 64 && baseline_step(w, m)) {
+	} else if (dice < 67 && interfere_step(w, m, false)) {
+		return;
+	} else if (dice < 70 && interfere_step(w, m, true)) {
 		return;
 	} else if (dice < 80) {
 		m->gate = !m->gate;
@@ -593,7 +880,9 @@ static void history_model(enum eng eng)
 	after_step(&w, &m, true, false);
 	for (w.step = 1; w.step <= steps; w.step++)
 		step(&w, &m);
-	fprintf(stderr, "history_model %s: %d steps, seed %u: every invariant held\n", tdb_eng_name(eng), steps, w.seed);
+	fprintf(stderr, "history_model %s: %d steps, seed %u: every invariant held (%d rollbacks, %d baselines, %d "
+		"steps with a server cancel, %d with the lock's session killed)\n", tdb_eng_name(eng), steps, w.seed,
+		w.rollbacks, w.baselines, w.cancels, w.lock_kills);
 	free(w.log);
 	tdb_drop(&w.d);
 }

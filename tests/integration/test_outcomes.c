@@ -181,6 +181,56 @@ Test(outcomes, mariadb_kill_query_in_a_migration_is_a_recorded_failure, .timeout
 	canceled_by_a_dba(ENG_MY, "CREATE TABLE c5_slow AS SELECT SLEEP(60) AS x;", "CREATE TABLE c5_slow");
 }
 
+/* The same cancel in a statement-by-statement down script: the revert
+ * failed (exit 1, a failure event), and the row says failed-revert after
+ * the down statements that ran, not partial-revert as if schemagate had
+ * stopped itself. */
+static void revert_canceled_by_a_dba(enum eng eng, const char *slow, const char *like)
+{
+	struct tdb d;
+	tdb_create(&d, eng, tdb_server_for(eng));
+	sgt_write(d.mig, "0001_slow.up.sql", "-- schemagate:no-transaction\nCREATE TABLE c5_first (id INT);\n");
+	char *script = NULL;
+	cr_assert(asprintf(&script, "-- schemagate:no-transaction\nDROP TABLE c5_first;\n%s\n", slow) > 0);
+	sgt_write(d.mig, "0001_slow.down.sql", script);
+	free(script);
+	struct sgt_result r;
+	cr_assert_eq(run(&d, "up", &r), 0, "%s", r.err);
+	sgt_result_free(&r);
+	char *log = sgt_path(d.dir, "down.log");
+	const char *argv[] = {"--database-url", d.url, "--dir", d.mig, "down", "--steps", "1", NULL};
+	pid_t pid = sgt_spawn(NULL, argv, log);
+	char *session = NULL;
+	for (double t0 = sgt_now_ms(); !session && sgt_now_ms() - t0 < 30000; sleep_ms(100))
+		session = session_running(&d, like);
+	cr_assert(session, "the statement never ran");
+	free(tdb_value(&d, eng == ENG_PG ? "SELECT pg_cancel_backend(%s)" : "KILL QUERY %s", session));
+	free(session);
+	int st = sgt_wait(pid);
+	char *out = sgt_slurp(log);
+	cr_expect_eq(st, 1, "down exited %d:\n%s", st, out ? out : "");
+	free(out);
+	free(log);
+	char *row = row_of(&d, "0001");
+	cr_expect_str_eq(row, "failed-revert/1", "history row of 0001: %s, expected failed-revert/1", row);
+	free(row);
+	cr_expect_eq(failure_events(&d, "0001"), 1, "the failure event is missing");
+	st = tdb_run(&d, NULL, &r, "down", "--steps", "1", NULL);
+	cr_expect(st == 4 && strstr(r.err, "failed while reverting"), "the next down exited %d:\n%s", st, r.err);
+	sgt_result_free(&r);
+	tdb_drop(&d);
+}
+
+Test(outcomes, postgres_pg_cancel_backend_in_a_no_transaction_down_script_is_a_failed_revert, .timeout = 120)
+{
+	revert_canceled_by_a_dba(ENG_PG, "SELECT pg_sleep(60);", "SELECT pg_sleep(60)");
+}
+
+Test(outcomes, mariadb_kill_query_in_a_down_script_is_a_failed_revert, .timeout = 120)
+{
+	revert_canceled_by_a_dba(ENG_MY, "CREATE TABLE c5_slow AS SELECT SLEEP(60) AS x;", "CREATE TABLE c5_slow");
+}
+
 /* ---- case 5: the lock check fails before a statement ------------------------- */
 
 /* The script gives the session lock away (what a pooler moving the

@@ -828,6 +828,8 @@ Test(serve, postgres_metrics_show_a_long_statement_and_its_progress)
 	cr_expect_eq(sample(m, "schemagate_statement_seconds"), 0, "%s", m);
 	cr_expect(strstr(m, "\nschemagate_statement_progress_ratio NaN\n"), "%s", m);
 	free(m);
+	serve_done(&d, &s);
+}
 
 /* A repeatable migration serve applied, whose text the database no longer
  * records (another release's text ran): pending and not ready until an up
