@@ -246,11 +246,13 @@ Test(progress, mariadb_alter_table_copy_reports_its_stage_and_a_rising_percent, 
 	struct tdb d;
 	tdb_create(&d, ENG_MY, tdb_server_for(ENG_MY));
 	/* how fast this server copies rows now, then a table that takes
-	 * about 5 s to copy at that rate */
+	 * about 8 s to copy at that rate (a busy machine's rate changes: the
+	 * reports come every 500 ms, so a copy 3 times faster still shows
+	 * several) */
 	free(tdb_value(&d, "CREATE TABLE wide (id int PRIMARY KEY, a int, b varchar(100)) ENGINE=InnoDB"));
 	free(tdb_value(&d, "INSERT INTO wide SELECT seq, seq, repeat('y', 100) FROM seq_1_to_100000"));
 	double per_100k = alter_seconds(&d, "ALTER TABLE wide ADD COLUMN probe int, ALGORITHM=COPY");
-	long rows = (long)(5.0 / (per_100k > 0.01 ? per_100k : 0.01) * 100000.0);
+	long rows = (long)(8.0 / (per_100k > 0.01 ? per_100k : 0.01) * 100000.0);
 	if (rows > 3000000)
 		rows = 3000000;
 	if (rows < 100000)
@@ -263,22 +265,25 @@ Test(progress, mariadb_alter_table_copy_reports_its_stage_and_a_rising_percent, 
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	char *lines[64];
 	int n = progress_lines(r.err, lines, 64);
-	double last = -1;
-	int rising = 0;
+	/* the copy stage's reports: never falling, and rising over the copy
+	 * (MariaDB updates the count every so many rows, so two reports close
+	 * together may show the same) */
+	double first = -1, last = -1;
+	int copy_reports = 0;
 	for (int i = 0; i < n; i++) {
 		const char *stage = strstr(lines[i], "ALTER TABLE, stage 1 of 2: copy to tmp table, ");
 		if (!stage)
 			continue;
 		double percent = strtod(stage + strlen("ALTER TABLE, stage 1 of 2: copy to tmp table, "), NULL);
 		cr_assert(percent >= 0 && percent <= 100, "%s", lines[i]);
-		if (last >= 0) {
-			cr_assert_gt(percent, last, "the percent did not rise: %s", lines[i]);
-			rising++;
-		}
+		cr_assert_geq(percent, last, "the percent fell: %s", lines[i]);
+		if (first < 0)
+			first = percent;
 		last = percent;
+		copy_reports++;
 	}
-	cr_assert_geq(rising, 1, "no two copy reports in a row (%ld rows, %.1fs per 100k rows):\n%s", rows, per_100k,
-		      r.err);
+	cr_assert(copy_reports >= 2 && last > first, "%d copy reports, from %.1f%% to %.1f%% (%ld rows, %.2fs per 100k "
+		  "rows):\n%s", copy_reports, first, last, rows, per_100k, r.err);
 	free_lines(lines, n);
 	cr_assert_eq(count_of(r.err, "applied: applied 0001_rebuild.up.sql"), 1, "%s", r.err);
 	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_migrations WHERE status = 'applied'"), 1);
