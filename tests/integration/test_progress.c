@@ -148,7 +148,7 @@ Test(progress, postgres_concurrent_index_reports_its_phase_and_a_rising_percent_
 				  "status = 'applied' AND statements_done = 1"), 1);
 	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_events WHERE event = 'apply'"), 1);
 	/* and the probe's connections are gone */
-	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '%progress'"), 0);
+	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'schemagate-progress/%'"), 0);
 	sgt_result_free(&r);
 	tdb_run(&d, NULL, &r, "verify", NULL);
 	cr_assert_eq(r.status, 0, "%s", r.err);
