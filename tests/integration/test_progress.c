@@ -174,30 +174,43 @@ static void pg_do(PGconn *c, const char *sql)
 	PQclear(res);
 }
 
+/*
+ * Run up on d while a session of the test's own, named name, holds what
+ * its statements (begin, then hold) took; once a progress line names that
+ * session, let it go. Returns the log as it was then (malloc'd); up must
+ * then succeed.
+ */
+static char *up_blocked_by(struct tdb *d, const char *name, const char *begin, const char *hold)
+{
+	PGconn *blocker = pg_blocker(d, name);
+	pg_do(blocker, begin);
+	pg_do(blocker, hold);
+	char *log = sgt_path(d->dir, "up.log"), *needle = NULL;
+	pid_t pid = spawn_up(d, log, "2s");
+	cr_assert(asprintf(&needle, "pid %d (application_name \"%s\"", PQbackendPID(blocker), name) > 0);
+	char *text = await_in_log(log, needle, 30000);
+	pg_do(blocker, "COMMIT");
+	cr_assert_eq(sgt_wait(pid), 0);
+	PQfinish(blocker);
+	free(needle);
+	free(log);
+	return text;
+}
+
 Test(progress, postgres_statement_blocked_by_a_lock_names_the_blocker, .timeout = 120)
 {
 	struct tdb d;
 	tdb_create(&d, ENG_PG, tdb_server_for(ENG_PG));
 	free(tdb_value(&d, "CREATE TABLE busy (id int)"));
 	sgt_write(d.mig, "0001_add_column.up.sql", "ALTER TABLE busy ADD COLUMN note text;\n");
-	PGconn *blocker = pg_blocker(&d, "sg-progress-blocker");
-	pg_do(blocker, "BEGIN");
-	pg_do(blocker, "SELECT count(*) FROM busy");   /* ACCESS SHARE until the end */
-	char *log = sgt_path(d.dir, "up.log"), *needle = NULL;
-	pid_t pid = spawn_up(&d, log, "2s");
-	cr_assert(asprintf(&needle, "pid %d (application_name \"sg-progress-blocker\"", PQbackendPID(blocker)) > 0);
-	char *text = await_in_log(log, needle, 30000);
-	cr_assert(strstr(text, "ALTER TABLE") || strstr(text, "statement running for"), "%s", text);
-	cr_assert(strstr(text, "waiting for Lock:relation"), "%s", text);
-	cr_assert(strstr(text, "idle in transaction"), "%s", text);
+	/* ACCESS SHARE on busy until the end of the transaction */
+	char *text = up_blocked_by(&d, "sg-progress-blocker", "BEGIN", "SELECT count(*) FROM busy");
+	cr_assert(strstr(text, "statement running for 2s: ALTER TABLE; waiting for Lock:relation, blocked by pid "),
+		  "%s", text);
+	cr_assert(strstr(text, "\"sg-progress-blocker\", idle in transaction, transaction open "), "%s", text);
 	free(text);
-	pg_do(blocker, "COMMIT");
-	cr_assert_eq(sgt_wait(pid), 0);
 	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'busy' AND "
 				  "column_name = 'note'"), 1);
-	PQfinish(blocker);
-	free(needle);
-	free(log);
 	tdb_drop(&d);
 }
 
@@ -210,22 +223,12 @@ Test(progress, postgres_concurrent_index_waiting_for_old_snapshots_names_the_tra
 		  "-- schemagate:no-transaction\nCREATE INDEX CONCURRENTLY indexed_id ON indexed (id);\n");
 	/* a snapshot older than the build's, on another table: the build
 	 * waits for it to end in its last phase */
-	PGconn *blocker = pg_blocker(&d, "sg-old-snapshot");
-	pg_do(blocker, "BEGIN ISOLATION LEVEL REPEATABLE READ");
-	pg_do(blocker, "SELECT count(*) FROM other");
-	char *log = sgt_path(d.dir, "up.log"), *needle = NULL;
-	pid_t pid = spawn_up(&d, log, "2s");
-	cr_assert(asprintf(&needle, "pid %d (application_name \"sg-old-snapshot\"", PQbackendPID(blocker)) > 0);
-	char *text = await_in_log(log, needle, 30000);
+	char *text = up_blocked_by(&d, "sg-old-snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ",
+				   "SELECT count(*) FROM other");
 	cr_assert(strstr(text, "CREATE INDEX CONCURRENTLY, waiting for old snapshots (0 of 1 transactions)"), "%s", text);
 	free(text);
-	pg_do(blocker, "COMMIT");
-	cr_assert_eq(sgt_wait(pid), 0);
 	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM pg_index WHERE indexrelid = 'indexed_id'::regclass AND "
 				  "indisvalid"), 1);
-	PQfinish(blocker);
-	free(needle);
-	free(log);
 	tdb_drop(&d);
 }
 
