@@ -36,7 +36,7 @@ while [[ $# -gt 0 ]]; do
 	--quick) quick=1 ;;
 	--keep) keep=1 ;;
 	--twice) twice=1 ;;
-	-h | --help) sed -n '2,20p' "$0"; exit 0 ;;
+	-h | --help) sed -n '2,21p' "$0"; exit 0 ;;
 	*) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift

@@ -209,7 +209,8 @@ static const struct command_spec commands[] = {
 	  "Reads only: needs SELECT on schemagate_events and no migration\n"
 	  "directory. Output goes to stdout.\n",
 	  "  --version V\n"
-	  "      only the events of version V (0007 and 7 are the same version)\n"
+	  "      only the events of version V (0007 and 7 are the same version), or of\n"
+	  "      the repeatable migration R__NAME\n"
 	  "  --since T\n"
 	  "      only events at or after T: a time (2026-12-01, 2026-12-01T10:00:00Z,\n"
 	  "      UTC unless it carries an offset) or a duration before now (30m, 2h)\n"

@@ -13,8 +13,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "migration_internal.h"
 
@@ -156,21 +158,59 @@ static enum level lint_level(enum sg_lint_severity s)
 	return s == SG_LINT_ERROR ? LV_ERROR : s == SG_LINT_WARNING ? LV_WARNING : LV_NOTE;
 }
 
-/* The rules, on the up script of every migration in scope (down scripts
- * run only on the way back, where dropping is the point). */
-static void lint_rules_selection(const struct sg_lint_request *req, const struct selection *sel,
-				 enum sg_dialect dialect, struct report *rep)
+/* The rules of one dialect's selection. Each script's check is
+ * independent (libpg_query keeps its memory contexts per thread and
+ * frees a thread's when it exits), so a helper thread checks them while
+ * the main thread loads the next dialect, and the main thread joins in
+ * once it has loaded them all. Results are kept per migration and
+ * reported afterwards; the report's order is its sort, so the output does
+ * not depend on the threads. */
+struct rules_job {
+	const struct sg_lint_request *req;
+	enum sg_dialect dialect;
+	struct selection sel;
+	struct sg_lint_result *results;   /* one per migration of sel */
+	atomic_size_t next;
+	uv_thread_t helper;
+	bool helped;
+};
+
+static void check_rules(void *arg)
 {
-	for (size_t i = 0; i < sel->count; i++) {
-		const struct sg_migration *m = &sel->items[i];
-		if (!lint_in_scope(req, m->version))
-			continue;
-		struct sg_lint_result res = {0};
-		sg_lint_script(m->up_sql, dialect, m->up_no_tx, m->up_line, &res);
-		for (size_t k = 0; k < res.count; k++) {
-			struct sg_lint_hit *h = &res.items[k];
+	struct rules_job *job = arg;
+	for (size_t i; (i = atomic_fetch_add(&job->next, 1)) < job->sel.count;) {
+		const struct sg_migration *m = &job->sel.items[i];
+		if (lint_in_scope(job->req, m->version))
+			sg_lint_script(m->up_sql, job->dialect, m->up_no_tx, m->up_line, &job->results[i]);
+	}
+}
+
+/* Below this many scripts a thread costs more than it saves. */
+#define RULES_FOR_A_THREAD 64
+
+static void start_rules(struct rules_job *job)
+{
+	job->results = sg_calloc(job->sel.count + 1, sizeof(*job->results));
+	atomic_init(&job->next, 0);
+	/* a helper that does not start leaves its share to the main thread */
+	job->helped = job->sel.count >= RULES_FOR_A_THREAD && uv_available_parallelism() > 1 &&
+		      uv_thread_create(&job->helper, check_rules, job) == 0;
+}
+
+/* The rules, on the up script of every migration in scope (down scripts
+ * run only on the way back, where dropping is the point), into the report. */
+static void finish_rules(struct rules_job *job, struct report *rep)
+{
+	check_rules(job);
+	if (job->helped)
+		uv_thread_join(&job->helper);
+	for (size_t i = 0; i < job->sel.count; i++) {
+		const struct sg_migration *m = &job->sel.items[i];
+		struct sg_lint_result *res = &job->results[i];
+		for (size_t k = 0; k < res->count; k++) {
+			struct sg_lint_hit *h = &res->items[k];
 			struct finding *f = sg_report_keep(rep, lint_level(h->rule->severity), m->up_file, h->line, h->column,
-							dialect, h->message);
+							job->dialect, h->message);
 			h->message = NULL;   /* moved into the report */
 			if (!f)
 				continue;
@@ -181,8 +221,10 @@ static void lint_rules_selection(const struct sg_lint_request *req, const struct
 			f->statement = sg_strdup(head);
 			free(sql);
 		}
-		sg_lint_result_free(&res);
+		sg_lint_result_free(res);
 	}
+	free(job->results);
+	sg_selection_free(&job->sel);
 }
 
 /* The closing line of the text and github formats, then out goes to
@@ -425,6 +467,8 @@ int sg_lint(const struct sg_lint_request *req, struct sg_error *err)
 		if (d.count == 0 && d.nreps == 0 && rep.counts[LV_ERROR] == 0)
 			sg_no_migrations(&d, &rep);
 		unsigned *present = sg_calloc(d.count + 1, sizeof(unsigned));
+		struct rules_job jobs[2 * NDIALECTS];   /* each dialect's versions and its repeatables */
+		size_t njobs = 0;
 		for (size_t k = 0; k < NDIALECTS; k++) {
 			enum sg_dialect dialect = sg_all_dialects[k];
 			if (dialect == SG_DIALECT_MARIADB && !d.has_tag[SG_DIALECT_MARIADB])
@@ -433,25 +477,31 @@ int sg_lint(const struct sg_lint_request *req, struct sg_error *err)
 			    !(only == SG_DIALECT_MYSQL && dialect == SG_DIALECT_MARIADB))
 				continue;
 			rep.all |= DIALECT_BIT(dialect);
-			struct selection sel;
-			sg_load_dialect(&d, bad, dialect, false, &sel, &rep);
-			lint_selection(&sel, dialect, &rep);
-			lint_rules_selection(req, &sel, dialect, &rep);
+			struct rules_job *job = &jobs[njobs++];
+			job->req = req;
+			job->dialect = dialect;
+			struct selection *sel = &job->sel;
+			sg_load_dialect(&d, bad, dialect, false, sel, &rep);
+			start_rules(job);
+			lint_selection(sel, dialect, &rep);
 			/* both sorted by version: walk them together */
 			size_t b = 0, e = 0, gi = 0, j = 0;
-			while (sg_next_group(&d, &b, &e) && j < sel.count) {
-				if (sg_version_cmp(d.items[b].version, sel.items[j].version) == 0) {
+			while (sg_next_group(&d, &b, &e) && j < sel->count) {
+				if (sg_version_cmp(d.items[b].version, sel->items[j].version) == 0) {
 					present[gi] |= DIALECT_BIT(dialect);
 					j++;
 				}
 				gi++;
 			}
-			sg_selection_free(&sel);
 			/* repeatable migrations: the same rules on their text */
-			sg_load_repeatables(&d, dialect, &sel, &rep);
-			lint_rules_selection(req, &sel, dialect, &rep);
-			sg_selection_free(&sel);
+			job = &jobs[njobs++];
+			job->req = req;
+			job->dialect = dialect;
+			sg_load_repeatables(&d, dialect, &job->sel, &rep);
+			start_rules(job);
 		}
+		for (size_t k = 0; k < njobs; k++)
+			finish_rules(&jobs[k], &rep);
 		if (rep.counts[LV_ERROR] == 0 && only == SG_DIALECT_NONE)
 			note_partial_versions(&d, present, &rep);
 		size_t b = 0, e = 0, gi = 0;

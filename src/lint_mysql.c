@@ -374,17 +374,13 @@ static void statement(struct reader *r)
 	}
 }
 
-void sg_lint_mysql(const char *script, bool no_tx, struct sg_lint_result *out)
+/* No transaction question here: MySQL DDL commits implicitly either way. */
+void sg_lint_mysql(const char *script, const struct sg_statement_list *l, struct sg_lint_result *out)
 {
-	(void)no_tx;   /* MySQL DDL commits implicitly either way */
-	struct sg_statement_list l;
-	struct sg_error e = {0};
-	if (sg_sql_split(script, SG_ENGINE_MYSQL, &l, &e) < 0)
-		return;   /* the loader reports a script that does not split */
 	struct reader r = {.s = script, .out = out};
-	for (size_t k = 0; k < l.count; k++) {
-		r.stmt_start = l.items[k].start;
-		r.stmt_end = l.items[k].end;
+	for (size_t k = 0; k < l->count; k++) {
+		r.stmt_start = l->items[k].start;
+		r.stmt_end = l->items[k].end;
 		r.n = sg_lint_tokenize(script, r.stmt_start, r.stmt_end, true, &r.t);
 		statement(&r);
 		free(r.t);
@@ -393,5 +389,4 @@ void sg_lint_mysql(const char *script, bool no_tx, struct sg_lint_result *out)
 	for (size_t k = 0; k < r.ncreated; k++)
 		free(r.created[k]);
 	free(r.created);
-	sg_statement_list_free(&l);
 }

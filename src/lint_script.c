@@ -158,7 +158,8 @@ static size_t find_ignores(const char *script, const struct sg_statement_list *l
 				ig.atlas = ignore_words[w].atlas;
 				/* names, separated by commas and blanks, up to the line's end */
 				char *names = sg_strndup(rest, (size_t)(line + len - rest));
-				for (char *tok = strtok(names, ", \t\r"); tok; tok = strtok(NULL, ", \t\r")) {
+				char *save = NULL;
+				for (char *tok = strtok_r(names, ", \t\r", &save); tok; tok = strtok_r(NULL, ", \t\r", &save)) {
 					ig.names = sg_realloc(ig.names, (ig.nnames + 1) * sizeof(*ig.names));
 					ig.names[ig.nnames++] = sg_strdup(tok);
 				}
@@ -249,34 +250,34 @@ static void place_hits(const char *script, int first_line, struct sg_lint_hit *i
 void sg_lint_script(const char *script, enum sg_dialect dialect, bool no_tx, int first_line,
 		    struct sg_lint_result *out)
 {
-	enum sg_engine engine = SG_ENGINE_NONE;
-	struct sg_lint_result found = {0};
-	switch (dialect) {
-	case SG_DIALECT_POSTGRES:
-		engine = SG_ENGINE_POSTGRES;
-		sg_lint_postgres(script, no_tx, &found);
-		break;
-	case SG_DIALECT_MYSQL:
-	case SG_DIALECT_MARIADB:
-		engine = SG_ENGINE_MYSQL;
-		sg_lint_mysql(script, no_tx, &found);
-		break;
-	case SG_DIALECT_SQLITE:
-		engine = SG_ENGINE_SQLITE;
-		sg_lint_sqlite(script, no_tx, &found);
-		break;
-	default:
+	enum sg_engine engine = dialect == SG_DIALECT_POSTGRES ? SG_ENGINE_POSTGRES
+				: dialect == SG_DIALECT_MYSQL || dialect == SG_DIALECT_MARIADB ? SG_ENGINE_MYSQL
+				: dialect == SG_DIALECT_SQLITE ? SG_ENGINE_SQLITE
+							       : SG_ENGINE_NONE;
+	if (engine == SG_ENGINE_NONE)
 		return;   /* generic files are linted as each engine's */
-	}
 	unsigned engine_bit = engine == SG_ENGINE_POSTGRES ? SG_LINT_POSTGRES
 			      : engine == SG_ENGINE_MYSQL  ? SG_LINT_MYSQL
 							   : SG_LINT_SQLITE;
+	/* One split, for the hand-written analysers and the ignore comments;
+	 * PostgreSQL's parser cuts its own statements, so there it is needed
+	 * only for a script with an ignore comment (every spelling holds
+	 * "-ignore" or "atlas:nolint"). */
+	bool ignores = strcasestr(script, "-ignore") || strcasestr(script, "atlas:nolint");
 	struct sg_statement_list l = {0};
 	struct sg_error e = {0};
-	if (sg_sql_split(script, engine, &l, &e) < 0)
+	bool split = (engine != SG_ENGINE_POSTGRES || ignores) && sg_sql_split(script, engine, &l, &e) == 0;
+	if (!split)
 		memset(&l, 0, sizeof(l));   /* the loader reports what does not split */
-	struct ignore *igs;
-	size_t nig = find_ignores(script, &l, &igs);
+	struct sg_lint_result found = {0};
+	if (engine == SG_ENGINE_POSTGRES)
+		sg_lint_postgres(script, no_tx, &found);
+	else if (split && engine == SG_ENGINE_MYSQL)
+		sg_lint_mysql(script, &l, &found);
+	else if (split)
+		sg_lint_sqlite(script, &l, &found);
+	struct ignore *igs = NULL;
+	size_t nig = ignores ? find_ignores(script, &l, &igs) : 0;
 	size_t first_new = out->count;
 	for (size_t i = 0; i < found.count; i++) {
 		struct sg_lint_hit *h = &found.items[i];

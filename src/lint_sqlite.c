@@ -125,16 +125,11 @@ static void alter(const char *s, const struct sg_lint_token *t, size_t n, size_t
 #undef IS
 }
 
-void sg_lint_sqlite(const char *script, bool no_tx, struct sg_lint_result *out)
+void sg_lint_sqlite(const char *script, const struct sg_statement_list *l, struct sg_lint_result *out)
 {
-	(void)no_tx;
-	struct sg_statement_list l;
-	struct sg_error e = {0};
-	if (sg_sql_split(script, SG_ENGINE_SQLITE, &l, &e) < 0)
-		return;   /* the loader reports a script that does not split */
 	struct state st = {0};
-	for (size_t k = 0; k < l.count; k++) {
-		size_t ss = l.items[k].start, se = l.items[k].end;
+	for (size_t k = 0; k < l->count; k++) {
+		size_t ss = l->items[k].start, se = l->items[k].end;
 		struct sg_lint_token *t;
 		size_t n = sg_lint_tokenize(script, ss, se, false, &t);
 		char name[128];
@@ -177,5 +172,4 @@ void sg_lint_sqlite(const char *script, bool no_tx, struct sg_lint_result *out)
 				    st.dropped[i].stmt_end, "%s", st.dropped[i].name);
 	free(st.created);
 	free(st.dropped);
-	sg_statement_list_free(&l);
 }

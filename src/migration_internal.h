@@ -89,6 +89,10 @@ struct entry {
 	/* single files: the sections, parsed once */
 	bool parsed, parsed_ok;
 	struct sections sections;
+	/* the up script's checksum, computed once for every dialect (lint
+	 * loads each file for three) */
+	bool summed;
+	char checksum[65];
 };
 
 struct directory {

@@ -160,8 +160,12 @@ static int script_of(const struct directory *d, struct entry *e, bool up, enum s
 		first_line = up ? s->up_line : s->down_line;
 		marked |= up ? s->up_no_tx : s->down_no_tx;
 	}
-	if (checksum)
-		sg_checksum(text, len, checksum);
+	if (checksum) {
+		if (!e->summed)
+			sg_checksum(text, len, e->checksum);
+		e->summed = true;
+		memcpy(checksum, e->checksum, sizeof(e->checksum));
+	}
 	int rc = sg_script_prepare_text(text, len, marked, !up, dialect, e->file, first_line, out, rep);
 	if (rc == 0 && up && out->empty)
 		sg_report_add(rep, LV_WARNING, e->file, 0, SG_DIALECT_NONE,

@@ -203,8 +203,10 @@ int sg_session_progress(struct sg_run *r, struct sg_io *io, uint64_t budget_ms, 
 	opts.io = io;
 	opts.attempt_timeout_ms = budget_ms;
 	opts.read_only = true;
+	/* its own prefix: nothing that looks for schemagate/ sessions (the
+	 * lock holder, a DBA's query) mistakes it for a run */
 	char name[sizeof(r->app_name) + 16];
-	snprintf(name, sizeof(name), "%s progress", r->app_name);
+	snprintf(name, sizeof(name), "schemagate-progress/%s", sg_instance_id());
 	opts.application_name = name;
 	return r->drv->progress(r->conn, &opts, out, err);
 }

@@ -191,10 +191,14 @@ static int insert_failed(struct steps_run *x, struct sg_error *err)
 {
 	struct sg_error e = {0};
 	if (strcmp(err->sqlstate, "1062") == 0 &&
-	    sg_history_check_absent(x->r->conn, x->r->cfg->table, x->s->version, &e) != 0)
+	    sg_history_check_absent(x->r->conn, x->r->cfg->table, x->s->version, &e) != 0) {
 		*err = e;
-	else if (err->kind != SG_ERRK_LOCK_LOST)
+	} else if (err->kind != SG_ERRK_LOCK_LOST) {
+		/* a database error outside the migration (no INSERT right, a
+		 * down script past max_allowed_packet), as sg_row_move says it */
 		sg_error_prefix(err, "recording start of %s in %s", x->s->version, x->r->cfg->table);
+		sg_error_ours(err);
+	}
 	return -1;
 }
 

@@ -92,11 +92,16 @@ void sg_lint_add(struct sg_lint_result *r, const char *id, size_t offset, size_t
 void sg_lint_vadd(struct sg_lint_result *r, const char *id, size_t offset, size_t stmt_start, size_t stmt_end,
 		  const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
 
+struct sg_statement_list;
+
 /* Each analyser appends the hits of one script, unsuppressed, with
- * offset and statement set (line and column are filled in after). */
+ * offset and statement set (line and column are filled in after). The
+ * hand-written ones read the script's statements as schemagate's
+ * splitter cut them (l, split once by sg_lint_script); PostgreSQL's
+ * parser cuts its own. */
 void sg_lint_postgres(const char *script, bool no_tx, struct sg_lint_result *out);
-void sg_lint_mysql(const char *script, bool no_tx, struct sg_lint_result *out);
-void sg_lint_sqlite(const char *script, bool no_tx, struct sg_lint_result *out);
+void sg_lint_mysql(const char *script, const struct sg_statement_list *l, struct sg_lint_result *out);
+void sg_lint_sqlite(const char *script, const struct sg_statement_list *l, struct sg_lint_result *out);
 
 /*
  * A word-level reading of one statement, for the analysers without a

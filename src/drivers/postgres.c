@@ -1468,11 +1468,16 @@ static int take_progress(void *ctx, int ncols, const char *const *v)
 		snprintf(p->wait, sizeof(p->wait), "%s:%s", v[1], v[2]);
 	p->seconds = v[3] ? strtod(v[3], NULL) : -1;
 	snprintf(p->command, sizeof(p->command), "%s", v[4] ? v[4] : "");
-	/* no progress view covers it: what it is, unless it is our own
-	 * one-message transaction (BEGIN; ...) */
+	/* no progress view covers it: what it is, past the BEGIN and SET
+	 * LOCALs a migration's one message starts with (begin_sql) */
 	char words[2][SG_SQL_WORD_MAX];
-	size_t nwords = !p->command[0] && v[13] ? sg_sql_words(v[13], words, 2) : 0;
-	if (nwords > 0 && strcmp(words[0], "BEGIN") != 0)
+	size_t nwords = 0;
+	for (const char *q = p->command[0] ? NULL : v[13]; q; q = strchr(q, ';') ? strchr(q, ';') + 1 : NULL) {
+		nwords = sg_sql_words(q, words, 2);
+		if (nwords == 0 || (strcmp(words[0], "BEGIN") != 0 && strcmp(words[0], "SET") != 0))
+			break;
+	}
+	if (nwords > 0 && strcmp(words[0], "BEGIN") != 0 && strcmp(words[0], "SET") != 0)
 		snprintf(p->command, sizeof(p->command), "%s%s%s", words[0], nwords > 1 ? " " : "",
 			 nwords > 1 ? words[1] : "");
 	snprintf(p->phase, sizeof(p->phase), "%s", v[5] ? v[5] : "");

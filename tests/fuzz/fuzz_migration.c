@@ -15,7 +15,8 @@
  * files in three orders. Properties:
  *   - the same input gives the same result in every order: the same
  *     verdict, the same message, the same selection (versions, names,
- *     files, scripts, flags, statements, checksums) and the same notes;
+ *     files, scripts, flags, statements, checksums; repeatable
+ *     migrations, R__NAME.sql, likewise) and the same notes;
  *   - a refusal is exit 2 and one line;
  *   - accepted, against a reference written here from SPEC section 3
  *     (names VERSION[_NAME][.DIALECT][.autocommit](.up.sql|.down.sql|.sql)
@@ -434,7 +435,10 @@ static void expect_same_load(const struct load *a, const struct load *b, const c
 	const struct sg_migration_set *x = &a->set, *y = &b->set;
 	FUZZ_CHECK(x->count == y->count && x->other_count == y->other_count && x->dialect == y->dialect &&
 		   x->other_dialect == y->other_dialect && same_items(x->items, y->items, x->count) &&
-		   same_items(x->other_items, y->other_items, x->other_count),
+		   same_items(x->other_items, y->other_items, x->other_count) && x->nrepeatables == y->nrepeatables &&
+		   x->other_nrepeatables == y->other_nrepeatables &&
+		   same_items(x->repeatables, y->repeatables, x->nrepeatables) &&
+		   same_items(x->other_repeatables, y->other_repeatables, x->other_nrepeatables),
 		   "in %s order the selection differs", order);
 	FUZZ_CHECK(x->nnotes == y->nnotes, "in %s order %zu notes, else %zu", order, y->nnotes, x->nnotes);
 	for (size_t i = 0; i < x->nnotes; i++)

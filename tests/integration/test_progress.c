@@ -148,7 +148,7 @@ Test(progress, postgres_concurrent_index_reports_its_phase_and_a_rising_percent_
 				  "status = 'applied' AND statements_done = 1"), 1);
 	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_events WHERE event = 'apply'"), 1);
 	/* and the probe's connections are gone */
-	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE '%progress'"), 0);
+	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'schemagate-progress/%'"), 0);
 	sgt_result_free(&r);
 	tdb_run(&d, NULL, &r, "verify", NULL);
 	cr_assert_eq(r.status, 0, "%s", r.err);
@@ -174,30 +174,43 @@ static void pg_do(PGconn *c, const char *sql)
 	PQclear(res);
 }
 
+/*
+ * Run up on d while a session of the test's own, named name, holds what
+ * its statements (begin, then hold) took; once a progress line names that
+ * session, let it go. Returns the log as it was then (malloc'd); up must
+ * then succeed.
+ */
+static char *up_blocked_by(struct tdb *d, const char *name, const char *begin, const char *hold)
+{
+	PGconn *blocker = pg_blocker(d, name);
+	pg_do(blocker, begin);
+	pg_do(blocker, hold);
+	char *log = sgt_path(d->dir, "up.log"), *needle = NULL;
+	pid_t pid = spawn_up(d, log, "2s");
+	cr_assert(asprintf(&needle, "pid %d (application_name \"%s\"", PQbackendPID(blocker), name) > 0);
+	char *text = await_in_log(log, needle, 30000);
+	pg_do(blocker, "COMMIT");
+	cr_assert_eq(sgt_wait(pid), 0);
+	PQfinish(blocker);
+	free(needle);
+	free(log);
+	return text;
+}
+
 Test(progress, postgres_statement_blocked_by_a_lock_names_the_blocker, .timeout = 120)
 {
 	struct tdb d;
 	tdb_create(&d, ENG_PG, tdb_server_for(ENG_PG));
 	free(tdb_value(&d, "CREATE TABLE busy (id int)"));
 	sgt_write(d.mig, "0001_add_column.up.sql", "ALTER TABLE busy ADD COLUMN note text;\n");
-	PGconn *blocker = pg_blocker(&d, "sg-progress-blocker");
-	pg_do(blocker, "BEGIN");
-	pg_do(blocker, "SELECT count(*) FROM busy");   /* ACCESS SHARE until the end */
-	char *log = sgt_path(d.dir, "up.log"), *needle = NULL;
-	pid_t pid = spawn_up(&d, log, "2s");
-	cr_assert(asprintf(&needle, "pid %d (application_name \"sg-progress-blocker\"", PQbackendPID(blocker)) > 0);
-	char *text = await_in_log(log, needle, 30000);
-	cr_assert(strstr(text, "ALTER TABLE") || strstr(text, "statement running for"), "%s", text);
-	cr_assert(strstr(text, "waiting for Lock:relation"), "%s", text);
-	cr_assert(strstr(text, "idle in transaction"), "%s", text);
+	/* ACCESS SHARE on busy until the end of the transaction */
+	char *text = up_blocked_by(&d, "sg-progress-blocker", "BEGIN", "SELECT count(*) FROM busy");
+	cr_assert(strstr(text, "statement running for 2s: ALTER TABLE; waiting for Lock:relation, blocked by pid "),
+		  "%s", text);
+	cr_assert(strstr(text, "\"sg-progress-blocker\", idle in transaction, transaction open "), "%s", text);
 	free(text);
-	pg_do(blocker, "COMMIT");
-	cr_assert_eq(sgt_wait(pid), 0);
 	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM information_schema.columns WHERE table_name = 'busy' AND "
 				  "column_name = 'note'"), 1);
-	PQfinish(blocker);
-	free(needle);
-	free(log);
 	tdb_drop(&d);
 }
 
@@ -210,22 +223,12 @@ Test(progress, postgres_concurrent_index_waiting_for_old_snapshots_names_the_tra
 		  "-- schemagate:no-transaction\nCREATE INDEX CONCURRENTLY indexed_id ON indexed (id);\n");
 	/* a snapshot older than the build's, on another table: the build
 	 * waits for it to end in its last phase */
-	PGconn *blocker = pg_blocker(&d, "sg-old-snapshot");
-	pg_do(blocker, "BEGIN ISOLATION LEVEL REPEATABLE READ");
-	pg_do(blocker, "SELECT count(*) FROM other");
-	char *log = sgt_path(d.dir, "up.log"), *needle = NULL;
-	pid_t pid = spawn_up(&d, log, "2s");
-	cr_assert(asprintf(&needle, "pid %d (application_name \"sg-old-snapshot\"", PQbackendPID(blocker)) > 0);
-	char *text = await_in_log(log, needle, 30000);
+	char *text = up_blocked_by(&d, "sg-old-snapshot", "BEGIN ISOLATION LEVEL REPEATABLE READ",
+				   "SELECT count(*) FROM other");
 	cr_assert(strstr(text, "CREATE INDEX CONCURRENTLY, waiting for old snapshots (0 of 1 transactions)"), "%s", text);
 	free(text);
-	pg_do(blocker, "COMMIT");
-	cr_assert_eq(sgt_wait(pid), 0);
 	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM pg_index WHERE indexrelid = 'indexed_id'::regclass AND "
 				  "indisvalid"), 1);
-	PQfinish(blocker);
-	free(needle);
-	free(log);
 	tdb_drop(&d);
 }
 
@@ -243,11 +246,13 @@ Test(progress, mariadb_alter_table_copy_reports_its_stage_and_a_rising_percent, 
 	struct tdb d;
 	tdb_create(&d, ENG_MY, tdb_server_for(ENG_MY));
 	/* how fast this server copies rows now, then a table that takes
-	 * about 5 s to copy at that rate */
+	 * about 8 s to copy at that rate (a busy machine's rate changes: the
+	 * reports come every 500 ms, so a copy 3 times faster still shows
+	 * several) */
 	free(tdb_value(&d, "CREATE TABLE wide (id int PRIMARY KEY, a int, b varchar(100)) ENGINE=InnoDB"));
 	free(tdb_value(&d, "INSERT INTO wide SELECT seq, seq, repeat('y', 100) FROM seq_1_to_100000"));
 	double per_100k = alter_seconds(&d, "ALTER TABLE wide ADD COLUMN probe int, ALGORITHM=COPY");
-	long rows = (long)(5.0 / (per_100k > 0.01 ? per_100k : 0.01) * 100000.0);
+	long rows = (long)(8.0 / (per_100k > 0.01 ? per_100k : 0.01) * 100000.0);
 	if (rows > 3000000)
 		rows = 3000000;
 	if (rows < 100000)
@@ -260,22 +265,25 @@ Test(progress, mariadb_alter_table_copy_reports_its_stage_and_a_rising_percent, 
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	char *lines[64];
 	int n = progress_lines(r.err, lines, 64);
-	double last = -1;
-	int rising = 0;
+	/* the copy stage's reports: never falling, and rising over the copy
+	 * (MariaDB updates the count every so many rows, so two reports close
+	 * together may show the same) */
+	double first = -1, last = -1;
+	int copy_reports = 0;
 	for (int i = 0; i < n; i++) {
 		const char *stage = strstr(lines[i], "ALTER TABLE, stage 1 of 2: copy to tmp table, ");
 		if (!stage)
 			continue;
 		double percent = strtod(stage + strlen("ALTER TABLE, stage 1 of 2: copy to tmp table, "), NULL);
 		cr_assert(percent >= 0 && percent <= 100, "%s", lines[i]);
-		if (last >= 0) {
-			cr_assert_gt(percent, last, "the percent did not rise: %s", lines[i]);
-			rising++;
-		}
+		cr_assert_geq(percent, last, "the percent fell: %s", lines[i]);
+		if (first < 0)
+			first = percent;
 		last = percent;
+		copy_reports++;
 	}
-	cr_assert_geq(rising, 1, "no two copy reports in a row (%ld rows, %.1fs per 100k rows):\n%s", rows, per_100k,
-		      r.err);
+	cr_assert(copy_reports >= 2 && last > first, "%d copy reports, from %.1f%% to %.1f%% (%ld rows, %.2fs per 100k "
+		  "rows):\n%s", copy_reports, first, last, rows, per_100k, r.err);
 	free_lines(lines, n);
 	cr_assert_eq(count_of(r.err, "applied: applied 0001_rebuild.up.sql"), 1, "%s", r.err);
 	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_migrations WHERE status = 'applied'"), 1);

@@ -198,6 +198,7 @@ static void run_repeatable(enum eng eng)
 
 	/* a new release's versioned migration; down reverts it and never
 	 * touches the repeatable */
+	sgt_write(d.mig, "R__zz.sql", "DROP VIEW IF EXISTS rz;\nCREATE VIEW rz AS SELECT a FROM rt;\n");
 	sgt_write(d.mig, "0002_u.up.sql", "CREATE TABLE rt2 (x INTEGER);\n");
 	sgt_write(d.mig, "0002_u.down.sql", "DROP TABLE rt2;\n");
 	run_ok(&d, NULL, 0, "up 0002", "up", NULL);
@@ -216,6 +217,13 @@ static void run_repeatable(enum eng eng)
 	cr_assert_eq(ran(&d, "v1"), 2, "%s", name);
 	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_migrations WHERE version = '0002'"), 0, "%s", name);
 	run_ok(&d, old, 0, "verify (old image)", "verify", NULL);
+	/* a repeatable the old image does not have stays, row and all */
+	cr_assert_eq(tdb_long(&d, "SELECT count(*) FROM schemagate_migrations WHERE version = 'R__zz'"), 1, "%s", name);
+	tdb_run(&d, old, &r, "status", "--json", NULL);
+	expect(&d, &r, 0, "status (old image)");
+	cr_assert(strstr(r.out, "{\"version\":\"R__zz\",\"name\":\"zz\",\"state\":\"unknown\",\"file\":null"),
+		  "%s: %s", name, r.out);
+	sgt_result_free(&r);
 	/* and forward again */
 	run_ok(&d, NULL, 0, "up (new image again)", "up", NULL);
 	cr_assert_eq(view_columns(&d), 3, "%s", name);
