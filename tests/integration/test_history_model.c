@@ -37,7 +37,11 @@
  * (rollback by an old image) "0002_b is failed/4 but statement 4 shows 0";
  * other seeds "0003_c is applied/2 but statement 2 shows 0" (a killed down
  * script left the row applied). The edit steps are never the first to
- * break there.
+ * break there. On PostgreSQL (seeds 1-12) the server-cancel steps break
+ * first: seed 4 step 57 and seed 8 step 9 (up, its statement canceled)
+ * "0003_c is partial/1, the model says failed/1" (issue 21, case 5);
+ * seed 2 step 3 (down, canceled) "0003_c is failed/2, the model says
+ * failed-revert/0".
  */
 #include <criterion/criterion.h>
 #include <signal.h>
