@@ -1,14 +1,21 @@
 /*
  * coordinator.c - the state machine that runs one command (SPEC section 5).
  *
- * Every state has one activity: it does the state's work (connect, read
- * the history, contend for the lock, apply, release) and names the next
- * state and why. The transition table below lists every allowed move with
- * the action that must succeed for it to happen; step() runs that action,
- * logs the transition once (event "transition", from, to, reason) and
- * only then commits the new state, in the manner of pg_auto_failover's
- * fsm.c. What happens when the connection or the lock is lost is read off
- * the table, not found in nested calls.
+ * Every state has one activity: it does what decides the next state
+ * (connect, read the history, try the lock once, apply) and names it and
+ * why. The transition table below lists every allowed move (24 rows) with
+ * the action that is the move's effect (14 of them have one): announcing
+ * the lock, the NOTIFY and the release on the way out of RELEASING, the
+ * command's report on reaching READY, dropping a lost connection. step()
+ * runs that action, logs the transition once (event "transition", from,
+ * to, reason) and only then commits the new state, in the manner of
+ * pg_auto_failover's fsm.c. No state loops on its own: one more poll is
+ * a self-transition (WAITING -> WAITING "not at the target yet",
+ * CONTENDING -> CONTENDING "the lock is busy") whose action waits one
+ * interval, driven by the one loop in drive(); those are logged at DEBUG
+ * only, so a waiting pod's log grows by the lock_wait line every 10 s,
+ * not a line a poll. What happens when the connection or the lock is lost
+ * is read off the table, not found in nested calls.
  *
  * The machine is the same for every engine and every command; a command
  * plugs in what it checks, does under the lock and reports (commands.c).
@@ -44,7 +51,128 @@ static const char *const state_names[] = {
 
 static uint64_t elapsed_since(uint64_t t0) { return sg_now_ms() - t0; }
 
+/* ---- waiting one poll interval ------------------------------------------- */
+
+/* Sleep one poll interval (or wake_poll_ms, for engines that cannot
+ * notify), less if a notification arrives. */
+static int wait_interval(struct sg_run *r, uint64_t max_ms, struct sg_error *err)
+{
+	uint64_t ms = sg_jitter(r->cfg->poll_interval_ms);
+	if (r->drv->wake_poll_ms && ms > r->drv->wake_poll_ms)
+		ms = r->drv->wake_poll_ms;
+	if (ms > max_ms)
+		ms = max_ms;
+	int rc;
+	if (r->listening) {
+		/* a notification that came in with an earlier query's results is
+		 * off the socket already, queued in the driver: it would not wake
+		 * the wait below */
+		bool queued = false;
+		if (r->drv->consume_notifications(r->conn, &queued, err) != 0)
+			return -1;
+		if (queued) {
+			sg_debug("notify", "woken by the winner's notification");
+			return 0;
+		}
+		rc = sg_io_wait(&r->loop.io, r->drv->socket(r->conn), SG_IO_READ, (int64_t)ms);
+		if (rc > 0) {
+			bool got = false;
+			if (r->drv->consume_notifications(r->conn, &got, err) != 0)
+				return -1;
+			if (got)
+				sg_debug("notify", "woken by the winner's notification");
+		}
+	} else {
+		rc = sg_io_sleep(&r->loop.io, ms);
+	}
+	if (rc == SG_IO_CANCELED)
+		return sg_stopped_error(r, err, "waiting");
+	return 0;
+}
+
+/* PostgreSQL waiters LISTEN; the winner NOTIFYs after its last commit.
+ * Returns true when listening began just now: a winner that committed
+ * between the last read of the history and the LISTEN notified nobody, so
+ * the caller reads the history once more before it sleeps. */
+static bool start_listening(struct sg_run *r)
+{
+	if (r->listening || !sg_conn_can(r->conn, SG_CAP_NOTIFY) || !sg_lock_session_is_stable(r->lock))
+		return false;
+	struct sg_error e = {0};
+	if (r->drv->listen(r->conn, r->cfg->table, &e) == 0)
+		r->listening = true;
+	else
+		sg_debug("listen", "LISTEN failed, polling only: %s", e.msg);
+	return r->listening;
+}
+
+static uint64_t deadline_left(struct sg_run *r)
+{
+	uint64_t waited = elapsed_since(r->contend_started_ms);
+	return waited >= r->cfg->lock_timeout_ms ? 0 : r->cfg->lock_timeout_ms - waited;
+}
+
+/* Every HOLDER_LOG_INTERVAL_MS of waiting, one INFO line says so (and who
+ * holds the lock): a waiting pod's log grows by that, not by its polls. */
+static void log_waiting(struct sg_run *r, const char *what)
+{
+	if (elapsed_since(r->wait_logged_ms) < HOLDER_LOG_INTERVAL_MS)
+		return;
+	char holder[256];
+	sg_lock_describe(r->lock, r->conn, holder, sizeof(holder));
+	uint64_t waited = elapsed_since(r->contend_started_ms);
+	struct sg_log_fields f = {.holder = holder[0] ? holder : NULL, .waited_ms = (int64_t)waited, .duration_ms = -1};
+	sg_log(SG_LOG_INFO, "lock_wait", &f, "still %s after %llus%s%s", what, (unsigned long long)(waited / 1000),
+	       holder[0] ? ", lock held by " : "", holder);
+	r->wait_logged_ms = sg_now_ms();
+}
+
 /* ---- transition actions -------------------------------------------------- */
+
+/* Connected: say what to, where the reason cannot (a Galera cluster and
+ * the lock it needs, a node whose DDL method matters). */
+static int describe_server(struct sg_run *r, struct sg_error *err)
+{
+	if (r->server.cluster_size > 0 && sg_lock_use_lease(r->lock))
+		sg_info("galera", "Galera cluster of %d node%s (this is %s): using the lease lock, GET_LOCK is node-local",
+			r->server.cluster_size, r->server.cluster_size == 1 ? "" : "s",
+			r->server.node[0] ? r->server.node : "an unnamed node");
+	if (r->server.osu_method[0])
+		sg_warn("galera", "this node's wsrep_OSU_method is %s: schemagate's session runs TOI, so every node "
+			"gets each migration's DDL (a migration that sets %s itself diverges the nodes)",
+			r->server.osu_method, r->server.osu_method);
+	return 0;
+}
+
+/* Not at the target yet: wait one poll interval (less if notified), then
+ * look again. */
+static int wait_for_target(struct sg_run *r, struct sg_error *err)
+{
+	log_waiting(r, "waiting for the target");
+	return wait_interval(r, deadline_left(r), err);
+}
+
+/* The lock is busy: wait one poll interval, then try again. A lock that
+ * waits in the server (GET_LOCK) waited in the attempt itself. */
+static int wait_for_lock(struct sg_run *r, struct sg_error *err)
+{
+	log_waiting(r, "waiting for the lock");
+	if (!sg_lock_waits_in_server(r->lock))
+		return wait_interval(r, deadline_left(r), err);
+	if (sg_loop_canceled(&r->loop))
+		return sg_stopped_error(r, err, "waiting for the lock");
+	return 0;
+}
+
+/* The lock is ours: say so, with how long it took, to the log and to an
+ * observer (serve's metrics). */
+static int announce_lock(struct sg_run *r, struct sg_error *err)
+{
+	sg_lock_announce(r->lock, r->lock_waited_ms);
+	if (r->observer.lock_acquired)
+		r->observer.lock_acquired(r->observer.ctx, r->lock_waited_ms);
+	return 0;
+}
 
 /* The session is gone, and with it its transaction and its session lock:
  * forget them and connect again. */
@@ -68,6 +196,29 @@ static int enter_ready(struct sg_run *r, struct sg_error *err)
 	return r->cmd->report(r, err);
 }
 
+/* The work is done: waiters wake at once instead of at their next poll
+ * (NOTIFY), the lock goes back, and the command reports. */
+static int release_and_report(struct sg_run *r, struct sg_error *err)
+{
+	if (r->changed > 0 && sg_conn_can(r->conn, SG_CAP_NOTIFY) && sg_lock_session_is_stable(r->lock)) {
+		struct sg_error e = {0};
+		if (r->drv->notify(r->conn, r->cfg->table, &e) != 0)
+			sg_debug("notify", "NOTIFY failed: %s", e.msg);
+	}
+	if (sg_lock_release(r->lock, err) != 0)
+		return -1;
+	return enter_ready(r, err);
+}
+
+/* The work failed: the lock goes back before the run reports it. */
+static int give_back_lock(struct sg_run *r, struct sg_error *err)
+{
+	struct sg_error re = {0};
+	if (sg_lock_release(r->lock, &re) != 0)
+		sg_warn("unlock", "%s", re.msg);
+	return 0;
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 struct transition {
@@ -83,7 +234,7 @@ static const struct transition transitions[] = {
 	{SG_ST_INIT,          SG_ST_CONNECTING,  "the migration directory is valid",              NULL},
 	{SG_ST_INIT,          SG_ST_FAILED,      "the migration directory is invalid",            NULL},
 
-	{SG_ST_CONNECTING,    SG_ST_CHECKING,    "connected",                                     NULL},
+	{SG_ST_CONNECTING,    SG_ST_CHECKING,    "connected",                                     describe_server},
 	{SG_ST_CONNECTING,    SG_ST_FAILED,      "could not connect",                             NULL},
 
 	/* the fast path: pods restarting on an up-to-date schema never
@@ -94,6 +245,9 @@ static const struct transition transitions[] = {
 	{SG_ST_CHECKING,      SG_ST_CONNECTING,  "connection lost",                               drop_connection},
 	{SG_ST_CHECKING,      SG_ST_FAILED,      "integrity error, pending migrations or stop",   NULL},
 
+	/* one more poll: never logged at INFO, the lock_wait line every
+	 * 10 s says it */
+	{SG_ST_WAITING,       SG_ST_WAITING,     "not at the target yet",                         wait_for_target},
 	{SG_ST_WAITING,       SG_ST_READY,       "the target was reached",                        enter_ready},
 	/* a writer that waited on a read-only server: it takes writes now
 	 * (a standby promoted, read_only switched off) */
@@ -102,7 +256,8 @@ static const struct transition transitions[] = {
 	{SG_ST_WAITING,       SG_ST_CONNECTING,  "connection lost; waiting goes on",              drop_connection},
 	{SG_ST_WAITING,       SG_ST_FAILED,      "wait timeout, integrity error or stop",         NULL},
 
-	{SG_ST_CONTENDING,    SG_ST_APPLYING,    "lock acquired",                                 NULL},
+	{SG_ST_CONTENDING,    SG_ST_CONTENDING,  "the lock is busy",                              wait_for_lock},
+	{SG_ST_CONTENDING,    SG_ST_APPLYING,    "lock acquired",                                 announce_lock},
 	{SG_ST_CONTENDING,    SG_ST_READY,       "another instance finished the work",            enter_ready},
 	{SG_ST_CONTENDING,    SG_ST_CONNECTING,  "connection lost; contending goes on",           drop_connection},
 	{SG_ST_CONTENDING,    SG_ST_FAILED,      "lock timeout or stop",                          NULL},
@@ -117,8 +272,8 @@ static const struct transition transitions[] = {
 	/* the session died, its transaction and its session lock with it */
 	{SG_ST_APPLYING,      SG_ST_CONNECTING,  "connection lost; contending again",             drop_connection},
 
-	{SG_ST_RELEASING,     SG_ST_READY,       "lock released",                                 enter_ready},
-	{SG_ST_RELEASING,     SG_ST_FAILED,      "the work or the release failed",                NULL},
+	{SG_ST_RELEASING,     SG_ST_READY,       "lock released",                                 release_and_report},
+	{SG_ST_RELEASING,     SG_ST_FAILED,      "the work or the release failed",                give_back_lock},
 };
 
 static const struct transition *find_transition(enum sg_state from, enum sg_state to)
@@ -144,7 +299,15 @@ static int step(struct sg_run *r, enum sg_state to, const char *reason, struct s
 		return -1;
 	struct sg_log_fields f = {.from = state_names[r->state], .to = state_names[to],
 				  .reason = reason ? reason : t->reason, .duration_ms = -1, .waited_ms = -1};
-	sg_log(SG_LOG_INFO, "transition", &f, "transition from \"%s\" to \"%s\": %s", f.from, f.to, f.reason);
+	/* a self-transition is one more poll: at INFO a waiting pod's log
+	 * would grow by a line a poll */
+	sg_log(to == r->state ? SG_LOG_DEBUG : SG_LOG_INFO, "transition", &f, "transition from \"%s\" to \"%s\": %s",
+	       f.from, f.to, f.reason);
+	if (to != r->state) {
+		/* entering a state: its polls start over */
+		r->polls = 0;
+		r->wait_logged_ms = sg_now_ms();
+	}
 	r->state = to;
 	return 0;
 }
@@ -237,14 +400,6 @@ static enum sg_state do_connecting(struct sg_run *r, const char **reason, struct
 		return SG_ST_FAILED;
 	if (sg_session_connect(r, err) != 0)
 		return SG_ST_FAILED;
-	if (r->server.cluster_size > 0 && sg_lock_use_lease(r->lock))
-		sg_info("galera", "Galera cluster of %d node%s (this is %s): using the lease lock, GET_LOCK is node-local",
-			r->server.cluster_size, r->server.cluster_size == 1 ? "" : "s",
-			r->server.node[0] ? r->server.node : "an unnamed node");
-	if (r->server.osu_method[0])
-		sg_warn("galera", "this node's wsrep_OSU_method is %s: schemagate's session runs TOI, so every node "
-			"gets each migration's DDL (a migration that sets %s itself diverges the nodes)",
-			r->server.osu_method, r->server.osu_method);
 	if (r->server.where[0]) {
 		/* the host reached, which a list of hosts does not tell */
 		snprintf(reason_buf, sizeof(reason_buf), "connected to %s%s%s", r->server.where,
@@ -306,78 +461,6 @@ static enum sg_state do_checking(struct sg_run *r, const char **reason, struct s
 	return writer_on_read_only(r, r->cmd->check(r, reason, err), reason);
 }
 
-/* Sleep one poll interval (or wake_poll_ms, for engines that cannot
- * notify), less if a notification arrives. */
-static int wait_interval(struct sg_run *r, uint64_t max_ms, struct sg_error *err)
-{
-	uint64_t ms = sg_jitter(r->cfg->poll_interval_ms);
-	if (r->drv->wake_poll_ms && ms > r->drv->wake_poll_ms)
-		ms = r->drv->wake_poll_ms;
-	if (ms > max_ms)
-		ms = max_ms;
-	int rc;
-	if (r->listening) {
-		/* a notification that came in with an earlier query's results is
-		 * off the socket already, queued in the driver: it would not wake
-		 * the wait below */
-		bool queued = false;
-		if (r->drv->consume_notifications(r->conn, &queued, err) != 0)
-			return -1;
-		if (queued) {
-			sg_debug("notify", "woken by the winner's notification");
-			return 0;
-		}
-		rc = sg_io_wait(&r->loop.io, r->drv->socket(r->conn), SG_IO_READ, (int64_t)ms);
-		if (rc > 0) {
-			bool got = false;
-			if (r->drv->consume_notifications(r->conn, &got, err) != 0)
-				return -1;
-			if (got)
-				sg_debug("notify", "woken by the winner's notification");
-		}
-	} else {
-		rc = sg_io_sleep(&r->loop.io, ms);
-	}
-	if (rc == SG_IO_CANCELED)
-		return sg_stopped_error(r, err, "waiting");
-	return 0;
-}
-
-/* PostgreSQL waiters LISTEN; the winner NOTIFYs after its last commit.
- * Returns true when listening began just now: a winner that committed
- * between the last read of the history and the LISTEN notified nobody, so
- * the caller reads the history once more before it sleeps. */
-static bool start_listening(struct sg_run *r)
-{
-	if (r->listening || !sg_conn_can(r->conn, SG_CAP_NOTIFY) || !sg_lock_session_is_stable(r->lock))
-		return false;
-	struct sg_error e = {0};
-	if (r->drv->listen(r->conn, r->cfg->table, &e) == 0)
-		r->listening = true;
-	else
-		sg_debug("listen", "LISTEN failed, polling only: %s", e.msg);
-	return r->listening;
-}
-
-static uint64_t deadline_left(struct sg_run *r)
-{
-	uint64_t waited = elapsed_since(r->contend_started_ms);
-	return waited >= r->cfg->lock_timeout_ms ? 0 : r->cfg->lock_timeout_ms - waited;
-}
-
-static void log_waiting(struct sg_run *r, uint64_t *last_log, const char *what)
-{
-	if (elapsed_since(*last_log) < HOLDER_LOG_INTERVAL_MS)
-		return;
-	char holder[256];
-	sg_lock_describe(r->lock, r->conn, holder, sizeof(holder));
-	uint64_t waited = elapsed_since(r->contend_started_ms);
-	struct sg_log_fields f = {.holder = holder[0] ? holder : NULL, .waited_ms = (int64_t)waited, .duration_ms = -1};
-	sg_log(SG_LOG_INFO, "lock_wait", &f, "still %s after %llus%s%s", what, (unsigned long long)(waited / 1000),
-	       holder[0] ? ", lock held by " : "", holder);
-	*last_log = sg_now_ms();
-}
-
 /*
  * A writer waiting on a read-only server with its work still pending: has
  * the server become writable (CONTENDING)? If not, every
@@ -403,30 +486,29 @@ static enum sg_state still_read_only(struct sg_run *r, const char **reason, stru
 	return SG_ST_WAITING;
 }
 
+/* One look at the history; the table's WAITING -> WAITING waits before
+ * the next. On entry the first look comes after one wait, unless LISTEN
+ * began just now (see start_listening). */
 static enum sg_state do_waiting(struct sg_run *r, const char **reason, struct sg_error *err)
 {
 	if (!r->contend_started_ms)
 		r->contend_started_ms = sg_now_ms();
-	bool look_first = start_listening(r);
-	uint64_t last_log = sg_now_ms();
-	for (;; look_first = false) {
-		if (!look_first && wait_interval(r, deadline_left(r), err) != 0)
-			return read_failed(r, reason, err, "waiting");
-		if (sg_session_read(r, err) != 0)
-			return read_failed(r, reason, err, "waiting");
-		int ready = r->cmd->check(r, reason, err);
-		if (ready == SG_ST_CONTENDING)
-			ready = still_read_only(r, reason, err);
-		if (ready != SG_ST_WAITING)
-			return ready;
-		if (deadline_left(r) == 0) {
-			sg_fail(err, SG_OUTCOME_TIMEOUT, "wait timeout: the database did not reach version %s within %llums "
-				"(%zu migration(s) pending)", r->plan.target ? r->plan.target : "0",
-				(unsigned long long)r->cfg->lock_timeout_ms, r->plan.npending + r->plan.npartial);
-			return SG_ST_FAILED;
-		}
-		log_waiting(r, &last_log, "waiting for the target");
+	if (r->polls++ == 0 && !start_listening(r))
+		return SG_ST_WAITING;
+	if (sg_session_read(r, err) != 0)
+		return read_failed(r, reason, err, "waiting");
+	enum sg_state next = r->cmd->check(r, reason, err);
+	if (next == SG_ST_CONTENDING)
+		next = still_read_only(r, reason, err);
+	if (next != SG_ST_WAITING)
+		return next;
+	if (deadline_left(r) == 0) {
+		sg_fail(err, SG_OUTCOME_TIMEOUT, "wait timeout: the database did not reach version %s within %llums "
+			"(%zu migration(s) pending)", r->plan.target ? r->plan.target : "0",
+			(unsigned long long)r->cfg->lock_timeout_ms, r->plan.npending + r->plan.npartial);
+		return SG_ST_FAILED;
 	}
+	return SG_ST_WAITING;
 }
 
 /* The winner may have finished: 1 yes (READY), 0 no, -1 error. */
@@ -447,69 +529,60 @@ static int winner_finished(struct sg_run *r, const char **reason, struct sg_erro
 	return 1;
 }
 
+/* One attempt at the lock; the table's CONTENDING -> CONTENDING waits
+ * before the next. */
 static enum sg_state do_contending(struct sg_run *r, const char **reason, struct sg_error *err)
 {
 	if (!r->contend_started_ms)
 		r->contend_started_ms = sg_now_ms();
-	bool look_first = start_listening(r);
-	uint64_t last_log = sg_now_ms();
-	bool waits_in_server = sg_lock_waits_in_server(r->lock);
-	for (bool first = true;; first = false) {
-		/* After a miss and a wait (or a notification), look at the
-		 * history before trying again: a waiter woken by the winner
-		 * then exits without ever taking the lock. */
-		if (!first || look_first) {
-			int done = winner_finished(r, reason, err);
-			if (done < 0)
-				return read_failed(r, reason, err, "waiting for the lock");
-			if (done)
-				return SG_ST_READY;
-		}
-		uint64_t left = deadline_left(r);
-		bool acquired = false;
-		uint64_t wait_ms = waits_in_server ? (r->cfg->poll_interval_ms < left ? r->cfg->poll_interval_ms : left) : 0;
-		if (sg_lock_acquire(r->lock, r->conn, wait_ms, &acquired, err) != 0) {
-			sg_error_prefix(err, "taking the lock");
-			return read_failed(r, reason, err, "taking the lock");
-		}
-		if (acquired && !first) {
-			/* woken by the holder letting go (MySQL): did it finish? */
-			int done = winner_finished(r, reason, err);
-			if (done != 0) {
-				struct sg_error re = {0};
-				if (sg_lock_release(r->lock, &re) != 0)
-					sg_warn("unlock", "%s", re.msg);
-				if (done < 0)
-					return read_failed(r, reason, err, "reading the history");
-				return SG_ST_READY;
-			}
-		}
-		if (acquired) {
-			r->lock_waited_ms = elapsed_since(r->contend_started_ms);
-			sg_lock_announce(r->lock, r->lock_waited_ms);
-			if (r->observer.lock_acquired)
-				r->observer.lock_acquired(r->observer.ctx, r->lock_waited_ms);
-			snprintf(reason_buf, sizeof(reason_buf), "%s lock acquired after %llums", sg_lock_kind_name(r->lock),
-				 (unsigned long long)r->lock_waited_ms);
-			*reason = reason_buf;
-			return SG_ST_APPLYING;
-		}
-		if (deadline_left(r) == 0) {
-			char holder[256];
-			sg_lock_describe(r->lock, r->conn, holder, sizeof(holder));
-			sg_fail(err, SG_OUTCOME_TIMEOUT, "lock timeout: waited %llums for the migration lock on %s%s%s",
-				(unsigned long long)elapsed_since(r->contend_started_ms), r->cfg->table,
-				holder[0] ? ", held by " : "", holder);
-			return SG_ST_FAILED;
-		}
-		log_waiting(r, &last_log, "waiting for the lock");
-		if (!waits_in_server && wait_interval(r, deadline_left(r), err) != 0)
+	bool first = r->polls++ == 0;
+	/* After a miss and a wait (or a notification), look at the history
+	 * before trying again: a waiter woken by the winner then exits
+	 * without ever taking the lock. On entry, only if LISTEN began just
+	 * now. */
+	if (!first || start_listening(r)) {
+		int done = winner_finished(r, reason, err);
+		if (done < 0)
 			return read_failed(r, reason, err, "waiting for the lock");
-		if (waits_in_server && sg_loop_canceled(&r->loop)) {
-			sg_stopped_error(r, err, "waiting for the lock");
-			return SG_ST_FAILED;
+		if (done)
+			return SG_ST_READY;
+	}
+	uint64_t left = deadline_left(r);
+	bool acquired = false;
+	uint64_t wait_ms = sg_lock_waits_in_server(r->lock) ? (r->cfg->poll_interval_ms < left ? r->cfg->poll_interval_ms : left) : 0;
+	if (sg_lock_acquire(r->lock, r->conn, wait_ms, &acquired, err) != 0) {
+		sg_error_prefix(err, "taking the lock");
+		return read_failed(r, reason, err, "taking the lock");
+	}
+	if (acquired && !first) {
+		/* woken by the holder letting go (MySQL): did it finish? Then
+		 * the lock was taken only to find so: give it back */
+		int done = winner_finished(r, reason, err);
+		if (done != 0) {
+			struct sg_error re = {0};
+			if (sg_lock_release(r->lock, &re) != 0)
+				sg_warn("unlock", "%s", re.msg);
+			if (done < 0)
+				return read_failed(r, reason, err, "reading the history");
+			return SG_ST_READY;
 		}
 	}
+	if (acquired) {
+		r->lock_waited_ms = elapsed_since(r->contend_started_ms);
+		snprintf(reason_buf, sizeof(reason_buf), "%s lock acquired after %llums", sg_lock_kind_name(r->lock),
+			 (unsigned long long)r->lock_waited_ms);
+		*reason = reason_buf;
+		return SG_ST_APPLYING;
+	}
+	if (deadline_left(r) == 0) {
+		char holder[256];
+		sg_lock_describe(r->lock, r->conn, holder, sizeof(holder));
+		sg_fail(err, SG_OUTCOME_TIMEOUT, "lock timeout: waited %llums for the migration lock on %s%s%s",
+			(unsigned long long)elapsed_since(r->contend_started_ms), r->cfg->table,
+			holder[0] ? ", held by " : "", holder);
+		return SG_ST_FAILED;
+	}
+	return SG_ST_CONTENDING;
 }
 
 static enum sg_state do_applying(struct sg_run *r, const char **reason, struct sg_error *err)
@@ -536,28 +609,14 @@ static enum sg_state do_applying(struct sg_run *r, const char **reason, struct s
 	return SG_ST_RELEASING;
 }
 
+/* The lock goes back either way (the rows' actions): a failed work's
+ * error is the run's. */
 static enum sg_state do_releasing(struct sg_run *r, const char **reason, struct sg_error *err)
 {
-	/* waiters wake at once instead of at their next poll */
-	if (r->changed > 0 && !r->work_failed && sg_conn_can(r->conn, SG_CAP_NOTIFY) &&
-	    sg_lock_session_is_stable(r->lock)) {
-		struct sg_error e = {0};
-		if (r->drv->notify(r->conn, r->cfg->table, &e) != 0)
-			sg_debug("notify", "NOTIFY failed: %s", e.msg);
-	}
-	struct sg_error re = {0};
-	int rc = sg_lock_release(r->lock, &re);
-	if (r->work_failed) {
-		if (rc != 0)
-			sg_warn("unlock", "%s", re.msg);
-		*err = r->work_err;
-		return SG_ST_FAILED;
-	}
-	if (rc != 0) {
-		*err = re;
-		return SG_ST_FAILED;
-	}
-	return SG_ST_READY;
+	if (!r->work_failed)
+		return SG_ST_READY;
+	*err = r->work_err;
+	return SG_ST_FAILED;
 }
 
 static const activity_fn activities[] = {
@@ -578,6 +637,14 @@ static void drive(struct sg_run *r, struct sg_error *err)
 		const char *reason = NULL;
 		sg_error_clear(err);
 		enum sg_state next = activities[r->state](r, &reason, err);
+		if (next == r->state) {
+			/* one more poll: the row's action waits an interval */
+			if (step(r, next, reason, err) == 0)
+				continue;
+			/* the wait failed: the connection was lost, or a stop */
+			reason = NULL;
+			next = read_failed(r, &reason, err, r->state == SG_ST_WAITING ? "waiting" : "waiting for the lock");
+		}
 		/* a bad directory beats whatever else went wrong meanwhile (a
 		 * refused password, a connect timeout): it is what to fix */
 		if (next == SG_ST_FAILED)
@@ -590,8 +657,12 @@ static void drive(struct sg_run *r, struct sg_error *err)
 		 * it took, never what an earlier check of the activity said */
 		if (next == SG_ST_FAILED)
 			reason = NULL;
-		if (step(r, next, reason, err) != 0)
-			step(r, SG_ST_FAILED, NULL, err);  /* the action `next` needed failed */
+		if (step(r, next, reason, err) != 0) {
+			/* the action `next` needed failed (a release, a report) */
+			if (err->outcome == SG_OUTCOME_OK)
+				err->outcome = sg_outcome_of(r, err, false);
+			step(r, SG_ST_FAILED, NULL, err);
+		}
 	}
 }
 

@@ -143,6 +143,11 @@ struct sg_run {
 	struct sg_error unseen;
 	/* clocks, monotonic ms */
 	uint64_t contend_started_ms;   /* --lock-timeout counts from the first attempt */
+	/* WAITING and CONTENDING, one poll a turn of the machine (each poll
+	 * after the first is a self-transition whose action waits an
+	 * interval): reset on entering the state (coordinator.c) */
+	unsigned polls;                /* polls since the state was entered */
+	uint64_t wait_logged_ms;       /* the last "still waiting" lock_wait line */
 	uint64_t lock_waited_ms;       /* how long the lock took */
 	int changed;                   /* migrations applied or reverted by this run */
 	/* down --steps N, fixed to a version at the first plan, so a retry

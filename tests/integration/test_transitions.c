@@ -125,6 +125,24 @@ static void sleep_ms(long ms)
 		;
 }
 
+/* An `up` that is busy in 0002_slow (for seconds) when this returns. */
+static pid_t spawn_slow_winner(struct fixture *f, const char *log)
+{
+	const char *argv[] = {"--database-url", f->url, "--dir", f->mig, "--log-format", "json", "up", NULL};
+	pid_t winner = sgt_spawn(NULL, argv, log);
+	double t0 = sgt_now_ms();
+	char *s = NULL;
+	while (sgt_now_ms() - t0 < 20000) {
+		free(s);
+		s = sgt_slurp(log);
+		if (s && strstr(s, "0002_slow"))
+			break;
+		sleep_ms(20);
+	}
+	free(s);
+	return winner;
+}
+
 #define WINNER "init>connecting,connecting>checking,checking>contending,contending>applying,applying>releasing," \
 	       "releasing>ready"
 #define WAITER "init>connecting,connecting>checking,checking>contending,contending>ready"
@@ -136,17 +154,7 @@ Test(transitions, winner_waiter_and_fast_path_follow_the_table, .timeout = 120)
 	setup(&f);
 	char *log_w = sgt_path(f.dir, "winner.log"), *log_o = sgt_path(f.dir, "waiter.log");
 	const char *argv[] = {"--database-url", f.url, "--dir", f.mig, "--log-format", "json", "up", NULL};
-	pid_t winner = sgt_spawn(NULL, argv, log_w);
-	double t0 = sgt_now_ms();
-	char *s = NULL;
-	while (sgt_now_ms() - t0 < 20000) {
-		free(s);
-		s = sgt_slurp(log_w);
-		if (s && strstr(s, "0002_slow"))
-			break;
-		sleep_ms(20);
-	}
-	free(s);
+	pid_t winner = spawn_slow_winner(&f, log_w);
 	pid_t waiter = sgt_spawn(NULL, argv, log_o);
 	cr_expect_eq(sgt_wait(winner), 0);
 	cr_expect_eq(sgt_wait(waiter), 0);
@@ -201,5 +209,80 @@ Test(transitions, every_command_logs_a_connected_path_once, .timeout = 120)
 			cr_expect_str_eq(seq, runs[i].expect, "%s: %s", what, seq);
 		free(seq);
 	}
+	teardown(&f);
+}
+
+/* How many "<state>><state>" moves seq has; *rest gets seq without them. */
+static int self_moves(const char *seq, const char *state, char **rest)
+{
+	char self[64];
+	snprintf(self, sizeof(self), "%s>%s", state, state);
+	char *copy = strdup(seq), *save = NULL;
+	*rest = calloc(1, strlen(seq) + 1);
+	int n = 0;
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		if (strcmp(t, self) == 0) {
+			n++;
+			continue;
+		}
+		if (**rest)
+			strcat(*rest, ",");
+		strcat(*rest, t);
+	}
+	free(copy);
+	return n;
+}
+
+/*
+ * A waiter polls many times (every 50ms while the winner applies for
+ * seconds): each poll after the first is a self-transition of the table
+ * (WAITING -> WAITING, CONTENDING -> CONTENDING), logged at DEBUG only.
+ * At INFO its log has exactly the moves it had with the polls in a loop
+ * of the state; at DEBUG the polls show as self rows, which a loop inside
+ * the state would not log.
+ */
+Test(transitions, a_waiter_that_polls_logs_each_move_once, .timeout = 120)
+{
+	struct fixture f;
+	setup(&f);
+	char *log_w = sgt_path(f.dir, "winner.log");
+	pid_t winner = spawn_slow_winner(&f, log_w);
+	static const struct {
+		const char *cmd, *level, *self, *expect;
+	} waiters[] = {
+		{"wait", "info", "waiting", "init>connecting,connecting>checking,checking>waiting,waiting>ready"},
+		{"wait", "debug", "waiting", "init>connecting,connecting>checking,checking>waiting,waiting>ready"},
+		{"up", "info", "contending", WAITER},
+		{"up", "debug", "contending", WAITER},
+	};
+	enum { NW = sizeof(waiters) / sizeof(waiters[0]) };
+	char *logs[NW];
+	pid_t pids[NW];
+	for (int i = 0; i < NW; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "waiter%d.log", i);
+		logs[i] = sgt_path(f.dir, name);
+		const char *wargv[] = {"--database-url", f.url, "--dir", f.mig, "--log-format", "json", "--log-level",
+				       waiters[i].level, "--poll-interval", "50ms", waiters[i].cmd, NULL};
+		pids[i] = sgt_spawn(NULL, wargv, logs[i]);
+	}
+	cr_expect_eq(sgt_wait(winner), 0);
+	for (int i = 0; i < NW; i++) {
+		cr_expect_eq(sgt_wait(pids[i]), 0, "%s at %s", waiters[i].cmd, waiters[i].level);
+		char *log = sgt_slurp(logs[i]);
+		char *seq = transitions_of(log), *rest = NULL;
+		int polls = self_moves(seq, waiters[i].self, &rest);
+		cr_expect_str_eq(rest, waiters[i].expect, "%s at %s: %s", waiters[i].cmd, waiters[i].level, seq);
+		if (strcmp(waiters[i].level, "info") == 0)
+			cr_expect_eq(polls, 0, "%s at info logged %d self-transitions: %s", waiters[i].cmd, polls, seq);
+		else   /* seconds of 50ms polls: far more than 3, whatever the load */
+			cr_expect_geq(polls, 3, "%s at debug logged %d polls as self-transitions: %s", waiters[i].cmd,
+				      polls, seq);
+		free(log);
+		free(seq);
+		free(rest);
+		free(logs[i]);
+	}
+	free(log_w);
 	teardown(&f);
 }
