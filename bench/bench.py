@@ -708,7 +708,8 @@ class Report:
         self.out()
         self.target(None if sg is None else sg <= 8192, "peak RSS ≤ 8 MiB: %s" % (mib(sg) if sg else "—"))
         v = self.meta.get("size.schemagate")
-        self.target(None if not v else int(v) <= 8 * 1048576, "static binary ≤ 8 MiB: %s" % (
+        # issue 23 let the parser grow the static binary (and the image) to 10 MiB
+        self.target(None if not v else int(v) <= 10 * 1048576, "static binary ≤ 10 MiB: %s" % (
             "%.2f MiB" % (int(v) / 1048576) if v else "—"))
 
 
