@@ -1105,7 +1105,10 @@ static void resolve_command(struct parse *st, const struct cmdline *cl, const st
 	case SG_CMD_REPAIR:
 		expect_positionals(st, cl, c, 0, 1, "");
 		resolve_repair(st, cl, cfg);
-		if (cfg->repair_version && !sg_version_valid(cfg->repair_version))
+		if (cfg->repair_version && strncmp(cfg->repair_version, "R__", 3) == 0)
+			usage_error(st, "%s is a repeatable migration: it needs no repair; fix its file and run up, which "
+				    "re-applies it when its checksum changes", cfg->repair_version);
+		else if (cfg->repair_version && !sg_version_valid(cfg->repair_version))
 			usage_error(st, "invalid version '%s' (a version is a run of digits)", cfg->repair_version);
 		break;
 	case SG_CMD_SERVE:

@@ -498,6 +498,15 @@ Test(config, down_steps_and_to)
 	parse_usage_error(ARGV("down", "--database-url", "sqlite:x.db", "--to", "latest"));
 }
 
+Test(config, repair_of_a_repeatable_says_it_needs_none)
+{
+	const char *msg = parse_usage_error(ARGV("repair", "R__views", "--applied", "--database-url", "sqlite:x.db"));
+	cr_assert(strstr(msg, "R__views is a repeatable migration: it needs no repair; fix its file and run up"), "%s",
+		  msg);
+	msg = parse_usage_error(ARGV("repair", "x7", "--applied", "--database-url", "sqlite:x.db"));
+	cr_assert(strstr(msg, "invalid version 'x7' (a version is a run of digits)"), "%s", msg);
+}
+
 Test(config, repair_forms)
 {
 	struct sg_config cfg;
