@@ -44,6 +44,13 @@ export CI=true   # a server that is missing is a failure, not a skip
 export SG_MODEL_STEPS=${SG_MODEL_STEPS:-5000}
 
 rc=0
+# a name that matches no test would run nothing and pass
+for engine in ${SG_MODEL_ENGINES:-sqlite postgres mariadb}; do
+	case $engine in
+	sqlite | postgres | mariadb) ;;
+	*) echo "history_model.sh: unknown engine '$engine' in SG_MODEL_ENGINES (sqlite, postgres, mariadb; separated by spaces)" >&2; exit 2 ;;
+	esac
+done
 for engine in ${SG_MODEL_ENGINES:-sqlite postgres mariadb}; do
 	"$BUILD/integration_test_history_model" --jobs 1 --verbose=0 --filter "history_model/$engine" || rc=1
 done
