@@ -175,17 +175,28 @@ void sg_buf_append(struct sg_buf *b, const char *s, size_t n)
 
 void sg_buf_puts(struct sg_buf *b, const char *s) { sg_buf_append(b, s, strlen(s)); }
 
+/* Formatted straight into the buffer's free space; a second pass only
+ * when it does not fit. */
 void sg_buf_printf(struct sg_buf *b, const char *fmt, ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
-	char *s = NULL;
-	int n = vasprintf(&s, fmt, ap);
+	size_t room = b->cap > b->len ? b->cap - b->len : 0;
+	int n = vsnprintf(room ? b->data + b->len : NULL, room, fmt, ap);
 	va_end(ap);
 	if (n < 0)
 		check_alloc(NULL);
-	sg_buf_append(b, s, (size_t)n);
-	free(s);
+	if ((size_t)n >= room) {
+		size_t cap = b->cap ? b->cap : 64;
+		while (cap < b->len + (size_t)n + 1)
+			cap *= 2;
+		b->data = sg_realloc(b->data, cap);
+		b->cap = cap;
+		va_start(ap, fmt);
+		vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+		va_end(ap);
+	}
+	b->len += (size_t)n;
 }
 
 void sg_buf_free(struct sg_buf *b)

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdatomic.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -158,59 +157,22 @@ static enum level lint_level(enum sg_lint_severity s)
 	return s == SG_LINT_ERROR ? LV_ERROR : s == SG_LINT_WARNING ? LV_WARNING : LV_NOTE;
 }
 
-/* The rules of one dialect's selection. Each script's check is
- * independent (libpg_query keeps its memory contexts per thread and
- * frees a thread's when it exits), so a helper thread checks them while
- * the main thread loads the next dialect, and the main thread joins in
- * once it has loaded them all. Results are kept per migration and
- * reported afterwards; the report's order is its sort, so the output does
- * not depend on the threads. */
-struct rules_job {
-	const struct sg_lint_request *req;
-	enum sg_dialect dialect;
-	struct selection sel;
-	struct sg_lint_result *results;   /* one per migration of sel */
-	atomic_size_t next;
-	uv_thread_t helper;
-	bool helped;
-};
-
-static void check_rules(void *arg)
+/* The rules, on the up script of every migration of sel in scope (down
+ * scripts run only on the way back, where dropping is the point), into
+ * rep. */
+static void lint_rules(const struct sg_lint_request *req, enum sg_dialect dialect, const struct selection *sel,
+		       struct report *rep)
 {
-	struct rules_job *job = arg;
-	for (size_t i; (i = atomic_fetch_add(&job->next, 1)) < job->sel.count;) {
-		const struct sg_migration *m = &job->sel.items[i];
-		if (lint_in_scope(job->req, m->version))
-			sg_lint_script(m->up_sql, job->dialect, m->up_no_tx, m->up_line, &job->results[i]);
-	}
-}
-
-/* Below this many scripts a thread costs more than it saves. */
-#define RULES_FOR_A_THREAD 64
-
-static void start_rules(struct rules_job *job)
-{
-	job->results = sg_calloc(job->sel.count + 1, sizeof(*job->results));
-	atomic_init(&job->next, 0);
-	/* a helper that does not start leaves its share to the main thread */
-	job->helped = job->sel.count >= RULES_FOR_A_THREAD && uv_available_parallelism() > 1 &&
-		      uv_thread_create(&job->helper, check_rules, job) == 0;
-}
-
-/* The rules, on the up script of every migration in scope (down scripts
- * run only on the way back, where dropping is the point), into the report. */
-static void finish_rules(struct rules_job *job, struct report *rep)
-{
-	check_rules(job);
-	if (job->helped)
-		uv_thread_join(&job->helper);
-	for (size_t i = 0; i < job->sel.count; i++) {
-		const struct sg_migration *m = &job->sel.items[i];
-		struct sg_lint_result *res = &job->results[i];
-		for (size_t k = 0; k < res->count; k++) {
-			struct sg_lint_hit *h = &res->items[k];
+	for (size_t i = 0; i < sel->count; i++) {
+		const struct sg_migration *m = &sel->items[i];
+		if (!lint_in_scope(req, m->version))
+			continue;
+		struct sg_lint_result res = {0};
+		sg_lint_script(m->up_sql, dialect, m->up_no_tx, m->up_line, &m->up_statements, &res);
+		for (size_t k = 0; k < res.count; k++) {
+			struct sg_lint_hit *h = &res.items[k];
 			struct finding *f = sg_report_keep(rep, lint_level(h->rule->severity), m->up_file, h->line, h->column,
-							job->dialect, h->message);
+							dialect, h->message);
 			h->message = NULL;   /* moved into the report */
 			if (!f)
 				continue;
@@ -221,10 +183,112 @@ static void finish_rules(struct rules_job *job, struct report *rep)
 			f->statement = sg_strdup(head);
 			free(sql);
 		}
-		sg_lint_result_free(res);
+		sg_lint_result_free(&res);
 	}
-	free(job->results);
-	sg_selection_free(&job->sel);
+}
+
+/*
+ * The directory's versions in shards, one thread each: a shard loads its
+ * versions for every dialect (reading each file once), runs the rules on
+ * them and notes which dialects have each version, into a report of its
+ * own. Shards touch disjoint entries of the directory and of present[],
+ * and libpg_query keeps its memory per thread; the main thread runs
+ * shard 0 and merges the reports. The output is the report's sort, so it
+ * does not depend on the threads.
+ */
+struct shard {
+	const struct sg_lint_request *req;
+	const struct directory *d;
+	const bool *bad;
+	const enum sg_dialect *dialects;
+	size_t ndialects;
+	size_t from, to;                  /* d->items[from, to), whole versions */
+	size_t first_group;               /* the index of the version at from */
+	unsigned *present;                /* per version: the dialects that have it */
+	struct report rep;
+	uv_thread_t thread;
+	bool threaded;
+};
+
+static void run_shard(void *arg)
+{
+	struct shard *sh = arg;
+	const struct directory *d = sh->d;
+	for (size_t k = 0; k < sh->ndialects; k++) {
+		enum sg_dialect dialect = sh->dialects[k];
+		struct selection sel;
+		sg_load_dialect_range(d, sh->bad, dialect, false, sh->from, sh->to, &sel, &sh->rep);
+		lint_selection(&sel, dialect, &sh->rep);
+		lint_rules(sh->req, dialect, &sel, &sh->rep);
+		/* both sorted by version: walk them together */
+		size_t b = sh->from, e = sh->from, gi = sh->first_group, j = 0;
+		while (sg_next_group(d, &b, &e) && j < sel.count) {
+			if (sg_version_cmp(d->items[b].version, sel.items[j].version) == 0) {
+				sh->present[gi] |= DIALECT_BIT(dialect);
+				j++;
+			}
+			gi++;
+		}
+		sg_selection_free(&sel);
+	}
+}
+
+/* Below this many versions per shard a thread costs more than it saves. */
+#define VERSIONS_PER_SHARD 64
+#define MAX_SHARDS 8
+
+/* Load and lint every version for each dialect into rep; present[]: per
+ * version, the dialects that have it. */
+static void load_and_lint(const struct sg_lint_request *req, const struct directory *d, const bool *bad,
+			  const enum sg_dialect *dialects, size_t ndialects, unsigned *present, struct report *rep)
+{
+	size_t ngroups = 0, b = 0, e = 0;
+	while (sg_next_group(d, &b, &e))
+		ngroups++;
+	size_t nshards = uv_available_parallelism();
+	if (nshards > MAX_SHARDS)
+		nshards = MAX_SHARDS;
+	if (nshards > ngroups / VERSIONS_PER_SHARD)
+		nshards = ngroups / VERSIONS_PER_SHARD;
+	if (nshards < 1)
+		nshards = 1;
+	struct shard shards[MAX_SHARDS];
+	memset(shards, 0, sizeof(shards));
+	/* shard s starts at version s * ngroups / nshards */
+	size_t gi = 0, s = 0;
+	b = e = 0;
+	while (sg_next_group(d, &b, &e)) {
+		if (s < nshards && gi == s * ngroups / nshards) {
+			shards[s].from = b;
+			shards[s].first_group = gi;
+			if (s > 0)
+				shards[s - 1].to = b;
+			s++;
+		}
+		gi++;
+	}
+	for (s = 0; s < nshards; s++) {
+		struct shard *sh = &shards[s];
+		sh->req = req;
+		sh->d = d;
+		sh->bad = bad;
+		sh->dialects = dialects;
+		sh->ndialects = ndialects;
+		sh->present = present;
+		if (s == nshards - 1)
+			sh->to = d->count;
+		/* a shard whose thread does not start runs on the main thread */
+		sh->threaded = s > 0 && uv_thread_create(&sh->thread, run_shard, sh) == 0;
+	}
+	for (s = 0; s < nshards; s++) {
+		struct shard *sh = &shards[s];
+		if (sh->threaded)
+			uv_thread_join(&sh->thread);
+		else
+			run_shard(sh);
+	}
+	for (s = 0; s < nshards; s++)
+		sg_report_merge(rep, &shards[s].rep);
 }
 
 /* The closing line of the text and github formats, then out goes to
@@ -243,11 +307,15 @@ static void lint_print_text(const char *dir, const struct report *rep, size_t nm
 {
 	struct sg_buf out = {0};
 	for (size_t i = 0; i < rep->count; i++) {
-		sg_buf_printf(&out, "%s: ", level_names[rep->items[i].level]);
+		sg_buf_puts(&out, level_names[rep->items[i].level]);
+		sg_buf_puts(&out, ": ");
 		sg_finding_format(&rep->items[i], rep->all, &out);
 		sg_buf_puts(&out, "\n");
-		if (rep->items[i].statement)
-			sg_buf_printf(&out, "    %s\n", rep->items[i].statement);
+		if (rep->items[i].statement) {
+			sg_buf_puts(&out, "    ");
+			sg_buf_puts(&out, rep->items[i].statement);
+			sg_buf_puts(&out, "\n");
+		}
 	}
 	print_summary(&out, dir, rep, nmigrations);
 }
@@ -458,6 +526,7 @@ int sg_lint(const struct sg_lint_request *req, struct sg_error *err)
 	struct directory d;
 	size_t nmigrations = 0;
 	if (sg_directory_scan(dir, &d, &rep) == 0) {
+		d.keep_statements = true;   /* the rules read them: split once */
 		for (size_t i = 0; i < d.nignored; i++)
 			sg_report_add(&rep, is_readme(d.ignored[i]) ? LV_NOTE : LV_WARNING, d.ignored[i], 0, SG_DIALECT_NONE,
 				   "not a migration file; ignored (migrations are VERSION_NAME.up.sql, .down.sql or .sql; "
@@ -467,8 +536,8 @@ int sg_lint(const struct sg_lint_request *req, struct sg_error *err)
 		if (d.count == 0 && d.nreps == 0 && rep.counts[LV_ERROR] == 0)
 			sg_no_migrations(&d, &rep);
 		unsigned *present = sg_calloc(d.count + 1, sizeof(unsigned));
-		struct rules_job jobs[2 * NDIALECTS];   /* each dialect's versions and its repeatables */
-		size_t njobs = 0;
+		enum sg_dialect dialects[NDIALECTS];
+		size_t ndialects = 0;
 		for (size_t k = 0; k < NDIALECTS; k++) {
 			enum sg_dialect dialect = sg_all_dialects[k];
 			if (dialect == SG_DIALECT_MARIADB && !d.has_tag[SG_DIALECT_MARIADB])
@@ -477,31 +546,16 @@ int sg_lint(const struct sg_lint_request *req, struct sg_error *err)
 			    !(only == SG_DIALECT_MYSQL && dialect == SG_DIALECT_MARIADB))
 				continue;
 			rep.all |= DIALECT_BIT(dialect);
-			struct rules_job *job = &jobs[njobs++];
-			job->req = req;
-			job->dialect = dialect;
-			struct selection *sel = &job->sel;
-			sg_load_dialect(&d, bad, dialect, false, sel, &rep);
-			start_rules(job);
-			lint_selection(sel, dialect, &rep);
-			/* both sorted by version: walk them together */
-			size_t b = 0, e = 0, gi = 0, j = 0;
-			while (sg_next_group(&d, &b, &e) && j < sel->count) {
-				if (sg_version_cmp(d.items[b].version, sel->items[j].version) == 0) {
-					present[gi] |= DIALECT_BIT(dialect);
-					j++;
-				}
-				gi++;
-			}
-			/* repeatable migrations: the same rules on their text */
-			job = &jobs[njobs++];
-			job->req = req;
-			job->dialect = dialect;
-			sg_load_repeatables(&d, dialect, &job->sel, &rep);
-			start_rules(job);
+			dialects[ndialects++] = dialect;
 		}
-		for (size_t k = 0; k < njobs; k++)
-			finish_rules(&jobs[k], &rep);
+		load_and_lint(req, &d, bad, dialects, ndialects, present, &rep);
+		/* repeatable migrations: the same rules on their text */
+		for (size_t k = 0; k < ndialects; k++) {
+			struct selection sel;
+			sg_load_repeatables(&d, dialects[k], &sel, &rep);
+			lint_rules(req, dialects[k], &sel, &rep);
+			sg_selection_free(&sel);
+		}
 		if (rep.counts[LV_ERROR] == 0 && only == SG_DIALECT_NONE)
 			note_partial_versions(&d, present, &rep);
 		size_t b = 0, e = 0, gi = 0;

@@ -220,6 +220,18 @@ static bool ignore_covers(struct ignore *ig, const struct sg_statement_list *l, 
 
 /* ---- one script ----------------------------------------------------- */
 
+/* Could the script hold an ignore comment? Every spelling contains
+ * "-ignore" or "atlas:nolint" (case-insensitive): a scan for their
+ * punctuation, not a substring search per script. */
+static bool may_hold_ignore(const char *script)
+{
+	for (const char *p = script; (p = strpbrk(p, "-:")) != NULL; p++)
+		if ((*p == '-' && strncasecmp(p + 1, "ignore", 6) == 0) ||
+		    (*p == ':' && p - script >= 5 && strncasecmp(p - 5, "atlas:nolint", 12) == 0))
+			return true;
+	return false;
+}
+
 static int compare_hits(const void *pa, const void *pb)
 {
 	const struct sg_lint_hit *a = pa, *b = pb;
@@ -248,7 +260,7 @@ static void place_hits(const char *script, int first_line, struct sg_lint_hit *i
 }
 
 void sg_lint_script(const char *script, enum sg_dialect dialect, bool no_tx, int first_line,
-		    struct sg_lint_result *out)
+		    const struct sg_statement_list *statements, struct sg_lint_result *out)
 {
 	enum sg_engine engine = dialect == SG_DIALECT_POSTGRES ? SG_ENGINE_POSTGRES
 				: dialect == SG_DIALECT_MYSQL || dialect == SG_DIALECT_MARIADB ? SG_ENGINE_MYSQL
@@ -263,12 +275,16 @@ void sg_lint_script(const char *script, enum sg_dialect dialect, bool no_tx, int
 	 * PostgreSQL's parser cuts its own statements, so there it is needed
 	 * only for a script with an ignore comment (every spelling holds
 	 * "-ignore" or "atlas:nolint"). */
-	bool ignores = strcasestr(script, "-ignore") || strcasestr(script, "atlas:nolint");
-	struct sg_statement_list l = {0};
+	bool ignores = may_hold_ignore(script);
+	struct sg_statement_list own = {0};
 	struct sg_error e = {0};
-	bool split = (engine != SG_ENGINE_POSTGRES || ignores) && sg_sql_split(script, engine, &l, &e) == 0;
-	if (!split)
-		memset(&l, 0, sizeof(l));   /* the loader reports what does not split */
+	bool split = statements != NULL;
+	if (!split && (engine != SG_ENGINE_POSTGRES || ignores)) {
+		split = sg_sql_split(script, engine, &own, &e) == 0;
+		if (!split)
+			memset(&own, 0, sizeof(own));   /* the loader reports what does not split */
+	}
+	const struct sg_statement_list l = statements ? *statements : own;
 	struct sg_lint_result found = {0};
 	if (engine == SG_ENGINE_POSTGRES)
 		sg_lint_postgres(script, no_tx, &found);
@@ -319,7 +335,7 @@ void sg_lint_script(const char *script, enum sg_dialect dialect, bool no_tx, int
 		ignore_free(ig);
 	}
 	free(igs);
-	sg_statement_list_free(&l);
+	sg_statement_list_free(&own);
 	if (out->count == first_new)
 		return;   /* items may be NULL: no pointer arithmetic on it */
 	qsort(out->items + first_new, out->count - first_new, sizeof(*out->items), compare_hits);
@@ -329,7 +345,7 @@ void sg_lint_script(const char *script, enum sg_dialect dialect, bool no_tx, int
 int sg_lint_gate(const struct sg_migration *m, enum sg_dialect dialect, struct sg_error *err)
 {
 	struct sg_lint_result r = {0};
-	sg_lint_script(m->up_sql, dialect, m->up_no_tx, m->up_line, &r);
+	sg_lint_script(m->up_sql, dialect, m->up_no_tx, m->up_line, m->up_split ? &m->up_statements : NULL, &r);
 	int rc = 0;
 	for (size_t i = 0; i < r.count && rc == 0; i++) {
 		const struct sg_lint_hit *h = &r.items[i];

@@ -245,10 +245,9 @@ static void report_rehash(struct report *r)
 	}
 }
 
-struct finding *sg_report_keep(struct report *r, enum level lv, const char *file, int line, int column,
-			       enum sg_dialect d, char *text)
+static struct finding *keep(struct report *r, enum level lv, const char *file, int line, int column, unsigned bit,
+			    char *text)
 {
-	unsigned bit = d == SG_DIALECT_NONE ? 0 : DIALECT_BIT(d);
 	if ((r->count + 1) * 2 > r->nslots)
 		report_rehash(r);
 	size_t s = (size_t)finding_hash(lv, file, line, text) & (r->nslots - 1);
@@ -268,6 +267,27 @@ struct finding *sg_report_keep(struct report *r, enum level lv, const char *file
 	r->slots[s] = ++r->count;
 	r->counts[lv]++;
 	return &r->items[r->count - 1];
+}
+
+struct finding *sg_report_keep(struct report *r, enum level lv, const char *file, int line, int column,
+			       enum sg_dialect d, char *text)
+{
+	return keep(r, lv, file, line, column, d == SG_DIALECT_NONE ? 0 : DIALECT_BIT(d), text);
+}
+
+void sg_report_merge(struct report *dst, struct report *src)
+{
+	for (size_t i = 0; i < src->count; i++) {
+		struct finding *f = &src->items[i];
+		struct finding *kept = keep(dst, f->level, f->file, f->line, f->column, f->dialects, f->text);
+		f->text = NULL;   /* moved, or freed as a duplicate */
+		if (kept && !kept->rule) {
+			kept->rule = f->rule;
+			kept->statement = f->statement;
+			f->statement = NULL;
+		}
+	}
+	sg_report_free(src);
 }
 
 void sg_report_add(struct report *r, enum level lv, const char *file, int line, enum sg_dialect d,
@@ -294,17 +314,35 @@ void sg_report_free(struct report *r)
 	memset(r, 0, sizeof(*r));
 }
 
+/* ":N" (lint prints thousands of these: no printf) */
+static void put_number(struct sg_buf *b, int n)
+{
+	char digits[16];
+	size_t i = sizeof(digits);
+	unsigned u = (unsigned)n;
+	do
+		digits[--i] = (char)('0' + u % 10);
+	while ((u /= 10) != 0);
+	digits[--i] = ':';
+	sg_buf_append(b, digits + i, sizeof(digits) - i);
+}
+
 /* "file:line: text" as one line, for messages and lint. */
 void sg_finding_format(const struct finding *f, unsigned all, struct sg_buf *b)
 {
-	if (f->file && f->line > 0 && f->column > 0)
-		sg_buf_printf(b, "%s:%d:%d: ", f->file, f->line, f->column);
-	else if (f->file && f->line > 0)
-		sg_buf_printf(b, "%s:%d: ", f->file, f->line);
-	else if (f->file)
-		sg_buf_printf(b, "%s: ", f->file);
-	if (f->rule)
-		sg_buf_printf(b, "%s: ", f->rule->id);
+	if (f->file) {
+		sg_buf_puts(b, f->file);
+		if (f->line > 0) {
+			put_number(b, f->line);
+			if (f->column > 0)
+				put_number(b, f->column);
+		}
+		sg_buf_puts(b, ": ");
+	}
+	if (f->rule) {
+		sg_buf_puts(b, f->rule->id);
+		sg_buf_puts(b, ": ");
+	}
 	sg_buf_puts(b, f->text);
 	if (f->dialects && f->dialects != all) {
 		sg_buf_puts(b, " [");

@@ -108,6 +108,8 @@ struct directory {
 	char **ignored;        /* files that are not migrations */
 	size_t nignored;
 	bool has_tag[SG_DIALECT_SQLITE + 1];
+	/* keep every script's statements, also where it runs whole (lint reads them) */
+	bool keep_statements;
 };
 
 /* Which files serve one dialect: up and down chosen independently. */
@@ -146,6 +148,10 @@ void sg_report_free(struct report *r);
  * finding, or NULL when it merged into an equal one (text freed). */
 struct finding *sg_report_keep(struct report *r, enum level lv, const char *file, int line, int column,
 			       enum sg_dialect d, char *text);
+/* Move src's findings into dst (one seen in both is kept once, its
+ * dialects merged: the result does not depend on which report saw it
+ * first); src is freed. */
+void sg_report_merge(struct report *dst, struct report *src);
 /* "file:line: text [dialects]" as one line, for messages and lint. */
 void sg_finding_format(const struct finding *f, unsigned all, struct sg_buf *b);
 /* The first error as err's message, with how many more there are: -1;
@@ -167,9 +173,10 @@ bool sg_entry_read(const struct directory *d, struct entry *e, struct report *re
 /* ---- migration_script.c --------------------------------------------- */
 
 /* sg_script_prepare on len bytes; stored: a script read back from the
- * history table. Problems go to rep as findings of `what`. */
-int sg_script_prepare_text(const char *text, size_t len, bool marked, bool stored, enum sg_dialect d, const char *what,
-			   int first_line, struct sg_script *out, struct report *rep);
+ * history table; keep: the statements also when it runs whole. Problems
+ * go to rep as findings of `what`. */
+int sg_script_prepare_text(const char *text, size_t len, bool marked, bool stored, bool keep, enum sg_dialect d,
+			   const char *what, int first_line, struct sg_script *out, struct report *rep);
 /* Parse a single file's up/down sections into s: 0, or -1 (in rep). */
 int sg_single_file_sections(const struct entry *e, struct sections *s, struct report *rep);
 
@@ -181,6 +188,9 @@ void sg_selection_free(struct selection *s);
 /* Choose and prepare every version's scripts for dialect into sel. */
 void sg_load_dialect(const struct directory *d, const bool *bad, enum sg_dialect dialect, bool note_absent,
 		     struct selection *sel, struct report *rep);
+/* The same for the versions starting in d->items[from, to) only. */
+void sg_load_dialect_range(const struct directory *d, const bool *bad, enum sg_dialect dialect, bool note_absent,
+			   size_t from, size_t to, struct selection *sel, struct report *rep);
 /* The repeatable migrations of the directory for dialect, by name, into sel. */
 void sg_load_repeatables(const struct directory *d, enum sg_dialect dialect, struct selection *sel,
 			 struct report *rep);

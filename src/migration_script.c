@@ -135,7 +135,7 @@ static int check_transaction_control(char *sql, struct sg_statement_list *l, enu
 /* The rule of sg_script_prepare, reporting instead of failing, on
  * text[0, len) (a section of a file need not end in NUL). first_line is
  * the file line of the text's first line (single-file sections). */
-int sg_script_prepare_text(const char *text, size_t len, bool marked, bool stored, enum sg_dialect d, const char *what,
+int sg_script_prepare_text(const char *text, size_t len, bool marked, bool stored, bool keep, enum sg_dialect d, const char *what,
 		   int first_line, struct sg_script *out, struct report *rep)
 {
 	memset(out, 0, sizeof(*out));
@@ -174,7 +174,7 @@ int sg_script_prepare_text(const char *text, size_t len, bool marked, bool store
 	out->split = out->no_tx || engine == SG_ENGINE_MYSQL;
 	out->empty = l.count == 0;
 	out->first_line = prefix ? first_line - 1 : first_line;
-	if (rc == 0 && out->split)
+	if (rc == 0 && (out->split || keep))
 		out->statements = l;
 	else
 		sg_statement_list_free(&l);
@@ -187,7 +187,7 @@ int sg_script_prepare(const char *text, bool marked, enum sg_dialect dialect, co
 		      struct sg_script *out, struct sg_error *err)
 {
 	struct report rep = {0};
-	int rc = sg_script_prepare_text(text, strlen(text), marked, false, dialect, what, 1, out, &rep);
+	int rc = sg_script_prepare_text(text, strlen(text), marked, false, false, dialect, what, 1, out, &rep);
 	if (rc < 0)
 		sg_report_fail(&rep, err);
 	sg_report_free(&rep);

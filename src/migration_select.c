@@ -166,7 +166,7 @@ static int script_of(const struct directory *d, struct entry *e, bool up, enum s
 		e->summed = true;
 		memcpy(checksum, e->checksum, sizeof(e->checksum));
 	}
-	int rc = sg_script_prepare_text(text, len, marked, !up, dialect, e->file, first_line, out, rep);
+	int rc = sg_script_prepare_text(text, len, marked, !up, d->keep_statements, dialect, e->file, first_line, out, rep);
 	if (rc == 0 && up && out->empty)
 		sg_report_add(rep, LV_WARNING, e->file, 0, SG_DIALECT_NONE,
 			   "empty up script: it is recorded as applied and changes nothing");
@@ -231,9 +231,18 @@ void sg_selection_free(struct selection *s)
 void sg_load_dialect(const struct directory *d, const bool *bad, enum sg_dialect dialect, bool note_absent,
 			 struct selection *sel, struct report *rep)
 {
+	sg_load_dialect_range(d, bad, dialect, note_absent, 0, d->count, sel, rep);
+}
+
+/* The versions whose first entry lies in d->items[from, to) (from is a
+ * version's first entry): it touches only those entries, so loads of
+ * disjoint ranges may run on different threads. */
+void sg_load_dialect_range(const struct directory *d, const bool *bad, enum sg_dialect dialect, bool note_absent,
+			   size_t from, size_t to, struct selection *sel, struct report *rep)
+{
 	memset(sel, 0, sizeof(*sel));
-	size_t b = 0, e = 0;
-	while (sg_next_group(d, &b, &e)) {
+	size_t b = from, e = from;
+	while (sg_next_group(d, &b, &e) && b < to) {
 		if (bad[b])
 			continue;
 		struct choice c;

@@ -66,16 +66,18 @@ struct sg_lint_result {
 	size_t count, cap;
 };
 
+struct sg_statement_list;
 /*
  * Lint one up script. script: its text (NUL-terminated); first_line: the
  * file line of its first byte (a single-file section starts later);
  * no_tx: it runs outside a transaction. Suppression comments of the
  * script are applied and an ignore that matched nothing is itself a
  * finding. Hits are appended to out in script order; the caller frees
- * them with sg_lint_result_free().
+ * them with sg_lint_result_free(). statements: the script as the loader
+ * split it for the dialect (struct sg_migration), or NULL to split here.
  */
 void sg_lint_script(const char *script, enum sg_dialect dialect, bool no_tx, int first_line,
-		    struct sg_lint_result *out);
+		    const struct sg_statement_list *statements, struct sg_lint_result *out);
 void sg_lint_result_free(struct sg_lint_result *r);
 
 /* `up --lint`: fail (exit 4) when m's up script has an error-severity

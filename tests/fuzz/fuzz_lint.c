@@ -34,7 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t n = strlen(script);
 
 	struct sg_lint_result r = {0};
-	sg_lint_script(script, dialect, no_tx, first_line, &r);
+	sg_lint_script(script, dialect, no_tx, first_line, NULL, &r);
 	int last_line = first_line;
 	for (size_t i = 0; i < n; i++)
 		last_line += script[i] == '\n';

@@ -143,5 +143,50 @@ rules = json.loads(out)["rules"]
 check(len(rules) >= 30 and all(r["id"] and r["severity"] in ("error", "warning", "note") and r["explanation"]
                                 for r in rules), "--rules --json: every rule with severity and explanation")
 
+# ---- a directory large enough to be linted in shards (one thread per
+# core, 64 versions or more each): every copy of the corpus is reported as
+# the corpus alone is, whichever shard it fell in
+import re
+corpus = os.path.join(SRC, "tests/lint/corpus")
+rc, out = lint("--json", "--dir", corpus)
+# without its errors: the notes on which dialects have a version need a directory without one
+erring = {f["file"] for f in json.loads(out)["findings"] if f["level"] == "error"}
+one, many = os.path.join(work, "one"), os.path.join(work, "many")
+COPIES = 8   # 8 x ~60 versions: up to 7 shards
+for d, copies in ((one, 1), (many, COPIES)):
+    for c in range(copies):
+        for name in sorted(set(os.listdir(corpus)) - erring):
+            v, rest = name.split("_", 1)
+            with open(os.path.join(corpus, name)) as f:
+                write(d, "%04d_%s" % (c * 100 + int(v), rest), f.read())
+        # a version only PostgreSQL has: its note depends on which dialects saw it
+        write(d, "%04d_only_postgres.postgres.up.sql" % (c * 100 + 67), "CREATE TABLE only_pg (id bigint);\n")
+
+
+def findings(d):
+    rc, out = lint("--json", "--dir", d)
+    return rc, json.loads(out)["findings"]
+
+
+def original(text):   # copy c's version c*100+v back to the corpus's v
+    return re.sub(r"\b(\d{4})(?=_|\b)", lambda m: "%04d" % (int(m.group(1)) % 100), text)
+
+
+def key(f, copy_of=None):
+    return (f["level"], original(f["file"]), f["line"], f["column"], f["rule"], tuple(f["dialects"]),
+            original(f["message"]), f.get("statement"))
+
+
+rc1, alone = findings(one)
+rcn, all_copies = findings(many)
+want = sorted(key(f) for f in alone)
+check(len(want) > 100 and any(f["rule"] for f in alone) and
+      any("exists only for postgres" in f["message"] for f in alone), f"the corpus alone: {len(want)} findings")
+for c in range(COPIES):
+    got = sorted(key(f) for f in all_copies if int(f["file"][:4]) // 100 == c)
+    check(got == want, f"shards: copy {c} has {len(got)} findings, the corpus alone {len(want)}; first difference: "
+          f"{next((a, b) for a, b in zip(got + [None] * len(want), want + [None] * len(got)) if a != b) if got != want else ''}")
+check(rc1 == rcn == 0, f"shards: the same exit ({rc1}, {rcn})")
+
 shutil.rmtree(work)
 finish()

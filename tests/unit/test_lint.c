@@ -155,7 +155,7 @@ static const struct lint_case cases[] = {
 static void lint(const char *sql, enum sg_dialect d, bool no_tx, struct sg_lint_result *r)
 {
 	memset(r, 0, sizeof(*r));
-	sg_lint_script(sql, d, no_tx, 1, r);
+	sg_lint_script(sql, d, no_tx, 1, NULL, r);
 }
 
 static const struct sg_lint_hit *hit_of(const struct sg_lint_result *r, const char *rule)
@@ -326,7 +326,7 @@ Test(lint, first_line_and_characters_count_in_columns)
 	struct sg_lint_result r;
 	memset(&r, 0, sizeof(r));
 	/* a single-file section starting at line 10; 'é' is one column */
-	sg_lint_script("INSERT INTO t VALUES ('é'); ALTER TABLE users DROP COLUMN email;", PG, false, 10, &r);
+	sg_lint_script("INSERT INTO t VALUES ('é'); ALTER TABLE users DROP COLUMN email;", PG, false, 10, NULL, &r);
 	const struct sg_lint_hit *h = hit_of(&r, "ban-drop-column");
 	cr_assert(h);
 	cr_expect_eq(h->line, 10);
