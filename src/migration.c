@@ -36,7 +36,12 @@
 
 #include "migration_internal.h"
 #include "schemagate/lint.h"
-#include <openssl/evp.h>
+/* SHA256_Init/Update/Final: OpenSSL 3 deprecates them for EVP, but EVP
+ * loads the provider machinery on first use (more than hashing a
+ * directory of small files costs) and keeps state per thread; these run
+ * the same assembly with neither, on any thread. */
+#define OPENSSL_SUPPRESS_DEPRECATED
+#include <openssl/sha.h>
 
 const enum sg_dialect sg_all_dialects[NDIALECTS] = {SG_DIALECT_POSTGRES, SG_DIALECT_MYSQL, SG_DIALECT_MARIADB,
 						     SG_DIALECT_SQLITE};
@@ -91,21 +96,16 @@ void sg_checksum(const char *text, size_t len, char out[65])
 			norm[n++] = text[i];
 		}
 	}
-	/* Fetch the algorithm once: EVP_sha256() makes OpenSSL 3 look it up
-	 * again on every call, which cost more than hashing a small file. */
-	static EVP_MD *sha256;
-	if (!sha256)
-		sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int mdlen = 0;
-	if (!sha256 || EVP_Digest(norm ? norm : text, n, md, &mdlen, sha256, NULL) != 1 || mdlen != 32) {
+	unsigned char md[SHA256_DIGEST_LENGTH];
+	SHA256_CTX ctx;
+	if (SHA256_Init(&ctx) != 1 || SHA256_Update(&ctx, norm ? norm : text, n) != 1 || SHA256_Final(md, &ctx) != 1) {
 		/* OpenSSL without SHA-256 is a broken build, not a runtime condition. */
 		fputs("schemagate: SHA-256 unavailable\n", stderr);
 		abort();
 	}
 	free(norm);
 	static const char hex[] = "0123456789abcdef";
-	for (unsigned int i = 0; i < mdlen; i++) {
+	for (unsigned int i = 0; i < SHA256_DIGEST_LENGTH; i++) {
 		out[2 * i] = hex[md[i] >> 4];
 		out[2 * i + 1] = hex[md[i] & 15];
 	}
