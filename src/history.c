@@ -236,12 +236,26 @@ static int check_rights(struct sg_conn *c, const char *table, const char *events
 	return rc == 0 ? 0 : outside_migration(err);
 }
 
+/* Both tables in one transaction where DDL is transactional (unless the
+ * caller's transaction holds them already): a fresh database pays one
+ * commit for them, on SQLite one journal and its four fsyncs, not two. */
 int sg_history_ensure(struct sg_conn *c, const char *table, struct sg_error *err)
 {
 	char *events = events_table_name(table);
-	int rc = run_ddl(c, c->driver->history_ddl, table, err);
+	bool own = sg_conn_can(c, SG_CAP_TRANSACTIONAL_DDL) && !sg_conn_in_transaction(c);
+	int rc = own ? sg_conn_begin(c, err) : 0;
+	if (rc == 0)
+		rc = run_ddl(c, c->driver->history_ddl, table, err);
 	if (rc == 0)
 		rc = run_ddl(c, c->driver->events_ddl, events, err);
+	if (own && rc == 0)
+		rc = sg_conn_commit(c, err);
+	else if (own) {
+		/* a lost connection took the transaction with it: then this fails */
+		struct sg_error e = {0};
+		if (sg_conn_rollback(c, &e) != 0)
+			sg_debug("rollback", "rollback failed: %s", e.msg);
+	}
 	if (rc == 0) {
 		rc = check_rights(c, table, events, err);
 		free(events);

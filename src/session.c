@@ -44,6 +44,7 @@ static struct sg_conn_opts conn_opts(struct sg_run *r, uint64_t lock_wait_ms)
 		.io = &r->loop.io,
 		.read_only = read_only(r),
 		.missing_is_empty = r->cmd->missing_is_empty,
+		.history_table = r->cfg->table,
 	};
 }
 
