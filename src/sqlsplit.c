@@ -761,8 +761,8 @@ bool sg_sql_engine_neutral(const char *s)
 			/* a string or quoted identifier ('' and "" double the quote in
 			 * every engine; with no backslash, nothing else differs) */
 			for (p++;; p++) {
-				if (!*p)
-					return false;
+				if (!*p || *p == '\\')
+					return false;   /* unterminated; an escape in MySQL (and E'') */
 				if (*p == (char)c && *++p != (char)c)
 					break;
 			}

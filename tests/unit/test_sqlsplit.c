@@ -480,6 +480,7 @@ Test(sqlsplit, engine_neutral_scripts_split_alike_and_each_refused_construct_spl
 	}
 	static const char *const disagree[] = {
 		"INSERT INTO t VALUES ('a\\';b');",                                  /* backslash escapes (MySQL) */
+		"INSERT INTO t VALUES ('C:\\');\nSELECT 1;",                          /* (found by the fuzzer) */
 		"SELECT `a;b`;SELECT 1;",                                             /* backticks (not PostgreSQL) */
 		"SELECT [a;b];SELECT 1;",                                             /* brackets (SQLite) */
 		"SELECT $x$a;b$x$;SELECT 1;",                                         /* dollar quotes (PostgreSQL) */
