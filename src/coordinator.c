@@ -339,9 +339,9 @@ static void load_directory(uv_work_t *req)
 {
 	struct sg_run *r = req->data;
 	r->dir_rc = sg_migration_load(r->cfg->dir, r->url.engine, &r->set, &r->dir_err);
-	/* the checksums initialised OpenSSL's per-thread state on this pool
-	 * thread, which lives until exit: free it here, or every run leaks
-	 * it (valgrind: "definitely lost" under EVP_MD_fetch) */
+	/* OpenSSL's per-thread state, if anything on this pool thread made
+	 * it, lives until exit: free it here, or every run leaks it
+	 * (valgrind: "definitely lost", when the checksums used EVP) */
 	OPENSSL_thread_stop();
 }
 
