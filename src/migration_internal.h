@@ -15,6 +15,7 @@
 #define SCHEMAGATE_MIGRATION_INTERNAL_H
 
 #include <dirent.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "schemagate/migration.h"
@@ -44,6 +45,7 @@ struct finding {
 	const struct sg_lint_rule *rule;
 	int column;          /* 1-based; 0 = none */
 	char *statement;     /* the head of the statement it is about, or NULL */
+	uint64_t hash;       /* of level, file, line and text (the report's slots) */
 };
 
 /*
