@@ -241,7 +241,7 @@ int sg_session_read(struct sg_run *r, struct sg_error *err)
 int sg_session_read_history(struct sg_run *r, struct sg_error *err)
 {
 	sg_session_forget_view(r);
-	return sg_history_read(r->conn, r->cfg->table, &r->hist, err);
+	return sg_history_read(r->conn, r->cfg->table, r->cfg->command == SG_CMD_STATUS, &r->hist, err);
 }
 
 int sg_session_build_view(struct sg_run *r, struct sg_error *err)
