@@ -415,7 +415,7 @@ int sg_adopt_record(struct sg_conn *c, enum sg_adopt_mode mode, const char *tabl
 	struct sg_history h;
 	if (mode == SG_ADOPT_NONE)
 		return 0;
-	if (sg_history_read(c, table, &h, err) != 0)
+	if (sg_history_read(c, table, false, &h, err) != 0)
 		return -1;
 	struct adoption a;
 	int rc = adoption_find(c, mode, table, set, &h, &a, err);

@@ -339,9 +339,9 @@ static void load_directory(uv_work_t *req)
 {
 	struct sg_run *r = req->data;
 	r->dir_rc = sg_migration_load(r->cfg->dir, r->url.engine, &r->set, &r->dir_err);
-	/* the checksums initialised OpenSSL's per-thread state on this pool
-	 * thread, which lives until exit: free it here, or every run leaks
-	 * it (valgrind: "definitely lost" under EVP_MD_fetch) */
+	/* OpenSSL's per-thread state, if anything on this pool thread made
+	 * it, lives until exit: free it here, or every run leaks it
+	 * (valgrind: "definitely lost", when the checksums used EVP) */
 	OPENSSL_thread_stop();
 }
 
@@ -377,15 +377,9 @@ static enum sg_state do_init(struct sg_run *r, const char **reason, struct sg_er
 		return SG_ST_CONNECTING;
 	}
 	r->dir_work.data = r;
-	r->dir_started = uv_queue_work(&r->loop.uv, &r->dir_work, load_directory, directory_loaded) == 0;
-	if (!r->dir_started) {
-		/* no thread pool: validate here, before connecting */
-		load_directory(&r->dir_work);
-		directory_loaded(&r->dir_work, 0);
-		if (directory_verdict(r, err) != 0)
-			return SG_ST_FAILED;
-		return SG_ST_CONNECTING;
-	}
+	/* queued when the loop first runs: with the connect in flight */
+	sg_loop_queue_work_soon(&r->loop, &r->dir_work, load_directory, directory_loaded);
+	r->dir_started = true;
 	*reason = "validating the migration directory while connecting";
 	return SG_ST_CONNECTING;
 }

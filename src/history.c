@@ -73,7 +73,8 @@ static int rep_row_cmp(const void *a, const void *b)
 	return strcmp(x->version, y->version);
 }
 
-int sg_history_read(struct sg_conn *c, const char *table, struct sg_history *h, struct sg_error *err)
+int sg_history_read(struct sg_conn *c, const char *table, bool with_applied_at, struct sg_history *h,
+		    struct sg_error *err)
 {
 	memset(h, 0, sizeof(*h));
 	if (c->driver->table_exists(c, table, &h->exists, err) != 0)
@@ -84,7 +85,7 @@ int sg_history_read(struct sg_conn *c, const char *table, struct sg_history *h, 
 	/* applied_at in one format on every engine, so every consumer (status
 	 * text and JSON) shows the same text */
 	sg_buf_puts(&sql, "SELECT version, name, checksum, status, statements_done, ");
-	sg_buf_puts(&sql, c->driver->applied_at_sql);
+	sg_buf_puts(&sql, with_applied_at ? c->driver->applied_at_sql : "NULL");
 	sg_buf_puts(&sql, ", applied_by, duration_ms, error, CASE WHEN down_sql IS NULL THEN 0 ELSE 1 END FROM ");
 	quoted(c, table, &sql);
 	int rc = sg_conn_query(c, sql.data, 0, NULL, collect_row, h, err);

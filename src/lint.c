@@ -527,6 +527,7 @@ int sg_lint(const struct sg_lint_request *req, struct sg_error *err)
 	size_t nmigrations = 0;
 	if (sg_directory_scan(dir, &d, &rep) == 0) {
 		d.keep_statements = true;   /* the rules read them: split once */
+		d.share_splits = true;      /* and once for every dialect where they agree */
 		for (size_t i = 0; i < d.nignored; i++)
 			sg_report_add(&rep, is_readme(d.ignored[i]) ? LV_NOTE : LV_WARNING, d.ignored[i], 0, SG_DIALECT_NONE,
 				   "not a migration file; ignored (migrations are VERSION_NAME.up.sql, .down.sql or .sql; "

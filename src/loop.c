@@ -559,6 +559,7 @@ int sg_loop_init(struct sg_loop *l, uint64_t overall_timeout_ms, struct sg_error
 	uv_timer_init(&l->uv, &l->expiry);
 	uv_timer_init(&l->uv, &l->grace);
 	uv_idle_init(&l->uv, &l->kick);
+	uv_prepare_init(&l->uv, &l->soon);
 	l->wake.data = l->deadline.data = l->expiry.data = l->grace.data = l;
 	l->uv.data = l;
 	for (int i = 0; i < SG_TICK_SLOTS; i++) {
@@ -592,6 +593,7 @@ void sg_loop_close(struct sg_loop *l)
 	uv_close((uv_handle_t *)&l->expiry, NULL);
 	uv_close((uv_handle_t *)&l->grace, NULL);
 	uv_close((uv_handle_t *)&l->kick, NULL);
+	uv_close((uv_handle_t *)&l->soon, NULL);
 	/* NOWAIT, not DEFAULT: an abandoned resolver request must not keep
 	 * the process from exiting */
 	for (int i = 0; i < 4; i++)
@@ -632,6 +634,25 @@ void sg_loop_disarm_expiry(struct sg_loop *l)
 void sg_loop_disarm_deadline(struct sg_loop *l)
 {
 	uv_timer_stop(&l->deadline);
+}
+
+static void on_soon(uv_prepare_t *h)
+{
+	struct sg_loop *l = h->loop->data;
+	uv_prepare_stop(h);
+	if (uv_queue_work(&l->uv, l->soon_req, l->soon_work, l->soon_after) != 0) {
+		/* no thread pool: do it here, on the loop */
+		l->soon_work(l->soon_req);
+		l->soon_after(l->soon_req, 0);
+	}
+}
+
+void sg_loop_queue_work_soon(struct sg_loop *l, uv_work_t *req, uv_work_cb work, uv_after_work_cb after)
+{
+	l->soon_req = req;
+	l->soon_work = work;
+	l->soon_after = after;
+	uv_prepare_start(&l->soon, on_soon);
 }
 
 void sg_loop_run_until(struct sg_loop *l, const bool *done)

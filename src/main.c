@@ -97,6 +97,12 @@ int main(int argc, char **argv)
 
 	/* backoff jitter: 200 pods restarting together must not retry in step */
 	srand((unsigned)(time(NULL) ^ (getpid() << 8)));
+	/* libuv's thread pool runs two things at most here, the directory's
+	 * validation and a host name's lookup; its default of four threads
+	 * costs a start that waits for every thread, and a join of each at
+	 * exit. Set while the process is still single-threaded (libuv reads
+	 * it when the pool starts); an operator's own value wins. */
+	bool pool_size_ours = getenv("UV_THREADPOOL_SIZE") == NULL && setenv("UV_THREADPOOL_SIZE", "2", 0) == 0;
 	enum sg_outcome outcome = run_command(&cfg, &err);
 	if (outcome == SG_OUTCOME_PENDING) {
 		/* verify, status --check, --dry-run: an answer, not a failure */
@@ -118,7 +124,11 @@ int main(int argc, char **argv)
 	}
 	if (cfg.program_argv && cfg.program_argv[0]) {
 		/* Same pid, same environment: schemagate becomes the app.
-		 * Connections are closed already (sg_run returned). */
+		 * Connections are closed already (sg_run returned), the pool's
+		 * threads are idle: the app gets the environment it was given,
+		 * without our pool size. */
+		if (pool_size_ours)
+			unsetenv("UV_THREADPOOL_SIZE");
 		fflush(NULL);
 		execvp(cfg.program_argv[0], cfg.program_argv);
 		int e = errno;

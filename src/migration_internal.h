@@ -15,6 +15,7 @@
 #define SCHEMAGATE_MIGRATION_INTERNAL_H
 
 #include <dirent.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "schemagate/migration.h"
@@ -44,6 +45,7 @@ struct finding {
 	const struct sg_lint_rule *rule;
 	int column;          /* 1-based; 0 = none */
 	char *statement;     /* the head of the statement it is about, or NULL */
+	uint64_t hash;       /* of level, file, line and text (the report's slots) */
 };
 
 /*
@@ -73,6 +75,14 @@ struct sections {
 };
 
 /* One migration file: its parsed name, and its text once read. */
+/* One script's split, shared by the dialects when every engine splits
+ * it alike (sg_sql_engine_neutral). */
+struct split_cache {
+	bool known, neutral;
+	size_t len;                    /* of the text it is the split of */
+	struct sg_statement_list list;
+};
+
 struct entry {
 	char *file;            /* as in the directory */
 	char *version;         /* digits as written; a repeatable's key "R__NAME" */
@@ -93,6 +103,7 @@ struct entry {
 	 * loads each file for three) */
 	bool summed;
 	char checksum[65];
+	struct split_cache split[2];   /* [0]: the up script, [1]: the down script */
 };
 
 struct directory {
@@ -110,6 +121,8 @@ struct directory {
 	bool has_tag[SG_DIALECT_SQLITE + 1];
 	/* keep every script's statements, also where it runs whole (lint reads them) */
 	bool keep_statements;
+	/* loaded for several dialects: a script they split alike is split once */
+	bool share_splits;
 };
 
 /* Which files serve one dialect: up and down chosen independently. */
@@ -173,10 +186,12 @@ bool sg_entry_read(const struct directory *d, struct entry *e, struct report *re
 /* ---- migration_script.c --------------------------------------------- */
 
 /* sg_script_prepare on len bytes; stored: a script read back from the
- * history table; keep: the statements also when it runs whole. Problems
- * go to rep as findings of `what`. */
-int sg_script_prepare_text(const char *text, size_t len, bool marked, bool stored, bool keep, enum sg_dialect d,
-			   const char *what, int first_line, struct sg_script *out, struct report *rep);
+ * history table; keep: the statements also when it runs whole; cache: the
+ * script's split shared by the dialects, or NULL. Problems go to rep as
+ * findings of `what`. */
+int sg_script_prepare_text(const char *text, size_t len, bool marked, bool stored, bool keep,
+			   struct split_cache *cache, enum sg_dialect d, const char *what, int first_line,
+			   struct sg_script *out, struct report *rep);
 /* Parse a single file's up/down sections into s: 0, or -1 (in rep). */
 int sg_single_file_sections(const struct entry *e, struct sections *s, struct report *rep);
 

@@ -23,22 +23,23 @@
 /* ---- file names ---------------------------------------------------- */
 
 
+static void entry_free(struct entry *e)
+{
+	free(e->file);
+	free(e->version);
+	free(e->name);
+	free(e->text);
+	sg_statement_list_free(&e->split[0].list);
+	sg_statement_list_free(&e->split[1].list);
+}
+
 void sg_directory_free(struct directory *d)
 {
-	for (size_t i = 0; i < d->count; i++) {
-		struct entry *e = &d->items[i];
-		free(e->file);
-		free(e->version);
-		free(e->name);
-		free(e->text);
-	}
+	for (size_t i = 0; i < d->count; i++)
+		entry_free(&d->items[i]);
 	free(d->items);
-	for (size_t i = 0; i < d->nreps; i++) {
-		free(d->reps[i].file);
-		free(d->reps[i].version);
-		free(d->reps[i].name);
-		free(d->reps[i].text);
-	}
+	for (size_t i = 0; i < d->nreps; i++)
+		entry_free(&d->reps[i]);
 	free(d->reps);
 	for (size_t i = 0; i < d->nignored; i++)
 		free(d->ignored[i]);

@@ -135,8 +135,26 @@ static int check_transaction_control(char *sql, struct sg_statement_list *l, enu
 /* The rule of sg_script_prepare, reporting instead of failing, on
  * text[0, len) (a section of a file need not end in NUL). first_line is
  * the file line of the text's first line (single-file sections). */
-int sg_script_prepare_text(const char *text, size_t len, bool marked, bool stored, bool keep, enum sg_dialect d, const char *what,
-		   int first_line, struct sg_script *out, struct report *rep)
+/* The split of sql for engine. A text every engine splits alike is split
+ * once and copied for the others (a generic file is loaded for each). */
+static int split_for(struct split_cache *c, const char *sql, enum sg_engine engine, int first_line,
+		     struct sg_statement_list *l, struct sg_error *e)
+{
+	size_t len = strlen(sql);
+	if (c && !c->known) {
+		c->known = true;
+		c->len = len;
+		c->neutral = sg_sql_engine_neutral(sql) && sg_sql_split_at(sql, engine, first_line, &c->list, e) == 0;
+	}
+	if (!c || !c->neutral || c->len != len)
+		return sg_sql_split_at(sql, engine, first_line, l, e);
+	sg_statement_list_copy(&c->list, l);
+	return 0;
+}
+
+int sg_script_prepare_text(const char *text, size_t len, bool marked, bool stored, bool keep,
+			   struct split_cache *cache, enum sg_dialect d, const char *what, int first_line,
+			   struct sg_script *out, struct report *rep)
 {
 	memset(out, 0, sizeof(*out));
 	enum sg_engine engine = sg_dialect_engine(d);
@@ -153,7 +171,7 @@ int sg_script_prepare_text(const char *text, size_t len, bool marked, bool store
 	}
 	struct sg_statement_list l;
 	struct sg_error e = {0};
-	if (sg_sql_split_at(out->sql, engine, prefix ? first_line - 1 : first_line, &l, &e) < 0) {
+	if (split_for(cache, out->sql, engine, prefix ? first_line - 1 : first_line, &l, &e) < 0) {
 		sg_report_add(rep, LV_ERROR, what, 0, d, "%s", e.msg);
 		sg_script_free(out);
 		return -1;
@@ -187,7 +205,7 @@ int sg_script_prepare(const char *text, bool marked, enum sg_dialect dialect, co
 		      struct sg_script *out, struct sg_error *err)
 {
 	struct report rep = {0};
-	int rc = sg_script_prepare_text(text, strlen(text), marked, false, false, dialect, what, 1, out, &rep);
+	int rc = sg_script_prepare_text(text, strlen(text), marked, false, false, NULL, dialect, what, 1, out, &rep);
 	if (rc < 0)
 		sg_report_fail(&rep, err);
 	sg_report_free(&rep);

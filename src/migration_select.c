@@ -166,7 +166,8 @@ static int script_of(const struct directory *d, struct entry *e, bool up, enum s
 		e->summed = true;
 		memcpy(checksum, e->checksum, sizeof(e->checksum));
 	}
-	int rc = sg_script_prepare_text(text, len, marked, !up, d->keep_statements, dialect, e->file, first_line, out, rep);
+	int rc = sg_script_prepare_text(text, len, marked, !up, d->keep_statements, d->share_splits ? &e->split[up ? 0 : 1] : NULL, dialect,
+					e->file, first_line, out, rep);
 	if (rc == 0 && up && out->empty)
 		sg_report_add(rep, LV_WARNING, e->file, 0, SG_DIALECT_NONE,
 			   "empty up script: it is recorded as applied and changes nothing");
@@ -348,6 +349,7 @@ static int load_scanned(struct directory *d, int scanned, enum sg_engine engine,
 		struct selection sel;
 		if (first == SG_DIALECT_NONE) {
 			rep->all = ALL_DIALECT_BITS;
+			d->share_splits = true;
 			for (size_t k = 0; k < NDIALECTS; k++) {
 				sg_load_dialect(d, bad, sg_all_dialects[k], false, &sel, rep);
 				sg_selection_free(&sel);

@@ -44,6 +44,7 @@ static struct sg_conn_opts conn_opts(struct sg_run *r, uint64_t lock_wait_ms)
 		.io = &r->loop.io,
 		.read_only = read_only(r),
 		.missing_is_empty = r->cmd->missing_is_empty,
+		.history_table = r->cfg->table,
 	};
 }
 
@@ -240,7 +241,7 @@ int sg_session_read(struct sg_run *r, struct sg_error *err)
 int sg_session_read_history(struct sg_run *r, struct sg_error *err)
 {
 	sg_session_forget_view(r);
-	return sg_history_read(r->conn, r->cfg->table, &r->hist, err);
+	return sg_history_read(r->conn, r->cfg->table, r->cfg->command == SG_CMD_STATUS, &r->hist, err);
 }
 
 int sg_session_build_view(struct sg_run *r, struct sg_error *err)

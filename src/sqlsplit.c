@@ -728,6 +728,64 @@ int sg_sql_split_at(const char *script, enum sg_engine engine, int first_line, s
 	return 0;
 }
 
+void sg_statement_list_copy(const struct sg_statement_list *l, struct sg_statement_list *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (l->count == 0)
+		return;
+	out->items = sg_malloc(l->count * sizeof(*out->items));
+	out->count = out->cap = l->count;
+	for (size_t i = 0; i < l->count; i++) {
+		out->items[i] = l->items[i];
+		out->items[i].sql = sg_strdup(l->items[i].sql);
+	}
+}
+
+bool sg_sql_engine_neutral(const char *s)
+{
+	static const char *const openers[] = {"begin", "function", "procedure", "trigger", "event", "delimiter", NULL};
+	int parens = 0;
+	for (const char *p = s; *p;) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '\\' || c == '`' || c == '[' || c == '$' || c == '#' || c == '\r' ||
+		    (c == '/' && p[1] == '*'))
+			return false;
+		if (c == '-' && p[1] == '-') {
+			unsigned char after = (unsigned char)p[2];
+			if (after && !isspace(after) && !iscntrl(after))
+				return false;   /* MySQL: not a comment */
+			p += strcspn(p, "\r\n");
+			if (*p == '\r')
+				return false;   /* PostgreSQL ends the comment there, the others at LF */
+		} else if (c == '\'' || c == '"') {
+			/* a string or quoted identifier ('' and "" double the quote in
+			 * every engine; with no backslash, nothing else differs) */
+			for (p++;; p++) {
+				if (!*p || *p == '\\')
+					return false;   /* unterminated; an escape in MySQL (and E'') */
+				if (*p == (char)c && *++p != (char)c)
+					break;
+			}
+		} else if (is_ident_char(c)) {
+			const char *w = p;
+			while (is_ident_char((unsigned char)*p))
+				p++;
+			size_t n = (size_t)(p - w);
+			if (n >= 5 && n <= 9 && strchr("bBfFpPtTeEdD", *w) && word_in(w, n, openers))
+				return false;
+		} else {
+			if (c == '(')
+				parens++;
+			else if (c == ')' && parens > 0)
+				parens--;
+			else if (c == ';' && parens > 0)
+				return false;   /* psql keeps it inside the statement */
+			p++;
+		}
+	}
+	return true;
+}
+
 void sg_statement_list_free(struct sg_statement_list *l)
 {
 	for (size_t i = 0; i < l->count; i++)

@@ -141,6 +141,10 @@ struct sg_conn_opts {
 	/* A read-only reporting command (status, verify, --dry-run): a
 	 * database file that does not exist (SQLite) reads as empty. */
 	bool missing_is_empty;
+	/* The history table. A driver may ask whether it exists together
+	 * with server_info() and answer the table_exists() that comes right
+	 * after from that (PostgreSQL: one round trip less on every start). */
+	const char *history_table;
 };
 
 /* What the server is, as a writer must know it (SPEC section 5, "Writers

@@ -38,8 +38,12 @@ struct sg_history {
 	const char *adopted_from;   /* "golang-migrate's schema_migrations" */
 };
 
-/* Never creates anything (wait/verify/status use it). */
-int sg_history_read(struct sg_conn *c, const char *table, struct sg_history *h, struct sg_error *err);
+/* Never creates anything (wait/verify/status use it). with_applied_at:
+ * read the rows' applied_at too (status shows it; nothing else reads it,
+ * and formatting it is a good part of the server's work on a long
+ * history: a no-op start leaves it NULL). */
+int sg_history_read(struct sg_conn *c, const char *table, bool with_applied_at, struct sg_history *h,
+		    struct sg_error *err);
 void sg_history_free(struct sg_history *h);
 const struct sg_history_row *sg_history_find(const struct sg_history *h, const char *version);
 /* The row of a repeatable migration's key ("R__NAME"), or NULL. */

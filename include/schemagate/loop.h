@@ -69,6 +69,12 @@ struct sg_loop {
 	uv_timer_t expiry;            /* the lease runs out: stop */
 	uv_timer_t grace;             /* a graceful stop ran out of time */
 	uv_idle_t kick;               /* makes the current uv_run() return */
+	/* work for the thread pool, queued by the loop's next iteration
+	 * (sg_loop_queue_work_soon) */
+	uv_prepare_t soon;
+	uv_work_t *soon_req;
+	uv_work_cb soon_work;
+	uv_after_work_cb soon_after;
 	struct sg_io io;
 	enum sg_cancel_reason cancel; /* set by the loop only, read by everyone */
 	int signum;                   /* the signal that stopped us, if any */
@@ -140,6 +146,16 @@ void sg_loop_disarm_deadline(struct sg_loop *l);
  * stop was decided: completes asynchronous closes such as an HTTP
  * server's graceful stop. Blocks in the loop's poll; never spins. */
 void sg_loop_run_until(struct sg_loop *l, const bool *done);
+/*
+ * Queue work on libuv's thread pool at the loop's next iteration, not
+ * now. The first work queued starts the pool, and libuv's start blocks
+ * until every pool thread has run: queued from the loop, that wait falls
+ * where the caller waits anyway (a connect in flight, the server forking
+ * its backend) instead of before the caller even sent its connect. One
+ * request at a time; `after` runs on the loop as with uv_queue_work
+ * (status 0 also when the pool could not take it and `work` ran here).
+ */
+void sg_loop_queue_work_soon(struct sg_loop *l, uv_work_t *req, uv_work_cb work, uv_after_work_cb after);
 /* Stop from straight-line code (the lease was found taken). */
 void sg_loop_cancel(struct sg_loop *l, enum sg_cancel_reason why);
 

@@ -45,6 +45,19 @@ int sg_sql_split(const char *script, enum sg_engine engine, struct sg_statement_
 int sg_sql_split_at(const char *script, enum sg_engine engine, int first_line, struct sg_statement_list *out,
 		    struct sg_error *err);
 void sg_statement_list_free(struct sg_statement_list *l);
+/* A deep copy of l into out. */
+void sg_statement_list_copy(const struct sg_statement_list *l, struct sg_statement_list *out);
+/*
+ * Does every engine's lexer split script alike? True only for text
+ * without any construct the engines read differently: backslashes,
+ * backticks, brackets, dollar signs, '#', block comments,
+ * carriage returns, a "--" not followed by a blank, a ';' inside
+ * parentheses, and the words that open routine or trigger bodies or
+ * change the delimiter (BEGIN, FUNCTION, PROCEDURE, TRIGGER, EVENT,
+ * DELIMITER). A generic file's script is then split once for all of
+ * them. (The sqlsplit fuzzer checks the claim.)
+ */
+bool sg_sql_engine_neutral(const char *script);
 
 /* First line of a statement, truncated to max chars with "...", for messages. */
 void sg_statement_head(const char *sql, char *out, size_t outsz);

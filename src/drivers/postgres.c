@@ -49,6 +49,11 @@ struct pg_conn {
 	/* the server process of this session (pg_backend_pid(), which a
 	 * session pooler does not fake as it fakes PQbackendPID) */
 	int backend_pid;
+	/* Whether the history table exists, asked by server_info() in the
+	 * same query: good for the one table_exists() that comes next on
+	 * this connection, before any other statement (run() forgets it). */
+	char *history_table;          /* as configured; NULL = not asked */
+	bool history_known, history_exists;
 };
 
 static struct pg_conn *pg_of(struct sg_conn *c) { return (struct pg_conn *)c; }
@@ -344,6 +349,7 @@ static int run_busy(struct pg_conn *c, const char *sql, int nparams, const char 
 static int run(struct pg_conn *c, const char *sql, int nparams, const char *const *params, sg_row_fn fn,
 	       void *ctx, struct sg_error *err)
 {
+	c->history_known = false;   /* another statement: the answer may be stale */
 	if (!c->pg || PQstatus(c->pg) != CONNECTION_OK)
 		return connection_lost(c, err);
 	c->base.affected = -1;
@@ -702,6 +708,7 @@ static int connect_to(const struct sg_conn_opts *opts, const struct pg_conn *bes
 	c->where = where;
 	c->lock_wait_ms = opts->lock_wait_ms;
 	c->backend_pid = PQbackendPID(pg);
+	c->history_table = opts->history_table ? sg_strdup(opts->history_table) : NULL;
 	c->base.affected = -1;
 	PQsetErrorVerbosity(pg, PQERRORS_DEFAULT);
 	PQsetNoticeReceiver(pg, on_notice, c);
@@ -729,6 +736,7 @@ static void pg_close(struct sg_conn *conn)
 		PQfinish(c->pg);
 	free(c->where);
 	free(c->lock_table);
+	free(c->history_table);
 	free(c);
 }
 
@@ -1170,13 +1178,14 @@ static int pg_socket(struct sg_conn *conn)
 struct role {
 	struct sg_server_info *info;
 	struct pg_conn *c;
+	bool history_exists;
 };
 
 static int take_role(void *ctx, int ncols, const char *const *v)
 {
 	struct role *role = ctx;
 	struct sg_server_info *info = role->info;
-	if (ncols < 3)
+	if (ncols < 4)
 		return 1;
 	if (v[2] && atoi(v[2]) > 0)
 		role->c->backend_pid = atoi(v[2]);
@@ -1185,6 +1194,7 @@ static int take_role(void *ctx, int ncols, const char *const *v)
 	else if (v[1] && strcmp(v[1], "on") == 0)
 		snprintf(info->read_only_why, sizeof(info->read_only_why), "transaction_read_only=on");
 	info->read_only = info->read_only_why[0] != '\0';
+	role->history_exists = v[3] && strcmp(v[3], "t") == 0;
 	return 1;
 }
 
@@ -1197,20 +1207,39 @@ static int pg_server_info(struct sg_conn *conn, struct sg_server_info *info, str
 	bool v6 = host && strchr(host, ':');
 	snprintf(info->where, sizeof(info->where), "%s%s%s:%s", v6 ? "[" : "", host && *host ? host : "(default)",
 		 v6 ? "]" : "", port && *port ? port : "5432");
+	/* the history read that follows a connect starts with "does the
+	 * table exist?": asked here, in the same round trip */
+	struct sg_buf regclass = {0};
+	if (c->history_table)
+		pg_quote_ident(c->history_table, &regclass);
+	const char *params[] = {regclass.data};
 	struct role role = {.info = info, .c = c};
-	return run(c, "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), pg_backend_pid()", 0, NULL,
-		   take_role, &role, err);
+	int rc = run(c, "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), pg_backend_pid(), "
+		     "to_regclass($1) IS NOT NULL", 1, params, take_role, &role, err);
+	sg_buf_free(&regclass);
+	if (rc == 0 && c->history_table) {
+		c->history_known = true;
+		c->history_exists = role.history_exists;
+	}
+	return rc;
 }
 
 /* ---- history support --------------------------------------------------- */
 
 static int pg_table_exists(struct sg_conn *conn, const char *table, bool *exists, struct sg_error *err)
 {
+	struct pg_conn *c = pg_of(conn);
+	if (c->history_known && strcmp(table, c->history_table) == 0) {
+		/* asked with server_info(), and nothing ran since */
+		c->history_known = false;
+		*exists = c->history_exists;
+		return 0;
+	}
 	struct sg_buf quoted = { 0 };
 	pg_quote_ident(table, &quoted);
 	const char *params[] = { quoted.data };
 	int found = 0;
-	int rc = run(pg_of(conn), "SELECT to_regclass($1) IS NOT NULL", 1, params, bool_value, &found, err);
+	int rc = run(c, "SELECT to_regclass($1) IS NOT NULL", 1, params, bool_value, &found, err);
 	sg_buf_free(&quoted);
 	*exists = found != 0;
 	return rc;

@@ -16,7 +16,11 @@
  *     (and MySQL DELIMITER commands where the delimiter changes) gives
  *     the same statements;
  *   - a refusal is exit 2 with one line naming a line of the script, and
- *     leaves no list.
+ *     leaves no list;
+ *   - a script sg_sql_engine_neutral() calls neutral is split exactly
+ *     alike (statements, offsets, lines, or a refusal) by PostgreSQL's,
+ *     MySQL's and SQLite's rules: the loader splits such a script once
+ *     for all of them.
  * Against an independent oracle, per engine:
  *   - PostgreSQL: the statements are exactly those of psql's lexer rules
  *     (src/fe_utils/psqlscan.l, rewritten here from its rules): strings
@@ -823,6 +827,32 @@ static void check_pg_query(const char *s, size_t n, const struct sg_statement_li
 	pg_query_free_split_result(r);
 }
 
+/* A neutral script: every engine's split is PostgreSQL's. */
+static void check_neutral(const char *script, int first_line)
+{
+	static const enum sg_engine others[] = {SG_ENGINE_MYSQL, SG_ENGINE_SQLITE};
+	struct sg_statement_list pg;
+	struct sg_error e = {0};
+	bool pg_refused = sg_sql_split_at(script, SG_ENGINE_POSTGRES, first_line, &pg, &e) != 0;
+	for (size_t k = 0; k < 2; k++) {
+		struct sg_statement_list l;
+		bool refused = sg_sql_split_at(script, others[k], first_line, &l, &e) != 0;
+		FUZZ_CHECK(refused == pg_refused, "neutral script: engine %d %s, PostgreSQL %s", (int)others[k],
+			   refused ? "refuses" : "splits", pg_refused ? "refuses" : "splits");
+		FUZZ_CHECK(l.count == pg.count, "neutral script: engine %d finds %zu statements, PostgreSQL %zu",
+			   (int)others[k], l.count, pg.count);
+		for (size_t i = 0; i < l.count; i++) {
+			const struct sg_statement *a = &l.items[i], *b = &pg.items[i];
+			FUZZ_CHECK(a->start == b->start && a->end == b->end && a->delim_end == b->delim_end &&
+					   a->line == b->line && strcmp(a->sql, b->sql) == 0,
+				   "neutral script: statement %zu differs: engine %d [%zu,%zu) line %d, PostgreSQL [%zu,%zu) "
+				   "line %d", i, (int)others[k], a->start, a->end, a->line, b->start, b->end, b->line);
+		}
+		sg_statement_list_free(&l);
+	}
+	sg_statement_list_free(&pg);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size < 1)
@@ -852,6 +882,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (!(engine == SG_ENGINE_MYSQL && mysql_mode_dependent(script)))
 			check_rejoin(script, n, &l, engine);
 	}
+	if (sg_sql_engine_neutral(script))
+		check_neutral(script, first_line);
 	if (n <= ORACLE_MAX_LEN) {
 		if (engine == SG_ENGINE_POSTGRES) {
 			check_postgres(script, n, &l, refused);

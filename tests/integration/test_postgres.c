@@ -778,3 +778,71 @@ Test(postgres, reader_on_up_is_pointed_at_wait, .timeout = 60)
 	free(reader);
 	pgt_teardown(&t);
 }
+
+/* ---- round trips of a start --------------------------------------------
+ * What the server counted for the test's database (pg_stat_database's
+ * committed transactions: every statement outside a transaction is one),
+ * once none of its sessions is left: a backend flushes its counts before
+ * it leaves pg_stat_activity. The observer runs in the postgres database,
+ * so its own statements do not count. */
+static long committed_in(struct pgt *t)
+{
+	char *sql = NULL;
+	cr_assert(asprintf(&sql,
+			   "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = '%s') THEN NULL "
+			   "ELSE (SELECT xact_commit FROM pg_stat_database WHERE datname = '%s') END",
+			   t->name, t->name) > 0);
+	char *v = wait_for_value(t->admin_url, sql, 30000.0 * sgt_slowdown());
+	free(sql);
+	cr_assert(v, "a session of %s did not end", t->name);
+	long n = atol(v);
+	free(v);
+	return n;
+}
+
+/* Statements one session sent: the least of three tries (an autovacuum
+ * worker visiting the database can only add to a count). */
+static long statements_of(struct pgt *t, void (*session)(struct pgt *t))
+{
+	long least = -1;
+	for (int i = 0; i < 3; i++) {
+		long before = committed_in(t);
+		session(t);
+		long n = committed_in(t) - before;
+		if (least < 0 || n < least)
+			least = n;
+	}
+	return least;
+}
+
+/* The floor of bench/floor.c: connect, read the history, leave. */
+static void bare_session(struct pgt *t)
+{
+	PGconn *c = db_open(t->url);
+	free(db_value_on(c, "SELECT version, checksum FROM schemagate_migrations"));
+	PQfinish(c);
+}
+
+static void noop_up(struct pgt *t)
+{
+	struct sgt_result r;
+	run_sg(&r, t->url, t->migrations, "up", NULL);
+	cr_assert_eq(r.status, 0, "%s", r.err);
+	sgt_result_free(&r);
+}
+
+/* A no-op up asks whether the server takes writes and whether the
+ * history table exists in one round trip, then reads the history: one
+ * statement more than a client that only reads the history. */
+Test(postgres, noop_up_sends_one_statement_more_than_a_bare_history_read, .timeout = 120)
+{
+	struct pgt t;
+	pgt_setup(&t);
+	migration(&t, "1_a.up.sql", "CREATE TABLE a (x int);\n");
+	migration(&t, "2_b.up.sql", "CREATE TABLE b (x int);\n");
+	noop_up(&t);
+	long bare = statements_of(&t, bare_session);
+	long up = statements_of(&t, noop_up);
+	cr_expect_eq(up, bare + 1, "a no-op up committed %ld transactions, a bare history read %ld", up, bare);
+	pgt_teardown(&t);
+}

@@ -356,6 +356,31 @@ Test(sqlite, program_after_double_dash_is_execed_with_same_pid)
 	teardown(&f);
 }
 
+/* Same environment: what schemagate sets for itself (its thread pool's
+ * size) does not reach the program; what it was given does. */
+Test(sqlite, program_after_double_dash_gets_the_environment_schemagate_was_given)
+{
+	struct fixture f;
+	setup(&f);
+	three_migrations(&f);
+	const char *given = getenv("UV_THREADPOOL_SIZE");
+	const char *argv[] = {"--database-url", f.url, "--dir", f.mig, "-q", "up", "--", "/bin/sh", "-c",
+			      "echo \"pool=${UV_THREADPOOL_SIZE-unset}\"", NULL};
+	const char *envs[][2] = {{NULL, NULL}, {"UV_THREADPOOL_SIZE=3", NULL}};
+	for (size_t i = 0; i < 2; i++) {
+		char *log = sgt_path(f.dir, "exec.log");
+		pid_t pid = sgt_spawn(envs[i][0] ? envs[i] : NULL, argv, log);
+		cr_expect_eq(sgt_wait(pid), 0);
+		char *out = sgt_slurp(log);
+		char want[64];
+		snprintf(want, sizeof(want), "pool=%s\n", i == 1 ? "3" : given ? given : "unset");
+		cr_expect(out && strstr(out, want) != NULL, "expected %s in %s", want, out);
+		free(out);
+		free(log);
+	}
+	teardown(&f);
+}
+
 /* The mask of ignored signals in /proc/<pid>/status text ("SigIgn:\t..."). */
 static unsigned long long sig_ignored(const char *status)
 {

@@ -215,3 +215,30 @@ Test(loop, a_probe_gives_up_after_its_budget)
 	close(fds[1]);
 	sg_loop_close(&loop);
 }
+
+/* Work queued "soon" starts with the loop's next iteration (the first
+ * wait of a connect), not at the call: the pool's start must not delay
+ * the connect itself. It runs on the pool and completes on the loop. */
+static bool soon_ran, soon_done;
+static int soon_status = -1;
+static void soon_work(uv_work_t *req) { (void)req; soon_ran = true; }
+static void soon_after(uv_work_t *req, int status)
+{
+	(void)req;
+	soon_status = status;
+	soon_done = true;
+}
+
+Test(loop, work_queued_soon_starts_with_the_next_wait_and_completes_on_the_loop)
+{
+	init(0);
+	uv_work_t req;
+	sg_loop_queue_work_soon(&loop, &req, soon_work, soon_after);
+	usleep(50 * 1000);
+	cr_expect(!soon_ran, "the work started before the loop ran");
+	cr_expect_eq(sg_io_sleep(&loop.io, 1), 0);
+	sg_loop_run_until(&loop, &soon_done);
+	cr_expect(soon_ran);
+	cr_expect_eq(soon_status, 0);
+	sg_loop_close(&loop);
+}

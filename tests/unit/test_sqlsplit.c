@@ -439,3 +439,62 @@ Test(sqlsplit, mysql_qualified_begin_and_end_are_columns)
 	cr_assert_str_eq(l.items[0].sql, "CREATE PROCEDURE p() BEGIN UPDATE t SET t.end = 1; END");
 	sg_statement_list_free(&l);
 }
+
+/* The splits of script for PostgreSQL, MySQL and SQLite: identical? */
+static bool engines_agree(const char *script)
+{
+	static const enum sg_engine engines[] = {SG_ENGINE_POSTGRES, SG_ENGINE_MYSQL, SG_ENGINE_SQLITE};
+	struct sg_statement_list l[3];
+	bool ok[3], same = true;
+	for (size_t k = 0; k < 3; k++) {
+		struct sg_error e = {0};
+		ok[k] = sg_sql_split(script, engines[k], &l[k], &e) == 0;
+	}
+	for (size_t k = 1; k < 3; k++) {
+		same &= ok[k] == ok[0] && l[k].count == l[0].count;
+		for (size_t i = 0; same && i < l[k].count; i++)
+			same &= l[k].items[i].start == l[0].items[i].start && l[k].items[i].end == l[0].items[i].end &&
+				l[k].items[i].delim_end == l[0].items[i].delim_end && l[k].items[i].line == l[0].items[i].line;
+	}
+	for (size_t k = 0; k < 3; k++)
+		sg_statement_list_free(&l[k]);
+	return same;
+}
+
+/* A neutral script is split alike by every engine (the loader splits it
+ * once for all); each construct the predicate refuses is one where the
+ * engines really disagree, so none of the refusals is there for nothing. */
+Test(sqlsplit, engine_neutral_scripts_split_alike_and_each_refused_construct_splits_differently)
+{
+	static const char *const neutral[] = {
+		"CREATE TABLE t (id bigint PRIMARY KEY, name varchar(100) NOT NULL);\nCREATE INDEX t_name ON t (name);\n",
+		"-- a comment; with a semicolon\nINSERT INTO t VALUES (1, 'a;b', 'it''s');\n\nDROP TABLE u;",
+		"ALTER TABLE t ADD COLUMN begin_at date; -- begin_at is not BEGIN\nUPDATE t SET x = CASE WHEN y THEN 1 END;",
+		"",
+		"--\nSELECT 1",
+		"INSERT INTO \"t;begin\" VALUES (\"a;\"\"b\");",   /* a string (MySQL), an identifier (the others) */
+	};
+	for (size_t i = 0; i < sizeof(neutral) / sizeof(neutral[0]); i++) {
+		cr_expect(sg_sql_engine_neutral(neutral[i]), "neutral: %s", neutral[i]);
+		cr_expect(engines_agree(neutral[i]), "the engines agree on: %s", neutral[i]);
+	}
+	static const char *const disagree[] = {
+		"INSERT INTO t VALUES ('a\\';b');",                                  /* backslash escapes (MySQL) */
+		"INSERT INTO t VALUES ('C:\\');\nSELECT 1;",                          /* (found by the fuzzer) */
+		"SELECT `a;b`;SELECT 1;",                                             /* backticks (not PostgreSQL) */
+		"SELECT [a;b];SELECT 1;",                                             /* brackets (SQLite) */
+		"SELECT $x$a;b$x$;SELECT 1;",                                         /* dollar quotes (PostgreSQL) */
+		"SELECT 1; # a;b\nSELECT 2;",                                         /* hash comments (MySQL) */
+		"SELECT 1 /* a /* b */ ; */;SELECT 2;",                               /* nested comments (PostgreSQL) */
+		"SELECT 1; --\ra;b\nSELECT 2;",                                       /* CR ends a comment (PostgreSQL) */
+		"SELECT 1 --x;\nSELECT 2;",                                           /* "--x" is no comment (MySQL) */
+		"CREATE RULE r AS ON INSERT TO t DO (INSERT INTO a VALUES (1); INSERT INTO b VALUES (2));", /* psql */
+		"CREATE TRIGGER tr AFTER INSERT ON t BEGIN UPDATE u SET n = 1; END;", /* trigger bodies */
+		"CREATE FUNCTION f() RETURNS int BEGIN ATOMIC SELECT 1; END;",        /* routine bodies */
+		"DELIMITER //\nSELECT 1; SELECT 2//\n",                               /* the mysql client */
+	};
+	for (size_t i = 0; i < sizeof(disagree) / sizeof(disagree[0]); i++) {
+		cr_expect(!sg_sql_engine_neutral(disagree[i]), "not neutral: %s", disagree[i]);
+		cr_expect(!engines_agree(disagree[i]), "the engines disagree on: %s", disagree[i]);
+	}
+}
