@@ -222,7 +222,7 @@ static void run_shard(void *arg)
 		lint_rules(sh->req, dialect, &sel, &sh->rep);
 		/* both sorted by version: walk them together */
 		size_t b = sh->from, e = sh->from, gi = sh->first_group, j = 0;
-		while (sg_next_group(d, &b, &e) && j < sel.count) {
+		while (sg_next_group(d, &b, &e) && b < sh->to && j < sel.count) {
 			if (sg_version_cmp(d->items[b].version, sel.items[j].version) == 0) {
 				sh->present[gi] |= DIALECT_BIT(dialect);
 				j++;
