@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include <uv.h>
 
 #include "migration_internal.h"
 
@@ -267,6 +268,67 @@ void sg_load_dialect_range(const struct directory *d, const bool *bad, enum sg_d
 	}
 }
 
+/* The second half of a load on a thread of its own. */
+struct load_half {
+	const struct directory *d;
+	const bool *bad;
+	enum sg_dialect dialect;
+	bool note_absent;
+	size_t from;
+	struct selection sel;
+	struct report rep;
+};
+
+static void load_half(void *arg)
+{
+	struct load_half *h = arg;
+	sg_load_dialect_range(h->d, h->bad, h->dialect, h->note_absent, h->from, h->d->count, &h->sel, &h->rep);
+}
+
+/* Below this many versions a second thread costs more than it saves. */
+#define VERSIONS_FOR_A_THREAD 128
+
+/*
+ * sg_load_dialect, the second half of the versions on a thread of its
+ * own when there are enough of them and a second core: reading, hashing
+ * and splitting 1,000 files takes longer than the connection takes to
+ * start. The halves touch disjoint entries; the selection is joined in
+ * version order and the second half's findings come after the first's,
+ * as a single load adds them (the first error is the one reported).
+ */
+static void load_dialect_halves(const struct directory *d, const bool *bad, enum sg_dialect dialect,
+				bool note_absent, struct selection *sel, struct report *rep)
+{
+	size_t ngroups = 0, b = 0, e = 0;
+	while (sg_next_group(d, &b, &e))
+		ngroups++;
+	struct load_half half = {.d = d, .bad = bad, .dialect = dialect, .note_absent = note_absent};
+	uv_thread_t thread;
+	bool threaded = false;
+	if (ngroups >= VERSIONS_FOR_A_THREAD && uv_available_parallelism() > 1) {
+		size_t gi = 0;
+		b = e = 0;
+		while (sg_next_group(d, &b, &e) && gi++ < ngroups / 2)
+			;
+		half.from = b;
+		threaded = uv_thread_create(&thread, load_half, &half) == 0;
+	}
+	if (!threaded) {
+		sg_load_dialect(d, bad, dialect, note_absent, sel, rep);
+		return;
+	}
+	sg_load_dialect_range(d, bad, dialect, note_absent, 0, half.from, sel, rep);
+	uv_thread_join(&thread);
+	if (half.sel.count) {
+		sel->items = sg_realloc(sel->items, (sel->count + half.sel.count) * sizeof(*sel->items));
+		memcpy(sel->items + sel->count, half.sel.items, half.sel.count * sizeof(*half.sel.items));
+		sel->count += half.sel.count;
+		sel->cap = sel->count;
+	}
+	free(half.sel.items);
+	sg_report_merge(rep, &half.rep);
+}
+
 /* The repeatables: each name's most specific file for the dialect (the
  * rules of an up file: a dialect's own, MySQL's for MariaDB, generic). */
 void sg_load_repeatables(const struct directory *d, enum sg_dialect dialect, struct selection *sel,
@@ -359,7 +421,7 @@ static int load_scanned(struct directory *d, int scanned, enum sg_engine engine,
 		} else {
 			set->dialect = first;
 			rep->all = DIALECT_BIT(first);
-			sg_load_dialect(d, bad, first, true, &sel, rep);
+			load_dialect_halves(d, bad, first, true, &sel, rep);
 			set->items = sel.items;
 			set->count = sel.count;
 			sg_load_repeatables(d, first, &sel, rep);

@@ -1099,3 +1099,42 @@ Test(repeatable, other_names_stay_ignored)
 	sgt_rmrf(dir);
 	free(dir);
 }
+
+/* A directory of 300 versions is loaded in two halves on two threads
+ * (when there is a second core): every version comes back once, in
+ * order, with its own script and checksum; and with problems in both
+ * halves the first reported is the lowest version's, with the count of
+ * the rest, as a load in one piece gives them. */
+Test(migration, a_large_directory_loads_in_halves_as_in_one_piece)
+{
+	char *dir = sgt_tempdir();
+	enum { N = 300 };
+	char name[64], sql[128];
+	for (int v = 1; v <= N; v++) {
+		snprintf(name, sizeof(name), "%04d_t%d.up.sql", v, v);
+		snprintf(sql, sizeof(sql), "CREATE TABLE t%d (id bigint);\n", v);
+		sgt_write(dir, name, sql);
+	}
+	struct sg_migration_set set;
+	load_ok(dir, SG_ENGINE_POSTGRES, &set);
+	cr_assert_eq(set.count, N, "%zu migrations loaded", set.count);
+	for (int v = 1; v <= N; v++) {
+		const struct sg_migration *m = &set.items[v - 1];
+		snprintf(name, sizeof(name), "%04d", v);
+		snprintf(sql, sizeof(sql), "CREATE TABLE t%d (id bigint);\n", v);
+		char sum[65];
+		sg_checksum(sql, strlen(sql), sum);
+		cr_assert_str_eq(m->version, name);
+		cr_assert_str_eq(m->up_sql, sql);
+		cr_assert_str_eq(m->checksum, sum, "version %d", v);
+	}
+	sg_migration_set_free(&set);
+	/* a problem in each half: the first half's is the one named */
+	sgt_write(dir, "0010_t10.up.sql", "COMMIT;\nCREATE TABLE t10 (id bigint);\n");
+	sgt_write(dir, "0290_t290.up.sql", "COMMIT;\nCREATE TABLE t290 (id bigint);\n");
+	struct sg_error err;
+	load_fails(dir, SG_ENGINE_POSTGRES, &err);
+	cr_assert(strstr(err.msg, "0010_t10.up.sql:1:") && strstr(err.msg, "and 1 more problem"), "%s", err.msg);
+	sgt_rmrf(dir);
+	free(dir);
+}
