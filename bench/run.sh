@@ -248,6 +248,15 @@ pg_fresh_cmd() {
 		"psql -X -q -v ON_ERROR_STOP=1 '$(pgurl postgres)' -c 'CREATE DATABASE $1' >/dev/null"
 }
 pg_fresh() { sh -c "$(pg_fresh_cmd "$1")"; }
+# The renamed databases, once their cases are done, dropped; then every
+# dirty page on disk (sync), so their writeback does not land in the
+# next cases' fsyncs (MariaDB's and SQLite's fresh applies wait on them).
+pg_bury() {
+	local db
+	psql -X -q -tA "$(pgurl postgres)" -c "SELECT datname FROM pg_database WHERE datname LIKE '%\\_gone\\_%'" |
+		while read -r db; do psql_admin -c "DROP DATABASE \"$db\" WITH (FORCE)"; done
+	sync
+}
 
 if [[ $have_mariadb -eq 1 ]]; then
 	my_port=${SG_TEST_MYSQL_URL##*:}
@@ -360,6 +369,7 @@ for n in 100 1000; do
 	alb hf pg_apply$n alembic $VSLOW 1 "$(pg_fresh_cmd apply_alembic)" \
 		alembic -c "$gen/a$n/alembic.ini" -x url="$(alurl apply_alembic)" upgrade head
 done
+pg_bury
 
 # ---- 8. replicas at once ---------------------------------------------------------
 note replicas.n $REPLICAS
@@ -404,6 +414,7 @@ mkdir -p "$work/sqlite"
 wake sqlite "sqlite:$work/sqlite/wake.db" "rm -f $work/sqlite/wake.db"
 
 # ---- 10. MariaDB and SQLite ------------------------------------------------------------
+pg_bury
 if [[ $have_mariadb -eq 1 ]]; then
 	say "MariaDB"
 	for d in noop_sg noop_dbmate; do sh -c "$(my_fresh_cmd $d)"; done
