@@ -132,9 +132,6 @@ static int check_transaction_control(char *sql, struct sg_statement_list *l, enu
 	return rc;
 }
 
-/* The rule of sg_script_prepare, reporting instead of failing, on
- * text[0, len) (a section of a file need not end in NUL). first_line is
- * the file line of the text's first line (single-file sections). */
 /* The split of sql for engine. A text every engine splits alike is split
  * once and copied for the others (a generic file is loaded for each). */
 static int split_for(struct split_cache *c, const char *sql, enum sg_engine engine, int first_line,
@@ -152,6 +149,9 @@ static int split_for(struct split_cache *c, const char *sql, enum sg_engine engi
 	return 0;
 }
 
+/* The rule of sg_script_prepare, reporting instead of failing, on
+ * text[0, len) (a section of a file need not end in NUL). first_line is
+ * the file line of the text's first line (single-file sections). */
 int sg_script_prepare_text(const char *text, size_t len, bool marked, bool stored, bool keep,
 			   struct split_cache *cache, enum sg_dialect d, const char *what, int first_line,
 			   struct sg_script *out, struct report *rep)

@@ -167,8 +167,9 @@ static int script_of(const struct directory *d, struct entry *e, bool up, enum s
 		e->summed = true;
 		memcpy(checksum, e->checksum, sizeof(e->checksum));
 	}
-	int rc = sg_script_prepare_text(text, len, marked, !up, d->keep_statements, d->share_splits ? &e->split[up ? 0 : 1] : NULL, dialect,
-					e->file, first_line, out, rep);
+	struct split_cache *cache = d->share_splits ? &e->split[up ? 0 : 1] : NULL;
+	int rc = sg_script_prepare_text(text, len, marked, !up, d->keep_statements, cache, dialect, e->file, first_line,
+					out, rep);
 	if (rc == 0 && up && out->empty)
 		sg_report_add(rep, LV_WARNING, e->file, 0, SG_DIALECT_NONE,
 			   "empty up script: it is recorded as applied and changes nothing");
