@@ -22,7 +22,6 @@
  */
 #include "schemagate/coordinator.h"
 
-#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -339,10 +338,6 @@ static void load_directory(uv_work_t *req)
 {
 	struct sg_run *r = req->data;
 	r->dir_rc = sg_migration_load(r->cfg->dir, r->url.engine, &r->set, &r->dir_err);
-	/* OpenSSL's per-thread state, if anything on this pool thread made
-	 * it, lives until exit: free it here, or every run leaks it
-	 * (valgrind: "definitely lost", when the checksums used EVP) */
-	OPENSSL_thread_stop();
 }
 
 static void directory_loaded(uv_work_t *req, int status)
